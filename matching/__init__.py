@@ -1,0 +1,1 @@
+"""zhuqi matching engine."""
