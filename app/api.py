@@ -1,0 +1,23 @@
+"""All versioned routes, mounted under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.auth.router import router as auth_router
+from app.enterprises.router import router as enterprises_router
+from app.policies.router import router as policies_router
+from app.providers.router import router as providers_router
+from app.requests.router import router as requests_router
+from app.taxonomy.router import router as taxonomy_router
+
+api_router = APIRouter(prefix="/api/v1")
+for router in (
+    auth_router,
+    taxonomy_router,
+    enterprises_router,
+    requests_router,
+    providers_router,
+    policies_router,
+):
+    api_router.include_router(router)

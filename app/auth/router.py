@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from app.auth import service as auth_service
+from app.auth.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
+    EnterpriseRegistration,
+    PasswordChange,
+    ProviderRegistration,
+    StaffCreate,
+    Token,
+    UserRead,
+    UserUpdate,
+)
+from app.common.schemas import problem_responses
+from app.deps import AdminOnly, CurrentPrincipal, DbSession, SettingsDep
+from app.models import ApiKey, User
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post("/auth/token", response_model=Token, responses=problem_responses(401))
+def log_in(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DbSession, settings: SettingsDep
+) -> Token:
+    """Exchange e-mail (as ``username``) and password for a short-lived bearer token."""
+    token, expires = auth_service.authenticate(
+        session, email=form.username, password=form.password, settings=settings
+    )
+    return Token(access_token=token, expires_at=expires)
+
+
+@router.post(
+    "/auth/register/enterprise",
+    response_model=UserRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(409),
+)
+def register_enterprise(data: EnterpriseRegistration, session: DbSession) -> User:
+    """An enterprise signs itself up with its company details; no log-in needed."""
+    return auth_service.register_enterprise(session, data=data)
+
+
+@router.post(
+    "/auth/register/provider",
+    response_model=UserRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(409),
+)
+def register_provider(data: ProviderRegistration, session: DbSession) -> User:
+    """An expert or a service platform signs itself up with its profile."""
+    return auth_service.register_provider(session, data=data)
+
+
+@router.get("/users/me", response_model=UserRead, responses=problem_responses(401))
+def read_me(session: DbSession, principal: CurrentPrincipal) -> User:
+    return auth_service.get_user(session, principal.user_id)
+
+
+@router.post(
+    "/users/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403),
+)
+def change_password(data: PasswordChange, session: DbSession, principal: CurrentPrincipal) -> None:
+    auth_service.change_password(
+        session, principal=principal, current=data.current_password, new=data.new_password
+    )
+
+
+@router.get("/users", response_model=list[UserRead], responses=problem_responses(401, 403))
+def list_users(session: DbSession, _admin: AdminOnly) -> Sequence[User]:
+    return auth_service.list_users(session)
+
+
+@router.post(
+    "/users",
+    response_model=UserRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 409),
+)
+def create_staff(data: StaffCreate, session: DbSession, admin: AdminOnly) -> User:
+    """Create a coordinator (with region prefixes) or another admin."""
+    return auth_service.create_staff(session, principal=admin, data=data)
+
+
+@router.patch(
+    "/users/{user_id}", response_model=UserRead, responses=problem_responses(401, 403, 404, 409)
+)
+def update_user(user_id: int, data: UserUpdate, session: DbSession, admin: AdminOnly) -> User:
+    user = auth_service.get_user(session, user_id)
+    return auth_service.update_user(session, principal=admin, user=user, data=data)
+
+
+@router.get("/api-keys", response_model=list[ApiKeyRead], responses=problem_responses(401))
+def list_api_keys(session: DbSession, principal: CurrentPrincipal) -> Sequence[ApiKey]:
+    return auth_service.list_api_keys(session, principal=principal)
+
+
+@router.post(
+    "/api-keys",
+    response_model=ApiKeyCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401),
+)
+def create_api_key(
+    data: ApiKeyCreate, session: DbSession, principal: CurrentPrincipal
+) -> ApiKeyCreated:
+    """A key for an integration acting as you; send it as ``X-API-Key``. Shown once."""
+    api_key, key = auth_service.create_api_key(session, principal=principal, name=data.name)
+    return ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=key)
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 404),
+)
+def revoke_api_key(key_id: int, session: DbSession, principal: CurrentPrincipal) -> None:
+    auth_service.revoke_api_key(session, principal=principal, key_id=key_id)

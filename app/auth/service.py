@@ -1,0 +1,173 @@
+"""Log-in, self-registration, staff accounts and API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.auth.schemas import (
+    EnterpriseRegistration,
+    ProviderRegistration,
+    StaffCreate,
+    UserUpdate,
+)
+from app.auth.security import (
+    create_access_token,
+    hash_secret,
+    new_api_key,
+    verify_secret,
+)
+from app.common.clock import utc_now
+from app.enterprises import service as enterprise_service
+from app.errors import Conflict, Forbidden, NotFound, Unauthorized
+from app.events import service as event_service
+from app.models import ApiKey, Role, User
+from app.providers import service as provider_service
+from app.settings import Settings
+
+
+def authenticate(
+    session: Session, *, email: str, password: str, settings: Settings
+) -> tuple[str, datetime]:
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if not verify_secret(password, user.password_hash if user else None) or user is None:
+        raise Unauthorized("wrong e-mail or password")
+    if not user.is_active:
+        raise Unauthorized("this account is deactivated")
+    return create_access_token(
+        user.id, secret_key=settings.secret_key, minutes=settings.access_token_minutes
+    )
+
+
+def _ensure_email_free(session: Session, email: str) -> None:
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"{email} is already registered", field="email")
+
+
+def _new_user(
+    session: Session, *, email: str, password: str, full_name: str, role: Role, **links: object
+) -> User:
+    _ensure_email_free(session, email)
+    user = User(
+        email=email,
+        password_hash=hash_secret(password),
+        full_name=full_name,
+        role=role,
+        region_prefixes=[],
+        **links,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def register_enterprise(session: Session, *, data: EnterpriseRegistration) -> User:
+    """An enterprise signs itself up: its company and its first user, in one transaction."""
+    _ensure_email_free(session, data.email)
+    enterprise = enterprise_service.create(session, principal=None, data=data.enterprise)
+    return _new_user(
+        session,
+        email=data.email,
+        password=data.password,
+        full_name=data.full_name,
+        role=Role.ENTERPRISE,
+        enterprise_id=enterprise.id,
+    )
+
+
+def register_provider(session: Session, *, data: ProviderRegistration) -> User:
+    _ensure_email_free(session, data.email)
+    provider = provider_service.create(session, principal=None, data=data.provider)
+    role = Role.EXPERT if data.provider.kind == "expert" else Role.PLATFORM
+    return _new_user(
+        session,
+        email=data.email,
+        password=data.password,
+        full_name=data.full_name,
+        role=role,
+        provider_id=provider.id,
+    )
+
+
+def create_staff(session: Session, *, principal: Principal | None, data: StaffCreate) -> User:
+    """Admins create coordinators and admins; ``principal`` is None only for the CLI bootstrap."""
+    user = _new_user(
+        session, email=data.email, password=data.password, full_name=data.full_name, role=data.role
+    )
+    user.region_prefixes = list(data.region_prefixes)
+    session.flush()
+    after = event_service.snapshot(user)
+    after.pop("password_hash")
+    event_service.record(session, actor=principal, action="user.created", entity=user, after=after)
+    return user
+
+
+def list_users(session: Session) -> Sequence[User]:
+    return session.scalars(select(User).order_by(User.id)).all()
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def update_user(session: Session, *, principal: Principal, user: User, data: UserUpdate) -> User:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "region_prefixes" in changes and user.role != Role.COORDINATOR:
+        raise Conflict("only coordinators have regions", field="region_prefixes")
+    if changes.get("is_active") is False and user.id == principal.user_id:
+        raise Forbidden("you cannot deactivate yourself", field="is_active")
+    for key, value in changes.items():
+        setattr(user, key, value)
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="user.updated",
+        entity=user,
+        after=dict(changes),
+    )
+    return user
+
+
+def change_password(session: Session, *, principal: Principal, current: str, new: str) -> None:
+    user = get_user(session, principal.user_id)
+    if not verify_secret(current, user.password_hash):
+        raise Forbidden("the current password is wrong", field="current_password")
+    user.password_hash = hash_secret(new)
+    session.flush()
+
+
+def create_api_key(session: Session, *, principal: Principal, name: str) -> tuple[ApiKey, str]:
+    key, prefix = new_api_key()
+    api_key = ApiKey(
+        user_id=principal.user_id,
+        name=name,
+        prefix=prefix,
+        key_hash=hash_secret(key),
+        created_at=utc_now(),
+    )
+    session.add(api_key)
+    session.flush()
+    return api_key, key
+
+
+def list_api_keys(session: Session, *, principal: Principal) -> Sequence[ApiKey]:
+    return session.scalars(
+        select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)
+    ).all()
+
+
+def revoke_api_key(session: Session, *, principal: Principal, key_id: int) -> None:
+    api_key = session.get(ApiKey, key_id)
+    if api_key is None or api_key.user_id != principal.user_id:
+        raise NotFound(f"API key {key_id} not found")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = utc_now()
+        session.flush()

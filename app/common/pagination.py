@@ -1,0 +1,69 @@
+"""Keyset pagination on the primary key: stable under concurrent inserts, O(limit) per page."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query, Request
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from app.common.schemas import Page
+from app.errors import InvalidInput
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    after_id: int | None
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "id":
+            raise ValueError(kind)
+        return int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("cursor is not one this API returned", field="cursor") from exc
+
+
+def page_params(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, description="Page size; capped by the server.")] = 50,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> PageParams:
+    cap: int = request.app.state.settings.page_limit_max
+    return PageParams(limit=min(limit, cap), after_id=decode_cursor(cursor) if cursor else None)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def paginate(
+    session: Session,
+    statement: Select[Any],
+    id_column: InstrumentedAttribute[int],
+    params: PageParams,
+    convert: Callable[[Any], T],
+) -> Page[T]:
+    if params.after_id is not None:
+        statement = statement.where(id_column > params.after_id)
+    rows: Sequence[Any] = session.scalars(
+        statement.order_by(id_column).limit(params.limit + 1)
+    ).all()
+    has_more = len(rows) > params.limit
+    rows = rows[: params.limit]
+    next_cursor = encode_cursor(rows[-1].id) if has_more and rows else None
+    return Page[T](items=[convert(r) for r in rows], next_cursor=next_cursor)

@@ -1,0 +1,68 @@
+"""Annotated field types that validate standard codes where the input enters the API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from app.common import codes
+
+Uscc = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=18, max_length=18),
+    AfterValidator(codes.normalise_uscc),
+    Field(description="Unified social credit code, 18 characters, GB 32100-2015 check character"),
+]
+RegionCode = Annotated[
+    str,
+    AfterValidator(codes.check_region_code),
+    Field(description="6-digit administrative division code (GB/T 2260)", examples=["350582"]),
+]
+RegionPrefix = Annotated[
+    str,
+    AfterValidator(codes.check_region_prefix),
+    Field(description="Province (2), city (4) or county (6) digits", examples=["35", "4101"]),
+]
+IndustryCode = Annotated[
+    str,
+    StringConstraints(max_length=5),
+    AfterValidator(codes.check_industry_code),
+    Field(description="GB/T 4754-2017 code: section letter + 2–4 digits", examples=["C17"]),
+]
+
+
+def _industry_prefix(value: str) -> str:
+    return codes.check_industry_code(value, prefix_ok=True)
+
+
+IndustryPrefix = Annotated[
+    str,
+    StringConstraints(max_length=5),
+    AfterValidator(_industry_prefix),
+    Field(examples=["C", "C17"]),
+]
+CategoryKey = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_]{1,39}$"),
+    Field(description="A taxonomy category key", examples=["financing"]),
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(max_length=500)]
+LongText = Annotated[str, StringConstraints(max_length=5000)]
+Phone = Annotated[str, StringConstraints(max_length=30, pattern=r"^[0-9+\-() ]*$")]
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    ),
+]
+OptionalEmail = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        to_lower=True,
+        max_length=254,
+        pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    ),
+]

@@ -1,0 +1,62 @@
+"""Engine and session wiring for the two supported databases.
+
+SQLite: Python 3.11's sqlite3 module does not emit BEGIN for SELECT or DDL, which breaks
+SAVEPOINT and isolation. We follow SQLAlchemy's documented pysqlite recipe: turn the driver's
+transaction handling off and emit ``BEGIN IMMEDIATE`` ourselves, so writers serialise at the
+start of a transaction instead of failing half-way with "database is locked".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BEGIN_OPTION = "zhuqi_sqlite_begin"
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+        )
+        _install_sqlite_recipe(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _install_sqlite_recipe(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """``expire_on_commit=False``: responses are serialised from objects after the commit.
+
+    ``read_only`` sessions start SQLite transactions DEFERRED, so reads under WAL run beside a
+    writer instead of queueing behind it; PostgreSQL ignores the option.
+    """
+    bind = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}) if read_only else engine
+    return sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)
+
+
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit if the block finishes, roll back if it raises."""
+    with factory() as session, session.begin():
+        yield session

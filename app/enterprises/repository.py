@@ -1,0 +1,75 @@
+"""Queries over enterprises; ``visible_to`` is the one place their role scoping lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, false, or_, select
+
+from app.auth.principal import Principal
+from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest
+
+# An assignment in one of these states lets its provider see the enterprise it serves.
+PROVIDER_VISIBLE_STATUSES = (
+    AssignmentStatus.OFFERED,
+    AssignmentStatus.ACCEPTED,
+    AssignmentStatus.ACTIVE,
+    AssignmentStatus.COMPLETED,
+)
+
+
+def region_clause(column: object, prefixes: tuple[str, ...]) -> object:
+    if not prefixes:
+        return false()
+    return or_(*(column.startswith(p) for p in prefixes))  # type: ignore[attr-defined]
+
+
+def served_enterprise_ids(provider_id: int) -> Select[tuple[int]]:
+    return (
+        select(HelpRequest.enterprise_id)
+        .join(Assignment, Assignment.request_id == HelpRequest.id)
+        .where(
+            Assignment.provider_id == provider_id,
+            Assignment.status.in_(PROVIDER_VISIBLE_STATUSES),
+        )
+    )
+
+
+def visible_to(principal: Principal) -> Select[tuple[Enterprise]]:
+    statement = select(Enterprise)
+    if principal.is_admin:
+        return statement
+    if principal.is_coordinator:
+        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+    if principal.is_enterprise:
+        return statement.where(Enterprise.id == principal.enterprise_id)
+    if principal.is_provider and principal.provider_id is not None:
+        return statement.where(Enterprise.id.in_(served_enterprise_ids(principal.provider_id)))
+    return statement.where(false())
+
+
+@dataclass(frozen=True)
+class EnterpriseFilter:
+    region: str | None = None
+    industry: str | None = None
+    tier: str | None = None
+    size: str | None = None
+    q: str | None = None
+
+
+def filtered(
+    statement: Select[tuple[Enterprise]], f: EnterpriseFilter
+) -> Select[tuple[Enterprise]]:
+    if f.region:
+        statement = statement.where(Enterprise.region_code.startswith(f.region))
+    if f.industry:
+        statement = statement.where(Enterprise.industry_code.startswith(f.industry))
+    if f.tier:
+        statement = statement.where(Enterprise.tier == f.tier)
+    if f.size:
+        statement = statement.where(Enterprise.size == f.size)
+    if f.q:
+        statement = statement.where(
+            or_(Enterprise.name.icontains(f.q, autoescape=True), Enterprise.uscc == f.q.upper())
+        )
+    return statement

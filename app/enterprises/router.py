@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from app.common.concurrency import check_if_match, set_etag
+from app.common.idempotency import IdempotencyDep
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
+from app.common.types import IndustryPrefix, RegionPrefix
+from app.deps import CurrentPrincipal, DbSession, Staff
+from app.enterprises import repository
+from app.enterprises import service as enterprise_service
+from app.enterprises.schemas import EnterpriseCreate, EnterpriseRead, EnterpriseUpdate
+from app.models import Enterprise, EnterpriseSize, Tier
+
+router = APIRouter(prefix="/enterprises", tags=["enterprises"])
+
+
+def get_enterprise(
+    enterprise_id: int, session: DbSession, principal: CurrentPrincipal
+) -> Enterprise:
+    return enterprise_service.get(session, principal=principal, enterprise_id=enterprise_id)
+
+
+CurrentEnterprise = Annotated[Enterprise, Depends(get_enterprise)]
+
+
+def enterprise_filter(
+    region: Annotated[RegionPrefix | None, Query(description="Region code prefix")] = None,
+    industry: Annotated[IndustryPrefix | None, Query(description="Industry code prefix")] = None,
+    tier: Tier | None = None,
+    size: EnterpriseSize | None = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="Name contains, or exact USCC")
+    ] = None,
+) -> repository.EnterpriseFilter:
+    return repository.EnterpriseFilter(region=region, industry=industry, tier=tier, size=size, q=q)
+
+
+@router.get("", response_model=Page[EnterpriseRead], responses=problem_responses(401))
+def list_enterprises(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: PageDep,
+    filters: Annotated[repository.EnterpriseFilter, Depends(enterprise_filter)],
+) -> Page[EnterpriseRead]:
+    """Enterprises you may see: your own, those in your regions, or those you serve."""
+    return enterprise_service.list_(session, principal=principal, filters=filters, page=page)
+
+
+@router.post(
+    "",
+    response_model=EnterpriseRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 409),
+)
+def create_enterprise(
+    data: EnterpriseCreate, session: DbSession, principal: Staff, idem: IdempotencyDep
+) -> object:
+    """Register an enterprise on its behalf (coordinators, in their regions)."""
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    enterprise = enterprise_service.create(session, principal=principal, data=data)
+    return idem.store(data, EnterpriseRead.model_validate(enterprise))
+
+
+@router.get(
+    "/{enterprise_id}", response_model=EnterpriseRead, responses=problem_responses(401, 404)
+)
+def read_enterprise(enterprise: CurrentEnterprise, response: Response) -> Enterprise:
+    set_etag(response, enterprise.version)
+    return enterprise
+
+
+@router.patch(
+    "/{enterprise_id}",
+    response_model=EnterpriseRead,
+    responses=problem_responses(401, 403, 404, 409, 412),
+)
+def update_enterprise(
+    data: EnterpriseUpdate,
+    enterprise: CurrentEnterprise,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Enterprise:
+    check_if_match(if_match, enterprise.version)
+    updated = enterprise_service.update(
+        session, principal=principal, enterprise=enterprise, data=data
+    )
+    set_etag(response, updated.version)
+    return updated

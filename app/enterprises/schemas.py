@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from app.common.schemas import InputSchema, Schema
+from app.common.types import (
+    IndustryCode,
+    LongText,
+    Name,
+    OptionalEmail,
+    Phone,
+    RegionCode,
+    Uscc,
+)
+from app.models import EnterpriseSize, Tier
+
+
+class EnterpriseCreate(InputSchema):
+    name: Name
+    uscc: Uscc
+    region_code: RegionCode
+    industry_code: IndustryCode
+    size: EnterpriseSize
+    tier: Tier = Tier.NONE
+    headcount: int | None = Field(default=None, ge=0, le=1_000_000)
+    description: LongText = ""
+    contact_name: str = Field(default="", max_length=100)
+    contact_phone: Phone = ""
+    contact_email: OptionalEmail = ""
+
+
+class EnterpriseUpdate(InputSchema):
+    """Every field optional; only the fields sent are changed. The USCC never changes."""
+
+    name: Name | None = None
+    region_code: RegionCode | None = None
+    industry_code: IndustryCode | None = None
+    size: EnterpriseSize | None = None
+    tier: Tier | None = None
+    headcount: int | None = Field(default=None, ge=0, le=1_000_000)
+    description: LongText | None = None
+    contact_name: str | None = Field(default=None, max_length=100)
+    contact_phone: Phone | None = None
+    contact_email: OptionalEmail | None = None
+
+
+class EnterpriseRead(Schema):
+    id: int
+    name: str
+    uscc: str
+    region_code: str
+    industry_code: str
+    size: EnterpriseSize
+    tier: Tier
+    headcount: int | None
+    description: str
+    contact_name: str
+    contact_phone: str
+    contact_email: str
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,159 @@
+"""Typed errors carrying their HTTP status, rendered as RFC 9457 ``application/problem+json``.
+
+Services raise these; one set of handlers renders them. 404/409/412 are business outcomes,
+never 500s. Anything unexpected becomes a generic 500 problem without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+logger = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    status = 400
+    type = "about:blank"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.extra = extra
+
+
+class InvalidInput(AppError):
+    status = 422
+    type = "/problems/invalid-input"
+    title = "Invalid input"
+
+
+class Unauthorized(AppError):
+    status = 401
+    type = "/problems/unauthorized"
+    title = "Authentication required"
+
+
+class Forbidden(AppError):
+    status = 403
+    type = "/problems/forbidden"
+    title = "Forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    type = "/problems/not-found"
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status = 409
+    type = "/problems/conflict"
+    title = "Conflict"
+
+
+class PreconditionFailed(AppError):
+    status = 412
+    type = "/problems/precondition-failed"
+    title = "Precondition failed"
+
+
+class PreconditionRequired(AppError):
+    status = 428
+    type = "/problems/precondition-required"
+    title = "Precondition required"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    instance: str = "",
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or ".".join(str(p) for p in loc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return problem(
+            exc.status,
+            exc.title,
+            exc.detail,
+            type_=exc.type,
+            instance=request.url.path,
+            field=exc.field,
+            **exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field_of(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        return problem(
+            422,
+            "Invalid input",
+            f"{first['field']}: {first['message']}",
+            type_=InvalidInput.type,
+            instance=request.url.path,
+            field=first["field"],
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), instance=request.url.path)
+
+    @app.exception_handler(StaleDataError)
+    def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        return problem(
+            409,
+            "Conflict",
+            "the resource was changed by someone else; reload and retry",
+            type_=Conflict.type,
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(IntegrityError)
+    def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        logger.info("integrity error on %s: %s", request.url.path, exc.orig)
+        return problem(
+            409,
+            "Conflict",
+            "the change conflicts with stored data",
+            type_=Conflict.type,
+            instance=request.url.path,
+        )
+
+    @app.exception_handler(Exception)
+    def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s", request.url.path)
+        return problem(
+            500, "Internal error", "an unexpected error occurred", instance=request.url.path
+        )

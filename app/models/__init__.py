@@ -1,0 +1,58 @@
+"""Every ORM model, imported once so Alembic and relationship strings see one registry."""
+
+from app.models.assignment import Assignment, Exclusion
+from app.models.base import Base
+from app.models.enterprise import Enterprise
+from app.models.enums import (
+    AssignmentOrigin,
+    AssignmentStatus,
+    EnterpriseSize,
+    FollowUpKind,
+    MatchRunStatus,
+    PlanStatus,
+    ProviderKind,
+    RequestStatus,
+    Role,
+    Severity,
+    Tier,
+)
+from app.models.event import Event, IdempotencyKey
+from app.models.help_request import HelpRequest
+from app.models.match_run import MatchRun
+from app.models.plan import Feedback, FollowUp, Milestone, Plan
+from app.models.policy import Policy
+from app.models.provider import Provider, ProviderConflict
+from app.models.taxonomy import Category
+from app.models.user import ApiKey, User
+
+__all__ = [
+    "ApiKey",
+    "Assignment",
+    "AssignmentOrigin",
+    "AssignmentStatus",
+    "Base",
+    "Category",
+    "Enterprise",
+    "EnterpriseSize",
+    "Event",
+    "Exclusion",
+    "Feedback",
+    "FollowUp",
+    "FollowUpKind",
+    "HelpRequest",
+    "IdempotencyKey",
+    "MatchRun",
+    "MatchRunStatus",
+    "Milestone",
+    "Plan",
+    "PlanStatus",
+    "Policy",
+    "Provider",
+    "ProviderConflict",
+    "ProviderKind",
+    "RequestStatus",
+    "Role",
+    "Severity",
+    "Tier",
+    "User",
+]

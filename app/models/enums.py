@@ -1,0 +1,92 @@
+"""Closed vocabularies, stored as their string values."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ENTERPRISE = "enterprise"
+    EXPERT = "expert"
+    PLATFORM = "platform"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+
+
+class EnterpriseSize(StrEnum):
+    MICRO = "micro"
+    SMALL = "small"
+    MEDIUM = "medium"
+
+
+class Tier(StrEnum):
+    """Cultivation tier: 创新型中小企业 → 专精特新 → 小巨人 → 单项冠军."""
+
+    NONE = "none"
+    INNOVATIVE = "innovative"
+    SPECIALISED = "specialised"
+    LITTLE_GIANT = "little_giant"
+    CHAMPION = "champion"
+
+
+class RequestStatus(StrEnum):
+    SUBMITTED = "submitted"
+    TRIAGED = "triaged"
+    MATCHED = "matched"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    WITHDRAWN = "withdrawn"
+    UNRESOLVABLE = "unresolvable"
+
+
+class Severity(StrEnum):
+    """Ordinary problems are due in 7 days, major ones in 30 (the "13710" rule)."""
+
+    ORDINARY = "ordinary"
+    MAJOR = "major"
+
+
+class ProviderKind(StrEnum):
+    EXPERT = "expert"
+    PLATFORM = "platform"
+
+
+class MatchRunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PUBLISHED = "published"
+    REVERTED = "reverted"
+
+
+class AssignmentStatus(StrEnum):
+    PROPOSED = "proposed"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"
+
+
+class AssignmentOrigin(StrEnum):
+    MATCH_RUN = "match_run"
+    MANUAL = "manual"
+    REMATCH = "rematch"
+
+
+class PlanStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    FOLLOW_UP = "follow_up"
+    CLOSED = "closed"
+
+
+class FollowUpKind(StrEnum):
+    VISIT = "visit"
+    CALL = "call"
+    ONLINE = "online"
+    NOTE = "note"

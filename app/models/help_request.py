@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, IdMixin, IdType, TimestampMixin, VersionMixin, str_enum
+from app.models.enums import RequestStatus, Severity
+
+if TYPE_CHECKING:
+    from app.models.enterprise import Enterprise
+    from app.models.plan import Plan
+
+
+class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
+    """A problem an enterprise needs help with (诉求)."""
+
+    __tablename__ = "help_requests"
+    __table_args__ = (CheckConstraint("urgency BETWEEN 1 AND 5", name="urgency_range"),)
+
+    enterprise_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
+    )
+    category: Mapped[str] = mapped_column(String(40), ForeignKey("categories.key"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    urgency: Mapped[int] = mapped_column(Integer, default=3)
+    severity: Mapped[Severity] = mapped_column(str_enum(Severity, 10), default=Severity.ORDINARY)
+    wanted_by_date: Mapped[date | None] = mapped_column()
+    status: Mapped[RequestStatus] = mapped_column(
+        str_enum(RequestStatus, 20), default=RequestStatus.SUBMITTED, index=True
+    )
+    plan_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("plans.id", ondelete="SET NULL"), index=True
+    )
+    resolved_at: Mapped[datetime | None] = mapped_column()
+
+    enterprise: Mapped[Enterprise] = relationship(lazy="raise")
+    plan: Mapped[Plan | None] = relationship(lazy="raise")

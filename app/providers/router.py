@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from app.common.concurrency import check_if_match, set_etag
+from app.common.idempotency import IdempotencyDep
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
+from app.common.types import RegionPrefix
+from app.deps import CurrentPrincipal, DbSession, Staff
+from app.models import Provider, ProviderConflict, ProviderKind
+from app.providers import repository
+from app.providers import service as provider_service
+from app.providers.schemas import (
+    ConflictCreate,
+    ConflictRead,
+    ProviderCreate,
+    ProviderRead,
+    ProviderUpdate,
+)
+
+router = APIRouter(prefix="/providers", tags=["providers"])
+
+
+def get_provider(provider_id: int, session: DbSession, principal: CurrentPrincipal) -> Provider:
+    return provider_service.get(session, principal=principal, provider_id=provider_id)
+
+
+CurrentProvider = Annotated[Provider, Depends(get_provider)]
+
+
+def provider_filter(
+    kind: ProviderKind | None = None,
+    active: bool | None = None,
+    home_region: Annotated[RegionPrefix | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> repository.ProviderFilter:
+    return repository.ProviderFilter(kind=kind, active=active, home_region=home_region, q=q)
+
+
+@router.get("", response_model=Page[ProviderRead], responses=problem_responses(401))
+def list_providers(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: PageDep,
+    filters: Annotated[repository.ProviderFilter, Depends(provider_filter)],
+) -> Page[ProviderRead]:
+    return provider_service.list_(session, principal=principal, filters=filters, page=page)
+
+
+@router.post(
+    "",
+    response_model=ProviderRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 409),
+)
+def create_provider(
+    data: ProviderCreate, session: DbSession, principal: Staff, idem: IdempotencyDep
+) -> object:
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    provider = provider_service.create(session, principal=principal, data=data)
+    return idem.store(data, ProviderRead.model_validate(provider))
+
+
+@router.get("/{provider_id}", response_model=ProviderRead, responses=problem_responses(401, 404))
+def read_provider(provider: CurrentProvider, response: Response) -> Provider:
+    set_etag(response, provider.version)
+    return provider
+
+
+@router.patch(
+    "/{provider_id}",
+    response_model=ProviderRead,
+    responses=problem_responses(401, 403, 404, 409, 412),
+)
+def update_provider(
+    data: ProviderUpdate,
+    provider: CurrentProvider,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Provider:
+    check_if_match(if_match, provider.version)
+    updated = provider_service.update(session, principal=principal, provider=provider, data=data)
+    set_etag(response, updated.version)
+    return updated
+
+
+@router.get(
+    "/{provider_id}/conflicts",
+    response_model=list[ConflictRead],
+    responses=problem_responses(401, 403, 404),
+)
+def list_conflicts(
+    provider: CurrentProvider, session: DbSession, principal: CurrentPrincipal
+) -> Sequence[ProviderConflict]:
+    return provider_service.list_conflicts(session, principal=principal, provider=provider)
+
+
+@router.post(
+    "/{provider_id}/conflicts",
+    response_model=ConflictRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def declare_conflict(
+    data: ConflictCreate,
+    provider: CurrentProvider,
+    session: DbSession,
+    principal: CurrentPrincipal,
+) -> ProviderConflict:
+    """Declare a conflict of interest with an enterprise (by USCC): never matched with it."""
+    return provider_service.declare_conflict(
+        session, principal=principal, provider=provider, data=data
+    )
+
+
+@router.delete(
+    "/{provider_id}/conflicts/{enterprise_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+def withdraw_conflict(
+    enterprise_id: int, provider: CurrentProvider, session: DbSession, principal: CurrentPrincipal
+) -> None:
+    provider_service.withdraw_conflict(
+        session, principal=principal, provider=provider, enterprise_id=enterprise_id
+    )

@@ -1,0 +1,161 @@
+"""Use cases on the provider registry. Services flush, never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.common.clock import utc_now
+from app.common.pagination import PageParams, paginate
+from app.common.schemas import Page
+from app.errors import Conflict, Forbidden, NotFound
+from app.events import service as event_service
+from app.models import Enterprise, Provider, ProviderConflict
+from app.providers import repository
+from app.providers.schemas import ConflictCreate, ProviderCreate, ProviderRead, ProviderUpdate
+from app.taxonomy import service as taxonomy_service
+
+
+def get(session: Session, *, principal: Principal, provider_id: int) -> Provider:
+    provider = session.scalar(repository.visible_to(principal).where(Provider.id == provider_id))
+    if provider is None:
+        raise NotFound(f"provider {provider_id} not found")
+    return provider
+
+
+def list_(
+    session: Session, *, principal: Principal, filters: repository.ProviderFilter, page: PageParams
+) -> Page[ProviderRead]:
+    statement = repository.filtered(repository.visible_to(principal), filters)
+    return paginate(session, statement, Provider.id, page, ProviderRead.model_validate)
+
+
+def create(session: Session, *, principal: Principal | None, data: ProviderCreate) -> Provider:
+    """Staff add providers; self-registration (no principal) goes through the auth domain."""
+    taxonomy_service.ensure_known(session, data.skills, field="skills")
+    if (
+        principal is not None
+        and data.home_region_code
+        and not principal.covers_region(data.home_region_code)
+    ):
+        raise Forbidden("home_region_code is outside your regions", field="home_region_code")
+    provider = Provider(**data.model_dump())
+    session.add(provider)
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="provider.created",
+        entity=provider,
+        region_code=provider.home_region_code or "",
+    )
+    return provider
+
+
+def _may_manage(principal: Principal, provider: Provider) -> bool:
+    """Staff manage providers based in their regions (admins: all; unhomed ones: admins)."""
+    if principal.is_admin:
+        return True
+    return bool(provider.home_region_code) and principal.covers_region(
+        provider.home_region_code or ""
+    )
+
+
+def update(
+    session: Session, *, principal: Principal, provider: Provider, data: ProviderUpdate
+) -> Provider:
+    own = principal.is_provider and principal.provider_id == provider.id
+    staff = _may_manage(principal, provider)
+    if not (own or staff):
+        raise Forbidden("only the provider itself or the coordinators of its region may edit it")
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True)
+    if "active" in changes and not staff:
+        raise Forbidden(
+            "only coordinators and admins activate or deactivate providers", field="active"
+        )
+    if changes.get("skills"):
+        taxonomy_service.ensure_known(session, changes["skills"], field="skills")
+    before = event_service.snapshot(provider)
+    for key, value in changes.items():
+        if value is not None or key in (
+            "paused_from_date",
+            "paused_until_date",
+            "home_region_code",
+        ):
+            setattr(provider, key, value)
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="provider.updated",
+        entity=provider,
+        region_code=provider.home_region_code or "",
+        before=before,
+    )
+    return provider
+
+
+def _ensure_may_declare(principal: Principal, provider: Provider) -> None:
+    if not (
+        (principal.is_provider and principal.provider_id == provider.id)
+        or _may_manage(principal, provider)
+    ):
+        raise Forbidden("only the provider itself or its coordinators manage its conflicts")
+
+
+def list_conflicts(
+    session: Session, *, principal: Principal, provider: Provider
+) -> Sequence[ProviderConflict]:
+    _ensure_may_declare(principal, provider)
+    return session.scalars(repository.conflicts_of(provider.id)).all()
+
+
+def declare_conflict(
+    session: Session, *, principal: Principal, provider: Provider, data: ConflictCreate
+) -> ProviderConflict:
+    """Conflicts are declared by USCC: a provider cannot see enterprises it does not serve."""
+    _ensure_may_declare(principal, provider)
+    enterprise = session.scalar(select(Enterprise).where(Enterprise.uscc == data.uscc))
+    if enterprise is None:
+        raise NotFound(f"no enterprise with USCC {data.uscc} is registered", field="uscc")
+    if session.get(ProviderConflict, (provider.id, enterprise.id)) is not None:
+        raise Conflict("this conflict is already declared", field="uscc")
+    conflict = ProviderConflict(
+        provider_id=provider.id,
+        enterprise_id=enterprise.id,
+        reason=data.reason,
+        created_at=utc_now(),
+    )
+    session.add(conflict)
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="provider.conflict_declared",
+        entity=conflict,
+        region_code=enterprise.region_code,
+    )
+    return conflict
+
+
+def withdraw_conflict(
+    session: Session, *, principal: Principal, provider: Provider, enterprise_id: int
+) -> None:
+    _ensure_may_declare(principal, provider)
+    conflict = session.get(ProviderConflict, (provider.id, enterprise_id))
+    if conflict is None:
+        raise NotFound("no such conflict")
+    before = event_service.snapshot(conflict)
+    session.delete(conflict)
+    event_service.record(
+        session,
+        actor=principal,
+        action="provider.conflict_withdrawn",
+        entity=conflict,
+        before=before,
+        after={},
+    )

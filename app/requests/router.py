@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+
+from app.auth.principal import Principal
+from app.common.concurrency import check_if_match, set_etag
+from app.common.idempotency import IdempotencyDep
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
+from app.common.types import CategoryKey, IndustryPrefix, RegionPrefix
+from app.deps import CurrentPrincipal, DbSession, Staff, require_roles
+from app.models import HelpRequest, RequestStatus, Role, Tier
+from app.requests import repository
+from app.requests import service as request_service
+from app.requests.schemas import HelpRequestCreate, HelpRequestRead, HelpRequestUpdate
+
+router = APIRouter(prefix="/requests", tags=["help requests"])
+
+Filer = Annotated[Principal, Depends(require_roles(Role.ENTERPRISE, Role.COORDINATOR, Role.ADMIN))]
+
+
+def get_request(request_id: int, session: DbSession, principal: CurrentPrincipal) -> HelpRequest:
+    return request_service.get(session, principal=principal, request_id=request_id)
+
+
+CurrentRequest = Annotated[HelpRequest, Depends(get_request)]
+
+
+def request_filter(
+    region: Annotated[RegionPrefix | None, Query()] = None,
+    industry: Annotated[IndustryPrefix | None, Query()] = None,
+    category: Annotated[CategoryKey | None, Query()] = None,
+    status: RequestStatus | None = None,
+    tier: Tier | None = None,
+    min_urgency: Annotated[int | None, Query(ge=1, le=5)] = None,
+    enterprise_id: int | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> repository.RequestFilter:
+    return repository.RequestFilter(
+        region=region,
+        industry=industry,
+        category=category,
+        status=status,
+        tier=tier,
+        min_urgency=min_urgency,
+        enterprise_id=enterprise_id,
+        q=q,
+    )
+
+
+@router.get("", response_model=Page[HelpRequestRead], responses=problem_responses(401))
+def list_requests(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: PageDep,
+    filters: Annotated[repository.RequestFilter, Depends(request_filter)],
+) -> Page[HelpRequestRead]:
+    return request_service.list_(session, principal=principal, filters=filters, page=page)
+
+
+@router.post(
+    "",
+    response_model=HelpRequestRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def submit_request(
+    data: HelpRequestCreate, session: DbSession, principal: Filer, idem: IdempotencyDep
+) -> object:
+    """File a help request: an enterprise for itself, or staff on an enterprise's behalf."""
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    created = request_service.create(session, principal=principal, data=data)
+    return idem.store(data, HelpRequestRead.model_validate(created))
+
+
+@router.get("/{request_id}", response_model=HelpRequestRead, responses=problem_responses(401, 404))
+def read_request(request: CurrentRequest, response: Response) -> HelpRequest:
+    set_etag(response, request.version)
+    return request
+
+
+@router.patch(
+    "/{request_id}",
+    response_model=HelpRequestRead,
+    responses=problem_responses(401, 403, 404, 409, 412),
+)
+def update_request(
+    data: HelpRequestUpdate,
+    request: CurrentRequest,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> HelpRequest:
+    check_if_match(if_match, request.version)
+    updated = request_service.update(session, principal=principal, request=request, data=data)
+    set_etag(response, updated.version)
+    return updated
+
+
+@router.post(
+    "/{request_id}/triage",
+    response_model=HelpRequestRead,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def triage_request(
+    data: HelpRequestUpdate, request: CurrentRequest, session: DbSession, principal: Staff
+) -> HelpRequest:
+    """Check and correct category, urgency and fields, and release the request for matching."""
+    return request_service.triage(session, principal=principal, request=request, data=data)
+
+
+@router.post(
+    "/{request_id}/withdraw",
+    response_model=HelpRequestRead,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def withdraw_request(
+    request: CurrentRequest, session: DbSession, principal: CurrentPrincipal
+) -> HelpRequest:
+    return request_service.withdraw(session, principal=principal, request=request)

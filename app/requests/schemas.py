@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import Field
+
+from app.common.schemas import InputSchema, Schema
+from app.common.types import CategoryKey, LongText
+from app.models import RequestStatus, Severity
+
+Title = Field(min_length=2, max_length=200)
+Urgency = Field(ge=1, le=5, description="1 can wait … 5 the business is at stake")
+
+
+class HelpRequestCreate(InputSchema):
+    enterprise_id: int | None = Field(
+        default=None, description="Required for staff; enterprises file for themselves"
+    )
+    category: CategoryKey
+    title: str = Title
+    description: LongText = ""
+    urgency: int = Urgency
+    severity: Severity | None = Field(default=None, description="Defaults from the category")
+    wanted_by_date: date | None = None
+
+
+class HelpRequestUpdate(InputSchema):
+    category: CategoryKey | None = None
+    title: str | None = Field(default=None, min_length=2, max_length=200)
+    description: LongText | None = None
+    urgency: int | None = Field(default=None, ge=1, le=5)
+    severity: Severity | None = None
+    wanted_by_date: date | None = None
+
+
+class HelpRequestRead(Schema):
+    id: int
+    enterprise_id: int
+    category: str
+    title: str
+    description: str
+    urgency: int
+    severity: Severity
+    wanted_by_date: date | None
+    status: RequestStatus
+    plan_id: int | None
+    resolved_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,182 @@
+"""Use cases on help requests: file, edit, triage, withdraw. Services flush, never commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.common.clock import today
+from app.common.pagination import PageParams, paginate
+from app.common.schemas import Page
+from app.enterprises import service as enterprise_service
+from app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.events import service as event_service
+from app.models import Category, Enterprise, HelpRequest, RequestStatus
+from app.requests import repository
+from app.requests.schemas import HelpRequestCreate, HelpRequestRead, HelpRequestUpdate
+from app.taxonomy import service as taxonomy_service
+
+EDITABLE_BY_ENTERPRISE = (RequestStatus.SUBMITTED, RequestStatus.TRIAGED)
+CLOSED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
+
+
+def get(session: Session, *, principal: Principal, request_id: int) -> HelpRequest:
+    found = session.scalar(repository.visible_to(principal).where(HelpRequest.id == request_id))
+    if found is None:
+        raise NotFound(f"help request {request_id} not found")
+    return found
+
+
+def list_(
+    session: Session, *, principal: Principal, filters: repository.RequestFilter, page: PageParams
+) -> Page[HelpRequestRead]:
+    statement = repository.filtered(repository.visible_to(principal), filters)
+    return paginate(session, statement, HelpRequest.id, page, HelpRequestRead.model_validate)
+
+
+def _target_enterprise(
+    session: Session, principal: Principal, enterprise_id: int | None
+) -> Enterprise:
+    if principal.is_enterprise:
+        if enterprise_id not in (None, principal.enterprise_id):
+            raise Forbidden("enterprises file requests for themselves only", field="enterprise_id")
+        enterprise_id = principal.enterprise_id
+    if enterprise_id is None:
+        raise InvalidInput(
+            "enterprise_id is required when staff file a request", field="enterprise_id"
+        )
+    return enterprise_service.get(session, principal=principal, enterprise_id=enterprise_id)
+
+
+def _check_wanted_by(value: Any) -> None:
+    if value is not None and value < today():
+        raise InvalidInput("wanted_by_date is in the past", field="wanted_by_date")
+
+
+def create(session: Session, *, principal: Principal, data: HelpRequestCreate) -> HelpRequest:
+    enterprise = _target_enterprise(session, principal, data.enterprise_id)
+    taxonomy_service.ensure_known(session, [data.category], field="category")
+    _check_wanted_by(data.wanted_by_date)
+    category = session.get(Category, data.category)
+    assert category is not None  # ensure_known above
+    request = HelpRequest(
+        **data.model_dump(exclude={"enterprise_id", "severity"}),
+        enterprise_id=enterprise.id,
+        severity=data.severity or category.default_severity,
+        status=RequestStatus.SUBMITTED,
+    )
+    session.add(request)
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="request.submitted",
+        entity=request,
+        region_code=enterprise.region_code,
+    )
+    return request
+
+
+def _region_of(session: Session, request: HelpRequest) -> str:
+    enterprise = session.get(Enterprise, request.enterprise_id)
+    return enterprise.region_code if enterprise else ""
+
+
+def _ensure_may_edit(session: Session, principal: Principal, request: HelpRequest) -> None:
+    if principal.is_enterprise and principal.enterprise_id == request.enterprise_id:
+        if request.status not in EDITABLE_BY_ENTERPRISE:
+            raise Conflict(
+                f"a request that is {request.status.value} can no longer be edited by the enterprise"
+            )
+        return
+    if principal.covers_region(_region_of(session, request)):
+        if request.status in CLOSED:
+            raise Conflict(f"the request is {request.status.value}")
+        return
+    raise Forbidden("only the enterprise or the coordinators of its region may change this request")
+
+
+def update(
+    session: Session, *, principal: Principal, request: HelpRequest, data: HelpRequestUpdate
+) -> HelpRequest:
+    _ensure_may_edit(session, principal, request)
+    changes = data.model_dump(exclude_unset=True)
+    if changes.get("category"):
+        taxonomy_service.ensure_known(session, [changes["category"]], field="category")
+    if "wanted_by_date" in changes:
+        _check_wanted_by(changes["wanted_by_date"])
+    before = event_service.snapshot(request)
+    for key, value in changes.items():
+        if value is not None or key == "wanted_by_date":
+            setattr(request, key, value)
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="request.updated",
+        entity=request,
+        region_code=_region_of(session, request),
+        before=before,
+    )
+    return request
+
+
+def _transition(
+    session: Session,
+    *,
+    principal: Principal,
+    request: HelpRequest,
+    to: RequestStatus,
+    allowed_from: tuple[RequestStatus, ...],
+    action: str,
+) -> HelpRequest:
+    if request.status not in allowed_from:
+        raise Conflict(
+            f"cannot move a {request.status.value} request to {to.value}", field="status"
+        )
+    before = event_service.snapshot(request)
+    request.status = to
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action=action,
+        entity=request,
+        region_code=_region_of(session, request),
+        before=before,
+    )
+    return request
+
+
+def triage(
+    session: Session, *, principal: Principal, request: HelpRequest, data: HelpRequestUpdate
+) -> HelpRequest:
+    """A coordinator checks category, urgency and fields, and releases it for matching."""
+    if not principal.covers_region(_region_of(session, request)):
+        raise Forbidden("only coordinators of the enterprise's region triage its requests")
+    update(session, principal=principal, request=request, data=data)
+    return _transition(
+        session,
+        principal=principal,
+        request=request,
+        to=RequestStatus.TRIAGED,
+        allowed_from=(RequestStatus.SUBMITTED,),
+        action="request.triaged",
+    )
+
+
+def withdraw(session: Session, *, principal: Principal, request: HelpRequest) -> HelpRequest:
+    own = principal.is_enterprise and principal.enterprise_id == request.enterprise_id
+    if not (own or principal.covers_region(_region_of(session, request))):
+        raise Forbidden("only the enterprise or its coordinators may withdraw this request")
+    open_states = tuple(s for s in RequestStatus if s not in CLOSED)
+    return _transition(
+        session,
+        principal=principal,
+        request=request,
+        to=RequestStatus.WITHDRAWN,
+        allowed_from=open_states,
+        action="request.withdrawn",
+    )

@@ -1,0 +1,57 @@
+"""Configuration from the environment (``ZHUQI_*``; ``DATABASE_URL`` is honoured too)."""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "changethis-local-only-secret-key-0123456789"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ZHUQI_", env_file=".env", extra="ignore")
+
+    environment: Literal["local", "test", "production"] = "local"
+    database_url: str = Field(
+        default="sqlite:///./zhuqi.db",
+        validation_alias=AliasChoices("ZHUQI_DATABASE_URL", "DATABASE_URL"),
+    )
+    secret_key: str = PLACEHOLDER_SECRET
+    access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    page_limit_max: int = Field(default=200, ge=1)
+    sql_echo: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        """Heroku-style ``postgres://`` and bare ``postgresql://`` both mean psycopg 3."""
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value.removeprefix(prefix)
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Self:
+        """A forgotten secret in production would let anyone mint tokens; refuse to start."""
+        if self.secret_key == PLACEHOLDER_SECRET:
+            message = "ZHUQI_SECRET_KEY is the placeholder; set a real secret for production"
+            if self.environment == "production":
+                raise ValueError(message)
+            if self.environment == "local":
+                warnings.warn(message, stacklevel=2)
+        if len(self.secret_key) < 32:
+            raise ValueError("ZHUQI_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.common.schemas import problem_responses
+from app.deps import AdminOnly, CurrentPrincipal, DbSession
+from app.models import Category
+from app.taxonomy import service as taxonomy_service
+from app.taxonomy.schemas import CategoryCreate, CategoryRead
+
+router = APIRouter(prefix="/categories", tags=["taxonomy"])
+
+
+@router.get("", response_model=list[CategoryRead], responses=problem_responses(401))
+def list_categories(session: DbSession, _principal: CurrentPrincipal) -> list[Category]:
+    return taxonomy_service.list_categories(session)
+
+
+@router.post(
+    "",
+    response_model=CategoryRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 409),
+)
+def create_category(data: CategoryCreate, session: DbSession, _admin: AdminOnly) -> Category:
+    """Extend the taxonomy (admins)."""
+    return taxonomy_service.create_category(session, **data.model_dump())

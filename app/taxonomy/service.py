@@ -1,0 +1,40 @@
+"""The help-category taxonomy: a table admins extend; requests and skills must use its keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, InvalidInput
+from app.models import Category
+
+
+def ensure_known(session: Session, keys: Iterable[str], *, field: str) -> None:
+    wanted = set(keys)
+    if not wanted:
+        return
+    known = set(session.scalars(select(Category.key).where(Category.key.in_(wanted))))
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise InvalidInput(
+            f"unknown category {', '.join(unknown)}; see GET /api/v1/categories", field=field
+        )
+
+
+def list_categories(session: Session) -> list[Category]:
+    return list(session.scalars(select(Category).order_by(Category.key)))
+
+
+def create_category(
+    session: Session, *, key: str, name_zh: str, name_en: str, default_severity: str
+) -> Category:
+    if session.get(Category, key) is not None:
+        raise Conflict(f"category {key} exists", field="key")
+    category = Category(
+        key=key, name_zh=name_zh, name_en=name_en, default_severity=default_severity
+    )
+    session.add(category)
+    session.flush()
+    return category

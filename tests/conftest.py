@@ -1,0 +1,149 @@
+"""Test wiring shared by every test that touches a database.
+
+Every database test runs twice: on an SQLite file and on a real PostgreSQL (a fresh database
+created for the session on 127.0.0.1:5432). Both are built by running the Alembic
+migrations, never ``create_all``. Each test gets its own connection and an outer transaction
+that is rolled back, with the ORM session joined through savepoints, so commits inside the
+code under test are real but leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from app.db import make_engine
+from app.deps import get_db
+from app.main import create_app
+from app.migrate import upgrade
+from app.settings import Settings
+
+PG_SERVER = os.environ.get("ZHUQI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+def _pg_admin_engine() -> Engine:
+    return create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
+
+
+def _postgres_available() -> str | None:
+    """None when the server answers, else the reason it does not."""
+    try:
+        engine = _pg_admin_engine()
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except OperationalError as exc:
+        return str(exc.orig).strip().splitlines()[0]
+    return None
+
+
+def require_postgres() -> None:
+    reason = _postgres_available()
+    if reason is None:
+        return
+    message = f"PostgreSQL at {PG_SERVER} does not answer: {reason}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message} (CI=true: PostgreSQL tests must run)")
+    pytest.skip(message)
+
+
+def _fresh_postgres_database() -> tuple[str, Callable[[], None]]:
+    name = f"zhuqi_test_{uuid.uuid4().hex[:10]}"
+    admin = _pg_admin_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return f"{PG_SERVER}/{name}", drop
+
+
+@pytest.fixture(scope="session")
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, empty database of the requested backend, dropped at the end of the session."""
+    backend = request.param
+    if backend == "sqlite":
+        path: Path = tmp_path_factory.mktemp("db") / "zhuqi.db"
+        yield f"sqlite:///{path}"
+        return
+    require_postgres()
+    url, drop = _fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    upgrade(url=database_url)
+    yield engine
+    engine.dispose()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that needs a database runs on both backends."""
+    if "database_url" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "database_url", ["sqlite", "postgresql"], indirect=True, scope="session"
+        )
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False,
+        autoflush=False,
+    )
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(environment="test", secret_key=TEST_SECRET, database_url="sqlite://")
+
+
+@pytest.fixture
+def app(db: Session, engine: Engine, settings: Settings) -> Iterator[FastAPI]:
+    application = create_app(settings, manage_engine=False)
+    application.state.engine = engine
+
+    def override_get_db() -> Iterator[Session]:
+        # Like production: a clean identity map per request, commit on success.
+        db.expunge_all()
+        try:
+            yield db
+            db.commit()
+        except Exception:
+            db.rollback()
+            raise
+
+    application.dependency_overrides[get_db] = override_get_db
+    yield application
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client

@@ -1,0 +1,119 @@
+"""Plain factory functions: build a valid row with sensible defaults, override what matters."""
+
+from __future__ import annotations
+
+import itertools
+from functools import cache
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.auth.security import create_access_token, hash_secret
+from app.common.codes import make_uscc
+from app.models import (
+    Enterprise,
+    EnterpriseSize,
+    HelpRequest,
+    Policy,
+    Provider,
+    ProviderKind,
+    RequestStatus,
+    Role,
+    Severity,
+    Tier,
+    User,
+)
+
+PASSWORD = "correct horse battery"
+_serial = itertools.count(1)
+
+
+@cache
+def password_hash() -> str:
+    return hash_secret(PASSWORD)
+
+
+def make_enterprise(session: Session, **overrides: Any) -> Enterprise:
+    n = next(_serial)
+    region = overrides.get("region_code", "350582")
+    values: dict[str, Any] = {
+        "name": f"晋江市测试纺织有限公司{n}",
+        "uscc": make_uscc(region, 100000 + n),
+        "region_code": region,
+        "industry_code": "C17",
+        "size": EnterpriseSize.SMALL,
+        "tier": Tier.SPECIALISED,
+        "headcount": 120,
+    } | overrides
+    enterprise = Enterprise(**values)
+    session.add(enterprise)
+    session.flush()
+    return enterprise
+
+
+def make_provider(session: Session, **overrides: Any) -> Provider:
+    n = next(_serial)
+    values: dict[str, Any] = {
+        "kind": ProviderKind.EXPERT,
+        "name": f"专家{n}",
+        "organisation": "福建省中小企业服务中心",
+        "expertise": "纺织 数字化 ERP 融资",
+        "skills": {"financing": 3, "digital_transformation": 2},
+        "industries": ["C17"],
+        "regions": ["35"],
+        "home_region_code": "350582",
+        "capacity": 3,
+    } | overrides
+    provider = Provider(**values)
+    session.add(provider)
+    session.flush()
+    return provider
+
+
+def make_request(session: Session, enterprise: Enterprise, **overrides: Any) -> HelpRequest:
+    values: dict[str, Any] = {
+        "enterprise_id": enterprise.id,
+        "category": "financing",
+        "title": "流动资金紧张,需要贷款支持",
+        "description": "原材料涨价,回款慢",
+        "urgency": 4,
+        "severity": Severity.ORDINARY,
+        "status": RequestStatus.SUBMITTED,
+    } | overrides
+    request = HelpRequest(**values)
+    session.add(request)
+    session.flush()
+    return request
+
+
+def make_policy(session: Session, **overrides: Any) -> Policy:
+    values: dict[str, Any] = {
+        "title": "专精特新中小企业贷款贴息",
+        "summary": "对专精特新企业的流动资金贷款给予贴息",
+        "issuer": "福建省工业和信息化厅",
+        "tiers": ["specialised", "little_giant"],
+    } | overrides
+    policy = Policy(**values)
+    session.add(policy)
+    session.flush()
+    return policy
+
+
+def make_user(session: Session, role: Role, **overrides: Any) -> User:
+    n = next(_serial)
+    values: dict[str, Any] = {
+        "email": f"{role.value}{n}@example.cn",
+        "password_hash": password_hash(),
+        "full_name": f"{role.value} {n}",
+        "role": role,
+        "region_prefixes": [],
+    } | overrides
+    user = User(**values)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def auth_headers(user: User, secret_key: str) -> dict[str, str]:
+    token, _ = create_access_token(user.id, secret_key=secret_key, minutes=5)
+    return {"Authorization": f"Bearer {token}"}
