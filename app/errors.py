@@ -7,6 +7,8 @@ never 500s. Anything unexpected becomes a generic 500 problem without internals.
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -91,9 +93,20 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-def _field_of(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or ".".join(str(p) for p in loc)
+_MODEL_LEVEL_FIELD = re.compile(r"^(?:Value error, )?([a-z_][a-z0-9_]*): ")
+
+
+def _field_of(error: Mapping[str, Any]) -> str:
+    """Dotted path of the offending field, without the ``body``/``query`` root.
+
+    Cross-field (model-level) validators cannot set a location; by convention their message
+    starts with ``"<field>: "``, which names the field instead.
+    """
+    parts = [str(p) for p in error["loc"] if p not in ("body", "query", "path", "header")]
+    match = _MODEL_LEVEL_FIELD.match(str(error.get("msg", "")))
+    if match and error.get("type") == "value_error":
+        parts.append(match.group(1))
+    return ".".join(parts) or ".".join(str(p) for p in error["loc"])
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -112,8 +125,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _field_of(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
-            for e in exc.errors()
+            {"field": _field_of(e), "message": e["msg"], "type": e["type"]} for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         return problem(

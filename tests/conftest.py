@@ -72,7 +72,9 @@ def _fresh_postgres_database() -> tuple[str, Callable[[], None]]:
 
 
 @pytest.fixture(scope="session")
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh, empty database of the requested backend, dropped at the end of the session."""
     backend = request.param
     if backend == "sqlite":
@@ -108,7 +110,9 @@ def db(engine: Engine) -> Iterator[Session]:
     connection = engine.connect()
     outer = connection.begin()
     session = Session(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False,
+        bind=connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
         autoflush=False,
     )
     try:

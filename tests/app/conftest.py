@@ -50,7 +50,10 @@ def cast(db: Session, settings: Settings) -> Cast:
     other_ent = make_enterprise(db, region_code="410105", name="郑州测试机械有限公司")
     expert = make_provider(db)
     platform = make_provider(
-        db, kind=ProviderKind.PLATFORM, name="泉州工业互联网平台", capacity=20,
+        db,
+        kind=ProviderKind.PLATFORM,
+        name="泉州工业互联网平台",
+        capacity=20,
         home_region_code="350500",
     )
     cast = Cast(
