@@ -144,7 +144,7 @@ def app(db: Session, engine: Engine, settings: Settings) -> Iterator[FastAPI]:
             raise
 
     application.dependency_overrides[get_db] = override_get_db
-    yield application
+    return application
 
 
 @pytest.fixture

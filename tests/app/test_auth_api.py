@@ -69,7 +69,8 @@ class TestSelfRegistration:
     def test_enterprise_registers_and_logs_in(self, client: TestClient, db: Session) -> None:
         r = client.post("/api/v1/auth/register/enterprise", json=registration())
         assert r.status_code == 201, r.text
-        assert r.json()["role"] == "enterprise" and r.json()["enterprise_id"]
+        assert r.json()["role"] == "enterprise"
+        assert r.json()["enterprise_id"]
         assert log_in(client, "boss@jinjiang-shoes.cn", "a-long-password").status_code == 200
 
     def test_bad_uscc_names_the_nested_field_and_stores_nothing(
@@ -89,7 +90,8 @@ class TestSelfRegistration:
             client.post("/api/v1/auth/register/enterprise", json=registration()).status_code == 201
         )
         r = client.post("/api/v1/auth/register/enterprise", json=registration(email="other@x.cn"))
-        assert r.status_code == 409 and r.json()["field"] == "uscc"
+        assert r.status_code == 409
+        assert r.json()["field"] == "uscc"
         assert db.scalar(select(func.count()).select_from(User)) == 1
         assert db.scalar(select(func.count()).select_from(Enterprise)) == 1
 
@@ -97,7 +99,8 @@ class TestSelfRegistration:
         r = client.post(
             "/api/v1/auth/register/enterprise", json=registration(email=cast.admin.email)
         )
-        assert r.status_code == 409 and r.json()["field"] == "email"
+        assert r.status_code == 409
+        assert r.json()["field"] == "email"
 
     def test_expert_registers_with_skills(self, client: TestClient, db: Session) -> None:
         body = {
@@ -192,7 +195,8 @@ class TestStaff:
             json={"region_prefixes": ["3505"]},
             headers=cast.headers(cast.admin),
         )
-        assert r.status_code == 200 and r.json()["region_prefixes"] == ["3505"]
+        assert r.status_code == 200
+        assert r.json()["region_prefixes"] == ["3505"]
 
 
 class TestApiKeys:
@@ -203,7 +207,8 @@ class TestApiKeys:
         assert created.status_code == 201
         key = created.json()["key"]
         me = client.get("/api/v1/users/me", headers={"X-API-Key": key})
-        assert me.status_code == 200 and me.json()["id"] == cast.coordinator.id
+        assert me.status_code == 200
+        assert me.json()["id"] == cast.coordinator.id
         listed = client.get("/api/v1/api-keys", headers=cast.headers(cast.coordinator)).json()
         assert "key" not in listed[0]
         assert (

@@ -59,7 +59,8 @@ class TestList:
         ] == [cast.other_ent.id]
         assert client.get(URL, params={"industry": "C35"}, headers=headers).json()["items"] == []
         first = client.get(URL, params={"limit": 1}, headers=headers).json()
-        assert len(first["items"]) == 1 and first["next_cursor"]
+        assert len(first["items"]) == 1
+        assert first["next_cursor"]
         second = client.get(
             URL, params={"limit": 1, "cursor": first["next_cursor"]}, headers=headers
         ).json()
@@ -71,7 +72,8 @@ class TestList:
         assert r.status_code == 422
         assert r.json()["field"] == "region"
         r = client.get(URL, params={"cursor": "garbage!"}, headers=cast.headers(cast.admin))
-        assert r.status_code == 422 and r.json()["field"] == "cursor"
+        assert r.status_code == 422
+        assert r.json()["field"] == "cursor"
 
     def test_limit_is_capped(self, client: TestClient, cast: Cast) -> None:
         r = client.get(URL, params={"limit": 10_000}, headers=cast.headers(cast.admin))
@@ -148,12 +150,14 @@ class TestCreate:
         r = client.post(
             URL, json=new_enterprise() | {"colour": "red"}, headers=cast.headers(cast.admin)
         )
-        assert r.status_code == 422 and r.json()["field"] == "colour"
+        assert r.status_code == 422
+        assert r.json()["field"] == "colour"
 
     def test_duplicate_uscc_is_409(self, client: TestClient, cast: Cast) -> None:
         body = new_enterprise() | {"uscc": cast.ent.uscc}
         r = client.post(URL, json=body, headers=cast.headers(cast.admin))
-        assert r.status_code == 409 and r.json()["field"] == "uscc"
+        assert r.status_code == 409
+        assert r.json()["field"] == "uscc"
 
     def test_idempotency_key_replays(self, client: TestClient, cast: Cast, db: Session) -> None:
         headers = cast.headers(cast.coordinator) | {"Idempotency-Key": "abc-1"}
@@ -191,7 +195,8 @@ class TestUpdate:
         ok = client.patch(
             f"{URL}/{cast.ent.id}", json={"headcount": 151}, headers=headers | {"If-Match": etag}
         )
-        assert ok.status_code == 200 and ok.headers["etag"] != etag
+        assert ok.status_code == 200
+        assert ok.headers["etag"] != etag
         stale = client.patch(
             f"{URL}/{cast.ent.id}", json={"headcount": 152}, headers=headers | {"If-Match": etag}
         )
@@ -206,13 +211,15 @@ class TestUpdate:
             json={"region_code": "410105"},
             headers=cast.headers(cast.coordinator),
         )
-        assert r.status_code == 403 and r.json()["field"] == "region_code"
+        assert r.status_code == 403
+        assert r.json()["field"] == "region_code"
 
     def test_update_writes_an_event(self, client: TestClient, cast: Cast, db: Session) -> None:
         client.patch(
             f"{URL}/{cast.ent.id}", json={"headcount": 99}, headers=cast.headers(cast.ent_user)
         )
         event = db.scalars(select(Event).where(Event.action == "enterprise.updated")).one()
-        assert event.before is not None and event.before["headcount"] == 120
+        assert event.before is not None
+        assert event.before["headcount"] == 120
         assert event.after["headcount"] == 99
         assert event.actor_id == cast.ent_user.id

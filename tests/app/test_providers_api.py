@@ -93,9 +93,11 @@ class TestCreateAndUpdate:
             json={"capacity": 5, "expertise": "融资 担保"},
             headers=headers,
         )
-        assert r.status_code == 200 and r.json()["capacity"] == 5
+        assert r.status_code == 200
+        assert r.json()["capacity"] == 5
         r = client.patch(f"{URL}/{cast.expert.id}", json={"active": False}, headers=headers)
-        assert r.status_code == 403 and r.json()["field"] == "active"
+        assert r.status_code == 403
+        assert r.json()["field"] == "active"
 
     @pytest.mark.parametrize(
         ("role", "status"),
@@ -121,7 +123,8 @@ class TestCreateAndUpdate:
             json={"paused_from_date": "2026-12-01", "paused_until_date": "2026-12-20"},
             headers=cast.headers(cast.expert_user),
         )
-        assert r.status_code == 200 and r.json()["paused_until_date"] == "2026-12-20"
+        assert r.status_code == 200
+        assert r.json()["paused_until_date"] == "2026-12-20"
 
 
 class TestConflicts:
@@ -149,7 +152,8 @@ class TestConflicts:
             json={"uscc": make_uscc("350582", 999999)},
             headers=cast.headers(cast.expert_user),
         )
-        assert r.status_code == 404 and r.json()["field"] == "uscc"
+        assert r.status_code == 404
+        assert r.json()["field"] == "uscc"
 
     @pytest.mark.parametrize(
         ("role", "status"),

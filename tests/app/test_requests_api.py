@@ -50,7 +50,8 @@ class TestSubmit:
         r = client.post(
             URL, json=body(enterprise_id=cast.other_ent.id), headers=cast.headers(cast.ent_user)
         )
-        assert r.status_code == 403 and r.json()["field"] == "enterprise_id"
+        assert r.status_code == 403
+        assert r.json()["field"] == "enterprise_id"
 
     @pytest.mark.parametrize(
         ("role", "status"),
@@ -72,7 +73,8 @@ class TestSubmit:
 
     def test_staff_must_name_the_enterprise(self, client: TestClient, cast: Cast) -> None:
         r = client.post(URL, json=body(), headers=cast.headers(cast.coordinator))
-        assert r.status_code == 422 and r.json()["field"] == "enterprise_id"
+        assert r.status_code == 422
+        assert r.json()["field"] == "enterprise_id"
 
     @pytest.mark.parametrize(
         ("field", "value"),
@@ -167,7 +169,8 @@ class TestChanges:
         r = client.patch(
             f"{URL}/{req.id}", json={"urgency": 5}, headers=cast.headers(cast.ent_user)
         )
-        assert r.status_code == 200 and r.json()["urgency"] == 5
+        assert r.status_code == 200
+        assert r.json()["urgency"] == 5
 
     @pytest.mark.parametrize(
         ("role", "status"), [("other_enterprise", 404), ("expert", 404), ("other_coordinator", 404)]
@@ -198,13 +201,15 @@ class TestChanges:
             headers=cast.headers(cast.coordinator),
         )
         assert t.status_code == 200, t.text
-        assert t.json()["status"] == "triaged" and t.json()["category"] == "cost_reduction"
+        assert t.json()["status"] == "triaged"
+        assert t.json()["category"] == "cost_reduction"
         again = client.post(
             f"{URL}/{req.id}/triage", json={}, headers=cast.headers(cast.coordinator)
         )
         assert again.status_code == 409
         w = client.post(f"{URL}/{req.id}/withdraw", headers=cast.headers(cast.ent_user))
-        assert w.status_code == 200 and w.json()["status"] == "withdrawn"
+        assert w.status_code == 200
+        assert w.json()["status"] == "withdrawn"
         assert (
             client.post(f"{URL}/{req.id}/withdraw", headers=cast.headers(cast.ent_user)).status_code
             == 409
