@@ -19,6 +19,7 @@ from app.models.enums import (
 from app.models.event import Event, IdempotencyKey
 from app.models.help_request import HelpRequest
 from app.models.match_run import MatchRun
+from app.models.notification import Notification, NotificationStatus
 from app.models.plan import Feedback, FollowUp, Milestone, Plan
 from app.models.policy import Policy
 from app.models.provider import Provider, ProviderConflict
@@ -44,6 +45,8 @@ __all__ = [
     "MatchRun",
     "MatchRunStatus",
     "Milestone",
+    "Notification",
+    "NotificationStatus",
     "Plan",
     "PlanStatus",
     "Policy",
