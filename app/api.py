@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.assignments.router import router as assignments_router
 from app.auth.router import router as auth_router
 from app.enterprises.router import router as enterprises_router
+from app.plans.router import router as plans_router
 from app.policies.router import router as policies_router
 from app.providers.router import router as providers_router
 from app.requests.router import router as requests_router
@@ -19,5 +21,7 @@ for router in (
     requests_router,
     providers_router,
     policies_router,
+    assignments_router,
+    plans_router,
 ):
     api_router.include_router(router)

@@ -122,3 +122,15 @@ def withdraw_request(
     request: CurrentRequest, session: DbSession, principal: CurrentPrincipal
 ) -> HelpRequest:
     return request_service.withdraw(session, principal=principal, request=request)
+
+
+@router.post(
+    "/{request_id}/unresolvable",
+    response_model=HelpRequestRead,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def declare_unresolvable(
+    request: CurrentRequest, session: DbSession, principal: Staff
+) -> HelpRequest:
+    """Settle a request that cannot be solved, so the enterprise's plan can close."""
+    return request_service.declare_unresolvable(session, principal=principal, request=request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
@@ -13,7 +14,12 @@ from app.common.schemas import Page
 from app.enterprises import service as enterprise_service
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events import service as event_service
-from app.models import Category, Enterprise, HelpRequest, RequestStatus
+from app.models import (
+    Category,
+    Enterprise,
+    HelpRequest,
+    RequestStatus,
+)
 from app.requests import repository
 from app.requests.schemas import HelpRequestCreate, HelpRequestRead, HelpRequestUpdate
 from app.taxonomy import service as taxonomy_service
@@ -79,7 +85,7 @@ def create(session: Session, *, principal: Principal, data: HelpRequestCreate) -
     return request
 
 
-def _region_of(session: Session, request: HelpRequest) -> str:
+def region_of(session: Session, request: HelpRequest) -> str:
     enterprise = session.get(Enterprise, request.enterprise_id)
     return enterprise.region_code if enterprise else ""
 
@@ -91,7 +97,7 @@ def _ensure_may_edit(session: Session, principal: Principal, request: HelpReques
                 f"a request that is {request.status.value} can no longer be edited by the enterprise"
             )
         return
-    if principal.covers_region(_region_of(session, request)):
+    if principal.covers_region(region_of(session, request)):
         if request.status in CLOSED:
             raise Conflict(f"the request is {request.status.value}")
         return
@@ -117,7 +123,7 @@ def update(
         actor=principal,
         action="request.updated",
         entity=request,
-        region_code=_region_of(session, request),
+        region_code=region_of(session, request),
         before=before,
     )
     return request
@@ -144,7 +150,7 @@ def _transition(
         actor=principal,
         action=action,
         entity=request,
-        region_code=_region_of(session, request),
+        region_code=region_of(session, request),
         before=before,
     )
     return request
@@ -154,7 +160,7 @@ def triage(
     session: Session, *, principal: Principal, request: HelpRequest, data: HelpRequestUpdate
 ) -> HelpRequest:
     """A coordinator checks category, urgency and fields, and releases it for matching."""
-    if not principal.covers_region(_region_of(session, request)):
+    if not principal.covers_region(region_of(session, request)):
         raise Forbidden("only coordinators of the enterprise's region triage its requests")
     update(session, principal=principal, request=request, data=data)
     return _transition(
@@ -169,7 +175,7 @@ def triage(
 
 def withdraw(session: Session, *, principal: Principal, request: HelpRequest) -> HelpRequest:
     own = principal.is_enterprise and principal.enterprise_id == request.enterprise_id
-    if not (own or principal.covers_region(_region_of(session, request))):
+    if not (own or principal.covers_region(region_of(session, request))):
         raise Forbidden("only the enterprise or its coordinators may withdraw this request")
     open_states = tuple(s for s in RequestStatus if s not in CLOSED)
     return _transition(

@@ -1,0 +1,63 @@
+"""The compare-and-set status move every assignment change goes through.
+
+``UPDATE ... WHERE status IN (allowed sources)`` plus a row-count check: of two racing clicks
+exactly one wins and the other gets 409 (a read-check-write version gave 500s on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.assignments.transitions import sources_of
+from app.auth.principal import Principal
+from app.common.clock import utc_now
+from app.errors import Conflict
+from app.events import service as event_service
+from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest
+
+
+def region_of(session: Session, assignment: Assignment) -> str:
+    code = session.scalar(
+        select(Enterprise.region_code)
+        .join(HelpRequest, HelpRequest.enterprise_id == Enterprise.id)
+        .where(HelpRequest.id == assignment.request_id)
+    )
+    return code or ""
+
+
+def move(
+    session: Session,
+    assignment: Assignment,
+    *,
+    to: AssignmentStatus,
+    actor: Principal | None,
+    action: str,
+    **values: Any,
+) -> Assignment:
+    """Compare-and-set the status; 409 when someone else moved it first."""
+    before = event_service.snapshot(assignment)
+    result = session.execute(
+        update(Assignment)
+        .where(Assignment.id == assignment.id, Assignment.status.in_(sources_of(to)))
+        .values(status=to, version=Assignment.version + 1, updated_at=utc_now(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(assignment)
+        raise Conflict(
+            f"assignment {assignment.id} is {assignment.status.value}; it cannot become {to.value}",
+            current_status=assignment.status.value,
+        )
+    session.refresh(assignment)
+    event_service.record(
+        session,
+        actor=actor,
+        action=action,
+        entity=assignment,
+        region_code=region_of(session, assignment),
+        before=before,
+    )
+    return assignment

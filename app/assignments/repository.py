@@ -1,0 +1,76 @@
+"""Queries over assignments; ``visible_to`` is the one place their role scoping lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, false, func, select
+
+from app.assignments.transitions import OPEN
+from app.auth.principal import Principal
+from app.enterprises.repository import region_clause
+from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest
+
+
+def visible_to(principal: Principal) -> Select[tuple[Assignment]]:
+    statement = (
+        select(Assignment)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+    )
+    if principal.is_admin:
+        return statement
+    if principal.is_coordinator:
+        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+    if principal.is_provider:
+        # Drafts are the coordinators' business until published.
+        return statement.where(
+            Assignment.provider_id == principal.provider_id,
+            Assignment.status != AssignmentStatus.PROPOSED,
+        )
+    if principal.is_enterprise:
+        return statement.where(
+            HelpRequest.enterprise_id == principal.enterprise_id,
+            Assignment.status != AssignmentStatus.PROPOSED,
+        )
+    return statement.where(false())
+
+
+@dataclass(frozen=True)
+class AssignmentFilter:
+    status: str | None = None
+    provider_id: int | None = None
+    request_id: int | None = None
+    match_run_id: int | None = None
+
+
+def filtered(
+    statement: Select[tuple[Assignment]], f: AssignmentFilter
+) -> Select[tuple[Assignment]]:
+    if f.status:
+        statement = statement.where(Assignment.status == f.status)
+    if f.provider_id:
+        statement = statement.where(Assignment.provider_id == f.provider_id)
+    if f.request_id:
+        statement = statement.where(Assignment.request_id == f.request_id)
+    if f.match_run_id:
+        statement = statement.where(Assignment.match_run_id == f.match_run_id)
+    return statement
+
+
+def open_load(provider_ids: list[int] | None = None) -> Select[tuple[int, int]]:
+    """(provider_id, open assignments) — capacity counts every open assignment, any origin."""
+    statement = (
+        select(Assignment.provider_id, func.count())
+        .where(Assignment.status.in_(OPEN))
+        .group_by(Assignment.provider_id)
+    )
+    if provider_ids is not None:
+        statement = statement.where(Assignment.provider_id.in_(provider_ids))
+    return statement
+
+
+def open_for_request(request_id: int) -> Select[tuple[Assignment]]:
+    return select(Assignment).where(
+        Assignment.request_id == request_id, Assignment.status.in_(OPEN)
+    )

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+
+from app.assignments import repository
+from app.assignments import service as assignment_service
+from app.assignments.schemas import (
+    AssignmentRead,
+    Complete,
+    Decline,
+    FeedbackCreate,
+    FeedbackRead,
+    Lock,
+    ManualAssign,
+    Reassign,
+)
+from app.common.concurrency import set_etag
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
+from app.deps import CurrentPrincipal, DbSession, Staff
+from app.models import Assignment, AssignmentStatus, Feedback
+
+router = APIRouter(prefix="/assignments", tags=["assignments"])
+ACTION_ERRORS = problem_responses(401, 403, 404, 409)
+
+
+def get_assignment(
+    assignment_id: int, session: DbSession, principal: CurrentPrincipal
+) -> Assignment:
+    return assignment_service.get(session, principal=principal, assignment_id=assignment_id)
+
+
+CurrentAssignment = Annotated[Assignment, Depends(get_assignment)]
+
+
+def assignment_filter(
+    status: AssignmentStatus | None = None,
+    provider_id: int | None = None,
+    request_id: int | None = None,
+    match_run_id: int | None = None,
+) -> repository.AssignmentFilter:
+    return repository.AssignmentFilter(
+        status=status, provider_id=provider_id, request_id=request_id, match_run_id=match_run_id
+    )
+
+
+@router.get("", response_model=Page[AssignmentRead], responses=problem_responses(401))
+def list_assignments(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page: PageDep,
+    filters: Annotated[repository.AssignmentFilter, Depends(assignment_filter)],
+) -> Page[AssignmentRead]:
+    """Providers see their offers and work; enterprises theirs; coordinators their regions."""
+    return assignment_service.list_(session, principal=principal, filters=filters, page=page)
+
+
+@router.post(
+    "", response_model=AssignmentRead, status_code=status.HTTP_201_CREATED, responses=ACTION_ERRORS
+)
+def assign_by_hand(data: ManualAssign, session: DbSession, principal: Staff) -> Assignment:
+    """Offer a request to a provider by hand (the hard rules and capacity still apply)."""
+    return assignment_service.assign_by_hand(session, principal=principal, data=data)
+
+
+@router.get(
+    "/{assignment_id}", response_model=AssignmentRead, responses=problem_responses(401, 404)
+)
+def read_assignment(assignment: CurrentAssignment, response: Response) -> Assignment:
+    set_etag(response, assignment.version)
+    return assignment
+
+
+@router.post("/{assignment_id}/accept", response_model=AssignmentRead, responses=ACTION_ERRORS)
+def accept(
+    assignment: CurrentAssignment, session: DbSession, principal: CurrentPrincipal
+) -> Assignment:
+    return assignment_service.accept(session, principal=principal, assignment=assignment)
+
+
+@router.post("/{assignment_id}/decline", response_model=AssignmentRead, responses=ACTION_ERRORS)
+def decline(
+    data: Decline, assignment: CurrentAssignment, session: DbSession, principal: CurrentPrincipal
+) -> Assignment:
+    """Decline with a reason code; the request is offered to the next-best provider at once."""
+    return assignment_service.decline(
+        session, principal=principal, assignment=assignment, data=data
+    )
+
+
+@router.post("/{assignment_id}/complete", response_model=AssignmentRead, responses=ACTION_ERRORS)
+def complete(
+    assignment: CurrentAssignment,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    data: Complete | None = None,
+) -> Assignment:
+    """The provider marks the work done; the enterprise then confirms and rates it."""
+    return assignment_service.complete(session, principal=principal, assignment=assignment)
+
+
+@router.post("/{assignment_id}/lock", response_model=AssignmentRead, responses=ACTION_ERRORS)
+def lock(
+    data: Lock, assignment: CurrentAssignment, session: DbSession, principal: Staff
+) -> Assignment:
+    """Pin (or unpin) a pair: runs and re-matches keep it."""
+    return assignment_service.set_lock(
+        session, principal=principal, assignment=assignment, locked=data.locked
+    )
+
+
+@router.post(
+    "/{assignment_id}/reassign", response_model=AssignmentRead | None, responses=ACTION_ERRORS
+)
+def reassign(
+    data: Reassign, assignment: CurrentAssignment, session: DbSession, principal: Staff
+) -> Assignment | None:
+    """Cancel this pair and offer the request elsewhere (named provider, or the engine's pick)."""
+    return assignment_service.reassign(
+        session, principal=principal, assignment=assignment, data=data
+    )
+
+
+@router.post(
+    "/{assignment_id}/feedback",
+    response_model=FeedbackRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=ACTION_ERRORS,
+)
+def rate(
+    data: FeedbackCreate,
+    assignment: CurrentAssignment,
+    session: DbSession,
+    principal: CurrentPrincipal,
+) -> Feedback:
+    """The enterprise rates completed help 1–5; not satisfied reopens the request."""
+    return assignment_service.rate(session, principal=principal, assignment=assignment, data=data)

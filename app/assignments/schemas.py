@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from app.common.schemas import InputSchema, Schema
+from app.models import AssignmentOrigin, AssignmentStatus
+
+DeclineReason = Literal[
+    "no_capacity", "outside_expertise", "conflict_of_interest", "too_far", "unavailable", "other"
+]
+
+
+class AssignmentRead(Schema):
+    id: int
+    request_id: int
+    provider_id: int
+    match_run_id: int | None
+    origin: AssignmentOrigin
+    status: AssignmentStatus
+    score: float
+    breakdown: dict[str, Any]
+    locked: bool
+    offered_at: datetime | None
+    offer_expires_at: datetime | None
+    responded_at: datetime | None
+    decline_reason_code: str
+    decline_reason: str
+    completed_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Decline(InputSchema):
+    reason_code: DeclineReason
+    reason: str = Field(default="", max_length=1000)
+
+
+class Complete(InputSchema):
+    summary: str = Field(default="", max_length=2000, description="What was done")
+
+
+class ManualAssign(InputSchema):
+    request_id: int
+    provider_id: int
+    note: str = Field(default="", max_length=500)
+
+
+class Reassign(InputSchema):
+    provider_id: int | None = Field(
+        default=None, description="The new provider; omit to let the engine pick the best one"
+    )
+    reason: str = Field(default="", max_length=500)
+
+
+class Lock(InputSchema):
+    locked: bool = True
+
+
+class FeedbackCreate(InputSchema):
+    rating: int = Field(ge=1, le=5)
+    satisfied: bool
+    comment: str = Field(default="", max_length=2000)
+
+
+class FeedbackRead(Schema):
+    id: int
+    assignment_id: int
+    rating: int
+    satisfied: bool
+    comment: str
+    created_at: datetime

@@ -1,0 +1,306 @@
+"""Use cases on assignments: offers answered, work completed, pairs pinned or re-assigned.
+
+Every status change is a compare-and-set ``UPDATE ... WHERE status IN (allowed sources)``
+with a row-count check, so of two racing clicks exactly one wins and the other gets 409
+(measured on PostgreSQL: a read-check-write version gave 500s under concurrency).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.assignments import offers, repository
+from app.assignments.lifecycle import move, region_of
+from app.assignments.schemas import (
+    AssignmentRead,
+    Decline,
+    FeedbackCreate,
+    ManualAssign,
+    Reassign,
+)
+from app.assignments.transitions import OPEN
+from app.auth.principal import Principal
+from app.common.clock import utc_now
+from app.common.pagination import PageParams, paginate
+from app.common.schemas import Page
+from app.errors import Conflict, Forbidden, NotFound
+from app.events import service as event_service
+from app.match_runs import rematch as rematch_service
+from app.models import (
+    Assignment,
+    AssignmentOrigin,
+    AssignmentStatus,
+    Feedback,
+    HelpRequest,
+    RequestStatus,
+)
+from app.plans import service as plan_service
+from app.requests import service as request_service
+
+
+def get(session: Session, *, principal: Principal, assignment_id: int) -> Assignment:
+    found = session.scalar(repository.visible_to(principal).where(Assignment.id == assignment_id))
+    if found is None:
+        raise NotFound(f"assignment {assignment_id} not found")
+    return found
+
+
+def list_(
+    session: Session,
+    *,
+    principal: Principal,
+    filters: repository.AssignmentFilter,
+    page: PageParams,
+) -> Page[AssignmentRead]:
+    statement = repository.filtered(repository.visible_to(principal), filters)
+    return paginate(session, statement, Assignment.id, page, AssignmentRead.model_validate)
+
+
+def _ensure_own(principal: Principal, assignment: Assignment) -> None:
+    if not (principal.is_provider and principal.provider_id == assignment.provider_id):
+        raise Forbidden("only the provider this was offered to may answer it")
+
+
+def _set_request_status(
+    session: Session, request_id: int, status: RequestStatus, **values: Any
+) -> None:
+    request = session.get(HelpRequest, request_id)
+    if request is not None and request.status != status:
+        request.status = status
+        for key, value in values.items():
+            setattr(request, key, value)
+        session.flush()
+
+
+def accept(session: Session, *, principal: Principal, assignment: Assignment) -> Assignment:
+    _ensure_own(principal, assignment)
+    now = utc_now()
+    expires = assignment.offer_expires_at
+    if (
+        assignment.status == AssignmentStatus.OFFERED
+        and expires is not None
+        and _aware(expires) < now
+    ):
+        raise Conflict("this offer has expired", field="offer_expires_at")
+    move(
+        session,
+        assignment,
+        to=AssignmentStatus.ACCEPTED,
+        actor=principal,
+        action="assignment.accepted",
+        responded_at=now,
+    )
+    _set_request_status(session, assignment.request_id, RequestStatus.IN_PROGRESS)
+    return assignment
+
+
+def decline(
+    session: Session, *, principal: Principal, assignment: Assignment, data: Decline
+) -> Assignment:
+    """The pair is excluded and the request goes back to be re-matched."""
+    _ensure_own(principal, assignment)
+    move(
+        session,
+        assignment,
+        to=AssignmentStatus.DECLINED,
+        actor=principal,
+        action="assignment.declined",
+        responded_at=utc_now(),
+        decline_reason_code=data.reason_code,
+        decline_reason=data.reason,
+    )
+    offers.exclude_pair(
+        session,
+        request_id=assignment.request_id,
+        provider_id=assignment.provider_id,
+        reason=f"declined: {data.reason_code} {data.reason}".strip(),
+        actor=principal,
+    )
+    _set_request_status(session, assignment.request_id, RequestStatus.TRIAGED)
+    rematch_service.rematch_requests(session, request_ids=[assignment.request_id], actor=principal)
+    return assignment
+
+
+def complete(session: Session, *, principal: Principal, assignment: Assignment) -> Assignment:
+    _ensure_own(principal, assignment)
+    return move(
+        session,
+        assignment,
+        to=AssignmentStatus.COMPLETED,
+        actor=principal,
+        action="assignment.completed",
+        completed_at=utc_now(),
+    )
+
+
+def set_lock(
+    session: Session, *, principal: Principal, assignment: Assignment, locked: bool
+) -> Assignment:
+    """A locked (pinned) pair is kept by every later run and re-match."""
+    _ensure_staff_of(session, principal, assignment)
+    if assignment.status not in (AssignmentStatus.PROPOSED, *OPEN):
+        raise Conflict(f"a {assignment.status.value} assignment cannot be pinned")
+    before = event_service.snapshot(assignment)
+    assignment.locked = locked
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="assignment.locked" if locked else "assignment.unlocked",
+        entity=assignment,
+        region_code=region_of(session, assignment),
+        before=before,
+    )
+    return assignment
+
+
+def _ensure_staff_of(session: Session, principal: Principal, assignment: Assignment) -> None:
+    if not principal.covers_region(region_of(session, assignment)):
+        raise Forbidden("only coordinators of the enterprise's region manage its assignments")
+
+
+def _aware(moment: Any) -> Any:
+    """SQLite returns naive datetimes for timezone-aware columns; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def assign_by_hand(session: Session, *, principal: Principal, data: ManualAssign) -> Assignment:
+    request = request_service.get(session, principal=principal, request_id=data.request_id)
+    if not principal.covers_region(request_service.region_of(session, request)):
+        raise Forbidden("only coordinators of the enterprise's region assign its requests")
+    if session.scalar(repository.open_for_request(request.id)) is not None:
+        raise Conflict(
+            "the request already has an open assignment; re-assign it instead", field="request_id"
+        )
+    if request.status in (
+        RequestStatus.RESOLVED,
+        RequestStatus.WITHDRAWN,
+        RequestStatus.UNRESOLVABLE,
+    ):
+        raise Conflict(f"the request is {request.status.value}", field="request_id")
+    provider = offers.lock_provider(session, data.provider_id)
+    offers.check_pair_allowed(session, request, provider)
+    assignment = offers.create_offer(
+        session,
+        request=request,
+        provider=provider,
+        origin=AssignmentOrigin.MANUAL,
+        actor=principal,
+        breakdown={"note": data.note} if data.note else None,
+    )
+    plan_service.attach_requests(session, enterprise_id=request.enterprise_id, actor=principal)
+    return assignment
+
+
+def reassign(
+    session: Session, *, principal: Principal, assignment: Assignment, data: Reassign
+) -> Assignment | None:
+    """Cancel the current pair and offer the request to a named provider, or to the best
+    remaining one chosen by the engine. Returns the new offer (None if nobody qualifies)."""
+    _ensure_staff_of(session, principal, assignment)
+    if assignment.locked:
+        raise Conflict("this pair is pinned; unlock it before re-assigning", field="locked")
+    move(
+        session,
+        assignment,
+        to=AssignmentStatus.CANCELLED,
+        actor=principal,
+        action="assignment.reassigned",
+    )
+    offers.exclude_pair(
+        session,
+        request_id=assignment.request_id,
+        provider_id=assignment.provider_id,
+        reason=f"re-assigned by coordinator: {data.reason}".strip(),
+        actor=principal,
+    )
+    _set_request_status(session, assignment.request_id, RequestStatus.TRIAGED)
+    if data.provider_id is None:
+        new = rematch_service.rematch_requests(
+            session, request_ids=[assignment.request_id], actor=principal
+        )
+        return new[0] if new else None
+    return assign_by_hand(
+        session,
+        principal=principal,
+        data=ManualAssign(
+            request_id=assignment.request_id, provider_id=data.provider_id, note=data.reason
+        ),
+    )
+
+
+def _update_rating(session: Session, provider_id: int, rating: int) -> None:
+    provider = offers.lock_provider(session, provider_id)
+    count = provider.rating_count
+    provider.rating = round(((provider.rating or 0.0) * count + rating) / (count + 1), 4)
+    provider.rating_count = count + 1
+    session.flush()
+
+
+def rate(
+    session: Session, *, principal: Principal, assignment: Assignment, data: FeedbackCreate
+) -> Feedback:
+    """The enterprise confirms completed help and rates it. Satisfied resolves the request;
+    not satisfied reopens it and offers it to someone else (this pair is excluded)."""
+    request = session.get(HelpRequest, assignment.request_id)
+    if request is None or not (
+        principal.is_enterprise and principal.enterprise_id == request.enterprise_id
+    ):
+        raise Forbidden("only the enterprise that was helped rates the help")
+    if assignment.status != AssignmentStatus.COMPLETED:
+        raise Conflict(f"only completed help is rated; this is {assignment.status.value}")
+    if session.scalar(select(Feedback.id).where(Feedback.assignment_id == assignment.id)):
+        raise Conflict("this assignment is already rated")
+    feedback = Feedback(
+        assignment_id=assignment.id,
+        author_id=principal.user_id,
+        created_at=utc_now(),
+        **data.model_dump(),
+    )
+    session.add(feedback)
+    session.flush()
+    _update_rating(session, assignment.provider_id, data.rating)
+    event_service.record(
+        session,
+        actor=principal,
+        action="assignment.rated",
+        entity=feedback,
+        region_code=region_of(session, assignment),
+    )
+    before = event_service.snapshot(request)
+    if data.satisfied:
+        request.status, request.resolved_at = RequestStatus.RESOLVED, utc_now()
+        session.flush()
+        event_service.record(
+            session,
+            actor=principal,
+            action="request.resolved",
+            entity=request,
+            region_code=region_of(session, assignment),
+            before=before,
+        )
+        plan_service.refresh_status(session, request.plan_id, principal)
+        return feedback
+    request.status = RequestStatus.TRIAGED
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="request.reopened",
+        entity=request,
+        region_code=region_of(session, assignment),
+        before=before,
+    )
+    offers.exclude_pair(
+        session,
+        request_id=request.id,
+        provider_id=assignment.provider_id,
+        reason="enterprise not satisfied",
+        actor=principal,
+    )
+    rematch_service.rematch_requests(session, request_ids=[request.id], actor=principal)
+    return feedback

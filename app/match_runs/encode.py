@@ -1,0 +1,199 @@
+"""The one place that knows both database rows and the engine's ``matching.Problem``.
+
+Reads a consistent snapshot of requests, providers (with their current open load from every
+source), conflicts, exclusions and pins, and turns an engine result back into rows' terms.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+import matching
+from app.assignments import repository as assignment_repository
+from app.common.clock import today
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    Enterprise,
+    Exclusion,
+    HelpRequest,
+    Provider,
+    ProviderConflict,
+    RequestStatus,
+)
+
+MATCHABLE = (RequestStatus.SUBMITTED, RequestStatus.TRIAGED)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which requests a run decides: a region prefix, categories, or explicit ids."""
+
+    region: str = ""
+    categories: tuple[str, ...] = ()
+    request_ids: tuple[int, ...] = ()
+
+    def statement(self) -> Select[tuple[HelpRequest, Enterprise]]:
+        statement = (
+            select(HelpRequest, Enterprise)
+            .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+            .where(HelpRequest.status.in_(MATCHABLE))
+            .order_by(HelpRequest.id)
+        )
+        if self.region:
+            statement = statement.where(Enterprise.region_code.startswith(self.region))
+        if self.categories:
+            statement = statement.where(HelpRequest.category.in_(self.categories))
+        if self.request_ids:
+            statement = statement.where(HelpRequest.id.in_(self.request_ids))
+        return statement
+
+
+@dataclass
+class Snapshot:
+    problem: matching.Problem
+    request_region: dict[int, str] = field(default_factory=dict)
+    request_enterprise: dict[int, int] = field(default_factory=dict)
+
+
+def _paused(provider: Provider, on: date) -> bool:
+    starts, ends = provider.paused_from_date, provider.paused_until_date
+    if starts is None and ends is None:
+        return False
+    return (starts is None or starts <= on) and (ends is None or on <= ends)
+
+
+def _request_row(request: HelpRequest, enterprise: Enterprise) -> matching.RequestIn:
+    return matching.RequestIn(
+        id=request.id,
+        category=request.category,
+        text=f"{request.title}\n{request.description}",
+        industry=enterprise.industry_code,
+        region=enterprise.region_code,
+        enterprise=enterprise.id,
+        urgency=request.urgency,
+        tier=enterprise.tier.value,
+    )
+
+
+def _provider_rows(session: Session, excluded_load: dict[int, int]) -> list[matching.ProviderIn]:
+    load = dict(session.execute(assignment_repository.open_load()).tuples().all())
+    conflicts: dict[int, list[int]] = defaultdict(list)
+    for provider_id, enterprise_id in session.execute(
+        select(ProviderConflict.provider_id, ProviderConflict.enterprise_id)
+    ).tuples():
+        conflicts[provider_id].append(enterprise_id)
+    on = today()
+    return [
+        matching.ProviderIn(
+            id=p.id,
+            kind=p.kind.value,
+            skills=dict(p.skills),
+            expertise=p.expertise,
+            industries=tuple(p.industries),
+            regions=tuple(p.regions),
+            remote=p.remote_ok,
+            capacity=p.capacity,
+            load=max(0, load.get(p.id, 0) - excluded_load.get(p.id, 0)),
+            paused=_paused(p, on),
+            active=p.active,
+            rating=p.rating,
+            conflicts=tuple(conflicts.get(p.id, ())),
+        )
+        for p in session.scalars(select(Provider).order_by(Provider.id))
+    ]
+
+
+def _exclusions(session: Session) -> list[matching.Exclusion]:
+    return [
+        matching.Exclusion(provider=e.provider_id, request=e.request_id, enterprise=e.enterprise_id)
+        for e in session.scalars(select(Exclusion).order_by(Exclusion.id))
+    ]
+
+
+def snapshot(
+    session: Session,
+    scope: Scope,
+    *,
+    pinned: Iterable[tuple[int, int]] = (),
+    pinned_are_open: bool = False,
+) -> Snapshot:
+    """Build the engine's problem for ``scope``.
+
+    ``pinned`` pairs are kept by the solver and consume capacity. When they are already open
+    assignments (``pinned_are_open``) their slot is counted once, as a pin, not also as load.
+    """
+    rows = session.execute(scope.statement()).tuples().all()
+    pins = [(r, p) for r, p in pinned]
+    in_scope = {request.id for request, _ in rows}
+    pins = [(r, p) for r, p in pins if r in in_scope]
+    excluded_load: dict[int, int] = defaultdict(int)
+    if pinned_are_open:
+        for _, provider_id in pins:
+            excluded_load[provider_id] += 1
+    problem = matching.Problem.build(
+        requests=[_request_row(request, enterprise) for request, enterprise in rows],
+        providers=_provider_rows(session, excluded_load),
+        exclusions=_exclusions(session),
+        pinned=pins,
+    )
+    return Snapshot(
+        problem=problem,
+        request_region={request.id: enterprise.region_code for request, enterprise in rows},
+        request_enterprise={request.id: enterprise.id for request, enterprise in rows},
+    )
+
+
+def breakdown(result: matching.MatchResult, request_id: int) -> dict[str, Any]:
+    """What an assignment row stores to explain itself: features × weights, reasons, runners-up."""
+    chosen = result.assignment(request_id)
+    if chosen is None:
+        return {}
+    explanation = chosen.explanation
+    return {
+        "features": dict(explanation.features),
+        "contributions": dict(explanation.contributions),
+        "priority": explanation.priority,
+        "slot_multiplier": explanation.slot_multiplier,
+        "reason_zh": explanation.reason_zh,
+        "reason_en": explanation.reason_en,
+        "runners_up": [
+            {"provider_id": c.provider, "score": c.score}
+            for c in result.runners_up.get(request_id, ())[:5]
+        ],
+    }
+
+
+def unmatched_rows(result: matching.MatchResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "request_id": u.request,
+            "reason": u.reason.value,
+            "removed": dict(u.removed),
+            "taken_by": list(u.taken_by),
+            "message_zh": u.message_zh,
+            "message_en": u.message_en,
+        }
+        for u in result.unmatched
+    ]
+
+
+def locked_pairs(session: Session, request_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Pinned pairs a coordinator locked on drafts or live assignments of these requests."""
+    return [
+        (a.request_id, a.provider_id)
+        for a in session.scalars(
+            select(Assignment).where(
+                Assignment.locked.is_(True),
+                Assignment.request_id.in_(request_ids),
+                Assignment.status == AssignmentStatus.PROPOSED,
+            )
+        )
+    ]

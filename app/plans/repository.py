@@ -1,0 +1,28 @@
+"""Queries over plans; ``visible_to`` is the one place their role scoping lives."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, false, select
+
+from app.assignments.transitions import LIVE
+from app.auth.principal import Principal
+from app.enterprises.repository import region_clause
+from app.models import Assignment, Enterprise, HelpRequest, Plan
+
+
+def visible_to(principal: Principal) -> Select[tuple[Plan]]:
+    statement = select(Plan).join(Enterprise, Enterprise.id == Plan.enterprise_id)
+    if principal.is_admin:
+        return statement
+    if principal.is_coordinator:
+        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+    if principal.is_enterprise:
+        return statement.where(Plan.enterprise_id == principal.enterprise_id)
+    if principal.is_provider:
+        served = (
+            select(HelpRequest.plan_id)
+            .join(Assignment, Assignment.request_id == HelpRequest.id)
+            .where(Assignment.provider_id == principal.provider_id, Assignment.status.in_(LIVE))
+        )
+        return statement.where(Plan.id.in_(served))
+    return statement.where(false())

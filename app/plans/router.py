@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Response, status
+
+from app.common.concurrency import check_if_match, set_etag
+from app.common.schemas import problem_responses
+from app.deps import CurrentPrincipal, DbSession, Staff
+from app.models import FollowUp, Milestone, Plan, PlanStatus
+from app.plans import service as plan_service
+from app.plans.schemas import (
+    FollowUpCreate,
+    FollowUpRead,
+    MilestoneCreate,
+    MilestoneRead,
+    MilestoneUpdate,
+    PlanDetail,
+    PlanRead,
+    PlanUpdate,
+)
+
+router = APIRouter(prefix="/plans", tags=["plans"])
+EDIT_ERRORS = problem_responses(401, 403, 404, 409, 412, 428)
+IfMatch = Annotated[str | None, Header(description="The plan's ETag; required for edits")]
+
+
+def get_plan(plan_id: int, session: DbSession, principal: CurrentPrincipal) -> Plan:
+    return plan_service.get(session, principal=principal, plan_id=plan_id)
+
+
+CurrentPlan = Annotated[Plan, Depends(get_plan)]
+
+
+def _detail(session: DbSession, plan: Plan, response: Response) -> PlanDetail:
+    set_etag(response, plan.version)
+    return PlanDetail.model_validate(
+        {**PlanRead.model_validate(plan).model_dump(), **plan_service.detail(session, plan)}
+    )
+
+
+@router.get("", response_model=list[PlanRead], responses=problem_responses(401))
+def list_plans(
+    session: DbSession, principal: CurrentPrincipal, status: PlanStatus | None = None
+) -> Sequence[Plan]:
+    return plan_service.list_(session, principal=principal, status=status)
+
+
+@router.get("/{plan_id}", response_model=PlanDetail, responses=problem_responses(401, 404))
+def read_plan(plan: CurrentPlan, session: DbSession, response: Response) -> PlanDetail:
+    """The plan with its requests, assignments (with explanations), milestones, follow-ups."""
+    return _detail(session, plan, response)
+
+
+@router.patch("/{plan_id}", response_model=PlanDetail, responses=EDIT_ERRORS)
+def update_plan(
+    data: PlanUpdate,
+    plan: CurrentPlan,
+    session: DbSession,
+    principal: Staff,
+    response: Response,
+    if_match: IfMatch = None,
+) -> PlanDetail:
+    check_if_match(if_match, plan.version, required=True)
+    plan_service.update(session, principal=principal, plan=plan, data=data)
+    return _detail(session, plan, response)
+
+
+@router.post(
+    "/{plan_id}/milestones",
+    response_model=MilestoneRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=EDIT_ERRORS,
+)
+def add_milestone(
+    data: MilestoneCreate,
+    plan: CurrentPlan,
+    session: DbSession,
+    principal: Staff,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Milestone:
+    check_if_match(if_match, plan.version, required=True)
+    milestone = plan_service.add_milestone(session, principal=principal, plan=plan, data=data)
+    set_etag(response, plan.version)
+    return milestone
+
+
+@router.patch(
+    "/{plan_id}/milestones/{milestone_id}", response_model=MilestoneRead, responses=EDIT_ERRORS
+)
+def update_milestone(
+    milestone_id: int,
+    data: MilestoneUpdate,
+    plan: CurrentPlan,
+    session: DbSession,
+    principal: Staff,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Milestone:
+    check_if_match(if_match, plan.version, required=True)
+    milestone = plan_service.update_milestone(
+        session, principal=principal, plan=plan, milestone_id=milestone_id, data=data
+    )
+    set_etag(response, plan.version)
+    return milestone
+
+
+@router.delete(
+    "/{plan_id}/milestones/{milestone_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=EDIT_ERRORS,
+)
+def delete_milestone(
+    milestone_id: int,
+    plan: CurrentPlan,
+    session: DbSession,
+    principal: Staff,
+    if_match: IfMatch = None,
+) -> None:
+    check_if_match(if_match, plan.version, required=True)
+    plan_service.delete_milestone(
+        session, principal=principal, plan=plan, milestone_id=milestone_id
+    )
+
+
+@router.get(
+    "/{plan_id}/follow-ups",
+    response_model=list[FollowUpRead],
+    responses=problem_responses(401, 404),
+)
+def list_follow_ups(plan: CurrentPlan, session: DbSession) -> Sequence[FollowUp]:
+    return plan_service.follow_ups(session, plan)
+
+
+@router.post(
+    "/{plan_id}/follow-ups",
+    response_model=FollowUpRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def log_follow_up(
+    data: FollowUpCreate, plan: CurrentPlan, session: DbSession, principal: CurrentPrincipal
+) -> FollowUp:
+    """Log a visit, call or note with progress and the next follow-up date."""
+    return plan_service.log_follow_up(session, principal=principal, plan=plan, data=data)
+
+
+@router.post(
+    "/{plan_id}/close", response_model=PlanRead, responses=problem_responses(401, 403, 404, 409)
+)
+def close_plan(plan: CurrentPlan, session: DbSession, principal: Staff) -> Plan:
+    """Close the plan: only once each request is resolved, withdrawn or declared unresolvable."""
+    return plan_service.close(session, principal=principal, plan=plan)

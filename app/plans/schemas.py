@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import Field
+
+from app.assignments.schemas import AssignmentRead
+from app.common.schemas import InputSchema, Schema
+from app.models import FollowUpKind, PlanStatus
+from app.requests.schemas import HelpRequestRead
+
+
+class PlanRead(Schema):
+    id: int
+    enterprise_id: int
+    status: PlanStatus
+    summary: str
+    recommended_policies: list[dict[str, Any]]
+    closed_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class MilestoneRead(Schema):
+    id: int
+    plan_id: int
+    title: str
+    owner: str
+    due_date: date | None
+    done: bool
+    done_at: datetime | None
+
+
+class FollowUpRead(Schema):
+    id: int
+    plan_id: int
+    assignment_id: int | None
+    author_id: int | None
+    kind: FollowUpKind
+    occurred_at: datetime
+    notes: str
+    progress: int
+    next_follow_up_date: date | None
+    created_at: datetime
+
+
+class PlanDetail(PlanRead):
+    """The whole one-company-one-policy picture: requests, who helps with what and why."""
+
+    requests: list[HelpRequestRead]
+    assignments: list[AssignmentRead]
+    milestones: list[MilestoneRead]
+    follow_ups: list[FollowUpRead]
+
+
+class PlanUpdate(InputSchema):
+    summary: str | None = Field(default=None, max_length=10_000)
+
+
+class MilestoneCreate(InputSchema):
+    title: str = Field(min_length=1, max_length=200)
+    owner: str = Field(default="", max_length=100)
+    due_date: date | None = None
+
+
+class MilestoneUpdate(InputSchema):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    owner: str | None = Field(default=None, max_length=100)
+    due_date: date | None = None
+    done: bool | None = None
+
+
+class FollowUpCreate(InputSchema):
+    assignment_id: int | None = Field(default=None, description="Required for providers")
+    kind: FollowUpKind
+    occurred_at: datetime | None = Field(default=None, description="Defaults to now")
+    notes: str = Field(default="", max_length=5000)
+    progress: int = Field(default=0, ge=0, le=100, description="Per cent done")
+    next_follow_up_date: date | None = None

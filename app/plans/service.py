@@ -1,0 +1,307 @@
+"""One company, one policy (一企一策): the plan bundling an enterprise's requests, who helps,
+which policies apply, milestones and follow-ups; closed only when every request is settled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.assignments.lifecycle import move
+from app.auth.principal import Principal
+from app.common.clock import today, utc_now
+from app.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.events import service as event_service
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    Enterprise,
+    FollowUp,
+    HelpRequest,
+    Milestone,
+    Plan,
+    PlanStatus,
+    Policy,
+    RequestStatus,
+)
+from app.plans import repository
+from app.plans.schemas import FollowUpCreate, MilestoneCreate, MilestoneUpdate, PlanUpdate
+from app.policies.eligibility import recommend
+
+SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
+
+
+def get(session: Session, *, principal: Principal, plan_id: int) -> Plan:
+    plan = session.scalar(repository.visible_to(principal).where(Plan.id == plan_id))
+    if plan is None:
+        raise NotFound(f"plan {plan_id} not found")
+    return plan
+
+
+def list_(session: Session, *, principal: Principal, status: PlanStatus | None) -> Sequence[Plan]:
+    statement = repository.visible_to(principal).order_by(Plan.id)
+    if status:
+        statement = statement.where(Plan.status == status)
+    return session.scalars(statement.limit(500)).all()
+
+
+def _region(session: Session, plan: Plan) -> str:
+    return (
+        session.scalar(select(Enterprise.region_code).where(Enterprise.id == plan.enterprise_id))
+        or ""
+    )
+
+
+def open_plan(session: Session, enterprise_id: int) -> Plan | None:
+    return session.scalar(
+        select(Plan).where(Plan.enterprise_id == enterprise_id, Plan.status != PlanStatus.CLOSED)
+    )
+
+
+def _recommendations(
+    session: Session, enterprise: Enterprise, plan: Plan
+) -> list[dict[str, object]]:
+    categories = set(
+        session.scalars(select(HelpRequest.category).where(HelpRequest.plan_id == plan.id))
+    )
+    policies = session.scalars(select(Policy).order_by(Policy.id)).all()
+    return recommend(policies, enterprise, categories, today())
+
+
+def attach_requests(session: Session, *, enterprise_id: int, actor: Principal | None) -> Plan:
+    """Create or update the enterprise's open plan so it bundles all its unsettled requests."""
+    enterprise = session.get(Enterprise, enterprise_id)
+    if enterprise is None:
+        raise NotFound(f"enterprise {enterprise_id} not found")
+    plan = open_plan(session, enterprise_id)
+    created = plan is None
+    if plan is None:
+        plan = Plan(enterprise_id=enterprise_id, status=PlanStatus.ACTIVE)
+        session.add(plan)
+        session.flush()
+    before = event_service.snapshot(plan)
+    for request in session.scalars(
+        select(HelpRequest).where(
+            HelpRequest.enterprise_id == enterprise_id,
+            HelpRequest.plan_id.is_(None),
+            HelpRequest.status.not_in(SETTLED),
+        )
+    ):
+        request.plan_id = plan.id
+    session.flush()
+    plan.recommended_policies = _recommendations(session, enterprise, plan)
+    if plan.status in (PlanStatus.DRAFT, PlanStatus.FOLLOW_UP):
+        plan.status = PlanStatus.ACTIVE
+    session.flush()
+    event_service.record(
+        session,
+        actor=actor,
+        action="plan.created" if created else "plan.updated",
+        entity=plan,
+        region_code=enterprise.region_code,
+        before=None if created else before,
+    )
+    return plan
+
+
+def detail(session: Session, plan: Plan) -> dict[str, object]:
+    requests = session.scalars(
+        select(HelpRequest).where(HelpRequest.plan_id == plan.id).order_by(HelpRequest.id)
+    ).all()
+    assignments = session.scalars(
+        select(Assignment)
+        .where(
+            Assignment.request_id.in_([r.id for r in requests]),
+            Assignment.status != AssignmentStatus.PROPOSED,
+        )
+        .order_by(Assignment.id)
+    ).all()
+    milestones = session.scalars(
+        select(Milestone).where(Milestone.plan_id == plan.id).order_by(Milestone.id)
+    ).all()
+    follow_ups = session.scalars(
+        select(FollowUp)
+        .where(FollowUp.plan_id == plan.id)
+        .order_by(FollowUp.occurred_at, FollowUp.id)
+    ).all()
+    return {
+        "requests": requests,
+        "assignments": assignments,
+        "milestones": milestones,
+        "follow_ups": follow_ups,
+    }
+
+
+def _ensure_staff(session: Session, principal: Principal, plan: Plan) -> None:
+    if not principal.covers_region(_region(session, plan)):
+        raise Forbidden("only coordinators of the enterprise's region edit its plan")
+    if plan.status == PlanStatus.CLOSED:
+        raise Conflict("the plan is closed")
+
+
+def _touch(session: Session, plan: Plan, principal: Principal | None, action: str) -> None:
+    """Every edit bumps the plan's version, so a concurrent editor's If-Match goes stale."""
+    plan.updated_at = utc_now()
+    session.flush()
+    event_service.record(
+        session, actor=principal, action=action, entity=plan, region_code=_region(session, plan)
+    )
+
+
+def update(session: Session, *, principal: Principal, plan: Plan, data: PlanUpdate) -> Plan:
+    _ensure_staff(session, principal, plan)
+    if data.summary is not None:
+        plan.summary = data.summary
+    _touch(session, plan, principal, "plan.updated")
+    return plan
+
+
+def add_milestone(
+    session: Session, *, principal: Principal, plan: Plan, data: MilestoneCreate
+) -> Milestone:
+    _ensure_staff(session, principal, plan)
+    milestone = Milestone(plan_id=plan.id, **data.model_dump())
+    session.add(milestone)
+    _touch(session, plan, principal, "plan.milestone_added")
+    return milestone
+
+
+def _milestone(session: Session, plan: Plan, milestone_id: int) -> Milestone:
+    milestone = session.get(Milestone, milestone_id)
+    if milestone is None or milestone.plan_id != plan.id:
+        raise NotFound(f"milestone {milestone_id} not found")
+    return milestone
+
+
+def update_milestone(
+    session: Session, *, principal: Principal, plan: Plan, milestone_id: int, data: MilestoneUpdate
+) -> Milestone:
+    _ensure_staff(session, principal, plan)
+    milestone = _milestone(session, plan, milestone_id)
+    for key, value in data.model_dump(exclude_unset=True).items():
+        if value is not None or key == "due_date":
+            setattr(milestone, key, value)
+    if data.done is not None:
+        milestone.done_at = utc_now() if data.done else None
+    _touch(session, plan, principal, "plan.milestone_updated")
+    return milestone
+
+
+def delete_milestone(
+    session: Session, *, principal: Principal, plan: Plan, milestone_id: int
+) -> None:
+    _ensure_staff(session, principal, plan)
+    session.delete(_milestone(session, plan, milestone_id))
+    _touch(session, plan, principal, "plan.milestone_deleted")
+
+
+def _follow_up_assignment(
+    session: Session, principal: Principal, plan: Plan, assignment_id: int | None
+) -> Assignment | None:
+    if assignment_id is None:
+        if principal.is_provider:
+            raise InvalidInput(
+                "providers log follow-ups against their assignment", field="assignment_id"
+            )
+        return None
+    assignment = session.get(Assignment, assignment_id)
+    request = session.get(HelpRequest, assignment.request_id) if assignment else None
+    if assignment is None or request is None or request.plan_id != plan.id:
+        raise NotFound(
+            f"assignment {assignment_id} is not part of this plan", field="assignment_id"
+        )
+    if principal.is_provider and assignment.provider_id != principal.provider_id:
+        raise Forbidden(
+            "you can log follow-ups only on your own assignments", field="assignment_id"
+        )
+    if assignment.status not in (
+        AssignmentStatus.ACCEPTED,
+        AssignmentStatus.ACTIVE,
+        AssignmentStatus.COMPLETED,
+    ):
+        raise Conflict(f"the assignment is {assignment.status.value}", field="assignment_id")
+    return assignment
+
+
+def log_follow_up(
+    session: Session, *, principal: Principal, plan: Plan, data: FollowUpCreate
+) -> FollowUp:
+    """Providers log their visits and progress; the first one makes an accepted assignment active."""
+    if not (principal.is_provider or principal.covers_region(_region(session, plan))):
+        raise Forbidden("only the plan's providers and coordinators log follow-ups")
+    if plan.status == PlanStatus.CLOSED:
+        raise Conflict("the plan is closed")
+    assignment = _follow_up_assignment(session, principal, plan, data.assignment_id)
+    now = utc_now()
+    occurred = data.occurred_at or now
+    if occurred.tzinfo is None:
+        raise InvalidInput("occurred_at needs a time zone", field="occurred_at")
+    if occurred > now:
+        raise InvalidInput("occurred_at is in the future", field="occurred_at")
+    follow_up = FollowUp(
+        plan_id=plan.id,
+        author_id=principal.user_id,
+        created_at=now,
+        **data.model_dump(exclude={"occurred_at"}),
+        occurred_at=occurred,
+    )
+    session.add(follow_up)
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="plan.follow_up_logged",
+        entity=follow_up,
+        region_code=_region(session, plan),
+    )
+    if assignment is not None and assignment.status == AssignmentStatus.ACCEPTED:
+        move(
+            session,
+            assignment,
+            to=AssignmentStatus.ACTIVE,
+            actor=principal,
+            action="assignment.activated",
+        )
+    return follow_up
+
+
+def follow_ups(session: Session, plan: Plan) -> Sequence[FollowUp]:
+    return session.scalars(
+        select(FollowUp).where(FollowUp.plan_id == plan.id).order_by(FollowUp.id)
+    ).all()
+
+
+def refresh_status(session: Session, plan_id: int | None, actor: Principal | None) -> None:
+    """When every request is settled the plan moves to follow-up, ready to be closed."""
+    plan = session.get(Plan, plan_id) if plan_id else None
+    if plan is None or plan.status != PlanStatus.ACTIVE:
+        return
+    if not _unsettled(session, plan):
+        plan.status = PlanStatus.FOLLOW_UP
+        _touch(session, plan, actor, "plan.ready_to_close")
+
+
+def _unsettled(session: Session, plan: Plan) -> list[int]:
+    return list(
+        session.scalars(
+            select(HelpRequest.id).where(
+                HelpRequest.plan_id == plan.id, HelpRequest.status.not_in(SETTLED)
+            )
+        )
+    )
+
+
+def close(session: Session, *, principal: Principal, plan: Plan) -> Plan:
+    _ensure_staff(session, principal, plan)
+    open_ids = _unsettled(session, plan)
+    if open_ids:
+        raise Conflict(
+            f"requests {', '.join(map(str, open_ids))} are not yet resolved, withdrawn or "
+            "declared unresolvable",
+            open_requests=open_ids,
+        )
+    plan.status = PlanStatus.CLOSED
+    plan.closed_at = utc_now()
+    _touch(session, plan, principal, "plan.closed")
+    return plan
