@@ -7,19 +7,23 @@ from typing import Any
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
+from app.assignments.transitions import OPEN
 from app.auth.principal import Principal
-from app.common.clock import today
+from app.common.clock import today, utc_now
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.enterprises import service as enterprise_service
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events import service as event_service
 from app.models import (
+    Assignment,
+    AssignmentStatus,
     Category,
     Enterprise,
     HelpRequest,
     RequestStatus,
 )
+from app.plans import service as plan_service
 from app.requests import repository
 from app.requests.schemas import HelpRequestCreate, HelpRequestRead, HelpRequestUpdate
 from app.taxonomy import service as taxonomy_service
@@ -173,16 +177,61 @@ def triage(
     )
 
 
+def _withdraw_assignments(session: Session, request: HelpRequest) -> None:
+    """Free the provider slots a withdrawn or settled request was holding."""
+    session.execute(
+        sql_update(Assignment)
+        .where(
+            Assignment.request_id == request.id,
+            Assignment.status.in_((AssignmentStatus.PROPOSED, *OPEN)),
+        )
+        .values(
+            status=AssignmentStatus.WITHDRAWN, version=Assignment.version + 1, updated_at=utc_now()
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _settle(
+    session: Session, *, principal: Principal, request: HelpRequest, to: RequestStatus, action: str
+) -> HelpRequest:
+    open_states = tuple(s for s in RequestStatus if s not in CLOSED)
+    _transition(
+        session,
+        principal=principal,
+        request=request,
+        to=to,
+        allowed_from=open_states,
+        action=action,
+    )
+    _withdraw_assignments(session, request)
+    plan_service.refresh_status(session, request.plan_id, principal)
+    return request
+
+
 def withdraw(session: Session, *, principal: Principal, request: HelpRequest) -> HelpRequest:
     own = principal.is_enterprise and principal.enterprise_id == request.enterprise_id
     if not (own or principal.covers_region(region_of(session, request))):
         raise Forbidden("only the enterprise or its coordinators may withdraw this request")
-    open_states = tuple(s for s in RequestStatus if s not in CLOSED)
-    return _transition(
+    return _settle(
         session,
         principal=principal,
         request=request,
         to=RequestStatus.WITHDRAWN,
-        allowed_from=open_states,
         action="request.withdrawn",
+    )
+
+
+def declare_unresolvable(
+    session: Session, *, principal: Principal, request: HelpRequest
+) -> HelpRequest:
+    """A coordinator settles a request nobody can solve, so its plan can close."""
+    if not principal.covers_region(region_of(session, request)):
+        raise Forbidden("only coordinators of the enterprise's region settle its requests")
+    return _settle(
+        session,
+        principal=principal,
+        request=request,
+        to=RequestStatus.UNRESOLVABLE,
+        action="request.unresolvable",
     )
