@@ -7,6 +7,8 @@ from fastapi import APIRouter
 from app.assignments.router import router as assignments_router
 from app.auth.router import router as auth_router
 from app.enterprises.router import router as enterprises_router
+from app.events.router import router as events_router
+from app.exclusions.router import router as exclusions_router
 from app.plans.router import router as plans_router
 from app.policies.router import router as policies_router
 from app.providers.router import router as providers_router
@@ -23,5 +25,7 @@ for router in (
     policies_router,
     assignments_router,
     plans_router,
+    exclusions_router,
+    events_router,
 ):
     api_router.include_router(router)

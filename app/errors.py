@@ -165,7 +165,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s", request.url.path)
+        logger.error("unhandled error on %s", request.url.path, exc_info=exc)
         return problem(
             500, "Internal error", "an unexpected error occurred", instance=request.url.path
         )

@@ -84,11 +84,11 @@ def _request_row(request: HelpRequest, enterprise: Enterprise) -> matching.Reque
 
 
 def _provider_rows(session: Session, excluded_load: dict[int, int]) -> list[matching.ProviderIn]:
-    load = dict(session.execute(assignment_repository.open_load()).tuples().all())
+    load = dict(session.execute(assignment_repository.open_load()).all())
     conflicts: dict[int, list[int]] = defaultdict(list)
     for provider_id, enterprise_id in session.execute(
         select(ProviderConflict.provider_id, ProviderConflict.enterprise_id)
-    ).tuples():
+    ):
         conflicts[provider_id].append(enterprise_id)
     on = today()
     return [
@@ -130,7 +130,7 @@ def snapshot(
     ``pinned`` pairs are kept by the solver and consume capacity. When they are already open
     assignments (``pinned_are_open``) their slot is counted once, as a pin, not also as load.
     """
-    rows = session.execute(scope.statement()).tuples().all()
+    rows = session.execute(scope.statement()).all()
     pins = [(r, p) for r, p in pinned]
     in_scope = {request.id for request, _ in rows}
     pins = [(r, p) for r, p in pins if r in in_scope]

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter, status
+
+from app.common.schemas import problem_responses
+from app.deps import DbSession, Staff
+from app.exclusions import service as exclusion_service
+from app.exclusions.schemas import ExclusionCreate, ExclusionRead
+from app.models import Exclusion
+
+router = APIRouter(prefix="/exclusions", tags=["exclusions"])
+
+
+@router.get("", response_model=list[ExclusionRead], responses=problem_responses(401, 403))
+def list_exclusions(
+    session: DbSession, principal: Staff, provider_id: int | None = None
+) -> Sequence[Exclusion]:
+    return exclusion_service.list_(session, principal=principal, provider_id=provider_id)
+
+
+@router.post(
+    "",
+    response_model=ExclusionRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def forbid_pair(data: ExclusionCreate, session: DbSession, principal: Staff) -> Exclusion:
+    """Forbid a pair; an open offer of it is withdrawn and its request re-matched at once."""
+    return exclusion_service.forbid(session, principal=principal, data=data)
+
+
+@router.delete(
+    "/{exclusion_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+def lift_exclusion(exclusion_id: int, session: DbSession, principal: Staff) -> None:
+    exclusion_service.lift(session, principal=principal, exclusion_id=exclusion_id)
