@@ -7,7 +7,6 @@ with a row-count check, so of two racing clicks exactly one wins and the other g
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select
@@ -24,7 +23,7 @@ from app.assignments.schemas import (
 )
 from app.assignments.transitions import OPEN
 from app.auth.principal import Principal
-from app.common.clock import utc_now
+from app.common.clock import as_utc, utc_now
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.errors import Conflict, Forbidden, NotFound
@@ -83,7 +82,7 @@ def accept(session: Session, *, principal: Principal, assignment: Assignment) ->
     if (
         assignment.status == AssignmentStatus.OFFERED
         and expires is not None
-        and _aware(expires) < now
+        and as_utc(expires) < now
     ):
         raise Conflict("this offer has expired", field="offer_expires_at")
     move(
@@ -161,11 +160,6 @@ def set_lock(
 def _ensure_staff_of(session: Session, principal: Principal, assignment: Assignment) -> None:
     if not principal.covers_region(region_of(session, assignment)):
         raise Forbidden("only coordinators of the enterprise's region manage its assignments")
-
-
-def _aware(moment: Any) -> Any:
-    """SQLite returns naive datetimes for timezone-aware columns; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def assign_by_hand(session: Session, *, principal: Principal, data: ManualAssign) -> Assignment:

@@ -12,3 +12,8 @@ def utc_now() -> datetime:
 
 def today() -> date:
     return utc_now().date()
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; we only ever write UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

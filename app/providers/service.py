@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
-from app.common.clock import utc_now
+from app.common.clock import today, utc_now
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.errors import Conflict, Forbidden, NotFound
@@ -17,6 +17,7 @@ from app.events import service as event_service
 from app.models import Enterprise, Provider, ProviderConflict
 from app.providers import repository
 from app.providers.schemas import ConflictCreate, ProviderCreate, ProviderRead, ProviderUpdate
+from app.supervision import service as supervision_service
 from app.taxonomy import service as taxonomy_service
 
 
@@ -88,6 +89,8 @@ def update(
         ):
             setattr(provider, key, value)
     session.flush()
+    if {"active", "paused_from_date", "paused_until_date"} & changes.keys():
+        _release_if_unavailable(session, principal, provider)
     event_service.record(
         session,
         actor=principal,
@@ -97,6 +100,14 @@ def update(
         before=before,
     )
     return provider
+
+
+def _release_if_unavailable(session: Session, principal: Principal, provider: Provider) -> None:
+    """Pausing or deactivating hands the provider's unanswered offers to someone else now."""
+    released = supervision_service.release_offers_of_unavailable(
+        session, today(), provider_id=provider.id
+    )
+    supervision_service.rematch_after(session, released, principal)
 
 
 def _ensure_may_declare(principal: Principal, provider: Provider) -> None:

@@ -1,0 +1,193 @@
+"""Deadlines from the per-category "13710" clocks, and who is overdue against them.
+
+Everything is computed from rows in Python (date arithmetic is not portable SQL); the queries
+only narrow to what is still open, so a sweep costs a few queries whatever the backlog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.orm import Session
+
+from app.assignments.transitions import OPEN
+from app.common.clock import as_utc
+from app.enterprises.repository import region_clause
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    Category,
+    Enterprise,
+    FollowUp,
+    HelpRequest,
+    RequestStatus,
+    Severity,
+)
+
+Regions = tuple[str, ...] | None
+
+UNSETTLED = (
+    RequestStatus.SUBMITTED,
+    RequestStatus.TRIAGED,
+    RequestStatus.MATCHED,
+    RequestStatus.IN_PROGRESS,
+)
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """One item past its deadline. ``level`` 1 is a reminder, 2 an escalation (late by a
+    whole clock period again)."""
+
+    kind: str  # offer | first_follow_up | unrouted | unresolved
+    request_id: int
+    enterprise_id: int
+    region_code: str
+    category: str
+    due_at: datetime
+    overdue_hours: float
+    level: int
+    assignment_id: int | None = None
+    provider_id: int | None = None
+
+
+def _overdue(
+    kind: str, due: datetime, period: timedelta, now: datetime, **ids: object
+) -> Overdue | None:
+    due = as_utc(due)
+    if due >= now:
+        return None
+    late = now - due
+    return Overdue(
+        kind=kind,
+        due_at=due,
+        overdue_hours=round(late.total_seconds() / 3600, 1),
+        level=2 if late >= period else 1,
+        **ids,
+    )  # type: ignore[arg-type]
+
+
+def _scoped(statement: Select, regions: Regions) -> Select:  # type: ignore[type-arg]
+    """``regions`` None means everywhere (admins, the sweep); otherwise code prefixes."""
+    if regions is None:
+        return statement
+    return statement.where(region_clause(Enterprise.region_code, regions))  # type: ignore[arg-type]
+
+
+def _request_rows(session: Session, regions: Regions) -> Select:  # type: ignore[type-arg]
+    statement = (
+        select(HelpRequest, Enterprise.region_code, Category)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .join(Category, Category.key == HelpRequest.category)
+        .where(HelpRequest.status.in_(UNSETTLED))
+    )
+    return _scoped(statement, regions)
+
+
+def overdue_requests(session: Session, now: datetime, regions: Regions = None) -> Iterator[Overdue]:
+    """Unrouted (no open offer within ``route_days``) and unresolved (past the resolve clock)."""
+    has_open = exists().where(Assignment.request_id == HelpRequest.id, Assignment.status.in_(OPEN))
+    rows = session.execute(_request_rows(session, regions).add_columns(has_open)).all()
+    for request, region_code, category, routed in rows:
+        ids = {
+            "request_id": request.id,
+            "enterprise_id": request.enterprise_id,
+            "region_code": region_code,
+            "category": request.category,
+        }
+        created = as_utc(request.created_at)
+        if not routed:
+            period = timedelta(days=category.route_days)
+            found = _overdue("unrouted", created + period, period, now, **ids)
+            if found:
+                yield found
+        days = (
+            category.resolve_days_major
+            if request.severity == Severity.MAJOR
+            else category.resolve_days_ordinary
+        )
+        period = timedelta(days=days)
+        found = _overdue("unresolved", created + period, period, now, **ids)
+        if found:
+            yield found
+
+
+def _assignment_rows(status: AssignmentStatus, regions: Regions) -> Select:  # type: ignore[type-arg]
+    statement = (
+        select(Assignment, HelpRequest, Enterprise.region_code, Category)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .join(Category, Category.key == HelpRequest.category)
+        .where(Assignment.status == status)
+    )
+    return _scoped(statement, regions)
+
+
+def overdue_offers(session: Session, now: datetime, regions: Regions = None) -> Iterator[Overdue]:
+    for assignment, request, region_code, _category in session.execute(
+        _assignment_rows(AssignmentStatus.OFFERED, regions)
+    ).all():
+        if assignment.offer_expires_at is None or assignment.offered_at is None:
+            continue
+        period = as_utc(assignment.offer_expires_at) - as_utc(assignment.offered_at)
+        found = _overdue(
+            "offer",
+            assignment.offer_expires_at,
+            period,
+            now,
+            request_id=request.id,
+            enterprise_id=request.enterprise_id,
+            region_code=region_code,
+            category=request.category,
+            assignment_id=assignment.id,
+            provider_id=assignment.provider_id,
+        )
+        if found:
+            yield found
+
+
+def overdue_first_follow_ups(
+    session: Session, now: datetime, regions: Regions = None
+) -> Iterator[Overdue]:
+    """Accepted work with no follow-up logged within ``first_feedback_days``."""
+    logged = exists().where(FollowUp.assignment_id == Assignment.id)
+    statement = _assignment_rows(AssignmentStatus.ACCEPTED, regions).where(~logged)
+    for assignment, request, region_code, category in session.execute(statement).all():
+        start = assignment.responded_at or assignment.updated_at
+        period = timedelta(days=category.first_feedback_days)
+        found = _overdue(
+            "first_follow_up",
+            as_utc(start) + period,
+            period,
+            now,
+            request_id=request.id,
+            enterprise_id=request.enterprise_id,
+            region_code=region_code,
+            category=request.category,
+            assignment_id=assignment.id,
+            provider_id=assignment.provider_id,
+        )
+        if found:
+            yield found
+
+
+AGE_BUCKETS = (("<1d", 1), ("1-3d", 3), ("3-7d", 7), ("7-30d", 30), (">30d", None))
+
+
+def ageing(session: Session, now: datetime, regions: Regions = None) -> dict[str, int]:
+    """Open requests by age: the backlog shape a coordinator watches."""
+    counts = {name: 0 for name, _ in AGE_BUCKETS}
+    statement = _scoped(
+        select(HelpRequest.created_at)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .where(HelpRequest.status.in_(UNSETTLED)),
+        regions,
+    )
+    for created in session.scalars(statement):
+        age_days = (now - as_utc(created)).total_seconds() / 86400
+        name = next(n for n, limit in AGE_BUCKETS if limit is None or age_days < limit)
+        counts[name] += 1
+    return counts

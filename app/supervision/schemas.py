@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.common.schemas import Schema
+
+
+class OverdueRead(Schema):
+    kind: str
+    request_id: int
+    enterprise_id: int
+    region_code: str
+    category: str
+    due_at: datetime
+    overdue_hours: float
+    level: int
+    assignment_id: int | None
+    provider_id: int | None
+
+
+class BoardRead(Schema):
+    """The supervision list (督办): what is late, and how old the open backlog is."""
+
+    overdue_offers: list[OverdueRead]
+    overdue_follow_ups: list[OverdueRead]
+    overdue_requests: list[OverdueRead]
+    ageing: dict[str, int]
+    generated_at: datetime
+
+
+class SweepRead(Schema):
+    expired_offers: int
+    released_offers: int
+    rematched_offers: int
+    overdue: dict[str, int]
+    notifications: int
+
+
+class NotificationRead(Schema):
+    id: int
+    recipient_user_id: int | None
+    channel: str
+    kind: str
+    subject: str
+    body: str
+    payload: dict[str, object]
+    region_code: str
+    status: str
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None

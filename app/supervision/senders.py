@@ -1,0 +1,66 @@
+"""Delivery of the notification outbox. Email, SMS and WeChat senders plug in by channel;
+the default sender writes a log line, so a fresh install needs no gateway."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.common.clock import utc_now
+from app.models import Notification, NotificationStatus
+
+logger = logging.getLogger("zhuqi.notifications")
+MAX_ATTEMPTS = 5
+
+
+class Sender(Protocol):
+    def send(self, notification: Notification) -> None:
+        """Deliver or raise; raising leaves the notification pending for a retry."""
+
+
+class LogSender:
+    def send(self, notification: Notification) -> None:
+        logger.info(
+            "notify user=%s kind=%s subject=%s",
+            notification.recipient_user_id,
+            notification.kind,
+            notification.subject,
+        )
+
+
+DEFAULT_SENDERS: Mapping[str, Sender] = {"log": LogSender()}
+
+
+def deliver_pending(
+    session: Session, senders: Mapping[str, Sender] = DEFAULT_SENDERS, *, limit: int = 500
+) -> tuple[int, int]:
+    """Send what is pending; returns (sent, failed). At-least-once: a crash after sending and
+    before the commit sends again, so receivers should tolerate duplicates (``dedupe_key``)."""
+    pending = session.scalars(
+        select(Notification)
+        .where(Notification.status == NotificationStatus.PENDING)
+        .order_by(Notification.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    sent = failed = 0
+    for notification in pending:
+        sender = senders.get(notification.channel) or senders["log"]
+        notification.attempts += 1
+        try:
+            sender.send(notification)
+        except Exception as exc:  # a gateway error must not stop the others
+            notification.last_error = str(exc)[:2000]
+            if notification.attempts >= MAX_ATTEMPTS:
+                notification.status = NotificationStatus.FAILED
+            failed += 1
+            continue
+        notification.status = NotificationStatus.SENT
+        notification.sent_at = utc_now()
+        sent += 1
+    session.flush()
+    return sent, failed

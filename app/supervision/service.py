@@ -1,0 +1,269 @@
+"""Supervision (督办): expire unanswered offers, free the offers of providers who paused or
+were deactivated, and remind or escalate what runs over its clock through the outbox.
+
+``sweep`` is idempotent: each overdue item is announced once per level and recipient
+(``dedupe_key``), so it can run from the worker loop, cron or by hand as often as wanted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.assignments import offers
+from app.assignments.lifecycle import move
+from app.auth.principal import Principal
+from app.common.clock import utc_now
+from app.enterprises.repository import region_clause
+from app.match_runs import rematch as rematch_service
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    HelpRequest,
+    Notification,
+    Provider,
+    RequestStatus,
+    Role,
+    User,
+)
+from app.supervision import clocks
+from app.supervision.clocks import Overdue
+
+SUBJECTS = {
+    "offer": ("邀约超时未响应", "offer not answered in time"),
+    "first_follow_up": ("接单后未按期首次反馈", "no first follow-up in time"),
+    "unrouted": ("诉求未按期交办", "request not routed in time"),
+    "unresolved": ("诉求未按期办结", "request not resolved in time"),
+}
+
+
+@dataclass
+class SweepReport:
+    expired_offers: int = 0
+    released_offers: int = 0
+    rematched_offers: int = 0
+    overdue: dict[str, int] = field(default_factory=dict)
+    notifications: int = 0
+
+
+def _coordinators(session: Session) -> Sequence[User]:
+    return session.scalars(
+        select(User)
+        .where(User.role == Role.COORDINATOR, User.is_active.is_(True))
+        .order_by(User.id)
+    ).all()
+
+
+def escalation_targets(coordinators: Iterable[User], region_code: str, level: int) -> list[User]:
+    """Level 1: the most local coordinators of the region. Level 2: those of the enclosing
+    region (a shorter covering prefix), so a county's overdue item reaches the city or province."""
+    covering = [
+        (max(len(p) for p in c.region_prefixes if region_code.startswith(p)), c)
+        for c in coordinators
+        if any(region_code.startswith(p) for p in c.region_prefixes)
+    ]
+    if not covering:
+        return []
+    local = max(depth for depth, _ in covering)
+    if level == 1:
+        return [c for depth, c in covering if depth == local]
+    return [c for depth, c in covering if depth < local]
+
+
+def _admins(session: Session) -> Sequence[User]:
+    return session.scalars(
+        select(User).where(User.role == Role.ADMIN, User.is_active.is_(True))
+    ).all()
+
+
+def _provider_users(session: Session, provider_id: int | None) -> Sequence[User]:
+    if provider_id is None:
+        return []
+    return session.scalars(select(User).where(User.provider_id == provider_id)).all()
+
+
+def _recipients(session: Session, item: Overdue, coordinators: Sequence[User]) -> list[User]:
+    if item.level == 1:
+        people = list(escalation_targets(coordinators, item.region_code, 1))
+        if item.kind in ("offer", "first_follow_up"):
+            people += list(_provider_users(session, item.provider_id))
+        return people
+    return escalation_targets(coordinators, item.region_code, 2) or list(_admins(session))
+
+
+def _notify(session: Session, item: Overdue, user: User, now: datetime) -> bool:
+    entity = f"a{item.assignment_id}" if item.assignment_id else f"r{item.request_id}"
+    key = f"{item.kind}:{entity}:L{item.level}:u{user.id}"
+    if session.scalar(select(Notification.id).where(Notification.dedupe_key == key)):
+        return False
+    zh, en = SUBJECTS[item.kind]
+    action = "提醒" if item.level == 1 else "督办升级"
+    notification = Notification(
+        recipient_user_id=user.id,
+        channel="log",
+        kind=f"overdue.{item.kind}",
+        subject=f"[{action}] {zh} / {en} — request {item.request_id}",
+        body=f"due {item.due_at.isoformat()}, overdue {item.overdue_hours} h",
+        payload={
+            "request_id": item.request_id,
+            "assignment_id": item.assignment_id,
+            "provider_id": item.provider_id,
+            "level": item.level,
+        },
+        region_code=item.region_code,
+        dedupe_key=key,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():  # a concurrent sweep may have just written the same key
+            session.add(notification)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def _reopen(
+    session: Session, assignment: Assignment, *, to: AssignmentStatus, action: str, reason: str
+) -> int:
+    move(session, assignment, to=to, actor=None, action=action)
+    offers.exclude_pair(
+        session,
+        request_id=assignment.request_id,
+        provider_id=assignment.provider_id,
+        reason=reason,
+        actor=None,
+    )
+    request = session.get(HelpRequest, assignment.request_id)
+    if request is not None and request.status == RequestStatus.MATCHED:
+        request.status = RequestStatus.TRIAGED
+        session.flush()
+    return assignment.request_id
+
+
+def expire_offers(session: Session, items: Iterable[Overdue]) -> list[int]:
+    """Offers past their deadline expire; their requests go to the next-best provider."""
+    reopened = []
+    for item in items:
+        assignment = session.get(Assignment, item.assignment_id)
+        if assignment is not None and assignment.status == AssignmentStatus.OFFERED:
+            reopened.append(
+                _reopen(
+                    session,
+                    assignment,
+                    to=AssignmentStatus.EXPIRED,
+                    action="assignment.expired",
+                    reason="offer expired",
+                )
+            )
+    return reopened
+
+
+def _unavailable(on: date) -> object:
+    paused = (
+        (Provider.paused_from_date.is_not(None) | Provider.paused_until_date.is_not(None))
+        & (Provider.paused_from_date.is_(None) | (Provider.paused_from_date <= on))
+        & (Provider.paused_until_date.is_(None) | (Provider.paused_until_date >= on))
+    )
+    return or_(Provider.active.is_(False), paused)
+
+
+def release_offers_of_unavailable(
+    session: Session, on: date, provider_id: int | None = None
+) -> list[int]:
+    """Offers held by providers who are inactive or paused today are withdrawn."""
+    statement = (
+        select(Assignment)
+        .join(Provider, Provider.id == Assignment.provider_id)
+        .where(Assignment.status == AssignmentStatus.OFFERED, _unavailable(on))  # type: ignore[arg-type]
+        .order_by(Assignment.id)
+    )
+    if provider_id is not None:
+        statement = statement.where(Provider.id == provider_id)
+    return [
+        _reopen(
+            session,
+            a,
+            to=AssignmentStatus.WITHDRAWN,
+            action="assignment.released",
+            reason="provider unavailable",
+        )
+        for a in session.scalars(statement).all()
+    ]
+
+
+def rematch_after(session: Session, request_ids: list[int], actor: Principal | None) -> int:
+    return len(rematch_service.rematch_requests(session, request_ids=request_ids, actor=actor))
+
+
+def sweep(session: Session, *, now: datetime | None = None) -> SweepReport:
+    now = now or utc_now()
+    report = SweepReport()
+    late_offers = list(clocks.overdue_offers(session, now))
+    coordinators = _coordinators(session)
+    _announce(session, late_offers, coordinators, now, report)
+    expired = expire_offers(session, late_offers)
+    released = release_offers_of_unavailable(session, now.date())
+    report.expired_offers, report.released_offers = len(expired), len(released)
+    report.rematched_offers = rematch_after(session, expired + released, None)
+    items = [
+        *clocks.overdue_first_follow_ups(session, now),
+        *clocks.overdue_requests(session, now),
+    ]
+    _announce(session, items, coordinators, now, report)
+    return report
+
+
+def _announce(
+    session: Session,
+    items: Iterable[Overdue],
+    coordinators: Sequence[User],
+    now: datetime,
+    report: SweepReport,
+) -> None:
+    for item in items:
+        report.overdue[item.kind] = report.overdue.get(item.kind, 0) + 1
+        for user in _recipients(session, item, coordinators):
+            report.notifications += _notify(session, item, user, now)
+
+
+@dataclass
+class Board:
+    overdue_offers: list[Overdue]
+    overdue_follow_ups: list[Overdue]
+    overdue_requests: list[Overdue]
+    ageing: dict[str, int]
+    generated_at: datetime
+
+
+def board(session: Session, *, principal: Principal, region: str | None) -> Board:
+    """What is late in the caller's regions (optionally narrowed to one region prefix)."""
+    regions: clocks.Regions = None if principal.is_admin else principal.region_prefixes
+    if region:
+        regions = (region,)
+    now = utc_now()
+    return Board(
+        overdue_offers=list(clocks.overdue_offers(session, now, regions)),
+        overdue_follow_ups=list(clocks.overdue_first_follow_ups(session, now, regions)),
+        overdue_requests=list(clocks.overdue_requests(session, now, regions)),
+        ageing=clocks.ageing(session, now, regions),
+        generated_at=now,
+    )
+
+
+def notifications_for(session: Session, *, principal: Principal) -> Sequence[Notification]:
+    """Your reminders; coordinators also those of their regions; admins all (newest first)."""
+    statement = select(Notification).order_by(Notification.id.desc()).limit(500)
+    mine = Notification.recipient_user_id == principal.user_id
+    if principal.is_coordinator:
+        statement = statement.where(
+            or_(mine, region_clause(Notification.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+        )
+    elif not principal.is_admin:
+        statement = statement.where(mine)
+    return session.scalars(statement).all()

@@ -1,0 +1,213 @@
+"""Deadlines (the 13710 clocks), expiry and re-match, reminders and escalation, the outbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.common.clock import today, utc_now
+from app.models import (
+    Assignment,
+    AssignmentOrigin,
+    AssignmentStatus,
+    HelpRequest,
+    Notification,
+    NotificationStatus,
+    Role,
+)
+from app.supervision import service as supervision_service
+from app.supervision.senders import LogSender, deliver_pending
+from tests.app.conftest import Cast
+from tests.factories import make_request, make_user
+
+
+def backdated_request(db: Session, cast: Cast, days: float, **overrides: object) -> HelpRequest:
+    request = make_request(db, cast.ent, status="triaged", **overrides)
+    request.created_at = utc_now() - timedelta(days=days)
+    db.flush()
+    return request
+
+
+def offered(db: Session, request: HelpRequest, provider_id: int, days_ago: float) -> Assignment:
+    start = utc_now() - timedelta(days=days_ago)
+    assignment = Assignment(
+        request_id=request.id,
+        provider_id=provider_id,
+        origin=AssignmentOrigin.MANUAL,
+        status=AssignmentStatus.OFFERED,
+        offered_at=start,
+        offer_expires_at=start + timedelta(days=2),
+    )
+    db.add(assignment)
+    request.status = "matched"
+    db.flush()
+    return assignment
+
+
+class TestBoard:
+    def test_unrouted_request_shows_for_its_coordinators_only(
+        self, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        late = backdated_request(db, cast, days=3)
+        backdated_request(db, cast, days=0.1)
+        db.commit()
+        board = client.get("/api/v1/supervision", headers=cast.headers(cast.coordinator)).json()
+        unrouted = [o for o in board["overdue_requests"] if o["kind"] == "unrouted"]
+        assert [o["request_id"] for o in unrouted] == [late.id]
+        assert unrouted[0]["level"] == 2  # 2 days late on a 1-day clock
+        assert board["ageing"]["<1d"] == 1
+        assert board["ageing"]["1-3d"] + board["ageing"]["3-7d"] == 1
+        other = client.get(
+            "/api/v1/supervision", headers=cast.headers(cast.other_coordinator)
+        ).json()
+        assert other["overdue_requests"] == []
+
+    @pytest.mark.parametrize(
+        ("role", "status"), [("enterprise", 403), ("expert", 403), ("admin", 200)]
+    )
+    def test_who_reads_it(self, client: TestClient, cast: Cast, role: str, status: int) -> None:
+        assert (
+            client.get(
+                "/api/v1/supervision", headers=cast.headers(cast.by_role()[role])
+            ).status_code
+            == status
+        )
+
+    def test_region_outside_scope_is_403(self, client: TestClient, cast: Cast) -> None:
+        r = client.get(
+            "/api/v1/supervision", params={"region": "41"}, headers=cast.headers(cast.coordinator)
+        )
+        assert r.status_code == 403
+
+    def test_major_problems_get_thirty_days(
+        self, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        ordinary = backdated_request(db, cast, days=10, severity="ordinary")
+        major = backdated_request(db, cast, days=10, severity="major")
+        db.commit()
+        board = client.get("/api/v1/supervision", headers=cast.headers(cast.admin)).json()
+        unresolved = {
+            o["request_id"] for o in board["overdue_requests"] if o["kind"] == "unresolved"
+        }
+        assert ordinary.id in unresolved
+        assert major.id not in unresolved
+
+
+class TestSweep:
+    def test_expired_offer_goes_to_the_next_best_provider(self, db: Session, cast: Cast) -> None:
+        request = make_request(db, cast.ent, status="matched")
+        old = offered(db, request, cast.expert.id, days_ago=3)
+        report = supervision_service.sweep(db)
+        assert report.expired_offers == 1
+        assert report.rematched_offers == 1
+        db.refresh(old)
+        assert old.status == AssignmentStatus.EXPIRED
+        new = db.scalars(
+            select(Assignment).where(
+                Assignment.request_id == request.id, Assignment.status == AssignmentStatus.OFFERED
+            )
+        ).one()
+        assert new.provider_id == cast.platform.id
+        recipients = set(
+            db.scalars(
+                select(Notification.recipient_user_id).where(Notification.kind == "overdue.offer")
+            )
+        )
+        assert recipients == {cast.expert_user.id, cast.coordinator.id}
+
+    def test_sweeping_twice_announces_once(self, db: Session, cast: Cast) -> None:
+        backdated_request(db, cast, days=3)
+        first = supervision_service.sweep(db)
+        second = supervision_service.sweep(db)
+        assert first.notifications > 0
+        assert second.notifications == 0
+
+    def test_escalation_reaches_the_enclosing_region(self, db: Session, cast: Cast) -> None:
+        county = make_user(db, Role.COORDINATOR, region_prefixes=["350582"])
+        slightly_late = backdated_request(db, cast, days=1.5)  # level 1 on the 1-day routing clock
+        very_late = backdated_request(db, cast, days=2.5)  # level 2
+        supervision_service.sweep(db)
+
+        def recipients(request: HelpRequest) -> set[int | None]:
+            rows = db.scalars(select(Notification).where(Notification.kind == "overdue.unrouted"))
+            return {n.recipient_user_id for n in rows if n.payload["request_id"] == request.id}
+
+        assert recipients(slightly_late) == {county.id}
+        assert recipients(very_late) == {cast.coordinator.id}
+
+    def test_accepted_without_follow_up_is_overdue(self, db: Session, cast: Cast) -> None:
+        request = make_request(db, cast.ent, status="in_progress")
+        assignment = offered(db, request, cast.expert.id, days_ago=6)
+        assignment.status = AssignmentStatus.ACCEPTED
+        assignment.responded_at = utc_now() - timedelta(days=5)
+        db.flush()
+        report = supervision_service.sweep(db)
+        assert report.overdue.get("first_follow_up") == 1
+
+    def test_outbox_delivery_marks_sent_and_keeps_failures_pending(
+        self, db: Session, cast: Cast
+    ) -> None:
+        backdated_request(db, cast, days=3)
+        supervision_service.sweep(db)
+
+        class Broken:
+            def send(self, notification: Notification) -> None:
+                raise ConnectionError("SMS gateway down")
+
+        sent, failed = deliver_pending(db, {"log": Broken()})
+        assert sent == 0
+        assert failed > 0
+        pending = db.scalars(select(Notification)).all()
+        assert all(n.status == NotificationStatus.PENDING and n.attempts == 1 for n in pending)
+        sent, failed = deliver_pending(db, {"log": LogSender()})
+        assert (sent, failed) == (len(pending), 0)
+        assert all(n.status == NotificationStatus.SENT for n in db.scalars(select(Notification)))
+
+    def test_sweep_endpoint_is_admin_only(self, client: TestClient, cast: Cast) -> None:
+        assert (
+            client.post(
+                "/api/v1/supervision/sweep", headers=cast.headers(cast.coordinator)
+            ).status_code
+            == 403
+        )
+        r = client.post("/api/v1/supervision/sweep", headers=cast.headers(cast.admin))
+        assert r.status_code == 200
+        assert r.json()["expired_offers"] == 0
+
+
+def test_pausing_a_provider_hands_its_offers_on(
+    client: TestClient, cast: Cast, db: Session
+) -> None:
+    request = make_request(db, cast.ent, status="matched")
+    old = offered(db, request, cast.expert.id, days_ago=0)
+    db.commit()
+    r = client.patch(
+        f"/api/v1/providers/{cast.expert.id}",
+        json={"paused_from_date": today().isoformat()},
+        headers=cast.headers(cast.expert_user),
+    )
+    assert r.status_code == 200, r.text
+    db.expire_all()
+    assert db.get(Assignment, old.id).status == AssignmentStatus.WITHDRAWN  # type: ignore[union-attr]
+    new = db.scalars(
+        select(Assignment).where(
+            Assignment.request_id == request.id, Assignment.status == AssignmentStatus.OFFERED
+        )
+    ).one()
+    assert new.provider_id == cast.platform.id
+
+
+def test_notifications_are_scoped(client: TestClient, cast: Cast, db: Session) -> None:
+    backdated_request(db, cast, days=3)
+    supervision_service.sweep(db)
+    db.commit()
+    assert client.get("/api/v1/notifications", headers=cast.headers(cast.coordinator)).json()
+    assert (
+        client.get("/api/v1/notifications", headers=cast.headers(cast.other_coordinator)).json()
+        == []
+    )
+    assert client.get("/api/v1/notifications", headers=cast.headers(cast.ent_user)).json() == []
