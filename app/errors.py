@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -161,6 +161,16 @@ def install_error_handlers(app: FastAPI) -> None:
             "the change conflicts with stored data",
             type_=Conflict.type,
             instance=request.url.path,
+        )
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        """A value the database cannot hold (validation should have caught it first)."""
+        logger.warning("value out of range on %s: %s", request.url.path, exc)
+        return problem(
+            422, "Invalid input", "a value is out of the range the database can store",
+            type_=InvalidInput.type, instance=request.url.path,
         )
 
     @app.exception_handler(Exception)

@@ -19,6 +19,7 @@ from app.assignments.schemas import (
 from app.common.concurrency import set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
+from app.common.types import PathId, QueryId
 from app.deps import CurrentPrincipal, DbSession, Staff
 from app.models import Assignment, AssignmentStatus, Feedback
 
@@ -27,7 +28,7 @@ ACTION_ERRORS = problem_responses(401, 403, 404, 409)
 
 
 def get_assignment(
-    assignment_id: int, session: DbSession, principal: CurrentPrincipal
+    assignment_id: PathId, session: DbSession, principal: CurrentPrincipal
 ) -> Assignment:
     return assignment_service.get(session, principal=principal, assignment_id=assignment_id)
 
@@ -37,9 +38,9 @@ CurrentAssignment = Annotated[Assignment, Depends(get_assignment)]
 
 def assignment_filter(
     status: AssignmentStatus | None = None,
-    provider_id: int | None = None,
-    request_id: int | None = None,
-    match_run_id: int | None = None,
+    provider_id: QueryId = None,
+    request_id: QueryId = None,
+    match_run_id: QueryId = None,
 ) -> repository.AssignmentFilter:
     return repository.AssignmentFilter(
         status=status, provider_id=provider_id, request_id=request_id, match_run_id=match_run_id

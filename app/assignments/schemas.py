@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from app.common.schemas import InputSchema, Schema
+from app.common.types import RefId
 from app.models import AssignmentOrigin, AssignmentStatus
 
 DeclineReason = Literal[
@@ -44,13 +45,13 @@ class Complete(InputSchema):
 
 
 class ManualAssign(InputSchema):
-    request_id: int
-    provider_id: int
+    request_id: RefId
+    provider_id: RefId
     note: str = Field(default="", max_length=500)
 
 
 class Reassign(InputSchema):
-    provider_id: int | None = Field(
+    provider_id: RefId | None = Field(
         default=None, description="The new provider; omit to let the engine pick the best one"
     )
     reason: str = Field(default="", max_length=500)

@@ -20,6 +20,7 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.common.schemas import problem_responses
+from app.common.types import PathId
 from app.deps import AdminOnly, CurrentPrincipal, DbSession, SettingsDep
 from app.models import ApiKey, User
 
@@ -94,7 +95,7 @@ def create_staff(data: StaffCreate, session: DbSession, admin: AdminOnly) -> Use
 @router.patch(
     "/users/{user_id}", response_model=UserRead, responses=problem_responses(401, 403, 404, 409)
 )
-def update_user(user_id: int, data: UserUpdate, session: DbSession, admin: AdminOnly) -> User:
+def update_user(user_id: PathId, data: UserUpdate, session: DbSession, admin: AdminOnly) -> User:
     user = auth_service.get_user(session, user_id)
     return auth_service.update_user(session, principal=admin, user=user, data=data)
 
@@ -123,5 +124,5 @@ def create_api_key(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 404),
 )
-def revoke_api_key(key_id: int, session: DbSession, principal: CurrentPrincipal) -> None:
+def revoke_api_key(key_id: PathId, session: DbSession, principal: CurrentPrincipal) -> None:
     auth_service.revoke_api_key(session, principal=principal, key_id=key_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastapi import Path, Query
 from pydantic import AfterValidator, Field, StringConstraints
 
 from app.common import codes
@@ -66,3 +67,8 @@ OptionalEmail = Annotated[
         pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
     ),
 ]
+
+MAX_ID = 2**63 - 1  # BIGINT; larger numbers cannot name a row and must not reach the driver
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+RefId = Annotated[int, Field(ge=1, le=MAX_ID)]

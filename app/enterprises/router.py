@@ -8,7 +8,7 @@ from app.common.concurrency import check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
-from app.common.types import IndustryPrefix, RegionPrefix
+from app.common.types import IndustryPrefix, PathId, RegionPrefix
 from app.deps import CurrentPrincipal, DbSession, Staff
 from app.enterprises import repository
 from app.enterprises import service as enterprise_service
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/enterprises", tags=["enterprises"])
 
 
 def get_enterprise(
-    enterprise_id: int, session: DbSession, principal: CurrentPrincipal
+    enterprise_id: PathId, session: DbSession, principal: CurrentPrincipal
 ) -> Enterprise:
     return enterprise_service.get(session, principal=principal, enterprise_id=enterprise_id)
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from app.common.pagination import PageDep, paginate
 from app.common.schemas import Page, problem_responses
+from app.common.types import QueryId
 from app.deps import DbSession, Staff
 from app.events import repository
 from app.events.schemas import EventRead
@@ -20,7 +21,7 @@ def event_filter(
         str | None, Query(max_length=60, description="e.g. assignment.declined")
     ] = None,
     entity_type: Annotated[str | None, Query(max_length=40)] = None,
-    entity_id: int | None = None,
+    entity_id: QueryId = None,
     since: datetime | None = None,
 ) -> repository.EventFilter:
     return repository.EventFilter(

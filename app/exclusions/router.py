@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, status
 
 from app.common.schemas import problem_responses
+from app.common.types import PathId, QueryId
 from app.deps import DbSession, Staff
 from app.exclusions import service as exclusion_service
 from app.exclusions.schemas import ExclusionCreate, ExclusionRead
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/exclusions", tags=["exclusions"])
 
 @router.get("", response_model=list[ExclusionRead], responses=problem_responses(401, 403))
 def list_exclusions(
-    session: DbSession, principal: Staff, provider_id: int | None = None
+    session: DbSession, principal: Staff, provider_id: QueryId = None
 ) -> Sequence[Exclusion]:
     return exclusion_service.list_(session, principal=principal, provider_id=provider_id)
 
@@ -36,5 +37,5 @@ def forbid_pair(data: ExclusionCreate, session: DbSession, principal: Staff) -> 
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(401, 403, 404),
 )
-def lift_exclusion(exclusion_id: int, session: DbSession, principal: Staff) -> None:
+def lift_exclusion(exclusion_id: PathId, session: DbSession, principal: Staff) -> None:
     exclusion_service.lift(session, principal=principal, exclusion_id=exclusion_id)

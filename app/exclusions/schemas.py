@@ -5,14 +5,15 @@ from datetime import datetime
 from pydantic import Field, model_validator
 
 from app.common.schemas import InputSchema, Schema
+from app.common.types import RefId
 
 
 class ExclusionCreate(InputSchema):
     """Forbid a provider for one request, or for every request of an enterprise."""
 
-    provider_id: int
-    request_id: int | None = None
-    enterprise_id: int | None = None
+    provider_id: RefId
+    request_id: RefId | None = None
+    enterprise_id: RefId | None = None
     reason: str = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")

@@ -6,12 +6,13 @@ constraints on SQLite (batch mode) and to compare models with migrations without
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Enum, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from app.common.clock import utc_now
 
@@ -23,6 +24,29 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on both databases.
+
+    PostgreSQL keeps the zone; SQLite stores text without it and hands back naive values.
+    We only ever write UTC, so naive values read back are UTC, and the API never emits a
+    timestamp without its offset.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 # BIGINT on PostgreSQL; plain INTEGER on SQLite so the column is the rowid alias.
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -32,7 +56,7 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dict[str, Any]: JSON,
         list[Any]: JSON,
-        datetime: DateTime(timezone=True),
+        datetime: UtcDateTime(),
     }
 
 

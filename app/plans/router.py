@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Header, Response, status
 
 from app.common.concurrency import check_if_match, set_etag
 from app.common.schemas import problem_responses
+from app.common.types import PathId
 from app.deps import CurrentPrincipal, DbSession, Staff
 from app.models import FollowUp, Milestone, Plan, PlanStatus
 from app.plans import service as plan_service
@@ -26,7 +27,7 @@ EDIT_ERRORS = problem_responses(401, 403, 404, 409, 412, 428)
 IfMatch = Annotated[str | None, Header(description="The plan's ETag; required for edits")]
 
 
-def get_plan(plan_id: int, session: DbSession, principal: CurrentPrincipal) -> Plan:
+def get_plan(plan_id: PathId, session: DbSession, principal: CurrentPrincipal) -> Plan:
     return plan_service.get(session, principal=principal, plan_id=plan_id)
 
 
@@ -91,7 +92,7 @@ def add_milestone(
     "/{plan_id}/milestones/{milestone_id}", response_model=MilestoneRead, responses=EDIT_ERRORS
 )
 def update_milestone(
-    milestone_id: int,
+    milestone_id: PathId,
     data: MilestoneUpdate,
     plan: CurrentPlan,
     session: DbSession,
@@ -113,7 +114,7 @@ def update_milestone(
     responses=EDIT_ERRORS,
 )
 def delete_milestone(
-    milestone_id: int,
+    milestone_id: PathId,
     plan: CurrentPlan,
     session: DbSession,
     principal: Staff,

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from app.assignments.schemas import AssignmentRead
 from app.common.schemas import InputSchema, Schema
+from app.common.types import RefId
 from app.models import FollowUpKind, PlanStatus
 from app.requests.schemas import HelpRequestRead
 
@@ -73,7 +74,7 @@ class MilestoneUpdate(InputSchema):
 
 
 class FollowUpCreate(InputSchema):
-    assignment_id: int | None = Field(default=None, description="Required for providers")
+    assignment_id: RefId | None = Field(default=None, description="Required for providers")
     kind: FollowUpKind
     occurred_at: datetime | None = Field(default=None, description="Defaults to now")
     notes: str = Field(default="", max_length=5000)

@@ -9,6 +9,7 @@ from app.common.concurrency import check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
+from app.common.types import PathId
 from app.deps import AdminOnly, CurrentPrincipal, DbSession
 from app.models import Policy
 from app.policies import service as policy_service
@@ -17,7 +18,7 @@ from app.policies.schemas import PolicyCreate, PolicyRead, PolicyUpdate
 router = APIRouter(prefix="/policies", tags=["policies"])
 
 
-def get_policy(policy_id: int, session: DbSession, _principal: CurrentPrincipal) -> Policy:
+def get_policy(policy_id: PathId, session: DbSession, _principal: CurrentPrincipal) -> Policy:
     return policy_service.get(session, policy_id=policy_id)
 
 

@@ -9,7 +9,7 @@ from app.common.concurrency import check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
-from app.common.types import RegionPrefix
+from app.common.types import PathId, RegionPrefix
 from app.deps import CurrentPrincipal, DbSession, Staff
 from app.models import Provider, ProviderConflict, ProviderKind
 from app.providers import repository
@@ -25,7 +25,7 @@ from app.providers.schemas import (
 router = APIRouter(prefix="/providers", tags=["providers"])
 
 
-def get_provider(provider_id: int, session: DbSession, principal: CurrentPrincipal) -> Provider:
+def get_provider(provider_id: PathId, session: DbSession, principal: CurrentPrincipal) -> Provider:
     return provider_service.get(session, principal=principal, provider_id=provider_id)
 
 
@@ -126,7 +126,10 @@ def declare_conflict(
     responses=problem_responses(401, 403, 404),
 )
 def withdraw_conflict(
-    enterprise_id: int, provider: CurrentProvider, session: DbSession, principal: CurrentPrincipal
+    enterprise_id: PathId,
+    provider: CurrentProvider,
+    session: DbSession,
+    principal: CurrentPrincipal,
 ) -> None:
     provider_service.withdraw_conflict(
         session, principal=principal, provider=provider, enterprise_id=enterprise_id

@@ -9,7 +9,7 @@ from app.common.concurrency import check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
-from app.common.types import CategoryKey, IndustryPrefix, RegionPrefix
+from app.common.types import CategoryKey, IndustryPrefix, PathId, QueryId, RegionPrefix
 from app.deps import CurrentPrincipal, DbSession, Staff, require_roles
 from app.models import HelpRequest, RequestStatus, Role, Tier
 from app.requests import repository
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/requests", tags=["help requests"])
 Filer = Annotated[Principal, Depends(require_roles(Role.ENTERPRISE, Role.COORDINATOR, Role.ADMIN))]
 
 
-def get_request(request_id: int, session: DbSession, principal: CurrentPrincipal) -> HelpRequest:
+def get_request(request_id: PathId, session: DbSession, principal: CurrentPrincipal) -> HelpRequest:
     return request_service.get(session, principal=principal, request_id=request_id)
 
 
@@ -35,7 +35,7 @@ def request_filter(
     status: RequestStatus | None = None,
     tier: Tier | None = None,
     min_urgency: Annotated[int | None, Query(ge=1, le=5)] = None,
-    enterprise_id: int | None = None,
+    enterprise_id: QueryId = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> repository.RequestFilter:
     return repository.RequestFilter(

@@ -5,7 +5,7 @@ from datetime import date, datetime
 from pydantic import Field
 
 from app.common.schemas import InputSchema, Schema
-from app.common.types import CategoryKey, LongText
+from app.common.types import CategoryKey, LongText, RefId
 from app.models import RequestStatus, Severity
 
 Title = Field(min_length=2, max_length=200)
@@ -13,7 +13,7 @@ Urgency = Field(ge=1, le=5, description="1 can wait … 5 the business is at sta
 
 
 class HelpRequestCreate(InputSchema):
-    enterprise_id: int | None = Field(
+    enterprise_id: RefId | None = Field(
         default=None, description="Required for staff; enterprises file for themselves"
     )
     category: CategoryKey

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from app.common.schemas import problem_responses
+from app.common.types import CategoryKey, RegionPrefix
+from app.deps import DbSession, Staff
+from app.models import Tier
+from app.stats import service as stats_service
+from app.stats.repository import StatsFilter
+from app.stats.schemas import GroupBy, StatsRead
+
+router = APIRouter(prefix="/stats", tags=["stats"])
+
+
+def stats_filter(
+    region: Annotated[
+        RegionPrefix | None, Query(description="Narrow to a region inside your own")
+    ] = None,
+    category: Annotated[CategoryKey | None, Query()] = None,
+    tier: Tier | None = None,
+    since: Annotated[
+        datetime | None, Query(description="Requests created at or after (UTC if no offset)")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Requests created before (UTC if no offset)")
+    ] = None,
+) -> StatsFilter:
+    return StatsFilter(
+        region=region,
+        category=category,
+        tier=tier,
+        since=stats_service.as_utc(since),
+        until=stats_service.as_utc(until),
+    )
+
+
+@router.get("", response_model=StatsRead, responses=problem_responses(401, 403, 422))
+def read_stats(
+    session: DbSession,
+    principal: Staff,
+    filters: Annotated[StatsFilter, Depends(stats_filter)],
+    group_by: GroupBy | None = None,
+) -> StatsRead:
+    """Funnel, time to match and to resolution, acceptance / resolution / satisfaction rates
+    and provider load, over the caller's regions, in total and per group."""
+    return stats_service.summarise(session, principal=principal, filters=filters, group_by=group_by)
