@@ -1,1 +1,78 @@
-"""zhuqi matching engine."""
+"""zhuqi matching engine: SMEs' help requests → volunteer experts and service platforms.
+
+Plain functions over frozen dataclasses of arrays and opaque ids; depends on numpy, scipy
+and scikit-learn only. Typical use::
+
+    import matching
+
+    problem = matching.Problem.build(requests=[...], providers=[...], pinned=[...])
+    for shortage in matching.check_supply(problem):
+        print(shortage.message_en)
+    result = matching.match(problem, matching.Weights(fairness=0.1))
+    later = matching.rematch(result, problem, declined=[("r1", "e7")])
+"""
+
+from matching import errors
+from matching.errors import Infeasible, InvalidProblem, MatchingError
+from matching.pipeline import match, rank, rematch
+from matching.problem import (
+    CATEGORIES,
+    Exclusion,
+    Id,
+    Kind,
+    Problem,
+    ProviderIn,
+    ProviderTable,
+    RequestIn,
+    RequestTable,
+    Tier,
+)
+from matching.result import (
+    Assignment,
+    Candidate,
+    Explanation,
+    MatchResult,
+    Reason,
+    Stats,
+    Unmatched,
+)
+from matching.solve import SolveResult, solve_assignment
+from matching.supply import Shortage, check_supply
+from matching.text import analyze
+from matching.validate import validate
+from matching.weights import FEATURES, Weights
+
+__all__ = [
+    "CATEGORIES",
+    "FEATURES",
+    "Assignment",
+    "Candidate",
+    "Exclusion",
+    "Explanation",
+    "Id",
+    "Infeasible",
+    "InvalidProblem",
+    "Kind",
+    "MatchResult",
+    "MatchingError",
+    "Problem",
+    "ProviderIn",
+    "ProviderTable",
+    "Reason",
+    "RequestIn",
+    "RequestTable",
+    "Shortage",
+    "SolveResult",
+    "Stats",
+    "Tier",
+    "Unmatched",
+    "Weights",
+    "analyze",
+    "check_supply",
+    "errors",
+    "match",
+    "rank",
+    "rematch",
+    "solve_assignment",
+    "validate",
+]

@@ -1,0 +1,197 @@
+"""Benchmark ``matching.match`` end to end against a floor, and ``rematch`` against ``match``.
+
+For each size (seeded :func:`synthetic.make_problem`), a fresh subprocess (so that peak RSS,
+``ru_maxrss``, is per size) runs:
+
+1. ``match(problem)`` — seconds per stage and in total, peak RSS after it;
+2. the **floor**: the least work any pipeline of this design must do — over the *same*
+   candidate blocks (requests × providers with the category, available, free capacity)
+   and the same chunking, one sparse TF-IDF similarity product per chunk, its top-K per
+   request, then ``solve_assignment`` on those similarity scores. TF-IDF vectors are
+   given to the floor for free (fitted beforehand, not timed).
+
+Targets: ``match`` <= 3 × floor; peak RSS at 100k requests × 50k providers <= 4 GB.
+
+The rematch run (10k × 10k) declines 1% of the matched pairs and times
+``rematch(previous, problem, declined=...)`` against a full ``match`` of the same changed
+problem, checking that rematch's objective is within the full optimum's reach.
+
+Usage::
+
+    .venv/bin/python bench/pipeline.py                          # 10k, 50k, 100k + rematch
+    .venv/bin/python bench/pipeline.py --sizes 10k --no-rematch
+    .venv/bin/python bench/pipeline.py --sizes 20000x5000       # any REQUESTSxPROVIDERS
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import matching  # noqa: E402
+from matching.candidates import CHUNK_CELLS  # noqa: E402
+from matching.encode import Encoded, encode  # noqa: E402
+from matching.text import fit_text_model  # noqa: E402
+from synthetic import make_problem  # noqa: E402
+
+SIZES = {"10k": (10_000, 10_000), "50k": (50_000, 50_000), "100k": (100_000, 50_000)}
+TARGET_RATIO = 3.0
+TARGET_RSS_GB = 4.0
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    if text in SIZES:
+        return SIZES[text]
+    n_req, n_prov = text.lower().split("x")
+    return int(n_req), int(n_prov)
+
+
+def _peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # kB on Linux
+
+
+def _floor(enc: Encoded, top_k: int) -> dict[str, float]:
+    """Block TF-IDF products + top-K + solve over the same blocks as the pipeline."""
+    model = fit_text_model(enc.prov_text)
+    text = model.transform(enc.req_text)
+    start = time.perf_counter()
+    rows_out, cols_out, vals_out = [], [], []
+    for cat in range(len(enc.categories)):
+        rows = np.flatnonzero(enc.req_cat == cat)
+        provs = np.sort(enc.skill[:, [cat]].tocoo().row)
+        provs = provs[enc.available[provs] & (enc.free[provs] > 0)]
+        if len(rows) == 0 or len(provs) == 0:
+            continue
+        block_t = sp.csr_array(model.providers[provs].T)
+        step = max(1, CHUNK_CELLS // len(provs))
+        for lo in range(0, len(rows), step):
+            sims = (text[rows[lo : lo + step]] @ block_t).toarray()
+            k = min(top_k, sims.shape[1])
+            best = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            rows_out.append(np.repeat(rows[lo : lo + step], k))
+            cols_out.append(provs[best].ravel())
+            vals_out.append(np.take_along_axis(sims, best, axis=1).ravel())
+    products = time.perf_counter() - start
+    gains = np.concatenate(vals_out) + 1e-6  # the solver wants gains > 0
+    scores = sp.csr_array(
+        (gains, (np.concatenate(rows_out), np.concatenate(cols_out))), shape=(enc.n_req, enc.n_prov)
+    )
+    result = matching.solve_assignment(scores, np.maximum(enc.free, 0))
+    total = time.perf_counter() - start
+    return {"products": products, "solve": total - products, "total": total,
+            "pairs": float(scores.nnz), "matched": float((result.provider_of >= 0).sum())}
+
+
+def run_size(n_req: int, n_prov: int, seed: int) -> dict[str, Any]:
+    """One size, in this process: full match, then the floor."""
+    problem = make_problem(n_req, n_prov, seed)
+    base_gb = _peak_gb()
+    start = time.perf_counter()
+    result = matching.match(problem)
+    seconds = time.perf_counter() - start
+    peak_gb = _peak_gb()
+    stats = result.stats
+    floor = _floor(encode(problem), matching.Weights().top_k)
+    return {
+        "size": f"{n_req}x{n_prov}", "match_seconds": seconds, "stages": dict(stats.seconds),
+        "floor": floor, "ratio": seconds / floor["total"], "peak_gb": peak_gb,
+        "problem_gb": base_gb, "candidate_pairs": stats.candidate_pairs, "matched": stats.matched,
+        "unmatched": stats.unmatched, "gap": stats.gap, "objective": stats.objective,
+    }
+
+
+def run_rematch(n_req: int, n_prov: int, seed: int, share: float) -> dict[str, Any]:
+    """Decline ``share`` of the matched pairs; rematch vs a full match of the same problem."""
+    problem = make_problem(n_req, n_prov, seed)
+    first = matching.match(problem)
+    rng = np.random.default_rng(seed + 1)
+    picks = rng.choice(len(first.pairs), size=max(1, int(share * n_req)), replace=False)
+    declined = [first.pairs[i] for i in sorted(picks.tolist())]
+    start = time.perf_counter()
+    again = matching.rematch(first, problem, declined=declined)
+    incremental = time.perf_counter() - start
+    changed = problem.replace(exclusions=(
+        *problem.exclusions, *(matching.Exclusion(p, request=r) for r, p in declined)))
+    start = time.perf_counter()
+    full = matching.match(changed)
+    full_seconds = time.perf_counter() - start
+    return {
+        "size": f"{n_req}x{n_prov}", "declined": len(declined), "rematch_seconds": incremental,
+        "full_seconds": full_seconds, "speedup": full_seconds / incremental,
+        "rematch_stages": dict(again.stats.seconds), "open_requests": again.stats.open_requests,
+        "rematch_objective": again.objective, "full_objective": full.objective,
+        "kept_pairs": again.stats.pinned,
+    }
+
+
+def _child(args: list[str]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1:] or ["failed"], "args": args}
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def _print_size(row: dict[str, Any]) -> None:
+    if "error" in row:
+        print(f"{row['args']}: FAILED {row['error']}")
+        return
+    stages = " ".join(f"{k}={v:.2f}" for k, v in row["stages"].items() if k != "total")
+    floor = row["floor"]
+    ok_ratio = "ok" if row["ratio"] <= TARGET_RATIO else "OVER"
+    print(f"{row['size']:>13}  match {row['match_seconds']:7.2f}s  [{stages}]")
+    print(f"{'':>13}  floor {floor['total']:7.2f}s  [products={floor['products']:.2f} "
+          f"solve={floor['solve']:.2f}]  ratio {row['ratio']:.2f} (target <= {TARGET_RATIO}: {ok_ratio})")
+    print(f"{'':>13}  peak RSS {row['peak_gb']:.2f} GB (problem alone {row['problem_gb']:.2f} GB)  "
+          f"pairs {row['candidate_pairs']}  matched {row['matched']}  unmatched {row['unmatched']}  "
+          f"gap {row['gap']:.1e}")
+
+
+def _print_rematch(row: dict[str, Any]) -> None:
+    if "error" in row:
+        print(f"rematch: FAILED {row['error']}")
+        return
+    print(f"rematch {row['size']}: {row['declined']} declined -> {row['open_requests']} open, "
+          f"{row['kept_pairs']} kept; rematch {row['rematch_seconds']:.2f}s vs full match "
+          f"{row['full_seconds']:.2f}s ({row['speedup']:.1f}x faster)")
+    stages = " ".join(f"{k}={v:.2f}" for k, v in row["rematch_stages"].items() if k != "total")
+    print(f"{'':>8}stages [{stages}]; objective {row['rematch_objective']:.2f} "
+          f"(full re-solve, nothing fixed: {row['full_objective']:.2f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10k,50k,100k", help="comma list: 10k, 50k, 100k or RxP")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-rematch", action="store_true")
+    parser.add_argument("--rematch-share", type=float, default=0.01)
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "SIZE", "SEED"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, size, seed = args.child
+        n_req, n_prov = _parse_size(size)
+        row = run_size(n_req, n_prov, int(seed)) if kind == "match" else \
+            run_rematch(n_req, n_prov, int(seed), args.rematch_share)
+        print(json.dumps(row))
+        return
+    print(f"matching pipeline benchmark (seed {args.seed}; each size in its own process)")
+    for size in args.sizes.split(","):
+        _print_size(_child(["--child", "match", size, str(args.seed)]))
+    if not args.no_rematch:
+        _print_rematch(_child(["--child", "rematch", "10k", str(args.seed),
+                               "--rematch-share", str(args.rematch_share)]))
+
+
+if __name__ == "__main__":
+    main()

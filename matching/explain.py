@@ -1,0 +1,340 @@
+"""Explanations of chosen pairs and reasons for unmatched requests, in Chinese and English.
+
+A pair's explanation lists each feature's contribution ``priority × w_f × f_f`` (these sum
+to its score) and a one-line reason a coordinator can read at a glance. An unmatched
+request names the hard rule that removed its last candidates — the last rule of the
+funnel (:data:`matching.candidates.RULES`) that removed any provider — with the counts
+per rule, or, when it had candidates, the requests that took their slots.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+from numpy.typing import NDArray
+
+from matching.candidates import RULES, Candidates
+from matching.encode import Encoded
+from matching.features import REGION_FIT, RegionLevel
+from matching.pins import Context, Pairs, pin_multipliers
+from matching.problem import Id
+from matching.result import Assignment, Candidate, Explanation, Reason, Unmatched
+from matching.weights import FEATURES, Weights
+
+__all__ = [
+    "TAKEN_BY_LIMIT",
+    "Kept",
+    "build_assignments",
+    "build_unmatched",
+    "collect_kept",
+    "explain_pairs",
+    "industry_label",
+    "ranked_candidates",
+    "unmatched_reasons",
+]
+
+#: At most this many requests are named in a "capacity taken" reason.
+TAKEN_BY_LIMIT = 10
+
+_REGION_WORDS = {
+    RegionLevel.COUNTY: ("同县", "same county"),
+    RegionLevel.CITY: ("同市", "same city"),
+    RegionLevel.PROVINCE: ("同省", "same province"),
+    RegionLevel.ANYWHERE: ("服务不限地区", "serves anywhere"),
+    RegionLevel.REMOTE: ("远程服务", "remote"),
+}
+_LEVELS = (0, 1, 3, 4, 5)  # GB/T 4754 level boundaries: section, division, group, class
+
+
+def industry_label(code: str, served: Sequence[str]) -> str | None:
+    """The shared industry code shown in a reason (``"C17"``), or None if nothing shared.
+
+    For a served prefix nested with the request code, the shorter of the two (the level
+    at which they agree); otherwise their longest common prefix at a level boundary.
+    """
+    best = ""
+    for prefix in served:
+        if code.startswith(prefix) or prefix.startswith(code):
+            shared = min(code, prefix, key=len)
+        else:
+            shared = next(code[:n] for n in reversed(_LEVELS) if code[:n] == prefix[:n])
+        best = max(best, shared, key=len)
+    return best or None
+
+
+def _reason(
+    enc: Encoded, r: int, p: int, values: NDArray[np.float64], pinned: bool
+) -> tuple[str, str]:
+    zh: list[str] = ["人工指定"] if pinned else []
+    en: list[str] = ["pinned"] if pinned else []
+    level = round(values[0] * 3)
+    if level:
+        zh.append(f"技能匹配({level}级)")
+        en.append(f"skill level {level}")
+    region = int(np.flatnonzero(values[3] == REGION_FIT)[0]) if values[3] in REGION_FIT else 0
+    if region in _REGION_WORDS:
+        zh.append(_REGION_WORDS[region][0])
+        en.append(_REGION_WORDS[region][1])
+    served = enc.prov_industries[p]
+    label = industry_label(str(enc.req_industry[r]), served) if served else None
+    if label:
+        zh.append(f"行业{label}")
+        en.append(f"industry {label}")
+    elif not served:
+        zh.append("行业不限")
+        en.append("any industry")
+    if values[1] >= 0.05:
+        zh.append(f"文本相似度{values[1]:.2f}")
+        en.append(f"text similarity {values[1]:.2f}")
+    return "·".join(zh), " · ".join(en)
+
+
+def explain_pairs(
+    enc: Encoded,
+    req: NDArray[np.intp],
+    prov: NDArray[np.intp],
+    features: NDArray[np.float64],
+    priority: NDArray[np.float64],
+    slot: NDArray[np.float64],
+    pinned: NDArray[np.bool_],
+    weights: Weights,
+) -> list[Explanation]:
+    """One :class:`Explanation` per pair.
+
+    Parameters
+    ----------
+    req, prov : ndarray of intp, shape (n,)
+        Canonical indices of the pairs.
+    features : ndarray of float64, shape (n, 5)
+    priority : ndarray of float64, shape (n,)
+        Priority of each pair's request.
+    slot : ndarray of float64, shape (n,)
+        Fairness multiplier of each pair's slot.
+    pinned : ndarray of bool, shape (n,)
+    weights : Weights
+    """
+    contrib = features * np.asarray(weights.normalised)[None, :] * priority[:, None]
+    out = []
+    for i in range(len(req)):
+        zh, en = _reason(enc, int(req[i]), int(prov[i]), features[i], bool(pinned[i]))
+        out.append(
+            Explanation(
+                features=dict(zip(FEATURES, features[i].tolist(), strict=True)),
+                contributions=dict(zip(FEATURES, contrib[i].tolist(), strict=True)),
+                priority=float(priority[i]),
+                slot_multiplier=float(slot[i]),
+                reason_zh=zh,
+                reason_en=en,
+            )
+        )
+    return out
+
+
+_MESSAGES: dict[Reason, tuple[str, str]] = {
+    Reason.CATEGORY: ("没有覆盖类别 {cat} 的服务方", "no provider covers category {cat}"),
+    Reason.INACTIVE: (
+        "类别 {cat} 的服务方均已停用或暂停",
+        "every provider for {cat} is inactive or paused",
+    ),
+    Reason.CAPACITY: ("类别 {cat} 的服务方均无空余容量", "no provider for {cat} has free capacity"),
+    Reason.REGION: (
+        "类别 {cat} 没有服务地区 {region} 或可远程的服务方",
+        "no provider for {cat} serves region {region} or helps remotely",
+    ),
+    Reason.CONFLICT: (
+        "其余服务方均与企业 {ent} 存在利益冲突",
+        "the remaining providers have a conflict of interest with enterprise {ent}",
+    ),
+    Reason.EXCLUDED: (
+        "其余服务方均已被排除",
+        "the remaining providers are excluded for this request",
+    ),
+    Reason.MIN_SCORE: (
+        "其余服务方匹配度低于最低分 {min}",
+        "the remaining providers score below the minimum {min}",
+    ),
+    Reason.CAPACITY_TAKEN: (
+        "候选服务方的容量已被更高优先级的诉求占用：{taken}",
+        "capacity taken by higher-priority requests: {taken}",
+    ),
+}
+
+
+_RULES_ZH = {
+    "category": "类别不符",
+    "inactive": "停用或暂停",
+    "capacity": "无空余容量",
+    "region": "地区不符",
+    "conflict": "利益冲突",
+    "excluded": "已排除",
+    "min_score": "低于最低分",
+}
+
+
+def _message(reason: Reason, removed: dict[str, int], fill: dict[str, object]) -> tuple[str, str]:
+    zh, en = (text.format(**fill) for text in _MESSAGES[reason])
+    if not any(removed.values()):
+        return zh, en
+    counts_zh = "，".join(f"{_RULES_ZH[rule]} {n}" for rule, n in removed.items() if n)
+    counts_en = ", ".join(f"{rule} {n}" for rule, n in removed.items() if n)
+    return f"{zh}（已排除服务方：{counts_zh}）", f"{en} (providers removed: {counts_en})"
+
+
+def unmatched_reasons(
+    enc: Encoded,
+    rows: NDArray[np.intp],
+    removed: NDArray[np.int64],
+    candidates_of: dict[int, NDArray[np.intp]],
+    holders: dict[int, list[tuple[float, int]]],
+    weights: Weights,
+) -> list[Unmatched]:
+    """Reasons for the unmatched open requests ``rows`` (canonical indices, shape (m,)).
+
+    ``removed`` is ``(n_req, len(RULES))``; ``candidates_of`` maps a request to its
+    candidate providers; ``holders`` maps a provider to ``(gain, request)`` of the requests
+    assigned to it (pins included).
+    """
+    out = []
+    for r in rows.tolist():
+        counts = dict(zip(RULES, removed[r].tolist(), strict=True))
+        fill: dict[str, object] = {
+            "cat": enc.categories[enc.req_cat[r]],
+            "region": enc.req_region[r],
+            "ent": enc.req_enterprise[r],
+            "min": weights.min_score,
+        }
+        taken: tuple[Id, ...] = ()
+        if r in candidates_of:
+            reason = Reason.CAPACITY_TAKEN
+            taken = _taken_by(enc, candidates_of[r], holders)
+            fill["taken"] = ", ".join(str(t) for t in taken[:5]) or "-"
+        else:
+            hit = [rule for rule in RULES if counts[rule]]
+            reason = Reason(hit[-1]) if hit else Reason.CATEGORY
+        zh, en = _message(reason, counts, fill)
+        out.append(Unmatched(enc.req_ids[r], reason, counts, taken, zh, en))
+    return out
+
+
+def _taken_by(
+    enc: Encoded, providers: NDArray[np.intp], holders: dict[int, list[tuple[float, int]]]
+) -> tuple[Id, ...]:
+    """Requests holding the candidates' slots, best gain first, ties by id."""
+    held = sorted(
+        {item for p in providers.tolist() for item in holders.get(p, ())},
+        key=lambda t: (-t[0], t[1]),
+    )
+    return tuple(enc.req_ids[r] for _, r in held[:TAKEN_BY_LIMIT])
+
+
+def holders_of(
+    req: NDArray[np.intp], prov: NDArray[np.intp], gain: NDArray[np.float64]
+) -> dict[int, list[tuple[float, int]]]:
+    """Provider -> ``(gain, request)`` of its assigned requests."""
+    out: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    for r, p, g in zip(req.tolist(), prov.tolist(), gain.tolist(), strict=True):
+        out[p].append((g, r))
+    return out
+
+
+def _candidate(ctx: Context, cand: Candidates, i: int) -> Candidate:
+    score = float(cand.fit[i] * ctx.priority[cand.req[i]])
+    features = dict(zip(FEATURES, cand.features[i].tolist(), strict=True))
+    return Candidate(ctx.enc.prov_ids[cand.prov[i]], score, float(cand.fit[i]), features)
+
+
+def ranked_candidates(
+    ctx: Context, cand: Candidates, chosen: dict[int, int], limit: int | None
+) -> dict[Id, tuple[Candidate, ...]]:
+    """Per request with candidates: best first, the chosen provider left out."""
+    starts = np.flatnonzero(np.diff(cand.req, prepend=-1))
+    bounds = np.r_[starts, len(cand)].astype(int).tolist()
+    out: dict[Id, tuple[Candidate, ...]] = {}
+    for lo, hi in pairwise(bounds):
+        r = int(cand.req[lo])
+        picked = [i for i in range(lo, hi) if cand.prov[i] != chosen.get(r, -1)][:limit]
+        out[ctx.enc.req_ids[r]] = tuple(_candidate(ctx, cand, i) for i in picked)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """Every kept pair (pins and solved), sorted by request index; arrays of shape (n,)."""
+
+    req: NDArray[np.intp]
+    prov: NDArray[np.intp]
+    features: NDArray[np.float64]
+    score: NDArray[np.float64]
+    slot: NDArray[np.float64]
+    pinned: NDArray[np.bool_]
+
+    @property
+    def gain(self) -> NDArray[np.float64]:
+        return self.score * self.slot
+
+
+def collect_kept(
+    ctx: Context,
+    pins: Pairs,
+    cand: Candidates,
+    picks: NDArray[np.intp],
+    multiplier: NDArray[np.float64],
+) -> Kept:
+    req = np.r_[pins.req, cand.req[picks]]
+    order = np.argsort(req, kind="stable")
+    fit = np.r_[pins.fit, cand.fit[picks]][order]
+    return Kept(
+        req=req[order],
+        prov=np.r_[pins.prov, cand.prov[picks]][order],
+        features=np.r_[pins.features, cand.features[picks]][order],
+        score=fit * ctx.priority[req[order]],
+        slot=np.r_[pin_multipliers(ctx, pins), multiplier][order],
+        pinned=(np.arange(len(req)) < len(pins.req))[order],
+    )
+
+
+def build_assignments(ctx: Context, kept: Kept) -> tuple[Assignment, ...]:
+    """Kept pairs as :class:`Assignment`, with explanations, sorted by request id."""
+    notes = explain_pairs(
+        ctx.enc,
+        kept.req,
+        kept.prov,
+        kept.features,
+        ctx.priority[kept.req],
+        kept.slot,
+        kept.pinned,
+        ctx.weights,
+    )
+    ids_r, ids_p = ctx.enc.req_ids, ctx.enc.prov_ids
+    return tuple(
+        Assignment(ids_r[r], ids_p[p], float(s), float(g), bool(k), note)
+        for r, p, s, g, k, note in zip(
+            kept.req.tolist(),
+            kept.prov.tolist(),
+            kept.score.tolist(),
+            kept.gain.tolist(),
+            kept.pinned.tolist(),
+            notes,
+            strict=True,
+        )
+    )
+
+
+def build_unmatched(
+    ctx: Context, cand: Candidates, open_: NDArray[np.bool_], kept: Kept
+) -> tuple[Unmatched, ...]:
+    """Reasons for the open requests left without a provider."""
+    matched = np.zeros(ctx.enc.n_req, dtype=bool)
+    matched[kept.req] = True
+    rows = np.flatnonzero(open_ & ~matched)
+    lo = np.searchsorted(cand.req, rows, side="left")
+    hi = np.searchsorted(cand.req, rows, side="right")
+    candidates_of = {int(r): cand.prov[a:b] for r, a, b in zip(rows, lo, hi, strict=True) if b > a}
+    holders = holders_of(kept.req, kept.prov, kept.gain)
+    return tuple(
+        unmatched_reasons(ctx.enc, rows, cand.removed, candidates_of, holders, ctx.weights)
+    )

@@ -1,0 +1,236 @@
+"""The match pipeline: validate → encode → text → candidates → solve → explain.
+
+Pins are kept as given and consume capacity *before* candidates are generated, so top-K
+lists never waste room on providers the pins have filled, and the solver only decides the
+open requests. The same mechanism makes :func:`rematch` exact and cheap: the pairs it
+keeps are pins, and only the open requests are scored and solved.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from time import perf_counter
+
+import numpy as np
+from numpy.typing import NDArray
+
+from matching.assign import solve_open
+from matching.candidates import Candidates, generate
+from matching.encode import Encoded, PairSet, encode
+from matching.errors import Infeasible, InvalidProblem
+from matching.explain import build_assignments, build_unmatched, collect_kept, ranked_candidates
+from matching.features import priority
+from matching.pins import Context, Pairs, keep_pins
+from matching.problem import Exclusion, Id, Problem
+from matching.result import Candidate, MatchResult, Stats
+from matching.text import fit_text_model
+from matching.validate import validate
+from matching.weights import Weights
+
+__all__ = ["match", "rank", "rematch"]
+
+
+@dataclass
+class _Stages:
+    """Wall-clock seconds per pipeline stage, in the order they ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + perf_counter() - start
+
+
+def _prepare(
+    enc: Encoded, weights: Weights, required: PairSet, optional: PairSet, stages: _Stages
+) -> tuple[Context, Pairs, NDArray[np.bool_], Candidates]:
+    """Text model, pins (capacity consumed), open requests and their candidates."""
+    with stages("text"):
+        model = fit_text_model(enc.prov_text)
+        text = model.transform(enc.req_text)
+    prio = priority(enc.req_urgency, enc.req_tier, weights)
+    ctx = Context(enc, weights, model, text, prio)
+    with stages("pins"):
+        pins = keep_pins(ctx, required, optional)
+        used = np.bincount(pins.prov, minlength=enc.n_prov)
+        ctx = replace(ctx, enc=replace(enc, free=enc.free - used))
+        open_ = np.ones(enc.n_req, dtype=bool)
+        open_[pins.req] = False
+    with stages("candidates"):
+        cand = generate(ctx.enc, model, text, open_, weights)
+    return ctx, pins, open_, cand
+
+
+def _run(
+    enc: Encoded, weights: Weights, required: PairSet, optional: PairSet, stages: _Stages
+) -> MatchResult:
+    ctx, pins, open_, cand = _prepare(enc, weights, required, optional, stages)
+    with stages("solve"):
+        picks, multiplier, open_bound = solve_open(ctx, cand, pins)
+    with stages("explain"):
+        kept = collect_kept(ctx, pins, cand, picks, multiplier)
+        assignments = build_assignments(ctx, kept)
+        chosen = dict(zip(cand.req[picks].tolist(), cand.prov[picks].tolist(), strict=True))
+        runners = ranked_candidates(ctx, cand, chosen, weights.runners_up)
+        unmatched = build_unmatched(ctx, cand, open_, kept)
+    objective = float(kept.gain.sum())
+    bound = float(kept.gain[kept.pinned].sum()) + open_bound
+    stats = Stats(
+        requests=enc.n_req,
+        providers=enc.n_prov,
+        pinned=len(pins.req),
+        open_requests=int(open_.sum()),
+        available_providers=int((ctx.enc.available & (ctx.enc.free > 0)).sum()),
+        requests_with_candidates=len(np.unique(cand.req)),
+        candidate_pairs=len(cand),
+        matched=len(assignments),
+        unmatched=len(unmatched),
+        unmatched_by_reason=dict(Counter(str(u.reason) for u in unmatched)),
+        objective=objective,
+        bound=max(bound, objective),
+        gap=max(bound - objective, 0.0) / max(1.0, abs(bound)),
+        seconds={**stages.seconds, "total": sum(stages.seconds.values())},
+    )
+    return MatchResult(assignments, unmatched, runners, stats, weights)
+
+
+def match(problem: Problem, weights: Weights | None = None) -> MatchResult:
+    """Propose an exact, explained assignment of ``problem``'s requests to providers.
+
+    Steps: validate once; sort by ids (input order never matters); fit TF-IDF on the
+    providers' expertise; keep the pins (checked against the hard rules and capacity);
+    for every open request, score only the providers covering its category that pass the
+    hard rules, keep the top ``weights.top_k``; maximise the total of
+    ``fit × priority (× fairness slot multiplier)`` exactly with
+    :func:`matching.solve.solve_assignment`; explain every pair and every unmatched
+    request.
+
+    Parameters
+    ----------
+    problem : Problem
+    weights : Weights, optional
+        Defaults to ``Weights()``.
+
+    Returns
+    -------
+    MatchResult
+
+    Raises
+    ------
+    InvalidProblem
+        A malformed field (named in the message).
+    Infeasible
+        A pin breaks a hard rule, or pins exceed a provider's free capacity.
+    """
+    stages = _Stages()
+    with stages("validate"):
+        validate(problem)
+    with stages("encode"):
+        enc = encode(problem)
+    return _run(enc, weights or Weights(), enc.pinned, PairSet.of(()), stages)
+
+
+def rank(problem: Problem, weights: Weights | None = None) -> dict[Id, tuple[Candidate, ...]]:
+    """Each open request's top-K candidates, best first, before any capacity competition.
+
+    The same scores :func:`match` solves over (hard rules applied, pins consuming
+    capacity): what a coordinator browses when assigning by hand.
+    """
+    stages = _Stages()
+    validate(problem)
+    enc = encode(problem)
+    ctx, _, _, cand = _prepare(enc, weights or Weights(), enc.pinned, PairSet.of(()), stages)
+    return ranked_candidates(ctx, cand, {}, None)
+
+
+def _positions(enc: Encoded, pairs: Iterable[tuple[Id, Id]], what: str) -> list[tuple[int, int]]:
+    """Canonical indices of id pairs; unknown ids raise :class:`InvalidProblem`."""
+    req_pos = {rid: i for i, rid in enumerate(enc.req_ids)}
+    prov_pos = {pid: i for i, pid in enumerate(enc.prov_ids)}
+    out = []
+    for request, provider in pairs:
+        if request not in req_pos or provider not in prov_pos:
+            raise InvalidProblem(f"{what}: {(request, provider)!r} names an unknown id")
+        out.append((req_pos[request], prov_pos[provider]))
+    return out
+
+
+def _one_per_request(enc: Encoded, pairs: PairSet) -> None:
+    twice = np.flatnonzero(np.diff(pairs.req) == 0)
+    if len(twice):
+        request = enc.req_ids[pairs.req[twice[0]]]
+        raise Infeasible(f"request {request!r} is pinned or fixed to two providers")
+
+
+def rematch(
+    previous: MatchResult,
+    problem: Problem,
+    *,
+    changed: Iterable[Id] = (),
+    declined: Iterable[tuple[Id, Id]] = (),
+    fixed: Iterable[tuple[Id, Id]] | None = None,
+    weights: Weights | None = None,
+) -> MatchResult:
+    """Repair ``previous`` after declines, expiries, pauses or new requests.
+
+    Every pair that stays is kept as a pin (it consumes capacity and is not re-decided);
+    only the open requests are scored and solved, so the result equals a full
+    :func:`match` of ``problem`` with those pins, at a fraction of the cost. A declined
+    request's best remaining candidate (its first runner-up, if it still has room) is what
+    the solver picks first.
+
+    Parameters
+    ----------
+    previous : MatchResult
+        The result being repaired (its pairs, and its weights by default).
+    problem : Problem
+        The *current* state: it may add or drop requests and providers, pause or
+        deactivate providers, carry new exclusions and loads. Loads must not count the
+        pairs of ``previous`` that stay (those consume capacity as pins here).
+    changed : iterable of request ids
+        Requests to decide again (expired or withdrawn offers, edited requests).
+    declined : iterable of (request id, provider id)
+        Declined pairs: excluded from now on, and their requests decided again.
+    fixed : iterable of (request id, provider id), optional
+        The pairs to keep. Default: every pair of ``previous`` whose request is still in
+        ``problem`` and not changed or declined, and that still passes the hard rules
+        and the capacity (pairs of a paused provider, say, are reopened; over capacity,
+        a provider keeps its best pairs). Given explicitly, they must all hold, or
+        :class:`~matching.errors.Infeasible` is raised. ``problem.pinned`` always stays.
+    weights : Weights, optional
+        Defaults to ``previous.weights``.
+
+    Returns
+    -------
+    MatchResult
+        Kept pairs have ``pinned=True``; requests open before and still unmatched get
+        fresh reasons.
+    """
+    declined = tuple((r, p) for r, p in declined)
+    extra = tuple(Exclusion(provider=p, request=r) for r, p in declined)
+    problem = problem.replace(exclusions=(*problem.exclusions, *extra))
+    stages = _Stages()
+    with stages("validate"):
+        validate(problem)
+    with stages("encode"):
+        enc = encode(problem)
+    reopen = set(changed) | {r for r, _ in declined}
+    if fixed is None:
+        present = set(enc.req_ids) - reopen - {enc.req_ids[r] for r in enc.pinned.req.tolist()}
+        providers = set(enc.prov_ids)
+        keep = ((r, p) for r, p in previous.pairs if r in present and p in providers)
+        required, optional = enc.pinned, PairSet.of(_positions(enc, keep, "previous"))
+    else:
+        pairs = _positions(enc, fixed, "fixed")
+        pins = zip(enc.pinned.req.tolist(), enc.pinned.prov.tolist(), strict=True)
+        required = PairSet.of([*pins, *pairs])
+        optional = PairSet.of(())
+        _one_per_request(enc, required)
+    return _run(enc, weights or previous.weights, required, optional, stages)

@@ -1,0 +1,291 @@
+"""The matching problem: frozen tables of arrays keyed by opaque ids.
+
+Two ways in, one representation:
+
+* the array form — :class:`RequestTable` and :class:`ProviderTable`, one array (or tuple,
+  for ragged columns) per field, which is what a bulk loader produces; and
+* the row form — :meth:`Problem.build` over plain :class:`RequestIn` / :class:`ProviderIn`
+  dataclasses, which is what an encoder over ORM rows produces naturally.
+
+Ids are opaque ``str`` or ``int`` values chosen by the caller; the engine only compares,
+hashes and sorts them (it sorts internally so that input order never changes a result).
+Nothing here validates: :func:`matching.validate.validate` does that once, at the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "CATEGORIES",
+    "Exclusion",
+    "Id",
+    "Kind",
+    "Problem",
+    "ProviderIn",
+    "ProviderTable",
+    "RequestIn",
+    "RequestTable",
+    "Tier",
+]
+
+#: An opaque identifier (database key, UUID string, ...).
+Id: TypeAlias = str | int
+
+#: The built-in help taxonomy (DOMAIN.md). Any other string is accepted as a category too,
+#: because admins can extend the taxonomy without a code change.
+CATEGORIES: tuple[str, ...] = (
+    "financing",
+    "cost_reduction",
+    "orders_market",
+    "receivables",
+    "technology_rd",
+    "digital_transformation",
+    "talent_employment",
+    "management",
+    "legal_ip",
+    "policy",
+    "supply_chain",
+    "quality_brand",
+    "export",
+)
+
+
+class Kind(StrEnum):
+    """Kind of provider: an individual expert or a service platform (larger capacity)."""
+
+    EXPERT = "expert"
+    PLATFORM = "platform"
+
+
+class Tier(StrEnum):
+    """Cultivation tier of an enterprise, in increasing order of policy priority."""
+
+    NONE = "none"
+    INNOVATIVE = "innovative"
+    SPECIALISED = "specialised"
+    LITTLE_GIANT = "little_giant"
+    CHAMPION = "champion"
+
+    @property
+    def rank(self) -> int:
+        """0 for ``none`` up to 4 for ``champion``."""
+        return list(Tier).index(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIn:
+    """One open help request, as a row.
+
+    ``industry`` is a GB/T 4754 code (``"C17"``, ``"C1711"``), ``region`` a 6-digit
+    GB/T 2260 county code (``"350582"``), ``urgency`` 1 (low) … 5 (critical).
+    """
+
+    id: Id
+    category: str
+    text: str
+    industry: str
+    region: str
+    enterprise: Id
+    urgency: int = 3
+    tier: Tier | str = Tier.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderIn:
+    """One provider, as a row.
+
+    ``skills`` maps category → level 1–3. ``industries`` and ``regions`` are code prefixes
+    served (``regions`` empty = anywhere; ``industries`` empty = any industry, scored as a
+    generalist). ``load`` counts open assignments of requests *outside* the problem (pinned
+    and fixed pairs of this problem consume capacity on top of it). ``rating`` is 0–5 or
+    ``None`` for "not rated yet". ``conflicts`` are enterprise ids it must never serve.
+    """
+
+    id: Id
+    kind: Kind | str = Kind.EXPERT
+    skills: Mapping[str, int] = field(default_factory=dict)
+    expertise: str = ""
+    industries: Sequence[str] = ()
+    regions: Sequence[str] = ()
+    remote: bool = False
+    capacity: int = 1
+    load: int = 0
+    paused: bool = False
+    active: bool = True
+    rating: float | None = None
+    conflicts: Iterable[Id] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A forbidden pair: ``provider`` × (one ``request`` or every request of ``enterprise``).
+
+    Exactly one of ``request`` and ``enterprise`` is set. Exclusions naming ids that are not
+    in the problem are ignored: they may belong to requests outside the run's scope.
+    """
+
+    provider: Id
+    request: Id | None = None
+    enterprise: Id | None = None
+
+
+def _objects(values: Iterable[object]) -> NDArray[np.object_]:
+    """1-d object array without numpy's habit of turning tuples into extra dimensions."""
+    items = list(values)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTable:
+    """Requests in array form; every field has shape ``(n_requests,)``.
+
+    ``id``, ``enterprise``: object arrays of ids; ``category``, ``text``, ``industry``,
+    ``region``, ``tier``: object arrays of ``str``; ``urgency``: integers 1–5.
+    """
+
+    id: NDArray[np.object_]
+    category: NDArray[np.object_]
+    text: NDArray[np.object_]
+    industry: NDArray[np.object_]
+    region: NDArray[np.object_]
+    urgency: NDArray[np.int64]
+    tier: NDArray[np.object_]
+    enterprise: NDArray[np.object_]
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[RequestIn]) -> RequestTable:
+        """Columns of the given rows, in the given order."""
+        items = list(rows)
+        return cls(
+            id=_objects(r.id for r in items),
+            category=_objects(r.category for r in items),
+            text=_objects(r.text for r in items),
+            industry=_objects(r.industry for r in items),
+            region=_objects(r.region for r in items),
+            urgency=np.array([r.urgency for r in items], dtype=np.int64),
+            tier=_objects(str(r.tier) for r in items),
+            enterprise=_objects(r.enterprise for r in items),
+        )
+
+    def take(self, index: NDArray[np.intp]) -> RequestTable:
+        """Rows ``index`` (shape ``(m,)``) as a new table."""
+        return RequestTable(
+            **{name: getattr(self, name)[index] for name in self.__dataclass_fields__}
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderTable:
+    """Providers in array form; every field has shape ``(n_providers,)``.
+
+    Ragged fields are tuples with one entry per provider: ``skills`` (category → level),
+    ``industries`` and ``regions`` (tuples of prefixes), ``conflicts`` (frozensets of
+    enterprise ids). ``rating`` is float with NaN for "not rated".
+    """
+
+    id: NDArray[np.object_]
+    kind: NDArray[np.object_]
+    skills: tuple[Mapping[str, int], ...]
+    expertise: NDArray[np.object_]
+    industries: tuple[tuple[str, ...], ...]
+    regions: tuple[tuple[str, ...], ...]
+    remote: NDArray[np.bool_]
+    capacity: NDArray[np.int64]
+    load: NDArray[np.int64]
+    paused: NDArray[np.bool_]
+    active: NDArray[np.bool_]
+    rating: NDArray[np.float64]
+    conflicts: tuple[frozenset[Id], ...]
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[ProviderIn]) -> ProviderTable:
+        """Columns of the given rows, in the given order."""
+        items = list(rows)
+        return cls(
+            id=_objects(p.id for p in items),
+            kind=_objects(str(p.kind) for p in items),
+            skills=tuple(dict(p.skills) for p in items),
+            expertise=_objects(p.expertise for p in items),
+            industries=tuple(tuple(p.industries) for p in items),
+            regions=tuple(tuple(p.regions) for p in items),
+            remote=np.array([p.remote for p in items], dtype=bool),
+            capacity=np.array([p.capacity for p in items], dtype=np.int64),
+            load=np.array([p.load for p in items], dtype=np.int64),
+            paused=np.array([p.paused for p in items], dtype=bool),
+            active=np.array([p.active for p in items], dtype=bool),
+            rating=np.array(
+                [np.nan if p.rating is None else p.rating for p in items], dtype=np.float64
+            ),
+            conflicts=tuple(frozenset(p.conflicts) for p in items),
+        )
+
+    def take(self, index: NDArray[np.intp]) -> ProviderTable:
+        """Rows ``index`` (shape ``(m,)``) as a new table."""
+        values: dict[str, object] = {}
+        for name in self.__dataclass_fields__:
+            column = getattr(self, name)
+            values[name] = (
+                tuple(column[i] for i in index) if isinstance(column, tuple) else column[index]
+            )
+        return ProviderTable(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Everything one match run needs: requests, providers, exclusions and pins.
+
+    ``pinned`` pairs ``(request id, provider id)`` are kept as they are (a coordinator's
+    decision, or an accepted assignment during a re-match) and consume the provider's
+    capacity; the solver only decides the other requests.
+    """
+
+    requests: RequestTable
+    providers: ProviderTable
+    exclusions: tuple[Exclusion, ...] = ()
+    pinned: tuple[tuple[Id, Id], ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        requests: Iterable[RequestIn],
+        providers: Iterable[ProviderIn],
+        exclusions: Iterable[Exclusion] = (),
+        pinned: Iterable[tuple[Id, Id]] = (),
+    ) -> Problem:
+        """Assemble a problem from plain rows (the form an ORM encoder produces)."""
+        return cls(
+            requests=RequestTable.from_rows(requests),
+            providers=ProviderTable.from_rows(providers),
+            exclusions=tuple(exclusions),
+            pinned=tuple((r, p) for r, p in pinned),
+        )
+
+    def replace(
+        self,
+        *,
+        exclusions: Iterable[Exclusion] | None = None,
+        pinned: Iterable[tuple[Id, Id]] | None = None,
+    ) -> Problem:
+        """A copy with other exclusions and/or pins (tables are shared, not copied)."""
+        return Problem(
+            requests=self.requests,
+            providers=self.providers,
+            exclusions=self.exclusions if exclusions is None else tuple(exclusions),
+            pinned=self.pinned if pinned is None else tuple((r, p) for r, p in pinned),
+        )

@@ -1,0 +1,127 @@
+"""Text similarity of a request and a provider's expertise, for Chinese and English alike.
+
+The analyzer is script-aware (NOTES.md, "Text features"): after NFKC folding (full-width
+letters and digits become ASCII) and lower-casing, runs of CJK ideographs become character
+unigrams and bigrams — Chinese has no spaces, and bigrams capture most two-character words
+without a segmenter — while Latin runs become word tokens (stop words dropped, a light
+plural fold). Glossary concept tokens are added on both sides so that the two languages
+meet (:mod:`matching.glossary`).
+
+The TF-IDF model is fitted on the providers' expertise texts only: their vocabulary is all
+that can ever match, and an IDF that does not depend on the requests keeps scores stable
+when requests arrive or leave, which is what makes an incremental re-match agree with a
+full one.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+from matching.glossary import Glossary, default_glossary
+
+__all__ = ["TextModel", "analyze", "fit_text_model", "normalise"]
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_RUNS = re.compile(rf"[{_CJK}]+|[a-z][a-z0-9+#]*")
+_SPACE = re.compile(r"\s+")
+_STOP = frozenset(ENGLISH_STOP_WORDS) | {"need", "help", "want", "company", "our", "we"}
+
+
+def normalise(text: str) -> str:
+    """NFKC-fold, lower-case and collapse whitespace (the analyzer's first step)."""
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(text.lower().split())
+
+
+def _fold(word: str) -> str:
+    """Light plural fold so that "databases" meets "database" (no stemmer dependency)."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def analyze(text: str, glossary: Glossary | None = None) -> list[str]:
+    """Tokens of ``text``: CJK unigrams + bigrams, Latin words, glossary concepts.
+
+    Examples
+    --------
+    >>> analyze("数据库 databases")[:5]
+    ['数', '据', '库', '数据', '据库']
+    """
+    norm = normalise(text)
+    tokens: list[str] = []
+    for run in _RUNS.findall(norm):
+        if run[0] >= "\u3400":
+            tokens.extend(run)
+            tokens.extend(map(str.__add__, run[:-1], run[1:]))
+        elif len(run) > 1 and run not in _STOP:
+            tokens.append(_fold(run))
+    tokens.extend((glossary or default_glossary()).concepts(norm))
+    return tokens
+
+
+@dataclass(frozen=True, slots=True)
+class TextModel:
+    """A fitted TF-IDF model with the providers' L2-normalised vectors.
+
+    Attributes
+    ----------
+    vectorizer : TfidfVectorizer
+        Fitted on the providers' expertise (sublinear tf, smooth idf, L2 norm).
+    providers : csr_array, shape (n_providers, n_terms)
+        Provider vectors, in the order given to :func:`fit_text_model`.
+    """
+
+    vectorizer: TfidfVectorizer
+    providers: sp.csr_array
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_array:
+        """L2-normalised TF-IDF rows, shape ``(len(texts), n_terms)``."""
+        if not self.vectorizer.vocabulary_ or len(texts) == 0:
+            shape = (len(texts), len(self.vectorizer.vocabulary_))
+            return sp.csr_array(shape, dtype=np.float64)
+        return sp.csr_array(self.vectorizer.transform(texts))
+
+    def pair_similarity(
+        self, requests: sp.csr_array, req: NDArray[np.intp], prov: NDArray[np.intp]
+    ) -> NDArray[np.float64]:
+        """Cosine similarity of pairs ``(requests[req[i]], providers[prov[i]])``, shape ``(n,)``.
+
+        Used for pairs outside the blocked candidate pass (pins, fixed pairs); values are
+        clipped into [0, 1] against round-off.
+        """
+        if len(req) == 0 or requests.shape[1] == 0:
+            return np.zeros(len(req))
+        product = requests[req].multiply(self.providers[prov])
+        sums = np.asarray(product.sum(axis=1), dtype=np.float64).ravel()
+        return np.clip(sums, 0.0, 1.0)
+
+
+def _analyzer(text: str) -> list[str]:
+    return analyze(text)
+
+
+def fit_text_model(expertise: Sequence[str]) -> TextModel:
+    """Fit TF-IDF on the providers' ``expertise`` texts (shape ``(n_providers,)``).
+
+    An empty corpus, or one without any token, gives an empty vocabulary and all-zero
+    similarities rather than an error: text is one feature among five.
+    """
+    vectorizer = TfidfVectorizer(analyzer=_analyzer, sublinear_tf=True, dtype=np.float64)
+    try:
+        matrix = sp.csr_array(vectorizer.fit_transform(expertise))
+    except ValueError:  # empty vocabulary: no provider wrote anything usable
+        vectorizer.vocabulary_ = {}
+        matrix = sp.csr_array((len(expertise), 0), dtype=np.float64)
+    return TextModel(vectorizer, matrix)

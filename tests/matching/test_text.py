@@ -1,0 +1,96 @@
+"""The script-aware analyzer, the bilingual glossary and TF-IDF similarity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matching.glossary import CONCEPT_PREFIX, Glossary, default_glossary
+from matching.text import analyze, fit_text_model, normalise
+
+
+class TestAnalyzer:
+    def test_chinese_runs_give_unigrams_and_bigrams(self) -> None:
+        tokens = analyze("专利申请")
+        assert tokens[:7] == ["专", "利", "申", "请", "专利", "利申", "申请"]
+
+    def test_latin_runs_give_words_without_stop_words(self) -> None:
+        tokens = [
+            t for t in analyze("The patents and the trademarks") if not t.startswith(CONCEPT_PREFIX)
+        ]
+        assert tokens == ["patent", "trademark"]
+
+    def test_mixed_script_splits_at_script_boundaries(self) -> None:
+        tokens = analyze("上线ERP系统")
+        assert {"上", "线", "上线", "erp", "系统"} <= set(tokens)
+        assert "线e" not in tokens
+        assert "线erp" not in tokens
+
+    def test_nfkc_folds_full_width_and_case(self) -> None:
+        assert normalise("ＥＲＰ　Ｓｙｓｔｅｍ") == "erp system"
+        assert set(analyze("ＥＲＰ")) == set(analyze("erp"))
+
+    @pytest.mark.parametrize("text", ["", "   ", "，。！", "12345"])
+    def test_no_tokens_from_noise(self, text: str) -> None:
+        assert analyze(text) == []
+
+
+class TestGlossary:
+    @pytest.mark.parametrize(
+        ("zh", "en", "concept"),
+        [
+            ("数据库", "database", "database"),
+            ("专利申请", "patent application", "patent"),
+            ("跨境电商", "cross-border ecommerce", "export"),
+            ("应收账款", "accounts receivable", "receivables"),
+            ("反倾销", "anti-dumping", "trade_remedy"),
+            ("专精特新", "little giant", "srdi"),
+        ],
+    )
+    def test_bridges_chinese_and_english(self, zh: str, en: str, concept: str) -> None:
+        token = CONCEPT_PREFIX + concept
+        assert token in analyze(zh)
+        assert token in analyze(en)
+
+    def test_longest_term_wins(self) -> None:
+        assert default_glossary().concepts(normalise("数据库")) == [CONCEPT_PREFIX + "database"]
+
+    def test_english_terms_match_whole_words_and_plurals(self) -> None:
+        g = default_glossary()
+        assert g.concepts("databases") == [CONCEPT_PREFIX + "database"]
+        assert g.concepts("sqlite") == []
+
+    def test_custom_glossary(self) -> None:
+        g = Glossary.from_data({"concepts": [{"id": "x", "zh": ["甲乙"], "en": ["alpha beta"]}]})
+        assert g.concepts("甲乙 and alpha  beta".replace("  ", " ")) == [CONCEPT_PREFIX + "x"] * 2
+        assert len(g) == 1
+
+    def test_shipped_glossary_covers_many_concepts(self) -> None:
+        assert len(default_glossary()) >= 60
+
+
+class TestSimilarity:
+    def test_cross_language_ranking(self) -> None:
+        model = fit_text_model(["数据库设计与数据治理", "专利申请与商标注册", "出口报关"])
+        query = model.transform(["We need help with our database"])
+        sims = (query @ model.providers.T).toarray().ravel()
+        assert sims.argmax() == 0
+        assert sims[0] > 0
+
+    def test_similarities_are_cosines_in_unit_interval(self) -> None:
+        texts = ["融资 贷款", "loan financing", "专利", ""]
+        model = fit_text_model(texts)
+        sims = (model.transform(texts) @ model.providers.T).toarray()
+        assert np.all((sims >= -1e-12) & (sims <= 1 + 1e-12))
+        assert np.allclose(np.diag(sims)[:3], 1.0)
+
+    def test_pair_similarity_matches_the_product(self) -> None:
+        model = fit_text_model(["融资 贷款", "patent 专利", "export customs"])
+        queries = model.transform(["bank loan 贷款", "专利侵权", "出口"])
+        req, prov = np.array([0, 1, 2, 0]), np.array([0, 1, 2, 2])
+        full = (queries @ model.providers.T).toarray()
+        assert np.allclose(model.pair_similarity(queries, req, prov), full[req, prov])
+
+    def test_empty_corpus(self) -> None:
+        model = fit_text_model([])
+        assert model.transform(["anything"]).shape == (1, 0)
