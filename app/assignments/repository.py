@@ -12,7 +12,7 @@ from app.enterprises.repository import region_clause
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest
 
 
-def visible_to(principal: Principal) -> Select[tuple[Assignment]]:
+def visible_to(principal: Principal) -> Select[Assignment]:
     statement = (
         select(Assignment)
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)
@@ -45,8 +45,8 @@ class AssignmentFilter:
 
 
 def filtered(
-    statement: Select[tuple[Assignment]], f: AssignmentFilter
-) -> Select[tuple[Assignment]]:
+    statement: Select[Assignment], f: AssignmentFilter
+) -> Select[Assignment]:
     if f.status:
         statement = statement.where(Assignment.status == f.status)
     if f.provider_id:
@@ -58,7 +58,7 @@ def filtered(
     return statement
 
 
-def open_load(provider_ids: list[int] | None = None) -> Select[tuple[int, int]]:
+def open_load(provider_ids: list[int] | None = None) -> Select[int, int]:
     """(provider_id, open assignments) — capacity counts every open assignment, any origin."""
     statement = (
         select(Assignment.provider_id, func.count())
@@ -70,7 +70,7 @@ def open_load(provider_ids: list[int] | None = None) -> Select[tuple[int, int]]:
     return statement
 
 
-def open_for_request(request_id: int) -> Select[tuple[Assignment]]:
+def open_for_request(request_id: int) -> Select[Assignment]:
     return select(Assignment).where(
         Assignment.request_id == request_id, Assignment.status.in_(OPEN)
     )

@@ -24,7 +24,7 @@ def region_clause(column: object, prefixes: tuple[str, ...]) -> object:
     return or_(*(column.startswith(p) for p in prefixes))  # type: ignore[attr-defined]
 
 
-def served_enterprise_ids(provider_id: int) -> Select[tuple[int]]:
+def served_enterprise_ids(provider_id: int) -> Select[int]:
     return (
         select(HelpRequest.enterprise_id)
         .join(Assignment, Assignment.request_id == HelpRequest.id)
@@ -35,7 +35,7 @@ def served_enterprise_ids(provider_id: int) -> Select[tuple[int]]:
     )
 
 
-def visible_to(principal: Principal) -> Select[tuple[Enterprise]]:
+def visible_to(principal: Principal) -> Select[Enterprise]:
     statement = select(Enterprise)
     if principal.is_admin:
         return statement
@@ -58,8 +58,8 @@ class EnterpriseFilter:
 
 
 def filtered(
-    statement: Select[tuple[Enterprise]], f: EnterpriseFilter
-) -> Select[tuple[Enterprise]]:
+    statement: Select[Enterprise], f: EnterpriseFilter
+) -> Select[Enterprise]:
     if f.region:
         statement = statement.where(Enterprise.region_code.startswith(f.region))
     if f.industry:

@@ -12,7 +12,7 @@ from app.enterprises.repository import region_clause
 from app.models import Event
 
 
-def visible_to(principal: Principal) -> Select[tuple[Event]]:
+def visible_to(principal: Principal) -> Select[Event]:
     """Coordinators read the audit trail of their regions; admins all of it."""
     statement = select(Event)
     if principal.is_admin:
@@ -30,7 +30,7 @@ class EventFilter:
     since: datetime | None = None
 
 
-def filtered(statement: Select[tuple[Event]], f: EventFilter) -> Select[tuple[Event]]:
+def filtered(statement: Select[Event], f: EventFilter) -> Select[Event]:
     if f.action:
         statement = statement.where(Event.action == f.action)
     if f.entity_type:

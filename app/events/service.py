@@ -51,7 +51,7 @@ def record(
         actor_id=actor.user_id if actor else None,
         actor_label=actor.email if actor else "system",
         action=action,
-        entity_type=type(entity).__tablename__,  # type: ignore[attr-defined]
+        entity_type=type(entity).__tablename__,
         entity_id=getattr(entity, "id", None),
         region_code=region_code,
         before=before,

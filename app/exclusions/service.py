@@ -32,7 +32,7 @@ from app.models import (
 from app.requests import service as request_service
 
 
-def visible_to(principal: Principal) -> Select[tuple[Exclusion]]:
+def visible_to(principal: Principal) -> Select[Exclusion]:
     """Staff see exclusions of enterprises (or requests of enterprises) in their regions."""
     enterprise_of_request = (
         select(HelpRequest.enterprise_id)

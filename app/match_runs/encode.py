@@ -40,7 +40,7 @@ class Scope:
     categories: tuple[str, ...] = ()
     request_ids: tuple[int, ...] = ()
 
-    def statement(self) -> Select[tuple[HelpRequest, Enterprise]]:
+    def statement(self) -> Select[HelpRequest, Enterprise]:
         statement = (
             select(HelpRequest, Enterprise)
             .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)

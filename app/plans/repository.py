@@ -10,7 +10,7 @@ from app.enterprises.repository import region_clause
 from app.models import Assignment, Enterprise, HelpRequest, Plan
 
 
-def visible_to(principal: Principal) -> Select[tuple[Plan]]:
+def visible_to(principal: Principal) -> Select[Plan]:
     statement = select(Plan).join(Enterprise, Enterprise.id == Plan.enterprise_id)
     if principal.is_admin:
         return statement

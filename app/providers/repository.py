@@ -15,7 +15,7 @@ from app.enterprises.repository import PROVIDER_VISIBLE_STATUSES
 from app.models import Assignment, HelpRequest, Provider, ProviderConflict
 
 
-def visible_to(principal: Principal) -> Select[tuple[Provider]]:
+def visible_to(principal: Principal) -> Select[Provider]:
     statement = select(Provider)
     if principal.is_admin or principal.is_coordinator:
         return statement
@@ -42,7 +42,7 @@ class ProviderFilter:
     q: str | None = None
 
 
-def filtered(statement: Select[tuple[Provider]], f: ProviderFilter) -> Select[tuple[Provider]]:
+def filtered(statement: Select[Provider], f: ProviderFilter) -> Select[Provider]:
     if f.kind:
         statement = statement.where(Provider.kind == f.kind)
     if f.active is not None:
@@ -57,7 +57,7 @@ def filtered(statement: Select[tuple[Provider]], f: ProviderFilter) -> Select[tu
     return statement
 
 
-def conflicts_of(provider_id: int) -> Select[tuple[ProviderConflict]]:
+def conflicts_of(provider_id: int) -> Select[ProviderConflict]:
     return (
         select(ProviderConflict)
         .where(ProviderConflict.provider_id == provider_id)

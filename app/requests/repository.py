@@ -11,7 +11,7 @@ from app.enterprises.repository import PROVIDER_VISIBLE_STATUSES, region_clause
 from app.models import Assignment, Enterprise, HelpRequest
 
 
-def visible_to(principal: Principal) -> Select[tuple[HelpRequest]]:
+def visible_to(principal: Principal) -> Select[HelpRequest]:
     statement = select(HelpRequest).join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
     if principal.is_admin:
         return statement
@@ -40,7 +40,7 @@ class RequestFilter:
     q: str | None = None
 
 
-def filtered(statement: Select[tuple[HelpRequest]], f: RequestFilter) -> Select[tuple[HelpRequest]]:
+def filtered(statement: Select[HelpRequest], f: RequestFilter) -> Select[HelpRequest]:
     if f.region:
         statement = statement.where(Enterprise.region_code.startswith(f.region))
     if f.industry:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, exists, select
@@ -55,7 +56,7 @@ class Overdue:
 
 
 def _overdue(
-    kind: str, due: datetime, period: timedelta, now: datetime, **ids: object
+    kind: str, due: datetime, period: timedelta, now: datetime, **ids: Any
 ) -> Overdue | None:
     due = as_utc(due)
     if due >= now:
@@ -67,7 +68,7 @@ def _overdue(
         overdue_hours=round(late.total_seconds() / 3600, 1),
         level=2 if late >= period else 1,
         **ids,
-    )  # type: ignore[arg-type]
+    )
 
 
 def _scoped(statement: Select, regions: Regions) -> Select:  # type: ignore[type-arg]
