@@ -13,7 +13,6 @@ from app.plans.router import router as plans_router
 from app.policies.router import router as policies_router
 from app.providers.router import router as providers_router
 from app.requests.router import router as requests_router
-from app.stats.router import router as stats_router
 from app.supervision.router import router as supervision_router
 from app.taxonomy.router import router as taxonomy_router
 
@@ -29,7 +28,6 @@ for router in (
     plans_router,
     exclusions_router,
     events_router,
-    stats_router,
     supervision_router,
 ):
     api_router.include_router(router)
