@@ -24,7 +24,7 @@ class PolicyFilter:
     q: str | None = None
 
 
-def _filtered(f: PolicyFilter) -> Select[tuple[Policy]]:
+def _filtered(f: PolicyFilter) -> Select[Policy]:
     statement = select(Policy)
     if f.valid_on:
         statement = statement.where(
