@@ -13,6 +13,7 @@ from app.plans.router import router as plans_router
 from app.policies.router import router as policies_router
 from app.providers.router import router as providers_router
 from app.requests.router import router as requests_router
+from app.stats.router import router as stats_router
 from app.supervision.router import router as supervision_router
 from app.taxonomy.router import router as taxonomy_router
 
@@ -29,5 +30,6 @@ for router in (
     exclusions_router,
     events_router,
     supervision_router,
+    stats_router,
 ):
     api_router.include_router(router)

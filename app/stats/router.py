@@ -33,8 +33,8 @@ def stats_filter(
         region=region,
         category=category,
         tier=tier,
-        since=stats_service.as_utc(since),
-        until=stats_service.as_utc(until),
+        since=stats_service.as_utc(since, field="since"),
+        until=stats_service.as_utc(until, field="until"),
     )
 
 

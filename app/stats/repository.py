@@ -1,0 +1,371 @@
+"""The few aggregate queries behind ``/stats``; ``visible_to`` is the one place their scoping lives.
+
+Counts and sums are done in SQL (portable ``COUNT``/``SUM``/``GROUP BY``). Medians are not
+portable SQL, so the funnel comes back as one compact row per request (or request × provider
+pair) and is reduced in Python. Every function is one query, whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    and_,
+    case,
+    func,
+    null,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import Label
+
+from app.assignments.transitions import OPEN
+from app.auth.principal import Principal
+from app.enterprises.repository import region_clause
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    Enterprise,
+    Feedback,
+    FollowUp,
+    HelpRequest,
+    Provider,
+    RequestStatus,
+)
+from app.stats.schemas import GroupBy
+
+YES = (AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE, AssignmentStatus.COMPLETED)
+NO = (AssignmentStatus.DECLINED, AssignmentStatus.EXPIRED)
+SETTLED = (RequestStatus.RESOLVED, RequestStatus.UNRESOLVABLE)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The region prefixes every number is computed over; ``None`` means everywhere."""
+
+    prefixes: tuple[str, ...] | None
+
+    def clause(self) -> ColumnElement[bool]:
+        if self.prefixes is None:
+            return true()
+        return region_clause(Enterprise.region_code, self.prefixes)  # type: ignore[return-value]
+
+    def served_by(self, regions: Sequence[str], remote_ok: bool) -> bool:
+        """Whether a provider is supply for this scope, by the matching engine's hard rule:
+        empty ``regions`` means anywhere, remote providers serve anywhere too."""
+        if self.prefixes is None or not regions or remote_ok:
+            return True
+        return any(r.startswith(p) or p.startswith(r) for r in regions for p in self.prefixes)
+
+
+def visible_to(principal: Principal, *, region: str | None = None) -> Scope:
+    """Admins see everything, coordinators their regions, everyone else nothing.
+
+    ``region`` narrows the scope; a region outside a coordinator's own yields an empty scope
+    (the service refuses it with 403 before any query runs).
+    """
+    if not (principal.is_admin or principal.is_coordinator):
+        return Scope(())
+    if region is not None:
+        return Scope((region,) if principal.covers_region(region) else ())
+    return Scope(None if principal.is_admin else principal.region_prefixes)
+
+
+@dataclass(frozen=True)
+class StatsFilter:
+    """Request-side filters; ``since <= created_at < until``, both timezone-aware UTC."""
+
+    region: str | None = None
+    category: str | None = None
+    tier: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class Unit(NamedTuple):
+    """A request (or a request × provider pair) reduced to what the funnel and timings need.
+
+    A named tuple, not a dataclass: there is one per request and building them is the hot
+    loop at 10k requests.
+    """
+
+    key: str | None
+    created_at: datetime
+    first_offered_at: datetime | None
+    accepted: bool
+    followed_up: bool
+    resolved: bool
+    resolved_at: datetime | None
+    settled: bool
+
+
+@dataclass(frozen=True)
+class OfferTally:
+    """Additive per-group counts over offers, so the total is the sum of the groups."""
+
+    answered_yes: int = 0
+    answered_no: int = 0
+    feedback: int = 0
+    rating_sum: int = 0
+    satisfied: int = 0
+
+    def __add__(self, other: OfferTally) -> OfferTally:
+        return OfferTally(
+            self.answered_yes + other.answered_yes,
+            self.answered_no + other.answered_no,
+            self.feedback + other.feedback,
+            self.rating_sum + other.rating_sum,
+            self.satisfied + other.satisfied,
+        )
+
+
+@dataclass(frozen=True)
+class ProviderLoadRow:
+    id: int
+    name: str
+    capacity: int
+    active: bool
+    regions: list[str]
+    remote_ok: bool
+    skills: dict[str, Any]
+    open_assignments: int
+
+
+def _conditions(scope: Scope, f: StatsFilter) -> list[ColumnElement[bool]]:
+    """WHERE terms for a statement that joins ``HelpRequest`` and ``Enterprise``."""
+    terms = [scope.clause()]
+    if f.category:
+        terms.append(HelpRequest.category == f.category)
+    if f.tier:
+        terms.append(Enterprise.tier == f.tier)
+    if f.since:
+        terms.append(HelpRequest.created_at >= f.since)
+    if f.until:
+        terms.append(HelpRequest.created_at < f.until)
+    return terms
+
+
+def _group_key(group_by: GroupBy | None) -> SQLColumnExpression[Any]:
+    """The group key as SQL; ``provider`` needs ``Assignment`` in the FROM clause."""
+    if group_by is GroupBy.REGION:
+        return func.substr(Enterprise.region_code, 1, 4)
+    if group_by is GroupBy.CATEGORY:
+        return HelpRequest.category
+    if group_by is GroupBy.TIER:
+        return Enterprise.tier
+    if group_by is GroupBy.PROVIDER:
+        return Assignment.provider_id
+    return null()
+
+
+def _as_key(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _answered_yes() -> ColumnElement[bool]:
+    """An offer was accepted if it is accepted/active/completed now, or was answered and
+    later withdrawn or cancelled (``responded_at`` is set by accept and decline only)."""
+    return or_(
+        Assignment.status.in_(YES),
+        and_(Assignment.responded_at.is_not(None), Assignment.status.not_in(NO)),
+    )
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """1 when any row of the group meets ``condition`` (portable ``bool_or``)."""
+    return func.max(case((condition, 1), else_=0))
+
+
+def _followed_up() -> ColumnElement[bool]:
+    logged = select(FollowUp.assignment_id).where(FollowUp.assignment_id.is_not(None))
+    return Assignment.id.in_(logged)
+
+
+def _per_request_offers() -> Any:
+    """First offer, ever-accepted and any-follow-up per request, over all its assignments."""
+    return (
+        select(
+            Assignment.request_id.label("request_id"),
+            func.min(Assignment.offered_at).label("first_offered_at"),
+            _flag(_answered_yes()).label("accepted"),
+            _flag(_followed_up()).label("followed_up"),
+        )
+        .group_by(Assignment.request_id)
+        .subquery("per_request")
+    )
+
+
+def request_units(
+    session: Session, *, scope: Scope, filters: StatsFilter, group_by: GroupBy | None
+) -> list[Unit]:
+    """One unit per request in scope; ``group_by`` must not be ``provider`` (see pair_units)."""
+    if group_by is GroupBy.PROVIDER:
+        raise ValueError("a request has no single provider; use pair_units")
+    offers = _per_request_offers()
+    statement = (
+        select(
+            _group_key(group_by).label("group_key"),
+            HelpRequest.status,
+            HelpRequest.created_at,
+            HelpRequest.resolved_at,
+            offers.c.first_offered_at,
+            offers.c.accepted,
+            offers.c.followed_up,
+        )
+        .select_from(HelpRequest)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .outerjoin(offers, offers.c.request_id == HelpRequest.id)
+        .where(*_conditions(scope, filters))
+    )
+    return [_request_unit(*row) for row in session.execute(statement)]
+
+
+def _request_unit(
+    key: object,
+    status: RequestStatus,
+    created_at: datetime,
+    resolved_at: datetime | None,
+    first_offered_at: datetime | None,
+    accepted: int | None,
+    followed_up: int | None,
+) -> Unit:
+    return Unit(
+        _as_key(key),
+        created_at,
+        first_offered_at,
+        bool(accepted),
+        bool(followed_up),
+        status == RequestStatus.RESOLVED,
+        resolved_at,
+        status in SETTLED,
+    )
+
+
+def pair_units(session: Session, *, scope: Scope, filters: StatsFilter) -> list[Unit]:
+    """One unit per request × provider it was offered to, keyed by provider id.
+
+    A provider is credited with a resolution only for work it completed that was not rated
+    unsatisfied, and its ``settled`` counts only requests it accepted, so a provider that
+    declined is judged by its acceptance rate, not by someone else's outcome.
+    """
+    delivered = and_(
+        Assignment.status == AssignmentStatus.COMPLETED,
+        or_(Feedback.id.is_(None), Feedback.satisfied.is_(true())),
+    )
+    statement = (
+        select(
+            Assignment.provider_id,
+            HelpRequest.status,
+            HelpRequest.created_at,
+            HelpRequest.resolved_at,
+            func.min(Assignment.offered_at),
+            _flag(_answered_yes()),
+            _flag(_followed_up()),
+            _flag(delivered),
+        )
+        .select_from(Assignment)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
+        .where(Assignment.offered_at.is_not(None), *_conditions(scope, filters))
+        .group_by(HelpRequest.id, Assignment.provider_id)
+    )
+    return [_pair_unit(*row) for row in session.execute(statement)]
+
+
+def _pair_unit(
+    provider_id: int,
+    status: RequestStatus,
+    created_at: datetime,
+    resolved_at: datetime | None,
+    first_offered_at: datetime | None,
+    accepted: int,
+    followed_up: int,
+    delivered: int,
+) -> Unit:
+    resolved = status == RequestStatus.RESOLVED and bool(delivered)
+    return Unit(
+        str(provider_id),
+        created_at,
+        first_offered_at,
+        bool(accepted),
+        bool(followed_up),
+        resolved,
+        resolved_at if resolved else None,
+        resolved or (status in SETTLED and bool(accepted)),
+    )
+
+
+def offer_tallies(
+    session: Session, *, scope: Scope, filters: StatsFilter, group_by: GroupBy | None
+) -> dict[str | None, OfferTally]:
+    """Answers and ratings per group, over offers (assignments with ``offered_at``)."""
+    key: Label[Any] = _group_key(group_by).label("group_key")
+    statement = (
+        select(
+            key,
+            func.sum(case((_answered_yes(), 1), else_=0)).label("yes"),
+            func.sum(case((Assignment.status.in_(NO), 1), else_=0)).label("no"),
+            func.count(Feedback.id).label("feedback"),
+            func.coalesce(func.sum(Feedback.rating), 0).label("rating_sum"),
+            func.sum(case((Feedback.satisfied.is_(true()), 1), else_=0)).label("satisfied"),
+        )
+        .select_from(Assignment)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
+        .where(Assignment.offered_at.is_not(None), *_conditions(scope, filters))
+    )
+    if group_by is not None:
+        statement = statement.group_by(key)
+    return {
+        _as_key(row.group_key): OfferTally(
+            int(row.yes or 0),
+            int(row.no or 0),
+            int(row.feedback),
+            int(row.rating_sum),
+            int(row.satisfied or 0),
+        )
+        for row in session.execute(statement)
+    }
+
+
+def provider_loads(session: Session) -> list[ProviderLoadRow]:
+    """Every provider with its open assignments now, counted over all regions: capacity is
+    one number per provider, so a slot taken elsewhere is not free here."""
+    open_counts = (
+        select(Assignment.provider_id, func.count().label("open_assignments"))
+        .where(Assignment.status.in_(OPEN))
+        .group_by(Assignment.provider_id)
+        .subquery("open_counts")
+    )
+    statement = select(
+        Provider.id,
+        Provider.name,
+        Provider.capacity,
+        Provider.active,
+        Provider.regions,
+        Provider.remote_ok,
+        Provider.skills,
+        func.coalesce(open_counts.c.open_assignments, 0).label("open_assignments"),
+    ).outerjoin(open_counts, open_counts.c.provider_id == Provider.id)
+    return [
+        ProviderLoadRow(
+            id=row.id,
+            name=row.name,
+            capacity=row.capacity,
+            active=row.active,
+            regions=list(row.regions or ()),
+            remote_ok=row.remote_ok,
+            skills=dict(row.skills or {}),
+            open_assignments=int(row.open_assignments),
+        )
+        for row in session.execute(statement)
+    ]

@@ -1,0 +1,201 @@
+"""Reduce the stats queries to the figures coordinators watch. Read-only: nothing is flushed.
+
+Four queries whatever the volume: per-request facts, per-pair facts (grouped by provider
+only), offer/rating tallies, provider loads. Medians and means are computed here because
+medians are not portable SQL; the rows are a few small columns each.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from statistics import fmean, median
+
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.common.clock import utc_now
+from app.errors import Forbidden, InvalidInput
+from app.stats import repository
+from app.stats.repository import OfferTally, ProviderLoadRow, StatsFilter, Unit
+from app.stats.schemas import (
+    Durations,
+    Funnel,
+    GroupBy,
+    Load,
+    Rates,
+    Satisfaction,
+    StatsGroup,
+    StatsRead,
+)
+
+
+def as_utc(moment: datetime | None, *, field: str) -> datetime | None:
+    """Query times without an offset are taken as UTC, the zone every timestamp is stored in."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 has no UTC equivalent
+        raise InvalidInput(f"{field} is out of range", field=field) from None
+
+
+def _check(principal: Principal, filters: StatsFilter) -> None:
+    """Asking for a region outside one's own is refused, not silently answered with zeros."""
+    if filters.region is not None and not principal.covers_region(filters.region):
+        raise Forbidden(f"region {filters.region} is outside your regions", field="region")
+    if filters.since and filters.until and filters.since >= filters.until:
+        raise InvalidInput("until must be later than since", field="until")
+
+
+def summarise(
+    session: Session, *, principal: Principal, filters: StatsFilter, group_by: GroupBy | None
+) -> StatsRead:
+    """The total over the caller's scope and, with ``group_by``, the same figures per group."""
+    _check(principal, filters)
+    scope = repository.visible_to(principal, region=filters.region)
+    by_request = group_by if group_by is not GroupBy.PROVIDER else None
+    requests = repository.request_units(session, scope=scope, filters=filters, group_by=by_request)
+    tallies = repository.offer_tallies(session, scope=scope, filters=filters, group_by=group_by)
+    providers = repository.provider_loads(session)
+    pool = _load(_supply(providers, scope, filters.category))
+    total = _block(None, requests, sum(tallies.values(), OfferTally()), pool)
+    groups: list[StatsGroup] = []
+    if group_by is GroupBy.PROVIDER:
+        pairs = repository.pair_units(session, scope=scope, filters=filters)
+        groups = _provider_groups(pairs, tallies, {p.id: p for p in providers})
+    elif group_by is not None:
+        groups = _groups(_bucket(requests), tallies, sort_key=str)
+    return StatsRead(
+        scope=None if scope.prefixes is None else list(scope.prefixes),
+        group_by=group_by,
+        generated_at=utc_now(),
+        total=total,
+        groups=groups,
+    )
+
+
+def _supply(
+    providers: Iterable[ProviderLoadRow], scope: repository.Scope, category: str | None
+) -> list[ProviderLoadRow]:
+    """The active providers the scope can draw on: serving its regions (or remote or
+    anywhere) and, with a category filter, skilled in that category."""
+    return [
+        p
+        for p in providers
+        if p.active
+        and scope.served_by(p.regions, p.remote_ok)
+        and (category is None or category in p.skills)
+    ]
+
+
+def _bucket(units: Iterable[Unit]) -> dict[str, list[Unit]]:
+    buckets: dict[str, list[Unit]] = defaultdict(list)
+    for unit in units:
+        buckets[unit.key or ""].append(unit)
+    return buckets
+
+
+def _groups(
+    units: dict[str, list[Unit]],
+    tallies: dict[str | None, OfferTally],
+    *,
+    sort_key: Callable[[str], str | int],
+    label: Callable[[str], str | None] = lambda _key: None,
+    load: Callable[[str], Load | None] = lambda _key: None,
+) -> list[StatsGroup]:
+    """One block per key that has requests or offers, in key order."""
+    keys = sorted({*units, *(k for k in tallies if k is not None)}, key=sort_key)
+    return [
+        _block(key, units.get(key, []), tallies.get(key, OfferTally()), load(key), label(key))
+        for key in keys
+    ]
+
+
+def _provider_groups(
+    pairs: list[Unit], tallies: dict[str | None, OfferTally], providers: dict[int, ProviderLoadRow]
+) -> list[StatsGroup]:
+    def label(key: str) -> str | None:
+        found = providers.get(int(key))
+        return found.name if found else None
+
+    def load(key: str) -> Load | None:
+        found = providers.get(int(key))
+        return _load([found]) if found else None
+
+    return _groups(_bucket(pairs), tallies, sort_key=int, label=label, load=load)
+
+
+def _block(
+    key: str | None,
+    units: Sequence[Unit],
+    tally: OfferTally,
+    load: Load | None,
+    label: str | None = None,
+) -> StatsGroup:
+    resolved = [u for u in units if u.resolved]
+    return StatsGroup(
+        key=key,
+        label=label,
+        funnel=Funnel(
+            submitted=len(units),
+            matched=sum(u.first_offered_at is not None for u in units),
+            accepted=sum(u.accepted for u in units),
+            first_follow_up=sum(u.followed_up for u in units),
+            resolved=len(resolved),
+        ),
+        time_to_match_hours=_durations(
+            _hours(u.first_offered_at, u.created_at) for u in units if u.first_offered_at
+        ),
+        time_to_resolution_hours=_durations(
+            _hours(u.resolved_at, u.created_at) for u in resolved if u.resolved_at
+        ),
+        rates=_rates(tally, resolved=len(resolved), settled=sum(u.settled for u in units)),
+        load=load,
+    )
+
+
+def _rates(tally: OfferTally, *, resolved: int, settled: int) -> Rates:
+    answered = tally.answered_yes + tally.answered_no
+    return Rates(
+        offers_answered=answered,
+        offers_accepted=tally.answered_yes,
+        acceptance_rate=_ratio(tally.answered_yes, answered),
+        settled=settled,
+        resolution_rate=_ratio(resolved, settled),
+        satisfaction=Satisfaction(
+            feedback=tally.feedback,
+            mean_rating=_ratio(tally.rating_sum, tally.feedback),
+            satisfied_share=_ratio(tally.satisfied, tally.feedback),
+        ),
+    )
+
+
+def _load(providers: Sequence[ProviderLoadRow]) -> Load:
+    capacity = sum(p.capacity for p in providers)
+    open_assignments = sum(p.open_assignments for p in providers)
+    return Load(
+        providers=len(providers),
+        capacity=capacity,
+        open_assignments=open_assignments,
+        utilisation=_ratio(open_assignments, capacity),
+    )
+
+
+def _hours(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds() / 3600
+
+
+def _durations(hours: Iterable[float]) -> Durations:
+    values = list(hours)
+    if not values:
+        return Durations(count=0, median=None, mean=None)
+    return Durations(
+        count=len(values), median=round(median(values), 3), mean=round(fmean(values), 3)
+    )
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    """``None`` rather than 0 when there is nothing to divide by: no data is not 0 %."""
+    return None if denominator == 0 else round(numerator / denominator, 4)
