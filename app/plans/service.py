@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from app.assignments.lifecycle import move
@@ -71,7 +72,11 @@ def _recommendations(
 
 def attach_requests(session: Session, *, enterprise_id: int, actor: Principal | None) -> Plan:
     """Create or update the enterprise's open plan so it bundles all its unsettled requests."""
-    enterprise = session.get(Enterprise, enterprise_id)
+    # Lock the enterprise first: concurrent offers to one company must not both create its
+    # plan (unique index) or both bump its version (stale update) — they queue here instead.
+    enterprise = session.scalar(
+        select(Enterprise).where(Enterprise.id == enterprise_id).with_for_update()
+    )
     if enterprise is None:
         raise NotFound(f"enterprise {enterprise_id} not found")
     plan = open_plan(session, enterprise_id)
@@ -81,14 +86,17 @@ def attach_requests(session: Session, *, enterprise_id: int, actor: Principal | 
         session.add(plan)
         session.flush()
     before = event_service.snapshot(plan)
-    for request in session.scalars(
-        select(HelpRequest).where(
+    # Linking a request to its plan is not an edit a concurrent editor could lose, so it does
+    # not bump the request's version (a concurrent offer on a sibling request must not go stale).
+    session.execute(
+        sql_update(HelpRequest)
+        .where(
             HelpRequest.enterprise_id == enterprise_id,
             HelpRequest.plan_id.is_(None),
             HelpRequest.status.not_in(SETTLED),
         )
-    ):
-        request.plan_id = plan.id
+        .values(plan_id=plan.id)
+    )
     session.flush()
     plan.recommended_policies = _recommendations(session, enterprise, plan)
     if plan.status in (PlanStatus.DRAFT, PlanStatus.FOLLOW_UP):

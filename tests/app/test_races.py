@@ -1,0 +1,155 @@
+"""Real concurrency against a real server: many clients click at once, exactly one wins.
+
+These tests need committed data and separate connections, so they run a uvicorn server on a
+fresh database of each backend (not the rolled-back per-test transaction).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db import make_engine
+from app.main import create_app
+from app.migrate import upgrade
+from app.models import Assignment, AssignmentOrigin, AssignmentStatus, Role
+from app.settings import Settings
+from tests.conftest import TEST_SECRET
+from tests.factories import auth_headers, make_enterprise, make_provider, make_request, make_user
+
+CLICKS = 20
+
+
+@dataclass
+class Live:
+    base_url: str
+    database_url: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live(database_url: str) -> Iterator[Live]:
+    """A uvicorn server on its own thread, on the session's fresh database of each backend."""
+    upgrade(url=database_url)
+    settings = Settings(
+        environment="test", secret_key=TEST_SECRET, database_url=database_url, embedded_worker=False
+    )
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            pytest.fail("test server did not start")
+        time.sleep(0.05)
+    yield Live(base_url=f"http://127.0.0.1:{port}", database_url=database_url)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _offer(live: Live) -> tuple[int, dict[str, str], dict[str, str]]:
+    """Commit an offer; return its id, the provider's headers and a coordinator's headers."""
+    engine = make_engine(live.database_url)
+    with Session(engine) as session, session.begin():
+        enterprise = make_enterprise(session)
+        provider = make_provider(session, capacity=50)
+        request = make_request(session, enterprise, status="matched")
+        assignment = Assignment(
+            request_id=request.id,
+            provider_id=provider.id,
+            origin=AssignmentOrigin.MANUAL,
+            status=AssignmentStatus.OFFERED,
+        )
+        session.add(assignment)
+        user = make_user(session, Role.EXPERT, provider_id=provider.id)
+        coordinator = make_user(session, Role.COORDINATOR, region_prefixes=["35"])
+        session.flush()
+        ids = assignment.id, auth_headers(user, TEST_SECRET), auth_headers(coordinator, TEST_SECRET)
+    engine.dispose()
+    return ids
+
+
+def _hammer(
+    live: Live, path: str, headers: dict[str, str], body: dict[str, object] | None = None
+) -> Counter[int]:
+    def click(_: int) -> int:
+        with httpx.Client(base_url=live.base_url, timeout=60) as client:
+            return client.post(path, headers=headers, json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=CLICKS) as pool:
+        return Counter(pool.map(click, range(CLICKS)))
+
+
+def test_concurrent_accepts_one_wins_the_rest_409(live: Live) -> None:
+    assignment_id, provider_headers, _ = _offer(live)
+    statuses = _hammer(live, f"/api/v1/assignments/{assignment_id}/accept", provider_headers)
+    assert statuses == Counter({200: 1, 409: CLICKS - 1})
+
+
+def test_concurrent_decline_and_accept_never_both(live: Live) -> None:
+    assignment_id, provider_headers, _ = _offer(live)
+    with (
+        ThreadPoolExecutor(max_workers=2) as pool,
+        httpx.Client(base_url=live.base_url, timeout=60) as client,
+    ):
+        accept = pool.submit(
+            client.post, f"/api/v1/assignments/{assignment_id}/accept", headers=provider_headers
+        )
+        decline = pool.submit(
+            client.post,
+            f"/api/v1/assignments/{assignment_id}/decline",
+            headers=provider_headers,
+            json={"reason_code": "unavailable"},
+        )
+        codes = sorted([accept.result().status_code, decline.result().status_code])
+    assert codes == [200, 409]
+
+
+def test_concurrent_manual_offers_never_overfill_a_provider(live: Live) -> None:
+    engine = make_engine(live.database_url)
+    with Session(engine) as session, session.begin():
+        enterprise = make_enterprise(session)
+        provider = make_provider(session, capacity=3)
+        requests = [make_request(session, enterprise, status="triaged") for _ in range(CLICKS)]
+        coordinator = make_user(session, Role.COORDINATOR, region_prefixes=["35"])
+        session.flush()
+        provider_id, request_ids = provider.id, [r.id for r in requests]
+        headers = auth_headers(coordinator, TEST_SECRET)
+
+    def assign(request_id: int) -> int:
+        with httpx.Client(base_url=live.base_url, timeout=60) as client:
+            body = {"request_id": request_id, "provider_id": provider_id}
+            return client.post("/api/v1/assignments", headers=headers, json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=CLICKS) as pool:
+        statuses = Counter(pool.map(assign, request_ids))
+    assert statuses == Counter({201: 3, 409: CLICKS - 3})
+    with Session(engine) as session:
+        open_count = session.scalar(
+            select(func.count())
+            .select_from(Assignment)
+            .where(
+                Assignment.provider_id == provider_id, Assignment.status == AssignmentStatus.OFFERED
+            )
+        )
+    engine.dispose()
+    assert open_count == 3
