@@ -57,7 +57,7 @@ def require_postgres() -> None:
     pytest.skip(message)
 
 
-def _fresh_postgres_database() -> tuple[str, Callable[[], None]]:
+def fresh_postgres_database() -> tuple[str, Callable[[], None]]:
     name = f"zhuqi_test_{uuid.uuid4().hex[:10]}"
     admin = _pg_admin_engine()
     with admin.connect() as connection:
@@ -82,7 +82,7 @@ def database_url(
         yield f"sqlite:///{path}"
         return
     require_postgres()
-    url, drop = _fresh_postgres_database()
+    url, drop = fresh_postgres_database()
     try:
         yield url
     finally:

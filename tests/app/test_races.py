@@ -25,7 +25,7 @@ from app.main import create_app
 from app.migrate import upgrade
 from app.models import Assignment, AssignmentOrigin, AssignmentStatus, Role
 from app.settings import Settings
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, fresh_postgres_database, require_postgres
 from tests.factories import auth_headers, make_enterprise, make_provider, make_request, make_user
 
 CLICKS = 20
@@ -43,9 +43,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def fresh_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database of its own: these tests commit, so they must not share the suite's."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('races') / 'races.db'}"
+        return
+    require_postgres()
+    url, drop = fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        drop()
+
+
 @pytest.fixture(scope="module")
-def live(database_url: str) -> Iterator[Live]:
-    """A uvicorn server on its own thread, on the session's fresh database of each backend."""
+def live(fresh_database: str) -> Iterator[Live]:
+    """A uvicorn server on its own thread."""
+    database_url = fresh_database
     upgrade(url=database_url)
     settings = Settings(
         environment="test", secret_key=TEST_SECRET, database_url=database_url, embedded_worker=False
