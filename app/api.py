@@ -9,6 +9,7 @@ from app.auth.router import router as auth_router
 from app.enterprises.router import router as enterprises_router
 from app.events.router import router as events_router
 from app.exclusions.router import router as exclusions_router
+from app.match_runs.router import router as match_runs_router
 from app.plans.router import router as plans_router
 from app.policies.router import router as policies_router
 from app.providers.router import router as providers_router
@@ -25,11 +26,12 @@ for router in (
     requests_router,
     providers_router,
     policies_router,
+    match_runs_router,
     assignments_router,
     plans_router,
     exclusions_router,
     events_router,
-    supervision_router,
     stats_router,
+    supervision_router,
 ):
     api_router.include_router(router)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Annotated
+import time
+from datetime import timedelta
+from typing import Annotated, Any
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from seed.load import DEMO_LOGINS, DEMO_PASSWORD, load_demo
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
 from sqlalchemy.orm import Session
 
 from app import migrate
@@ -17,8 +28,14 @@ from app.auth import service as auth_service
 from app.auth.schemas import StaffCreate
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
-from app.models import Role
+from app.match_runs import repository as match_run_repository
+from app.match_runs import runner
+from app.match_runs import service as match_run_service
+from app.match_runs.schemas import MatchRunCreate, MatchRunRead
+from app.match_runs.worker import Worker, default_worker_id
+from app.models import MatchRun, MatchRunStatus, Role
 from app.settings import get_settings
+from seed.load import DEMO_LOGINS, DEMO_PASSWORD, load_demo
 
 cli = typer.Typer(help="zhuqi 助企: service matching for SMEs", no_args_is_help=True)
 console = Console()
@@ -63,7 +80,7 @@ def _seed(enterprises: int, providers: int, seed: int) -> None:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as bar, _session() as session, session.begin():
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -112,6 +129,128 @@ def demo(
     for email, role, description in DEMO_LOGINS:
         console.print(f"  {email:28} {role:12} {description}")
     uvicorn.run("app.main:app_factory", factory=True, host=host, port=port)
+
+
+def _run_sessions() -> runner.Sessions:
+    return runner.sessions_of(make_engine(get_settings().database_url))
+
+
+def _queue_run(sessions: runner.Sessions, data: MatchRunCreate) -> int:
+    with sessions.write() as session, session.begin():
+        try:
+            return match_run_service.create(session, principal=None, data=data).id
+        except AppError as exc:
+            console.print(f"[red]{exc.detail}[/red]")
+            raise typer.Exit(1) from exc
+
+
+def _execute_with_bar(sessions: runner.Sessions, run_id: int) -> None:
+    """Execute the run here, one bar step per stage; if a service worker took it first,
+    follow that worker's progress instead."""
+    columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("claim", total=len(runner.STAGES))
+
+        def progress(stage: str, step: int, steps: int, counts: dict[str, Any]) -> None:
+            shown = " ".join(f"{k}={v}" for k, v in counts.items())
+            done = steps if stage == "done" else step - 1
+            bar.update(task, completed=done, total=steps, description=f"{stage} {shown}")
+
+        lease = timedelta(seconds=get_settings().lease_seconds)
+        worker_id = default_worker_id("cli")
+        if runner.process_next(sessions, worker_id, lease=lease, run_id=run_id, progress=progress):
+            return
+        while (run := _load_run(sessions, run_id)).status in match_run_repository.ACTIVE:
+            bar.update(task, completed=max(0, run.progress.get("step", 1) - 1))
+            bar.update(task, description=f"{run.stage} (by {run.claimed_by or 'a worker'})")
+            time.sleep(1)
+
+
+def _load_run(sessions: runner.Sessions, run_id: int) -> MatchRun:
+    with sessions.read() as session, session.begin():
+        run = session.get(MatchRun, run_id)
+        assert run is not None
+        return run
+
+
+def _print_stats(run: MatchRunRead) -> None:
+    if run.status != MatchRunStatus.SUCCEEDED or run.stats is None:
+        console.print(f"[red]match run {run.id} {run.status.value}: {run.error}[/red]")
+        return
+    stats = run.stats
+    table = Table(title=f"match run {run.id} (scope {run.scope_region or 'all'})")
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    for label, value in [
+        ("requests", stats.requests),
+        ("providers", stats.providers),
+        ("pinned", stats.pinned),
+        ("candidate pairs", stats.candidate_pairs),
+        ("matched (proposals)", stats.matched),
+        ("unmatched", stats.unmatched),
+        *((f"  unmatched: {k}", v) for k, v in sorted(stats.unmatched_by_reason.items())),
+        ("objective", f"{stats.objective:.4f}"),
+        ("bound", f"{stats.bound:.4f}"),
+        ("gap", f"{stats.gap:.2%}"),
+        *((f"  seconds: {k}", f"{v:.3f}") for k, v in stats.seconds.items()),
+    ]:
+        table.add_row(label, str(value))
+    console.print(table)
+    for shortage in stats.shortages:
+        console.print(f"[yellow]shortage[/yellow] {shortage.message_en} / {shortage.message_zh}")
+
+
+@cli.command("match")
+def match_command(
+    region: Annotated[str, typer.Option(help="Region prefix to match, e.g. 35 or 350582")],
+    category: Annotated[
+        list[str] | None, typer.Option(help="Only these categories (repeatable)")
+    ] = None,
+    request_id: Annotated[list[int] | None, typer.Option(help="Only these requests")] = None,
+    weights: Annotated[str, typer.Option(help="JSON, e.g. '{\"fairness\": 0.1}'")] = "{}",
+) -> None:
+    """Queue a match run for a scope, execute it here with a progress bar, print its stats."""
+    try:
+        data = MatchRunCreate(
+            scope_region=region,
+            scope_categories=category or [],
+            scope_request_ids=request_id or [],
+            weights=json.loads(weights),
+        )
+    except (ValidationError, json.JSONDecodeError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    sessions = _run_sessions()
+    run_id = _queue_run(sessions, data)
+    console.print(f"match run {run_id} queued")
+    _execute_with_bar(sessions, run_id)
+    run = MatchRunRead.model_validate(_load_run(sessions, run_id))
+    _print_stats(run)
+    if run.status != MatchRunStatus.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+@cli.command("worker")
+def worker_command(
+    once: Annotated[bool, typer.Option(help="Process what is queued, then exit")] = False,
+    poll: Annotated[float, typer.Option(min=0.1, help="Seconds between polls when idle")] = 1.0,
+    worker_id: Annotated[str | None, typer.Option(help="Name shown in claimed_by")] = None,
+) -> None:
+    """Execute queued match runs (any number of workers may run, on any machines)."""
+    worker = Worker(
+        _run_sessions(),
+        worker_id=worker_id,
+        poll_seconds=poll,
+        lease=timedelta(seconds=get_settings().lease_seconds),
+    )
+    if once:
+        done = worker.drain()
+        console.print(
+            f"{len(done)} match run(s) processed: {[(p.run_id, p.outcome) for p in done]}"
+        )
+        return
+    worker.stop_on_signals()
+    worker.run_forever()
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -12,6 +13,8 @@ from app.common.schemas import ProblemDetail
 from app.db import make_engine, make_session_factory
 from app.errors import install_error_handlers
 from app.health.router import router as health_router
+from app.match_runs.runner import Sessions
+from app.match_runs.worker import Worker, default_worker_id
 from app.settings import Settings, get_settings
 
 PROBLEM = {"model": ProblemDetail, "content": {"application/problem+json": {}}}
@@ -23,6 +26,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker: Worker | None = None
         if manage_engine:
             engine = make_engine(settings.database_url, echo=settings.sql_echo)
             app.state.engine = engine
@@ -30,9 +34,13 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
                 "write": make_session_factory(engine),
                 "read": make_session_factory(engine, read_only=True),
             }
+            if settings.embedded_worker:
+                worker = _embedded_worker(app, settings)
         try:
             yield
         finally:
+            if worker is not None:
+                worker.stop(timeout=5)
             if manage_engine:
                 app.state.engine.dispose()
 
@@ -48,6 +56,19 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     app.include_router(health_router)
     app.include_router(api_router)
     return app
+
+
+def _embedded_worker(app: FastAPI, settings: Settings) -> Worker:
+    """Match runs execute in a thread of the service, so SQLite needs no second process."""
+    factories = app.state.session_factories
+    worker = Worker(
+        Sessions(write=factories["write"], read=factories["read"]),
+        worker_id=default_worker_id("embedded"),
+        lease=timedelta(seconds=settings.lease_seconds),
+    )
+    worker.start()
+    app.state.match_worker = worker
+    return worker
 
 
 def app_factory() -> FastAPI:

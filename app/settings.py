@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
     page_limit_max: int = Field(default=200, ge=1)
     sql_echo: bool = False
+    embedded_worker: bool = Field(
+        default=True, description="Run queued match runs in a thread of the service process"
+    )
+    lease_seconds: int = Field(
+        default=60, ge=5, le=3600, description="How long a worker's claim on a match run lasts"
+    )
 
     @field_validator("database_url")
     @classmethod

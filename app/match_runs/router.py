@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+from app.common.concurrency import check_if_match, set_etag
+from app.common.idempotency import IdempotencyDep
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
+from app.common.types import RegionPrefix
+from app.deps import DbSession, Staff
+from app.match_runs import repository
+from app.match_runs import service as match_run_service
+from app.match_runs.schemas import (
+    ChangeKind,
+    MatchRunCreate,
+    MatchRunDiff,
+    MatchRunRead,
+    PublishResult,
+    RevertResult,
+)
+from app.models import MatchRun, MatchRunStatus
+
+router = APIRouter(prefix="/match-runs", tags=["match runs"])
+ACTION_ERRORS = problem_responses(401, 403, 404, 409, 412)
+IfMatch = Annotated[str | None, Header(description="The run's ETag; 412 when it is stale")]
+
+
+def get_run(run_id: int, session: DbSession, principal: Staff) -> MatchRun:
+    return match_run_service.get(session, principal=principal, run_id=run_id)
+
+
+CurrentRun = Annotated[MatchRun, Depends(get_run)]
+
+
+def run_filter(
+    status: MatchRunStatus | None = None,
+    region: Annotated[RegionPrefix | None, Query()] = None,
+) -> repository.MatchRunFilter:
+    return repository.MatchRunFilter(status=status, region=region)
+
+
+@router.post(
+    "",
+    response_model=MatchRunRead,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(401, 403, 409, 422),
+)
+def trigger_run(
+    data: MatchRunCreate,
+    session: DbSession,
+    principal: Staff,
+    idem: IdempotencyDep,
+    request: Request,
+    response: Response,
+) -> object:
+    """Queue a match run for a scope; a worker computes it (poll the run for progress)."""
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    run = match_run_service.create(session, principal=principal, data=data)
+    response.headers["Location"] = request.app.url_path_for("read_run", run_id=run.id)
+    return idem.store(data, MatchRunRead.model_validate(run), status_code=202)
+
+
+@router.get("", response_model=Page[MatchRunRead], responses=problem_responses(401, 403))
+def list_runs(
+    session: DbSession,
+    principal: Staff,
+    page: PageDep,
+    filters: Annotated[repository.MatchRunFilter, Depends(run_filter)],
+) -> Page[MatchRunRead]:
+    return match_run_service.list_(session, principal=principal, filters=filters, page=page)
+
+
+@router.get("/{run_id}", response_model=MatchRunRead, responses=problem_responses(401, 403, 404))
+def read_run(run: CurrentRun, response: Response) -> MatchRun:
+    """Status, stage and progress; statistics and supply shortages once it has finished."""
+    set_etag(response, run.version)
+    return run
+
+
+@router.get(
+    "/{run_id}/diff", response_model=MatchRunDiff, responses=problem_responses(401, 403, 404, 409)
+)
+def diff_run(
+    run: CurrentRun, session: DbSession, page: PageDep, kind: ChangeKind | None = None
+) -> MatchRunDiff:
+    """Per request decided: live provider against proposed one (new/same/changed/dropped)."""
+    return match_run_service.diff(session, run=run, kind=kind, page=page)
+
+
+@router.post("/{run_id}/publish", response_model=PublishResult, responses=ACTION_ERRORS)
+def publish_run(
+    run: CurrentRun, session: DbSession, principal: Staff, if_match: IfMatch = None
+) -> PublishResult:
+    """Offer every proposal at once, or nothing (409 naming the pairs that no longer fit)."""
+    check_if_match(if_match, run.version)
+    done = match_run_service.publish(session, principal=principal, run=run)
+    return PublishResult.model_validate(done)
+
+
+@router.post("/{run_id}/revert", response_model=RevertResult, responses=ACTION_ERRORS)
+def revert_run(
+    run: CurrentRun, session: DbSession, principal: Staff, if_match: IfMatch = None
+) -> RevertResult:
+    """Withdraw the run's offers nobody accepted yet; accepted ones stay and are listed."""
+    check_if_match(if_match, run.version)
+    done = match_run_service.revert(session, principal=principal, run=run)
+    return RevertResult.model_validate(done)

@@ -1,0 +1,105 @@
+"""The polling loop that executes queued match runs, embedded or as ``zhuqi worker``.
+
+One loop serves both deployments. On the default SQLite set-up a daemon thread inside the
+service runs it (the file has a single writer anyway); on PostgreSQL any number of
+``zhuqi worker`` processes on any machines run it side by side, since claims use ``SKIP
+LOCKED`` and leases (see :mod:`app.match_runs.runner`). A worker handles one run at a time:
+matching is CPU-bound, so more runs in parallel means more workers, not more threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from datetime import timedelta
+from types import FrameType
+
+from app.match_runs.runner import DEFAULT_LEASE, Processed, ProgressFn, Sessions, process_next
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def default_worker_id(kind: str = "worker") -> str:
+    """Unique per process start, readable in ``claimed_by``: ``kind@host:pid:nonce``."""
+    return f"{kind}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Claims and executes runs until :meth:`stop` is called (or the queue is empty, once)."""
+
+    def __init__(
+        self,
+        sessions: Sessions,
+        *,
+        worker_id: str | None = None,
+        poll_seconds: float = 1.0,
+        lease: timedelta = DEFAULT_LEASE,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.worker_id = worker_id or default_worker_id()
+        self.poll_seconds = poll_seconds
+        self.lease = lease
+        self.progress = progress
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def step(self) -> Processed | None:
+        """Execute at most one run; ``None`` when nothing was waiting."""
+        return process_next(self.sessions, self.worker_id, lease=self.lease, progress=self.progress)
+
+    def drain(self) -> list[Processed]:
+        """Execute what is claimable now, then return (``zhuqi worker --once``)."""
+        done: list[Processed] = []
+        while not self.stopping.is_set() and (processed := self.step()) is not None:
+            done.append(processed)
+        return done
+
+    def run_forever(self) -> None:
+        """Poll until stopped; database errors back off exponentially instead of spinning."""
+        logger.info("match-run worker %s started", self.worker_id)
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                processed = self.step()
+                failures = 0
+            except Exception:
+                failures += 1
+                logger.exception("match-run worker %s: polling failed", self.worker_id)
+                self.stopping.wait(min(MAX_BACKOFF_SECONDS, self.poll_seconds * 2**failures))
+                continue
+            if processed is None:
+                self.stopping.wait(self.poll_seconds)
+        logger.info("match-run worker %s stopped", self.worker_id)
+
+    def start(self) -> None:
+        """Run in a daemon thread: a service shutting down never waits on a long solve."""
+        self._thread = threading.Thread(
+            target=self.run_forever, name=f"match-worker {self.worker_id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the loop to stop after the current run; a run cut short is retaken on lease
+        expiry by another worker, never half-written."""
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def stop_on_signals(self) -> None:
+        """SIGINT/SIGTERM finish the current run and exit; a second signal exits at once."""
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            if self.stopping.is_set():
+                raise KeyboardInterrupt
+            logger.info("signal %s: stopping after the current run", signum)
+            self.stopping.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, handle)
