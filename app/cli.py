@@ -253,6 +253,19 @@ def worker_command(
     worker.run_forever()
 
 
+@cli.command("supervise")
+def supervise_command() -> None:
+    """Run the deadline sweep and deliver the notification outbox once (workers do this every
+    few minutes on their own; use this from cron when no worker runs)."""
+    worker = Worker(_run_sessions(), worker_id=default_worker_id("supervise"))
+    report = worker.housekeeping()
+    console.print(
+        f"expired offers {report.expired_offers}, released {report.released_offers}, "
+        f"re-matched {report.rematched_offers}, overdue {report.overdue}, "
+        f"notifications {report.notifications}"
+    )
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     cli()

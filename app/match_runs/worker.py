@@ -14,15 +14,19 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from datetime import timedelta
 from types import FrameType
 
 from app.match_runs.runner import DEFAULT_LEASE, Processed, ProgressFn, Sessions, process_next
+from app.supervision import service as supervision_service
+from app.supervision.senders import deliver_pending
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
+SWEEP_EVERY = timedelta(minutes=5)
 
 
 def default_worker_id(kind: str = "worker") -> str:
@@ -41,8 +45,11 @@ class Worker:
         poll_seconds: float = 1.0,
         lease: timedelta = DEFAULT_LEASE,
         progress: ProgressFn | None = None,
+        sweep_every: timedelta | None = SWEEP_EVERY,
     ) -> None:
         self.sessions = sessions
+        self.sweep_every = sweep_every
+        self._last_sweep = 0.0
         self.worker_id = worker_id or default_worker_id()
         self.poll_seconds = poll_seconds
         self.lease = lease
@@ -61,12 +68,28 @@ class Worker:
             done.append(processed)
         return done
 
+    def housekeeping(self) -> supervision_service.SweepReport:
+        """Deadline sweep and outbox delivery, one transaction; safe beside other workers
+        (CAS moves, ``dedupe_key`` and ``SKIP LOCKED`` make it idempotent)."""
+        with self.sessions.write() as session, session.begin():
+            report = supervision_service.sweep(session)
+            deliver_pending(session)
+        self._last_sweep = time.monotonic()
+        return report
+
+    def _sweep_due(self) -> bool:
+        if self.sweep_every is None:
+            return False
+        return time.monotonic() - self._last_sweep >= self.sweep_every.total_seconds()
+
     def run_forever(self) -> None:
         """Poll until stopped; database errors back off exponentially instead of spinning."""
         logger.info("match-run worker %s started", self.worker_id)
         failures = 0
         while not self.stopping.is_set():
             try:
+                if self._sweep_due():
+                    self.housekeeping()
                 processed = self.step()
                 failures = 0
             except Exception:

@@ -10,6 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.common.clock import today, utc_now
+from app.match_runs.runner import Sessions
+from app.match_runs.worker import Worker
 from app.models import (
     Assignment,
     AssignmentOrigin,
@@ -211,3 +213,18 @@ def test_notifications_are_scoped(client: TestClient, cast: Cast, db: Session) -
         == []
     )
     assert client.get("/api/v1/notifications", headers=cast.headers(cast.ent_user)).json() == []
+
+
+def test_worker_housekeeping_sweeps_and_delivers(db: Session, cast: Cast) -> None:
+    request = make_request(db, cast.ent, status="matched")
+    offered(db, request, cast.expert.id, days_ago=3)
+
+    def sessions() -> Session:
+        db.commit()
+        return db
+
+    worker = Worker(Sessions(write=sessions, read=sessions), worker_id="test")
+    report = worker.housekeeping()
+    assert report.expired_offers == 1
+    assert report.notifications >= 2
+    assert all(n.status == NotificationStatus.SENT for n in db.scalars(select(Notification)))
