@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,7 +46,13 @@ _REGION_WORDS = {
     RegionLevel.ANYWHERE: ("服务不限地区", "serves anywhere"),
     RegionLevel.REMOTE: ("远程服务", "remote"),
 }
-_LEVELS = (0, 1, 3, 4, 5)  # GB/T 4754 level boundaries: section, division, group, class
+_LEVELS = (0, 1, 3, 4, 5)
+#: Origin of a pair: 0 decided by this run, 1 pinned by a coordinator, 2 kept by a re-match.
+SOLVED, PINNED, KEPT = 0, 1, 2
+_ORIGIN_WORDS = {
+    PINNED: ("人工指定", "pinned"),
+    KEPT: ("保持原匹配", "kept"),
+}  # GB/T 4754 level boundaries: section, division, group, class
 
 
 def industry_label(code: str, served: Sequence[str]) -> str | None:
@@ -67,29 +72,25 @@ def industry_label(code: str, served: Sequence[str]) -> str | None:
 
 
 def _reason(
-    enc: Encoded, r: int, p: int, values: NDArray[np.float64], pinned: bool
+    origin: int, skill: int, region: int, label: str | None, any_industry: bool, text: float
 ) -> tuple[str, str]:
-    zh: list[str] = ["人工指定"] if pinned else []
-    en: list[str] = ["pinned"] if pinned else []
-    level = round(values[0] * 3)
-    if level:
-        zh.append(f"技能匹配({level}级)")
-        en.append(f"skill level {level}")
-    region = int(np.flatnonzero(values[3] == REGION_FIT)[0]) if values[3] in REGION_FIT else 0
+    zh: list[str] = [_ORIGIN_WORDS[origin][0]] if origin else []
+    en: list[str] = [_ORIGIN_WORDS[origin][1]] if origin else []
+    if skill:
+        zh.append(f"技能匹配({skill}级)")
+        en.append(f"skill level {skill}")
     if region in _REGION_WORDS:
         zh.append(_REGION_WORDS[region][0])
         en.append(_REGION_WORDS[region][1])
-    served = enc.prov_industries[p]
-    label = industry_label(str(enc.req_industry[r]), served) if served else None
     if label:
         zh.append(f"行业{label}")
         en.append(f"industry {label}")
-    elif not served:
+    elif any_industry:
         zh.append("行业不限")
         en.append("any industry")
-    if values[1] >= 0.05:
-        zh.append(f"文本相似度{values[1]:.2f}")
-        en.append(f"text similarity {values[1]:.2f}")
+    if text >= 0.05:
+        zh.append(f"文本相似度{text:.2f}")
+        en.append(f"text similarity {text:.2f}")
     return "·".join(zh), " · ".join(en)
 
 
@@ -100,7 +101,7 @@ def explain_pairs(
     features: NDArray[np.float64],
     priority: NDArray[np.float64],
     slot: NDArray[np.float64],
-    pinned: NDArray[np.bool_],
+    origin: NDArray[np.int8],
     weights: Weights,
 ) -> list[Explanation]:
     """One :class:`Explanation` per pair.
@@ -114,17 +115,23 @@ def explain_pairs(
         Priority of each pair's request.
     slot : ndarray of float64, shape (n,)
         Fairness multiplier of each pair's slot.
-    pinned : ndarray of bool, shape (n,)
+    origin : ndarray of int8, shape (n,)
+        :data:`SOLVED`, :data:`PINNED` or :data:`KEPT` (the reason line says which).
     weights : Weights
     """
-    contrib = features * np.asarray(weights.normalised)[None, :] * priority[:, None]
+    contrib = (features * np.asarray(weights.normalised)[None, :] * priority[:, None]).tolist()
+    skill = np.rint(features[:, 0] * 3).astype(int).tolist()
+    region = np.searchsorted(REGION_FIT, features[:, 3]).tolist()  # exact LUT values
+    values = features.tolist()
     out = []
-    for i in range(len(req)):
-        zh, en = _reason(enc, int(req[i]), int(prov[i]), features[i], bool(pinned[i]))
+    for i, (r, p) in enumerate(zip(req.tolist(), prov.tolist(), strict=True)):
+        served = enc.prov_industries[p]
+        label = industry_label(str(enc.req_industry[r]), served) if served else None
+        zh, en = _reason(int(origin[i]), skill[i], region[i], label, not served, values[i][1])
         out.append(
             Explanation(
-                features=dict(zip(FEATURES, features[i].tolist(), strict=True)),
-                contributions=dict(zip(FEATURES, contrib[i].tolist(), strict=True)),
+                features=dict(zip(FEATURES, values[i], strict=True)),
+                contributions=dict(zip(FEATURES, contrib[i], strict=True)),
                 priority=float(priority[i]),
                 slot_multiplier=float(slot[i]),
                 reason_zh=zh,
@@ -241,24 +248,26 @@ def holders_of(
     return out
 
 
-def _candidate(ctx: Context, cand: Candidates, i: int) -> Candidate:
-    score = float(cand.fit[i] * ctx.priority[cand.req[i]])
-    features = dict(zip(FEATURES, cand.features[i].tolist(), strict=True))
-    return Candidate(ctx.enc.prov_ids[cand.prov[i]], score, float(cand.fit[i]), features)
-
-
 def ranked_candidates(
-    ctx: Context, cand: Candidates, chosen: dict[int, int], limit: int | None
+    ctx: Context, cand: Candidates, chosen: NDArray[np.intp], limit: int | None
 ) -> dict[Id, tuple[Candidate, ...]]:
-    """Per request with candidates: best first, the chosen provider left out."""
-    starts = np.flatnonzero(np.diff(cand.req, prepend=-1))
-    bounds = np.r_[starts, len(cand)].astype(int).tolist()
-    out: dict[Id, tuple[Candidate, ...]] = {}
-    for lo, hi in pairwise(bounds):
-        r = int(cand.req[lo])
-        picked = [i for i in range(lo, hi) if cand.prov[i] != chosen.get(r, -1)][:limit]
-        out[ctx.enc.req_ids[r]] = tuple(_candidate(ctx, cand, i) for i in picked)
-    return out
+    """Per request with candidates: best first, at most ``limit`` (all when None), leaving
+    out ``chosen[r]``, the provider request ``r`` got (-1: none); ``chosen`` has shape (n_req,).
+    """
+    keep = np.flatnonzero(cand.prov != chosen[cand.req])
+    req = cand.req[keep]
+    first = np.searchsorted(req, req)  # start of each request's group
+    keep = keep[np.arange(len(keep)) - first < (len(keep) if limit is None else limit)]
+    scores = (cand.fit[keep] * ctx.priority[cand.req[keep]]).tolist()
+    fits, features = cand.fit[keep].tolist(), cand.features[keep].tolist()
+    grouped: dict[Id, list[Candidate]] = defaultdict(list)
+    for j, (r, p) in enumerate(zip(cand.req[keep].tolist(), cand.prov[keep].tolist(), strict=True)):
+        features_j = dict(zip(FEATURES, features[j], strict=True))
+        grouped[ctx.enc.req_ids[r]].append(
+            Candidate(ctx.enc.prov_ids[p], scores[j], fits[j], features_j)
+        )
+    empty = {ctx.enc.req_ids[r]: () for r in np.unique(cand.req).tolist()}
+    return {**empty, **{r: tuple(c) for r, c in grouped.items()}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,11 +279,16 @@ class Kept:
     features: NDArray[np.float64]
     score: NDArray[np.float64]
     slot: NDArray[np.float64]
-    pinned: NDArray[np.bool_]
+    origin: NDArray[np.int8]  # SOLVED, PINNED or KEPT
 
     @property
     def gain(self) -> NDArray[np.float64]:
         return self.score * self.slot
+
+    @property
+    def pinned(self) -> NDArray[np.bool_]:
+        """Pairs not decided by this run (pinned or kept)."""
+        return np.not_equal(self.origin, SOLVED)
 
 
 def collect_kept(
@@ -284,16 +298,24 @@ def collect_kept(
     picks: NDArray[np.intp],
     multiplier: NDArray[np.float64],
 ) -> Kept:
+    """Pins and solved pairs together, sorted by request index.
+
+    A pin is :data:`PINNED` when the problem pins it (a coordinator's decision), else
+    :data:`KEPT` (a pair a re-match holds fixed).
+    """
     req = np.r_[pins.req, cand.req[picks]]
     order = np.argsort(req, kind="stable")
     fit = np.r_[pins.fit, cand.fit[picks]][order]
+    n = max(ctx.enc.n_prov, 1)
+    by_problem = np.isin(pins.req * n + pins.prov, ctx.enc.pinned.req * n + ctx.enc.pinned.prov)
+    origin = np.r_[np.where(by_problem, PINNED, KEPT), np.full(len(picks), SOLVED)]
     return Kept(
         req=req[order],
         prov=np.r_[pins.prov, cand.prov[picks]][order],
         features=np.r_[pins.features, cand.features[picks]][order],
         score=fit * ctx.priority[req[order]],
         slot=np.r_[pin_multipliers(ctx, pins), multiplier][order],
-        pinned=(np.arange(len(req)) < len(pins.req))[order],
+        origin=origin.astype(np.int8)[order],
     )
 
 
@@ -306,7 +328,7 @@ def build_assignments(ctx: Context, kept: Kept) -> tuple[Assignment, ...]:
         kept.features,
         ctx.priority[kept.req],
         kept.slot,
-        kept.pinned,
+        kept.origin,
         ctx.weights,
     )
     ids_r, ids_p = ctx.enc.req_ids, ctx.enc.prov_ids

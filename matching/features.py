@@ -22,6 +22,7 @@ region as a level 0–5, so the blocked and the per-pair paths give bit-identica
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,9 +33,11 @@ __all__ = [
     "GENERALIST_INDUSTRY",
     "INDUSTRY_FIT",
     "NEUTRAL_RATING",
+    "N_LEVELS",
     "REGION_FIT",
     "RegionLevel",
     "combine",
+    "context_code",
     "fit_plane",
     "industry_pairs",
     "industry_table",
@@ -42,6 +45,7 @@ __all__ = [
     "rating_fit",
     "region_pairs",
     "region_table",
+    "split_code",
     "unique_codes",
 ]
 
@@ -95,38 +99,67 @@ def _prefix_ids(codes: Sequence[str], lengths: tuple[int, ...]) -> NDArray[np.in
     return out
 
 
-def _ragged(
-    served: Sequence[tuple[str, ...]],
-) -> tuple[NDArray[np.object_], NDArray[np.intp], NDArray[np.intp]]:
-    """Flatten per-provider prefix lists: distinct prefixes, flat column ids, owner ids."""
-    flat = [prefix for prefixes in served for prefix in prefixes]
-    owner = np.repeat(np.arange(len(served)), [len(p) for p in served]).astype(np.intp)
-    values, column = unique_codes(flat) if flat else (np.empty(0, object), np.empty(0, np.intp))
-    return values, column, owner
+#: A provider's served prefixes as base-table columns, slot by slot: ``slots[j]`` holds the
+#: providers with more than ``j`` columns and their ``j``-th column. Slot 0 covers everyone.
+_Slots: TypeAlias = list[tuple[NDArray[np.intp], NDArray[np.intp]]]
 
 
-def _provider_max(
-    base: NDArray[np.uint8], column: NDArray[np.intp], owner: NDArray[np.intp], n: int
-) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
-    """Max of ``base[:, column]`` over each provider's prefixes -> ``(n_codes, n)``.
+def _slots(
+    served: Sequence[tuple[str, ...]], remote: NDArray[np.bool_] | None
+) -> tuple[list[str], _Slots]:
+    """Distinct prefixes and each provider's columns into ``base`` + two sentinel columns.
 
-    Also returns which providers have at least one prefix (the others are "any").
+    Column ``len(prefixes)`` stands for "serves any" (a provider with no prefix) and
+    ``len(prefixes) + 1`` for "helps remotely", so that empty lists and the remote flag
+    need no special pass: the table is a max over columns, sentinels included.
     """
-    out = np.zeros((n, base.shape[0]), dtype=np.uint8)
-    has = np.bincount(owner, minlength=n) > 0
-    single = np.bincount(owner, minlength=n)[owner] == 1
-    base_t = np.ascontiguousarray(base.T)  # rows per prefix: contiguous gathers and reductions
-    out[owner[single]] = base_t[column[single]]
-    multi = np.flatnonzero(~single)
-    if len(multi):
-        owners = owner[multi]
-        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-        out[owners[starts]] = np.maximum.reduceat(base_t[column[multi]], starts)
-    return np.ascontiguousarray(out.T), has
+    flat = sorted({prefix for prefixes in served for prefix in prefixes})
+    index = {prefix: i for i, prefix in enumerate(flat)}
+    any_col, remote_col = len(flat), len(flat) + 1
+    columns = [[index[p] for p in prefixes] or [any_col] for prefixes in served]
+    if remote is not None:
+        for i in np.flatnonzero(remote).tolist():
+            columns[i].append(remote_col)
+    counts = np.array([len(c) for c in columns], dtype=np.intp)
+    slots = []
+    for j in range(int(counts.max(initial=0))):
+        who = np.flatnonzero(counts > j)
+        slots.append((who, np.array([columns[i][j] for i in who.tolist()], dtype=np.intp)))
+    return flat, slots
+
+
+def _with_sentinels(
+    base: NDArray[np.uint8], any_value: int, remote_value: int
+) -> NDArray[np.uint8]:
+    sentinels = np.array([[any_value, remote_value]], dtype=np.uint8).repeat(base.shape[0], axis=0)
+    return np.hstack([base, sentinels])
+
+
+def _table_max(base: NDArray[np.uint8], slots: _Slots, n: int) -> NDArray[np.uint8]:
+    """``(n_codes, n)``: per provider, the max of ``base`` over its columns."""
+    out = np.zeros((base.shape[0], n), dtype=np.uint8)
+    for j, (who, cols) in enumerate(slots):
+        taken = np.take(base, cols, axis=1)
+        if j == 0:
+            out = taken  # slot 0 covers every provider, in order
+        else:
+            out[:, who] = np.maximum(out[:, who], taken)
+    return out
+
+
+def _pairs_max(
+    base: NDArray[np.uint8], code_of: NDArray[np.intp], slots: _Slots
+) -> NDArray[np.uint8]:
+    """``(n,)``: per pair ``i``, the max of ``base[code_of[i]]`` over its provider's columns."""
+    out = np.zeros(len(code_of), dtype=np.uint8)
+    for j, (who, cols) in enumerate(slots):
+        taken = base[code_of[who], cols]
+        out[who] = taken if j == 0 else np.maximum(out[who], taken)
+    return out
 
 
 def _industry_base(codes: Sequence[str], prefixes: Sequence[str]) -> NDArray[np.uint8]:
-    """``(n_codes, n_prefixes)`` industry fit in twelfths of each code × served prefix."""
+    """``(n_codes, n_prefixes + 2)`` industry fit in twelfths of code × prefix (+ sentinels)."""
     ids = _prefix_ids([*codes, *prefixes], _INDUSTRY_LENGTHS)
     left, right = ids[: len(codes)], ids[len(codes) :]
     common = np.zeros((len(codes), len(prefixes)), dtype=np.int64)
@@ -136,7 +169,7 @@ def _industry_base(codes: Sequence[str], prefixes: Sequence[str]) -> NDArray[np.
     depth_prefix = (right >= 0).sum(axis=1)[None, :]
     nested = common == np.minimum(depth_code, depth_prefix)
     twelfths = np.where(nested, _TWELFTHS, common * _TWELFTHS // np.maximum(depth_code, 1))
-    return twelfths.astype(np.uint8)
+    return _with_sentinels(twelfths.astype(np.uint8), round(GENERALIST_INDUSTRY * _TWELFTHS), 0)
 
 
 def industry_table(codes: Sequence[str], served: Sequence[tuple[str, ...]]) -> NDArray[np.uint8]:
@@ -154,15 +187,12 @@ def industry_table(codes: Sequence[str], served: Sequence[tuple[str, ...]]) -> N
     ndarray of uint8, shape (n_codes, n_providers)
         Values 0–12; map with :data:`INDUSTRY_FIT`.
     """
-    values, column, owner = _ragged(served)
-    base = _industry_base(codes, list(values))
-    table, has = _provider_max(base, column, owner, len(served))
-    table[:, ~has] = round(GENERALIST_INDUSTRY * _TWELFTHS)
-    return table
+    prefixes, slots = _slots(served, None)
+    return _table_max(_industry_base(codes, prefixes), slots, len(served))
 
 
 def _region_base(regions: Sequence[str], prefixes: Sequence[str]) -> NDArray[np.uint8]:
-    """``(n_regions, n_prefixes)`` level of each county code × served prefix (0 = outside)."""
+    """``(n_regions, n_prefixes + 2)`` level of county × served prefix (0 = outside)."""
     ids = _prefix_ids([*regions, *prefixes], _REGION_LENGTHS)
     left, right = ids[: len(regions)], ids[len(regions) :]
     level = np.zeros((len(regions), len(prefixes)), dtype=np.uint8)
@@ -170,7 +200,7 @@ def _region_base(regions: Sequence[str], prefixes: Sequence[str]) -> NDArray[np.
         own_length = (right >= 0).sum(axis=1) == j + 1
         hit = (left[:, j, None] == right[None, :, j]) & own_length[None, :]
         level[hit] = value
-    return level
+    return _with_sentinels(level, RegionLevel.ANYWHERE, RegionLevel.REMOTE)
 
 
 def region_table(
@@ -192,42 +222,25 @@ def region_table(
     ndarray of uint8, shape (n_regions, n_providers)
         0 means the hard rule "region not served" removes the pair.
     """
-    values, column, owner = _ragged(served)
-    table, has = _provider_max(_region_base(regions, list(values)), column, owner, len(served))
-    table[:, ~has] = RegionLevel.ANYWHERE
-    table[(table == RegionLevel.NOT_SERVED) & remote[None, :]] = RegionLevel.REMOTE
-    return table
+    prefixes, slots = _slots(served, remote)
+    return _table_max(_region_base(regions, prefixes), slots, len(served))
 
 
-def _pair_max(
-    base: NDArray[np.uint8],
-    code_of: NDArray[np.intp],
-    column: NDArray[np.intp],
-    owner: NDArray[np.intp],
-    n: int,
-) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
-    """Per pair ``i``: max over its provider's prefixes of ``base[code_of[i], prefix]``."""
-    out = np.zeros(n, dtype=np.uint8)
-    has = np.zeros(n, dtype=bool)
-    has[owner] = True
-    np.maximum.at(out, owner, base[code_of[owner], column])
-    return out, has
+def _code_index(codes: Sequence[str]) -> tuple[list[str], NDArray[np.intp]]:
+    if not len(codes):
+        return [], np.zeros(0, dtype=np.intp)
+    uniq, code_of = unique_codes(codes)
+    return list(uniq), code_of
 
 
 def industry_pairs(codes: Sequence[str], served: Sequence[tuple[str, ...]]) -> NDArray[np.uint8]:
     """Industry fit in twelfths of pairs ``(codes[i], served[i])``, shape ``(n,)``.
 
-    Same values as :func:`industry_table` (same base table), for a list of pairs.
+    The same base table and maximum as :func:`industry_table`, for a list of pairs.
     """
-    values, column, owner = _ragged(served)
-    uniq, code_of = (
-        unique_codes(codes) if len(codes) else (np.empty(0, object), np.empty(0, np.intp))
-    )
-    out, has = _pair_max(
-        _industry_base(list(uniq), list(values)), code_of, column, owner, len(codes)
-    )
-    out[~has] = round(GENERALIST_INDUSTRY * _TWELFTHS)
-    return out
+    prefixes, slots = _slots(served, None)
+    uniq, code_of = _code_index(codes)
+    return _pairs_max(_industry_base(uniq, prefixes), code_of, slots)
 
 
 def region_pairs(
@@ -235,18 +248,11 @@ def region_pairs(
 ) -> NDArray[np.uint8]:
     """Region level of pairs ``(regions[i], served[i], remote[i])``, shape ``(n,)``.
 
-    Same values as :func:`region_table`, for a list of pairs.
+    The same base table and maximum as :func:`region_table`, for a list of pairs.
     """
-    values, column, owner = _ragged(served)
-    uniq, code_of = (
-        unique_codes(regions) if len(regions) else (np.empty(0, object), np.empty(0, np.intp))
-    )
-    out, has = _pair_max(
-        _region_base(list(uniq), list(values)), code_of, column, owner, len(regions)
-    )
-    out[~has] = RegionLevel.ANYWHERE
-    out[(out == RegionLevel.NOT_SERVED) & remote] = RegionLevel.REMOTE
-    return out
+    prefixes, slots = _slots(served, remote)
+    uniq, code_of = _code_index(regions)
+    return _pairs_max(_region_base(uniq, prefixes), code_of, slots)
 
 
 def rating_fit(rating: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -271,23 +277,41 @@ def combine(
 ) -> NDArray[np.float64]:
     """The fit: normalised weighted sum of the five features (broadcasting).
 
-    The summation order is fixed — text, plus the provider-only part (skill, rating), plus
-    industry, plus region — and :func:`fit_plane` follows it, so blocked (matrix) and
-    per-pair (vector) evaluation round identically: a candidate's fit never depends on how
-    it was computed.
+    The summation order is fixed — (text + provider part) + (industry + region) — and
+    :func:`fit_plane` follows it, so blocked (matrix) and per-pair (vector) evaluation
+    round identically: a candidate's fit never depends on how it was computed.
     """
     w = weights.normalised
-    return (w[1] * text + (w[0] * skill + w[4] * rating)) + w[2] * industry + w[3] * region
+    return (w[1] * text + (w[0] * skill + w[4] * rating)) + (w[2] * industry + w[3] * region)
+
+
+#: Number of region levels; a *context code* is ``industry twelfths × 6 + region level``.
+N_LEVELS = len(REGION_FIT)
+
+
+def context_code(industry: NDArray[np.uint8], region: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Pack industry twelfths (0–12) and region level (0–5) into one uint8 (0–77), in place."""
+    industry *= N_LEVELS
+    industry += region
+    return industry
+
+
+def split_code(code: NDArray[np.uint8]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Industry and region features of context codes (inverse of :func:`context_code`)."""
+    return INDUSTRY_FIT[code // N_LEVELS], REGION_FIT[code % N_LEVELS]
 
 
 def fit_plane(
     provider_part: NDArray[np.float64],
     text: NDArray[np.float64],
-    industry: NDArray[np.uint8],
-    region: NDArray[np.uint8],
+    code: NDArray[np.uint8],
     weights: Weights,
 ) -> NDArray[np.float64]:
-    """:func:`combine` over a dense ``(m, b)`` chunk with few passes over memory.
+    """:func:`combine` over a dense ``(m, b)`` chunk in few passes over memory.
+
+    Industry and region enter through one lookup table over context codes whose entries
+    round exactly like ``w_industry × industry + w_region × region``; codes with region
+    level 0 (not served) map to ``-inf``, so the region rule costs no extra pass.
 
     Parameters
     ----------
@@ -295,18 +319,19 @@ def fit_plane(
         ``w_skill × skill + w_rating × rating`` of the block's providers.
     text : ndarray of float64, shape (m, b)
         Text similarities in [0, 1].
-    industry, region : ndarray of uint8, shape (m, b)
-        Stored industry twelfths and region levels (weighted through lookup tables, which
-        round exactly like ``w × INDUSTRY_FIT[code]``).
+    code : ndarray of uint8, shape (m, b)
+        Context codes (:func:`context_code`).
 
     Returns
     -------
     ndarray of float64, shape (m, b)
-        Bit-identical to ``combine`` on the same feature values.
+        Bit-identical to ``combine`` on the same features where the region is served,
+        ``-inf`` elsewhere.
     """
     w = weights.normalised
+    table = w[2] * INDUSTRY_FIT[:, None] + w[3] * REGION_FIT[None, :]
+    table[:, RegionLevel.NOT_SERVED] = -np.inf
     fit = np.multiply(text, w[1])
     fit += provider_part
-    fit += (w[2] * INDUSTRY_FIT)[industry]
-    fit += (w[3] * REGION_FIT)[region]
+    fit += table.ravel()[code]
     return fit

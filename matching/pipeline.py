@@ -26,7 +26,7 @@ from matching.features import priority
 from matching.pins import Context, Pairs, keep_pins
 from matching.problem import Exclusion, Id, Problem
 from matching.result import Candidate, MatchResult, Stats
-from matching.text import fit_text_model
+from matching.text import TextCache, vectorise
 from matching.validate import validate
 from matching.weights import Weights
 
@@ -49,35 +49,45 @@ class _Stages:
 
 
 def _prepare(
-    enc: Encoded, weights: Weights, required: PairSet, optional: PairSet, stages: _Stages
-) -> tuple[Context, Pairs, NDArray[np.bool_], Candidates]:
-    """Text model, pins (capacity consumed), open requests and their candidates."""
+    enc: Encoded,
+    weights: Weights,
+    pins: tuple[PairSet, PairSet],
+    stages: _Stages,
+    cache: TextCache | None = None,
+) -> tuple[Context, Pairs, NDArray[np.bool_], Candidates, TextCache]:
+    """Text vectors, pins (required, optional; capacity consumed), open requests and
+    their candidates."""
     with stages("text"):
-        model = fit_text_model(enc.prov_text)
-        text = model.transform(enc.req_text)
+        texts = vectorise(enc.prov_text, enc.req_ids, enc.req_text, cache)
     prio = priority(enc.req_urgency, enc.req_tier, weights)
-    ctx = Context(enc, weights, model, text, prio)
+    ctx = Context(enc, weights, texts.model, texts.requests, prio)
+    required, optional = pins
     with stages("pins"):
-        pins = keep_pins(ctx, required, optional)
-        used = np.bincount(pins.prov, minlength=enc.n_prov)
+        kept = keep_pins(ctx, required, optional)
+        used = np.bincount(kept.prov, minlength=enc.n_prov)
         ctx = replace(ctx, enc=replace(enc, free=enc.free - used))
         open_ = np.ones(enc.n_req, dtype=bool)
-        open_[pins.req] = False
+        open_[kept.req] = False
     with stages("candidates"):
-        cand = generate(ctx.enc, model, text, open_, weights)
-    return ctx, pins, open_, cand
+        cand = generate(ctx.enc, texts.model, texts.requests, open_, weights)
+    return ctx, kept, open_, cand, texts
 
 
 def _run(
-    enc: Encoded, weights: Weights, required: PairSet, optional: PairSet, stages: _Stages
+    enc: Encoded,
+    weights: Weights,
+    pins: tuple[PairSet, PairSet],
+    stages: _Stages,
+    cache: TextCache | None = None,
 ) -> MatchResult:
-    ctx, pins, open_, cand = _prepare(enc, weights, required, optional, stages)
+    ctx, fixed, open_, cand, texts = _prepare(enc, weights, pins, stages, cache)
     with stages("solve"):
-        picks, multiplier, open_bound = solve_open(ctx, cand, pins)
+        picks, multiplier, open_bound = solve_open(ctx, cand, fixed)
     with stages("explain"):
-        kept = collect_kept(ctx, pins, cand, picks, multiplier)
+        kept = collect_kept(ctx, fixed, cand, picks, multiplier)
         assignments = build_assignments(ctx, kept)
-        chosen = dict(zip(cand.req[picks].tolist(), cand.prov[picks].tolist(), strict=True))
+        chosen = np.full(enc.n_req, -1, dtype=np.intp)
+        chosen[cand.req[picks]] = cand.prov[picks]
         runners = ranked_candidates(ctx, cand, chosen, weights.runners_up)
         unmatched = build_unmatched(ctx, cand, open_, kept)
     objective = float(kept.gain.sum())
@@ -85,7 +95,7 @@ def _run(
     stats = Stats(
         requests=enc.n_req,
         providers=enc.n_prov,
-        pinned=len(pins.req),
+        pinned=len(fixed.req),
         open_requests=int(open_.sum()),
         available_providers=int((ctx.enc.available & (ctx.enc.free > 0)).sum()),
         requests_with_candidates=len(np.unique(cand.req)),
@@ -98,7 +108,7 @@ def _run(
         gap=max(bound - objective, 0.0) / max(1.0, abs(bound)),
         seconds={**stages.seconds, "total": sum(stages.seconds.values())},
     )
-    return MatchResult(assignments, unmatched, runners, stats, weights)
+    return MatchResult(assignments, unmatched, runners, stats, weights, texts)
 
 
 def match(problem: Problem, weights: Weights | None = None) -> MatchResult:
@@ -134,7 +144,7 @@ def match(problem: Problem, weights: Weights | None = None) -> MatchResult:
         validate(problem)
     with stages("encode"):
         enc = encode(problem)
-    return _run(enc, weights or Weights(), enc.pinned, PairSet.of(()), stages)
+    return _run(enc, weights or Weights(), (enc.pinned, PairSet.of(())), stages)
 
 
 def rank(problem: Problem, weights: Weights | None = None) -> dict[Id, tuple[Candidate, ...]]:
@@ -146,8 +156,8 @@ def rank(problem: Problem, weights: Weights | None = None) -> dict[Id, tuple[Can
     stages = _Stages()
     validate(problem)
     enc = encode(problem)
-    ctx, _, _, cand = _prepare(enc, weights or Weights(), enc.pinned, PairSet.of(()), stages)
-    return ranked_candidates(ctx, cand, {}, None)
+    ctx, _, _, cand, _ = _prepare(enc, weights or Weights(), (enc.pinned, PairSet.of(())), stages)
+    return ranked_candidates(ctx, cand, np.full(enc.n_req, -1, dtype=np.intp), None)
 
 
 def _positions(enc: Encoded, pairs: Iterable[tuple[Id, Id]], what: str) -> list[tuple[int, int]]:
@@ -229,8 +239,8 @@ def rematch(
         required, optional = enc.pinned, PairSet.of(_positions(enc, keep, "previous"))
     else:
         pairs = _positions(enc, fixed, "fixed")
-        pins = zip(enc.pinned.req.tolist(), enc.pinned.prov.tolist(), strict=True)
-        required = PairSet.of([*pins, *pairs])
+        problem_pins = zip(enc.pinned.req.tolist(), enc.pinned.prov.tolist(), strict=True)
+        required = PairSet.of([*problem_pins, *pairs])
         optional = PairSet.of(())
         _one_per_request(enc, required)
-    return _run(enc, weights or previous.weights, required, optional, stages)
+    return _run(enc, weights or previous.weights, (required, optional), stages, previous.text_cache)

@@ -14,10 +14,10 @@ Nothing here validates: :func:`matching.validate.validate` does that once, at th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -144,9 +144,24 @@ def _objects(values: Iterable[object]) -> NDArray[np.object_]:
     return out
 
 
+def _column(values: list[Any], empty: type[np.generic]) -> NDArray[Any]:
+    """Values as an array of their own dtype (so validation sees a float capacity as
+    such, instead of a silent cast); ``empty``'s dtype when there are none."""
+    return np.asarray(values) if values else np.zeros(0, dtype=empty)
+
+
+def _coerce(table: object, name: str, convert: Callable[[Any], NDArray[Any]]) -> None:
+    """Turn an array-like column into an array (scipy style: accept lists, tuples)."""
+    value = getattr(table, name)
+    if not isinstance(value, np.ndarray):
+        object.__setattr__(table, name, convert(value))
+
+
 @dataclass(frozen=True, slots=True)
 class RequestTable:
     """Requests in array form; every field has shape ``(n_requests,)``.
+
+    Any array-like (list, tuple) is accepted and turned into an array on construction.
 
     ``id``, ``enterprise``: object arrays of ids; ``category``, ``text``, ``industry``,
     ``region``, ``tier``: object arrays of ``str``; ``urgency``: integers 1–5.
@@ -161,6 +176,11 @@ class RequestTable:
     tier: NDArray[np.object_]
     enterprise: NDArray[np.object_]
 
+    def __post_init__(self) -> None:
+        for name in ("id", "category", "text", "industry", "region", "tier", "enterprise"):
+            _coerce(self, name, _objects)
+        _coerce(self, "urgency", np.asarray)
+
     def __len__(self) -> int:
         return len(self.id)
 
@@ -174,7 +194,7 @@ class RequestTable:
             text=_objects(r.text for r in items),
             industry=_objects(r.industry for r in items),
             region=_objects(r.region for r in items),
-            urgency=np.array([r.urgency for r in items], dtype=np.int64),
+            urgency=_column([r.urgency for r in items], np.int64),
             tier=_objects(str(r.tier) for r in items),
             enterprise=_objects(r.enterprise for r in items),
         )
@@ -192,7 +212,8 @@ class ProviderTable:
 
     Ragged fields are tuples with one entry per provider: ``skills`` (category → level),
     ``industries`` and ``regions`` (tuples of prefixes), ``conflicts`` (frozensets of
-    enterprise ids). ``rating`` is float with NaN for "not rated".
+    enterprise ids). ``rating`` is float with NaN (or None) for "not rated". Array-likes
+    are accepted and converted on construction.
     """
 
     id: NDArray[np.object_]
@@ -209,6 +230,20 @@ class ProviderTable:
     rating: NDArray[np.float64]
     conflicts: tuple[frozenset[Id], ...]
 
+    def __post_init__(self) -> None:
+        for name in ("id", "kind", "expertise"):
+            _coerce(self, name, _objects)
+        for name in ("remote", "capacity", "load", "paused", "active"):
+            _coerce(self, name, np.asarray)
+        try:
+            object.__setattr__(self, "rating", np.array(self.rating, dtype=np.float64))
+        except (TypeError, ValueError):  # left for validate() to name the field
+            _coerce(self, "rating", _objects)
+        object.__setattr__(self, "skills", tuple(self.skills))
+        object.__setattr__(self, "industries", tuple(tuple(x) for x in self.industries))
+        object.__setattr__(self, "regions", tuple(tuple(x) for x in self.regions))
+        object.__setattr__(self, "conflicts", tuple(frozenset(x) for x in self.conflicts))
+
     def __len__(self) -> int:
         return len(self.id)
 
@@ -223,14 +258,12 @@ class ProviderTable:
             expertise=_objects(p.expertise for p in items),
             industries=tuple(tuple(p.industries) for p in items),
             regions=tuple(tuple(p.regions) for p in items),
-            remote=np.array([p.remote for p in items], dtype=bool),
-            capacity=np.array([p.capacity for p in items], dtype=np.int64),
-            load=np.array([p.load for p in items], dtype=np.int64),
-            paused=np.array([p.paused for p in items], dtype=bool),
-            active=np.array([p.active for p in items], dtype=bool),
-            rating=np.array(
-                [np.nan if p.rating is None else p.rating for p in items], dtype=np.float64
-            ),
+            remote=_column([p.remote for p in items], np.bool_),
+            capacity=_column([p.capacity for p in items], np.int64),
+            load=_column([p.load for p in items], np.int64),
+            paused=_column([p.paused for p in items], np.bool_),
+            active=_column([p.active for p in items], np.bool_),
+            rating=np.array([p.rating for p in items], dtype=object),  # typed in __post_init__
             conflicts=tuple(frozenset(p.conflicts) for p in items),
         )
 

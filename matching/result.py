@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from matching.problem import Id
+from matching.text import TextCache
 from matching.weights import Weights
 
 __all__ = [
@@ -67,7 +68,11 @@ class Explanation:
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """A proposed (or pinned) pair. ``gain = score × explanation.slot_multiplier``."""
+    """A chosen pair. ``gain = score × explanation.slot_multiplier``.
+
+    ``pinned`` is True for pairs kept as given rather than decided by this run: the
+    problem's pins, and the pairs a :func:`matching.rematch` keeps fixed.
+    """
 
     request: Id
     provider: Id
@@ -140,6 +145,10 @@ class MatchResult:
     stats : Stats
     weights : Weights
         The weights used, so that a re-match scores the same way by default.
+    text_cache : TextCache, optional
+        The run's fitted TF-IDF model and request vectors. :func:`matching.rematch` reuses
+        them when the providers' texts are unchanged (a result rebuilt elsewhere, without
+        it, just costs a refit). Not part of equality or ``repr``.
     """
 
     assignments: tuple[Assignment, ...]
@@ -147,6 +156,7 @@ class MatchResult:
     runners_up: Mapping[Id, tuple[Candidate, ...]]
     stats: Stats
     weights: Weights
+    text_cache: TextCache | None = field(default=None, repr=False, compare=False)
     _by_request: Mapping[Id, Assignment] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -27,11 +27,10 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from matching.glossary import Glossary, default_glossary
 
-__all__ = ["TextModel", "analyze", "fit_text_model", "normalise"]
+__all__ = ["TextCache", "TextModel", "analyze", "fit_text_model", "normalise", "vectorise"]
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _RUNS = re.compile(rf"[{_CJK}]+|[a-z][a-z0-9+#]*")
-_SPACE = re.compile(r"\s+")
 _STOP = frozenset(ENGLISH_STOP_WORDS) | {"need", "help", "want", "company", "our", "we"}
 
 
@@ -125,3 +124,57 @@ def fit_text_model(expertise: Sequence[str]) -> TextModel:
         vectorizer.vocabulary_ = {}
         matrix = sp.csr_array((len(expertise), 0), dtype=np.float64)
     return TextModel(vectorizer, matrix)
+
+
+@dataclass(frozen=True, slots=True)
+class TextCache:
+    """A run's fitted model and request vectors, reusable by a later run on the same texts.
+
+    Attributes
+    ----------
+    model : TextModel
+        Fitted on ``prov_text``.
+    prov_text : tuple of str, shape (n_providers,)
+        Expertise texts in canonical (id) order; the model is reusable iff they are equal.
+    req_ids, req_text : tuple, shape (n_requests,)
+        Request ids and texts in canonical order, rows of ``requests``.
+    requests : csr_array, shape (n_requests, n_terms)
+    """
+
+    model: TextModel
+    prov_text: tuple[str, ...]
+    req_ids: tuple[object, ...]
+    req_text: tuple[str, ...]
+    requests: sp.csr_array
+
+
+def vectorise(
+    prov_text: tuple[str, ...],
+    req_ids: tuple[object, ...],
+    req_text: tuple[str, ...],
+    cache: TextCache | None = None,
+) -> TextCache:
+    """Fit on ``prov_text`` and transform ``req_text``, reusing ``cache`` where it applies.
+
+    The model is reused when the providers' texts are unchanged; a request row is reused
+    when its id and text are unchanged. TF-IDF is a pure function of (model, text), so the
+    result is identical to computing everything afresh, only cheaper after small changes.
+    """
+    if cache is None or cache.prov_text != prov_text:
+        model = fit_text_model(prov_text)
+        return TextCache(model, prov_text, req_ids, req_text, model.transform(req_text))
+    position = {rid: i for i, rid in enumerate(cache.req_ids)}
+    old = np.array([position.get(rid, -1) for rid in req_ids], dtype=np.intp)
+    reuse = np.array(
+        [
+            o >= 0 and cache.req_text[o] == text
+            for o, text in zip(old.tolist(), req_text, strict=True)
+        ],
+        dtype=bool,
+    )
+    fresh = np.flatnonzero(~reuse)
+    new_rows = cache.model.transform([req_text[i] for i in fresh])
+    index = np.where(reuse, old, 0)
+    index[fresh] = len(cache.req_ids) + np.arange(len(fresh))
+    requests = sp.csr_array(sp.vstack([cache.requests, new_rows], format="csr")[index])
+    return TextCache(cache.model, prov_text, req_ids, req_text, requests)

@@ -122,7 +122,10 @@ def _check_counts(table: ProviderTable) -> None:
     for name in ("remote", "paused", "active"):
         if np.asarray(getattr(table, name)).dtype != np.bool_:
             raise InvalidProblem(f"providers.{name}: must be booleans")
-    rating = np.asarray(table.rating, dtype=np.float64)
+    try:
+        rating = np.asarray(table.rating, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidProblem("providers.rating: must be numbers 0–5 or None") from None
     bad = ~np.isnan(rating) & ((rating < 0) | (rating > 5) | ~np.isfinite(rating))
     if bad.any():
         raise _fail("providers.rating", int(np.argmax(bad)), table.id, "must be 0–5 or None")

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 
 import matching
 from matching import Problem, ProviderIn, RequestIn, Weights
+from matching import blocks as blocks_module
 from matching import candidates as candidates_module
 from matching.candidates import generate
 from matching.encode import encode
@@ -31,7 +32,7 @@ class TestChunking:
         w = Weights(top_k=3, min_score=0.1)
         whole = _generate(problem, w)
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(candidates_module, "CHUNK_CELLS", 1)
+            mp.setattr(blocks_module, "CHUNK_CELLS", 1)
             tiny = _generate(problem, w)
         for name in ("req", "prov", "features", "fit", "removed"):
             assert np.array_equal(getattr(whole, name), getattr(tiny, name)), name

@@ -99,7 +99,9 @@ class TestValidation:
             ({"industries": ("c17",)}, "providers.industries"),
             ({"capacity": -1}, "providers.capacity"),
             ({"load": -2}, "providers.load"),
+            ({"capacity": 2.5}, "providers.capacity"),
             ({"rating": 5.5}, "providers.rating"),
+            ({"rating": "good"}, "providers.rating"),
             ({"kind": "robot"}, "providers.kind"),
             ({"conflicts": [None]}, "providers.conflicts"),
         ],
@@ -174,3 +176,51 @@ class TestWeights:
     def test_frozen(self) -> None:
         with pytest.raises(dataclasses.FrozenInstanceError):
             Weights().skill = 2.0  # type: ignore[misc]
+
+
+class TestArrayForm:
+    def test_lists_are_accepted(self) -> None:
+        requests = matching.RequestTable(
+            id=["r1", "r2"],
+            category=["legal_ip"] * 2,
+            text=["专利", "patent"],
+            industry=["C17", "C18"],
+            region=["350582", "410102"],
+            urgency=[3, 5],
+            tier=["none", "champion"],
+            enterprise=["e1", "e2"],
+        )
+        providers = matching.ProviderTable(
+            id=["p1"],
+            kind=["expert"],
+            skills=[{"legal_ip": 3}],
+            expertise=["patent 专利"],
+            industries=[["C17"]],
+            regions=[[]],
+            remote=[False],
+            capacity=[2],
+            load=[0],
+            paused=[False],
+            active=[True],
+            rating=[None],
+            conflicts=[[]],
+        )
+        problem = Problem(requests, providers)
+        assert np.isnan(problem.providers.rating[0])
+        assert problem.providers.regions == ((),)
+        assert matching.match(problem).pairs == (("r1", "p1"), ("r2", "p1"))
+
+    def test_bad_values_still_fail_validation(self) -> None:
+        requests = matching.RequestTable(
+            id=["r1"],
+            category=["legal_ip"],
+            text=["x"],
+            industry=["C17"],
+            region=["350582"],
+            urgency=["high"],
+            tier=["none"],
+            enterprise=["e1"],
+        )
+        providers = Problem.build(requests=[], providers=[]).providers
+        with pytest.raises(InvalidProblem, match="urgency"):
+            matching.validate(Problem(requests, providers))

@@ -166,3 +166,26 @@ class TestScenarios:
         w = Weights(min_score=0.05, fairness=0.1)
         first = matching.match(self._problem(), w)
         assert matching.rematch(first, self._problem()).weights == w
+
+
+class TestReasons:
+    def test_kept_and_pinned_pairs_say_which(self) -> None:
+        providers = [_provider(0, 3, capacity=2), _provider(1, 2, capacity=2)]
+        requests = [_request(0), _request(1), _request(2)]
+        problem = Problem.build(requests=requests, providers=providers, pinned=[("r2", "p1")])
+        first = matching.match(problem)
+        again = matching.rematch(first, problem, changed=["r0"])
+        lines = {a.request: a.explanation for a in again.assignments}
+        assert lines["r2"].reason_en.startswith("pinned")
+        assert lines["r2"].reason_zh.startswith("人工指定")
+        assert lines["r1"].reason_en.startswith("kept")
+        assert lines["r1"].reason_zh.startswith("保持原匹配")
+        assert not lines["r0"].reason_en.startswith(("kept", "pinned"))
+
+    def test_reuses_the_text_model(self) -> None:
+        problem = Problem.build(requests=[_request(0)], providers=[_provider(0, 3)])
+        first = matching.match(problem)
+        again = matching.rematch(first, problem, changed=["r0"])
+        assert first.text_cache is not None
+        assert again.text_cache is not None
+        assert again.text_cache.model is first.text_cache.model

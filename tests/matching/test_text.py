@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from matching.glossary import CONCEPT_PREFIX, Glossary, default_glossary
-from matching.text import analyze, fit_text_model, normalise
+from matching.text import analyze, fit_text_model, normalise, vectorise
 
 
 class TestAnalyzer:
@@ -94,3 +94,21 @@ class TestSimilarity:
     def test_empty_corpus(self) -> None:
         model = fit_text_model([])
         assert model.transform(["anything"]).shape == (1, 0)
+
+
+class TestCache:
+    providers = ("数据库 database", "专利 patent", "出口 export")
+
+    def test_reuse_gives_the_same_vectors_as_a_fresh_fit(self) -> None:
+        first = vectorise(self.providers, ("a", "b", "c"), ("数据库", "patent law", "报关"))
+        ids, texts = ("b", "c", "d"), ("patent law", "出口报关 customs", "database 数据库")
+        again = vectorise(self.providers, ids, texts, first)
+        fresh = vectorise(self.providers, ids, texts)
+        assert again.model is first.model
+        assert (again.requests != fresh.requests).nnz == 0
+        assert again.requests.shape == fresh.requests.shape
+
+    def test_changed_provider_texts_refit(self) -> None:
+        first = vectorise(self.providers, ("a",), ("数据库",))
+        again = vectorise((*self.providers, "商标 trademark"), ("a",), ("数据库",), first)
+        assert again.model is not first.model
