@@ -3,10 +3,11 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.common.schemas import problem_responses
+from app.common.types import CategoryKey
 from app.deps import AdminOnly, CurrentPrincipal, DbSession
 from app.models import Category
 from app.taxonomy import service as taxonomy_service
-from app.taxonomy.schemas import CategoryCreate, CategoryRead
+from app.taxonomy.schemas import CategoryCreate, CategoryRead, CategoryUpdate
 
 router = APIRouter(prefix="/categories", tags=["taxonomy"])
 
@@ -25,3 +26,13 @@ def list_categories(session: DbSession, _principal: CurrentPrincipal) -> list[Ca
 def create_category(data: CategoryCreate, session: DbSession, _admin: AdminOnly) -> Category:
     """Extend the taxonomy (admins)."""
     return taxonomy_service.create_category(session, **data.model_dump())
+
+
+@router.patch("/{key}", response_model=CategoryRead, responses=problem_responses(401, 403, 404))
+def update_category(
+    key: CategoryKey, data: CategoryUpdate, session: DbSession, _admin: AdminOnly
+) -> Category:
+    """Rename a category or tune its deadline clocks (admins)."""
+    return taxonomy_service.update_category(
+        session, key=key, changes=data.model_dump(exclude_unset=True)
+    )

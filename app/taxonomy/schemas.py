@@ -14,8 +14,24 @@ class CategoryCreate(InputSchema):
     default_severity: Severity = Severity.ORDINARY
 
 
+class CategoryUpdate(InputSchema):
+    """Names, default severity and the "13710" clocks (days) of a category."""
+
+    name_zh: str | None = Field(default=None, min_length=1, max_length=50)
+    name_en: str | None = Field(default=None, min_length=1, max_length=80)
+    default_severity: Severity | None = None
+    route_days: int | None = Field(default=None, ge=1, le=365)
+    first_feedback_days: int | None = Field(default=None, ge=1, le=365)
+    resolve_days_ordinary: int | None = Field(default=None, ge=1, le=365)
+    resolve_days_major: int | None = Field(default=None, ge=1, le=365)
+
+
 class CategoryRead(Schema):
     key: str
     name_zh: str
     name_en: str
     default_severity: Severity
+    route_days: int
+    first_feedback_days: int
+    resolve_days_ordinary: int
+    resolve_days_major: int

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, InvalidInput
+from app.errors import Conflict, InvalidInput, NotFound
 from app.models import Category
 
 
@@ -36,5 +36,16 @@ def create_category(
         key=key, name_zh=name_zh, name_en=name_en, default_severity=default_severity
     )
     session.add(category)
+    session.flush()
+    return category
+
+
+def update_category(session: Session, *, key: str, changes: dict[str, object]) -> Category:
+    category = session.get(Category, key)
+    if category is None:
+        raise NotFound(f"category {key} not found")
+    for name, value in changes.items():
+        if value is not None:
+            setattr(category, name, value)
     session.flush()
     return category
