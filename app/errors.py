@@ -169,8 +169,11 @@ def install_error_handlers(app: FastAPI) -> None:
         """A value the database cannot hold (validation should have caught it first)."""
         logger.warning("value out of range on %s: %s", request.url.path, exc)
         return problem(
-            422, "Invalid input", "a value is out of the range the database can store",
-            type_=InvalidInput.type, instance=request.url.path,
+            422,
+            "Invalid input",
+            "a value is out of the range the database can store",
+            type_=InvalidInput.type,
+            instance=request.url.path,
         )
 
     @app.exception_handler(Exception)

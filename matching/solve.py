@@ -10,6 +10,24 @@ Problem (an integral LP because its constraint matrix is totally unimodular)::
 Certificate: for *any* prices ``p >= 0`` the dual objective
 ``sum_i max(0, max_j g_ij - p_j) + sum_j capacity[j] p_j`` bounds the optimum from
 above, so ``bound - objective`` is a proven optimality gap, whatever produced ``p``.
+
+Algorithm (see the private modules for the details and the reasons):
+
+1. validate once, apply pins (they consume capacity) and forbidden pairs, drop
+   providers with no capacity left and clip capacity to each provider's candidates;
+2. :mod:`matching._auction`: a numpy-vectorised forward/reverse auction (Bertsekas)
+   with providers split into priced slots, run at ``eps = tol / n`` and eps-scaled
+   only when a price war shows up. Small connected components where it stalls are
+   handed to :mod:`matching._exact` (scipy's LAPJVsp plus Bellman-Ford duals);
+3. the certificate is recomputed here from the final prices; if the auction ran out
+   of budget or did not certify ``GAP_TOL``, HiGHS (:mod:`matching._lp`) solves the LP.
+
+Every step has a work budget, so every call ends in bounded time; HiGHS is polynomial.
+
+Tie-breaking is deterministic, with no randomness: among equal values a person bids
+for the lower provider index, among equal bids the current holder keeps its slot and
+then the lower request index wins. The same input gives the same output; permuting the
+rows gives the same objective, and the same pairs whenever the optimum is unique.
 """
 
 from __future__ import annotations
@@ -17,17 +35,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from time import perf_counter
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
+from matching._auction import auction
 from matching._lp import solve_lp
 from matching.errors import Infeasible, InvalidProblem
 
-__all__ = ["SolveResult", "dual_bound", "solve_assignment"]
+__all__ = ["GAP_TOL", "SolveResult", "dual_bound", "solve_assignment"]
 
-Pairs = Iterable[tuple[int, int]] | ArrayLike
+GAP_TOL = 1e-10
+"""Certified relative gap: ``bound - objective <= GAP_TOL * sum_i max_j g_ij``."""
+_WORK_PER_REQUEST = 1000  # auction budget (evaluations per request) before HiGHS
+
+Pairs = Iterable[tuple[int, int]] | NDArray[np.integer[Any]]
 
 
 @dataclass(frozen=True)
@@ -99,15 +123,41 @@ def solve_assignment(
     pins = _as_pairs(pinned, csr.shape, "pinned")
     bans = _as_pairs(forbidden, csr.shape, "forbidden")
     pins = _check_pins(pins, bans, cap, csr.shape[1])
-    free = _drop_entries(csr, bans, pins[:, 0])
     residual = cap - np.bincount(pins[:, 1], minlength=csr.shape[1])
-    provider_of, prices = solve_lp(free, residual)
+    free = _drop_entries(csr, bans, pins[:, 0], residual)
+    # same feasible set, tighter certificate: nobody takes more requests than candidates
+    residual = np.minimum(residual, np.bincount(free.indices, minlength=csr.shape[1]))
+    provider_of, objective, bound, method = _solve_free(free, residual)
     provider_of[pins[:, 0]] = pins[:, 1]
     pin_gain = float(_lookup(csr, pins[:, 0], pins[:, 1]).sum())
-    objective = float(_chosen_gains(csr, provider_of).sum())
-    bound = pin_gain + dual_bound(free, residual, prices)
+    objective, bound = objective + pin_gain, bound + pin_gain
     gap = max(bound - objective, 0.0) / max(1.0, abs(bound))
-    return SolveResult(provider_of, objective, bound, gap, "lp", perf_counter() - start)
+    return SolveResult(provider_of, objective, bound, gap, method, perf_counter() - start)
+
+
+def _solve_free(
+    csr: sp.csr_array, capacity: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], float, float, str]:
+    """Auction first; HiGHS when the auction runs out of budget or fails to certify.
+
+    Returns the assignment, its objective, the dual bound and the method. The auction's
+    answer is accepted only if the certificate recomputed here from its prices
+    (independently of the auction's bookkeeping) closes the gap to ``tol``.
+    """
+    n_req = csr.shape[0]
+    if csr.nnz == 0:
+        return np.full(n_req, -1, dtype=np.int64), 0.0, 0.0, "auction"
+    nonempty = np.flatnonzero(np.diff(csr.indptr))
+    tol = GAP_TOL * max(1.0, float(np.maximum.reduceat(csr.data, csr.indptr[nonempty]).sum()))
+    out = auction(csr, capacity, tol=tol, max_work=_WORK_PER_REQUEST * n_req + csr.nnz)
+    if out.finished:
+        objective = float(_chosen_gains(csr, out.provider_of).sum())
+        bound = dual_bound(csr, capacity, out.prices)
+        if bound - objective <= tol:
+            return out.provider_of, objective, bound, "auction"
+    provider_of, prices = solve_lp(csr, capacity)
+    objective = float(_chosen_gains(csr, provider_of).sum())
+    return provider_of, objective, dual_bound(csr, capacity, prices), "lp"
 
 
 def dual_bound(
@@ -126,26 +176,32 @@ def dual_bound(
 
 
 def _as_scores(scores: sp.sparray | sp.spmatrix) -> sp.csr_array:
-    """Validate the score matrix once and return canonical float64 CSR (sorted, no dups)."""
+    """Validate the score matrix once; return canonical float64 CSR (sorted, no dups).
+
+    Conversions that would sum duplicate entries (COO) are checked first: duplicates
+    are an encoding error, not something to add up silently.
+    """
     if not sp.issparse(scores):
         raise InvalidProblem("scores must be a scipy.sparse array or matrix")
     if scores.ndim != 2:
         raise InvalidProblem(f"scores must be 2-D, got shape {scores.shape}")
     if scores.dtype.kind not in "iuf":
         raise InvalidProblem(f"scores must be real numbers, got dtype {scores.dtype}")
-    coo = sp.coo_array(scores)
-    keys = coo.row.astype(np.int64) * coo.shape[1] + coo.col
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    if keys.size > 1 and np.any(keys[1:] == keys[:-1]):
-        raise InvalidProblem("scores has duplicate entries for the same (request, provider)")
-    data = coo.data[order].astype(np.float64)
-    if not np.all(np.isfinite(data)) or np.any(data <= 0):
+    if scores.format == "coo" and not scores.has_canonical_format:
+        keys = np.sort(scores.row.astype(np.int64) * scores.shape[1] + scores.col)
+        if np.any(keys[1:] == keys[:-1]):
+            raise InvalidProblem("scores has duplicate entries for one (request, provider)")
+    csr = sp.csr_array(scores, dtype=np.float64)
+    if not csr.has_canonical_format:
+        csr = csr.copy()  # never reorder the caller's arrays in place
+        csr.sort_indices()
+        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+        if np.any((csr.indices[1:] == csr.indices[:-1]) & (rows[1:] == rows[:-1])):
+            raise InvalidProblem("scores has duplicate entries for one (request, provider)")
+        csr.has_canonical_format = True
+    if not np.all(np.isfinite(csr.data)) or np.any(csr.data <= 0):
         raise InvalidProblem("every explicit score must be finite and > 0")
-    n_req, n_prov = coo.shape
-    indptr = np.searchsorted(keys, np.arange(n_req + 1, dtype=np.int64) * n_prov)
-    indices = keys % max(n_prov, 1)
-    return sp.csr_array((data, indices, indptr), shape=(n_req, n_prov))
+    return csr
 
 
 def _as_capacity(capacity: ArrayLike, n_providers: int) -> NDArray[np.int64]:
@@ -161,7 +217,7 @@ def _as_capacity(capacity: ArrayLike, n_providers: int) -> NDArray[np.int64]:
 
 def _as_pairs(pairs: Pairs, shape: tuple[int, int], name: str) -> NDArray[np.int64]:
     """Return an (n, 2) int64 array of distinct pairs, checked against ``shape``."""
-    arr = np.asarray(list(pairs) if not isinstance(pairs, np.ndarray) else pairs)
+    arr = pairs if isinstance(pairs, np.ndarray) else np.asarray(list(pairs))
     if arr.size == 0:
         return np.empty((0, 2), dtype=np.int64)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.dtype.kind not in "iu":
@@ -197,18 +253,25 @@ def _check_pins(
 
 
 def _drop_entries(
-    csr: sp.csr_array, bans: NDArray[np.int64], pinned_rows: NDArray[np.int64]
+    csr: sp.csr_array,
+    bans: NDArray[np.int64],
+    pinned_rows: NDArray[np.int64],
+    residual: NDArray[np.int64],
 ) -> sp.csr_array:
-    """Copy of ``csr`` without forbidden pairs and without the rows of pinned requests."""
+    """Copy of ``csr`` keeping only usable pairs.
+
+    Drops forbidden pairs, the rows of pinned requests and the columns of providers with
+    no capacity left (their price is then 0 in the certificate).
+    """
     n_req, n_prov = csr.shape
+    if not bans.size and not pinned_rows.size and np.all(residual > 0):
+        return csr
     rows = np.repeat(np.arange(n_req, dtype=np.int64), np.diff(csr.indptr))
-    keep = np.ones(csr.nnz, dtype=bool)
+    keep = residual[csr.indices] > 0
     if bans.size:
         keep &= ~np.isin(rows * n_prov + csr.indices, bans[:, 0] * n_prov + bans[:, 1])
     if pinned_rows.size:
         keep &= ~np.isin(rows, pinned_rows)
-    if keep.all():
-        return csr
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=n_req))])
     return sp.csr_array((csr.data[keep], csr.indices[keep], indptr), shape=csr.shape)
 
@@ -216,17 +279,17 @@ def _drop_entries(
 def _lookup(
     csr: sp.csr_array, rows: NDArray[np.int64], cols: NDArray[np.int64]
 ) -> NDArray[np.float64]:
-    """Gains of pairs ``(rows[k], cols[k])``; 0 where the pair is not an explicit entry."""
+    """Gains of pairs ``(rows[k], cols[k])``; 0 where the pair is not an explicit entry.
+
+    Gathers only the queried rows (canonical CSR: each pair occurs at most once).
+    """
+    deg = csr.indptr[rows + 1] - csr.indptr[rows]
+    query = np.repeat(np.arange(rows.size), deg)
+    idx = np.arange(query.size) - np.repeat(np.cumsum(deg) - deg, deg)
+    idx += np.repeat(csr.indptr[rows], deg)
+    hit = csr.indices[idx] == cols[query]
     out = np.zeros(rows.size)
-    if rows.size == 0 or csr.nnz == 0:
-        return out
-    n_prov = csr.shape[1]
-    entry_rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
-    keys = entry_rows * n_prov + csr.indices
-    want = rows * n_prov + cols
-    pos = np.minimum(np.searchsorted(keys, want), keys.size - 1)
-    hit = keys[pos] == want
-    out[hit] = csr.data[pos[hit]]
+    out[query[hit]] = csr.data[idx[hit]]
     return out
 
 

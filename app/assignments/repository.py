@@ -44,9 +44,7 @@ class AssignmentFilter:
     match_run_id: int | None = None
 
 
-def filtered(
-    statement: Select[Assignment], f: AssignmentFilter
-) -> Select[Assignment]:
+def filtered(statement: Select[Assignment], f: AssignmentFilter) -> Select[Assignment]:
     if f.status:
         statement = statement.where(Assignment.status == f.status)
     if f.provider_id:

@@ -57,9 +57,7 @@ class EnterpriseFilter:
     q: str | None = None
 
 
-def filtered(
-    statement: Select[Enterprise], f: EnterpriseFilter
-) -> Select[Enterprise]:
+def filtered(statement: Select[Enterprise], f: EnterpriseFilter) -> Select[Enterprise]:
     if f.region:
         statement = statement.where(Enterprise.region_code.startswith(f.region))
     if f.industry:
