@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 import matching
@@ -83,7 +83,18 @@ def _request_row(request: HelpRequest, enterprise: Enterprise) -> matching.Reque
     )
 
 
-def _provider_rows(session: Session, excluded_load: dict[int, int]) -> list[matching.ProviderIn]:
+def _providers(categories: Sequence[str] | None, must_have: Iterable[int]) -> Select[Provider]:
+    """All providers, or only those with a skill in ``categories`` (plus ``must_have``)."""
+    statement = select(Provider).order_by(Provider.id)
+    if categories:
+        skilled = [Provider.skills[c].as_string().is_not(None) for c in sorted(set(categories))]
+        statement = statement.where(or_(*skilled, Provider.id.in_(list(must_have))))
+    return statement
+
+
+def _provider_rows(
+    session: Session, excluded_load: dict[int, int], statement: Select[Provider]
+) -> list[matching.ProviderIn]:
     load = dict(session.execute(assignment_repository.open_load()).all())
     conflicts: dict[int, list[int]] = defaultdict(list)
     for provider_id, enterprise_id in session.execute(
@@ -107,7 +118,7 @@ def _provider_rows(session: Session, excluded_load: dict[int, int]) -> list[matc
             rating=p.rating,
             conflicts=tuple(conflicts.get(p.id, ())),
         )
-        for p in session.scalars(select(Provider).order_by(Provider.id))
+        for p in session.scalars(statement)
     ]
 
 
@@ -124,11 +135,15 @@ def snapshot(
     *,
     pinned: Iterable[tuple[int, int]] = (),
     pinned_are_open: bool = False,
+    skilled_only: bool = False,
 ) -> Snapshot:
     """Build the engine's problem for ``scope``.
 
     ``pinned`` pairs are kept by the solver and consume capacity. When they are already open
     assignments (``pinned_are_open``) their slot is counted once, as a pin, not also as load.
+    ``skilled_only`` loads only providers with a skill in the requests' categories: a re-match
+    of one request then reads dozens of providers, not the whole directory (the text model is
+    fitted on fewer profiles, so scores can differ slightly from a full run's).
     """
     rows = session.execute(scope.statement()).all()
     pins = [(r, p) for r, p in pinned]
@@ -140,7 +155,13 @@ def snapshot(
             excluded_load[provider_id] += 1
     problem = matching.Problem.build(
         requests=[_request_row(request, enterprise) for request, enterprise in rows],
-        providers=_provider_rows(session, excluded_load),
+        providers=_provider_rows(
+            session,
+            excluded_load,
+            _providers(
+                [r.category for r, _ in rows] if skilled_only else None, (p for _, p in pins)
+            ),
+        ),
         exclusions=_exclusions(session),
         pinned=pins,
     )

@@ -36,7 +36,7 @@ def rematch_requests(
     ids = tuple(sorted(set(request_ids)))
     if not ids:
         return []
-    snap = snapshot(session, Scope(request_ids=ids))
+    snap = snapshot(session, Scope(request_ids=ids), skilled_only=True)
     if len(snap.problem.requests) == 0:
         return []
     result = matching.match(snap.problem, weights)
