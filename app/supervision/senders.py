@@ -23,8 +23,11 @@ class Sender(Protocol):
 
 
 class LogSender:
+    """Writes each notification to the ``zhuqi.notifications`` log (DEBUG; a summary per
+    delivery batch is logged at INFO so a busy sweep does not flood the console)."""
+
     def send(self, notification: Notification) -> None:
-        logger.info(
+        logger.debug(
             "notify user=%s kind=%s subject=%s",
             notification.recipient_user_id,
             notification.kind,
@@ -63,4 +66,6 @@ def deliver_pending(
         notification.sent_at = utc_now()
         sent += 1
     session.flush()
+    if sent or failed:
+        logger.info("outbox: %d notification(s) sent, %d failed", sent, failed)
     return sent, failed
