@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, false, or_, select
 
@@ -57,13 +58,24 @@ class EnterpriseFilter:
     q: str | None = None
 
 
+S = TypeVar("S", bound=Select[Any])
+
+
+def where_enterprise(
+    statement: S, *, region: str | None, industry: str | None, tier: str | None
+) -> S:
+    """Narrow any statement joined to ``Enterprise`` by region and industry prefix and tier."""
+    if region:
+        statement = statement.where(Enterprise.region_code.startswith(region))
+    if industry:
+        statement = statement.where(Enterprise.industry_code.startswith(industry))
+    if tier:
+        statement = statement.where(Enterprise.tier == tier)
+    return statement
+
+
 def filtered(statement: Select[Enterprise], f: EnterpriseFilter) -> Select[Enterprise]:
-    if f.region:
-        statement = statement.where(Enterprise.region_code.startswith(f.region))
-    if f.industry:
-        statement = statement.where(Enterprise.industry_code.startswith(f.industry))
-    if f.tier:
-        statement = statement.where(Enterprise.tier == f.tier)
+    statement = where_enterprise(statement, region=f.region, industry=f.industry, tier=f.tier)
     if f.size:
         statement = statement.where(Enterprise.size == f.size)
     if f.q:

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy import Select, false, select
 
 from app.auth.principal import Principal
-from app.enterprises.repository import PROVIDER_VISIBLE_STATUSES, region_clause
+from app.enterprises.repository import (
+    PROVIDER_VISIBLE_STATUSES,
+    region_clause,
+    where_enterprise,
+)
 from app.models import Assignment, Enterprise, HelpRequest
 
 
@@ -41,12 +45,7 @@ class RequestFilter:
 
 
 def filtered(statement: Select[HelpRequest], f: RequestFilter) -> Select[HelpRequest]:
-    if f.region:
-        statement = statement.where(Enterprise.region_code.startswith(f.region))
-    if f.industry:
-        statement = statement.where(Enterprise.industry_code.startswith(f.industry))
-    if f.tier:
-        statement = statement.where(Enterprise.tier == f.tier)
+    statement = where_enterprise(statement, region=f.region, industry=f.industry, tier=f.tier)
     if f.category:
         statement = statement.where(HelpRequest.category == f.category)
     if f.status:
