@@ -10,7 +10,7 @@ from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
 from app.deps import DbSession, Staff
-from app.match_runs import repository
+from app.match_runs import publishing, repository
 from app.match_runs import service as match_run_service
 from app.match_runs.schemas import (
     ChangeKind,
@@ -96,7 +96,7 @@ def publish_run(
 ) -> PublishResult:
     """Offer every proposal at once, or nothing (409 naming the pairs that no longer fit)."""
     check_if_match(if_match, run.version)
-    done = match_run_service.publish(session, principal=principal, run=run)
+    done = publishing.publish(session, principal=principal, run=run)
     return PublishResult.model_validate(done)
 
 
@@ -106,5 +106,5 @@ def revert_run(
 ) -> RevertResult:
     """Withdraw the run's offers nobody accepted yet; accepted ones stay and are listed."""
     check_if_match(if_match, run.version)
-    done = match_run_service.revert(session, principal=principal, run=run)
+    done = publishing.revert(session, principal=principal, run=run)
     return RevertResult.model_validate(done)
