@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, false, or_, select
+from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest
@@ -23,6 +24,12 @@ def region_clause(column: object, prefixes: tuple[str, ...]) -> object:
     if not prefixes:
         return false()
     return or_(*(column.startswith(p) for p in prefixes))  # type: ignore[attr-defined]
+
+
+def region_code_of(session: Session, enterprise_id: int) -> str:
+    """The enterprise's region code ("" if it is gone): what coordinators' scopes are checked on."""
+    enterprise = session.get(Enterprise, enterprise_id)
+    return enterprise.region_code if enterprise else ""
 
 
 def served_enterprise_ids(provider_id: int) -> Select[int]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.assignments.lifecycle import move
 from app.auth.principal import Principal
 from app.common.clock import today, utc_now
+from app.enterprises.repository import region_code_of
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events import service as event_service
 from app.models import (
@@ -48,10 +49,7 @@ def list_(session: Session, *, principal: Principal, status: PlanStatus | None) 
 
 
 def _region(session: Session, plan: Plan) -> str:
-    return (
-        session.scalar(select(Enterprise.region_code).where(Enterprise.id == plan.enterprise_id))
-        or ""
-    )
+    return region_code_of(session, plan.enterprise_id)
 
 
 def open_plan(session: Session, enterprise_id: int) -> Plan | None:
