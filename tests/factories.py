@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -117,3 +118,14 @@ def make_user(session: Session, role: Role, **overrides: Any) -> User:
 def auth_headers(user: User, secret_key: str) -> dict[str, str]:
     token, _ = create_access_token(user.id, secret_key=secret_key, minutes=5)
     return {"Authorization": f"Bearer {token}"}
+
+
+def sessions_of_test(db: Session) -> Callable[[], Session]:
+    """Hand code that opens its own transactions (the match runner, the worker) the test's
+    session: what it commits becomes a savepoint of ``db``, rolled back after the test."""
+
+    def factory() -> Session:
+        db.commit()
+        return db
+
+    return factory

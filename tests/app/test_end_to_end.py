@@ -9,7 +9,6 @@ and the audit trail and the numbers tell the same story.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -18,17 +17,15 @@ from sqlalchemy.orm import Session
 from app.match_runs import runner
 from app.models import ProviderKind, Role
 from tests.app.conftest import Cast
-from tests.factories import auth_headers, make_policy, make_provider, make_user
+from tests.factories import (
+    auth_headers,
+    make_policy,
+    make_provider,
+    make_user,
+    sessions_of_test,
+)
 
 API = "/api/v1"
-
-
-def sessions_of(db: Session) -> Callable[[], Session]:
-    def factory() -> Session:
-        db.commit()
-        return db
-
-    return factory
 
 
 def the_offer(client: TestClient, headers: dict[str, str], request_id: int) -> dict[str, Any]:
@@ -100,7 +97,7 @@ def test_the_closed_loop(client: TestClient, cast: Cast, db: Session) -> None:
     queued = client.post(f"{API}/match-runs", json={"scope_region": "35"}, headers=coord)
     assert queued.status_code == 202, queued.text
     run_id = queued.json()["id"]
-    assert runner.process_next(sessions_of(db), "e2e-worker") is not None
+    assert runner.process_next(sessions_of_test(db), "e2e-worker") is not None
     run = client.get(f"{API}/match-runs/{run_id}", headers=coord).json()
     assert run["status"] == "succeeded"
     assert run["stats"]["matched"] == 1

@@ -7,7 +7,6 @@ each test stays inside its rolled-back transaction on both databases.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +34,13 @@ from app.models import (
     User,
 )
 from tests.app.conftest import Cast
-from tests.factories import make_enterprise, make_provider, make_request, make_user
+from tests.factories import (
+    make_enterprise,
+    make_provider,
+    make_request,
+    make_user,
+    sessions_of_test,
+)
 
 URL = "/api/v1/match-runs"
 
@@ -73,16 +78,6 @@ def scene(db: Session, cast: Cast) -> Scene:
     wide_user = make_user(db, Role.EXPERT, provider_id=wide.id)
     db.commit()
     return Scene(cast, ent2, wide, narrow, wide_user, requests, far)
-
-
-def sessions_of_test(db: Session) -> Callable[[], Session]:
-    """The runner opens its own transactions; in tests they are savepoints of ``db``."""
-
-    def factory() -> Session:
-        db.commit()
-        return db
-
-    return factory
 
 
 def work(db: Session) -> runner.Processed | None:

@@ -24,7 +24,7 @@ from app.models import (
 from app.supervision import service as supervision_service
 from app.supervision.senders import LogSender, deliver_pending
 from tests.app.conftest import Cast
-from tests.factories import make_request, make_user
+from tests.factories import make_request, make_user, sessions_of_test
 
 
 def backdated_request(db: Session, cast: Cast, days: float, **overrides: object) -> HelpRequest:
@@ -219,10 +219,7 @@ def test_worker_housekeeping_sweeps_and_delivers(db: Session, cast: Cast) -> Non
     request = make_request(db, cast.ent, status="matched")
     offered(db, request, cast.expert.id, days_ago=3)
 
-    def sessions() -> Session:
-        db.commit()
-        return db
-
+    sessions = sessions_of_test(db)
     worker = Worker(Sessions(write=sessions, read=sessions), worker_id="test")
     report = worker.housekeeping()
     assert report.expired_offers == 1
