@@ -11,30 +11,67 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "zhuqi_sqlite_begin"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    pool_timeout: float = 30.0,
+    statement_timeout_ms: int | None = None,
+) -> Engine:
+    """An engine for either database.
+
+    ``max_overflow`` equals ``pool_size``: the admission limit (app/admission.py) keeps one
+    connection per admitted request inside ``pool_size``, and the overflow is headroom for the
+    rare request that needs a second connection, so a burst can never take every connection.
+    ``statement_timeout_ms`` bounds a statement on PostgreSQL and a lock wait on SQLite; the
+    request path sets it so a held lock gives a quick 503 instead of a hung pool. Background
+    work (runs, sweeps, seed) leaves it unset.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+        busy_ms = statement_timeout_ms or SQLITE_BUSY_TIMEOUT_MS
+        in_memory = make_url(url).database in (None, "", ":memory:")
+        pool_args: dict[str, Any] = (
+            {}
+            if in_memory
+            else {"pool_size": pool_size, "max_overflow": pool_size, "pool_timeout": pool_timeout}
         )
-        _install_sqlite_recipe(engine)
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
+            **pool_args,
+        )
+        _install_sqlite_recipe(engine, busy_timeout_ms=busy_ms)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args: dict[str, Any] = {"connect_timeout": 10}
+    if statement_timeout_ms is not None:
+        connect_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=pool_timeout,
+        connect_args=connect_args,
+    )
 
 
-def _install_sqlite_recipe(engine: Engine) -> None:
+def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")

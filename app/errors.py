@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -70,6 +71,17 @@ class PreconditionFailed(AppError):
     title = "Precondition failed"
 
 
+class Unavailable(AppError):
+    """A transient condition (busy database, held lock, exhausted pool): retry later."""
+
+    status = 503
+    type = "/problems/unavailable"
+    title = "Service unavailable"
+
+
+RETRY_AFTER_SECONDS = "2"
+
+
 class PreconditionRequired(AppError):
     status = 428
     type = "/problems/precondition-required"
@@ -83,14 +95,19 @@ def problem(
     *,
     type_: str = "about:blank",
     instance: str = "",
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers or None
+    )
 
 
 _MODEL_LEVEL_FIELD = re.compile(r"^(?:Value error, )?([a-z_][a-z0-9_]*): ")
@@ -109,15 +126,21 @@ def _field_of(error: Mapping[str, Any]) -> str:
     return ".".join(parts) or ".".join(str(p) for p in error["loc"])
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if exc.status == 503 else None
         return problem(
             exc.status,
             exc.title,
             exc.detail,
             type_=exc.type,
             instance=request.url.path,
+            headers=headers,
             field=exc.field,
             **exc.extra,
         )
@@ -161,6 +184,24 @@ def install_error_handlers(app: FastAPI) -> None:
             "the change conflicts with stored data",
             type_=Conflict.type,
             instance=request.url.path,
+        )
+
+    @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(OperationalError)
+    def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """Pool exhausted, statement timeout, lock wait, lost connection: transient, so 503.
+
+        The client is told when to retry; nothing was committed, because the request's
+        transaction rolls back with the error.
+        """
+        logger.warning("database unavailable on %s: %s", request.url.path, _first_line(exc))
+        return problem(
+            503,
+            Unavailable.title,
+            "the database is busy or unreachable; retry shortly",
+            type_=Unavailable.type,
+            instance=request.url.path,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
 
     @app.exception_handler(DataError)

@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from anyio import to_thread
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
+from app.admission import AdmissionControl, AdmissionStats
 from app.api import api_router
 from app.common.schemas import ProblemDetail
 from app.db import make_engine, make_session_factory
@@ -18,6 +21,8 @@ from app.match_runs.worker import Worker, default_worker_id
 from app.settings import Settings, get_settings
 
 PROBLEM = {"model": ProblemDetail, "content": {"application/problem+json": {}}}
+# Paths that never touch the database answer even when every admission slot is taken.
+UNMETERED_PATHS = frozenset({"/healthz", "/metrics"})
 
 
 def create_app(settings: Settings | None = None, *, manage_engine: bool = True) -> FastAPI:
@@ -27,20 +32,32 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker: Worker | None = None
+        worker_engine: Engine | None = None
+        # One thread per admitted request, plus a few for exempt and background hops.
+        to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         if manage_engine:
-            engine = make_engine(settings.database_url, echo=settings.sql_echo)
+            engine = make_engine(
+                settings.database_url,
+                echo=settings.sql_echo,
+                pool_size=settings.db_pool_size,
+                pool_timeout=settings.db_pool_timeout,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+            )
             app.state.engine = engine
             app.state.session_factories = {
                 "write": make_session_factory(engine),
                 "read": make_session_factory(engine, read_only=True),
             }
             if settings.embedded_worker:
-                worker = _embedded_worker(app, settings)
+                worker, worker_engine = _embedded_worker(settings)
+                app.state.match_worker = worker
         try:
             yield
         finally:
             if worker is not None:
                 worker.stop(timeout=5)
+            if worker_engine is not None:
+                worker_engine.dispose()
             if manage_engine:
                 app.state.engine.dispose()
 
@@ -52,23 +69,37 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         responses={422: PROBLEM, 500: PROBLEM},
     )
     app.state.settings = settings
+    app.state.admission = AdmissionStats(limit=settings.inflight_limit)
+    app.add_middleware(
+        AdmissionControl,
+        limit=settings.inflight_limit,
+        timeout=settings.admission_timeout,
+        exempt=UNMETERED_PATHS,
+        stats=app.state.admission,
+    )
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router)
     return app
 
 
-def _embedded_worker(app: FastAPI, settings: Settings) -> Worker:
-    """Match runs execute in a thread of the service, so SQLite needs no second process."""
-    factories = app.state.session_factories
+def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
+    """Match runs execute in a thread of the service, so SQLite needs no second process.
+
+    The worker has an engine of its own: its long transactions must never take a connection
+    the admission limit counted on, and it needs no request statement timeout.
+    """
+    engine = make_engine(settings.database_url, echo=settings.sql_echo, pool_size=2)
     worker = Worker(
-        Sessions(write=factories["write"], read=factories["read"]),
+        Sessions(
+            write=make_session_factory(engine),
+            read=make_session_factory(engine, read_only=True),
+        ),
         worker_id=default_worker_id("embedded"),
         lease=timedelta(seconds=settings.lease_seconds),
     )
     worker.start()
-    app.state.match_worker = worker
-    return worker
+    return worker, engine
 
 
 def app_factory() -> FastAPI:

@@ -30,6 +30,34 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(
         default=60, ge=5, le=3600, description="How long a worker's claim on a match run lasts"
     )
+    # The request path's concurrency model (see app/admission.py): at most
+    # ``max_inflight_requests`` requests hold a database session at once; the pool has room for
+    # each of them plus headroom, and the thread pool has a thread for each of them, so a
+    # request that was admitted can always get its connection and its thread.
+    db_pool_size: int = Field(
+        default=20, ge=1, le=500, description="Pooled database connections per API process"
+    )
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, le=120, description="Seconds to wait for a pooled connection (then 503)"
+    )
+    db_statement_timeout_ms: int = Field(
+        default=15_000,
+        ge=100,
+        le=3_600_000,
+        description="Longest statement (PostgreSQL) or lock wait (SQLite) of a request (then 503)",
+    )
+    request_threads: int = Field(
+        default=40, ge=2, le=1000, description="Worker threads that run the synchronous endpoints"
+    )
+    max_inflight_requests: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Requests served at once; default min(db_pool_size, request_threads)",
+    )
+    admission_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a request may queue before 503"
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -56,6 +84,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def inflight_limit(self) -> int:
+        """Never more admitted requests than connections or threads to serve them."""
+        limit = min(self.db_pool_size, self.request_threads)
+        return min(self.max_inflight_requests or limit, limit)
 
 
 @lru_cache

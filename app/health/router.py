@@ -1,33 +1,56 @@
-"""Liveness and readiness, outside /api/v1 so load balancers need no token."""
+"""Liveness and readiness, outside /api/v1 so load balancers need no token.
+
+``/healthz`` is async and touches nothing shared: it answers while every admission slot,
+thread and connection is busy, which is exactly when a load balancer asks. ``/readyz`` asks
+the database with a short deadline, so a stuck database reads as "not ready" within seconds.
+"""
 
 from __future__ import annotations
 
+from anyio import fail_after, to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import SQLITE_BEGIN_OPTION
 
 router = APIRouter(tags=["health"])
 
+READY_DEADLINE_SECONDS = 2.0
+
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """The process is up."""
+async def healthz() -> dict[str, str]:
+    """The process is up (and its event loop answers)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "The database does not answer"}})
-def readyz(request: Request) -> JSONResponse:
-    """The database answers and is migrated."""
+def _schema_revision(engine: Engine) -> str | None:
     # A reader never queues behind a writer's lock on SQLite.
-    engine = request.app.state.engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+    reader = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+    with reader.connect() as connection:
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if revision is None else str(revision)
+
+
+@router.get("/readyz", responses={503: {"description": "The database does not answer in time"}})
+async def readyz(request: Request) -> JSONResponse:
+    """The database answers, within a short deadline, and is migrated."""
+    engine: Engine = request.app.state.engine
     try:
-        with engine.connect() as connection:
-            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        with fail_after(READY_DEADLINE_SECONDS):
+            revision = await to_thread.run_sync(_schema_revision, engine, abandon_on_cancel=True)
+    except TimeoutError:
+        return _unavailable("TimeoutError")
     except SQLAlchemyError as exc:
-        return JSONResponse(
-            {"status": "unavailable", "detail": type(exc).__name__}, status_code=503
-        )
+        return _unavailable(type(exc).__name__)
     return JSONResponse({"status": "ready", "schema_revision": revision})
+
+
+def _unavailable(reason: str) -> JSONResponse:
+    return JSONResponse(
+        {"status": "unavailable", "detail": reason},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
