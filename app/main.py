@@ -19,6 +19,7 @@ from app.health.router import router as health_router
 from app.match_runs.runner import Sessions
 from app.match_runs.worker import Worker, default_worker_id
 from app.settings import Settings, get_settings
+from app.stats.service import StatsCache
 
 PROBLEM = {"model": ProblemDetail, "content": {"application/problem+json": {}}}
 # Paths that never touch the database answer even when every admission slot is taken.
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     )
     app.state.settings = settings
     app.state.admission = AdmissionStats(limit=settings.inflight_limit)
+    app.state.stats_cache = StatsCache(settings.stats_cache_seconds)
     app.add_middleware(
         AdmissionControl,
         limit=settings.inflight_limit,

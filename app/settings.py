@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         le=1000,
         description="Requests served at once; default min(db_pool_size, request_threads)",
     )
+    stats_cache_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        le=3600,
+        description="How long a /stats summary is reused (0: computed on every call)",
+    )
     admission_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds a request may queue before 503"
     )

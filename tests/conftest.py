@@ -125,7 +125,13 @@ def db(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(environment="test", secret_key=TEST_SECRET, database_url="sqlite://")
+    # Summaries computed fresh on every call: tests read their own writes at once.
+    return Settings(
+        environment="test",
+        secret_key=TEST_SECRET,
+        database_url="sqlite://",
+        stats_cache_seconds=0,
+    )
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.common.schemas import problem_responses
 from app.common.types import CategoryKey, RegionPrefix
@@ -38,13 +38,21 @@ def stats_filter(
     )
 
 
+def stats_cache(request: Request) -> stats_service.StatsCache:
+    cache: stats_service.StatsCache = request.app.state.stats_cache
+    return cache
+
+
 @router.get("", response_model=StatsRead, responses=problem_responses(401, 403, 422))
 def read_stats(
     session: DbSession,
     principal: Staff,
     filters: Annotated[StatsFilter, Depends(stats_filter)],
+    cache: Annotated[stats_service.StatsCache, Depends(stats_cache)],
     group_by: GroupBy | None = None,
 ) -> StatsRead:
     """Funnel, time to match and to resolution, acceptance / resolution / satisfaction rates
     and provider load, over the caller's regions, in total and per group."""
-    return stats_service.summarise(session, principal=principal, filters=filters, group_by=group_by)
+    return stats_service.summarise(
+        session, principal=principal, filters=filters, group_by=group_by, cache=cache
+    )

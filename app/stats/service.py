@@ -15,6 +15,7 @@ from statistics import fmean, median
 from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
+from app.common.cache import TTLCache
 from app.common.clock import utc_now
 from app.errors import Forbidden, InvalidInput
 from app.stats import repository
@@ -49,12 +50,39 @@ def _check(principal: Principal, filters: StatsFilter) -> None:
         raise InvalidInput("until must be later than since", field="until")
 
 
+StatsCache = TTLCache[StatsRead]
+
+
 def summarise(
-    session: Session, *, principal: Principal, filters: StatsFilter, group_by: GroupBy | None
+    session: Session,
+    *,
+    principal: Principal,
+    filters: StatsFilter,
+    group_by: GroupBy | None,
+    cache: StatsCache | None = None,
 ) -> StatsRead:
-    """The total over the caller's scope and, with ``group_by``, the same figures per group."""
+    """The total over the caller's scope and, with ``group_by``, the same figures per group.
+
+    With a ``cache``, callers with the same scope, filters and grouping share one computation
+    per TTL (``generated_at`` tells how old it is); see app/common/cache.py for why.
+    """
     _check(principal, filters)
     scope = repository.visible_to(principal, region=filters.region)
+    if cache is None:
+        return _summarise(session, scope=scope, filters=filters, group_by=group_by)
+    return cache.get_or_compute(
+        (scope, filters, group_by),
+        lambda: _summarise(session, scope=scope, filters=filters, group_by=group_by),
+    )
+
+
+def _summarise(
+    session: Session,
+    *,
+    scope: repository.Scope,
+    filters: StatsFilter,
+    group_by: GroupBy | None,
+) -> StatsRead:
     by_request = group_by if group_by is not GroupBy.PROVIDER else None
     requests = repository.request_units(session, scope=scope, filters=filters, group_by=by_request)
     tallies = repository.offer_tallies(session, scope=scope, filters=filters, group_by=group_by)
