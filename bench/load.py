@@ -1,0 +1,514 @@
+"""Load benchmark: the service under a realistic mix, against a bare FastAPI peer.
+
+For each database (SQLite file, PostgreSQL on 127.0.0.1), this script
+
+1. builds a fresh database, migrates it and seeds the demo data (10k enterprises × 10k
+   providers by default), then prepares what the mix needs: offers to accept and decline
+   (made through the product's own hand-offer use case), provider and enterprise users;
+2. starts ``zhuqi`` with uvicorn (``--workers P``) and drives it from this process with
+   ``C`` concurrent loopback clients: filtered lists, single objects, creates, offers accepted
+   and declined (each decline re-matches), ``/stats`` and ``/supervision``. Every level is
+   bounded by a request budget *and* a hard deadline;
+3. starts the peer, ``bench/bare_app.py`` (one indexed query per request, nothing of ours),
+   under the same server, processes and clients, and measures it the same way;
+4. prints throughput, p50/p95/p99 per endpoint, errors, and zhuqi ÷ peer; afterwards checks
+   that every acknowledged write is in the database.
+
+Targets (issue 7): zhuqi >= 0.5 × the peer's throughput, p99 < 1 s at 200 clients, 0 errors,
+every acknowledged write present; throughput grows with processes on PostgreSQL.
+
+Usage::
+
+    .venv/bin/python bench/load.py                                   # both databases, 50/200/400
+    .venv/bin/python bench/load.py --databases sqlite --clients 200 --requests 2000
+    .venv/bin/python bench/load.py --databases postgresql --processes 1,2 --clients 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
+
+from app.assignments import service as assignment_service
+from app.assignments.schemas import ManualAssign
+from app.auth.principal import Principal
+from app.auth.security import create_access_token, hash_secret
+from app.db import make_engine
+from app.errors import AppError
+from app.migrate import upgrade
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    Enterprise,
+    HelpRequest,
+    Provider,
+    RequestStatus,
+    Role,
+    User,
+)
+from seed.load import DEMO_ADMIN, load_demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SECRET = "bench-secret-key-that-is-long-enough-0123456789"
+PG_SERVER = os.environ.get("ZHUQI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+REGION = "35"
+# (label, weight): a coordinator's and an enterprise's day, with providers answering offers.
+MIX = [
+    ("requests.list", 20),
+    ("requests.get", 12),
+    ("enterprises.list", 8),
+    ("enterprises.get", 8),
+    ("providers.list", 8),
+    ("assignments.list", 6),
+    ("users.me", 10),
+    ("requests.create", 10),
+    ("offers.accept", 6),
+    ("offers.decline", 3),
+    ("stats", 3),
+    ("supervision", 2),
+]
+CATEGORIES = ["financing", "cost_reduction", "orders_market", "digital_transformation"]
+
+
+@dataclass
+class World:
+    """Ids and tokens the mix draws on; offers are consumed once each."""
+
+    database_url: str
+    coordinator: dict[str, str]
+    enterprises: list[tuple[int, dict[str, str]]]
+    request_ids: list[int]
+    enterprise_ids: list[int]
+    offers: list[tuple[int, dict[str, str]]]
+
+
+@dataclass
+class Result:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    created: list[int] = field(default_factory=list)
+    accepted: list[int] = field(default_factory=list)
+    declined: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def done(self) -> int:
+        return sum(len(v) for v in self.latencies.values()) + sum(self.errors.values())
+
+
+# ---------------------------------------------------------------- database and world
+
+
+@contextmanager
+def fresh_database(kind: str) -> Iterator[str]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{folder}/load.db"
+        return
+    name = f"zhuqi_bench_load_{os.getpid()}"
+    admin = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _token(user_id: int) -> dict[str, str]:
+    token, _ = create_access_token(user_id, secret_key=SECRET, minutes=600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def build_world(url: str, *, size: int, offers: int) -> World:
+    upgrade(url=url)
+    engine = make_engine(url)
+    started = time.perf_counter()
+    with Session(engine) as session, session.begin():
+        load_demo(session, enterprises=size, providers=size)
+    print(f"  seeded {size} × {size} in {time.perf_counter() - started:.1f} s", flush=True)
+    with Session(engine) as session, session.begin():
+        world = _prepare(session, url, offers=offers)
+    engine.dispose()
+    return world
+
+
+def _prepare(session: Session, url: str, *, offers: int) -> World:
+    admin = session.scalars(select(User).where(User.email == DEMO_ADMIN)).one()
+    coordinator = session.scalars(
+        select(User).where(User.role == Role.COORDINATOR).order_by(User.id)
+    ).first()
+    if coordinator is None or coordinator.region_prefixes != [REGION]:
+        raise RuntimeError(f"the demo's first coordinator should cover region {REGION}")
+    in_region = (
+        select(HelpRequest.id, HelpRequest.enterprise_id)
+        .join(Enterprise)
+        .where(Enterprise.region_code.startswith(REGION))
+    )
+    rows = session.execute(in_region.order_by(HelpRequest.id)).all()
+    enterprise_ids = sorted({e for _, e in rows})
+    password = hash_secret("bench-password-0123")
+    ent_users = [
+        User(
+            email=f"ent{e}@bench.cn",
+            password_hash=password,
+            full_name=f"企业{e}",
+            role=Role.ENTERPRISE,
+            enterprise_id=e,
+            region_prefixes=[],
+        )
+        for e in enterprise_ids[:300]
+    ]
+    session.add_all(ent_users)
+    made = _make_offers(session, Principal.of(admin), [r for r, _ in rows], offers, password)
+    session.flush()
+    return World(
+        database_url=url,
+        coordinator=_token(coordinator.id),
+        enterprises=[(u.enterprise_id or 0, _token(u.id)) for u in ent_users],
+        request_ids=[r for r, _ in rows],
+        enterprise_ids=enterprise_ids,
+        offers=made,
+    )
+
+
+def _make_offers(
+    session: Session, admin: Principal, request_ids: list[int], wanted: int, password: str
+) -> list[tuple[int, dict[str, str]]]:
+    """Hand offers through the product's own use case, one provider each, with its user."""
+    triaged = session.scalars(
+        select(HelpRequest).where(
+            HelpRequest.id.in_(request_ids), HelpRequest.status == RequestStatus.TRIAGED
+        )
+    ).all()
+    providers = session.scalars(select(Provider).where(Provider.active.is_(True))).all()
+    by_category: dict[str, list[Provider]] = defaultdict(list)
+    for p in providers:
+        for category in p.skills or {}:
+            by_category[category].append(p)
+    used: set[int] = set()
+    made: list[tuple[int, dict[str, str]]] = []
+    for request in triaged:
+        if len(made) >= wanted:
+            break
+        for provider in by_category.get(request.category, []):
+            if provider.id in used:
+                continue
+            try:
+                with session.begin_nested():
+                    offer = assignment_service.assign_by_hand(
+                        session,
+                        principal=admin,
+                        data=ManualAssign(request_id=request.id, provider_id=provider.id),
+                    )
+            except AppError:
+                continue
+            used.add(provider.id)
+            user = User(
+                email=f"p{provider.id}@bench.cn",
+                password_hash=password,
+                full_name=provider.name,
+                role=Role(provider.kind.value),
+                provider_id=provider.id,
+                region_prefixes=[],
+            )
+            session.add(user)
+            session.flush()
+            made.append((offer.id, _token(user.id)))
+            break
+    print(f"  {len(made)} offers made through the hand-offer use case", flush=True)
+    return made
+
+
+# ---------------------------------------------------------------- servers
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(target: str, url: str, processes: int) -> Iterator[str]:
+    port = _free_port()
+    env = os.environ | {
+        "DATABASE_URL": url,
+        "ZHUQI_SECRET_KEY": SECRET,
+        "ZHUQI_ENVIRONMENT": "test",
+        "ZHUQI_EMBEDDED_WORKER": "false",
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(processes),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--timeout-keep-alive",
+        "30",
+    ]
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if (
+                httpx.get(
+                    f"{base}/healthz" if "app.main" in target else f"{base}/items/1", timeout=1
+                ).status_code
+                == 200
+            ):
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError(f"{target} did not start")
+        time.sleep(0.2)
+    try:
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# ---------------------------------------------------------------- the drivers
+
+
+async def _zhuqi_call(
+    client: httpx.AsyncClient, world: World, label: str, rng: random.Random, result: Result
+) -> httpx.Response:
+    coord = world.coordinator
+    if label == "requests.list":
+        params = {"limit": 20, "category": rng.choice(CATEGORIES)}
+        return await client.get("/api/v1/requests", params=params, headers=coord)
+    if label == "requests.get":
+        return await client.get(f"/api/v1/requests/{rng.choice(world.request_ids)}", headers=coord)
+    if label == "enterprises.list":
+        return await client.get(
+            "/api/v1/enterprises", params={"limit": 20, "region": "3505"}, headers=coord
+        )
+    if label == "enterprises.get":
+        eid = rng.choice(world.enterprise_ids)
+        return await client.get(f"/api/v1/enterprises/{eid}", headers=coord)
+    if label == "providers.list":
+        params = {"limit": 20, "category": rng.choice(CATEGORIES)}
+        return await client.get("/api/v1/providers", params=params, headers=coord)
+    if label == "assignments.list":
+        return await client.get("/api/v1/assignments", params={"limit": 20}, headers=coord)
+    if label == "users.me":
+        return await client.get("/api/v1/users/me", headers=rng.choice(world.enterprises)[1])
+    if label == "requests.create":
+        _, headers = rng.choice(world.enterprises)
+        body = {
+            "category": rng.choice(CATEGORIES),
+            "title": "原材料涨价，回款慢，需要周转资金",
+            "description": "load bench",
+            "urgency": rng.randint(1, 5),
+        }
+        return await client.post("/api/v1/requests", json=body, headers=headers)
+    if label in ("offers.accept", "offers.decline"):
+        if not world.offers:
+            return await client.get("/api/v1/users/me", headers=coord)
+        offer_id, headers = world.offers.pop()
+        if label == "offers.accept":
+            return await client.post(f"/api/v1/assignments/{offer_id}/accept", headers=headers)
+        return await client.post(
+            f"/api/v1/assignments/{offer_id}/decline",
+            headers=headers,
+            json={"reason_code": "no_capacity", "reason": "bench"},
+        )
+    if label == "stats":
+        return await client.get("/api/v1/stats", headers=coord)
+    if label == "supervision":
+        return await client.get("/api/v1/supervision", params={"limit": 50}, headers=coord)
+    raise ValueError(label)
+
+
+def _record(result: Result, label: str, response: httpx.Response, seconds: float) -> None:
+    if response.status_code >= 400:
+        result.errors[f"{label} {response.status_code}"] += 1
+        return
+    result.latencies[label].append(seconds)
+    path = response.request.url.path
+    if label == "requests.create":
+        result.created.append(int(response.json()["id"]))
+    elif label in ("offers.accept", "offers.decline") and "assignments" in path:
+        (result.accepted if label == "offers.accept" else result.declined).append(
+            int(path.split("/")[-2])
+        )
+
+
+async def drive(
+    base: str, clients: int, budget: int, deadline: float, world: World | None, seed: int
+) -> Result:
+    """``clients`` loops share one request budget; all stop at the deadline."""
+    result = Result()
+    labels = [label for label, _ in MIX]
+    weights = [w for _, w in MIX]
+    remaining = [budget]
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        started = time.perf_counter()
+        stop_at = started + deadline
+
+        async def one_client(index: int) -> None:
+            rng = random.Random(seed * 1000 + index)
+            while remaining[0] > 0 and time.perf_counter() < stop_at:
+                remaining[0] -= 1
+                label = rng.choices(labels, weights)[0] if world else "bare.get"
+                t0 = time.perf_counter()
+                try:
+                    if world is None:
+                        response = await client.get(f"/items/{rng.randint(1, 10_000)}")
+                    else:
+                        response = await _zhuqi_call(client, world, label, rng, result)
+                except httpx.HTTPError as exc:
+                    result.errors[f"{label} {type(exc).__name__}"] += 1
+                    continue
+                _record(result, label, response, time.perf_counter() - t0)
+
+        await asyncio.wait_for(
+            asyncio.gather(*(one_client(i) for i in range(clients))), timeout=deadline + 60
+        )
+        result.seconds = time.perf_counter() - started
+    return result
+
+
+# ---------------------------------------------------------------- checks and report
+
+
+def check_writes(url: str, result: Result) -> str:
+    engine = make_engine(url)
+    with Session(engine) as session:
+        created = (
+            session.scalar(
+                select(func.count())
+                .select_from(HelpRequest)
+                .where(HelpRequest.id.in_(result.created))
+            )
+            if result.created
+            else 0
+        )
+        accepted = (
+            session.scalar(
+                select(func.count())
+                .select_from(Assignment)
+                .where(
+                    Assignment.id.in_(result.accepted),
+                    Assignment.status.in_((AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE)),
+                )
+            )
+            if result.accepted
+            else 0
+        )
+        declined = (
+            session.scalar(
+                select(func.count())
+                .select_from(Assignment)
+                .where(
+                    Assignment.id.in_(result.declined),
+                    Assignment.status == AssignmentStatus.DECLINED,
+                )
+            )
+            if result.declined
+            else 0
+        )
+    engine.dispose()
+    ok = (created, accepted, declined) == (
+        len(result.created),
+        len(result.accepted),
+        len(result.declined),
+    )
+    return (
+        f"writes {'all present' if ok else 'MISSING'}: created {created}/{len(result.created)}, "
+        f"accepted {accepted}/{len(result.accepted)}, declined {declined}/{len(result.declined)}"
+    )
+
+
+def report(name: str, clients: int, processes: int, ours: Result, peer: Result) -> None:
+    ours_rps = ours.done / ours.seconds
+    peer_rps = peer.done / peer.seconds
+    every = [x for v in ours.latencies.values() for x in v]
+    p99_all = float(np.percentile(every, 99)) if every else float("nan")
+    print(
+        f"\n  {name}: {clients} clients, {processes} process(es) — zhuqi {ours_rps:.0f} req/s "
+        f"({ours.done} in {ours.seconds:.1f} s), bare peer {peer_rps:.0f} req/s, "
+        f"ratio {ours_rps / peer_rps:.2f} (target >= 0.5); p99 all {p99_all * 1000:.0f} ms; "
+        f"errors {sum(ours.errors.values())} (peer {sum(peer.errors.values())})"
+    )
+    print(f"    {'endpoint':<18}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    for label, values in sorted(ours.latencies.items()):
+        p50, p95, p99 = np.percentile(values, [50, 95, 99]) * 1000
+        print(f"    {label:<18}{len(values):>6}{p50:>9.0f}{p95:>9.0f}{p99:>9.0f}")
+    for label, count in sorted(ours.errors.items()):
+        print(f"    ERROR {label}: {count}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--clients", default="50,200,400")
+    parser.add_argument("--processes", default="1", help="e.g. 1,2 (PostgreSQL only above 1)")
+    parser.add_argument("--requests", type=int, default=3000, help="request budget per level")
+    parser.add_argument("--deadline", type=float, default=60, help="seconds per level")
+    parser.add_argument("--size", type=int, default=10_000, help="enterprises and providers")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.clients.split(",")]
+    process_counts = [int(p) for p in args.processes.split(",")]
+    for kind in args.databases.split(","):
+        print(f"\n== {kind}", flush=True)
+        with fresh_database(kind) as url:
+            offers_needed = int(args.requests * 0.09 * len(levels) * len(process_counts)) + 50
+            world = build_world(url, size=args.size, offers=offers_needed)
+            for processes in process_counts if kind == "postgresql" else [1]:
+                for clients in levels:
+                    with server("app.main:app_factory", url, processes) as base:
+                        ours = asyncio.run(
+                            drive(base, clients, args.requests, args.deadline, world, seed=clients)
+                        )
+                    with server("bench.bare_app:app_factory", url, processes) as base:
+                        peer = asyncio.run(
+                            drive(base, clients, args.requests, args.deadline, None, seed=clients)
+                        )
+                    report(kind, clients, processes, ours, peer)
+                    print("    " + check_writes(url, ours), flush=True)
+
+
+if __name__ == "__main__":
+    main()
