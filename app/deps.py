@@ -7,8 +7,8 @@ a silent loss after a 200.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
@@ -39,8 +39,12 @@ def get_db(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
-def get_app_settings(request: Request) -> Settings:
-    """The settings the app was built with (``create_app(settings)``), not the environment's."""
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with (``create_app(settings)``), not the environment's.
+
+    Pure dependencies are ``async``: FastAPI runs a sync one on a worker thread, and each such
+    hop costs a thread hand-off on every request for no blocking work at all.
+    """
     settings: Settings = request.app.state.settings
     return settings
 
@@ -81,10 +85,10 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """A dependency admitting only the given roles: others get 403 (they are known, not allowed)."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise Forbidden(f"this action is for {allowed}; you are {principal.role.value}")
