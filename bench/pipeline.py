@@ -5,7 +5,7 @@ For each size (seeded :func:`synthetic.make_problem`), a fresh subprocess (so th
 
 1. ``match(problem)`` — seconds per stage and in total, peak RSS after it;
 2. the **floor**: the least work any pipeline of this design must do — over the *same*
-   candidate blocks (:func:`matching.blocks.blocks`: category, provider-level rules,
+   candidate blocks (:func:`matching.scoring.blocks.blocks`: category, provider-level rules,
    province) and the same chunking, one sparse TF-IDF similarity product per chunk, its
    top-K per request, then ``solve_assignment`` on those similarity scores. TF-IDF
    vectors and block set-up (transposed provider vectors) are given to the floor for
@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import make_problem
 
 import matching
-from matching.blocks import blocks, chunks
 from matching.encode import Encoded, encode
-from matching.text import fit_text_model
+from matching.scoring.blocks import blocks, chunks
+from matching.scoring.text import fit_text_model
 
 SIZES = {"10k": (10_000, 10_000), "50k": (50_000, 50_000), "100k": (100_000, 50_000)}
 TARGET_RATIO = 3.0

@@ -14,6 +14,7 @@ and scikit-learn only. Typical use::
 
 from matching import errors
 from matching.errors import Infeasible, InvalidProblem, MatchingError
+from matching.explaining.supply import Shortage, check_supply
 from matching.pipeline import match, rank, rematch
 from matching.problem import (
     CATEGORIES,
@@ -36,11 +37,10 @@ from matching.result import (
     Stats,
     Unmatched,
 )
+from matching.scoring.text import analyze
+from matching.scoring.weights import FEATURES, Weights
 from matching.solve import SolveResult, solve_assignment
-from matching.supply import Shortage, check_supply
-from matching.text import analyze
 from matching.validate import validate
-from matching.weights import FEATURES, Weights
 
 __all__ = [
     "CATEGORIES",

@@ -10,8 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from matching.candidates import Candidates
 from matching.pins import Context, Pairs
+from matching.scoring.candidates import Candidates
 from matching.solve import solve_assignment
 
 __all__ = ["slot_columns", "solve_open"]

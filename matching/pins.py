@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from matching.encode import Encoded, PairSet
 from matching.errors import Infeasible
-from matching.features import (
+from matching.scoring.features import (
     INDUSTRY_FIT,
     REGION_FIT,
     combine,
@@ -24,8 +24,8 @@ from matching.features import (
     rating_fit,
     region_pairs,
 )
-from matching.text import TextModel
-from matching.weights import Weights
+from matching.scoring.text import TextModel
+from matching.scoring.weights import Weights
 
 __all__ = ["Context", "Pairs", "broken_rule", "keep_pins", "pair_values", "pin_multipliers"]
 

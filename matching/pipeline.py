@@ -18,17 +18,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from matching.assign import solve_open
-from matching.candidates import Candidates, generate
 from matching.encode import Encoded, PairSet, encode
 from matching.errors import Infeasible, InvalidProblem
-from matching.explain import build_assignments, build_unmatched, collect_kept, ranked_candidates
-from matching.features import priority
+from matching.explaining.explanations import (
+    build_assignments,
+    build_unmatched,
+    collect_kept,
+    ranked_candidates,
+)
 from matching.pins import Context, Pairs, keep_pins
 from matching.problem import Exclusion, Id, Problem
 from matching.result import Candidate, MatchResult, Stats
-from matching.text import TextCache, vectorise
+from matching.scoring.candidates import Candidates, generate
+from matching.scoring.features import priority
+from matching.scoring.text import TextCache, vectorise
+from matching.scoring.weights import Weights
 from matching.validate import validate
-from matching.weights import Weights
 
 __all__ = ["match", "rank", "rematch"]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from matching.problem import Id
-from matching.text import TextCache
-from matching.weights import Weights
+from matching.scoring.text import TextCache
+from matching.scoring.weights import Weights
 
 __all__ = [
     "Assignment",
@@ -46,7 +46,7 @@ class Explanation:
     Attributes
     ----------
     features : Mapping[str, float]
-        The five feature values in [0, 1] (:data:`matching.weights.FEATURES`).
+        The five feature values in [0, 1] (:data:`matching.scoring.weights.FEATURES`).
     contributions : Mapping[str, float]
         ``priority × normalised weight × feature``; they sum to the pair's ``score``.
     priority : float

@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, given, settings
 
 import matching
 from matching import Problem, ProviderIn, RequestIn, Weights
-from matching import blocks as blocks_module
-from matching import candidates as candidates_module
-from matching.candidates import generate
 from matching.encode import encode
-from matching.features import combine
-from matching.text import fit_text_model
+from matching.scoring import blocks as blocks_module
+from matching.scoring import candidates as candidates_module
+from matching.scoring.candidates import generate
+from matching.scoring.features import combine
+from matching.scoring.text import fit_text_model
 from tests.matching.strategies import problems
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,7 +6,7 @@ import pytest
 
 import matching
 from matching import Exclusion, Problem, ProviderIn, Reason, RequestIn, Weights
-from matching.explain import industry_label
+from matching.explaining.explanations import industry_label
 
 
 def _request(i: int = 0, **kw: object) -> RequestIn:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matching import Weights
-from matching.features import (
+from matching.scoring.features import (
     GENERALIST_INDUSTRY,
     INDUSTRY_FIT,
     REGION_FIT,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matching.glossary import CONCEPT_PREFIX, Glossary, default_glossary
-from matching.text import analyze, fit_text_model, normalise, vectorise
+from matching.scoring.glossary import CONCEPT_PREFIX, Glossary, default_glossary
+from matching.scoring.text import analyze, fit_text_model, normalise, vectorise
 
 
 class TestAnalyzer:

@@ -3,7 +3,7 @@
 A pair's explanation lists each feature's contribution ``priority × w_f × f_f`` (these sum
 to its score) and a one-line reason a coordinator can read at a glance. An unmatched
 request names the hard rule that removed its last candidates — the last rule of the
-funnel (:data:`matching.candidates.RULES`) that removed any provider — with the counts
+funnel (:data:`matching.scoring.candidates.RULES`) that removed any provider — with the counts
 per rule, or, when it had candidates, the requests that took their slots.
 """
 
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from matching.candidates import RULES, Candidates
 from matching.encode import Encoded
-from matching.features import REGION_FIT, RegionLevel
 from matching.pins import Context, Pairs, pin_multipliers
 from matching.problem import Id
 from matching.result import Assignment, Candidate, Explanation, Reason, Unmatched
-from matching.weights import FEATURES, Weights
+from matching.scoring.candidates import RULES, Candidates
+from matching.scoring.features import REGION_FIT, RegionLevel
+from matching.scoring.weights import FEATURES, Weights
 
 __all__ = [
     "TAKEN_BY_LIMIT",

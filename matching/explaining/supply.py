@@ -22,8 +22,8 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from matching.encode import Encoded, PairSet, encode
-from matching.features import region_table, unique_codes
 from matching.problem import Problem
+from matching.scoring.features import region_table, unique_codes
 from matching.validate import validate
 
 __all__ = ["Shortage", "check_supply"]

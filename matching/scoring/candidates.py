@@ -1,9 +1,9 @@
 """Hard rules and top-K sparse candidates over blocks, chunked over requests.
 
 Never materialises a requests × providers matrix: requests are scored only against their
-block's providers (:mod:`matching.blocks`: same category, provider-level rules passed,
+block's providers (:mod:`matching.scoring.blocks`: same category, provider-level rules passed,
 able to serve the group's province), in chunks whose dense ``(chunk, block)`` work arrays
-stay under :data:`~matching.blocks.CHUNK_CELLS` cells, so memory is bounded by the
+stay under :data:`~matching.scoring.blocks.CHUNK_CELLS` cells, so memory is bounded by the
 largest block, not by the problem.
 
 Each provider a request could not use is attributed to the *first* rule of the funnel that
@@ -31,11 +31,11 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from matching.blocks import Block, blocks, chunks
 from matching.encode import Encoded, PairSet
-from matching.features import context_code, fit_plane, split_code
-from matching.text import TextModel
-from matching.weights import Weights
+from matching.scoring.blocks import Block, blocks, chunks
+from matching.scoring.features import context_code, fit_plane, split_code
+from matching.scoring.text import TextModel
+from matching.scoring.weights import Weights
 
 __all__ = ["RULES", "Candidates", "generate"]
 
@@ -60,7 +60,7 @@ class Candidates:
     req, prov : ndarray of intp, shape (n_pairs,)
         Canonical request / provider indices.
     features : ndarray of float64, shape (n_pairs, 5)
-        Feature values in [0, 1], columns in :data:`matching.weights.FEATURES` order.
+        Feature values in [0, 1], columns in :data:`matching.scoring.weights.FEATURES` order.
     fit : ndarray of float64, shape (n_pairs,)
         ``combine(features)``, >= ``weights.min_score``.
     removed : ndarray of int64, shape (n_req, len(RULES))

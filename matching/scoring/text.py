@@ -5,7 +5,7 @@ letters and digits become ASCII) and lower-casing, runs of CJK ideographs become
 unigrams and bigrams — Chinese has no spaces, and bigrams capture most two-character words
 without a segmenter — while Latin runs become word tokens (stop words dropped, a light
 plural fold). Glossary concept tokens are added on both sides so that the two languages
-meet (:mod:`matching.glossary`).
+meet (:mod:`matching.scoring.glossary`).
 
 The TF-IDF model is fitted on the providers' expertise texts only: their vocabulary is all
 that can ever match, and an IDF that does not depend on the requests keeps scores stable
@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
-from matching.glossary import Glossary, default_glossary
+from matching.scoring.glossary import Glossary, default_glossary
 
 __all__ = ["TextCache", "TextModel", "analyze", "fit_text_model", "normalise", "vectorise"]
 

@@ -1,10 +1,10 @@
 """Pair features in [0, 1] and request priority.
 
-Five features (order :data:`matching.weights.FEATURES`):
+Five features (order :data:`matching.scoring.weights.FEATURES`):
 
 * **skill** — the provider's level in the request's category / 3 (0 when not covered, but
   such pairs are never scored: candidates are blocked on category);
-* **text** — cosine of TF-IDF vectors (:mod:`matching.text`);
+* **text** — cosine of TF-IDF vectors (:mod:`matching.scoring.text`);
 * **industry** — longest common GB/T 4754 prefix of the request's code and a served
   prefix, in hierarchy levels (section letter, division, group, class) over the request
   code's levels; 1 when a served prefix contains the code or lies inside it; providers
@@ -27,7 +27,7 @@ from typing import TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
-from matching.weights import Weights
+from matching.scoring.weights import Weights
 
 __all__ = [
     "GENERALIST_INDUSTRY",

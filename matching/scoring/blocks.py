@@ -27,9 +27,9 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from matching.encode import Encoded, PairSet
-from matching.features import industry_table, rating_fit, region_table, unique_codes
-from matching.text import TextModel
-from matching.weights import Weights
+from matching.scoring.features import industry_table, rating_fit, region_table, unique_codes
+from matching.scoring.text import TextModel
+from matching.scoring.weights import Weights
 
 __all__ = ["CHUNK_CELLS", "Block", "blocks", "chunks", "provider_rules"]
 

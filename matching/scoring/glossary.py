@@ -1,7 +1,7 @@
 """A small bilingual skill glossary that bridges Chinese and English text features.
 
 Character n-grams cannot tell that 数据库 and "database" mean the same thing. The glossary
-(shipped as ``matching/data/glossary.json``) lists concepts with their Chinese and English
+(shipped as ``matching/scoring/data/glossary.json``) lists concepts with their Chinese and English
 terms; :meth:`Glossary.concepts` finds every term in a normalised text and returns the
 concept tokens (``"§database"``), which the text analyzer adds on *both* sides, so a
 Chinese request and an English expertise that name the same concept share a token.
@@ -87,7 +87,7 @@ class Glossary:
         """Concept tokens (with :data:`CONCEPT_PREFIX`) of every term occurrence.
 
         ``normalised`` must already be NFKC-folded, lower-cased and whitespace-collapsed
-        (what :func:`matching.text.normalise` returns). A term naming several concepts
+        (what :func:`matching.scoring.text.normalise` returns). A term naming several concepts
         yields all of them; repeated occurrences repeat the tokens (term frequency).
         """
         of = self.concepts_of
@@ -101,5 +101,5 @@ class Glossary:
 @cache
 def default_glossary() -> Glossary:
     """The shipped glossary (parsed once; the result is immutable)."""
-    text = files("matching").joinpath("data/glossary.json").read_text(encoding="utf-8")
+    text = files("matching.scoring").joinpath("data/glossary.json").read_text(encoding="utf-8")
     return Glossary.from_data(json.loads(text))
