@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     embedded_worker: bool = Field(
         default=True, description="Run queued match runs in a thread of the service process"
     )
+    self_capacity_expert: int = Field(
+        default=3, ge=1, description="Most assignments an expert may take on by its own say"
+    )
+    self_capacity_platform: int = Field(
+        default=30, ge=1, description="Most assignments a platform may take on by its own say"
+    )
     lease_seconds: int = Field(
         default=60, ge=5, le=3600, description="How long a worker's claim on a match run lasts"
     )
@@ -86,6 +92,10 @@ class Settings(BaseSettings):
         if len(self.secret_key) < 32:
             raise ValueError("ZHUQI_SECRET_KEY must be at least 32 characters")
         return self
+
+    def capacity_ceiling(self, kind: str) -> int:
+        """Capacity a provider of ``kind`` may set itself; more is for staff to grant."""
+        return self.self_capacity_platform if kind == "platform" else self.self_capacity_expert
 
     @property
     def is_sqlite(self) -> bool:

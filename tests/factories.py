@@ -79,7 +79,7 @@ def make_request(session: Session, enterprise: Enterprise, **overrides: Any) -> 
         "description": "原材料涨价,回款慢",
         "urgency": 4,
         "severity": Severity.ORDINARY,
-        "status": RequestStatus.SUBMITTED,
+        "status": RequestStatus.TRIAGED,
     } | overrides
     request = HelpRequest(**values)
     session.add(request)

@@ -25,6 +25,7 @@ from app.models import (
     Provider,
     ProviderConflict,
     RequestStatus,
+    Vetting,
 )
 
 OFFER_TTL = timedelta(days=2)
@@ -50,6 +51,10 @@ def check_pair_allowed(session: Session, request: HelpRequest, provider: Provide
     """The hard rules a hand-made or re-matched offer obeys too (the engine applies them in bulk)."""
     if not provider.active:
         raise Conflict(f"provider {provider.id} is not active", field="provider_id")
+    if provider.vetting != Vetting.APPROVED:
+        raise Conflict(
+            f"provider {provider.id} is not vetted ({provider.vetting.value})", field="provider_id"
+        )
     if provider.capacity - open_load(session, provider.id) <= 0:
         raise Conflict(f"provider {provider.id} has no free capacity", field="provider_id")
     if session.get(ProviderConflict, (provider.id, request.enterprise_id)) is not None:

@@ -53,11 +53,16 @@ def register_enterprise(data: EnterpriseRegistration, session: DbSession) -> Use
     "/auth/register/provider",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(409),
+    responses=problem_responses(403, 409),
 )
-def register_provider(data: ProviderRegistration, session: DbSession) -> User:
-    """An expert or a service platform signs itself up with its profile."""
-    return auth_service.register_provider(session, data=data)
+def register_provider(
+    data: ProviderRegistration, session: DbSession, settings: SettingsDep
+) -> User:
+    """An expert or a service platform signs itself up with its profile. It starts
+    ``pending``: a coordinator of its home region vets it before it is matched."""
+    return auth_service.register_provider(
+        session, data=data, capacity_ceiling=settings.capacity_ceiling(data.provider.kind.value)
+    )
 
 
 @router.get("/users/me", response_model=UserRead, responses=problem_responses(401))

@@ -79,9 +79,13 @@ def register_enterprise(session: Session, *, data: EnterpriseRegistration) -> Us
     )
 
 
-def register_provider(session: Session, *, data: ProviderRegistration) -> User:
+def register_provider(
+    session: Session, *, data: ProviderRegistration, capacity_ceiling: int
+) -> User:
     _ensure_email_free(session, data.email)
-    provider = provider_service.create(session, principal=None, data=data.provider)
+    provider = provider_service.create(
+        session, principal=None, data=data.provider, capacity_ceiling=capacity_ceiling
+    )
     role = Role.EXPERT if data.provider.kind == "expert" else Role.PLATFORM
     return _new_user(
         session,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,3 +51,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         s: {"model": ProblemDetail, "content": {"application/problem+json": {}}} for s in statuses
     }
+
+
+class StaffDecision(InputSchema):
+    """A coordinator's approve/reject of something a user claimed; the reason is audited."""
+
+    decision: Literal["approve", "reject"]
+    reason: str = Field(min_length=1, max_length=500)

@@ -7,11 +7,12 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from app.common.concurrency import check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
-from app.common.schemas import Page, problem_responses
+from app.common.schemas import Page, StaffDecision, problem_responses
 from app.common.types import IndustryPrefix, PathId, RegionPrefix
 from app.deps import CurrentPrincipal, DbSession, Staff
 from app.enterprises import repository
 from app.enterprises import service as enterprise_service
+from app.enterprises import tier as tier_service
 from app.enterprises.schemas import EnterpriseCreate, EnterpriseRead, EnterpriseUpdate
 from app.models import Enterprise, EnterpriseSize, Tier
 
@@ -93,3 +94,16 @@ def update_enterprise(
     )
     set_etag(response, updated.version)
     return updated
+
+
+@router.post(
+    "/{enterprise_id}/tier-verification",
+    response_model=EnterpriseRead,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def verify_tier(
+    data: StaffDecision, enterprise: CurrentEnterprise, session: DbSession, principal: Staff
+) -> Enterprise:
+    """Verify or reject the tier the enterprise claims (coordinators of its region, admins);
+    until verified, policy eligibility and priority use the verified tier."""
+    return tier_service.decide(session, principal=principal, enterprise=enterprise, data=data)

@@ -23,7 +23,10 @@ class EnterpriseCreate(InputSchema):
     region_code: RegionCode
     industry_code: IndustryCode
     size: EnterpriseSize
-    tier: Tier = Tier.NONE
+    tier: Tier = Field(
+        default=Tier.NONE,
+        description="Set by staff; at self-registration it is a claim a coordinator verifies",
+    )
     headcount: int | None = Field(default=None, ge=0, le=1_000_000)
     description: LongText = ""
     contact_name: str = Field(default="", max_length=100)
@@ -38,7 +41,9 @@ class EnterpriseUpdate(InputSchema):
     region_code: RegionCode | None = None
     industry_code: IndustryCode | None = None
     size: EnterpriseSize | None = None
-    tier: Tier | None = None
+    tier: Tier | None = Field(
+        default=None, description="Staff set it; the enterprise's own change is a claim"
+    )
     headcount: int | None = Field(default=None, ge=0, le=1_000_000)
     description: LongText | None = None
     contact_name: str | None = Field(default=None, max_length=100)
@@ -53,7 +58,10 @@ class EnterpriseRead(Schema):
     region_code: str
     industry_code: str
     size: EnterpriseSize
-    tier: Tier
+    tier: Tier = Field(description="The verified tier: policy eligibility and priority use it")
+    claimed_tier: Tier | None = Field(description="A tier claimed and waiting for verification")
+    tier_reason: str
+    tier_verified_at: datetime | None
     headcount: int | None
     description: str
     contact_name: str

@@ -9,10 +9,11 @@ from app.auth.principal import Principal
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.enterprises import repository
+from app.enterprises import tier as tier_service
 from app.enterprises.schemas import EnterpriseCreate, EnterpriseRead, EnterpriseUpdate
 from app.errors import Conflict, Forbidden, NotFound
 from app.events import service as event_service
-from app.models import Enterprise
+from app.models import Enterprise, Tier
 
 
 def get(session: Session, *, principal: Principal, enterprise_id: int) -> Enterprise:
@@ -51,7 +52,11 @@ def create(session: Session, *, principal: Principal | None, data: EnterpriseCre
     if principal is not None:
         _ensure_region_allowed(principal, data.region_code)
     _ensure_unique_uscc(session, data.uscc)
-    enterprise = Enterprise(**data.model_dump())
+    enterprise = Enterprise(**data.model_dump(exclude={"tier"}), tier=Tier.NONE)
+    if principal is None:  # self-registration: the tier is a claim until a coordinator verifies it
+        tier_service.claim(enterprise, data.tier)
+    else:
+        tier_service.set_verified(enterprise, data.tier)
     session.add(enterprise)
     session.flush()
     event_service.record(
@@ -67,16 +72,22 @@ def create(session: Session, *, principal: Principal | None, data: EnterpriseCre
 def update(
     session: Session, *, principal: Principal, enterprise: Enterprise, data: EnterpriseUpdate
 ) -> Enterprise:
-    own = principal.is_enterprise and principal.enterprise_id == enterprise.id
-    if not (own or principal.covers_region(enterprise.region_code)):
+    staff = principal.covers_region(enterprise.region_code)
+    if not (staff or (principal.is_enterprise and principal.enterprise_id == enterprise.id)):
         raise Forbidden("only the enterprise itself or its coordinators may edit it")
-    changes = data.model_dump(exclude_unset=True)
-    if changes.get("region_code") and not own:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "region_code" in changes:
+        if not staff:
+            raise Forbidden(
+                "the region decides who coordinates the enterprise; staff change it",
+                field="region_code",
+            )
         _ensure_region_allowed(principal, changes["region_code"])
     before = event_service.snapshot(enterprise)
+    tier = changes.pop("tier", None)
+    if tier is not None:
+        (tier_service.set_verified if staff else tier_service.claim)(enterprise, tier)
     for key, value in changes.items():
-        if value is None:
-            continue
         setattr(enterprise, key, value)
     session.flush()
     event_service.record(

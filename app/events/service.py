@@ -16,6 +16,8 @@ from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.models import Base, Event
 
+_BOOKKEEPING = frozenset({"updated_at", "version"})
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
@@ -40,12 +42,18 @@ def record(
     region_code: str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> Event:
-    """Append one event; ``after`` defaults to the entity's current snapshot."""
+) -> Event | None:
+    """Append one event; ``after`` defaults to the entity's current snapshot.
+
+    With ``before``, only the fields that changed are kept, and a change that changed nothing
+    records nothing (returns None): the log says what happened, not what was attempted.
+    """
     session.flush()
     changed_after = after if after is not None else snapshot(entity)
     if before is not None:
         changed_after = {k: v for k, v in changed_after.items() if before.get(k) != v}
+        if not set(changed_after) - _BOOKKEEPING:
+            return None
         before = {k: before.get(k) for k in changed_after}
     event = Event(
         actor_id=actor.user_id if actor else None,

@@ -10,9 +10,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 import matching
@@ -27,9 +27,17 @@ from app.models import (
     Provider,
     ProviderConflict,
     RequestStatus,
+    Vetting,
 )
 
-MATCHABLE = (RequestStatus.SUBMITTED, RequestStatus.TRIAGED)
+#: Only triaged requests enter a run: triage is the coordinator's gate (category, urgency and
+#: fields checked). A request still ``submitted`` is left out and counted as such.
+MATCHABLE = (RequestStatus.TRIAGED,)
+#: Statuses a run leaves out that a coordinator should hear about, keyed by why.
+LEFT_OUT = {RequestStatus.SUBMITTED: "untriaged"}
+
+
+_S = TypeVar("_S", Select[HelpRequest, Enterprise], Select[RequestStatus, int])
 
 
 @dataclass(frozen=True)
@@ -41,12 +49,23 @@ class Scope:
     request_ids: tuple[int, ...] = ()
 
     def statement(self) -> Select[HelpRequest, Enterprise]:
-        statement = (
+        return self._scoped(
             select(HelpRequest, Enterprise)
             .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
             .where(HelpRequest.status.in_(MATCHABLE))
             .order_by(HelpRequest.id)
         )
+
+    def left_out_statement(self) -> Select[RequestStatus, int]:
+        """Requests of the scope a run leaves out because they are not triaged, per status."""
+        return self._scoped(
+            select(HelpRequest.status, func.count())
+            .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+            .where(HelpRequest.status.in_(list(LEFT_OUT)))
+            .group_by(HelpRequest.status)
+        )
+
+    def _scoped(self, statement: _S) -> _S:
         if self.region:
             statement = statement.where(Enterprise.region_code.startswith(self.region))
         if self.categories:
@@ -61,6 +80,7 @@ class Snapshot:
     problem: matching.Problem
     request_region: dict[int, str] = field(default_factory=dict)
     request_enterprise: dict[int, int] = field(default_factory=dict)
+    left_out: dict[str, int] = field(default_factory=dict)
 
 
 def _paused(provider: Provider, on: date) -> bool:
@@ -84,11 +104,16 @@ def _request_row(request: HelpRequest, enterprise: Enterprise) -> matching.Reque
 
 
 def _providers(categories: Sequence[str] | None, must_have: Iterable[int]) -> Select[Provider]:
-    """All providers, or only those with a skill in ``categories`` (plus ``must_have``)."""
+    """Vetted providers, or only those with a skill in ``categories`` (plus ``must_have``).
+
+    Unvetted providers never enter a snapshot; a pinned one (``must_have``) is loaded but
+    marked unavailable, so the engine reports its pin as breaking a hard rule."""
     statement = select(Provider).order_by(Provider.id)
+    pins = list(must_have)
+    statement = statement.where(or_(Provider.vetting == Vetting.APPROVED, Provider.id.in_(pins)))
     if categories:
         skilled = [Provider.skills[c].as_string().is_not(None) for c in sorted(set(categories))]
-        statement = statement.where(or_(*skilled, Provider.id.in_(list(must_have))))
+        statement = statement.where(or_(*skilled, Provider.id.in_(pins)))
     return statement
 
 
@@ -114,7 +139,7 @@ def _provider_rows(
             capacity=p.capacity,
             load=max(0, load.get(p.id, 0) - excluded_load.get(p.id, 0)),
             paused=_paused(p, on),
-            active=p.active,
+            active=p.active and p.vetting == Vetting.APPROVED,
             rating=p.rating,
             conflicts=tuple(conflicts.get(p.id, ())),
         )
@@ -169,6 +194,9 @@ def snapshot(
         problem=problem,
         request_region={request.id: enterprise.region_code for request, enterprise in rows},
         request_enterprise={request.id: enterprise.id for request, enterprise in rows},
+        left_out={
+            LEFT_OUT[status]: int(n) for status, n in session.execute(scope.left_out_statement())
+        },
     )
 
 

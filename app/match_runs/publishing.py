@@ -28,6 +28,7 @@ from app.models import (
     MatchRunStatus,
     Provider,
     RequestStatus,
+    Vetting,
 )
 from app.plans import service as plan_service
 
@@ -108,6 +109,8 @@ def _why_not(facts: _Facts, proposal: Assignment, provider: Provider, wanted: in
         return f"the request already has open assignment {live.id} ({live.status.value})"
     if not provider.active:
         return f"provider {provider.id} is not active"
+    if provider.vetting != Vetting.APPROVED:
+        return f"provider {provider.id} is not vetted ({provider.vetting.value})"
     free = provider.capacity - facts.load.get(provider.id, 0)
     if wanted > free:
         return f"provider {provider.id} has no free capacity: {max(free, 0)} slot(s) for {wanted}"

@@ -90,6 +90,10 @@ class MatchRunStats(Schema):
     proposals: int = 0
     superseded_run_ids: list[int] = Field(default_factory=list)
     superseded_by_run_id: int | None = None
+    left_out: dict[str, int] = Field(
+        default_factory=dict,
+        description="Requests of the scope the run did not decide, by why (e.g. untriaged)",
+    )
 
 
 class MatchRunRead(Schema):

@@ -15,6 +15,7 @@ from app.models.enums import (
     Role,
     Severity,
     Tier,
+    Vetting,
 )
 from app.models.event import Event, IdempotencyKey
 from app.models.help_request import HelpRequest
@@ -58,4 +59,5 @@ __all__ = [
     "Severity",
     "Tier",
     "User",
+    "Vetting",
 ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -21,3 +23,8 @@ class Enterprise(IdMixin, TimestampMixin, VersionMixin, Base):
     contact_name: Mapped[str] = mapped_column(String(100), default="")
     contact_phone: Mapped[str] = mapped_column(String(30), default="")
     contact_email: Mapped[str] = mapped_column(String(254), default="")
+    # ``tier`` is the verified tier (policy eligibility and priority use it); a tier the
+    # enterprise claims waits in ``claimed_tier`` until a coordinator verifies or rejects it.
+    claimed_tier: Mapped[Tier | None] = mapped_column(str_enum(Tier, 20))
+    tier_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    tier_verified_at: Mapped[datetime | None] = mapped_column()

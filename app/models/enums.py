@@ -46,6 +46,14 @@ class Severity(StrEnum):
     MAJOR = "major"
 
 
+class Vetting(StrEnum):
+    """A self-registered provider is ``pending`` until a coordinator of its region vets it."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 class ProviderKind(StrEnum):
     EXPERT = "expert"
     PLATFORM = "platform"

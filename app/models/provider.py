@@ -7,7 +7,7 @@ from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, IdType, TimestampMixin, VersionMixin, str_enum
-from app.models.enums import ProviderKind
+from app.models.enums import ProviderKind, Vetting
 
 
 class Provider(IdMixin, TimestampMixin, VersionMixin, Base):
@@ -40,6 +40,13 @@ class Provider(IdMixin, TimestampMixin, VersionMixin, Base):
     rating_count: Mapped[int] = mapped_column(Integer, default=0)
     contact_email: Mapped[str] = mapped_column(String(254), default="")
     contact_phone: Mapped[str] = mapped_column(String(30), default="")
+    # Staff-created and seeded providers are vetted by whoever created them; self-registration
+    # sets ``pending`` explicitly. Only ``approved`` providers are ever matched or offered.
+    vetting: Mapped[Vetting] = mapped_column(
+        str_enum(Vetting, 10), default=Vetting.APPROVED, server_default="approved", index=True
+    )
+    vetting_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    vetted_at: Mapped[datetime | None] = mapped_column()
 
 
 class ProviderConflict(Base):

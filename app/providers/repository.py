@@ -40,6 +40,7 @@ class ProviderFilter:
     active: bool | None = None
     home_region: str | None = None
     q: str | None = None
+    vetting: str | None = None
 
 
 def filtered(statement: Select[Provider], f: ProviderFilter) -> Select[Provider]:
@@ -49,6 +50,8 @@ def filtered(statement: Select[Provider], f: ProviderFilter) -> Select[Provider]
         statement = statement.where(Provider.active.is_(f.active))
     if f.home_region:
         statement = statement.where(Provider.home_region_code.startswith(f.home_region))
+    if f.vetting:
+        statement = statement.where(Provider.vetting == f.vetting)
     if f.q:
         statement = statement.where(
             Provider.name.icontains(f.q, autoescape=True)

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from app.common.concurrency import check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
-from app.common.schemas import Page, problem_responses
+from app.common.schemas import Page, StaffDecision, problem_responses
 from app.common.types import PathId, RegionPrefix
-from app.deps import CurrentPrincipal, DbSession, Staff
-from app.models import Provider, ProviderConflict, ProviderKind
+from app.deps import CurrentPrincipal, DbSession, SettingsDep, Staff
+from app.models import Provider, ProviderConflict, ProviderKind, Vetting
 from app.providers import repository
 from app.providers import service as provider_service
+from app.providers import vetting as vetting_service
 from app.providers.schemas import (
     ConflictCreate,
     ConflictRead,
@@ -37,8 +38,11 @@ def provider_filter(
     active: bool | None = None,
     home_region: Annotated[RegionPrefix | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
+    vetting: Vetting | None = None,
 ) -> repository.ProviderFilter:
-    return repository.ProviderFilter(kind=kind, active=active, home_region=home_region, q=q)
+    return repository.ProviderFilter(
+        kind=kind, active=active, home_region=home_region, q=q, vetting=vetting
+    )
 
 
 @router.get("", response_model=Page[ProviderRead], responses=problem_responses(401))
@@ -58,11 +62,20 @@ def list_providers(
     responses=problem_responses(401, 403, 409),
 )
 def create_provider(
-    data: ProviderCreate, session: DbSession, principal: Staff, idem: IdempotencyDep
+    data: ProviderCreate,
+    session: DbSession,
+    principal: Staff,
+    idem: IdempotencyDep,
+    settings: SettingsDep,
 ) -> object:
     if (replayed := idem.replay(data)) is not None:
         return replayed
-    provider = provider_service.create(session, principal=principal, data=data)
+    provider = provider_service.create(
+        session,
+        principal=principal,
+        data=data,
+        capacity_ceiling=settings.capacity_ceiling(data.kind.value),
+    )
     return idem.store(data, ProviderRead.model_validate(provider))
 
 
@@ -83,12 +96,32 @@ def update_provider(
     session: DbSession,
     principal: CurrentPrincipal,
     response: Response,
+    settings: SettingsDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Provider:
     check_if_match(if_match, provider.version)
-    updated = provider_service.update(session, principal=principal, provider=provider, data=data)
+    updated = provider_service.update(
+        session,
+        principal=principal,
+        provider=provider,
+        data=data,
+        capacity_ceiling=settings.capacity_ceiling(provider.kind.value),
+    )
     set_etag(response, updated.version)
     return updated
+
+
+@router.post(
+    "/{provider_id}/vetting",
+    response_model=ProviderRead,
+    responses=problem_responses(401, 403, 404, 409),
+)
+def vet_provider(
+    data: StaffDecision, provider: CurrentProvider, session: DbSession, principal: Staff
+) -> Provider:
+    """Approve or reject a self-registered provider (coordinators of its home region, admins);
+    only approved providers are ever matched or offered work."""
+    return vetting_service.decide(session, principal=principal, provider=provider, data=data)
 
 
 @router.get(

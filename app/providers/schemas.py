@@ -17,7 +17,7 @@ from app.common.types import (
     RegionPrefix,
     Uscc,
 )
-from app.models import ProviderKind
+from app.models import ProviderKind, Vetting
 
 SkillLevel = Annotated[int, Field(ge=1, le=3, description="1 basic, 2 experienced, 3 expert")]
 Skills = Annotated[
@@ -92,6 +92,9 @@ class ProviderRead(Schema):
     rating_count: int
     contact_email: str
     contact_phone: str
+    vetting: Vetting
+    vetting_reason: str
+    vetted_at: datetime | None
     version: int
     created_at: datetime
     updated_at: datetime

@@ -14,7 +14,7 @@ from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.errors import Conflict, Forbidden, NotFound
 from app.events import service as event_service
-from app.models import Enterprise, Provider, ProviderConflict
+from app.models import Enterprise, Provider, ProviderConflict, Vetting
 from app.providers import repository
 from app.providers.schemas import ConflictCreate, ProviderCreate, ProviderRead, ProviderUpdate
 from app.supervision import service as supervision_service
@@ -35,16 +35,37 @@ def list_(
     return paginate(session, statement, Provider.id, page, ProviderRead.model_validate)
 
 
-def create(session: Session, *, principal: Principal | None, data: ProviderCreate) -> Provider:
-    """Staff add providers; self-registration (no principal) goes through the auth domain."""
+def _ensure_capacity_allowed(capacity: int, ceiling: int) -> None:
+    if capacity > ceiling:
+        raise Forbidden(
+            f"a capacity above {ceiling} is granted by a coordinator, not set by the provider",
+            field="capacity",
+        )
+
+
+def _ensure_home_allowed(principal: Principal, home_region_code: str | None) -> None:
+    """Staff home providers inside their own regions (only admins leave one unhomed)."""
+    if principal.is_admin:
+        return
+    if not home_region_code or not principal.covers_region(home_region_code):
+        raise Forbidden("home_region_code must be inside your regions", field="home_region_code")
+
+
+def create(
+    session: Session, *, principal: Principal | None, data: ProviderCreate, capacity_ceiling: int
+) -> Provider:
+    """Staff add (and so vet) providers; self-registration (no principal, through the auth
+    domain) starts ``pending`` and within the self-service capacity ceiling."""
     taxonomy_service.ensure_known(session, data.skills, field="skills")
-    if (
-        principal is not None
-        and data.home_region_code
-        and not principal.covers_region(data.home_region_code)
-    ):
-        raise Forbidden("home_region_code is outside your regions", field="home_region_code")
+    if principal is None:
+        _ensure_capacity_allowed(data.capacity, capacity_ceiling)
+    else:
+        _ensure_home_allowed(principal, data.home_region_code)
     provider = Provider(**data.model_dump())
+    if principal is None:
+        provider.vetting = Vetting.PENDING
+    else:
+        provider.vetting, provider.vetted_at = Vetting.APPROVED, utc_now()
     session.add(provider)
     session.flush()
     event_service.record(
@@ -66,18 +87,38 @@ def _may_manage(principal: Principal, provider: Provider) -> bool:
     )
 
 
+def _ensure_owned_fields(
+    principal: Principal, provider: Provider, changes: dict[str, Any], ceiling: int, staff: bool
+) -> None:
+    """Fields that drive matching or scope are staff-owned (DOMAIN: vetting, issue 8 item 2)."""
+    if not staff:
+        if "active" in changes:
+            raise Forbidden(
+                "only coordinators and admins activate or deactivate providers", field="active"
+            )
+        if "home_region_code" in changes:
+            raise Forbidden("only staff re-home a provider", field="home_region_code")
+        capacity = changes.get("capacity")
+        if capacity is not None and capacity > max(ceiling, provider.capacity):
+            _ensure_capacity_allowed(capacity, ceiling)
+    elif "home_region_code" in changes:
+        _ensure_home_allowed(principal, changes["home_region_code"])
+
+
 def update(
-    session: Session, *, principal: Principal, provider: Provider, data: ProviderUpdate
+    session: Session,
+    *,
+    principal: Principal,
+    provider: Provider,
+    data: ProviderUpdate,
+    capacity_ceiling: int,
 ) -> Provider:
     own = principal.is_provider and principal.provider_id == provider.id
     staff = _may_manage(principal, provider)
     if not (own or staff):
         raise Forbidden("only the provider itself or the coordinators of its region may edit it")
     changes: dict[str, Any] = data.model_dump(exclude_unset=True)
-    if "active" in changes and not staff:
-        raise Forbidden(
-            "only coordinators and admins activate or deactivate providers", field="active"
-        )
+    _ensure_owned_fields(principal, provider, changes, capacity_ceiling, staff)
     if changes.get("skills"):
         taxonomy_service.ensure_known(session, changes["skills"], field="skills")
     before = event_service.snapshot(provider)

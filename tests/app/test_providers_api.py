@@ -90,11 +90,11 @@ class TestCreateAndUpdate:
         headers = cast.headers(cast.expert_user)
         r = client.patch(
             f"{URL}/{cast.expert.id}",
-            json={"capacity": 5, "expertise": "融资 担保"},
+            json={"capacity": 3, "expertise": "融资 担保"},
             headers=headers,
         )
         assert r.status_code == 200
-        assert r.json()["capacity"] == 5
+        assert r.json()["capacity"] == 3
         r = client.patch(f"{URL}/{cast.expert.id}", json={"active": False}, headers=headers)
         assert r.status_code == 403
         assert r.json()["field"] == "active"

@@ -21,7 +21,7 @@ def body(**overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def req(db: Session, cast: Cast) -> HelpRequest:
-    request = make_request(db, cast.ent)
+    request = make_request(db, cast.ent, status="submitted")
     db.commit()
     return request
 
@@ -141,7 +141,14 @@ class TestVisibility:
     def test_list_filters(
         self, client: TestClient, cast: Cast, db: Session, req: HelpRequest
     ) -> None:
-        make_request(db, cast.other_ent, category="legal_ip", urgency=2, title="商标被抢注")
+        make_request(
+            db,
+            cast.other_ent,
+            category="legal_ip",
+            urgency=2,
+            title="商标被抢注",
+            status="submitted",
+        )
         db.commit()
         headers = cast.headers(cast.admin)
 
