@@ -16,6 +16,7 @@ from app.assignments.schemas import (
     ManualAssign,
     Reassign,
 )
+from app.assignments.views import AssignmentView, assignment_view
 from app.common.concurrency import set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
@@ -47,13 +48,13 @@ def assignment_filter(
     )
 
 
-@router.get("", response_model=Page[AssignmentRead], responses=problem_responses(401))
+@router.get("", response_model=Page[AssignmentView], responses=problem_responses(401))
 def list_assignments(
     session: DbSession,
     principal: CurrentPrincipal,
     page: PageDep,
     filters: Annotated[repository.AssignmentFilter, Depends(assignment_filter)],
-) -> Page[AssignmentRead]:
+) -> Page[AssignmentView]:
     """Providers see their offers and work; enterprises theirs; coordinators their regions."""
     return assignment_service.list_(session, principal=principal, filters=filters, page=page)
 
@@ -67,39 +68,44 @@ def assign_by_hand(data: ManualAssign, session: DbSession, principal: Staff) -> 
 
 
 @router.get(
-    "/{assignment_id}", response_model=AssignmentRead, responses=problem_responses(401, 404)
+    "/{assignment_id}", response_model=AssignmentView, responses=problem_responses(401, 404)
 )
-def read_assignment(assignment: CurrentAssignment, response: Response) -> Assignment:
+def read_assignment(
+    assignment: CurrentAssignment, principal: CurrentPrincipal, response: Response
+) -> AssignmentView:
     set_etag(response, assignment.version)
-    return assignment
+    return assignment_view(principal, assignment)
 
 
-@router.post("/{assignment_id}/accept", response_model=AssignmentRead, responses=ACTION_ERRORS)
+@router.post("/{assignment_id}/accept", response_model=AssignmentView, responses=ACTION_ERRORS)
 def accept(
     assignment: CurrentAssignment, session: DbSession, principal: CurrentPrincipal
-) -> Assignment:
-    return assignment_service.accept(session, principal=principal, assignment=assignment)
+) -> AssignmentView:
+    accepted = assignment_service.accept(session, principal=principal, assignment=assignment)
+    return assignment_view(principal, accepted)
 
 
-@router.post("/{assignment_id}/decline", response_model=AssignmentRead, responses=ACTION_ERRORS)
+@router.post("/{assignment_id}/decline", response_model=AssignmentView, responses=ACTION_ERRORS)
 def decline(
     data: Decline, assignment: CurrentAssignment, session: DbSession, principal: CurrentPrincipal
-) -> Assignment:
+) -> AssignmentView:
     """Decline with a reason code; the request is offered to the next-best provider at once."""
-    return assignment_service.decline(
+    declined = assignment_service.decline(
         session, principal=principal, assignment=assignment, data=data
     )
+    return assignment_view(principal, declined)
 
 
-@router.post("/{assignment_id}/complete", response_model=AssignmentRead, responses=ACTION_ERRORS)
+@router.post("/{assignment_id}/complete", response_model=AssignmentView, responses=ACTION_ERRORS)
 def complete(
     assignment: CurrentAssignment,
     session: DbSession,
     principal: CurrentPrincipal,
     data: Complete | None = None,
-) -> Assignment:
+) -> AssignmentView:
     """The provider marks the work done; the enterprise then confirms and rates it."""
-    return assignment_service.complete(session, principal=principal, assignment=assignment)
+    done = assignment_service.complete(session, principal=principal, assignment=assignment)
+    return assignment_view(principal, done)
 
 
 @router.post("/{assignment_id}/lock", response_model=AssignmentRead, responses=ACTION_ERRORS)

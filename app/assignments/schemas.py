@@ -14,7 +14,44 @@ DeclineReason = Literal[
 ]
 
 
+class ExplanationRead(Schema):
+    """Why this pair (features × weights and a one-line reason): what the provider and the
+    enterprise of the pair see. Competitors (runners-up) are not part of it."""
+
+    features: dict[str, float] = Field(default_factory=dict)
+    contributions: dict[str, float] = Field(default_factory=dict)
+    priority: float | None = None
+    slot_multiplier: float | None = None
+    reason_zh: str = ""
+    reason_en: str = ""
+    note: str = Field(default="", description="The coordinator's note on a hand-made offer")
+
+
+class AssignmentReadForParty(Schema):
+    """An assignment as its provider or its enterprise reads it: no draft run, no pin, no
+    runners-up (other providers' ids and scores are staff business)."""
+
+    id: int
+    request_id: int
+    provider_id: int
+    origin: AssignmentOrigin
+    status: AssignmentStatus
+    score: float
+    breakdown: ExplanationRead
+    offered_at: datetime | None
+    offer_expires_at: datetime | None
+    responded_at: datetime | None
+    decline_reason_code: str
+    decline_reason: str
+    completed_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
 class AssignmentRead(Schema):
+    """An assignment as staff read it, with the whole stored explanation (runners-up too)."""
+
     id: int
     request_id: int
     provider_id: int

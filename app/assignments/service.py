@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 from app.assignments import offers, repository
 from app.assignments.lifecycle import move, region_of
 from app.assignments.schemas import (
-    AssignmentRead,
     Decline,
     FeedbackCreate,
     ManualAssign,
     Reassign,
 )
 from app.assignments.transitions import OPEN
+from app.assignments.views import AssignmentView, assignment_view
 from app.auth.principal import Principal
 from app.common.clock import as_utc, utc_now
 from app.common.pagination import PageParams, paginate
@@ -54,9 +54,11 @@ def list_(
     principal: Principal,
     filters: repository.AssignmentFilter,
     page: PageParams,
-) -> Page[AssignmentRead]:
+) -> Page[AssignmentView]:
     statement = repository.filtered(repository.visible_to(principal), filters)
-    return paginate(session, statement, Assignment.id, page, AssignmentRead.model_validate)
+    return paginate(
+        session, statement, Assignment.id, page, lambda a: assignment_view(principal, a)
+    )
 
 
 def _ensure_own(principal: Principal, assignment: Assignment) -> None:

@@ -13,7 +13,13 @@ from app.deps import CurrentPrincipal, DbSession, Staff
 from app.enterprises import repository
 from app.enterprises import service as enterprise_service
 from app.enterprises import tier as tier_service
-from app.enterprises.schemas import EnterpriseCreate, EnterpriseRead, EnterpriseUpdate
+from app.enterprises.schemas import (
+    EnterpriseCreate,
+    EnterpriseRead,
+    EnterpriseUpdate,
+    EnterpriseView,
+    enterprise_view,
+)
 from app.models import Enterprise, EnterpriseSize, Tier
 
 router = APIRouter(prefix="/enterprises", tags=["enterprises"])
@@ -40,13 +46,13 @@ def enterprise_filter(
     return repository.EnterpriseFilter(region=region, industry=industry, tier=tier, size=size, q=q)
 
 
-@router.get("", response_model=Page[EnterpriseRead], responses=problem_responses(401))
+@router.get("", response_model=Page[EnterpriseView], responses=problem_responses(401))
 def list_enterprises(
     session: DbSession,
     principal: CurrentPrincipal,
     page: PageDep,
     filters: Annotated[repository.EnterpriseFilter, Depends(enterprise_filter)],
-) -> Page[EnterpriseRead]:
+) -> Page[EnterpriseView]:
     """Enterprises you may see: your own, those in your regions, or those you serve."""
     return enterprise_service.list_(session, principal=principal, filters=filters, page=page)
 
@@ -68,11 +74,14 @@ def create_enterprise(
 
 
 @router.get(
-    "/{enterprise_id}", response_model=EnterpriseRead, responses=problem_responses(401, 404)
+    "/{enterprise_id}", response_model=EnterpriseView, responses=problem_responses(401, 404)
 )
-def read_enterprise(enterprise: CurrentEnterprise, response: Response) -> Enterprise:
+def read_enterprise(
+    enterprise: CurrentEnterprise, principal: CurrentPrincipal, response: Response
+) -> EnterpriseView:
+    """A provider serving the enterprise reads its contact card, not its registry record."""
     set_etag(response, enterprise.version)
-    return enterprise
+    return enterprise_view(principal, enterprise)
 
 
 @router.patch(

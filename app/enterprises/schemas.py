@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from app.auth.principal import Principal
 from app.common.schemas import InputSchema, Schema
 from app.common.types import (
     IndustryCode,
@@ -14,7 +15,7 @@ from app.common.types import (
     RegionCode,
     Uscc,
 )
-from app.models import EnterpriseSize, Tier
+from app.models import Enterprise, EnterpriseSize, Tier
 
 
 class EnterpriseCreate(InputSchema):
@@ -70,3 +71,27 @@ class EnterpriseRead(Schema):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class EnterpriseContact(Schema):
+    """What a provider serving the enterprise needs: who and where it is, whom to call."""
+
+    id: int
+    name: str
+    region_code: str
+    industry_code: str
+    size: EnterpriseSize
+    description: str
+    contact_name: str
+    contact_phone: str
+    contact_email: str
+
+
+EnterpriseView = EnterpriseRead | EnterpriseContact
+
+
+def enterprise_view(principal: Principal, enterprise: Enterprise) -> EnterpriseView:
+    """Providers get the contact card; the enterprise itself and staff the whole record."""
+    if principal.is_provider:
+        return EnterpriseContact.model_validate(enterprise)
+    return EnterpriseRead.model_validate(enterprise)

@@ -10,7 +10,12 @@ from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.enterprises import repository
 from app.enterprises import tier as tier_service
-from app.enterprises.schemas import EnterpriseCreate, EnterpriseRead, EnterpriseUpdate
+from app.enterprises.schemas import (
+    EnterpriseCreate,
+    EnterpriseUpdate,
+    EnterpriseView,
+    enterprise_view,
+)
 from app.errors import Conflict, Forbidden, NotFound
 from app.events import service as event_service
 from app.models import Enterprise, Tier
@@ -31,9 +36,11 @@ def list_(
     principal: Principal,
     filters: repository.EnterpriseFilter,
     page: PageParams,
-) -> Page[EnterpriseRead]:
+) -> Page[EnterpriseView]:
     statement = repository.filtered(repository.visible_to(principal), filters)
-    return paginate(session, statement, Enterprise.id, page, EnterpriseRead.model_validate)
+    return paginate(
+        session, statement, Enterprise.id, page, lambda e: enterprise_view(principal, e)
+    )
 
 
 def _ensure_unique_uscc(session: Session, uscc: str) -> None:

@@ -26,3 +26,14 @@ def visible_to(principal: Principal) -> Select[Plan]:
         )
         return statement.where(Plan.id.in_(served))
     return statement.where(false())
+
+
+def plan_requests(plan_id: int, provider_id: int | None) -> Select[HelpRequest]:
+    """A plan's requests; for a provider only those it holds a live assignment on."""
+    statement = select(HelpRequest).where(HelpRequest.plan_id == plan_id)
+    if provider_id is None:
+        return statement
+    serving = select(Assignment.request_id).where(
+        Assignment.provider_id == provider_id, Assignment.status.in_(LIVE)
+    )
+    return statement.where(HelpRequest.id.in_(serving))

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response, status
 
+from app.auth.principal import Principal
 from app.common.concurrency import check_if_match, set_etag
 from app.common.schemas import problem_responses
 from app.common.types import PathId
@@ -21,6 +22,7 @@ from app.plans.schemas import (
     PlanRead,
     PlanUpdate,
 )
+from app.plans.views import PlanDetailView, PlanView, plan_detail, plan_views
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 EDIT_ERRORS = problem_responses(401, 403, 404, 409, 412, 428)
@@ -34,24 +36,27 @@ def get_plan(plan_id: PathId, session: DbSession, principal: CurrentPrincipal) -
 CurrentPlan = Annotated[Plan, Depends(get_plan)]
 
 
-def _detail(session: DbSession, plan: Plan, response: Response) -> PlanDetail:
+def _detail(
+    session: DbSession, principal: Principal, plan: Plan, response: Response
+) -> PlanDetailView:
     set_etag(response, plan.version)
-    return PlanDetail.model_validate(
-        {**PlanRead.model_validate(plan).model_dump(), **plan_service.detail(session, plan)}
-    )
+    return plan_detail(session, principal, plan)
 
 
-@router.get("", response_model=list[PlanRead], responses=problem_responses(401))
+@router.get("", response_model=list[PlanView], responses=problem_responses(401))
 def list_plans(
     session: DbSession, principal: CurrentPrincipal, status: PlanStatus | None = None
-) -> Sequence[Plan]:
-    return plan_service.list_(session, principal=principal, status=status)
+) -> list[PlanView]:
+    return plan_views(principal, plan_service.list_(session, principal=principal, status=status))
 
 
-@router.get("/{plan_id}", response_model=PlanDetail, responses=problem_responses(401, 404))
-def read_plan(plan: CurrentPlan, session: DbSession, response: Response) -> PlanDetail:
-    """The plan with its requests, assignments (with explanations), milestones, follow-ups."""
-    return _detail(session, plan, response)
+@router.get("/{plan_id}", response_model=PlanDetailView, responses=problem_responses(401, 404))
+def read_plan(
+    plan: CurrentPlan, session: DbSession, principal: CurrentPrincipal, response: Response
+) -> PlanDetailView:
+    """The plan with its requests, assignments (with explanations), milestones, follow-ups;
+    a provider reads only the parts of its own assignments."""
+    return _detail(session, principal, plan, response)
 
 
 @router.patch("/{plan_id}", response_model=PlanDetail, responses=EDIT_ERRORS)
@@ -62,10 +67,10 @@ def update_plan(
     principal: Staff,
     response: Response,
     if_match: IfMatch = None,
-) -> PlanDetail:
+) -> PlanDetailView:
     check_if_match(if_match, plan.version, required=True)
     plan_service.update(session, principal=principal, plan=plan, data=data)
-    return _detail(session, plan, response)
+    return _detail(session, principal, plan, response)
 
 
 @router.post(
@@ -131,8 +136,12 @@ def delete_milestone(
     response_model=list[FollowUpRead],
     responses=problem_responses(401, 404),
 )
-def list_follow_ups(plan: CurrentPlan, session: DbSession) -> Sequence[FollowUp]:
-    return plan_service.follow_ups(session, plan)
+def list_follow_ups(
+    plan: CurrentPlan, session: DbSession, principal: CurrentPrincipal
+) -> Sequence[FollowUp]:
+    """The plan's follow-ups; a provider's list holds those on its own assignments only."""
+    provider_id = principal.provider_id if principal.is_provider else None
+    return plan_service.follow_ups(session, plan, provider_id=provider_id)
 
 
 @router.post(

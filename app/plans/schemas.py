@@ -5,9 +5,10 @@ from typing import Any
 
 from pydantic import Field
 
-from app.assignments.schemas import AssignmentRead
+from app.assignments.schemas import AssignmentRead, AssignmentReadForParty
 from app.common.schemas import InputSchema, Schema
 from app.common.types import RefId
+from app.enterprises.schemas import EnterpriseContact
 from app.models import FollowUpKind, PlanStatus
 from app.requests.schemas import HelpRequestRead
 
@@ -48,11 +49,44 @@ class FollowUpRead(Schema):
 
 
 class PlanDetail(PlanRead):
-    """The whole one-company-one-policy picture: requests, who helps with what and why."""
+    """The whole one-company-one-policy picture as staff read it: requests, who helps with
+    what and why (runners-up included), milestones and follow-ups."""
 
     requests: list[HelpRequestRead]
     assignments: list[AssignmentRead]
     milestones: list[MilestoneRead]
+    follow_ups: list[FollowUpRead]
+
+
+class PlanDetailForEnterprise(PlanRead):
+    """The enterprise's own plan: everything in it, explanations without competitors."""
+
+    requests: list[HelpRequestRead]
+    assignments: list[AssignmentReadForParty]
+    milestones: list[MilestoneRead]
+    follow_ups: list[FollowUpRead]
+
+
+class PlanReadForProvider(Schema):
+    """A plan as a provider working on it reads it: which plan, whose, in what state — not
+    the summary, the policies or the milestones of the enterprise's whole picture."""
+
+    id: int
+    enterprise_id: int
+    status: PlanStatus
+    closed_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PlanDetailForProvider(PlanReadForProvider):
+    """Only the parts of the plan that concern the provider's own assignments, and whom to
+    contact."""
+
+    enterprise: EnterpriseContact
+    requests: list[HelpRequestRead]
+    assignments: list[AssignmentReadForParty]
     follow_ups: list[FollowUpRead]
 
 

@@ -111,31 +111,28 @@ def attach_requests(session: Session, *, enterprise_id: int, actor: Principal | 
     return plan
 
 
-def detail(session: Session, plan: Plan) -> dict[str, object]:
+def detail(session: Session, plan: Plan, *, provider_id: int | None = None) -> dict[str, object]:
+    """The plan's parts; for a provider (``provider_id``) only those of its own assignments:
+    the requests it serves, its assignments and the follow-ups logged on them."""
     requests = session.scalars(
-        select(HelpRequest).where(HelpRequest.plan_id == plan.id).order_by(HelpRequest.id)
+        repository.plan_requests(plan.id, provider_id).order_by(HelpRequest.id)
     ).all()
-    assignments = session.scalars(
-        select(Assignment)
-        .where(
-            Assignment.request_id.in_([r.id for r in requests]),
-            Assignment.status != AssignmentStatus.PROPOSED,
-        )
-        .order_by(Assignment.id)
-    ).all()
+    statement = select(Assignment).where(
+        Assignment.request_id.in_([r.id for r in requests]),
+        Assignment.status != AssignmentStatus.PROPOSED,
+    )
+    if provider_id is not None:
+        statement = statement.where(Assignment.provider_id == provider_id)
+    assignments = session.scalars(statement.order_by(Assignment.id)).all()
     milestones = session.scalars(
         select(Milestone).where(Milestone.plan_id == plan.id).order_by(Milestone.id)
     ).all()
-    follow_ups = session.scalars(
-        select(FollowUp)
-        .where(FollowUp.plan_id == plan.id)
-        .order_by(FollowUp.occurred_at, FollowUp.id)
-    ).all()
     return {
+        "enterprise": session.get(Enterprise, plan.enterprise_id),
         "requests": requests,
         "assignments": assignments,
         "milestones": milestones,
-        "follow_ups": follow_ups,
+        "follow_ups": follow_ups(session, plan, provider_id=provider_id),
     }
 
 
@@ -272,10 +269,15 @@ def log_follow_up(
     return follow_up
 
 
-def follow_ups(session: Session, plan: Plan) -> Sequence[FollowUp]:
-    return session.scalars(
-        select(FollowUp).where(FollowUp.plan_id == plan.id).order_by(FollowUp.id)
-    ).all()
+def follow_ups(
+    session: Session, plan: Plan, *, provider_id: int | None = None
+) -> Sequence[FollowUp]:
+    """The plan's follow-ups; a provider's view holds only those on its own assignments."""
+    statement = select(FollowUp).where(FollowUp.plan_id == plan.id)
+    if provider_id is not None:
+        own = select(Assignment.id).where(Assignment.provider_id == provider_id)
+        statement = statement.where(FollowUp.assignment_id.in_(own))
+    return session.scalars(statement.order_by(FollowUp.occurred_at, FollowUp.id)).all()
 
 
 def refresh_status(session: Session, plan_id: int | None, actor: Principal | None) -> None:

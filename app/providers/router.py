@@ -21,6 +21,8 @@ from app.providers.schemas import (
     ProviderCreate,
     ProviderRead,
     ProviderUpdate,
+    ProviderView,
+    provider_view,
 )
 
 router = APIRouter(prefix="/providers", tags=["providers"])
@@ -45,13 +47,13 @@ def provider_filter(
     )
 
 
-@router.get("", response_model=Page[ProviderRead], responses=problem_responses(401))
+@router.get("", response_model=Page[ProviderView], responses=problem_responses(401))
 def list_providers(
     session: DbSession,
     principal: CurrentPrincipal,
     page: PageDep,
     filters: Annotated[repository.ProviderFilter, Depends(provider_filter)],
-) -> Page[ProviderRead]:
+) -> Page[ProviderView]:
     return provider_service.list_(session, principal=principal, filters=filters, page=page)
 
 
@@ -79,10 +81,13 @@ def create_provider(
     return idem.store(data, ProviderRead.model_validate(provider))
 
 
-@router.get("/{provider_id}", response_model=ProviderRead, responses=problem_responses(401, 404))
-def read_provider(provider: CurrentProvider, response: Response) -> Provider:
+@router.get("/{provider_id}", response_model=ProviderView, responses=problem_responses(401, 404))
+def read_provider(
+    provider: CurrentProvider, principal: CurrentPrincipal, response: Response
+) -> ProviderView:
+    """An enterprise the provider serves reads its card; staff and the provider the record."""
     set_etag(response, provider.version)
-    return provider
+    return provider_view(principal, provider)
 
 
 @router.patch(

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from app.auth.principal import Principal
 from app.common.schemas import InputSchema, Schema
 from app.common.types import (
     CategoryKey,
@@ -17,7 +18,7 @@ from app.common.types import (
     RegionPrefix,
     Uscc,
 )
-from app.models import ProviderKind, Vetting
+from app.models import Provider, ProviderKind, Vetting
 
 SkillLevel = Annotated[int, Field(ge=1, le=3, description="1 basic, 2 experienced, 3 expert")]
 Skills = Annotated[
@@ -98,6 +99,30 @@ class ProviderRead(Schema):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class ProviderCard(Schema):
+    """A provider as the enterprise it serves reads it: who helps and how to reach them, not
+    its capacity, load, coverage or vetting record."""
+
+    id: int
+    kind: ProviderKind
+    name: str
+    organisation: str
+    expertise: str
+    rating: float | None
+    rating_count: int
+    contact_email: str
+    contact_phone: str
+
+
+ProviderView = ProviderRead | ProviderCard
+
+
+def provider_view(principal: Principal, provider: Provider) -> ProviderView:
+    if principal.is_enterprise:
+        return ProviderCard.model_validate(provider)
+    return ProviderRead.model_validate(provider)
 
 
 class ConflictCreate(InputSchema):

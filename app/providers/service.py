@@ -16,7 +16,13 @@ from app.errors import Conflict, Forbidden, NotFound
 from app.events import service as event_service
 from app.models import Enterprise, Provider, ProviderConflict, Vetting
 from app.providers import repository
-from app.providers.schemas import ConflictCreate, ProviderCreate, ProviderRead, ProviderUpdate
+from app.providers.schemas import (
+    ConflictCreate,
+    ProviderCreate,
+    ProviderUpdate,
+    ProviderView,
+    provider_view,
+)
 from app.supervision import service as supervision_service
 from app.taxonomy import service as taxonomy_service
 
@@ -30,9 +36,9 @@ def get(session: Session, *, principal: Principal, provider_id: int) -> Provider
 
 def list_(
     session: Session, *, principal: Principal, filters: repository.ProviderFilter, page: PageParams
-) -> Page[ProviderRead]:
+) -> Page[ProviderView]:
     statement = repository.filtered(repository.visible_to(principal), filters)
-    return paginate(session, statement, Provider.id, page, ProviderRead.model_validate)
+    return paginate(session, statement, Provider.id, page, lambda p: provider_view(principal, p))
 
 
 def _ensure_capacity_allowed(capacity: int, ceiling: int) -> None:
