@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from datetime import timedelta
 from typing import Annotated, Any
@@ -34,6 +33,7 @@ from app.match_runs import service as match_run_service
 from app.match_runs.schemas import MatchRunCreate, MatchRunRead
 from app.match_runs.worker import Worker, default_worker_id
 from app.models import MatchRun, MatchRunStatus, Role
+from app.observability.logs import configure_logging, scrub
 from app.settings import get_settings
 from seed.load import DEMO_LOGINS, DEMO_PASSWORD, load_demo
 
@@ -110,7 +110,19 @@ def serve(
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
     """Serve the API (migrate first)."""
-    uvicorn.run("app.main:app_factory", factory=True, host=host, port=port)
+    _serve(host, port)
+
+
+def _serve(host: str, port: int) -> None:
+    """Logging is ours (``log_config=None``) and so is the access log, with request ids."""
+    uvicorn.run(
+        "app.main:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @cli.command("demo")
@@ -124,11 +136,11 @@ def demo(
     _seed(200, 120, 20261125)
     console.rule("zhuqi 助企 demo")
     console.print(f"API:  http://{host}:{port}/api/v1   docs: http://{host}:{port}/docs")
-    console.print(f"database: {settings.database_url}")
+    console.print(f"database: {scrub(settings.database_url)}")
     console.print(f"log-ins (password [bold]{DEMO_PASSWORD}[/bold]):")
     for email, role, description in DEMO_LOGINS:
         console.print(f"  {email:28} {role:12} {description}")
-    uvicorn.run("app.main:app_factory", factory=True, host=host, port=port)
+    _serve(host, port)
 
 
 def _run_sessions() -> runner.Sessions:
@@ -267,5 +279,6 @@ def supervise_command() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
     cli()

@@ -18,6 +18,8 @@ from app.errors import install_error_handlers
 from app.health.router import router as health_router
 from app.match_runs.runner import Sessions
 from app.match_runs.worker import Worker, default_worker_id
+from app.observability import install_observability
+from app.observability.logs import configure_logging
 from app.settings import Settings, get_settings
 from app.stats.service import StatsCache
 
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router)
+    install_observability(app, settings)
     return app
 
 
@@ -106,4 +109,6 @@ def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
 
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory app.main:app_factory``."""
-    return create_app()
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings)

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     embedded_worker: bool = Field(
         default=True, description="Run queued match runs in a thread of the service process"
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool | None = Field(
+        default=None, description="JSON log lines; unset means JSON unless stderr is a terminal"
+    )
     lease_seconds: int = Field(
         default=60, ge=5, le=3600, description="How long a worker's claim on a match run lasts"
     )

@@ -42,6 +42,7 @@ from app.match_runs import encode
 from app.match_runs import repository as run_repository
 from app.match_runs.encode import Scope
 from app.models import Assignment, AssignmentOrigin, AssignmentStatus, MatchRun, MatchRunStatus
+from app.observability.logs import bound
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class Claim:
     worker_id: str
     attempt: int
     lease: timedelta
+    request_id: str = ""  # of the HTTP call that queued the run, for the worker's log lines
 
     def fence(self) -> Any:
         return run_repository.owned_by(self.run_id, self.worker_id, self.attempt)
@@ -135,7 +137,7 @@ def claim(
     if row is None:
         return None
     logger.info("worker %s claimed match run %s (attempt %s)", worker_id, row[0], row[1])
-    return Claim(run_id=row[0], worker_id=worker_id, attempt=row[1], lease=lease)
+    return Claim(run_id=row[0], worker_id=worker_id, attempt=row[1], lease=lease, request_id=row[2])
 
 
 def report(
@@ -415,4 +417,7 @@ def process_next(
     claimed = claim(sessions, worker_id, lease=lease, run_id=run_id)
     if claimed is None:
         return None
-    return execute(sessions, claimed, progress)
+    with bound(run_id=claimed.run_id, request_id=claimed.request_id or None):
+        processed = execute(sessions, claimed, progress)
+        logger.info("match run %s %s", processed.run_id, processed.outcome)
+        return processed
