@@ -33,6 +33,7 @@ from app.match_runs import service as match_run_service
 from app.match_runs.schemas import MatchRunCreate, MatchRunRead
 from app.match_runs.worker import Worker, default_worker_id
 from app.models import MatchRun, MatchRunStatus, Role
+from app.observability import metrics
 from app.observability.logs import configure_logging, scrub
 from app.settings import get_settings
 from seed.load import DEMO_LOGINS, DEMO_PASSWORD, load_demo
@@ -247,8 +248,14 @@ def worker_command(
     once: Annotated[bool, typer.Option(help="Process what is queued, then exit")] = False,
     poll: Annotated[float, typer.Option(min=0.1, help="Seconds between polls when idle")] = 1.0,
     worker_id: Annotated[str | None, typer.Option(help="Name shown in claimed_by")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on ZHUQI_METRICS_BIND:PORT")
+    ] = None,
 ) -> None:
     """Execute queued match runs (any number of workers may run, on any machines)."""
+    metrics.describe_process("worker")
+    if metrics_port is not None:
+        metrics.start_exporter(metrics_port, get_settings().metrics_bind)
     worker = Worker(
         _run_sessions(),
         worker_id=worker_id,

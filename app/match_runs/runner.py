@@ -42,6 +42,7 @@ from app.match_runs import encode
 from app.match_runs import repository as run_repository
 from app.match_runs.encode import Scope
 from app.models import Assignment, AssignmentOrigin, AssignmentStatus, MatchRun, MatchRunStatus
+from app.observability import metrics
 from app.observability.logs import bound
 
 logger = logging.getLogger(__name__)
@@ -382,7 +383,9 @@ def execute(sessions: Sessions, claimed: Claim, progress: ProgressFn | None = No
         stage("supply", counts | {"pins": len(inputs.pins)})
         computed = compute(inputs, sessions, claimed, stage)
         stage("write", {"proposals": len(computed.result.assignments)})
+        started_write = time.perf_counter()
         write_result(sessions, claimed, inputs, computed)
+        write_seconds = time.perf_counter() - started_write
     except LeaseLost as exc:
         logger.warning("%s; leaving the run to its current worker", exc)
         return Processed(claimed.run_id, "lease_lost")
@@ -395,6 +398,7 @@ def execute(sessions: Sessions, claimed: Claim, progress: ProgressFn | None = No
         except LeaseLost:
             return Processed(claimed.run_id, "lease_lost")
         return Processed(claimed.run_id, outcome)
+    metrics.observe_run_stages(inputs.seconds | computed.seconds | {"write": write_seconds})
     if progress is not None:
         progress("done", len(STAGES), len(STAGES), {"proposals": len(computed.result.assignments)})
     return Processed(claimed.run_id, "succeeded")
@@ -420,4 +424,5 @@ def process_next(
     with bound(run_id=claimed.run_id, request_id=claimed.request_id or None):
         processed = execute(sessions, claimed, progress)
         logger.info("match run %s %s", processed.run_id, processed.outcome)
+        metrics.observe_run(processed.outcome)
         return processed

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.models import Notification, NotificationStatus
+from app.observability import metrics
 
 logger = logging.getLogger("zhuqi.notifications")
 MAX_ATTEMPTS = 5
@@ -58,10 +59,13 @@ def deliver_pending(
             sender.send(notification)
         except Exception as exc:  # a gateway error must not stop the others
             notification.last_error = str(exc)[:2000]
-            if notification.attempts >= MAX_ATTEMPTS:
+            dead = notification.attempts >= MAX_ATTEMPTS
+            if dead:
                 notification.status = NotificationStatus.FAILED
+            metrics.observe_delivery(notification.channel, "dead" if dead else "failed")
             failed += 1
             continue
+        metrics.observe_delivery(notification.channel, "sent")
         notification.status = NotificationStatus.SENT
         notification.sent_at = utc_now()
         sent += 1
