@@ -36,6 +36,7 @@ from app.models import MatchRun, MatchRunStatus, Role
 from app.observability import metrics
 from app.observability.logs import configure_logging, scrub
 from app.settings import get_settings
+from app.supervision.senders import senders_for
 from seed.load import DEMO_LOGINS, DEMO_PASSWORD, load_demo
 
 cli = typer.Typer(help="zhuqi 助企: service matching for SMEs", no_args_is_help=True)
@@ -261,6 +262,7 @@ def worker_command(
         worker_id=worker_id,
         poll_seconds=poll,
         lease=timedelta(seconds=get_settings().lease_seconds),
+        senders=senders_for(get_settings()),
     )
     if once:
         done = worker.drain()
@@ -276,7 +278,11 @@ def worker_command(
 def supervise_command() -> None:
     """Run the deadline sweep and deliver the notification outbox once (workers do this every
     few minutes on their own; use this from cron when no worker runs)."""
-    worker = Worker(_run_sessions(), worker_id=default_worker_id("supervise"))
+    worker = Worker(
+        _run_sessions(),
+        worker_id=default_worker_id("supervise"),
+        senders=senders_for(get_settings()),
+    )
     report = worker.housekeeping()
     console.print(
         f"expired offers {report.expired_offers}, released {report.released_offers}, "

@@ -22,6 +22,7 @@ from app.observability import install_observability
 from app.observability.logs import configure_logging
 from app.settings import Settings, get_settings
 from app.stats.service import StatsCache
+from app.supervision.senders import senders_for
 
 PROBLEM = {"model": ProblemDetail, "content": {"application/problem+json": {}}}
 # Paths that never touch the database answer even when every admission slot is taken.
@@ -102,6 +103,7 @@ def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
         ),
         worker_id=default_worker_id("embedded"),
         lease=timedelta(seconds=settings.lease_seconds),
+        senders=senders_for(settings),
     )
     worker.start()
     return worker, engine

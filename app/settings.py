@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     metrics_bind: str = Field(
         default="127.0.0.1", description="Address a worker's metrics exporter listens on"
     )
+    smtp_host: str | None = Field(default=None, description="SMTP relay; unset: no e-mail channel")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "zhuqi@localhost"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     lease_seconds: int = Field(
         default=60, ge=5, le=3600, description="How long a worker's claim on a match run lasts"
     )

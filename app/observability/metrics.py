@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from wsgiref.simple_server import WSGIServer
 from collections.abc import Mapping
 from typing import Any, Final
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client import start_http_server as _start_http_server

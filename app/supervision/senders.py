@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.models import Notification, NotificationStatus
+from app.notifications.email import SmtpSender
 from app.observability import metrics
+from app.settings import Settings
 
 logger = logging.getLogger("zhuqi.notifications")
 MAX_ATTEMPTS = 5
@@ -37,6 +39,22 @@ class LogSender:
 
 
 DEFAULT_SENDERS: Mapping[str, Sender] = {"log": LogSender()}
+
+
+def senders_for(settings: Settings) -> Mapping[str, Sender]:
+    """The log sender always; SMTP once a relay is configured (``ZHUQI_SMTP_*``)."""
+    senders: dict[str, Sender] = {"log": LogSender()}
+    if settings.smtp_host:
+        senders["email"] = SmtpSender(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_from,
+            tls=settings.smtp_tls,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    return senders
 
 
 def deliver_pending(
