@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd import smtp as aiosmtp
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
-from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Session as SMTPSession
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -47,8 +47,8 @@ class Inbox:
     messages: list[EmailMessage] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
 
-    async def handle_DATA(
-        self, server: SMTPServer, session: SMTPSession, envelope: Envelope
+    async def handle_DATA(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: aiosmtp.SMTP, session: SMTPSession, envelope: Envelope
     ) -> str:
         content = envelope.content
         raw = content if isinstance(content, bytes) else str(content).encode()
@@ -57,7 +57,7 @@ class Inbox:
 
     def authenticate(
         self,
-        server: SMTPServer,
+        server: aiosmtp.SMTP,
         session: SMTPSession,
         envelope: Envelope,
         mechanism: str,
@@ -85,9 +85,11 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
         check=True,
         capture_output=True,
     )
@@ -203,9 +205,7 @@ class TestChoosingChannels:
         assert r.status_code == 422
         assert r.json()["field"] in ("channels", "language")
 
-    @pytest.mark.parametrize(
-        "role", ["admin", "coordinator", "enterprise", "expert", "platform"]
-    )
+    @pytest.mark.parametrize("role", ["admin", "coordinator", "enterprise", "expert", "platform"])
     def test_every_role_sets_its_own_and_only_its_own(
         self, client: TestClient, cast: Cast, db: Session, settings: Settings, role: str
     ) -> None:
@@ -248,9 +248,7 @@ class TestSweepWritesPerChannel:
 
 
 class TestSmtp:
-    def test_delivered_over_starttls_with_auth(
-        self, db: Session, cast: Cast, relay: Relay
-    ) -> None:
+    def test_delivered_over_starttls_with_auth(self, db: Session, cast: Cast, relay: Relay) -> None:
         row = notice(db, cast.coordinator)
         sent, failed = deliver_pending(db, {"email": relay.sender()})
         assert (sent, failed) == (1, 0)
