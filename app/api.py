@@ -10,6 +10,7 @@ from app.enterprises.router import router as enterprises_router
 from app.events.router import router as events_router
 from app.exclusions.router import router as exclusions_router
 from app.match_runs.router import router as match_runs_router
+from app.notifications.router import router as notifications_router
 from app.plans.router import router as plans_router
 from app.policies.router import router as policies_router
 from app.providers.router import router as providers_router
@@ -33,5 +34,6 @@ for router in (
     events_router,
     stats_router,
     supervision_router,
+    notifications_router,
 ):
     api_router.include_router(router)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from datetime import timedelta
 from typing import Annotated, Any
@@ -34,7 +33,10 @@ from app.match_runs import service as match_run_service
 from app.match_runs.schemas import MatchRunCreate, MatchRunRead
 from app.match_runs.worker import Worker, default_worker_id
 from app.models import MatchRun, MatchRunStatus, Role
+from app.observability import metrics
+from app.observability.logs import configure_logging, scrub
 from app.settings import get_settings
+from app.supervision.senders import senders_for
 from seed.load import DEMO_LOGINS, DEMO_PASSWORD, load_demo
 
 cli = typer.Typer(help="zhuqi 助企: service matching for SMEs", no_args_is_help=True)
@@ -110,7 +112,19 @@ def serve(
     port: Annotated[int, typer.Option()] = 8000,
 ) -> None:
     """Serve the API (migrate first)."""
-    uvicorn.run("app.main:app_factory", factory=True, host=host, port=port)
+    _serve(host, port)
+
+
+def _serve(host: str, port: int) -> None:
+    """Logging is ours (``log_config=None``) and so is the access log, with request ids."""
+    uvicorn.run(
+        "app.main:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @cli.command("demo")
@@ -127,11 +141,11 @@ def demo(
         f"console: http://{host}:{port}/   (log in below; 中文 by default, English a click away)"
     )
     console.print(f"API:  http://{host}:{port}/api/v1   docs: http://{host}:{port}/docs")
-    console.print(f"database: {settings.database_url}")
+    console.print(f"database: {scrub(settings.database_url)}")
     console.print(f"log-ins (password [bold]{DEMO_PASSWORD}[/bold]):")
     for email, role, description in DEMO_LOGINS:
         console.print(f"  {email:28} {role:12} {description}")
-    uvicorn.run("app.main:app_factory", factory=True, host=host, port=port)
+    _serve(host, port)
 
 
 def _run_sessions() -> runner.Sessions:
@@ -238,13 +252,20 @@ def worker_command(
     once: Annotated[bool, typer.Option(help="Process what is queued, then exit")] = False,
     poll: Annotated[float, typer.Option(min=0.1, help="Seconds between polls when idle")] = 1.0,
     worker_id: Annotated[str | None, typer.Option(help="Name shown in claimed_by")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on ZHUQI_METRICS_BIND:PORT")
+    ] = None,
 ) -> None:
     """Execute queued match runs (any number of workers may run, on any machines)."""
+    metrics.describe_process("worker")
+    if metrics_port is not None:
+        metrics.start_exporter(metrics_port, get_settings().metrics_bind)
     worker = Worker(
         _run_sessions(),
         worker_id=worker_id,
         poll_seconds=poll,
         lease=timedelta(seconds=get_settings().lease_seconds),
+        senders=senders_for(get_settings()),
     )
     if once:
         done = worker.drain()
@@ -260,7 +281,11 @@ def worker_command(
 def supervise_command() -> None:
     """Run the deadline sweep and deliver the notification outbox once (workers do this every
     few minutes on their own; use this from cron when no worker runs)."""
-    worker = Worker(_run_sessions(), worker_id=default_worker_id("supervise"))
+    worker = Worker(
+        _run_sessions(),
+        worker_id=default_worker_id("supervise"),
+        senders=senders_for(get_settings()),
+    )
     report = worker.housekeeping()
     console.print(
         f"expired offers {report.expired_offers}, released {report.released_offers}, "
@@ -270,5 +295,6 @@ def supervise_command() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
     cli()

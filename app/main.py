@@ -19,12 +19,15 @@ from app.errors import install_error_handlers
 from app.health.router import router as health_router
 from app.match_runs.runner import Sessions
 from app.match_runs.worker import Worker, default_worker_id
+from app.observability import install_observability
+from app.observability.logs import configure_logging
 from app.settings import Settings, get_settings
 from app.stats.service import StatsCache
+from app.supervision.senders import senders_for
 
 PROBLEM = {"model": ProblemDetail, "content": {"application/problem+json": {}}}
 # Paths that never touch the database answer even when every admission slot is taken.
-UNMETERED_PATHS = frozenset({"/healthz", "/metrics"})
+UNMETERED_PATHS = frozenset({"/healthz"})
 
 
 def create_app(settings: Settings | None = None, *, manage_engine: bool = True) -> FastAPI:
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     app.include_router(health_router)
     app.include_router(api_router)
     console.install(app, settings)
+    install_observability(app, settings)
     return app
 
 
@@ -103,6 +107,7 @@ def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
         ),
         worker_id=default_worker_id("embedded"),
         lease=timedelta(seconds=settings.lease_seconds),
+        senders=senders_for(settings),
     )
     worker.start()
     return worker, engine
@@ -110,4 +115,6 @@ def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
 
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory app.main:app_factory``."""
-    return create_app()
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings)

@@ -6,7 +6,7 @@ import warnings
 from functools import lru_cache
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "changethis-local-only-secret-key-0123456789"
@@ -33,6 +33,23 @@ class Settings(BaseSettings):
     self_capacity_platform: int = Field(
         default=30, ge=1, description="Most assignments a platform may take on by its own say"
     )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool | None = Field(
+        default=None, description="JSON log lines; unset means JSON unless stderr is a terminal"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token Prometheus sends to GET /metrics (admins need none)"
+    )
+    metrics_bind: str = Field(
+        default="127.0.0.1", description="Address a worker's metrics exporter listens on"
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP relay; unset: no e-mail channel")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "zhuqi@localhost"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     lease_seconds: int = Field(
         default=60, ge=5, le=3600, description="How long a worker's claim on a match run lasts"
     )

@@ -21,6 +21,7 @@ from app.plans.schemas import FollowUpCreate
 from app.providers import service as provider_service
 from app.providers.schemas import ProviderUpdate
 from app.requests import service as request_service
+from app.settings import Settings
 
 router = APIRouter(include_in_schema=False)
 PROVIDERS = (Role.EXPERT, Role.PLATFORM)
@@ -202,7 +203,14 @@ def save_profile(ctx: PageCtx, values: FormData) -> Response:
 
         def save() -> None:
             check_if_match(f'"{values.get("version", "")}"', provider.version)
-            provider_service.update(ctx.session, principal=principal, provider=provider, data=data)
+            settings: Settings = ctx.request.app.state.settings
+            provider_service.update(
+                ctx.session,
+                principal=principal,
+                provider=provider,
+                data=data,
+                capacity_ceiling=settings.capacity_ceiling(provider.kind.value),
+            )
 
         attempt(ctx.session, save, rename={"If-Match": ""})
     except Invalid as exc:

@@ -151,7 +151,7 @@ def claim(
             version=MatchRun.version + 1,
             updated_at=now,
         )
-        .returning(MatchRun.id, MatchRun.attempts)
+        .returning(MatchRun.id, MatchRun.attempts, MatchRun.request_id)
         .execution_options(synchronize_session=False)
     )
 

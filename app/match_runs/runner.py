@@ -42,6 +42,8 @@ from app.match_runs import encode
 from app.match_runs import repository as run_repository
 from app.match_runs.encode import Scope
 from app.models import Assignment, AssignmentOrigin, AssignmentStatus, MatchRun, MatchRunStatus
+from app.observability import metrics
+from app.observability.logs import bound
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class Claim:
     worker_id: str
     attempt: int
     lease: timedelta
+    request_id: str = ""  # of the HTTP call that queued the run, for the worker's log lines
 
     def fence(self) -> Any:
         return run_repository.owned_by(self.run_id, self.worker_id, self.attempt)
@@ -135,7 +138,7 @@ def claim(
     if row is None:
         return None
     logger.info("worker %s claimed match run %s (attempt %s)", worker_id, row[0], row[1])
-    return Claim(run_id=row[0], worker_id=worker_id, attempt=row[1], lease=lease)
+    return Claim(run_id=row[0], worker_id=worker_id, attempt=row[1], lease=lease, request_id=row[2])
 
 
 def report(
@@ -381,7 +384,9 @@ def execute(sessions: Sessions, claimed: Claim, progress: ProgressFn | None = No
         stage("supply", counts | {"pins": len(inputs.pins)})
         computed = compute(inputs, sessions, claimed, stage)
         stage("write", {"proposals": len(computed.result.assignments)})
+        started_write = time.perf_counter()
         write_result(sessions, claimed, inputs, computed)
+        write_seconds = time.perf_counter() - started_write
     except LeaseLost as exc:
         logger.warning("%s; leaving the run to its current worker", exc)
         return Processed(claimed.run_id, "lease_lost")
@@ -394,6 +399,7 @@ def execute(sessions: Sessions, claimed: Claim, progress: ProgressFn | None = No
         except LeaseLost:
             return Processed(claimed.run_id, "lease_lost")
         return Processed(claimed.run_id, outcome)
+    metrics.observe_run_stages(inputs.seconds | computed.seconds | {"write": write_seconds})
     if progress is not None:
         progress("done", len(STAGES), len(STAGES), {"proposals": len(computed.result.assignments)})
     return Processed(claimed.run_id, "succeeded")
@@ -416,4 +422,8 @@ def process_next(
     claimed = claim(sessions, worker_id, lease=lease, run_id=run_id)
     if claimed is None:
         return None
-    return execute(sessions, claimed, progress)
+    with bound(run_id=claimed.run_id, request_id=claimed.request_id or None):
+        processed = execute(sessions, claimed, progress)
+        logger.info("match run %s %s", processed.run_id, processed.outcome)
+        metrics.observe_run(processed.outcome)
+        return processed

@@ -24,6 +24,7 @@ from app.models import (
     MatchRun,
     MatchRunStatus,
 )
+from app.observability.logs import current_request_id
 from app.taxonomy import service as taxonomy_service
 
 ENDED = (
@@ -77,6 +78,7 @@ def create(session: Session, *, principal: Principal | None, data: MatchRunCreat
         stage="queued",
         progress={"stage": "queued", "step": 0},
         stats={},
+        request_id=current_request_id() or "",
     )
     session.add(run)
     session.flush()

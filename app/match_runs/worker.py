@@ -16,12 +16,13 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from types import FrameType
 
 from app.match_runs.runner import DEFAULT_LEASE, Processed, ProgressFn, Sessions, process_next
 from app.supervision import service as supervision_service
-from app.supervision.senders import deliver_pending
+from app.supervision.senders import DEFAULT_SENDERS, Sender, deliver_pending
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ class Worker:
         lease: timedelta = DEFAULT_LEASE,
         progress: ProgressFn | None = None,
         sweep_every: timedelta | None = SWEEP_EVERY,
+        senders: Mapping[str, Sender] = DEFAULT_SENDERS,
     ) -> None:
         self.sessions = sessions
+        self.senders = senders
         self.sweep_every = sweep_every
         self._last_sweep = 0.0
         self.worker_id = worker_id or default_worker_id()
@@ -73,7 +76,7 @@ class Worker:
         (CAS moves, ``dedupe_key`` and ``SKIP LOCKED`` make it idempotent)."""
         with self.sessions.write() as session, session.begin():
             report = supervision_service.sweep(session)
-            deliver_pending(session)
+            deliver_pending(session, self.senders)
         self._last_sweep = time.monotonic()
         return report
 

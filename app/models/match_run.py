@@ -36,3 +36,5 @@ class MatchRun(IdMixin, TimestampMixin, VersionMixin, Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     published_at: Mapped[datetime | None] = mapped_column()
     reverted_at: Mapped[datetime | None] = mapped_column()
+    # The X-Request-ID of the call that queued the run, bound to the worker's log lines.
+    request_id: Mapped[str] = mapped_column(String(128), default="")

@@ -31,6 +31,9 @@ class User(IdMixin, TimestampMixin, Base):
         IdType, ForeignKey("providers.id", ondelete="CASCADE"), index=True
     )
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Notices are worded in ``language`` and sent on each of ``notify_channels``.
+    language: Mapped[str] = mapped_column(String(8), default="zh")
+    notify_channels: Mapped[list[Any]] = mapped_column(JSON, default=lambda: ["log"])
 
     enterprise: Mapped[Enterprise | None] = relationship(lazy="raise")
     provider: Mapped[Provider | None] = relationship(lazy="raise")

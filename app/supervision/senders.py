@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.models import Notification, NotificationStatus
+from app.notifications.email import SmtpSender
+from app.observability import metrics
+from app.settings import Settings
 
 logger = logging.getLogger("zhuqi.notifications")
 MAX_ATTEMPTS = 5
@@ -38,6 +41,22 @@ class LogSender:
 DEFAULT_SENDERS: Mapping[str, Sender] = {"log": LogSender()}
 
 
+def senders_for(settings: Settings) -> Mapping[str, Sender]:
+    """The log sender always; SMTP once a relay is configured (``ZHUQI_SMTP_*``)."""
+    senders: dict[str, Sender] = {"log": LogSender()}
+    if settings.smtp_host:
+        senders["email"] = SmtpSender(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_from,
+            tls=settings.smtp_tls,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    return senders
+
+
 def deliver_pending(
     session: Session, senders: Mapping[str, Sender] = DEFAULT_SENDERS, *, limit: int = 500
 ) -> tuple[int, int]:
@@ -58,10 +77,13 @@ def deliver_pending(
             sender.send(notification)
         except Exception as exc:  # a gateway error must not stop the others
             notification.last_error = str(exc)[:2000]
-            if notification.attempts >= MAX_ATTEMPTS:
+            dead = notification.attempts >= MAX_ATTEMPTS
+            if dead:
                 notification.status = NotificationStatus.FAILED
+            metrics.observe_delivery(notification.channel, "dead" if dead else "failed")
             failed += 1
             continue
+        metrics.observe_delivery(notification.channel, "sent")
         notification.status = NotificationStatus.SENT
         notification.sent_at = utc_now()
         sent += 1

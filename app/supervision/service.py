@@ -31,15 +31,9 @@ from app.models import (
     Role,
     User,
 )
+from app.notifications import templates
 from app.supervision import clocks
 from app.supervision.clocks import Overdue
-
-SUBJECTS = {
-    "offer": ("邀约超时未响应", "offer not answered in time"),
-    "first_follow_up": ("接单后未按期首次反馈", "no first follow-up in time"),
-    "unrouted": ("诉求未按期交办", "request not routed in time"),
-    "unresolved": ("诉求未按期办结", "request not resolved in time"),
-}
 
 
 @dataclass
@@ -96,25 +90,45 @@ def _recipients(session: Session, item: Overdue, coordinators: Sequence[User]) -
     return escalation_targets(coordinators, item.region_code, 2) or list(_admins(session))
 
 
-def _notify(session: Session, item: Overdue, user: User, now: datetime) -> bool:
+def _notify(session: Session, item: Overdue, user: User, now: datetime) -> int:
+    """One notice per channel the user chose, worded in their language; 0 for each that a
+    concurrent or earlier sweep already wrote."""
+    return sum(
+        _notify_on(session, item, user, channel, now) for channel in user.notify_channels or ["log"]
+    )
+
+
+def _notify_on(session: Session, item: Overdue, user: User, channel: str, now: datetime) -> bool:
     entity = f"a{item.assignment_id}" if item.assignment_id else f"r{item.request_id}"
     key = f"{item.kind}:{entity}:L{item.level}:u{user.id}"
+    key += "" if channel == "log" else f":{channel}"
     if session.scalar(select(Notification.id).where(Notification.dedupe_key == key)):
         return False
-    zh, en = SUBJECTS[item.kind]
-    action = "提醒" if item.level == 1 else "督办升级"
+    kind = f"overdue.{item.kind}"
+    subject, body = templates.render(
+        kind,
+        user.language,
+        {
+            "request_id": item.request_id,
+            "due_at": item.due_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "overdue_hours": item.overdue_hours,
+        },
+        level=item.level,
+    )
     notification = Notification(
         recipient_user_id=user.id,
-        channel="log",
-        kind=f"overdue.{item.kind}",
-        subject=f"[{action}] {zh} / {en} — request {item.request_id}",
-        body=f"due {item.due_at.isoformat()}, overdue {item.overdue_hours} h",
+        channel=channel,
+        kind=kind,
+        subject=subject,
+        body=body,
         payload={
             "request_id": item.request_id,
             "assignment_id": item.assignment_id,
             "provider_id": item.provider_id,
             "level": item.level,
-        },
+            "language": templates.language_of(user.language),
+        }
+        | ({"to": user.email} if channel == "email" else {}),
         region_code=item.region_code,
         dedupe_key=key,
         created_at=now,

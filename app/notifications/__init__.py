@@ -1,0 +1,1 @@
+"""Notification channels: what a user chooses, how a notice is worded, how it is sent."""

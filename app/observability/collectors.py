@@ -1,0 +1,69 @@
+"""Gauges read from the database at scrape time: the state of the whole system, the same
+whichever process is asked (so ``max`` them across instances, do not sum)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
+
+from app.models import MatchRunStatus, NotificationStatus
+from app.observability import repository
+
+
+def _family(
+    name: str, documentation: str, label: str, counts: Mapping[str, int]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for value, count in sorted(counts.items()):
+        family.add_metric([value], count)
+    return family
+
+
+class DatabaseCollector(Collector):
+    """Queue depth, run statuses, outbox backlog and dead letters, open assignments, pool."""
+
+    def __init__(self, session: Session, engine: Engine | None) -> None:
+        self.session = session
+        self.engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        runs = repository.runs_by_status(self.session)
+        yield _family("zhuqi_match_runs", "Match runs by status", "status", runs)
+        yield GaugeMetricFamily(
+            "zhuqi_match_run_queue_depth",
+            "Match runs waiting for a worker",
+            value=runs[MatchRunStatus.QUEUED.value],
+        )
+        yield _family(
+            "zhuqi_outbox_backlog",
+            "Notifications waiting for delivery, by channel",
+            "channel",
+            repository.outbox_by_channel(self.session, NotificationStatus.PENDING),
+        )
+        yield _family(
+            "zhuqi_outbox_dead_letters",
+            "Notifications given up on after every retry, by channel",
+            "channel",
+            repository.outbox_by_channel(self.session, NotificationStatus.FAILED),
+        )
+        yield _family(
+            "zhuqi_assignments_open",
+            "Assignments not yet finished, by status",
+            "status",
+            repository.open_assignments_by_status(self.session),
+        )
+        yield from self._pool()
+
+    def _pool(self) -> Iterator[GaugeMetricFamily]:
+        pool = self.engine.pool if self.engine is not None else None
+        if not isinstance(pool, QueuePool):
+            return
+        yield GaugeMetricFamily("zhuqi_db_pool_size", "Pooled connections kept", value=pool.size())
+        yield GaugeMetricFamily(
+            "zhuqi_db_pool_overflow", "Connections open beyond the pool size", value=pool.overflow()
+        )

@@ -1,0 +1,137 @@
+"""Structured logs for the API, the workers and the CLI, configured once per process.
+
+structlog renders both its own events and every stdlib ``logging`` record (uvicorn,
+SQLAlchemy, our modules) through one ``ProcessorFormatter``: JSON lines when stderr is not a
+terminal (containers, files, log shippers), coloured key=value lines when it is. The request
+id bound by the middleware lives in a context variable, so every line logged while serving a
+request carries it — in worker threads too, since Starlette copies the context into them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import IO, Any, Final
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+HANDLER_NAME: Final = "zhuqi"
+REDACTED: Final = "[redacted]"
+SECRET_KEYS = re.compile(
+    r"pass(word|wd)?|secret|token|authori[sz]ation|api[_-]?key|cookie|credential|signature",
+    re.IGNORECASE,
+)
+# Credentials that can hide inside free text: URL userinfo, bearer tokens, our API keys,
+# Standard Webhooks secrets.
+SECRET_TEXT = (
+    (re.compile(r"(?<=://)[^/@\s:]+:[^/@\s]+(?=@)"), REDACTED),
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1" + REDACTED),
+    (re.compile(r"\bzq_[0-9a-f]+_[A-Za-z0-9_-]+"), REDACTED),
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), REDACTED),
+)
+
+
+def scrub(text: str) -> str:
+    """Credentials out of a free-text message (a DSN in an error, a header echoed back)."""
+    for pattern, replacement in SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _scrub_value(key: str, value: Any) -> Any:
+    if SECRET_KEYS.search(key):
+        return REDACTED
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, MutableMapping):
+        return {k: _scrub_value(str(k), v) for k, v in value.items()}
+    return value
+
+
+def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Last line of defence: no password, token, key or secret reaches a log line, whatever a
+    caller passed. Keys that name a secret are blanked; string values are scrubbed."""
+    return {key: _scrub_value(key, value) for key, value in event_dict.items()}
+
+
+def _shared_processors() -> list[Processor]:
+    """Run on structlog events and on stdlib records alike, before rendering."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+
+
+def configure_logging(
+    level: str = "INFO", *, json: bool | None = None, stream: IO[str] | None = None
+) -> None:
+    """Route structlog and stdlib logging through one handler on stderr.
+
+    Idempotent: a second call replaces the handler it installed and leaves other handlers
+    (pytest's capture, for one) alone. ``json=None`` picks JSON unless stderr is a terminal.
+    """
+    stream = stream or sys.stderr
+    as_json = not stream.isatty() if json is None else json
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if as_json
+        else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_shared_processors()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # One access line per request comes from our middleware, with the route and request id.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served (or of the run being executed), if any."""
+    value = structlog.contextvars.get_contextvars().get("request_id")
+    return str(value) if value else None
+
+
+@contextmanager
+def bound(**values: Any) -> Iterator[None]:
+    """Bind context (``request_id``, ``run_id``) to every log line inside the block; ``None``
+    values are left out."""
+    with structlog.contextvars.bound_contextvars(
+        **{k: v for k, v in values.items() if v is not None}
+    ):
+        yield

@@ -1,0 +1,49 @@
+"""The counts behind the scrape-time gauges: one grouped query each, on indexed columns."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    MatchRun,
+    MatchRunStatus,
+    Notification,
+    NotificationStatus,
+)
+
+OPEN_ASSIGNMENTS = (
+    AssignmentStatus.PROPOSED,
+    AssignmentStatus.OFFERED,
+    AssignmentStatus.ACCEPTED,
+    AssignmentStatus.ACTIVE,
+)
+
+
+def runs_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(MatchRun.status, func.count()).group_by(MatchRun.status))
+    counts = {status.value: 0 for status in MatchRunStatus}
+    counts.update({str(status): int(n) for status, n in rows})
+    return counts
+
+
+def outbox_by_channel(session: Session, status: NotificationStatus) -> dict[str, int]:
+    rows = session.execute(
+        select(Notification.channel, func.count())
+        .where(Notification.status == status)
+        .group_by(Notification.channel)
+    )
+    return {str(channel): int(n) for channel, n in rows}
+
+
+def open_assignments_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Assignment.status, func.count())
+        .where(Assignment.status.in_(OPEN_ASSIGNMENTS))
+        .group_by(Assignment.status)
+    )
+    counts = {status.value: 0 for status in OPEN_ASSIGNMENTS}
+    counts.update({str(status): int(n) for status, n in rows})
+    return counts
