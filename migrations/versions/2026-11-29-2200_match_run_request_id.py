@@ -1,7 +1,7 @@
 """match run request id
 
 Revision ID: run_request_id
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-29 22:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "run_request_id"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
