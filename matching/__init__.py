@@ -13,6 +13,7 @@ and scikit-learn only. Typical use::
 """
 
 from matching import errors
+from matching.check import PairCheck, check_pairs
 from matching.errors import Infeasible, InvalidProblem, MatchingError
 from matching.explaining.supply import Shortage, check_supply
 from matching.pipeline import match, rank, rematch
@@ -55,6 +56,7 @@ __all__ = [
     "Kind",
     "MatchResult",
     "MatchingError",
+    "PairCheck",
     "Problem",
     "ProviderIn",
     "ProviderTable",
@@ -68,6 +70,7 @@ __all__ = [
     "Unmatched",
     "Weights",
     "analyze",
+    "check_pairs",
     "check_supply",
     "errors",
     "match",

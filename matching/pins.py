@@ -27,7 +27,15 @@ from matching.scoring.features import (
 from matching.scoring.text import TextModel
 from matching.scoring.weights import Weights
 
-__all__ = ["Context", "Pairs", "broken_rule", "keep_pins", "pair_values", "pin_multipliers"]
+__all__ = [
+    "Context",
+    "Pairs",
+    "broken_rule",
+    "keep_pins",
+    "pair_values",
+    "pin_multipliers",
+    "rule_masks",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +94,26 @@ def pair_values(ctx: Context, pairs: PairSet) -> Pairs:
     )
 
 
-def broken_rule(enc: Encoded, pins: Pairs) -> list[str | None]:
-    """Per pin, the first hard rule it breaks (funnel order), or None."""
+def rule_masks(enc: Encoded, pins: Pairs) -> dict[str, NDArray[np.bool_]]:
+    """Per hard rule (funnel order, capacity and minimum score aside), which pairs break it.
+
+    The one statement of the pair-level rules: pins, re-matches and hand-made offers are
+    all judged by it (:func:`matching.check_pairs`)."""
     n = max(enc.n_prov, 1)
     keys = pins.req * n + pins.prov
-    masks = {
+    return {
         "category": pins.features[:, 0] == 0,
         "inactive": ~enc.available[pins.prov],
         "region": pins.region == 0,
         "conflict": np.isin(keys, enc.conflicts.req * n + enc.conflicts.prov),
         "excluded": np.isin(keys, enc.excluded.req * n + enc.excluded.prov),
     }
-    out: list[str | None] = [None] * len(keys)
+
+
+def broken_rule(enc: Encoded, pins: Pairs) -> list[str | None]:
+    """Per pin, the first hard rule it breaks (funnel order), or None."""
+    masks = rule_masks(enc, pins)
+    out: list[str | None] = [None] * len(pins.req)
     for rule, mask in reversed(masks.items()):
         for i in np.flatnonzero(mask).tolist():
             out[i] = rule

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.assignments.lifecycle import region_of
+from app.assignments.lifecycle import move, region_of
 from app.assignments.transitions import OPEN
 from app.auth.principal import Principal
 from app.common.clock import utc_now
@@ -23,7 +23,6 @@ from app.models import (
     Exclusion,
     HelpRequest,
     Provider,
-    ProviderConflict,
     RequestStatus,
     Vetting,
 )
@@ -48,28 +47,14 @@ def open_load(session: Session, provider_id: int) -> int:
 
 
 def check_pair_allowed(session: Session, request: HelpRequest, provider: Provider) -> None:
-    """The hard rules a hand-made or re-matched offer obeys too (the engine applies them in bulk)."""
-    if not provider.active:
-        raise Conflict(f"provider {provider.id} is not active", field="provider_id")
-    if provider.vetting != Vetting.APPROVED:
-        raise Conflict(
-            f"provider {provider.id} is not vetted ({provider.vetting.value})", field="provider_id"
-        )
+    """Re-check, under the provider's row lock, what a concurrent transaction may have changed
+    since the engine chose this pair in a re-match: availability and free capacity. The
+    pair-level rules were judged by the engine itself on this transaction's snapshot (hand
+    paths go through :func:`app.assignments.rules.check_offer`)."""
+    if not provider.active or provider.vetting != Vetting.APPROVED:
+        raise Conflict(f"provider {provider.id} is not available", field="provider_id")
     if provider.capacity - open_load(session, provider.id) <= 0:
         raise Conflict(f"provider {provider.id} has no free capacity", field="provider_id")
-    if session.get(ProviderConflict, (provider.id, request.enterprise_id)) is not None:
-        raise Conflict(
-            "the provider declared a conflict of interest with this enterprise", field="provider_id"
-        )
-    excluded = session.scalar(
-        select(Exclusion.id).where(
-            Exclusion.provider_id == provider.id,
-            (Exclusion.request_id == request.id)
-            | (Exclusion.enterprise_id == request.enterprise_id),
-        )
-    )
-    if excluded is not None:
-        raise Conflict("this pair is forbidden by an exclusion", field="provider_id")
 
 
 def exclude_pair(
@@ -128,3 +113,30 @@ def create_offer(
         region_code=region_of(session, assignment),
     )
     return assignment
+
+
+def release_open_work(session: Session, *, provider_id: int, actor: Principal | None) -> list[int]:
+    """A deactivated provider's accepted and active work is withdrawn and its requests go
+    back to triaged, ready to be re-matched (its offers are released the same way)."""
+    released = []
+    for assignment in session.scalars(
+        select(Assignment)
+        .where(Assignment.provider_id == provider_id, Assignment.status.in_(OPEN))
+        .order_by(Assignment.id)
+    ).all():
+        move(
+            session,
+            assignment,
+            to=AssignmentStatus.WITHDRAWN,
+            actor=actor,
+            action="assignment.released",
+        )
+        request = session.get(HelpRequest, assignment.request_id)
+        if request is not None and request.status in (
+            RequestStatus.MATCHED,
+            RequestStatus.IN_PROGRESS,
+        ):
+            request.status = RequestStatus.TRIAGED
+            session.flush()
+        released.append(assignment.request_id)
+    return released

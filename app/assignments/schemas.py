@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from app.common.schemas import InputSchema, Schema
 from app.common.types import RefId
@@ -81,13 +81,31 @@ class Complete(InputSchema):
     summary: str = Field(default="", max_length=2000, description="What was done")
 
 
-class ManualAssign(InputSchema):
+OverridableRule = Literal["region", "min_score"]
+
+
+class _Override(InputSchema):
+    override_rules: list[OverridableRule] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Hard rules the coordinator overrides (region, min_score only); audited",
+    )
+    override_reason: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _reason_required(self) -> Self:
+        if self.override_rules and not self.override_reason.strip():
+            raise ValueError("override_reason: overriding a hard rule needs a reason")
+        return self
+
+
+class ManualAssign(_Override):
     request_id: RefId
     provider_id: RefId
     note: str = Field(default="", max_length=500)
 
 
-class Reassign(InputSchema):
+class Reassign(_Override):
     provider_id: RefId | None = Field(
         default=None, description="The new provider; omit to let the engine pick the best one"
     )

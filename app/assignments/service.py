@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.assignments import offers, repository
+from app.assignments import offers, repository, rules
 from app.assignments.lifecycle import move, region_of
 from app.assignments.schemas import (
     Decline,
@@ -179,15 +179,27 @@ def assign_by_hand(session: Session, *, principal: Principal, data: ManualAssign
     ):
         raise Conflict(f"the request is {request.status.value}", field="request_id")
     provider = offers.lock_provider(session, data.provider_id)
-    offers.check_pair_allowed(session, request, provider)
+    verdict = rules.check_offer(
+        session, request=request, provider=provider, override=tuple(data.override_rules)
+    )
     assignment = offers.create_offer(
         session,
         request=request,
         provider=provider,
         origin=AssignmentOrigin.MANUAL,
         actor=principal,
-        breakdown={"note": data.note} if data.note else None,
+        score=verdict.fit,
+        breakdown=verdict.breakdown(data.note, data.override_reason),
     )
+    if verdict.overridden:
+        event_service.record(
+            session,
+            actor=principal,
+            action="assignment.rules_overridden",
+            entity=assignment,
+            region_code=region_of(session, assignment),
+            after={"rules": list(verdict.overridden), "reason": data.override_reason},
+        )
     plan_service.attach_requests(session, enterprise_id=request.enterprise_id, actor=principal)
     return assignment
 
@@ -224,7 +236,11 @@ def reassign(
         session,
         principal=principal,
         data=ManualAssign(
-            request_id=assignment.request_id, provider_id=data.provider_id, note=data.reason
+            request_id=assignment.request_id,
+            provider_id=data.provider_id,
+            note=data.reason,
+            override_rules=data.override_rules,
+            override_reason=data.override_reason,
         ),
     )
 

@@ -65,11 +65,30 @@ def _new_user(
     return user
 
 
+def _user_snapshot(user: User) -> dict[str, object]:
+    """A user as the audit log keeps it: never its password hash."""
+    after = event_service.snapshot(user)
+    after.pop("password_hash", None)
+    return after
+
+
+def _record_registration(session: Session, user: User, region_code: str) -> User:
+    event_service.record(
+        session,
+        actor=None,
+        action="user.registered",
+        entity=user,
+        region_code=region_code,
+        after=_user_snapshot(user),
+    )
+    return user
+
+
 def register_enterprise(session: Session, *, data: EnterpriseRegistration) -> User:
     """An enterprise signs itself up: its company and its first user, in one transaction."""
     _ensure_email_free(session, data.email)
     enterprise = enterprise_service.create(session, principal=None, data=data.enterprise)
-    return _new_user(
+    user = _new_user(
         session,
         email=data.email,
         password=data.password,
@@ -77,6 +96,7 @@ def register_enterprise(session: Session, *, data: EnterpriseRegistration) -> Us
         role=Role.ENTERPRISE,
         enterprise_id=enterprise.id,
     )
+    return _record_registration(session, user, enterprise.region_code)
 
 
 def register_provider(
@@ -87,7 +107,7 @@ def register_provider(
         session, principal=None, data=data.provider, capacity_ceiling=capacity_ceiling
     )
     role = Role.EXPERT if data.provider.kind == "expert" else Role.PLATFORM
-    return _new_user(
+    user = _new_user(
         session,
         email=data.email,
         password=data.password,
@@ -95,6 +115,7 @@ def register_provider(
         role=role,
         provider_id=provider.id,
     )
+    return _record_registration(session, user, provider.home_region_code or "")
 
 
 def create_staff(session: Session, *, principal: Principal | None, data: StaffCreate) -> User:
@@ -104,9 +125,9 @@ def create_staff(session: Session, *, principal: Principal | None, data: StaffCr
     )
     user.region_prefixes = list(data.region_prefixes)
     session.flush()
-    after = event_service.snapshot(user)
-    after.pop("password_hash")
-    event_service.record(session, actor=principal, action="user.created", entity=user, after=after)
+    event_service.record(
+        session, actor=principal, action="user.created", entity=user, after=_user_snapshot(user)
+    )
     return user
 
 
@@ -127,6 +148,7 @@ def update_user(session: Session, *, principal: Principal, user: User, data: Use
         raise Conflict("only coordinators have regions", field="region_prefixes")
     if changes.get("is_active") is False and user.id == principal.user_id:
         raise Forbidden("you cannot deactivate yourself", field="is_active")
+    before = _user_snapshot(user)
     for key, value in changes.items():
         setattr(user, key, value)
     session.flush()
@@ -135,7 +157,8 @@ def update_user(session: Session, *, principal: Principal, user: User, data: Use
         actor=principal,
         action="user.updated",
         entity=user,
-        after=dict(changes),
+        before=before,
+        after=_user_snapshot(user),
     )
     return user
 
@@ -146,6 +169,13 @@ def change_password(session: Session, *, principal: Principal, current: str, new
         raise Forbidden("the current password is wrong", field="current_password")
     user.password_hash = hash_secret(new)
     session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="user.password_changed",
+        entity=user,
+        after={"password_changed_by": "self"},
+    )
 
 
 def create_api_key(session: Session, *, principal: Principal, name: str) -> tuple[ApiKey, str]:
@@ -159,7 +189,17 @@ def create_api_key(session: Session, *, principal: Principal, name: str) -> tupl
     )
     session.add(api_key)
     session.flush()
+    event_service.record(
+        session, actor=principal, action="api_key.created", entity=api_key, after=_key(api_key)
+    )
     return api_key, key
+
+
+def _key(api_key: ApiKey) -> dict[str, object]:
+    """An API key as the audit log keeps it: never its hash."""
+    after = event_service.snapshot(api_key)
+    after.pop("key_hash", None)
+    return after
 
 
 def list_api_keys(session: Session, *, principal: Principal) -> Sequence[ApiKey]:
@@ -172,6 +212,15 @@ def revoke_api_key(session: Session, *, principal: Principal, key_id: int) -> No
     api_key = session.get(ApiKey, key_id)
     if api_key is None or api_key.user_id != principal.user_id:
         raise NotFound(f"API key {key_id} not found")
-    if api_key.revoked_at is None:
+    if api_key.revoked_at is None:  # revoking a revoked key changes nothing: no event
+        before = _key(api_key)
         api_key.revoked_at = utc_now()
         session.flush()
+        event_service.record(
+            session,
+            actor=principal,
+            action="api_key.revoked",
+            entity=api_key,
+            before=before,
+            after=_key(api_key),
+        )

@@ -161,12 +161,15 @@ def snapshot(
     pinned: Iterable[tuple[int, int]] = (),
     pinned_are_open: bool = False,
     skilled_only: bool = False,
+    providers: Iterable[int] = (),
 ) -> Snapshot:
     """Build the engine's problem for ``scope``.
 
     ``pinned`` pairs are kept by the solver and consume capacity. When they are already open
     assignments (``pinned_are_open``) their slot is counted once, as a pin, not also as load.
-    ``skilled_only`` loads only providers with a skill in the requests' categories: a re-match
+    ``providers`` are loaded whatever their skills (a hand-made offer's provider, judged by
+    the engine even when it lacks the category). ``skilled_only`` loads only providers with
+    a skill in the requests' categories: a re-match
     of one request then reads dozens of providers, not the whole directory (the text model is
     fitted on fewer profiles, so scores can differ slightly from a full run's).
     """
@@ -184,7 +187,8 @@ def snapshot(
             session,
             excluded_load,
             _providers(
-                [r.category for r, _ in rows] if skilled_only else None, (p for _, p in pins)
+                [r.category for r, _ in rows] if skilled_only else None,
+                [*(p for _, p in pins), *providers],
             ),
         ),
         exclusions=_exclusions(session),

@@ -356,6 +356,16 @@ def fail(
     )
     with sessions.write() as session, session.begin():
         _fenced(session, claimed, error=error[:4000], lease_expires_at=None, **values)
+        run = session.get(MatchRun, claimed.run_id, populate_existing=True)
+        if run is not None:  # the fence matched it; the failure is audited with it
+            event_service.record(
+                session,
+                actor=None,
+                action="match_run.requeued" if again else "match_run.failed",
+                entity=run,
+                region_code=run.scope_region,
+                after={"error": error[:500], "attempt": claimed.attempt},
+            )
     return "requeued" if again else "failed"
 
 

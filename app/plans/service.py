@@ -154,8 +154,9 @@ def _touch(session: Session, plan: Plan, principal: Principal | None, action: st
 
 def update(session: Session, *, principal: Principal, plan: Plan, data: PlanUpdate) -> Plan:
     _ensure_staff(session, principal, plan)
-    if data.summary is not None:
-        plan.summary = data.summary
+    if data.summary is None or data.summary == plan.summary:
+        return plan  # nothing changed: no new version, no event
+    plan.summary = data.summary
     _touch(session, plan, principal, "plan.updated")
     return plan
 
@@ -182,11 +183,14 @@ def update_milestone(
 ) -> Milestone:
     _ensure_staff(session, principal, plan)
     milestone = _milestone(session, plan, milestone_id)
+    before = event_service.snapshot(milestone)
     for key, value in data.model_dump(exclude_unset=True).items():
         if value is not None or key == "due_date":
             setattr(milestone, key, value)
-    if data.done is not None:
+    if data.done is not None and data.done != before["done"]:
         milestone.done_at = utc_now() if data.done else None
+    if event_service.snapshot(milestone) == before:
+        return milestone  # nothing changed: no new version, no event
     _touch(session, plan, principal, "plan.milestone_updated")
     return milestone
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.assignments import offers
 from app.auth.principal import Principal
 from app.common.clock import today, utc_now
 from app.common.pagination import PageParams, paginate
@@ -150,11 +151,15 @@ def update(
 
 
 def _release_if_unavailable(session: Session, principal: Principal, provider: Provider) -> None:
-    """Pausing or deactivating hands the provider's unanswered offers to someone else now."""
+    """Pausing hands the provider's unanswered offers to someone else now (its accepted and
+    active work stays, flagged on the supervision board); deactivating releases all of its
+    open work, and every released request is re-matched at once."""
     released = supervision_service.release_offers_of_unavailable(
         session, today(), provider_id=provider.id
     )
-    supervision_service.rematch_after(session, released, principal)
+    if not provider.active:
+        released += offers.release_open_work(session, provider_id=provider.id, actor=principal)
+    supervision_service.rematch_after(session, sorted(set(released)), principal)
 
 
 def _ensure_may_declare(principal: Principal, provider: Provider) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, exists, select
@@ -24,6 +24,7 @@ from app.models import (
     Enterprise,
     FollowUp,
     HelpRequest,
+    Provider,
     RequestStatus,
     Severity,
 )
@@ -192,3 +193,36 @@ def ageing(session: Session, now: datetime, regions: Regions = None) -> dict[str
         name = next(n for n, limit in AGE_BUCKETS if limit is None or age_days < limit)
         counts[name] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class PausedWork:
+    """Accepted or active work whose provider is paused today: it keeps its slot, but the
+    coordinator should know (a pause releases only unanswered offers)."""
+
+    assignment_id: int
+    request_id: int
+    provider_id: int
+    status: str
+    region_code: str
+    paused_until_date: date | None
+
+
+def paused_work(session: Session, on: date, regions: Regions = None) -> list[PausedWork]:
+    paused = (
+        (Provider.paused_from_date.is_not(None) | Provider.paused_until_date.is_not(None))
+        & (Provider.paused_from_date.is_(None) | (Provider.paused_from_date <= on))
+        & (Provider.paused_until_date.is_(None) | (Provider.paused_until_date >= on))
+    )
+    statement = (
+        select(Assignment, Enterprise.region_code, Provider.paused_until_date)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .join(Provider, Provider.id == Assignment.provider_id)
+        .where(Assignment.status.in_((AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE)), paused)
+        .order_by(Assignment.id)
+    )
+    return [
+        PausedWork(a.id, a.request_id, a.provider_id, a.status.value, region, until)
+        for a, region, until in session.execute(_scoped(statement, regions)).all()
+    ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from app.common.schemas import Schema
 
@@ -18,12 +18,25 @@ class OverdueRead(Schema):
     provider_id: int | None
 
 
+class PausedWorkRead(Schema):
+    """Accepted or active work of a provider paused today (it keeps its slot; check on it)."""
+
+    assignment_id: int
+    request_id: int
+    provider_id: int
+    status: str
+    region_code: str
+    paused_until_date: date | None
+
+
 class BoardRead(Schema):
-    """The supervision list (督办): what is late, and how old the open backlog is."""
+    """The supervision list (督办): what is late, work of paused providers, and how old the
+    open backlog is."""
 
     overdue_offers: list[OverdueRead]
     overdue_follow_ups: list[OverdueRead]
     overdue_requests: list[OverdueRead]
+    paused_work: list[PausedWorkRead]
     ageing: dict[str, int]
     generated_at: datetime
 

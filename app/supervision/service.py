@@ -251,6 +251,7 @@ class Board:
     overdue_offers: list[Overdue]
     overdue_follow_ups: list[Overdue]
     overdue_requests: list[Overdue]
+    paused_work: list[clocks.PausedWork]
     ageing: dict[str, int]
     generated_at: datetime
 
@@ -265,6 +266,7 @@ def board(session: Session, *, principal: Principal, region: str | None) -> Boar
         overdue_offers=list(clocks.overdue_offers(session, now, regions)),
         overdue_follow_ups=list(clocks.overdue_first_follow_ups(session, now, regions)),
         overdue_requests=list(clocks.overdue_requests(session, now, regions)),
+        paused_work=clocks.paused_work(session, now.date(), regions),
         ageing=clocks.ageing(session, now, regions),
         generated_at=now,
     )

@@ -23,16 +23,16 @@ def list_categories(session: DbSession, _principal: CurrentPrincipal) -> list[Ca
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 409),
 )
-def create_category(data: CategoryCreate, session: DbSession, _admin: AdminOnly) -> Category:
+def create_category(data: CategoryCreate, session: DbSession, admin: AdminOnly) -> Category:
     """Extend the taxonomy (admins)."""
-    return taxonomy_service.create_category(session, **data.model_dump())
+    return taxonomy_service.create_category(session, principal=admin, **data.model_dump())
 
 
 @router.patch("/{key}", response_model=CategoryRead, responses=problem_responses(401, 403, 404))
 def update_category(
-    key: CategoryKey, data: CategoryUpdate, session: DbSession, _admin: AdminOnly
+    key: CategoryKey, data: CategoryUpdate, session: DbSession, admin: AdminOnly
 ) -> Category:
     """Rename a category or tune its deadline clocks (admins)."""
     return taxonomy_service.update_category(
-        session, key=key, changes=data.model_dump(exclude_unset=True)
+        session, principal=admin, key=key, changes=data.model_dump(exclude_unset=True)
     )

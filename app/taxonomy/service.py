@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth.principal import Principal
 from app.errors import Conflict, InvalidInput, NotFound
+from app.events import service as event_service
 from app.models import Category
 
 
@@ -28,7 +30,13 @@ def list_categories(session: Session) -> list[Category]:
 
 
 def create_category(
-    session: Session, *, key: str, name_zh: str, name_en: str, default_severity: str
+    session: Session,
+    *,
+    principal: Principal,
+    key: str,
+    name_zh: str,
+    name_en: str,
+    default_severity: str,
 ) -> Category:
     if session.get(Category, key) is not None:
         raise Conflict(f"category {key} exists", field="key")
@@ -37,15 +45,26 @@ def create_category(
     )
     session.add(category)
     session.flush()
+    event_service.record(session, actor=principal, action="category.created", entity=category)
     return category
 
 
-def update_category(session: Session, *, key: str, changes: dict[str, object]) -> Category:
+def update_category(
+    session: Session, *, principal: Principal, key: str, changes: dict[str, object]
+) -> Category:
     category = session.get(Category, key)
     if category is None:
         raise NotFound(f"category {key} not found")
+    before = event_service.snapshot(category)
     for name, value in changes.items():
         if value is not None:
             setattr(category, name, value)
     session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="category.updated",
+        entity=category,
+        before=before,
+    )
     return category

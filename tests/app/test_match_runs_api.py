@@ -265,6 +265,9 @@ class TestWorker:
         failed = client.get(f"{URL}/{second['id']}", headers=scene.staff()).json()
         assert failed["status"] == "failed"
         assert "Infeasible" in failed["error"]
+        audited = db.scalars(select(Event).where(Event.action == "match_run.failed")).one()
+        assert audited.entity_id == second["id"]
+        assert "Infeasible" in audited.after["error"]  # type: ignore[index]
 
 
 class TestVisibility:
@@ -591,7 +594,10 @@ class TestAllOrNothing:
         assert failed is not None
         assert failed.status == "failed"
         assert "injected fault" in failed.error
-        assert event_count(db) == before
+        assert event_count(db) == before + 1  # only the failure itself is audited
+        assert db.scalars(select(Event).order_by(Event.id.desc())).first().action == (  # type: ignore[union-attr]
+            "match_run.failed"
+        )
         # the earlier draft was not superseded: its supersession rolled back too
         assert {a.status for a in proposals(db, first["id"])} == {AssignmentStatus.PROPOSED}
         assert "superseded_by_run_id" not in db.get(MatchRun, first["id"]).stats  # type: ignore[union-attr]

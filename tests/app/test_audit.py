@@ -1,0 +1,97 @@
+"""Issue 8 item 9: every change is an event (taxonomy, users, API keys, passwords, vetting,
+run failures), secrets never enter the log, and a change that changed nothing writes none."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Event
+from tests.app.conftest import Cast
+from tests.factories import PASSWORD
+
+API = "/api/v1"
+
+
+def events(db: Session, action: str) -> list[Event]:
+    return list(db.scalars(select(Event).where(Event.action == action).order_by(Event.id)))
+
+
+def no_secrets(event: Event) -> None:
+    text = json.dumps([event.before, event.after], ensure_ascii=False)
+    assert "hash" not in text
+    assert PASSWORD not in text
+
+
+class TestTaxonomy:
+    def test_created_and_updated_are_events_and_a_no_op_is_none(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        admin = cast.headers(cast.admin)
+        body = {"key": "energy_saving", "name_zh": "节能降耗", "name_en": "Energy saving"}
+        assert client.post(f"{API}/categories", json=body, headers=admin).status_code == 201
+        assert len(events(db, "category.created")) == 1
+        url = f"{API}/categories/energy_saving"
+        assert client.patch(url, json={"route_days": 2}, headers=admin).status_code == 200
+        assert client.patch(url, json={"route_days": 2}, headers=admin).status_code == 200
+        (updated,) = events(db, "category.updated")
+        assert (updated.before, updated.after) == ({"route_days": 1}, {"route_days": 2})
+        assert updated.actor_id == cast.admin.id
+
+
+class TestUsersAndKeys:
+    def test_a_user_update_is_an_event_only_when_something_changed(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        url, admin = f"{API}/users/{cast.coordinator.id}", cast.headers(cast.admin)
+        assert (
+            client.patch(url, json={"region_prefixes": ["3505"]}, headers=admin).status_code == 200
+        )
+        assert (
+            client.patch(url, json={"region_prefixes": ["3505"]}, headers=admin).status_code == 200
+        )
+        (updated,) = events(db, "user.updated")
+        assert updated.after["region_prefixes"] == ["3505"]  # type: ignore[index]
+        no_secrets(updated)
+
+    def test_password_change_is_an_event_without_the_password(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        r = client.post(
+            f"{API}/users/me/password",
+            json={"current_password": PASSWORD, "new_password": "another long password 42"},
+            headers=cast.headers(cast.expert_user),
+        )
+        assert r.status_code == 204, r.text
+        (changed,) = events(db, "user.password_changed")
+        assert changed.actor_id == cast.expert_user.id
+        no_secrets(changed)
+        assert "another long password" not in json.dumps(changed.after)
+
+    def test_api_keys_created_and_revoked_once(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        headers = cast.headers(cast.coordinator)
+        created = client.post(f"{API}/api-keys", json={"name": "ERP"}, headers=headers).json()
+        for _ in range(2):
+            client.delete(f"{API}/api-keys/{created['id']}", headers=headers)
+        (made,) = events(db, "api_key.created")
+        (revoked,) = events(db, "api_key.revoked")
+        assert made.entity_id == revoked.entity_id == created["id"]
+        no_secrets(made)
+        assert created["key"] not in json.dumps(made.after)
+
+    def test_self_registration_is_an_event(self, client: TestClient, db: Session) -> None:
+        body = {
+            "email": "solo@example.cn",
+            "password": PASSWORD,
+            "full_name": "独立专家",
+            "provider": {"kind": "expert", "name": "独立专家", "skills": {"export": 2}},
+        }
+        assert client.post(f"{API}/auth/register/provider", json=body).status_code == 201
+        (registered,) = events(db, "user.registered")
+        assert registered.after["email"] == "solo@example.cn"  # type: ignore[index]
+        no_secrets(registered)
