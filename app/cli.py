@@ -27,16 +27,16 @@ from app.auth import service as auth_service
 from app.auth.schemas import StaffCreate
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
+from app.match_runs import claims, runner
 from app.match_runs import repository as match_run_repository
-from app.match_runs import runner
 from app.match_runs import service as match_run_service
 from app.match_runs.schemas import MatchRunCreate, MatchRunRead
-from app.match_runs.worker import Worker, default_worker_id
 from app.models import MatchRun, MatchRunStatus, Role
 from app.observability import metrics
 from app.observability.logs import configure_logging, scrub
 from app.settings import get_settings
 from app.supervision.senders import senders_for
+from app.worker.loop import Worker, default_worker_id
 from seed.load import DEMO_LOGINS, DEMO_PASSWORD, load_demo
 
 cli = typer.Typer(help="zhuqi 助企: service matching for SMEs", no_args_is_help=True)
@@ -148,11 +148,11 @@ def demo(
     _serve(host, port)
 
 
-def _run_sessions() -> runner.Sessions:
-    return runner.sessions_of(make_engine(get_settings().database_url))
+def _run_sessions() -> claims.Sessions:
+    return claims.sessions_of(make_engine(get_settings().database_url))
 
 
-def _queue_run(sessions: runner.Sessions, data: MatchRunCreate) -> int:
+def _queue_run(sessions: claims.Sessions, data: MatchRunCreate) -> int:
     with sessions.write() as session, session.begin():
         try:
             return match_run_service.create(session, principal=None, data=data).id
@@ -161,12 +161,12 @@ def _queue_run(sessions: runner.Sessions, data: MatchRunCreate) -> int:
             raise typer.Exit(1) from exc
 
 
-def _execute_with_bar(sessions: runner.Sessions, run_id: int) -> None:
+def _execute_with_bar(sessions: claims.Sessions, run_id: int) -> None:
     """Execute the run here, one bar step per stage; if a service worker took it first,
     follow that worker's progress instead."""
     columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("claim", total=len(runner.STAGES))
+        task = bar.add_task("claim", total=len(claims.STAGES))
 
         def progress(stage: str, step: int, steps: int, counts: dict[str, Any]) -> None:
             shown = " ".join(f"{k}={v}" for k, v in counts.items())
@@ -183,7 +183,7 @@ def _execute_with_bar(sessions: runner.Sessions, run_id: int) -> None:
             time.sleep(1)
 
 
-def _load_run(sessions: runner.Sessions, run_id: int) -> MatchRun:
+def _load_run(sessions: claims.Sessions, run_id: int) -> MatchRun:
     with sessions.read() as session, session.begin():
         run = session.get(MatchRun, run_id)
         assert run is not None

@@ -17,13 +17,13 @@ from app.common.schemas import ProblemDetail
 from app.db import make_engine, make_session_factory
 from app.errors import install_error_handlers
 from app.health.router import router as health_router
-from app.match_runs.runner import Sessions
-from app.match_runs.worker import Worker, default_worker_id
+from app.match_runs.claims import Sessions
 from app.observability import install_observability
 from app.observability.logs import configure_logging
 from app.settings import Settings, get_settings
 from app.stats.service import StatsCache
 from app.supervision.senders import senders_for
+from app.worker.loop import Worker, default_worker_id
 
 PROBLEM = {"model": ProblemDetail, "content": {"application/problem+json": {}}}
 # Paths that never touch the database answer even when every admission slot is taken.

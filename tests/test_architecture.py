@@ -38,3 +38,24 @@ def test_matching_imports_alone() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=MATCHING.parent)
+
+
+def _app_imports(package: str) -> set[str]:
+    """Full module names ``app/<package>`` imports (absolute imports only, as the house uses)."""
+    found: set[str] = set()
+    for path in (MATCHING.parent / "app" / package).rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_layers_point_one_way() -> None:
+    """Runs build on assignments (re-matching lives there) and the worker builds on runs;
+    never the other way round, so no import cycle between them can come back."""
+    assert not {m for m in _app_imports("assignments") if m.startswith("app.match_runs")}
+    assert not {m for m in _app_imports("match_runs") if m.startswith("app.worker")}

@@ -8,24 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.assignments.transitions import sources_of
 from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.enterprises.repository import region_of
 from app.errors import Conflict
 from app.events import service as event_service
-from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest
-
-
-def region_of(session: Session, assignment: Assignment) -> str:
-    code = session.scalar(
-        select(Enterprise.region_code)
-        .join(HelpRequest, HelpRequest.enterprise_id == Enterprise.id)
-        .where(HelpRequest.id == assignment.request_id)
-    )
-    return code or ""
+from app.models import Assignment, AssignmentStatus
 
 
 def move(

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 import matching
+from app.assignments.encode import MATCHABLE, Scope, snapshot
 from app.errors import Conflict
-from app.match_runs.encode import MATCHABLE, Scope, snapshot
 from app.models import HelpRequest, Provider, Vetting
 
 OVERRIDABLE = ("region", "min_score")

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.assignments import offers, repository, rules
-from app.assignments.lifecycle import move, region_of
+from app.assignments import rematch as rematch_service
+from app.assignments.lifecycle import move
 from app.assignments.schemas import (
     Decline,
     FeedbackCreate,
@@ -26,9 +27,9 @@ from app.auth.principal import Principal
 from app.common.clock import as_utc, utc_now
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
+from app.enterprises.repository import region_of
 from app.errors import Conflict, Forbidden, NotFound
 from app.events import service as event_service
-from app.match_runs import rematch as rematch_service
 from app.models import (
     Assignment,
     AssignmentOrigin,
@@ -166,7 +167,7 @@ def _ensure_staff_of(session: Session, principal: Principal, assignment: Assignm
 
 def assign_by_hand(session: Session, *, principal: Principal, data: ManualAssign) -> Assignment:
     request = request_service.get(session, principal=principal, request_id=data.request_id)
-    if not principal.covers_region(request_service.region_of(session, request)):
+    if not principal.covers_region(region_of(session, request)):
         raise Forbidden("only coordinators of the enterprise's region assign its requests")
     if session.scalar(repository.open_for_request(request.id)) is not None:
         raise Conflict(

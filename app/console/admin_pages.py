@@ -100,14 +100,17 @@ def update_staff(ctx: PageCtx, user_id: PathId, values: FormData) -> Response:
 
 @router.post("/admin/categories/{key}")
 def update_category(ctx: PageCtx, key: str, values: FormData) -> Response:
-    ctx.need(Role.ADMIN)
+    principal = ctx.need(Role.ADMIN)
     fields = ("name_zh", "name_en", "default_severity", *CLOCKS)
     try:
         data = parse(CategoryUpdate, clean({k: values.get(k, "") for k in fields}))
         attempt(
             ctx.session,
             lambda: taxonomy_service.update_category(
-                ctx.session, key=key, changes=data.model_dump(exclude_unset=True)
+                ctx.session,
+                principal=principal,
+                key=key,
+                changes=data.model_dump(exclude_unset=True),
             ),
         )
     except Invalid as exc:

@@ -9,7 +9,7 @@ from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
-from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest
+from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, Plan
 
 # An assignment in one of these states lets its provider see the enterprise it serves.
 PROVIDER_VISIBLE_STATUSES = (
@@ -26,9 +26,23 @@ def region_clause(column: object, prefixes: tuple[str, ...]) -> object:
     return or_(*(column.startswith(p) for p in prefixes))  # type: ignore[attr-defined]
 
 
-def region_code_of(session: Session, enterprise_id: int) -> str:
-    """The enterprise's region code ("" if it is gone): what coordinators' scopes are checked on."""
-    enterprise = session.get(Enterprise, enterprise_id)
+def region_of(session: Session, row: Enterprise | HelpRequest | Assignment | Plan | int) -> str:
+    """The region a row lies in ("" if its enterprise is gone): its enterprise's region code,
+    what coordinators' scopes and audit events are keyed on. An ``int`` is an enterprise id.
+
+    The one answer to "what region is this row in"; an assignment is one join away (its
+    request's enterprise), everything else carries its enterprise id.
+    """
+    if isinstance(row, Enterprise):
+        return row.region_code
+    if isinstance(row, Assignment):
+        code = session.scalar(
+            select(Enterprise.region_code)
+            .join(HelpRequest, HelpRequest.enterprise_id == Enterprise.id)
+            .where(HelpRequest.id == row.request_id)
+        )
+        return code or ""
+    enterprise = session.get(Enterprise, row if isinstance(row, int) else row.enterprise_id)
     return enterprise.region_code if enterprise else ""
 
 

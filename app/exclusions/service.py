@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import Session
 
+from app.assignments import rematch as rematch_service
 from app.assignments.lifecycle import move
 from app.auth.principal import Principal
 from app.common.clock import utc_now
@@ -19,7 +20,6 @@ from app.enterprises.repository import region_clause
 from app.errors import Conflict, NotFound
 from app.events import service as event_service
 from app.exclusions.schemas import ExclusionCreate
-from app.match_runs import rematch as rematch_service
 from app.models import (
     Assignment,
     AssignmentStatus,

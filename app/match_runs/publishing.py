@@ -14,12 +14,12 @@ from sqlalchemy import Update
 from sqlalchemy.orm import Session
 
 from app.assignments import offers
+from app.assignments.encode import MATCHABLE
 from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.errors import Conflict, NotFound
 from app.events import service as event_service
 from app.match_runs import repository
-from app.match_runs.encode import MATCHABLE
 from app.models import (
     Assignment,
     AssignmentStatus,

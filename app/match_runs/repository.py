@@ -37,9 +37,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from app.assignments.encode import Scope
 from app.assignments.transitions import OPEN
 from app.auth.principal import Principal
-from app.match_runs.encode import Scope
 from app.models import (
     Assignment,
     AssignmentStatus,

@@ -1,31 +1,24 @@
-"""Executing one match run as a durable job: claim, snapshot, compute, write — exactly once.
+"""The compute half of a match run's execution: snapshot, compute, write — exactly once.
 
-A run passes through short transactions only, so a long solve never holds a lock:
+The worker first claims the run (:mod:`app.match_runs.claims`: lease, fence, heartbeat);
+then it passes through short transactions only, so a long solve never holds a lock:
 
-1. **claim** — one ``UPDATE ... RETURNING`` takes a queued run, or a running one whose lease
-   expired (its worker died), and stamps it with this worker's id and the next attempt
-   number (:func:`app.match_runs.repository.claim`).
-2. **snapshot** — requests, providers, loads, conflicts, exclusions and pins are read in one
+1. **snapshot** — requests, providers, loads, conflicts, exclusions and pins are read in one
    read-only transaction (``REPEATABLE READ`` on PostgreSQL, a WAL snapshot on SQLite).
-3. **compute** — ``matching.check_supply`` and ``matching.match`` run outside any
+2. **compute** — ``matching.check_supply`` and ``matching.match`` run outside any
    transaction while a heartbeat thread renews the lease.
-4. **write** — one transaction: a fenced ``UPDATE`` proves the claim still holds (and locks
+3. **write** — one transaction: a fenced ``UPDATE`` proves the claim still holds (and locks
    the row), earlier drafts of the scope are superseded, the proposals are inserted and the
    run becomes ``succeeded`` with its statistics. Any failure rolls all of it back; a worker
    whose claim was taken over meanwhile finds its fence gone and writes nothing.
-
-Every write compares ``(claimed_by, attempts)``, so of a crashed-and-reclaimed run's
-workers only the current one can finish it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -35,61 +28,37 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 import matching
+from app.assignments import encode
+from app.assignments.encode import Scope
 from app.common.clock import utc_now
-from app.db import make_session_factory
 from app.events import service as event_service
-from app.match_runs import encode
 from app.match_runs import repository as run_repository
-from app.match_runs.encode import Scope
+from app.match_runs.claims import (
+    DEFAULT_LEASE,
+    STAGES,
+    Claim,
+    LeaseLost,
+    Sessions,
+    SessionSource,
+    claim,
+    fail,
+    fenced,
+    heartbeat,
+    report,
+    sessions_of,
+)
 from app.models import Assignment, AssignmentOrigin, AssignmentStatus, MatchRun, MatchRunStatus
 from app.observability import metrics
 from app.observability.logs import bound
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("claim", "snapshot", "supply", "match", "write")
-DEFAULT_LEASE = timedelta(seconds=60)
 WRITE_BATCH = 500  # proposals flushed per INSERT batch
 ProgressFn = Callable[[str, int, int, dict[str, Any]], None]  # stage, step, steps, counts
 
 
-class LeaseLost(Exception):
-    """Another worker holds the run now (our lease lapsed); our result must not be written."""
-
-
 class InputsChanged(Exception):
     """What the run read changed in a way its result cannot absorb: compute it again."""
-
-
-@dataclass(frozen=True)
-class Sessions:
-    """Where the runner opens its transactions: writes, and reads that need not queue."""
-
-    write: Callable[[], Session]
-    read: Callable[[], Session]
-
-
-SessionSource = Engine | Callable[[], Session] | Sessions
-
-
-def sessions_of(source: SessionSource) -> Sessions:
-    if isinstance(source, Sessions):
-        return source
-    if isinstance(source, Engine):
-        return Sessions(make_session_factory(source), make_session_factory(source, read_only=True))
-    return Sessions(source, source)
-
-
-@dataclass(frozen=True)
-class Claim:
-    run_id: int
-    worker_id: str
-    attempt: int
-    lease: timedelta
-    request_id: str = ""  # of the HTTP call that queued the run, for the worker's log lines
-
-    def fence(self) -> Any:
-        return run_repository.owned_by(self.run_id, self.worker_id, self.attempt)
 
 
 @dataclass
@@ -118,47 +87,6 @@ class Processed:
 
 
 # -- the steps ---------------------------------------------------------------------------
-
-
-def claim(
-    sessions: Sessions, worker_id: str, *, lease: timedelta, run_id: int | None = None
-) -> Claim | None:
-    """Take the oldest claimable run (or exactly ``run_id``); ``None`` when there is none."""
-    now = utc_now()
-    if run_id is None:
-        with sessions.read() as session, session.begin():
-            if session.scalar(run_repository.has_claimable(now)) is None:
-                return None
-    with sessions.write() as session, session.begin():
-        session.execute(run_repository.reap_abandoned(now))
-        statement = run_repository.claim(
-            worker_id=worker_id, now=now, lease_until=now + lease, run_id=run_id
-        )
-        row = session.execute(statement).first()
-    if row is None:
-        return None
-    logger.info("worker %s claimed match run %s (attempt %s)", worker_id, row[0], row[1])
-    return Claim(run_id=row[0], worker_id=worker_id, attempt=row[1], lease=lease, request_id=row[2])
-
-
-def report(
-    sessions: Sessions, claimed: Claim, stage: str, counts: dict[str, Any]
-) -> dict[str, Any]:
-    """Publish the stage reached (and renew the lease); raises :class:`LeaseLost`."""
-    progress = {"stage": stage, "step": STAGES.index(stage) + 1, "steps": len(STAGES)}
-    progress["counts"] = counts
-    with sessions.write() as session, session.begin():
-        _fenced(session, claimed, stage=stage, progress=progress)
-    return progress
-
-
-def _fenced(session: Session, claimed: Claim, **values: Any) -> None:
-    """Compare-and-set on our claim, renewing the lease unless ``values`` sets it."""
-    now = utc_now()
-    values.setdefault("lease_expires_at", now + claimed.lease)
-    statement = run_repository.fenced_update(claimed.fence(), now, **values)
-    if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
-        raise LeaseLost(f"match run {claimed.run_id} is no longer claimed by {claimed.worker_id}")
 
 
 def _consistent_read(session: Session) -> None:
@@ -206,7 +134,7 @@ def compute(
     stage: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Computed:
     """Supply check and the exact solve, outside any transaction, the lease kept alive."""
-    with _heartbeat(sessions, claimed) as lost:
+    with heartbeat(sessions, claimed) as lost:
         start = time.perf_counter()
         shortages = tuple(matching.check_supply(inputs.snapshot.problem))
         supply_seconds = time.perf_counter() - start
@@ -218,33 +146,6 @@ def compute(
     seconds = {"supply": supply_seconds, **dict(result.stats.seconds)}
     seconds["engine"] = seconds.pop("total", 0.0)
     return Computed(result, shortages, seconds)
-
-
-@contextmanager
-def _heartbeat(sessions: Sessions, claimed: Claim) -> Iterator[threading.Event]:
-    """Renew the lease every third of it while the engine runs; set the event if it is lost."""
-    stop, lost = threading.Event(), threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(claimed.lease.total_seconds() / 3):
-            try:
-                with sessions.write() as session, session.begin():
-                    _fenced(session, claimed)
-            except LeaseLost:
-                lost.set()
-                return
-            except Exception:  # a blip: the next beat (or the final fence) decides
-                logger.warning(
-                    "lease renewal of match run %s failed", claimed.run_id, exc_info=True
-                )
-
-    thread = threading.Thread(target=beat, name=f"lease-{claimed.run_id}", daemon=True)
-    thread.start()
-    try:
-        yield lost
-    finally:
-        stop.set()
-        thread.join()
 
 
 def proposal_row(
@@ -314,7 +215,7 @@ def write_result(sessions: Sessions, claimed: Claim, inputs: Inputs, computed: C
     """All or nothing: proposals, superseded drafts, the final status and its audit event."""
     start = time.perf_counter()
     with sessions.write() as session, session.begin():
-        _fenced(session, claimed, stage="write")  # proves the claim and locks the row
+        fenced(session, claimed, stage="write")  # proves the claim and locks the row
         _check_pins_unchanged(session, inputs)
         run = session.get(MatchRun, claimed.run_id, populate_existing=True)
         assert run is not None  # the fence matched it
@@ -324,7 +225,7 @@ def write_result(sessions: Sessions, claimed: Claim, inputs: Inputs, computed: C
         seconds = stats["seconds"]
         seconds["write"] = time.perf_counter() - start
         seconds["total"] = seconds.pop("total") + seconds["write"]  # listed last
-        _fenced(
+        fenced(
             session,
             claimed,
             status=MatchRunStatus.SUCCEEDED,
@@ -342,31 +243,6 @@ def write_result(sessions: Sessions, claimed: Claim, inputs: Inputs, computed: C
             region_code=run.scope_region,
             after={"proposals": written, "unmatched": stats["unmatched"], "superseded": superseded},
         )
-
-
-def fail(
-    sessions: Sessions, claimed: Claim, error: str, *, retry: bool
-) -> Literal["failed", "requeued"]:
-    """Record why the run stopped: back to the queue after a transient fault, else failed."""
-    again = retry and claimed.attempt < run_repository.MAX_ATTEMPTS
-    values: dict[str, Any] = (
-        {"status": MatchRunStatus.QUEUED, "stage": "queued", "claimed_by": ""}
-        if again
-        else {"status": MatchRunStatus.FAILED, "stage": "failed", "finished_at": utc_now()}
-    )
-    with sessions.write() as session, session.begin():
-        _fenced(session, claimed, error=error[:4000], lease_expires_at=None, **values)
-        run = session.get(MatchRun, claimed.run_id, populate_existing=True)
-        if run is not None:  # the fence matched it; the failure is audited with it
-            event_service.record(
-                session,
-                actor=None,
-                action="match_run.requeued" if again else "match_run.failed",
-                entity=run,
-                region_code=run.scope_region,
-                after={"error": error[:500], "attempt": claimed.attempt},
-            )
-    return "requeued" if again else "failed"
 
 
 def _transient(exc: Exception) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.assignments.lifecycle import move
 from app.auth.principal import Principal
 from app.common.clock import today, utc_now
-from app.enterprises.repository import region_code_of
+from app.enterprises.repository import region_of
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events import service as event_service
 from app.models import (
@@ -46,10 +46,6 @@ def list_(session: Session, *, principal: Principal, status: PlanStatus | None) 
     if status:
         statement = statement.where(Plan.status == status)
     return session.scalars(statement.limit(500)).all()
-
-
-def _region(session: Session, plan: Plan) -> str:
-    return region_code_of(session, plan.enterprise_id)
 
 
 def open_plan(session: Session, enterprise_id: int) -> Plan | None:
@@ -137,7 +133,7 @@ def detail(session: Session, plan: Plan, *, provider_id: int | None = None) -> d
 
 
 def _ensure_staff(session: Session, principal: Principal, plan: Plan) -> None:
-    if not principal.covers_region(_region(session, plan)):
+    if not principal.covers_region(region_of(session, plan)):
         raise Forbidden("only coordinators of the enterprise's region edit its plan")
     if plan.status == PlanStatus.CLOSED:
         raise Conflict("the plan is closed")
@@ -148,7 +144,7 @@ def _touch(session: Session, plan: Plan, principal: Principal | None, action: st
     plan.updated_at = utc_now()
     session.flush()
     event_service.record(
-        session, actor=principal, action=action, entity=plan, region_code=_region(session, plan)
+        session, actor=principal, action=action, entity=plan, region_code=region_of(session, plan)
     )
 
 
@@ -235,7 +231,7 @@ def log_follow_up(
     session: Session, *, principal: Principal, plan: Plan, data: FollowUpCreate
 ) -> FollowUp:
     """Providers log their visits and progress; the first one makes an accepted assignment active."""
-    if not (principal.is_provider or principal.covers_region(_region(session, plan))):
+    if not (principal.is_provider or principal.covers_region(region_of(session, plan))):
         raise Forbidden("only the plan's providers and coordinators log follow-ups")
     if plan.status == PlanStatus.CLOSED:
         raise Conflict("the plan is closed")
@@ -260,7 +256,7 @@ def log_follow_up(
         actor=principal,
         action="plan.follow_up_logged",
         entity=follow_up,
-        region_code=_region(session, plan),
+        region_code=region_of(session, plan),
     )
     if assignment is not None and assignment.status == AssignmentStatus.ACCEPTED:
         move(

@@ -13,7 +13,7 @@ from app.common.clock import today, utc_now
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.enterprises import service as enterprise_service
-from app.enterprises.repository import region_code_of
+from app.enterprises.repository import region_of
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events import service as event_service
 from app.models import (
@@ -88,10 +88,6 @@ def create(session: Session, *, principal: Principal, data: HelpRequestCreate) -
         region_code=enterprise.region_code,
     )
     return request
-
-
-def region_of(session: Session, request: HelpRequest) -> str:
-    return region_code_of(session, request.enterprise_id)
 
 
 def _ensure_may_edit(session: Session, principal: Principal, request: HelpRequest) -> None:

@@ -16,11 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.assignments import offers
+from app.assignments import rematch as rematch_service
 from app.assignments.lifecycle import move
 from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.enterprises.repository import region_clause
-from app.match_runs import rematch as rematch_service
 from app.models import (
     Assignment,
     AssignmentStatus,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.match_runs.encode import Scope, snapshot
+from app.assignments.encode import Scope, snapshot
 from app.models import Assignment, AssignmentOrigin, AssignmentStatus
 from tests.factories import make_enterprise, make_provider, make_request
 

@@ -27,10 +27,9 @@ from typer.testing import CliRunner
 from app import cli as cli_module
 from app.db import make_session_factory
 from app.main import create_app
-from app.match_runs import runner
+from app.match_runs import claims, runner
 from app.match_runs import service as match_run_service
 from app.match_runs.schemas import MatchRunCreate
-from app.match_runs.worker import Worker
 from app.models import (
     Assignment,
     Enterprise,
@@ -41,6 +40,7 @@ from app.models import (
     Provider,
 )
 from app.settings import Settings
+from app.worker.loop import Worker
 from tests.conftest import TEST_SECRET
 from tests.factories import make_enterprise, make_provider, make_request
 
@@ -124,9 +124,9 @@ class TestCrashedWorker:
         self, engine: Engine, world: World
     ) -> None:
         run_id = world.queue()
-        sessions = runner.sessions_of(engine)
+        sessions = claims.sessions_of(engine)
         # worker A claims, reads and computes, then dies before writing
-        a = runner.claim(sessions, "worker-A", lease=LEASE)
+        a = claims.claim(sessions, "worker-A", lease=LEASE)
         assert a is not None
         assert (a.run_id, a.attempt) == (run_id, 1)
         assert runner.process_next(engine, "worker-B", lease=LEASE) is None  # A's lease holds
@@ -137,10 +137,10 @@ class TestCrashedWorker:
         b = runner.process_next(engine, "worker-B", lease=LEASE)
         assert b == runner.Processed(run_id, "succeeded")
         # A wakes up: its late write and its progress reports are refused
-        with pytest.raises(runner.LeaseLost):
+        with pytest.raises(claims.LeaseLost):
             runner.write_result(sessions, a, inputs, computed)
-        with pytest.raises(runner.LeaseLost):
-            runner.report(sessions, a, "write", {})
+        with pytest.raises(claims.LeaseLost):
+            claims.report(sessions, a, "write", {})
         run = world.run(run_id)
         assert run.status == MatchRunStatus.SUCCEEDED
         assert run.attempts == 2
@@ -154,9 +154,9 @@ class TestCrashedWorker:
         self, engine: Engine, world: World
     ) -> None:
         run_id = world.queue()
-        sessions = runner.sessions_of(engine)
+        sessions = claims.sessions_of(engine)
         for attempt in range(1, 4):
-            claimed = runner.claim(sessions, f"doomed-{attempt}", lease=LEASE)
+            claimed = claims.claim(sessions, f"doomed-{attempt}", lease=LEASE)
             assert claimed is not None
             assert claimed.attempt == attempt
             time.sleep(LEASE.total_seconds() + 0.1)
@@ -200,7 +200,7 @@ class TestConcurrentWorkers:
 class TestWorkerLoop:
     def test_drain_processes_what_is_queued_and_returns(self, engine: Engine, world: World) -> None:
         run_id = world.queue()
-        worker = Worker(runner.sessions_of(engine), worker_id="drainer", lease=LEASE)
+        worker = Worker(claims.sessions_of(engine), worker_id="drainer", lease=LEASE)
         assert worker.drain() == [runner.Processed(run_id, "succeeded")]
         assert worker.drain() == []
 

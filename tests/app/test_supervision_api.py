@@ -10,8 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.common.clock import today, utc_now
-from app.match_runs.runner import Sessions
-from app.match_runs.worker import Worker
+from app.match_runs.claims import Sessions
 from app.models import (
     Assignment,
     AssignmentOrigin,
@@ -23,6 +22,7 @@ from app.models import (
 )
 from app.supervision import service as supervision_service
 from app.supervision.senders import LogSender, deliver_pending
+from app.worker.loop import Worker
 from tests.app.conftest import Cast
 from tests.factories import make_request, make_user, sessions_of_test
 

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 import matching
 from app.assignments import offers
+from app.assignments.encode import Scope, breakdown, snapshot
 from app.auth.principal import Principal
 from app.errors import AppError
 from app.events import service as event_service
-from app.match_runs.encode import Scope, breakdown, snapshot
 from app.models import Assignment, AssignmentOrigin, HelpRequest
 from app.plans import service as plan_service
 

@@ -3,7 +3,7 @@
 One loop serves both deployments. On the default SQLite set-up a daemon thread inside the
 service runs it (the file has a single writer anyway); on PostgreSQL any number of
 ``zhuqi worker`` processes on any machines run it side by side, since claims use ``SKIP
-LOCKED`` and leases (see :mod:`app.match_runs.runner`). A worker handles one run at a time:
+LOCKED`` and leases (see :mod:`app.match_runs.claims`). A worker handles one run at a time:
 matching is CPU-bound, so more runs in parallel means more workers, not more threads.
 """
 
@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from types import FrameType
 
-from app.match_runs.runner import DEFAULT_LEASE, Processed, ProgressFn, Sessions, process_next
+from app.match_runs.claims import DEFAULT_LEASE, Sessions
+from app.match_runs.runner import Processed, ProgressFn, process_next
 from app.supervision import service as supervision_service
 from app.supervision.senders import DEFAULT_SENDERS, Sender, deliver_pending
 

@@ -1,0 +1,1 @@
+"""The background worker: match runs, deadline sweeps and the notification outbox."""
