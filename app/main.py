@@ -10,6 +10,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from app import console
 from app.admission import AdmissionControl, AdmissionStats
 from app.api import api_router
 from app.common.schemas import ProblemDetail
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         version="0.1.0",
         lifespan=lifespan,
         responses={422: PROBLEM, 500: PROBLEM},
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.admission = AdmissionStats(limit=settings.inflight_limit)
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router)
+    console.install(app, settings)
     return app
 
 

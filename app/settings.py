@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=300, description="Seconds a request may queue before 503"
     )
 
+    cookie_secure: bool = Field(
+        default=True,
+        description="Console session cookie only over HTTPS (browsers treat localhost as secure)",
+    )
+    console_session_minutes: int = Field(default=8 * 60, ge=5, le=30 * 24 * 60)
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str) -> str:

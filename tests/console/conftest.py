@@ -1,0 +1,218 @@
+"""Fixtures for the console: an HTTPS test client (the session cookie is Secure) and, for the
+browser tests, a live uvicorn server on a fresh database plus Debian's Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from base64 import b64encode
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
+from sqlalchemy import Engine
+
+from app.console import SESSION_COOKIE
+from app.db import make_engine
+from app.main import create_app
+from app.migrate import upgrade
+from app.models import User
+from app.settings import Settings
+from tests.app.conftest import cast  # noqa: F401 - the shared cast of users, re-used here
+from tests.conftest import TEST_SECRET, fresh_postgres_database, require_postgres
+from tests.console.browser import chromium_path, in_ci, launch
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+@pytest.fixture
+def web(app: FastAPI) -> Iterator[TestClient]:
+    """The console as a browser sees it: HTTPS (Secure cookie), redirects not followed."""
+    with TestClient(
+        app, base_url="https://testserver", follow_redirects=False, raise_server_exceptions=False
+    ) as client:
+        yield client
+
+
+def log_in(client: TestClient, email: str, password: str = "secret-password-1") -> str:
+    """Log in through the form; returns the session's CSRF token."""
+    token = csrf_of(client.get("/login").text)
+    response = client.post(
+        "/login", data={"username": email, "password": password, "csrf_token": token}
+    )
+    assert response.status_code == 303, response.text[:500]
+    return csrf_of(client.get(response.headers["location"]).text)
+
+
+def sign_in(client: TestClient, user: User) -> str:
+    """A signed session cookie for ``user``, as the log-in form would set it, without paying
+    for an argon2 verify in every test (the log-in form itself is tested on its own)."""
+    token = secrets.token_urlsafe(16)
+    payload = b64encode(json.dumps({"uid": user.id, "csrf": token}).encode())
+    signed = TimestampSigner(TEST_SECRET).sign(payload).decode()
+    client.cookies.set(SESSION_COOKIE, signed)
+    return token
+
+
+# -- live server + browser ----------------------------------------------------------------
+
+
+@dataclass
+class Live:
+    base_url: str
+    database_url: str
+    engine: Engine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _serve(url: str) -> Iterator[Live]:
+    """A uvicorn server (with its embedded match-run worker) on the migrated database ``url``."""
+    upgrade(url=url)
+    settings = Settings(environment="test", secret_key=TEST_SECRET, database_url=url)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            pytest.fail("test server did not start")
+        time.sleep(0.05)
+    engine = make_engine(url)
+    try:
+        yield Live(base_url=f"http://127.0.0.1:{port}", database_url=url, engine=engine)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    """A live server on a fresh database of each backend (the main path runs on both)."""
+    if request.param == "sqlite":
+        with _serve(f"sqlite:///{tmp_path_factory.mktemp('console') / 'console.db'}") as live:
+            yield live
+        return
+    require_postgres()
+    url, drop = fresh_postgres_database()
+    try:
+        with _serve(url) as live:
+            yield live
+    finally:
+        drop()
+
+
+@pytest.fixture(scope="module")
+def live_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """One live server for checks that do not depend on the database backend."""
+    with _serve(f"sqlite:///{tmp_path_factory.mktemp('console') / 'pages.db'}") as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium. Absent: skip with the reason, except under CI=true, where it fails."""
+    if chromium_path() is None:
+        message = "chromium is not installed (apt-get install -y chromium)"
+        if in_ci():
+            pytest.fail(f"{message}; CI=true: browser tests must run")
+        pytest.skip(message)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Watch:
+    """What a page did wrong: console errors, uncaught exceptions, requests to other hosts."""
+
+    errors: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+
+    def assert_clean(self) -> None:
+        assert self.errors == [], self.errors
+        assert self.foreign == [], self.foreign
+
+
+class Tabs:
+    """One browser context per person (separate cookies), all refusing other hosts."""
+
+    def __init__(self, browser: Any, live: Live) -> None:
+        self.browser = browser
+        self.own = urlsplit(live.base_url).netloc
+        self.base_url = live.base_url
+        self.watch = Watch()
+        self.contexts: list[Any] = []
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        if urlsplit(url).netloc == self.own or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            self.watch.foreign.append(url)
+            route.abort()
+
+    def open(self, locale: str = "zh-CN", width: int = 1280, height: int = 900) -> Any:
+        context = self.browser.new_context(
+            base_url=self.base_url, locale=locale, viewport={"width": width, "height": height}
+        )
+        context.set_default_timeout(20_000)
+        context.route("**/*", self._route)
+        self.contexts.append(context)
+        tab = context.new_page()
+        tab.on("console", lambda m: self.watch.errors.append(m.text) if m.type == "error" else None)
+        tab.on("pageerror", lambda exc: self.watch.errors.append(str(exc)))
+        return tab
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+def _tabs(browser: Any, live: Live) -> Iterator[Tabs]:
+    opened = Tabs(browser, live)
+    try:
+        yield opened
+    finally:
+        opened.close()
+    opened.watch.assert_clean()
+
+
+@pytest.fixture
+def tabs(browser: Any, live: Live) -> Iterator[Tabs]:
+    yield from _tabs(browser, live)
+
+
+@pytest.fixture
+def sqlite_tabs(browser: Any, live_sqlite: Live) -> Iterator[Tabs]:
+    yield from _tabs(browser, live_sqlite)

@@ -1,0 +1,242 @@
+"""The console over HTTP (no browser): log-in, CSRF, role homes, scoping, form errors, language.
+
+These run on both databases through the suite's rolled-back ``app`` fixture.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.common.codes import make_uscc
+from app.models import HelpRequest, MatchRun, User
+from tests.app.conftest import Cast
+from tests.console.conftest import csrf_of, log_in, sign_in
+from tests.factories import PASSWORD, make_request
+
+TAG = re.compile(r"<[^>]+>")
+
+
+def visible_text(html: str) -> str:
+    """What a person reads: tags (and their attribute values) removed."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S)
+    return TAG.sub(" ", html)
+
+
+def _requests(db: Session) -> int:
+    return int(db.scalar(select(func.count()).select_from(HelpRequest)) or 0)
+
+
+class TestLogIn:
+    def test_wrong_password_shows_a_message_not_a_trace(self, web: TestClient, cast: Cast) -> None:
+        token = csrf_of(web.get("/login").text)
+        response = web.post(
+            "/login",
+            data={"username": cast.ent_user.email, "password": "nope-nope", "csrf_token": token},
+        )
+        assert response.status_code == 200
+        assert "邮箱或密码错误" in response.text
+        assert "Traceback" not in response.text
+        assert web.get("/enterprise").status_code == 303  # still anonymous
+
+    def test_log_in_without_the_csrf_token_is_refused(self, web: TestClient, cast: Cast) -> None:
+        web.get("/login")
+        response = web.post("/login", data={"username": cast.ent_user.email, "password": PASSWORD})
+        assert response.status_code == 403
+        assert "text/html" in response.headers["content-type"]
+
+    @pytest.mark.parametrize(
+        ("who", "home"),
+        [
+            ("enterprise", "/enterprise"),
+            ("expert", "/provider"),
+            ("platform", "/provider"),
+            ("coordinator", "/coordinator"),
+            ("admin", "/coordinator"),
+        ],
+    )
+    def test_each_role_lands_on_its_home(
+        self, web: TestClient, cast: Cast, who: str, home: str
+    ) -> None:
+        token = csrf_of(web.get("/login").text)
+        response = web.post(
+            "/login",
+            data={"username": cast.by_role()[who].email, "password": PASSWORD, "csrf_token": token},
+        )
+        assert response.headers["location"] == home
+        assert web.get(home).status_code == 200
+
+    def test_the_session_cookie_is_secure_httponly_samesite(
+        self, web: TestClient, cast: Cast
+    ) -> None:
+        cookie = web.get("/login").headers["set-cookie"].lower()
+        assert "secure" in cookie
+        assert "httponly" in cookie
+        assert "samesite=lax" in cookie
+
+    def test_log_out_ends_the_session(self, web: TestClient, cast: Cast) -> None:
+        token = log_in(web, cast.ent_user.email, PASSWORD)
+        assert web.post("/logout", data={"csrf_token": token}).status_code == 303
+        assert web.get("/enterprise").headers["location"].startswith("/login")
+
+    def test_next_never_leaves_the_site(self, web: TestClient, cast: Cast) -> None:
+        token = csrf_of(web.get("/login").text)
+        response = web.post(
+            "/login",
+            data={
+                "username": cast.ent_user.email,
+                "password": PASSWORD,
+                "csrf_token": token,
+                "next": "//evil.example/x",
+            },
+        )
+        assert response.headers["location"] == "/enterprise"
+
+
+class TestScoping:
+    def test_anonymous_is_sent_to_log_in(self, web: TestClient) -> None:
+        response = web.get("/coordinator/runs")
+        assert response.headers["location"] == "/login?next=%2Fcoordinator%2Fruns"
+
+    def test_an_enterprise_may_not_open_coordinator_pages(
+        self, web: TestClient, cast: Cast
+    ) -> None:
+        sign_in(web, cast.ent_user)
+        response = web.get("/coordinator")
+        assert response.status_code == 403
+        assert "无权" in response.text
+
+    def test_the_triage_queue_shows_only_my_regions(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        mine = make_request(db, cast.ent, title="晋江的诉求")
+        theirs = make_request(db, cast.other_ent, title="郑州的诉求")
+        db.commit()
+        sign_in(web, cast.coordinator)
+        page = web.get("/coordinator").text
+        assert mine.title in page
+        assert theirs.title not in page
+
+    def test_another_regions_run_is_not_found(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        run = MatchRun(scope_region="41", created_by_id=cast.other_coordinator.id)
+        db.add(run)
+        db.commit()
+        sign_in(web, cast.coordinator)
+        assert web.get(f"/coordinator/runs/{run.id}").status_code == 404
+
+    def test_triage_in_another_region_changes_nothing(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        theirs = make_request(db, cast.other_ent, title="郑州的诉求")
+        db.commit()
+        token = sign_in(web, cast.coordinator)
+        response = web.post(
+            f"/coordinator/requests/{theirs.id}/triage",
+            data={"csrf_token": token, "category": "financing", "urgency": "5"},
+        )
+        assert response.status_code == 404
+        db.expire_all()
+        assert db.get(HelpRequest, theirs.id).status == "submitted"  # type: ignore[union-attr]
+
+
+class TestForms:
+    def test_bad_input_is_shown_at_the_field_and_nothing_is_stored(
+        self, web: TestClient, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        body = {"title": "x", "category": "financing", "urgency": "3"}
+        api = client.post("/api/v1/requests", json=body, headers=cast.headers(cast.ent_user))
+        api_message = api.json()["errors"][0]["message"]
+        token = sign_in(web, cast.ent_user)
+        response = web.post("/enterprise/requests/new", data={**body, "csrf_token": token})
+        error = re.search(r'id="title-error"[^>]*>([^<]*)<', response.text)
+        assert error
+        assert api_message in error.group(1)
+        assert 'value="x"' in response.text  # what they typed is kept
+        assert _requests(db) == 0
+
+    def test_a_form_without_the_csrf_token_stores_nothing(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        sign_in(web, cast.ent_user)
+        body = {"title": "原材料涨价", "category": "cost_reduction", "urgency": "3"}
+        assert web.post("/enterprise/requests/new", data=body).status_code == 403
+        assert _requests(db) == 0
+
+    def test_filing_a_request_uses_the_api_rules(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        token = sign_in(web, cast.ent_user)
+        body = {
+            "title": "原材料涨价",
+            "category": "cost_reduction",
+            "urgency": "4",
+            "wanted_by": "2020-01-01",  # in the past: the API refuses it, so does the form
+            "csrf_token": token,
+        }
+        refused = web.post("/enterprise/requests/new", data=body)
+        assert 'id="wanted_by-error"' in refused.text
+        assert _requests(db) == 0
+        body["wanted_by"] = ""
+        assert web.post("/enterprise/requests/new", data=body).status_code == 303
+        assert _requests(db) == 1
+
+    def test_uscc_is_checked_as_they_type(self, web: TestClient) -> None:
+        good = make_uscc("350582", 77)
+        assert "✓" in web.get("/register/uscc", params={"uscc": good}).text
+        bad = good[:-1] + ("0" if good[-1] != "0" else "1")
+        assert "error" in web.get("/register/uscc", params={"uscc": bad}).text
+
+
+class TestLanguage:
+    def test_chinese_by_default_and_no_category_keys(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        make_request(db, cast.ent, category="cost_reduction", title="原材料涨价")
+        db.commit()
+        sign_in(web, cast.ent_user)
+        text = visible_text(web.get("/enterprise").text)
+        assert "我的诉求" in text
+        assert "降本" in text
+        assert "cost_reduction" not in text
+
+    def test_accept_language_english(self, web: TestClient, cast: Cast, db: Session) -> None:
+        make_request(db, cast.ent, category="cost_reduction", title="原材料涨价")
+        db.commit()
+        sign_in(web, cast.ent_user)
+        text = visible_text(web.get("/enterprise", headers={"Accept-Language": "en-US"}).text)
+        assert "My requests" in text
+        assert "Cost reduction" in text
+        assert "cost_reduction" not in text
+
+    def test_the_switch_sticks(self, web: TestClient) -> None:
+        web.get("/lang/en?next=/login")
+        assert "Log in" in web.get("/login", headers={"Accept-Language": "zh-CN"}).text
+
+
+def test_no_user_is_left_half_registered(web: TestClient, cast: Cast, db: Session) -> None:
+    """A registration refused by the service (duplicate USCC) stores neither company nor user."""
+    token = csrf_of(web.get("/register").text)
+    users = db.scalar(select(func.count()).select_from(User))
+    response = web.post(
+        "/register",
+        data={
+            "csrf_token": token,
+            "name": "重复公司",
+            "uscc": cast.ent.uscc,
+            "region_code": "350582",
+            "industry_code": "C17",
+            "size": "small",
+            "tier": "none",
+            "full_name": "张三",
+            "email": "dup@example.cn",
+            "password": "long-enough-1",
+        },
+    )
+    assert 'id="uscc-error"' in response.text
+    assert db.scalar(select(func.count()).select_from(User)) == users
