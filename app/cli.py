@@ -123,7 +123,9 @@ def demo(
     migrate.upgrade(url=settings.database_url)
     _seed(200, 120, 20261125)
     console.rule("zhuqi 助企 demo")
-    console.print(f"console: http://{host}:{port}/   (log in below; 中文 by default, English a click away)")
+    console.print(
+        f"console: http://{host}:{port}/   (log in below; 中文 by default, English a click away)"
+    )
     console.print(f"API:  http://{host}:{port}/api/v1   docs: http://{host}:{port}/docs")
     console.print(f"database: {settings.database_url}")
     console.print(f"log-ins (password [bold]{DEMO_PASSWORD}[/bold]):")

@@ -21,6 +21,7 @@ from app.console import (
     admin_pages,
     auth_pages,
     coordinator_pages,
+    dashboard_pages,
     docs,
     enterprise_pages,
     i18n,
@@ -55,6 +56,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         provider_pages,
         coordinator_pages,
         run_pages,
+        dashboard_pages,
         admin_pages,
     ):
         app.include_router(module.router, dependencies=[Depends(check_csrf)])

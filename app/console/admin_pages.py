@@ -1,7 +1,134 @@
-"""Placeholder."""
+"""The administrator's pages: coordinators, categories with their clocks, the policy catalogue."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from app.auth import service as auth_service
+from app.auth.schemas import StaffCreate, UserUpdate
+from app.common.types import PathId
+from app.console import i18n
+from app.console.coordinator_pages import page_params
+from app.console.forms import Invalid, attempt, clean, parse
+from app.console.web import Ctx, FormData, PageCtx, redirect
+from app.models import EnterpriseSize, Role, Tier
+from app.policies import service as policy_service
+from app.policies.schemas import PolicyCreate
+from app.taxonomy import service as taxonomy_service
+from app.taxonomy.schemas import CategoryUpdate
 
 router = APIRouter(include_in_schema=False)
+CLOCKS = ("route_days", "first_feedback_days", "resolve_days_ordinary", "resolve_days_major")
+POLICY_TEXT = ("title", "summary", "issuer", "url", "valid_from_date", "valid_until_date")
+POLICY_LISTS = ("tiers", "sizes", "industry_prefixes", "region_prefixes", "categories")
+
+
+def _split(value: str) -> list[str]:
+    """Comma- or space-separated codes, as people type them (35, 4101 / C17 C18)."""
+    return [part for part in value.replace(",", " ").replace(",", " ").split() if part]
+
+
+def _admin(ctx: Ctx, errors: dict[str, str] | None = None, **values: dict[str, str]) -> Response:
+    ctx.need(Role.ADMIN)
+    coordinators = [
+        u for u in auth_service.list_users(ctx.session) if u.role in (Role.COORDINATOR, Role.ADMIN)
+    ]
+    policies = policy_service.list_(
+        ctx.session, filters=policy_service.PolicyFilter(), page=page_params(None, 200)
+    )
+    return ctx.render(
+        "admin/index.html",
+        staff=coordinators,
+        categories=taxonomy_service.list_categories(ctx.session),
+        policies=policies,
+        clocks=CLOCKS,
+        tiers=[(t.value, ctx._(i18n.LABELS["tier"][t.value])) for t in Tier if t != Tier.NONE],
+        sizes=[(s.value, ctx._(i18n.LABELS["size"][s.value])) for s in EnterpriseSize],
+        errors=errors or {},
+        staff_values=values.get("staff", {"role": "coordinator"}),
+        policy_values=values.get("policy", {}),
+        category_values=values.get("category", {}),
+    )
+
+
+@router.get("/admin")
+def admin_home(ctx: PageCtx) -> Response:
+    return _admin(ctx)
+
+
+@router.post("/admin/staff")
+def create_staff(ctx: PageCtx, values: FormData) -> Response:
+    principal = ctx.need(Role.ADMIN)
+    body: dict[str, Any] = clean(
+        {k: values.get(k, "") for k in ("email", "password", "full_name", "role")}
+    )
+    body["region_prefixes"] = _split(values.get("region_prefixes", ""))
+    try:
+        data = parse(StaffCreate, body)
+        attempt(
+            ctx.session,
+            lambda: auth_service.create_staff(ctx.session, principal=principal, data=data),
+        )
+    except Invalid as exc:
+        return _admin(ctx, {f"staff.{k}": v for k, v in exc.errors.items()}, staff=values)
+    ctx.flash(ctx._("Account created: {email}").format(email=data.email))
+    return redirect("/admin")
+
+
+@router.post("/admin/staff/{user_id}")
+def update_staff(ctx: PageCtx, user_id: PathId, values: FormData) -> Response:
+    principal = ctx.need(Role.ADMIN)
+    body: dict[str, Any] = {"is_active": values.get("is_active") == "on"}
+    if "region_prefixes" in values:
+        body["region_prefixes"] = _split(values["region_prefixes"])
+    try:
+        data = parse(UserUpdate, body)
+        user = auth_service.get_user(ctx.session, user_id)
+        attempt(
+            ctx.session,
+            lambda: auth_service.update_user(
+                ctx.session, principal=principal, user=user, data=data
+            ),
+        )
+    except Invalid as exc:
+        return _admin(ctx, {f"user{user_id}.{k}": v for k, v in exc.errors.items()})
+    ctx.flash(ctx._("Saved."))
+    return redirect("/admin")
+
+
+@router.post("/admin/categories/{key}")
+def update_category(ctx: PageCtx, key: str, values: FormData) -> Response:
+    ctx.need(Role.ADMIN)
+    fields = ("name_zh", "name_en", "default_severity", *CLOCKS)
+    try:
+        data = parse(CategoryUpdate, clean({k: values.get(k, "") for k in fields}))
+        attempt(
+            ctx.session,
+            lambda: taxonomy_service.update_category(
+                ctx.session, key=key, changes=data.model_dump(exclude_unset=True)
+            ),
+        )
+    except Invalid as exc:
+        errors = {f"{key}.{k}": v for k, v in exc.errors.items()}
+        return _admin(ctx, errors, category={f"{key}.{k}": v for k, v in values.items()})
+    ctx.flash(ctx._("Saved."))
+    return redirect("/admin#categories")
+
+
+@router.post("/admin/policies")
+def create_policy(ctx: PageCtx, values: FormData) -> Response:
+    principal = ctx.need(Role.ADMIN)
+    body: dict[str, Any] = clean({k: values.get(k, "") for k in POLICY_TEXT})
+    body |= {k: _split(values.get(k, "")) for k in POLICY_LISTS}
+    try:
+        data = parse(PolicyCreate, body)
+        attempt(
+            ctx.session,
+            lambda: policy_service.create(ctx.session, principal=principal, data=data),
+        )
+    except Invalid as exc:
+        return _admin(ctx, {f"policy.{k}": v for k, v in exc.errors.items()}, policy=values)
+    ctx.flash(ctx._("Policy added: {title}").format(title=data.title))
+    return redirect("/admin#policies")

@@ -8,6 +8,7 @@ shown again with the message, so a refused form leaves nothing half-written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 FormErrors = dict[str, str]
+_LIST_ITEM = re.compile(r"(\.\d+)+$")
 
 
 class Invalid(Exception):
@@ -44,9 +46,10 @@ def parse(schema: type[M], data: Mapping[str, Any], *, rename: Mapping[str, str]
     except ValidationError as exc:
         errors: FormErrors = {}
         for error in exc.errors():
-            name = _field_of(error)
+            path = _field_of(error)
+            name = _LIST_ITEM.sub("", path)  # one input holds the whole list
             name = rename.get(name, name)
-            errors.setdefault(name, f"{name}: {error['msg']}")
+            errors.setdefault(name, f"{path}: {error['msg']}")
         raise Invalid(errors) from exc
 
 

@@ -155,6 +155,16 @@ LABELS: dict[str, dict[str, str]] = {
         "unrouted": N_("Not routed in time"),
         "unresolved": N_("Not resolved in time"),
     },
+    "stage": {
+        "claim": N_("claiming"),
+        "snapshot": N_("reading requests and providers"),
+        "supply": N_("checking supply against demand"),
+        "match": N_("solving the assignment"),
+        "write": N_("writing proposals"),
+        "done": N_("done"),
+        "queued": N_("Queued"),
+        "failed": N_("Failed"),
+    },
     "urgency": {
         "1": N_("1 · can wait"),
         "2": N_("2 · low"),

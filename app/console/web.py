@@ -21,7 +21,6 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
@@ -223,9 +222,12 @@ def safe_next(target: str | None, fallback: str) -> str:
     return fallback
 
 
-def form_values(form: Mapping[str, Any], *skip: str) -> dict[str, str]:
+def form_values(form: Any, *skip: str) -> dict[str, str]:
+    """Plain strings; a field sent several times (checkboxes) joined with spaces."""
     return {
-        k: v.strip() for k, v in form.items() if isinstance(v, str) and k not in (CSRF_FIELD, *skip)
+        key: " ".join(v.strip() for v in form.getlist(key) if isinstance(v, str))
+        for key in form
+        if key not in (CSRF_FIELD, *skip)
     }
 
 
@@ -235,8 +237,3 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 FormData = Annotated[dict[str, str], Depends(read_form)]
-
-
-def svg(markup: str) -> Markup:
-    """SVG built by :mod:`app.console.charts` from numbers only (every text escaped there)."""
-    return Markup(markup)

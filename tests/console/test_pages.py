@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.common.codes import make_uscc
-from app.models import HelpRequest, MatchRun, User
+from app.models import Category, HelpRequest, MatchRun, User
 from tests.app.conftest import Cast
 from tests.console.conftest import csrf_of, log_in, sign_in
 from tests.factories import PASSWORD, make_request
@@ -240,3 +240,58 @@ def test_no_user_is_left_half_registered(web: TestClient, cast: Cast, db: Sessio
     )
     assert 'id="uscc-error"' in response.text
     assert db.scalar(select(func.count()).select_from(User)) == users
+
+
+class TestAdministration:
+    def test_only_admins_open_it(self, web: TestClient, cast: Cast) -> None:
+        sign_in(web, cast.coordinator)
+        assert web.get("/admin").status_code == 403
+
+    def test_a_coordinator_is_created_with_regions(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        token = sign_in(web, cast.admin)
+        body = {
+            "csrf_token": token,
+            "full_name": "新协调员",
+            "email": "new.coordinator@example.cn",
+            "password": "long-enough-1",
+            "role": "coordinator",
+            "region_prefixes": "99",  # not a province: refused at the field
+        }
+        refused = web.post("/admin/staff", data=body)
+        assert 'id="staff.region_prefixes-error"' in refused.text
+        assert db.scalar(select(User).where(User.email == body["email"])) is None
+        body["region_prefixes"] = "35 4101"
+        assert web.post("/admin/staff", data=body).status_code == 303
+        created = db.scalar(select(User).where(User.email == body["email"]))
+        assert created is not None
+        assert created.region_prefixes == ["35", "4101"]
+
+    def test_a_category_clock_is_tuned(self, web: TestClient, cast: Cast, db: Session) -> None:
+        token = sign_in(web, cast.admin)
+        response = web.post(
+            "/admin/categories/financing",
+            data={
+                "csrf_token": token,
+                "name_zh": "融资",
+                "name_en": "Financing",
+                "route_days": "2",
+            },
+        )
+        assert response.status_code == 303
+        db.expire_all()
+        assert db.get(Category, "financing").route_days == 2  # type: ignore[union-attr]
+
+
+def test_the_dashboard_draws_svg_charts_with_names(
+    web: TestClient, cast: Cast, db: Session
+) -> None:
+    make_request(db, cast.ent, category="cost_reduction")
+    db.commit()
+    sign_in(web, cast.coordinator)
+    html = web.get("/coordinator/dashboard").text
+    assert html.count("<svg") >= 3
+    chart = html[html.index('id="chart-matched_category"') :]
+    assert "降本" in chart.split("</section>")[0]
+    assert "cost_reduction" not in visible_text(html)

@@ -1,0 +1,105 @@
+"""The coordinator's dashboard: the API's statistics and supervision figures, drawn as SVG."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from markupsafe import Markup
+
+from app.console import charts
+from app.console.coordinator_pages import STAFF
+from app.console.web import Ctx, PageCtx
+from app.stats import service as stats_service
+from app.stats.repository import StatsFilter
+from app.stats.schemas import GroupBy, StatsGroup, StatsRead
+from app.supervision import service as supervision_service
+
+router = APIRouter(include_in_schema=False)
+TOP_PROVIDERS = 15
+
+
+def _matched(ctx: Ctx, title: str, groups: list[StatsGroup], names: dict[str, str]) -> str:
+    rows = [
+        charts.Bar(
+            names.get(g.key or "", g.key or "—"),
+            (g.funnel.matched, max(0, g.funnel.submitted - g.funnel.matched)),
+            f"{g.funnel.matched}/{g.funnel.submitted}",
+        )
+        for g in groups
+    ]
+    return charts.bars(title, rows, legend=(ctx._("Matched"), ctx._("Unmatched")))
+
+
+def _satisfaction(title: str, groups: list[StatsGroup], names: dict[str, str]) -> str:
+    rows = [
+        charts.Bar(
+            names.get(g.key or "", g.key or "—"),
+            (100 * (g.rates.satisfaction.satisfied_share or 0.0),),
+            f"{g.rates.satisfaction.satisfied_share or 0:.0%} ({g.rates.satisfaction.feedback})",
+        )
+        for g in groups
+        if g.rates.satisfaction.feedback
+    ]
+    return charts.bars(title, rows, scale=100)
+
+
+def _funnel(ctx: Ctx, stats: StatsRead) -> str:
+    funnel = stats.total.funnel
+    steps = [
+        (ctx._("Submitted"), funnel.submitted),
+        (ctx._("Matched"), funnel.matched),
+        (ctx._("Accepted"), funnel.accepted),
+        (ctx._("First follow-up"), funnel.first_follow_up),
+        (ctx._("Resolved"), funnel.resolved),
+    ]
+    rows = [charts.Bar(label, (value,), str(value)) for label, value in steps]
+    return charts.bars(ctx._("Funnel"), rows)
+
+
+def _load(ctx: Ctx, stats: StatsRead) -> str:
+    loaded = [g for g in stats.groups if g.load and g.load.capacity]
+    loaded.sort(key=lambda g: -(g.load.utilisation or 0.0) if g.load else 0.0)
+    rows = [
+        charts.Bar(
+            g.label or g.key or "—",
+            (g.load.open_assignments, max(0, g.load.capacity - g.load.open_assignments)),
+            f"{g.load.open_assignments}/{g.load.capacity}",
+        )
+        for g in loaded[:TOP_PROVIDERS]
+        if g.load
+    ]
+    return charts.bars(ctx._("Provider load"), rows, legend=(ctx._("Open"), ctx._("Free")))
+
+
+@router.get("/coordinator/dashboard")
+def dashboard(ctx: PageCtx) -> Response:
+    principal = ctx.need(*STAFF)
+
+    def stats(group_by: GroupBy) -> StatsRead:
+        return stats_service.summarise(
+            ctx.session, principal=principal, filters=StatsFilter(), group_by=group_by
+        )
+
+    by_category, by_region, by_provider = (
+        stats(GroupBy.CATEGORY),
+        stats(GroupBy.REGION),
+        stats(GroupBy.PROVIDER),
+    )
+    names = ctx.category_names()
+    board = supervision_service.board(ctx.session, principal=principal, region=None)
+    ageing = [charts.Bar(bucket, (n,), str(n)) for bucket, n in board.ageing.items()]
+    svgs = {
+        "funnel": _funnel(ctx, by_category),
+        "ageing": charts.bars(ctx._("Open backlog by age"), ageing),
+        "matched_category": _matched(ctx, ctx._("Matched by category"), by_category.groups, names),
+        "matched_region": _matched(ctx, ctx._("Matched by region"), by_region.groups, {}),
+        "satisfied_category": _satisfaction(
+            ctx._("Satisfied by category"), by_category.groups, names
+        ),
+        "satisfied_region": _satisfaction(ctx._("Satisfied by region"), by_region.groups, {}),
+        "load": _load(ctx, by_provider),
+    }
+    return ctx.render(
+        "coordinator/dashboard.html",
+        stats=by_category,
+        charts={key: Markup(svg) for key, svg in svgs.items()},
+    )
