@@ -74,9 +74,12 @@ def _load(ctx: Ctx, stats: StatsRead) -> str:
 def dashboard(ctx: PageCtx) -> Response:
     principal = ctx.need(*STAFF)
 
+    cache: stats_service.StatsCache = ctx.request.app.state.stats_cache
+
     def stats(group_by: GroupBy) -> StatsRead:
+        """The API's figures, through the same per-process cache as ``GET /stats``."""
         return stats_service.summarise(
-            ctx.session, principal=principal, filters=StatsFilter(), group_by=group_by
+            ctx.session, principal=principal, filters=StatsFilter(), group_by=group_by, cache=cache
         )
 
     by_category, by_region, by_provider = (
