@@ -65,7 +65,21 @@ def _user_from_api_key(session: Session, key: str) -> User | None:
     return session.get(User, api_key.user_id)
 
 
+def _console_user(request: Request, session: Session) -> User | None:
+    """The web console's signed session cookie, for reads only.
+
+    A download button in the console (CSV/XLSX exports) is a plain link and cannot carry a
+    bearer token. Writes still need a token or a key, so a form on another site can never act
+    through the cookie (and the cookie is SameSite=Lax besides).
+    """
+    if request.method not in READ_METHODS:
+        return None
+    user_id = (request.scope.get("session") or {}).get("uid")
+    return session.get(User, user_id) if isinstance(user_id, int) else None
+
+
 def get_principal(
+    request: Request,
     session: DbSession,
     settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
@@ -77,6 +91,8 @@ def get_principal(
         user = session.get(User, user_id) if user_id is not None else None
     elif api_key:
         user = _user_from_api_key(session, api_key)
+    else:
+        user = _console_user(request, session)
     if user is None or not user.is_active:
         raise Unauthorized("a valid bearer token or X-API-Key is required")
     return Principal.of(user)

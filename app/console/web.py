@@ -140,6 +140,7 @@ class Ctx:
             flashes=self.request.session.pop("flash", []),
             category=lambda key: categories.get(key, "—"),
             humanize=lambda text: humanize(text, categories),
+            exports=export_kinds(self.request.app),
             category_names=categories,
             **context,
         )
@@ -149,6 +150,23 @@ class Ctx:
 def _full_path(request: Request) -> str:
     query = request.url.query
     return request.url.path + (f"?{query}" if query else "")
+
+
+EXPORT_KINDS = ("requests", "assignments", "plans", "providers", "stats")
+EXPORTS_PREFIX = "/api/v1/exports/"
+
+
+def export_kinds(app: Any) -> frozenset[str]:
+    """The export downloads the API offers (none until that API exists): buttons only for those."""
+    if not hasattr(app.state, "export_kinds"):
+        kinds: set[str] = set()
+        for path in app.openapi().get("paths", {}):
+            if path.startswith(EXPORTS_PREFIX):
+                tail = path.removeprefix(EXPORTS_PREFIX).split("/")[0]
+                kinds |= set(EXPORT_KINDS) if tail.startswith("{") else {tail}
+        app.state.export_kinds = frozenset(kinds & set(EXPORT_KINDS))
+    found: frozenset[str] = app.state.export_kinds
+    return found
 
 
 def humanize(text: str, names: Mapping[str, str]) -> str:

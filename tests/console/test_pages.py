@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -295,3 +296,37 @@ def test_the_dashboard_draws_svg_charts_with_names(
     chart = html[html.index('id="chart-matched_category"') :]
     assert "降本" in chart.split("</section>")[0]
     assert "cost_reduction" not in visible_text(html)
+
+
+class TestApiThroughTheConsoleSession:
+    """Download buttons are plain links: the API reads the console session, for GETs only."""
+
+    def test_a_read_is_scoped_like_a_token(self, web: TestClient, cast: Cast, db: Session) -> None:
+        make_request(db, cast.ent, title="晋江的诉求")
+        make_request(db, cast.other_ent, title="郑州的诉求")
+        db.commit()
+        sign_in(web, cast.ent_user)
+        titles = [r["title"] for r in web.get("/api/v1/requests").json()["items"]]
+        assert titles == ["晋江的诉求"]
+
+    def test_a_write_still_needs_a_token(self, web: TestClient, cast: Cast, db: Session) -> None:
+        sign_in(web, cast.ent_user)
+        body = {"title": "原材料涨价", "category": "cost_reduction", "urgency": 3}
+        assert web.post("/api/v1/requests", json=body).status_code == 401
+        assert _requests(db) == 0
+
+    def test_export_buttons_appear_only_when_the_api_has_exports(
+        self, web: TestClient, app: FastAPI, cast: Cast
+    ) -> None:
+        sign_in(web, cast.coordinator)
+        assert "/api/v1/exports/providers" not in web.get("/coordinator/providers").text
+        del app.state.export_kinds
+        app.openapi_schema = None
+
+        @app.get("/api/v1/exports/{kind}")
+        def export(kind: str) -> str:
+            return kind
+
+        page = web.get("/coordinator/providers").text
+        assert "/api/v1/exports/providers?format=csv" in page
+        assert "/api/v1/exports/providers?format=xlsx" in page
