@@ -23,6 +23,7 @@ from app.supervision import service as supervision_service
 router = APIRouter(include_in_schema=False)
 STAFF = (Role.COORDINATOR, Role.ADMIN)
 PAGE_SIZE = 25
+NOTIFICATIONS_SHOWN = 50
 
 
 def page_params(cursor: str | None, limit: int = PAGE_SIZE) -> PageParams:
@@ -84,7 +85,10 @@ def triage(ctx: PageCtx, request_id: PathId, values: FormData) -> Response:
 def supervision(ctx: PageCtx) -> Response:
     principal = ctx.need(*STAFF)
     board = supervision_service.board(ctx.session, principal=principal, region=None)
-    return ctx.render("coordinator/supervision.html", board=board)
+    sent = supervision_service.notifications_for(ctx.session, principal=principal)
+    return ctx.render(
+        "coordinator/supervision.html", board=board, notifications=sent[:NOTIFICATIONS_SHOWN]
+    )
 
 
 @router.get("/coordinator/providers")

@@ -165,6 +165,11 @@ LABELS: dict[str, dict[str, str]] = {
         "queued": N_("Queued"),
         "failed": N_("Failed"),
     },
+    "notification_status": {
+        "pending": N_("Waiting to be sent"),
+        "sent": N_("Sent"),
+        "failed": N_("Sending failed"),
+    },
     "urgency": {
         "1": N_("1 · can wait"),
         "2": N_("2 · low"),
