@@ -6,6 +6,7 @@ adds only presentation: templates, the message catalogue, forms, charts drawn as
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from app.console.web import LoginRequired, check_csrf, environment, login_redire
 from app.errors import AppError
 from app.settings import Settings
 
+logger = logging.getLogger(__name__)
 SESSION_COOKIE = "zhuqi_session"
 NOT_CONSOLE = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/metrics")
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
@@ -105,8 +107,13 @@ def _install_error_pages(app: FastAPI) -> None:
     wrap(AppError, lambda r, e: error_page(r, e.status, e.detail))
     wrap(StarletteHTTPException, lambda r, e: error_page(r, e.status_code, str(e.detail)))
     wrap(RequestValidationError, lambda r, e: error_page(r, 422, _first_error(e)))
-    wrap(Exception, lambda r, e: error_page(r, 500, "an unexpected error occurred"))
+    wrap(Exception, _unexpected)
     app.add_exception_handler(LoginRequired, lambda r, e: login_redirect(r))
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_page(request, 500, "an unexpected error occurred")
 
 
 def _first_error(exc: RequestValidationError) -> str:

@@ -14,7 +14,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.common.codes import make_uscc
-from app.models import Category, HelpRequest, MatchRun, User
+from app.models import (
+    Assignment,
+    AssignmentOrigin,
+    AssignmentStatus,
+    Category,
+    FollowUp,
+    HelpRequest,
+    MatchRun,
+    Plan,
+    PlanStatus,
+    User,
+)
 from tests.app.conftest import Cast
 from tests.console.conftest import csrf_of, log_in, sign_in
 from tests.factories import PASSWORD, make_request
@@ -330,3 +341,57 @@ class TestApiThroughTheConsoleSession:
         page = web.get("/coordinator/providers").text
         assert "/api/v1/exports/providers?format=csv" in page
         assert "/api/v1/exports/providers?format=xlsx" in page
+
+
+def _offer(db: Session, cast: Cast) -> Assignment:
+    plan = Plan(enterprise_id=cast.ent.id, status=PlanStatus.ACTIVE)
+    db.add(plan)
+    db.flush()
+    request = make_request(db, cast.ent, status="matched", plan_id=plan.id)
+    assignment = Assignment(
+        request_id=request.id,
+        provider_id=cast.expert.id,
+        origin=AssignmentOrigin.MANUAL,
+        status=AssignmentStatus.OFFERED,
+    )
+    db.add(assignment)
+    db.commit()
+    return assignment
+
+
+class TestProvider:
+    def test_completing_an_unaccepted_offer_keeps_no_summary_note(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        """The summary note and the completion are one change: refused, neither is stored."""
+        assignment = _offer(db, cast)
+        token = sign_in(web, cast.expert_user)
+        response = web.post(
+            f"/provider/assignments/{assignment.id}/complete",
+            data={"csrf_token": token, "summary": "已完成"},
+        )
+        assert "offered" in response.text  # the API's refusal, shown on the card
+        assert db.scalar(select(func.count()).select_from(FollowUp)) == 0
+        db.expire_all()
+        assert db.get(Assignment, assignment.id).status == AssignmentStatus.OFFERED  # type: ignore[union-attr]
+
+    def test_decline_needs_a_reason_code(self, web: TestClient, cast: Cast, db: Session) -> None:
+        assignment = _offer(db, cast)
+        token = sign_in(web, cast.expert_user)
+        url = f"/provider/assignments/{assignment.id}/decline"
+        refused = web.post(url, data={"csrf_token": token, "reason": "忙"})
+        assert f'id="{assignment.id}.reason_code-error"' in refused.text
+        done = web.post(url, data={"csrf_token": token, "reason_code": "no_capacity"})
+        assert done.status_code == 303
+        db.expire_all()
+        assert db.get(Assignment, assignment.id).status == AssignmentStatus.DECLINED  # type: ignore[union-attr]
+
+    def test_another_providers_offer_is_not_found(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        assignment = _offer(db, cast)
+        token = sign_in(web, cast.platform_user)
+        response = web.post(
+            f"/provider/assignments/{assignment.id}/accept", data={"csrf_token": token}
+        )
+        assert response.status_code == 404
