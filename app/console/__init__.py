@@ -29,7 +29,13 @@ from app.console import (
     provider_pages,
     run_pages,
 )
-from app.console.web import LoginRequired, check_csrf, environment, login_redirect
+from app.console.web import (
+    CsrfRejected,
+    LoginRequired,
+    check_csrf,
+    environment,
+    login_redirect,
+)
 from app.errors import AppError
 from app.settings import Settings
 
@@ -104,11 +110,19 @@ def _install_error_pages(app: FastAPI) -> None:
 
         app.add_exception_handler(kind, handle)
 
-    wrap(AppError, lambda r, e: error_page(r, e.status, e.detail))
+    wrap(AppError, lambda r, e: error_page(r, e.status, _detail(r, e)))
     wrap(StarletteHTTPException, lambda r, e: error_page(r, e.status_code, str(e.detail)))
     wrap(RequestValidationError, lambda r, e: error_page(r, 422, _first_error(e)))
     wrap(Exception, _unexpected)
     app.add_exception_handler(LoginRequired, lambda r, e: login_redirect(r))
+
+
+def _detail(request: Request, exc: AppError) -> str:
+    """Our own refusals speak the page's language; the API's details are shown as they are."""
+    if isinstance(exc, CsrfRejected):
+        translate = i18n.translations(i18n.pick_locale(request))
+        return translate.gettext("The form has expired; reload the page and try again.")
+    return exc.detail
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:
