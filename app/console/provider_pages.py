@@ -21,6 +21,7 @@ from app.plans.schemas import FollowUpCreate
 from app.providers import service as provider_service
 from app.providers.schemas import ProviderUpdate
 from app.requests import service as request_service
+from app.settings import Settings
 
 router = APIRouter(include_in_schema=False)
 PROVIDERS = (Role.EXPERT, Role.PLATFORM)
@@ -187,6 +188,7 @@ def profile(ctx: PageCtx) -> Response:
 @router.post("/provider/profile")
 def save_profile(ctx: PageCtx, values: FormData) -> Response:
     principal = ctx.need(*PROVIDERS)
+    settings: Settings = ctx.request.app.state.settings
     body: dict[str, Any] = {k: values.get(k, "") for k in PROFILE_TEXT}
     body |= {k: values.get(k) or None for k in PROFILE_OPTIONAL}
     body["capacity"] = body["capacity"] or 0
@@ -202,7 +204,13 @@ def save_profile(ctx: PageCtx, values: FormData) -> Response:
 
         def save() -> None:
             check_if_match(f'"{values.get("version", "")}"', provider.version)
-            provider_service.update(ctx.session, principal=principal, provider=provider, data=data)
+            provider_service.update(
+                ctx.session,
+                principal=principal,
+                provider=provider,
+                data=data,
+                capacity_ceiling=settings.capacity_ceiling(provider.kind.value),
+            )
 
         attempt(ctx.session, save, rename={"If-Match": ""})
     except Invalid as exc:

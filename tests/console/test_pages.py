@@ -125,8 +125,8 @@ class TestScoping:
     def test_the_triage_queue_shows_only_my_regions(
         self, web: TestClient, cast: Cast, db: Session
     ) -> None:
-        mine = make_request(db, cast.ent, title="晋江的诉求")
-        theirs = make_request(db, cast.other_ent, title="郑州的诉求")
+        mine = make_request(db, cast.ent, title="晋江的诉求", status="submitted")
+        theirs = make_request(db, cast.other_ent, title="郑州的诉求", status="submitted")
         db.commit()
         sign_in(web, cast.coordinator)
         page = web.get("/coordinator").text
@@ -145,7 +145,7 @@ class TestScoping:
     def test_triage_in_another_region_changes_nothing(
         self, web: TestClient, cast: Cast, db: Session
     ) -> None:
-        theirs = make_request(db, cast.other_ent, title="郑州的诉求")
+        theirs = make_request(db, cast.other_ent, title="郑州的诉求", status="submitted")
         db.commit()
         token = sign_in(web, cast.coordinator)
         response = web.post(
