@@ -7,14 +7,16 @@ reader announces), and the whole chart a ``role="img"`` with its name.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-WIDTH = 640
-BAR = 22
+WIDTH = 460
+BAR = 24
 GAP = 8
-LABEL_WIDTH = 170
+LABEL_WIDTH = 120
+FONT = 15
 COLOURS = ("#1f5fbf", "#d9dee6", "#1e7b34", "#b3261e")
 
 
@@ -30,7 +32,7 @@ def _frame(title: str, rows: int, body: str, legend: str = "") -> str:
     height = rows * (BAR + GAP) + GAP + legend_height
     return (
         f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {height}" '
-        f'width="{WIDTH}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'width="{WIDTH}" height="{height}" font-size="{FONT}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{escape(title)}</title>{legend}{body}</svg>"
     )
 
@@ -42,7 +44,7 @@ def bars(
     if not rows:
         return ""
     top = scale or max((sum(r.values) for r in rows), default=0.0) or 1.0
-    room = WIDTH - LABEL_WIDTH - 70
+    room = WIDTH - LABEL_WIDTH - 64
     offset = 24 if legend else 0
     parts: list[str] = []
     for index, row in enumerate(rows):
@@ -67,7 +69,7 @@ def bars(
 def _legend(names: Sequence[str]) -> str:
     items = []
     for index, name in enumerate(names):
-        x = LABEL_WIDTH + index * 150
+        x = LABEL_WIDTH + index * 120
         items.append(
             f'<rect x="{x}" y="4" width="14" height="14" fill="{COLOURS[index % len(COLOURS)]}"/>'
             f'<text x="{x + 20}" y="16">{escape(name)}</text>'
@@ -75,8 +77,14 @@ def _legend(names: Sequence[str]) -> str:
     return "".join(items)
 
 
-def _short(label: str, limit: int = 14) -> str:
-    return label if len(label) <= limit else label[: limit - 1] + "…"
+def _short(label: str, room: int = 12) -> str:
+    """Cut a label to the space before the bars: a CJK character is about two Latin ones wide."""
+    used = 0
+    for index, char in enumerate(label):
+        used += 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        if used > room:
+            return label[:index] + "…"
+    return label
 
 
 def _fmt(value: float) -> str:

@@ -188,6 +188,7 @@ def profile(ctx: PageCtx) -> Response:
 @router.post("/provider/profile")
 def save_profile(ctx: PageCtx, values: FormData) -> Response:
     principal = ctx.need(*PROVIDERS)
+    settings: Settings = ctx.request.app.state.settings
     body: dict[str, Any] = {k: values.get(k, "") for k in PROFILE_TEXT}
     body |= {k: values.get(k) or None for k in PROFILE_OPTIONAL}
     body["capacity"] = body["capacity"] or 0
@@ -203,7 +204,6 @@ def save_profile(ctx: PageCtx, values: FormData) -> Response:
 
         def save() -> None:
             check_if_match(f'"{values.get("version", "")}"', provider.version)
-            settings: Settings = ctx.request.app.state.settings
             provider_service.update(
                 ctx.session,
                 principal=principal,
