@@ -7,14 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from app.common.pagination import PageParams, decode_cursor
+from app.common.schemas import StaffDecision
 from app.common.types import PathId
 from app.console import i18n
 from app.console import repository as console_repository
 from app.console.forms import Invalid, attempt, clean, parse
 from app.console.web import Ctx, FormData, PageCtx, redirect
-from app.models import ProviderKind, RequestStatus, Role
+from app.models import ProviderKind, RequestStatus, Role, Vetting
 from app.providers import repository as provider_repository
 from app.providers import service as provider_service
+from app.providers import vetting as vetting_service
 from app.requests import repository as request_repository
 from app.requests import service as request_service
 from app.requests.schemas import HelpRequestUpdate
@@ -91,13 +93,45 @@ def supervision(ctx: PageCtx) -> Response:
     )
 
 
-@router.get("/coordinator/providers")
-def providers(ctx: PageCtx, q: str = "", kind: str = "", cursor: str | None = None) -> Response:
+def _providers(
+    ctx: Ctx, q: str, kind: str, vetting: str, cursor: str | None, errors: dict[str, str]
+) -> Response:
     principal = ctx.need(*STAFF)
     filters = provider_repository.ProviderFilter(
-        kind=kind if kind in {k.value for k in ProviderKind} else None, q=q[:100] or None
+        kind=kind if kind in {k.value for k in ProviderKind} else None,
+        q=q[:100] or None,
+        vetting=Vetting(vetting) if vetting in {v.value for v in Vetting} else None,
     )
     page = provider_service.list_(
         ctx.session, principal=principal, filters=filters, page=page_params(cursor)
     )
-    return ctx.render("coordinator/providers.html", page=page, q=q, kind=kind)
+    return ctx.render(
+        "coordinator/providers.html", page=page, q=q, kind=kind, vetting=vetting, errors=errors
+    )
+
+
+@router.get("/coordinator/providers")
+def providers(
+    ctx: PageCtx, q: str = "", kind: str = "", vetting: str = "", cursor: str | None = None
+) -> Response:
+    return _providers(ctx, q, kind, vetting, cursor, {})
+
+
+@router.post("/coordinator/providers/{provider_id}/vetting")
+def vet(ctx: PageCtx, provider_id: PathId, values: FormData) -> Response:
+    """Approve or reject a self-registered provider: ``vetting.decide``, the API's own rule."""
+    principal = ctx.need(*STAFF)
+    try:
+        data = parse(StaffDecision, clean({k: values.get(k, "") for k in ("decision", "reason")}))
+        provider = provider_service.get(ctx.session, principal=principal, provider_id=provider_id)
+        attempt(
+            ctx.session,
+            lambda: vetting_service.decide(
+                ctx.session, principal=principal, provider=provider, data=data
+            ),
+        )
+    except Invalid as exc:
+        errors = {f"{provider_id}.{k}": v for k, v in exc.errors.items()}
+        return _providers(ctx, "", "", "pending", None, errors)
+    ctx.flash(ctx._("Vetting recorded: {name}").format(name=provider.name))
+    return redirect("/coordinator/providers?vetting=pending")

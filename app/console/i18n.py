@@ -165,6 +165,11 @@ LABELS: dict[str, dict[str, str]] = {
         "queued": N_("Queued"),
         "failed": N_("Failed"),
     },
+    "vetting": {
+        "pending": N_("Awaiting vetting"),
+        "approved": N_("Approved"),
+        "rejected": N_("Rejected"),
+    },
     "notification_status": {
         "pending": N_("Waiting to be sent"),
         "sent": N_("Sent"),

@@ -24,11 +24,13 @@ from app.models import (
     MatchRun,
     Plan,
     PlanStatus,
+    Provider,
     User,
+    Vetting,
 )
 from tests.app.conftest import Cast
 from tests.console.conftest import csrf_of, log_in, sign_in
-from tests.factories import PASSWORD, make_request
+from tests.factories import PASSWORD, make_provider, make_request
 
 TAG = re.compile(r"<[^>]+>")
 
@@ -395,3 +397,21 @@ class TestProvider:
             f"/provider/assignments/{assignment.id}/accept", data={"csrf_token": token}
         )
         assert response.status_code == 404
+
+
+def test_a_coordinator_vets_a_self_registered_provider(
+    web: TestClient, cast: Cast, db: Session
+) -> None:
+    pending = make_provider(db, name="待审专家", vetting=Vetting.PENDING)
+    db.commit()
+    token = sign_in(web, cast.coordinator)
+    listed = web.get("/coordinator/providers", params={"vetting": "pending"}).text
+    assert "待审专家" in listed
+    assert "待审核" in visible_text(listed)
+    url = f"/coordinator/providers/{pending.id}/vetting"
+    refused = web.post(url, data={"csrf_token": token, "decision": "approve"})
+    assert f'id="{pending.id}.reason-error"' in refused.text  # a reason is required
+    done = web.post(url, data={"csrf_token": token, "decision": "approve", "reason": "资质齐全"})
+    assert done.status_code == 303
+    db.expire_all()
+    assert db.get(Provider, pending.id).vetting == Vetting.APPROVED  # type: ignore[union-attr]
