@@ -273,8 +273,7 @@ def worker_command(
             f"{len(done)} match run(s) processed: {[(p.run_id, p.outcome) for p in done]}"
         )
         return
-    worker.stop_on_signals()
-    worker.run_forever()
+    worker.serve_until_signalled(grace=get_settings().shutdown_grace_seconds)
 
 
 @cli.command("supervise")

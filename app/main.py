@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
             yield
         finally:
             if worker is not None:
-                worker.stop(timeout=5)
+                worker.stop(timeout=settings.shutdown_grace_seconds)
             if worker_engine is not None:
                 worker_engine.dispose()
             if manage_engine:

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "zhuqi@localhost"
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    shutdown_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="On SIGTERM, how long a worker may finish its run before handing it back",
+    )
     lease_seconds: int = Field(
         default=60, ge=5, le=3600, description="How long a worker's claim on a match run lasts"
     )

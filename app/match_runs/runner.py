@@ -405,6 +405,38 @@ def execute(sessions: Sessions, claimed: Claim, progress: ProgressFn | None = No
     return Processed(claimed.run_id, "succeeded")
 
 
+def release(sessions: Sessions, claimed: Claim) -> bool:
+    """Hand a run we cannot finish (shutting down) back to the queue at once, instead of
+    leaving it to the lease's expiry. Fenced: if another worker took it over meanwhile nothing
+    changes, and our own compute, should it still finish, finds its fence gone and writes
+    nothing. The attempt stays counted, so the fence of this claim can never match again."""
+    try:
+        with sessions.write() as session, session.begin():
+            _fenced(
+                session,
+                claimed,
+                status=MatchRunStatus.QUEUED,
+                stage="queued",
+                claimed_by="",
+                lease_expires_at=None,
+            )
+    except LeaseLost:
+        return False
+    logger.info("match run %s released by %s", claimed.run_id, claimed.worker_id)
+    return True
+
+
+def run_claimed(
+    sessions: Sessions, claimed: Claim, progress: ProgressFn | None = None
+) -> Processed:
+    """Execute a claimed run with its id and originating request id on every log line."""
+    with bound(run_id=claimed.run_id, request_id=claimed.request_id or None):
+        processed = execute(sessions, claimed, progress)
+        logger.info("match run %s %s", processed.run_id, processed.outcome)
+        metrics.observe_run(processed.outcome)
+        return processed
+
+
 def process_next(
     source: SessionSource,
     worker_id: str,
@@ -415,15 +447,10 @@ def process_next(
 ) -> Processed | None:
     """Claim one run and execute it synchronously; ``None`` when nothing was claimable.
 
-    The embedded worker, ``zhuqi worker`` and ``zhuqi match`` all call this; tests drive it
-    directly with an engine or a session factory.
+    ``zhuqi match`` calls this; tests drive it directly with an engine or a session factory.
     """
     sessions = sessions_of(source)
     claimed = claim(sessions, worker_id, lease=lease, run_id=run_id)
     if claimed is None:
         return None
-    with bound(run_id=claimed.run_id, request_id=claimed.request_id or None):
-        processed = execute(sessions, claimed, progress)
-        logger.info("match run %s %s", processed.run_id, processed.outcome)
-        metrics.observe_run(processed.outcome)
-        return processed
+    return run_claimed(sessions, claimed, progress)

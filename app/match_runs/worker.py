@@ -20,7 +20,16 @@ from collections.abc import Mapping
 from datetime import timedelta
 from types import FrameType
 
-from app.match_runs.runner import DEFAULT_LEASE, Processed, ProgressFn, Sessions, process_next
+from app.match_runs.runner import (
+    DEFAULT_LEASE,
+    Claim,
+    Processed,
+    ProgressFn,
+    Sessions,
+    claim,
+    release,
+    run_claimed,
+)
 from app.supervision import service as supervision_service
 from app.supervision.senders import DEFAULT_SENDERS, Sender, deliver_pending
 
@@ -59,10 +68,18 @@ class Worker:
         self.progress = progress
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._current: Claim | None = None
 
     def step(self) -> Processed | None:
         """Execute at most one run; ``None`` when nothing was waiting."""
-        return process_next(self.sessions, self.worker_id, lease=self.lease, progress=self.progress)
+        claimed = claim(self.sessions, self.worker_id, lease=self.lease)
+        if claimed is None:
+            return None
+        self._current = claimed
+        try:
+            return run_claimed(self.sessions, claimed, self.progress)
+        finally:
+            self._current = None
 
     def drain(self) -> list[Processed]:
         """Execute what is claimable now, then return (``zhuqi worker --once``)."""
@@ -112,19 +129,37 @@ class Worker:
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Ask the loop to stop after the current run; a run cut short is retaken on lease
-        expiry by another worker, never half-written."""
+        """Stop polling; wait up to ``timeout`` for the current run, then hand it back.
+
+        A run still computing when the time is up is released to the queue (fenced), so
+        another worker takes it over at once rather than after the lease; this thread's
+        result, should it come, finds the fence gone and is never written.
+        """
         self.stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._thread is None:
+            return
+        self._thread.join(timeout)
+        current = self._current
+        if self._thread.is_alive() and current is not None:
+            release(self.sessions, current)
+
+    def serve_until_signalled(self, grace: float) -> None:
+        """``zhuqi worker``: run the loop in a thread and wait for SIGTERM/SIGINT here, so a
+        signal is handled at once even while the engine is deep in a solve (a handler in the
+        solving thread would wait for the solve)."""
+        self.stop_on_signals()
+        self.start()
+        while not self.stopping.wait(0.5):
+            pass
+        self.stop(timeout=grace)
 
     def stop_on_signals(self) -> None:
-        """SIGINT/SIGTERM finish the current run and exit; a second signal exits at once."""
+        """SIGINT/SIGTERM stop the worker (see :meth:`stop`); a second signal exits at once."""
 
         def handle(signum: int, _frame: FrameType | None) -> None:
             if self.stopping.is_set():
                 raise KeyboardInterrupt
-            logger.info("signal %s: stopping after the current run", signum)
+            logger.info("signal %s: stopping, releasing any unfinished run", signum)
             self.stopping.set()
 
         for signum in (signal.SIGINT, signal.SIGTERM):
