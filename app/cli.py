@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -37,6 +38,7 @@ from app.observability import metrics
 from app.observability.logs import configure_logging, scrub
 from app.settings import get_settings
 from app.supervision.senders import senders_for
+from app.webhooks.delivery import deliver_due
 from seed.load import DEMO_LOGINS, DEMO_PASSWORD, load_demo
 
 cli = typer.Typer(help="zhuqi 助企: service matching for SMEs", no_args_is_help=True)
@@ -266,6 +268,7 @@ def worker_command(
         poll_seconds=poll,
         lease=timedelta(seconds=get_settings().lease_seconds),
         senders=senders_for(get_settings()),
+        webhooks=partial(deliver_due, settings=get_settings()),
     )
     if once:
         done = worker.drain()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -24,6 +25,7 @@ from app.observability.logs import configure_logging
 from app.settings import Settings, get_settings
 from app.stats.service import StatsCache
 from app.supervision.senders import senders_for
+from app.webhooks.delivery import deliver_due
 
 PROBLEM = {"model": ProblemDetail, "content": {"application/problem+json": {}}}
 # Paths that never touch the database answer even when every admission slot is taken.
@@ -108,6 +110,7 @@ def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
         worker_id=default_worker_id("embedded"),
         lease=timedelta(seconds=settings.lease_seconds),
         senders=senders_for(settings),
+        webhooks=partial(deliver_due, settings=settings),
     )
     worker.start()
     return worker, engine

@@ -16,9 +16,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import FrameType
+
+from sqlalchemy.orm import Session
 
 from app.match_runs.runner import (
     DEFAULT_LEASE,
@@ -57,9 +59,11 @@ class Worker:
         progress: ProgressFn | None = None,
         sweep_every: timedelta | None = SWEEP_EVERY,
         senders: Mapping[str, Sender] = DEFAULT_SENDERS,
+        webhooks: Callable[[Session], object] | None = None,
     ) -> None:
         self.sessions = sessions
         self.senders = senders
+        self.webhooks = webhooks
         self.sweep_every = sweep_every
         self._last_sweep = 0.0
         self.worker_id = worker_id or default_worker_id()
@@ -97,6 +101,14 @@ class Worker:
         self._last_sweep = time.monotonic()
         return report
 
+    def deliver_webhooks(self) -> None:
+        """Webhooks go out on every poll (their first retry is 30 s away, not a sweep's 5 min);
+        one short transaction, rows locked with ``SKIP LOCKED`` beside other workers."""
+        if self.webhooks is None:
+            return
+        with self.sessions.write() as session, session.begin():
+            self.webhooks(session)
+
     def _sweep_due(self) -> bool:
         if self.sweep_every is None:
             return False
@@ -110,6 +122,7 @@ class Worker:
             try:
                 if self._sweep_due():
                     self.housekeeping()
+                self.deliver_webhooks()
                 processed = self.step()
                 failures = 0
             except Exception:
