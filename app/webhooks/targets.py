@@ -25,7 +25,7 @@ def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.I
         pass
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+    except (OSError, UnicodeError) as exc:  # unknown name, or not even a valid one (IDNA)
         raise TargetRefused(f"host {host!r} does not resolve") from exc
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
@@ -36,7 +36,11 @@ def _private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def check_target(url: str, settings: Settings) -> None:
     """Raise :class:`TargetRefused` unless ``url`` may receive webhooks."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port_given = parts.port
+    except ValueError as exc:  # a port out of range or not a number
+        raise TargetRefused(f"not a usable URL: {exc}") from exc
     allowed = ("https",) if settings.environment == "production" else ("https", "http")
     if parts.scheme not in allowed:
         raise TargetRefused(f"the URL must use {' or '.join(allowed)}")
@@ -44,7 +48,7 @@ def check_target(url: str, settings: Settings) -> None:
         raise TargetRefused("the URL has no host")
     if parts.username or parts.password:
         raise TargetRefused("credentials in the URL are not accepted; verify the signature")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = port_given or (443 if parts.scheme == "https" else 80)
     if settings.webhook_allow_private_targets:
         return
     refused = [a for a in _addresses(parts.hostname, port) if _private(a)]

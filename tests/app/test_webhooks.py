@@ -306,3 +306,13 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     assert backoff(1, lambda: 1.0) == timedelta(seconds=30)
     assert backoff(3, lambda: 1.0) == timedelta(minutes=2)
     assert backoff(40, lambda: 1.0) == timedelta(hours=4)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://" + "x" * 70 + ".com/h", "https://a..b/h", "https://example.com:99999/h", "https://"],
+)
+def test_unusable_urls_are_refused_not_crashed_on(url: str) -> None:
+    settings = Settings(environment="test", secret_key=TEST_SECRET, database_url="sqlite://")
+    with pytest.raises(TargetRefused):
+        check_target(url, settings)
