@@ -18,6 +18,7 @@ from app.requests.router import router as requests_router
 from app.stats.router import router as stats_router
 from app.supervision.router import router as supervision_router
 from app.taxonomy.router import router as taxonomy_router
+from app.webhooks.router import router as webhooks_router
 
 api_router = APIRouter(prefix="/api/v1")
 for router in (
@@ -35,5 +36,6 @@ for router in (
     stats_router,
     supervision_router,
     notifications_router,
+    webhooks_router,
 ):
     api_router.include_router(router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -36,6 +37,7 @@ from app.observability import metrics
 from app.observability.logs import configure_logging, scrub
 from app.settings import get_settings
 from app.supervision.senders import senders_for
+from app.webhooks.delivery import deliver_due
 from app.worker.loop import Worker, default_worker_id
 from seed.load import DEMO_LOGINS, DEMO_PASSWORD, load_demo
 
@@ -266,6 +268,7 @@ def worker_command(
         poll_seconds=poll,
         lease=timedelta(seconds=get_settings().lease_seconds),
         senders=senders_for(get_settings()),
+        webhooks=partial(deliver_due, settings=get_settings()),
     )
     if once:
         done = worker.drain()
@@ -273,8 +276,7 @@ def worker_command(
             f"{len(done)} match run(s) processed: {[(p.run_id, p.outcome) for p in done]}"
         )
         return
-    worker.stop_on_signals()
-    worker.run_forever()
+    worker.serve_until_signalled(grace=get_settings().shutdown_grace_seconds)
 
 
 @cli.command("supervise")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -23,6 +24,7 @@ from app.observability.logs import configure_logging
 from app.settings import Settings, get_settings
 from app.stats.service import StatsCache
 from app.supervision.senders import senders_for
+from app.webhooks.delivery import deliver_due
 from app.worker.loop import Worker, default_worker_id
 
 PROBLEM = {"model": ProblemDetail, "content": {"application/problem+json": {}}}
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
             yield
         finally:
             if worker is not None:
-                worker.stop(timeout=5)
+                worker.stop(timeout=settings.shutdown_grace_seconds)
             if worker_engine is not None:
                 worker_engine.dispose()
             if manage_engine:
@@ -108,6 +110,7 @@ def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
         worker_id=default_worker_id("embedded"),
         lease=timedelta(seconds=settings.lease_seconds),
         senders=senders_for(settings),
+        webhooks=partial(deliver_due, settings=settings),
     )
     worker.start()
     return worker, engine

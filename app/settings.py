@@ -50,6 +50,23 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "zhuqi@localhost"
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    shutdown_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="On SIGTERM, how long a worker may finish its run before handing it back",
+    )
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Let webhooks target private, loopback and link-local addresses (tests)",
+    )
+    webhook_retry_hours: float = Field(
+        default=26,
+        ge=24,
+        le=24 * 7,
+        description="Retry a failing delivery this long, then dead-letter",
+    )
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
     lease_seconds: int = Field(
         default=60, ge=5, le=3600, description="How long a worker's claim on a match run lasts"
     )

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.models import Base, Event
+from app.webhooks import service as webhook_service
 
 _BOOKKEEPING = frozenset({"updated_at", "version"})
 
@@ -67,4 +68,5 @@ def record(
         created_at=utc_now(),
     )
     session.add(event)
+    webhook_service.enqueue(session, event)
     return event

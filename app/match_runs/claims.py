@@ -159,3 +159,24 @@ def fail(
                 after={"error": error[:500], "attempt": claimed.attempt},
             )
     return "requeued" if again else "failed"
+
+
+def release(sessions: Sessions, claimed: Claim) -> bool:
+    """Hand a run we cannot finish (shutting down) back to the queue at once, instead of
+    leaving it to the lease's expiry. Fenced: if another worker took it over meanwhile nothing
+    changes, and our own compute, should it still finish, finds its fence gone and writes
+    nothing. The attempt stays counted, so the fence of this claim can never match again."""
+    try:
+        with sessions.write() as session, session.begin():
+            fenced(
+                session,
+                claimed,
+                status=MatchRunStatus.QUEUED,
+                stage="queued",
+                claimed_by="",
+                lease_expires_at=None,
+            )
+    except LeaseLost:
+        return False
+    logger.info("match run %s released by %s", claimed.run_id, claimed.worker_id)
+    return True

@@ -291,6 +291,17 @@ def execute(sessions: Sessions, claimed: Claim, progress: ProgressFn | None = No
     return Processed(claimed.run_id, "succeeded")
 
 
+def run_claimed(
+    sessions: Sessions, claimed: Claim, progress: ProgressFn | None = None
+) -> Processed:
+    """Execute a claimed run with its id and originating request id on every log line."""
+    with bound(run_id=claimed.run_id, request_id=claimed.request_id or None):
+        processed = execute(sessions, claimed, progress)
+        logger.info("match run %s %s", processed.run_id, processed.outcome)
+        metrics.observe_run(processed.outcome)
+        return processed
+
+
 def process_next(
     source: SessionSource,
     worker_id: str,
@@ -301,15 +312,10 @@ def process_next(
 ) -> Processed | None:
     """Claim one run and execute it synchronously; ``None`` when nothing was claimable.
 
-    The embedded worker, ``zhuqi worker`` and ``zhuqi match`` all call this; tests drive it
-    directly with an engine or a session factory.
+    ``zhuqi match`` calls this; tests drive it directly with an engine or a session factory.
     """
     sessions = sessions_of(source)
     claimed = claim(sessions, worker_id, lease=lease, run_id=run_id)
     if claimed is None:
         return None
-    with bound(run_id=claimed.run_id, request_id=claimed.request_id or None):
-        processed = execute(sessions, claimed, progress)
-        logger.info("match run %s %s", processed.run_id, processed.outcome)
-        metrics.observe_run(processed.outcome)
-        return processed
+    return run_claimed(sessions, claimed, progress)

@@ -26,6 +26,7 @@ from app.models.policy import Policy
 from app.models.provider import Provider, ProviderConflict
 from app.models.taxonomy import Category
 from app.models.user import ApiKey, User
+from app.models.webhook import WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
 
 __all__ = [
     "ApiKey",
@@ -60,4 +61,7 @@ __all__ = [
     "Tier",
     "User",
     "Vetting",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookSubscription",
 ]

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
-from app.models import MatchRunStatus, NotificationStatus
+from app.models import MatchRunStatus, NotificationStatus, WebhookDeliveryStatus
 from app.observability import repository
 
 
@@ -43,13 +43,21 @@ class DatabaseCollector(Collector):
             "zhuqi_outbox_backlog",
             "Notifications waiting for delivery, by channel",
             "channel",
-            repository.outbox_by_channel(self.session, NotificationStatus.PENDING),
+            repository.outbox_by_channel(self.session, NotificationStatus.PENDING)
+            | {
+                "webhook": repository.webhook_deliveries(
+                    self.session, WebhookDeliveryStatus.PENDING
+                )
+            },
         )
         yield _family(
             "zhuqi_outbox_dead_letters",
             "Notifications given up on after every retry, by channel",
             "channel",
-            repository.outbox_by_channel(self.session, NotificationStatus.FAILED),
+            repository.outbox_by_channel(self.session, NotificationStatus.FAILED)
+            | {
+                "webhook": repository.webhook_deliveries(self.session, WebhookDeliveryStatus.FAILED)
+            },
         )
         yield _family(
             "zhuqi_assignments_open",

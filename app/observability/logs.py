@@ -58,6 +58,12 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
     return {key: _scrub_value(key, value) for key, value in event_dict.items()}
 
 
+def _drop_uvicorn_colours(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """uvicorn passes a terminal-coloured copy of each message as an extra; one is enough."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def _shared_processors() -> list[Processor]:
     """Run on structlog events and on stdlib records alike, before rendering."""
     return [
@@ -100,7 +106,11 @@ def configure_logging(
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_shared_processors()],
+            foreign_pre_chain=[
+                structlog.stdlib.ExtraAdder(),
+                _drop_uvicorn_colours,
+                *_shared_processors(),
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

@@ -12,6 +12,8 @@ from app.models import (
     MatchRunStatus,
     Notification,
     NotificationStatus,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
 )
 
 OPEN_ASSIGNMENTS = (
@@ -36,6 +38,11 @@ def outbox_by_channel(session: Session, status: NotificationStatus) -> dict[str,
         .group_by(Notification.channel)
     )
     return {str(channel): int(n) for channel, n in rows}
+
+
+def webhook_deliveries(session: Session, status: WebhookDeliveryStatus) -> int:
+    statement = select(func.count()).where(WebhookDelivery.status == status)
+    return int(session.scalar(statement.select_from(WebhookDelivery)) or 0)
 
 
 def open_assignments_by_status(session: Session) -> dict[str, int]:

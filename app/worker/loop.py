@@ -16,12 +16,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from types import FrameType
 
-from app.match_runs.claims import DEFAULT_LEASE, Sessions
-from app.match_runs.runner import Processed, ProgressFn, process_next
+from sqlalchemy.orm import Session
+
+from app.match_runs.claims import DEFAULT_LEASE, Claim, Sessions, claim, release
+from app.match_runs.runner import Processed, ProgressFn, run_claimed
 from app.supervision import service as supervision_service
 from app.supervision.senders import DEFAULT_SENDERS, Sender, deliver_pending
 
@@ -49,9 +51,11 @@ class Worker:
         progress: ProgressFn | None = None,
         sweep_every: timedelta | None = SWEEP_EVERY,
         senders: Mapping[str, Sender] = DEFAULT_SENDERS,
+        webhooks: Callable[[Session], object] | None = None,
     ) -> None:
         self.sessions = sessions
         self.senders = senders
+        self.webhooks = webhooks
         self.sweep_every = sweep_every
         self._last_sweep = 0.0
         self.worker_id = worker_id or default_worker_id()
@@ -60,10 +64,18 @@ class Worker:
         self.progress = progress
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._current: Claim | None = None
 
     def step(self) -> Processed | None:
         """Execute at most one run; ``None`` when nothing was waiting."""
-        return process_next(self.sessions, self.worker_id, lease=self.lease, progress=self.progress)
+        claimed = claim(self.sessions, self.worker_id, lease=self.lease)
+        if claimed is None:
+            return None
+        self._current = claimed
+        try:
+            return run_claimed(self.sessions, claimed, self.progress)
+        finally:
+            self._current = None
 
     def drain(self) -> list[Processed]:
         """Execute what is claimable now, then return (``zhuqi worker --once``)."""
@@ -81,6 +93,14 @@ class Worker:
         self._last_sweep = time.monotonic()
         return report
 
+    def deliver_webhooks(self) -> None:
+        """Webhooks go out on every poll (their first retry is 30 s away, not a sweep's 5 min);
+        one short transaction, rows locked with ``SKIP LOCKED`` beside other workers."""
+        if self.webhooks is None:
+            return
+        with self.sessions.write() as session, session.begin():
+            self.webhooks(session)
+
     def _sweep_due(self) -> bool:
         if self.sweep_every is None:
             return False
@@ -94,6 +114,7 @@ class Worker:
             try:
                 if self._sweep_due():
                     self.housekeeping()
+                self.deliver_webhooks()
                 processed = self.step()
                 failures = 0
             except Exception:
@@ -113,19 +134,37 @@ class Worker:
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Ask the loop to stop after the current run; a run cut short is retaken on lease
-        expiry by another worker, never half-written."""
+        """Stop polling; wait up to ``timeout`` for the current run, then hand it back.
+
+        A run still computing when the time is up is released to the queue (fenced), so
+        another worker takes it over at once rather than after the lease; this thread's
+        result, should it come, finds the fence gone and is never written.
+        """
         self.stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._thread is None:
+            return
+        self._thread.join(timeout)
+        current = self._current
+        if self._thread.is_alive() and current is not None:
+            release(self.sessions, current)
+
+    def serve_until_signalled(self, grace: float) -> None:
+        """``zhuqi worker``: run the loop in a thread and wait for SIGTERM/SIGINT here, so a
+        signal is handled at once even while the engine is deep in a solve (a handler in the
+        solving thread would wait for the solve)."""
+        self.stop_on_signals()
+        self.start()
+        while not self.stopping.wait(0.5):
+            pass
+        self.stop(timeout=grace)
 
     def stop_on_signals(self) -> None:
-        """SIGINT/SIGTERM finish the current run and exit; a second signal exits at once."""
+        """SIGINT/SIGTERM stop the worker (see :meth:`stop`); a second signal exits at once."""
 
         def handle(signum: int, _frame: FrameType | None) -> None:
             if self.stopping.is_set():
                 raise KeyboardInterrupt
-            logger.info("signal %s: stopping after the current run", signum)
+            logger.info("signal %s: stopping, releasing any unfinished run", signum)
             self.stopping.set()
 
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from app.models import WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
+
+
+def subscriptions() -> Select[Any]:
+    return select(WebhookSubscription)
+
+
+def deliveries_of(subscription_id: int) -> Select[Any]:
+    return select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+
+
+def active_subscriptions(session: Session) -> Sequence[WebhookSubscription]:
+    """Paused ones too: their deliveries queue up and go out when they resume."""
+    return session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id)).all()
+
+
+def due(session: Session, now: datetime, limit: int) -> Sequence[WebhookDelivery]:
+    """Pending deliveries whose time has come, of subscriptions not paused; locked so that
+    workers side by side never send one twice (``SKIP LOCKED``)."""
+    statement: Select[Any] = (
+        select(WebhookDelivery)
+        .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+        .where(
+            WebhookDelivery.status == WebhookDeliveryStatus.PENDING,
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookSubscription.paused.is_(False),
+        )
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=WebhookDelivery)
+    )
+    return session.scalars(statement).all()

@@ -1,0 +1,188 @@
+"""Subscriptions and their delivery log; the fan-out of audit events into the outbox.
+
+Only administrators manage webhooks (an integration uses an administrator's API key): a
+subscription sees every event of every region.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.common.clock import utc_now
+from app.common.concurrency import check_if_match
+from app.common.pagination import PageParams, paginate
+from app.common.schemas import Page
+from app.errors import InvalidInput, NotFound
+from app.models import Event, WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
+from app.settings import Settings
+from app.webhooks import repository
+from app.webhooks.schemas import (
+    WebhookCreate,
+    WebhookDeliveryRead,
+    WebhookRead,
+    WebhookUpdate,
+    WebhookWithSecret,
+)
+from app.webhooks.targets import TargetRefused, check_target
+
+CACHE_KEY = "zhuqi.webhook_subscriptions"
+
+
+def new_secret() -> str:
+    """``whsec_`` + base64 of 24 random bytes, the Standard Webhooks secret format."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def _checked_url(url: str, settings: Settings) -> str:
+    try:
+        check_target(url, settings)
+    except TargetRefused as exc:
+        raise InvalidInput(str(exc), field="url") from exc
+    return url
+
+
+def _with_secret(subscription: WebhookSubscription) -> WebhookWithSecret:
+    read = WebhookRead.model_validate(subscription)
+    return WebhookWithSecret(**read.model_dump(), secret=subscription.secret)
+
+
+def create(
+    session: Session, *, principal: Principal, data: WebhookCreate, settings: Settings
+) -> WebhookWithSecret:
+    subscription = WebhookSubscription(
+        url=_checked_url(data.url, settings),
+        events=sorted(set(data.events)),
+        description=data.description,
+        secret=new_secret(),
+        created_by_id=principal.user_id,
+    )
+    session.add(subscription)
+    session.flush()
+    session.info.pop(CACHE_KEY, None)
+    return _with_secret(subscription)
+
+
+def get(session: Session, subscription_id: int) -> WebhookSubscription:
+    subscription = session.get(WebhookSubscription, subscription_id)
+    if subscription is None:
+        raise NotFound(f"webhook {subscription_id} not found")
+    return subscription
+
+
+def list_(session: Session, *, page: PageParams) -> Page[WebhookRead]:
+    return paginate(
+        session,
+        repository.subscriptions(),
+        WebhookSubscription.id,
+        page,
+        WebhookRead.model_validate,
+    )
+
+
+def update(
+    session: Session,
+    *,
+    subscription: WebhookSubscription,
+    data: WebhookUpdate,
+    if_match: str | None,
+    settings: Settings,
+) -> WebhookSubscription:
+    """Change the URL or events, or pause and resume (paused: deliveries wait, none lost)."""
+    check_if_match(if_match, subscription.version)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "url" in changes:
+        _checked_url(changes["url"], settings)
+    if "events" in changes:
+        changes["events"] = sorted(set(changes["events"]))
+    for key, value in changes.items():
+        setattr(subscription, key, value)
+    session.flush()
+    session.info.pop(CACHE_KEY, None)
+    return subscription
+
+
+def rotate_secret(session: Session, *, subscription: WebhookSubscription) -> WebhookWithSecret:
+    """A new secret signs every delivery from now on, retries of older ones included."""
+    subscription.secret = new_secret()
+    session.flush()
+    return _with_secret(subscription)
+
+
+def deliveries(
+    session: Session, *, subscription: WebhookSubscription, page: PageParams
+) -> Page[WebhookDeliveryRead]:
+    return paginate(
+        session,
+        repository.deliveries_of(subscription.id),
+        WebhookDelivery.id,
+        page,
+        WebhookDeliveryRead.model_validate,
+    )
+
+
+def replay(
+    session: Session, *, subscription: WebhookSubscription, delivery_id: int
+) -> WebhookDelivery:
+    """Send a delivery again (sent or dead-lettered alike), now, with the same ``webhook-id``
+    so a receiver that already has it can tell."""
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if delivery is None or delivery.subscription_id != subscription.id:
+        raise NotFound(f"delivery {delivery_id} of webhook {subscription.id} not found")
+    delivery.status = WebhookDeliveryStatus.PENDING
+    delivery.next_attempt_at = utc_now()
+    delivery.attempts = 0
+    delivery.created_at = utc_now()  # the retry window starts again
+    session.flush()
+    return delivery
+
+
+def subscribed(events: list[Any], event_type: str) -> bool:
+    family = event_type.split(".", 1)[0] + ".*"
+    return any(e in ("*", event_type, family) for e in events)
+
+
+def payload_of(event: Event, at: datetime) -> dict[str, Any]:
+    """What a receiver gets: the event's identity, never row contents (a snapshot can hold
+    personal data or credentials' hashes); it reads the details through the API."""
+    return {
+        "type": event.action,
+        "timestamp": at.isoformat(),
+        "data": {
+            "event_id": event.id,
+            "entity_type": event.entity_type,
+            "entity_id": event.entity_id,
+            "region_code": event.region_code,
+        },
+    }
+
+
+def enqueue(session: Session, event: Event) -> int:
+    """Write one outbox row per subscription to ``event``, in the event's transaction."""
+    cached = session.info.get(CACHE_KEY)
+    if cached is None:
+        cached = [(s.id, list(s.events)) for s in repository.active_subscriptions(session)]
+        session.info[CACHE_KEY] = cached
+    targets = [sid for sid, events in cached if subscribed(events, event.action)]
+    if not targets:
+        return 0
+    session.flush()  # the event's id goes into the payload
+    now = utc_now()
+    for subscription_id in targets:
+        session.add(
+            WebhookDelivery(
+                subscription_id=subscription_id,
+                event_type=event.action,
+                message_id=f"msg_{uuid.uuid4().hex}",
+                payload=payload_of(event, now),
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    return len(targets)
