@@ -9,6 +9,7 @@ from app.auth.router import router as auth_router
 from app.enterprises.router import router as enterprises_router
 from app.events.router import router as events_router
 from app.exclusions.router import router as exclusions_router
+from app.exports.router import router as exports_router
 from app.match_runs.router import router as match_runs_router
 from app.notifications.router import router as notifications_router
 from app.plans.router import router as plans_router
@@ -35,5 +36,6 @@ for router in (
     stats_router,
     supervision_router,
     notifications_router,
+    exports_router,
 ):
     api_router.include_router(router)
