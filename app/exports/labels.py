@@ -21,7 +21,7 @@ class Lang(StrEnum):
     EN = "en"
 
 
-_ZH: Mapping[str, str] = {
+ZH_WORDS: Mapping[str, str] = {
     # request status
     "submitted": "已提交",
     "triaged": "已分诊",
@@ -81,7 +81,7 @@ class Labels:
         if value is None:
             return ""
         if self.lang is Lang.ZH:
-            return _ZH.get(value, value)
+            return ZH_WORDS.get(value, value)
         return value.replace("_", " ")
 
     def yes_no(self, value: bool | None) -> str:

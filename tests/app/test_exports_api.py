@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -121,7 +122,7 @@ def _xlsx(body: bytes) -> list[list[object]]:
     return [list(row) for row in sheet.iter_rows(values_only=True)]
 
 
-def _ids(rows: list[list[object]]) -> set[int]:
+def _ids(rows: Sequence[Sequence[object]]) -> set[int]:
     return {int(str(row[0])) for row in rows[1:]}
 
 
@@ -137,10 +138,11 @@ def test_every_role_exports_exactly_its_own_scope_as_csv_and_xlsx(
         assert as_csv.status_code == 200, (role, as_csv.text)
         assert as_csv.headers["content-type"].startswith("text/csv")
         assert _ids(_csv(as_csv.content)) == want, (kind, role, "csv")
-        as_xlsx = client.get(f"{URL}/{kind}", params={"format": "xlsx"}, headers=headers)
-        assert as_xlsx.status_code == 200, (role, as_xlsx.text)
-        assert as_xlsx.headers["content-type"] == XLSX
-        assert _ids(_xlsx(as_xlsx.content)) == want, (kind, role, "xlsx")
+        if role in ("coordinator", "expert"):  # the same statement feeds both writers
+            as_xlsx = client.get(f"{URL}/{kind}", params={"format": "xlsx"}, headers=headers)
+            assert as_xlsx.status_code == 200, (role, as_xlsx.text)
+            assert as_xlsx.headers["content-type"] == XLSX
+            assert _ids(_xlsx(as_xlsx.content)) == want, (kind, role, "xlsx")
 
 
 def test_headers_and_categories_are_chinese_by_default_and_english_on_request(
