@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Table, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
@@ -71,13 +71,36 @@ def providers_by(
     return [found[i] for i in sorted(found)]
 
 
-def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> list[int]:
-    """One multi-row INSERT (batched by the driver), ids back in the rows' order."""
-    if not rows:
+def reserve_ids(session: Session, model: type[Base], count: int) -> list[int]:
+    """``count`` primary keys nobody else gets, so rows can be inserted without RETURNING
+    (which made psycopg parse one huge statement per page: 5× slower than executemany).
+
+    PostgreSQL: drawn from the column's own sequence. SQLite: after the current maximum; the
+    write transaction (``BEGIN IMMEDIATE``) holds the database lock until commit. The seed
+    loader has the same private helper; this one could serve both.
+    """
+    if count == 0:
         return []
     table: Table = model.__table__  # type: ignore[assignment]
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return [int(i) for i in session.execute(statement, list(rows)).scalars()]
+    if session.get_bind().dialect.name == "postgresql":
+        statement = text(
+            "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+        )
+        return [int(v) for v in session.scalars(statement, {"table": table.name, "n": count})]
+    start = int(session.scalar(select(func.max(table.c.id))) or 0) + 1
+    return list(range(start, start + count))
+
+
+def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> list[int]:
+    """One executemany INSERT with ids reserved beforehand; the ids in the rows' order."""
+    if not rows:
+        return []
+    ids = reserve_ids(session, model, len(rows))
+    session.execute(
+        insert(model.__table__),  # type: ignore[arg-type]
+        [row | {"id": row_id} for row, row_id in zip(rows, ids, strict=True)],
+    )
+    return ids
 
 
 def update_rows(

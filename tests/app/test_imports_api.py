@@ -11,12 +11,16 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.common.codes import make_uscc
+from app.imports import cli
+from app.imports.columns import Kind
+from app.imports.service import ImportRejected
 from app.models import Enterprise, Event, HelpRequest, Provider
 from tests.app.conftest import Cast
 
@@ -235,3 +239,18 @@ def test_templates_list_the_columns_and_gb18030_csv_reads(
     assert "required columns missing" in missing.json()["detail"]
     junk = _post(client, cast, "enterprises", b"PK\x03\x04 not really a zip")
     assert junk.status_code == 422
+
+
+def test_the_cli_imports_as_the_named_coordinator_with_progress(
+    db: Session, cast: Cast, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = _csv([E_HEADER, *_enterprise_rows(range(100, 103))])
+    report = cli._run(db, Kind.ENTERPRISES, body, cast.coordinator.email)
+    assert (report.created, report.unchanged) == (3, 0)
+    assert "write" in capsys.readouterr().out  # the bar's stage
+    stored = db.scalars(select(Event.actor_id).where(Event.action == "enterprise.imported"))
+    assert set(stored) == {cast.coordinator.id}
+    with pytest.raises(ImportRejected) as refused:
+        cli._run(db, Kind.ENTERPRISES, body, cast.other_coordinator.email)
+    cli._print_errors(refused.value)
+    assert "行政区划代码" in capsys.readouterr().out
