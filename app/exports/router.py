@@ -46,7 +46,8 @@ def _response(export: Export) -> StreamingResponse:
         chunks(export.file),
         media_type=MEDIA_TYPES[export.fmt],
         headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(export.filename)}",
+            "Content-Disposition": f'attachment; filename="{export.filename}"; '
+            f"filename*=UTF-8''{quote(export.filename)}",
             "Content-Length": str(size),
         },
     )
