@@ -9,6 +9,8 @@ from app.auth.router import router as auth_router
 from app.enterprises.router import router as enterprises_router
 from app.events.router import router as events_router
 from app.exclusions.router import router as exclusions_router
+from app.exports.router import router as exports_router
+from app.imports.router import router as imports_router
 from app.match_runs.router import router as match_runs_router
 from app.notifications.router import router as notifications_router
 from app.plans.router import router as plans_router
@@ -37,5 +39,7 @@ for router in (
     supervision_router,
     notifications_router,
     webhooks_router,
+    exports_router,
+    imports_router,
 ):
     api_router.include_router(router)

@@ -28,6 +28,7 @@ from app.auth import service as auth_service
 from app.auth.schemas import StaffCreate
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
+from app.imports.cli import import_command
 from app.match_runs import claims, runner
 from app.match_runs import repository as match_run_repository
 from app.match_runs import service as match_run_service
@@ -294,6 +295,9 @@ def supervise_command() -> None:
         f"re-matched {report.rematched_offers}, overdue {report.overdue}, "
         f"notifications {report.notifications}"
     )
+
+
+cli.command("import")(import_command)
 
 
 def main() -> None:

@@ -61,7 +61,8 @@ def _target_enterprise(
     return enterprise_service.get(session, principal=principal, enterprise_id=enterprise_id)
 
 
-def _check_wanted_by(value: Any) -> None:
+def check_wanted_by(value: Any) -> None:
+    """Also run by request imports: one rule for the API and the files."""
     if value is not None and value < today():
         raise InvalidInput("wanted_by_date is in the past", field="wanted_by_date")
 
@@ -69,7 +70,7 @@ def _check_wanted_by(value: Any) -> None:
 def create(session: Session, *, principal: Principal, data: HelpRequestCreate) -> HelpRequest:
     enterprise = _target_enterprise(session, principal, data.enterprise_id)
     taxonomy_service.ensure_known(session, [data.category], field="category")
-    _check_wanted_by(data.wanted_by_date)
+    check_wanted_by(data.wanted_by_date)
     category = session.get(Category, data.category)
     assert category is not None  # ensure_known above
     request = HelpRequest(
@@ -112,7 +113,7 @@ def update(
     if changes.get("category"):
         taxonomy_service.ensure_known(session, [changes["category"]], field="category")
     if "wanted_by_date" in changes:
-        _check_wanted_by(changes["wanted_by_date"])
+        check_wanted_by(changes["wanted_by_date"])
     before = event_service.snapshot(request)
     for key, value in changes.items():
         if value is not None or key == "wanted_by_date":

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -328,21 +327,17 @@ class TestApiThroughTheConsoleSession:
         assert web.post("/api/v1/requests", json=body).status_code == 401
         assert _requests(db) == 0
 
-    def test_export_buttons_appear_only_when_the_api_has_exports(
-        self, web: TestClient, app: FastAPI, cast: Cast
+    def test_export_buttons_download_through_the_console_session(
+        self, web: TestClient, cast: Cast
     ) -> None:
         sign_in(web, cast.coordinator)
-        assert "/api/v1/exports/providers" not in web.get("/coordinator/providers").text
-        del app.state.export_kinds
-        app.openapi_schema = None
-
-        @app.get("/api/v1/exports/{kind}")
-        def export(kind: str) -> str:
-            return kind
-
         page = web.get("/coordinator/providers").text
         assert "/api/v1/exports/providers?format=csv" in page
         assert "/api/v1/exports/providers?format=xlsx" in page
+        download = web.get("/api/v1/exports/providers?format=csv")
+        assert download.status_code == 200
+        assert download.content.startswith(b"\xef\xbb\xbf")
+        assert cast.expert.name in download.content.decode("utf-8-sig")
 
 
 def _offer(db: Session, cast: Cast) -> Assignment:

@@ -1,0 +1,1 @@
+"""CSV and XLSX exports of the lists, with the lists' own filters and role scoping."""

@@ -1,0 +1,1 @@
+"""Bulk imports of enterprises, help requests and providers from CSV or XLSX files."""
