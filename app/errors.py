@@ -163,16 +163,25 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail), instance=request.url.path)
+        """Framework errors (404 route, 405 with its ``Allow``, 400 unparsable body) keep headers."""
+        return problem(
+            exc.status_code,
+            str(exc.detail),
+            str(exc.detail),
+            instance=request.url.path,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(StaleDataError)
     def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        """A concurrent writer won. With ``If-Match`` that is a stale version: always 412."""
+        error: AppError = (
+            PreconditionFailed("the resource was changed by someone else; reload and retry")
+            if "if-match" in request.headers
+            else Conflict("the resource was changed by someone else; reload and retry")
+        )
         return problem(
-            409,
-            "Conflict",
-            "the resource was changed by someone else; reload and retry",
-            type_=Conflict.type,
-            instance=request.url.path,
+            error.status, error.title, error.detail, type_=error.type, instance=request.url.path
         )
 
     @app.exception_handler(IntegrityError)

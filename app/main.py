@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from app import console
 from app.admission import AdmissionControl, AdmissionStats
 from app.api import api_router
+from app.common.edges import InputEdgesMiddleware
 from app.common.schemas import ProblemDetail
 from app.db import make_engine, make_session_factory
 from app.errors import install_error_handlers
@@ -71,7 +72,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         summary="Matching SMEs in difficulty with volunteer experts and service platforms",
         version="0.1.0",
         lifespan=lifespan,
-        responses={422: PROBLEM, 500: PROBLEM},
+        # Statuses any operation can answer, whatever its own declarations add.
+        responses={status: PROBLEM for status in (400, 413, 422, 500, 503)},
         docs_url=None,
         redoc_url=None,
     )
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         exempt=UNMETERED_PATHS,
         stats=app.state.admission,
     )
+    # Outermost: a body is read (and refused past the limit) before it takes an admission slot.
+    app.add_middleware(InputEdgesMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router)

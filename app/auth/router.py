@@ -3,8 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, status
 
 from app.auth import service as auth_service
 from app.auth.schemas import (
@@ -12,6 +11,7 @@ from app.auth.schemas import (
     ApiKeyCreated,
     ApiKeyRead,
     EnterpriseRegistration,
+    LogInForm,
     PasswordChange,
     ProviderRegistration,
     StaffCreate,
@@ -28,9 +28,7 @@ router = APIRouter(tags=["auth"])
 
 
 @router.post("/auth/token", response_model=Token, responses=problem_responses(401))
-def log_in(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DbSession, settings: SettingsDep
-) -> Token:
+def log_in(form: Annotated[LogInForm, Form()], session: DbSession, settings: SettingsDep) -> Token:
     """Exchange e-mail (as ``username``) and password for a short-lived bearer token."""
     token, expires = auth_service.authenticate(
         session, email=form.username, password=form.password, settings=settings

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from app.common.schemas import InputSchema, Schema
 from app.common.types import Email, RegionPrefix
@@ -11,6 +11,15 @@ from app.models import Role
 from app.providers.schemas import ProviderCreate
 
 Password = Field(min_length=8, max_length=128, description="At least 8 characters")
+
+
+class LogInForm(InputSchema):
+    """The OAuth2 password form (``username`` is the e-mail); other OAuth2 fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    username: str = Field(max_length=254, description="Your e-mail")
+    password: str = Field(max_length=128)
 
 
 class Token(Schema):
