@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         version="0.1.0",
         lifespan=lifespan,
         # Statuses any operation can answer, whatever its own declarations add.
-        responses={status: PROBLEM for status in (400, 413, 422, 500, 503)},
+        responses=dict.fromkeys((400, 413, 422, 500, 503), PROBLEM),
         docs_url=None,
         redoc_url=None,
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from app.common.pagination import PageDep, paginate
 from app.common.schemas import Page, problem_responses
-from app.common.types import QueryId, BoundedDateTime
+from app.common.types import BoundedDateTime, QueryId
 from app.deps import DbSession, Staff
 from app.events import repository
 from app.events.schemas import EventRead
