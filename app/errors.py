@@ -27,6 +27,7 @@ class AppError(Exception):
     status = 400
     type = "about:blank"
     title = "Bad request"
+    headers: Mapping[str, str] | None = None
 
     def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -88,6 +89,16 @@ class PreconditionRequired(AppError):
     title = "Precondition required"
 
 
+class TooManyRequests(AppError):
+    status = 429
+    type = "/problems/too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 def problem(
     status: int,
     title: str,
@@ -142,6 +153,7 @@ def install_error_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             headers=headers,
             field=exc.field,
+            headers=exc.headers,
             **exc.extra,
         )
 

@@ -13,9 +13,11 @@ from sqlalchemy import Engine
 from app import console
 from app.admission import AdmissionControl, AdmissionStats
 from app.api import api_router
+from app.auth.throttle import LogInThrottle
+from app.auth.usage import ApiKeyUsage
 from app.common.edges import InputEdgesMiddleware
 from app.common.schemas import ProblemDetail
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_session_factory, session_scope
 from app.errors import install_error_handlers
 from app.health.router import router as health_router
 from app.match_runs.claims import Sessions
@@ -65,6 +67,9 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
             if worker_engine is not None:
                 worker_engine.dispose()
             if manage_engine:
+                app.state.api_key_usage.flush(
+                    lambda: session_scope(app.state.session_factories["write"])
+                )
                 app.state.engine.dispose()
 
     app = FastAPI(
@@ -78,6 +83,10 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.login_throttle = LogInThrottle(
+        per_address=settings.login_rate_per_address, per_account=settings.login_rate_per_account
+    )
+    app.state.api_key_usage = ApiKeyUsage(flush_seconds=settings.api_key_usage_flush_seconds)
     app.state.admission = AdmissionStats(limit=settings.inflight_limit)
     app.state.stats_cache = StatsCache(settings.stats_cache_seconds)
     app.add_middleware(

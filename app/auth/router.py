@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Form, status
+from fastapi import APIRouter, Form, Request, status
 
 from app.auth import service as auth_service
 from app.auth.schemas import (
@@ -21,17 +21,38 @@ from app.auth.schemas import (
 )
 from app.common.schemas import problem_responses
 from app.common.types import PathId
-from app.deps import AdminOnly, CurrentPrincipal, DbSession, SettingsDep
+from app.deps import (
+    AdminApart,
+    AdminOnly,
+    CurrentPrincipal,
+    DbSession,
+    PrincipalApart,
+    Scopes,
+    SettingsDep,
+    Throttle,
+    client_address,
+)
 from app.models import ApiKey, User
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/token", response_model=Token, responses=problem_responses(401))
-def log_in(form: Annotated[LogInForm, Form()], session: DbSession, settings: SettingsDep) -> Token:
-    """Exchange e-mail (as ``username``) and password for a short-lived bearer token."""
+@router.post("/auth/token", response_model=Token, responses=problem_responses(401, 429))
+def log_in(
+    form: Annotated[LogInForm, Form()],
+    request: Request,
+    scopes: Scopes,
+    settings: SettingsDep,
+    throttle: Throttle,
+) -> Token:
+    """Exchange e-mail (as ``username``) and password for a short-lived bearer token.
+
+    Throttled per client address and per account (429 with ``Retry-After``); a password
+    change or a deactivation ends every token issued before it.
+    """
+    throttle.check("log-in", address=client_address(request), account=form.username)
     token, expires = auth_service.authenticate(
-        session, email=form.username, password=form.password, settings=settings
+        scopes, email=form.username, password=form.password, settings=settings
     )
     return Token(access_token=token, expires_at=expires)
 
@@ -40,10 +61,13 @@ def log_in(form: Annotated[LogInForm, Form()], session: DbSession, settings: Set
     "/auth/register/enterprise",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(409),
+    responses=problem_responses(409, 429),
 )
-def register_enterprise(data: EnterpriseRegistration, session: DbSession) -> User:
+def register_enterprise(
+    data: EnterpriseRegistration, request: Request, session: DbSession, throttle: Throttle
+) -> User:
     """An enterprise signs itself up with its company details; no log-in needed."""
+    throttle.check("sign-up", address=client_address(request))
     return auth_service.register_enterprise(session, data=data)
 
 
@@ -51,13 +75,18 @@ def register_enterprise(data: EnterpriseRegistration, session: DbSession) -> Use
     "/auth/register/provider",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(403, 409),
+    responses=problem_responses(403, 409, 429),
 )
 def register_provider(
-    data: ProviderRegistration, session: DbSession, settings: SettingsDep
+    data: ProviderRegistration,
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    throttle: Throttle,
 ) -> User:
     """An expert or a service platform signs itself up with its profile. It starts
     ``pending``: a coordinator of its home region vets it before it is matched."""
+    throttle.check("sign-up", address=client_address(request))
     return auth_service.register_provider(
         session, data=data, capacity_ceiling=settings.capacity_ceiling(data.provider.kind.value)
     )
@@ -71,11 +100,14 @@ def read_me(session: DbSession, principal: CurrentPrincipal) -> User:
 @router.post(
     "/users/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 409),
 )
-def change_password(data: PasswordChange, session: DbSession, principal: CurrentPrincipal) -> None:
+def change_password(
+    data: PasswordChange, session: DbSession, scopes: Scopes, principal: PrincipalApart
+) -> None:
+    """Every token issued before (this one included) stops working: log in again."""
     auth_service.change_password(
-        session, principal=principal, current=data.current_password, new=data.new_password
+        session, scopes, principal=principal, current=data.current_password, new=data.new_password
     )
 
 
@@ -90,7 +122,7 @@ def list_users(session: DbSession, _admin: AdminOnly) -> Sequence[User]:
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 409),
 )
-def create_staff(data: StaffCreate, session: DbSession, admin: AdminOnly) -> User:
+def create_staff(data: StaffCreate, session: DbSession, admin: AdminApart) -> User:
     """Create a coordinator (with region prefixes) or another admin."""
     return auth_service.create_staff(session, principal=admin, data=data)
 
@@ -112,13 +144,17 @@ def list_api_keys(session: DbSession, principal: CurrentPrincipal) -> Sequence[A
     "/api-keys",
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401),
+    responses=problem_responses(401, 403),
 )
 def create_api_key(
-    data: ApiKeyCreate, session: DbSession, principal: CurrentPrincipal
+    data: ApiKeyCreate, session: DbSession, principal: CurrentPrincipal, settings: SettingsDep
 ) -> ApiKeyCreated:
-    """A key for an integration acting as you; send it as ``X-API-Key``. Shown once."""
-    api_key, key = auth_service.create_api_key(session, principal=principal, name=data.name)
+    """A key for an integration acting as you; send it as ``X-API-Key``. Shown once.
+
+    Only a logged-in user mints keys: a key cannot create keys (403)."""
+    api_key, key = auth_service.create_api_key(
+        session, principal=principal, name=data.name, secret_key=settings.secret_key
+    )
     return ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=key)
 
 
