@@ -144,7 +144,9 @@ def _first_line(exc: BaseException) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        headers = {"Retry-After": RETRY_AFTER_SECONDS} if exc.status == 503 else None
+        headers = dict(exc.headers or {})
+        if exc.status == 503:
+            headers.setdefault("Retry-After", RETRY_AFTER_SECONDS)
         return problem(
             exc.status,
             exc.title,
@@ -153,7 +155,6 @@ def install_error_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             headers=headers,
             field=exc.field,
-            headers=exc.headers,
             **exc.extra,
         )
 
