@@ -81,6 +81,16 @@ class Unavailable(AppError):
 
 
 RETRY_AFTER_SECONDS = "2"
+# Set on a response whose transaction met a deadlock or serialization failure, so
+# app.common.retry runs the request again; stripped before anything leaves the server.
+RETRY_MARKER = "x-zhuqi-retry-transaction"
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A database error that a fresh attempt of the same transaction may not meet again."""
+    orig: Any = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
 class PreconditionRequired(AppError):
@@ -217,13 +227,16 @@ def install_error_handlers(app: FastAPI) -> None:
         transaction rolls back with the error.
         """
         logger.warning("database unavailable on %s: %s", request.url.path, _first_line(exc))
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
+        if is_retryable(exc):
+            headers[RETRY_MARKER] = "1"
         return problem(
             503,
             Unavailable.title,
             "the database is busy or unreachable; retry shortly",
             type_=Unavailable.type,
             instance=request.url.path,
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
+            headers=headers,
         )
 
     @app.exception_handler(DataError)

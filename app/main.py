@@ -16,6 +16,7 @@ from app.api import api_router
 from app.auth.throttle import LogInThrottle
 from app.auth.usage import ApiKeyUsage
 from app.common.edges import InputEdgesMiddleware
+from app.common.retry import RetryTransientMiddleware
 from app.common.schemas import ProblemDetail
 from app.db import make_engine, make_session_factory, session_scope
 from app.errors import install_error_handlers
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         exempt=UNMETERED_PATHS,
         stats=app.state.admission,
     )
+    # A deadlocked request is run again, each attempt admitted afresh.
+    app.add_middleware(RetryTransientMiddleware, attempts=settings.transaction_attempts)
     # Outermost: a body is read (and refused past the limit) before it takes an admission slot.
     app.add_middleware(InputEdgesMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)

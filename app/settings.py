@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     secret_key: str = PLACEHOLDER_SECRET
     access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
     page_limit_max: int = Field(default=200, ge=1)
+    transaction_attempts: int = Field(
+        default=4, ge=1, le=10, description="Tries of a request whose transaction deadlocks"
+    )
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, description="Larger request bodies get 413 before parsing"
     )
