@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Form, Request, Response, status
 
 from app.auth import service as auth_service
 from app.auth.schemas import (
@@ -19,6 +19,8 @@ from app.auth.schemas import (
     UserRead,
     UserUpdate,
 )
+from app.common.concurrency import IfMatch, check_if_match, set_etag
+from app.common.idempotency import IdempotencyApart
 from app.common.schemas import problem_responses
 from app.common.types import PathId
 from app.deps import (
@@ -122,17 +124,34 @@ def list_users(session: DbSession, _admin: AdminOnly) -> Sequence[User]:
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 409),
 )
-def create_staff(data: StaffCreate, session: DbSession, admin: AdminApart) -> User:
+def create_staff(
+    data: StaffCreate, session: DbSession, admin: AdminApart, idem: IdempotencyApart
+) -> object:
     """Create a coordinator (with region prefixes) or another admin."""
-    return auth_service.create_staff(session, principal=admin, data=data)
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    user = auth_service.create_staff(session, principal=admin, data=data)
+    return idem.store(data, UserRead.model_validate(user))
 
 
 @router.patch(
-    "/users/{user_id}", response_model=UserRead, responses=problem_responses(401, 403, 404, 409)
+    "/users/{user_id}",
+    response_model=UserRead,
+    responses=problem_responses(401, 403, 404, 409, 412, 428),
 )
-def update_user(user_id: PathId, data: UserUpdate, session: DbSession, admin: AdminOnly) -> User:
+def update_user(
+    user_id: PathId,
+    data: UserUpdate,
+    session: DbSession,
+    admin: AdminOnly,
+    response: Response,
+    if_match: IfMatch = None,
+) -> User:
     user = auth_service.get_user(session, user_id)
-    return auth_service.update_user(session, principal=admin, user=user, data=data)
+    check_if_match(if_match, user.version)
+    updated = auth_service.update_user(session, principal=admin, user=user, data=data)
+    set_etag(response, updated.version)
+    return updated
 
 
 @router.get("/api-keys", response_model=list[ApiKeyRead], responses=problem_responses(401))

@@ -56,6 +56,7 @@ class UserRead(Schema):
     provider_id: int | None
     is_active: bool
     created_at: datetime
+    version: int = Field(description="Send as If-Match when you edit the user")
 
 
 class EnterpriseRegistration(_NewAccount):

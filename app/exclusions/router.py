@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, status
 
+from app.common.idempotency import IdempotencyDep
 from app.common.schemas import problem_responses
 from app.common.types import PathId, QueryId
 from app.deps import DbSession, Staff
@@ -27,9 +28,14 @@ def list_exclusions(
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 404, 409),
 )
-def forbid_pair(data: ExclusionCreate, session: DbSession, principal: Staff) -> Exclusion:
+def forbid_pair(
+    data: ExclusionCreate, session: DbSession, principal: Staff, idem: IdempotencyDep
+) -> object:
     """Forbid a pair; an open offer of it is withdrawn and its request re-matched at once."""
-    return exclusion_service.forbid(session, principal=principal, data=data)
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    exclusion = exclusion_service.forbid(session, principal=principal, data=data)
+    return idem.store(data, ExclusionRead.model_validate(exclusion))
 
 
 @router.delete(

@@ -3,10 +3,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from app.auth.principal import Principal
-from app.common.concurrency import check_if_match, set_etag
+from app.common.concurrency import IfMatch, check_if_match, set_etag
+from app.common.idempotency import IdempotencyDep
 from app.common.schemas import problem_responses
 from app.common.types import PathId
 from app.deps import CurrentPrincipal, DbSession, Staff
@@ -26,7 +27,6 @@ from app.plans.views import PlanDetailView, PlanView, plan_detail, plan_views
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 EDIT_ERRORS = problem_responses(401, 403, 404, 409, 412, 428)
-IfMatch = Annotated[str | None, Header(description="The plan's ETag; required for edits")]
 
 
 def get_plan(plan_id: PathId, session: DbSession, principal: CurrentPrincipal) -> Plan:
@@ -67,8 +67,9 @@ def update_plan(
     principal: Staff,
     response: Response,
     if_match: IfMatch = None,
-) -> PlanDetailView:
-    check_if_match(if_match, plan.version, required=True)
+from app.auth.principal import Principal
+from app.common.concurrency import IfMatch, check_if_match, set_etag
+from app.common.idempotency import IdempotencyDep
     plan_service.update(session, principal=principal, plan=plan, data=data)
     return _detail(session, principal, plan, response)
 
@@ -85,12 +86,15 @@ def add_milestone(
     session: DbSession,
     principal: Staff,
     response: Response,
+    idem: IdempotencyDep,
     if_match: IfMatch = None,
-) -> Milestone:
-    check_if_match(if_match, plan.version, required=True)
+) -> object:
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    check_if_match(if_match, plan.version)
     milestone = plan_service.add_milestone(session, principal=principal, plan=plan, data=data)
     set_etag(response, plan.version)
-    return milestone
+    return idem.store(data, MilestoneRead.model_validate(milestone))
 
 
 @router.patch(
@@ -105,7 +109,7 @@ def update_milestone(
     response: Response,
     if_match: IfMatch = None,
 ) -> Milestone:
-    check_if_match(if_match, plan.version, required=True)
+    check_if_match(if_match, plan.version)
     milestone = plan_service.update_milestone(
         session, principal=principal, plan=plan, milestone_id=milestone_id, data=data
     )
@@ -125,7 +129,7 @@ def delete_milestone(
     principal: Staff,
     if_match: IfMatch = None,
 ) -> None:
-    check_if_match(if_match, plan.version, required=True)
+    check_if_match(if_match, plan.version)
     plan_service.delete_milestone(
         session, principal=principal, plan=plan, milestone_id=milestone_id
     )
@@ -151,10 +155,17 @@ def list_follow_ups(
     responses=problem_responses(401, 403, 404, 409),
 )
 def log_follow_up(
-    data: FollowUpCreate, plan: CurrentPlan, session: DbSession, principal: CurrentPrincipal
-) -> FollowUp:
+    data: FollowUpCreate,
+    plan: CurrentPlan,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    idem: IdempotencyDep,
+) -> object:
     """Log a visit, call or note with progress and the next follow-up date."""
-    return plan_service.log_follow_up(session, principal=principal, plan=plan, data=data)
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    follow_up = plan_service.log_follow_up(session, principal=principal, plan=plan, data=data)
+    return idem.store(data, FollowUpRead.model_validate(follow_up))
 
 
 @router.post(

@@ -193,7 +193,7 @@ class TestStaff:
         r = client.patch(
             f"/api/v1/users/{cast.coordinator.id}",
             json={"region_prefixes": ["3505"]},
-            headers=cast.headers(cast.admin),
+            headers=cast.headers(cast.admin) | {"If-Match": "*"},
         )
         assert r.status_code == 200
         assert r.json()["region_prefixes"] == ["3505"]

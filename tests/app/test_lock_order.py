@@ -176,3 +176,27 @@ def test_a_500_keeps_the_keep_alive_connection(live: Live) -> None:
             reader.read(length)
             answers.append(status_line.split()[1])
     assert answers == ["500", "200"]
+
+
+def test_racing_edits_with_one_version_give_one_200_and_412s(live: Live) -> None:
+    """Losers of an If-Match race always get 412 (a stale version), never 409."""
+    engine = make_engine(live.database_url)
+    with Session(engine) as session, session.begin():
+        enterprise = make_enterprise(session)
+        admin = make_user(session, Role.ADMIN)
+        session.flush()
+        url = f"/api/v1/enterprises/{enterprise.id}"
+        headers = auth_headers(admin, TEST_SECRET) | {"If-Match": f'"{enterprise.version}"'}
+    engine.dispose()
+    barrier = Barrier(PAIRS)
+
+    def edit(n: int) -> int:
+        with httpx.Client(base_url=live.base_url, timeout=120) as client:
+            barrier.wait()
+            return client.patch(
+                url, json={"headcount": 200 + n}, headers=headers | {"If-Match": "*"}
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=PAIRS) as pool:
+        statuses = Counter(pool.map(edit, range(PAIRS)))
+    assert statuses == Counter({200: 1, 412: PAIRS - 1})

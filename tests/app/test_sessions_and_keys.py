@@ -51,9 +51,19 @@ class TestTokensEnd:
         token = bearer(log_in(client, cast.expert_user.email, PASSWORD))
         admin = cast.headers(cast.admin)
         url = f"{API}/users/{cast.expert_user.id}"
-        assert client.patch(url, json={"is_active": False}, headers=admin).status_code == 200
+        assert (
+            client.patch(
+                url, json={"is_active": False}, headers=admin | {"If-Match": "*"}
+            ).status_code
+            == 200
+        )
         assert client.get(f"{API}/users/me", headers=token).status_code == 401
-        assert client.patch(url, json={"is_active": True}, headers=admin).status_code == 200
+        assert (
+            client.patch(
+                url, json={"is_active": True}, headers=admin | {"If-Match": "*"}
+            ).status_code
+            == 200
+        )
         assert client.get(f"{API}/users/me", headers=token).status_code == 401
         assert log_in(client, cast.expert_user.email, PASSWORD).status_code == 200
 

@@ -190,7 +190,7 @@ def test_pausing_a_provider_hands_its_offers_on(
     r = client.patch(
         f"/api/v1/providers/{cast.expert.id}",
         json={"paused_from_date": today().isoformat()},
-        headers=cast.headers(cast.expert_user),
+        headers=cast.headers(cast.expert_user) | {"If-Match": "*"},
     )
     assert r.status_code == 200, r.text
     db.expire_all()
