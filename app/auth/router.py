@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response, status
@@ -21,7 +20,8 @@ from app.auth.schemas import (
 )
 from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.idempotency import IdempotencyApart
-from app.common.schemas import problem_responses
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
 from app.deps import (
     AdminApart,
@@ -34,7 +34,7 @@ from app.deps import (
     Throttle,
     client_address,
 )
-from app.models import ApiKey, User
+from app.models import Role, User
 
 router = APIRouter(tags=["auth"])
 
@@ -113,9 +113,12 @@ def change_password(
     )
 
 
-@router.get("/users", response_model=list[UserRead], responses=problem_responses(401, 403))
-def list_users(session: DbSession, _admin: AdminOnly) -> Sequence[User]:
-    return auth_service.list_users(session)
+@router.get("/users", response_model=Page[UserRead], responses=problem_responses(401, 403))
+def list_users(
+    session: DbSession, _admin: AdminOnly, page: PageDep, role: Role | None = None
+) -> Page[UserRead]:
+    """Every account (admins), optionally of one role; paged with the total."""
+    return auth_service.page_users(session, page=page, role=role)
 
 
 @router.post(
@@ -154,9 +157,12 @@ def update_user(
     return updated
 
 
-@router.get("/api-keys", response_model=list[ApiKeyRead], responses=problem_responses(401))
-def list_api_keys(session: DbSession, principal: CurrentPrincipal) -> Sequence[ApiKey]:
-    return auth_service.list_api_keys(session, principal=principal)
+@router.get("/api-keys", response_model=Page[ApiKeyRead], responses=problem_responses(401))
+def list_api_keys(
+    session: DbSession, principal: CurrentPrincipal, page: PageDep
+) -> Page[ApiKeyRead]:
+    """Your keys (revoked ones too), paged with the total."""
+    return auth_service.page_api_keys(session, principal=principal, page=page)
 
 
 @router.post(

@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 from app.auth.passwords import password_problem
 from app.auth.principal import Principal
 from app.auth.schemas import (
+    ApiKeyRead,
     EnterpriseRegistration,
     ProviderRegistration,
     StaffCreate,
+    UserRead,
     UserUpdate,
 )
 from app.auth.security import (
@@ -24,6 +26,8 @@ from app.auth.security import (
     verify_secret,
 )
 from app.common.clock import utc_now
+from app.common.pagination import PageParams, paginate
+from app.common.schemas import Page
 from app.db import SessionScopes
 from app.enterprises import service as enterprise_service
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
@@ -156,6 +160,13 @@ def list_users(session: Session) -> Sequence[User]:
     return session.scalars(select(User).order_by(User.id)).all()
 
 
+def page_users(session: Session, *, page: PageParams, role: Role | None = None) -> Page[UserRead]:
+    statement = select(User)
+    if role is not None:
+        statement = statement.where(User.role == role)
+    return paginate(session, statement, User.id, page, UserRead.model_validate, count=True)
+
+
 def get_user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
@@ -256,6 +267,11 @@ def list_api_keys(session: Session, *, principal: Principal) -> Sequence[ApiKey]
     return session.scalars(
         select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)
     ).all()
+
+
+def page_api_keys(session: Session, *, principal: Principal, page: PageParams) -> Page[ApiKeyRead]:
+    statement = select(ApiKey).where(ApiKey.user_id == principal.user_id)
+    return paginate(session, statement, ApiKey.id, page, ApiKeyRead.model_validate, count=True)
 
 
 def revoke_api_key(session: Session, *, principal: Principal, key_id: int) -> None:

@@ -49,6 +49,9 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor` to get the next page; null on the last page."
     )
+    total: int | None = Field(
+        default=None, description="How many items match over all pages, where the list counts"
+    )
 
 
 class FieldError(BaseModel):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
@@ -8,7 +9,8 @@ from fastapi import APIRouter, Depends, Response, status
 from app.auth.principal import Principal
 from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
-from app.common.schemas import problem_responses
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
 from app.deps import CurrentPrincipal, DbSession, Staff
 from app.models import FollowUp, Milestone, Plan, PlanStatus
@@ -23,7 +25,7 @@ from app.plans.schemas import (
     PlanRead,
     PlanUpdate,
 )
-from app.plans.views import PlanDetailView, PlanView, plan_detail, plan_views
+from app.plans.views import PlanDetailView, PlanView, plan_detail, plan_view
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 EDIT_ERRORS = problem_responses(401, 403, 404, 409, 412, 428)
@@ -43,11 +45,18 @@ def _detail(
     return plan_detail(session, principal, plan)
 
 
-@router.get("", response_model=list[PlanView], responses=problem_responses(401))
+@router.get("", response_model=Page[PlanView], responses=problem_responses(401))
 def list_plans(
-    session: DbSession, principal: CurrentPrincipal, status: PlanStatus | None = None
-) -> list[PlanView]:
-    return plan_views(principal, plan_service.list_(session, principal=principal, status=status))
+    session: DbSession, principal: CurrentPrincipal, page: PageDep, status: PlanStatus | None = None
+) -> Page[PlanView]:
+    """Plans the caller may see, each in the caller's view, paged with the total."""
+    return plan_service.list_page(
+        session,
+        principal=principal,
+        status=status,
+        page=page,
+        convert=partial(plan_view, principal),
+    )
 
 
 @router.get("/{plan_id}", response_model=PlanDetailView, responses=problem_responses(401, 404))
@@ -67,9 +76,8 @@ def update_plan(
     principal: Staff,
     response: Response,
     if_match: IfMatch = None,
-from app.auth.principal import Principal
-from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.idempotency import IdempotencyDep
+) -> PlanDetailView:
+    check_if_match(if_match, plan.version)
     plan_service.update(session, principal=principal, plan=plan, data=data)
     return _detail(session, principal, plan, response)
 

@@ -210,7 +210,7 @@ class TestApiKeys:
         assert me.status_code == 200
         assert me.json()["id"] == cast.coordinator.id
         listed = client.get("/api/v1/api-keys", headers=cast.headers(cast.coordinator)).json()
-        assert "key" not in listed[0]
+        assert "key" not in listed["items"][0]
         assert (
             client.delete(
                 f"/api/v1/api-keys/{created.json()['id']}", headers=cast.headers(cast.coordinator)
