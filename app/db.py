@@ -8,7 +8,9 @@ start of a transaction instead of failing half-way with "database is locked".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
@@ -93,7 +95,21 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
     return sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)
 
 
+@contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One transaction: commit if the block finishes, roll back if it raises."""
     with factory() as session, session.begin():
         yield session
+
+
+@dataclass(frozen=True)
+class SessionScopes:
+    """Short transactions of their own, opened and closed in the caller's thread.
+
+    For endpoints that must do slow CPU work (argon2) *between* database steps: read what is
+    needed, close, compute with no transaction open, then write in a short transaction. On
+    SQLite that keeps ``BEGIN IMMEDIATE`` (the one write lock) off the slow part.
+    """
+
+    read: Callable[[], AbstractContextManager[Session]]
+    write: Callable[[], AbstractContextManager[Session]]

@@ -8,6 +8,7 @@ a silent loss after a 200.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -16,8 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
-from app.auth.security import decode_access_token, split_api_key, verify_secret
+from app.auth.security import api_key_digest, decode_access_token, digests_match
+from app.auth.throttle import LogInThrottle
+from app.auth.usage import ApiKeyUsage
 from app.common.clock import utc_now
+from app.db import SessionScopes, session_scope
 from app.errors import Forbidden, Unauthorized
 from app.models import ApiKey, Role, User
 from app.settings import Settings
@@ -39,6 +43,17 @@ def get_db(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
+async def get_session_scopes(request: Request) -> SessionScopes:
+    factories = request.app.state.session_factories
+    return SessionScopes(
+        read=partial(session_scope, factories["read"]),
+        write=partial(session_scope, factories["write"]),
+    )
+
+
+Scopes = Annotated[SessionScopes, Depends(get_session_scopes)]
+
+
 async def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with (``create_app(settings)``), not the environment's.
 
@@ -52,17 +67,53 @@ async def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def _user_from_api_key(session: Session, key: str) -> User | None:
-    prefix = split_api_key(key)
-    if prefix is None:
-        return None
+async def get_throttle(request: Request) -> LogInThrottle:
+    throttle: LogInThrottle = request.app.state.login_throttle
+    return throttle
+
+
+Throttle = Annotated[LogInThrottle, Depends(get_throttle)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _api_key_of(session: Session, key: str, settings: Settings) -> ApiKey | None:
+    """Looked up by its keyed digest (indexed), confirmed in constant time: no argon2."""
+    digest = api_key_digest(key, secret_key=settings.secret_key)
     api_key = session.scalar(
-        select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        select(ApiKey).where(ApiKey.key_digest == digest, ApiKey.revoked_at.is_(None))
     )
-    if api_key is None or not verify_secret(key, api_key.key_hash):
+    if api_key is None or api_key.key_digest is None:
         return None
-    api_key.last_used_at = utc_now()
-    return session.get(User, api_key.user_id)
+    return api_key if digests_match(api_key.key_digest, digest) else None
+
+
+def principal_from(
+    session: Session,
+    settings: Settings,
+    *,
+    token: str | None,
+    api_key: str | None,
+    request: Request | None = None,
+) -> tuple[Principal, ApiKey | None]:
+    """Who sends this token or key; 401 when nobody (unknown, stale, revoked, deactivated)."""
+    user: User | None = None
+    key: ApiKey | None = None
+    if token:
+        claims = decode_access_token(token, secret_key=settings.secret_key)
+        user = session.get(User, claims.user_id) if claims is not None else None
+        if user is not None and claims is not None and user.token_version != claims.token_version:
+            user = None  # issued before a password change or a deactivation
+    elif api_key:
+        key = _api_key_of(session, api_key, settings)
+        user = session.get(User, key.user_id) if key is not None else None
+    elif request is not None:
+        user = _console_user(request, session)
+    if user is None or not user.is_active:
+        raise Unauthorized("a valid bearer token or X-API-Key is required")
+    return Principal.of(user, via_api_key=key is not None), key
 
 
 def _console_user(request: Request, session: Session) -> User | None:
@@ -82,36 +133,66 @@ def get_principal(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
+    scopes: Scopes,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
-    user: User | None = None
-    if token:
-        user_id = decode_access_token(token, secret_key=settings.secret_key)
-        user = session.get(User, user_id) if user_id is not None else None
-    elif api_key:
-        user = _user_from_api_key(session, api_key)
-    else:
-        user = _console_user(request, session)
-    if user is None or not user.is_active:
-        raise Unauthorized("a valid bearer token or X-API-Key is required")
-    return Principal.of(user)
+    principal, key = principal_from(
+        session, settings, token=token, api_key=api_key, request=request
+    )
+    if key is not None:
+        usage: ApiKeyUsage = request.app.state.api_key_usage
+        usage.touch(key.id, utc_now())
+        usage.flush_soon(scopes.write)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+def get_principal_apart(
+    settings: SettingsDep,
+    scopes: Scopes,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Principal:
+    """The caller, read in a short transaction of its own and closed before the endpoint
+    runs, so the request's write transaction starts only when the endpoint first writes
+    (for endpoints that hash passwords first). Bearer tokens only: no key bookkeeping."""
+    with scopes.read() as session:
+        principal, _key = principal_from(session, settings, token=token, api_key=api_key)
+    return principal
+
+
+PrincipalApart = Annotated[Principal, Depends(get_principal_apart)]
+RoleCheck = Callable[[Principal], Coroutine[Any, Any, Principal]]
+
+
+def _check_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
+    if principal.role not in roles:
+        allowed = ", ".join(r.value for r in roles)
+        raise Forbidden(f"this action is for {allowed}; you are {principal.role.value}")
+    return principal
+
+
+def require_roles(*roles: Role) -> RoleCheck:
     """A dependency admitting only the given roles: others get 403 (they are known, not allowed)."""
 
     async def check(principal: CurrentPrincipal) -> Principal:
-        if principal.role not in roles:
-            allowed = ", ".join(r.value for r in roles)
-            raise Forbidden(f"this action is for {allowed}; you are {principal.role.value}")
-        return principal
+        return _check_role(principal, roles)
+
+    return check
+
+
+def require_roles_apart(*roles: Role) -> RoleCheck:
+    """``require_roles`` over ``PrincipalApart``."""
+
+    async def check(principal: PrincipalApart) -> Principal:
+        return _check_role(principal, roles)
 
     return check
 
 
 Staff = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.ADMIN))]
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+AdminApart = Annotated[Principal, Depends(require_roles_apart(Role.ADMIN))]

@@ -27,6 +27,7 @@ class AppError(Exception):
     status = 400
     type = "about:blank"
     title = "Bad request"
+    headers: Mapping[str, str] | None = None
 
     def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -80,12 +81,32 @@ class Unavailable(AppError):
 
 
 RETRY_AFTER_SECONDS = "2"
+# Set on a response whose transaction met a deadlock or serialization failure, so
+# app.common.retry runs the request again; stripped before anything leaves the server.
+RETRY_MARKER = "x-zhuqi-retry-transaction"
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A database error that a fresh attempt of the same transaction may not meet again."""
+    orig: Any = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
 class PreconditionRequired(AppError):
     status = 428
     type = "/problems/precondition-required"
     title = "Precondition required"
+
+
+class TooManyRequests(AppError):
+    status = 429
+    type = "/problems/too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 def problem(
@@ -133,7 +154,9 @@ def _first_line(exc: BaseException) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        headers = {"Retry-After": RETRY_AFTER_SECONDS} if exc.status == 503 else None
+        headers = dict(exc.headers or {})
+        if exc.status == 503:
+            headers.setdefault("Retry-After", RETRY_AFTER_SECONDS)
         return problem(
             exc.status,
             exc.title,
@@ -163,16 +186,25 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail), instance=request.url.path)
+        """Framework errors (404 route, 405 with its ``Allow``, 400 unparsable body) keep headers."""
+        return problem(
+            exc.status_code,
+            str(exc.detail),
+            str(exc.detail),
+            instance=request.url.path,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(StaleDataError)
     def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        """A concurrent writer won. With ``If-Match`` that is a stale version: always 412."""
+        error: AppError = (
+            PreconditionFailed("the resource was changed by someone else; reload and retry")
+            if "if-match" in request.headers
+            else Conflict("the resource was changed by someone else; reload and retry")
+        )
         return problem(
-            409,
-            "Conflict",
-            "the resource was changed by someone else; reload and retry",
-            type_=Conflict.type,
-            instance=request.url.path,
+            error.status, error.title, error.detail, type_=error.type, instance=request.url.path
         )
 
     @app.exception_handler(IntegrityError)
@@ -195,13 +227,16 @@ def install_error_handlers(app: FastAPI) -> None:
         transaction rolls back with the error.
         """
         logger.warning("database unavailable on %s: %s", request.url.path, _first_line(exc))
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
+        if is_retryable(exc):
+            headers[RETRY_MARKER] = "1"
         return problem(
             503,
             Unavailable.title,
             "the database is busy or unreachable; retry shortly",
             type_=Unavailable.type,
             instance=request.url.path,
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
+            headers=headers,
         )
 
     @app.exception_handler(DataError)

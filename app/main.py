@@ -14,8 +14,12 @@ from sqlalchemy import Engine
 from app import console
 from app.admission import AdmissionControl, AdmissionStats
 from app.api import api_router
+from app.auth.throttle import LogInThrottle
+from app.auth.usage import ApiKeyUsage
+from app.common.edges import InputEdgesMiddleware
+from app.common.retry import RetryTransientMiddleware
 from app.common.schemas import ProblemDetail
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_session_factory, session_scope
 from app.errors import install_error_handlers
 from app.health.router import router as health_router
 from app.match_runs.claims import Sessions
@@ -66,6 +70,9 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
             if worker_engine is not None:
                 worker_engine.dispose()
             if manage_engine:
+                app.state.api_key_usage.flush(
+                    lambda: session_scope(app.state.session_factories["write"])
+                )
                 app.state.engine.dispose()
 
     app = FastAPI(
@@ -73,11 +80,16 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         summary="Matching SMEs in difficulty with volunteer experts and service platforms",
         version="0.1.0",
         lifespan=lifespan,
-        responses={422: PROBLEM, 500: PROBLEM},
+        # Statuses any operation can answer, whatever its own declarations add.
+        responses=dict.fromkeys((400, 413, 422, 500, 503), PROBLEM),
         docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.login_throttle = LogInThrottle(
+        per_address=settings.login_rate_per_address, per_account=settings.login_rate_per_account
+    )
+    app.state.api_key_usage = ApiKeyUsage(flush_seconds=settings.api_key_usage_flush_seconds)
     app.state.admission = AdmissionStats(limit=settings.inflight_limit)
     app.state.stats_cache = StatsCache(settings.stats_cache_seconds)
     app.add_middleware(
@@ -87,6 +99,10 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         exempt=UNMETERED_PATHS,
         stats=app.state.admission,
     )
+    # A deadlocked request is run again, each attempt admitted afresh.
+    app.add_middleware(RetryTransientMiddleware, attempts=settings.transaction_attempts)
+    # Outermost: a body is read (and refused past the limit) before it takes an admission slot.
+    app.add_middleware(InputEdgesMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router)

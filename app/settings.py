@@ -6,6 +6,7 @@ import warnings
 from functools import lru_cache
 from typing import Literal, Self
 
+from limits import parse
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,7 +24,22 @@ class Settings(BaseSettings):
     secret_key: str = PLACEHOLDER_SECRET
     access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
     page_limit_max: int = Field(default=200, ge=1)
+    transaction_attempts: int = Field(
+        default=4, ge=1, le=10, description="Tries of a request whose transaction deadlocks"
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Larger request bodies get 413 before parsing"
+    )
     sql_echo: bool = False
+    login_rate_per_address: str = Field(
+        default="30/minute", description="Log-in and sign-up attempts per client address"
+    )
+    login_rate_per_account: str = Field(
+        default="10/minute", description="Log-in attempts per account"
+    )
+    api_key_usage_flush_seconds: float = Field(
+        default=60, ge=0, description="How often API keys' last_used_at is written (0: at once)"
+    )
     embedded_worker: bool = Field(
         default=True, description="Run queued match runs in a thread of the service process"
     )
@@ -110,6 +126,12 @@ class Settings(BaseSettings):
         description="Console session cookie only over HTTPS (browsers treat localhost as secure)",
     )
     console_session_minutes: int = Field(default=8 * 60, ge=5, le=30 * 24 * 60)
+
+    @field_validator("login_rate_per_address", "login_rate_per_account")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse(value)  # "10/minute", "100 per hour": refuse a typo at start-up
+        return value
 
     @field_validator("database_url")
     @classmethod

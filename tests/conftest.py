@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.db import make_engine
-from app.deps import get_db
+from app.db import SessionScopes, make_engine
+from app.deps import get_db, get_session_scopes
 from app.main import create_app
 from app.migrate import upgrade
 from app.settings import Settings
@@ -149,7 +150,20 @@ def app(db: Session, engine: Engine, settings: Settings) -> Iterator[FastAPI]:
             db.rollback()
             raise
 
+    @contextmanager
+    def test_scope() -> Iterator[Session]:
+        # The endpoint's own short transactions are savepoints of the test's.
+        try:
+            yield db
+            db.commit()
+        except Exception:
+            db.rollback()
+            raise
+
     application.dependency_overrides[get_db] = override_get_db
+    application.dependency_overrides[get_session_scopes] = lambda: SessionScopes(
+        read=test_scope, write=test_scope
+    )
     return application
 
 

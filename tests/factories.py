@@ -116,7 +116,9 @@ def make_user(session: Session, role: Role, **overrides: Any) -> User:
 
 
 def auth_headers(user: User, secret_key: str) -> dict[str, str]:
-    token, _ = create_access_token(user.id, secret_key=secret_key, minutes=5)
+    token, _ = create_access_token(
+        user.id, token_version=user.token_version, secret_key=secret_key, minutes=5
+    )
     return {"Authorization": f"Bearer {token}"}
 
 

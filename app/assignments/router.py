@@ -18,11 +18,12 @@ from app.assignments.schemas import (
 )
 from app.assignments.views import AssignmentView, assignment_view
 from app.common.concurrency import set_etag
+from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId, QueryId
 from app.deps import CurrentPrincipal, DbSession, Staff
-from app.models import Assignment, AssignmentStatus, Feedback
+from app.models import Assignment, AssignmentStatus
 
 router = APIRouter(prefix="/assignments", tags=["assignments"])
 ACTION_ERRORS = problem_responses(401, 403, 404, 409)
@@ -62,9 +63,14 @@ def list_assignments(
 @router.post(
     "", response_model=AssignmentRead, status_code=status.HTTP_201_CREATED, responses=ACTION_ERRORS
 )
-def assign_by_hand(data: ManualAssign, session: DbSession, principal: Staff) -> Assignment:
+def assign_by_hand(
+    data: ManualAssign, session: DbSession, principal: Staff, idem: IdempotencyDep
+) -> object:
     """Offer a request to a provider by hand (the hard rules and capacity still apply)."""
-    return assignment_service.assign_by_hand(session, principal=principal, data=data)
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    assignment = assignment_service.assign_by_hand(session, principal=principal, data=data)
+    return idem.store(data, AssignmentRead.model_validate(assignment))
 
 
 @router.get(
@@ -141,6 +147,12 @@ def rate(
     assignment: CurrentAssignment,
     session: DbSession,
     principal: CurrentPrincipal,
-) -> Feedback:
+    idem: IdempotencyDep,
+) -> object:
     """The enterprise rates completed help 1–5; not satisfied reopens the request."""
-    return assignment_service.rate(session, principal=principal, assignment=assignment, data=data)
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    feedback = assignment_service.rate(
+        session, principal=principal, assignment=assignment, data=data
+    )
+    return idem.store(data, FeedbackRead.model_validate(feedback))

@@ -25,6 +25,7 @@ from app.assignments.transitions import OPEN
 from app.assignments.views import AssignmentView, assignment_view
 from app.auth.principal import Principal
 from app.common.clock import as_utc, utc_now
+from app.common.locking import lock_assignment_path
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.enterprises.repository import region_of
@@ -88,6 +89,7 @@ def accept(session: Session, *, principal: Principal, assignment: Assignment) ->
         and as_utc(expires) < now
     ):
         raise Conflict("this offer has expired", field="offer_expires_at")
+    lock_assignment_path(session, assignment)  # request before assignment (common/locking)
     move(
         session,
         assignment,
@@ -105,6 +107,7 @@ def decline(
 ) -> Assignment:
     """The pair is excluded and the request goes back to be re-matched."""
     _ensure_own(principal, assignment)
+    lock_assignment_path(session, assignment)  # request before assignment (common/locking)
     move(
         session,
         assignment,

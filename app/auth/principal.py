@@ -15,9 +15,10 @@ class Principal:
     enterprise_id: int | None = None
     provider_id: int | None = None
     region_prefixes: tuple[str, ...] = ()
+    via_api_key: bool = False  # integrations act as their user, but cannot mint more keys
 
     @classmethod
-    def of(cls, user: User) -> Principal:
+    def of(cls, user: User, *, via_api_key: bool = False) -> Principal:
         return cls(
             user_id=user.id,
             email=user.email,
@@ -25,6 +26,7 @@ class Principal:
             enterprise_id=user.enterprise_id,
             provider_id=user.provider_id,
             region_prefixes=tuple(user.region_prefixes or ()),
+            via_api_key=via_api_key,
         )
 
     @property

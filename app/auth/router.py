@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Request, Response, status
 
 from app.auth import service as auth_service
 from app.auth.schemas import (
@@ -12,6 +10,7 @@ from app.auth.schemas import (
     ApiKeyCreated,
     ApiKeyRead,
     EnterpriseRegistration,
+    LogInForm,
     PasswordChange,
     ProviderRegistration,
     StaffCreate,
@@ -19,21 +18,43 @@ from app.auth.schemas import (
     UserRead,
     UserUpdate,
 )
-from app.common.schemas import problem_responses
+from app.common.concurrency import IfMatch, check_if_match, set_etag
+from app.common.idempotency import IdempotencyApart
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
-from app.deps import AdminOnly, CurrentPrincipal, DbSession, SettingsDep
-from app.models import ApiKey, User
+from app.deps import (
+    AdminApart,
+    AdminOnly,
+    CurrentPrincipal,
+    DbSession,
+    PrincipalApart,
+    Scopes,
+    SettingsDep,
+    Throttle,
+    client_address,
+)
+from app.models import Role, User
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/token", response_model=Token, responses=problem_responses(401))
+@router.post("/auth/token", response_model=Token, responses=problem_responses(401, 429))
 def log_in(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: DbSession, settings: SettingsDep
+    form: Annotated[LogInForm, Form()],
+    request: Request,
+    scopes: Scopes,
+    settings: SettingsDep,
+    throttle: Throttle,
 ) -> Token:
-    """Exchange e-mail (as ``username``) and password for a short-lived bearer token."""
+    """Exchange e-mail (as ``username``) and password for a short-lived bearer token.
+
+    Throttled per client address and per account (429 with ``Retry-After``); a password
+    change or a deactivation ends every token issued before it.
+    """
+    throttle.check("log-in", address=client_address(request), account=form.username)
     token, expires = auth_service.authenticate(
-        session, email=form.username, password=form.password, settings=settings
+        scopes, email=form.username, password=form.password, settings=settings
     )
     return Token(access_token=token, expires_at=expires)
 
@@ -42,10 +63,13 @@ def log_in(
     "/auth/register/enterprise",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(409),
+    responses=problem_responses(409, 429),
 )
-def register_enterprise(data: EnterpriseRegistration, session: DbSession) -> User:
+def register_enterprise(
+    data: EnterpriseRegistration, request: Request, session: DbSession, throttle: Throttle
+) -> User:
     """An enterprise signs itself up with its company details; no log-in needed."""
+    throttle.check("sign-up", address=client_address(request))
     return auth_service.register_enterprise(session, data=data)
 
 
@@ -53,13 +77,18 @@ def register_enterprise(data: EnterpriseRegistration, session: DbSession) -> Use
     "/auth/register/provider",
     response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(403, 409),
+    responses=problem_responses(403, 409, 429),
 )
 def register_provider(
-    data: ProviderRegistration, session: DbSession, settings: SettingsDep
+    data: ProviderRegistration,
+    request: Request,
+    session: DbSession,
+    settings: SettingsDep,
+    throttle: Throttle,
 ) -> User:
     """An expert or a service platform signs itself up with its profile. It starts
     ``pending``: a coordinator of its home region vets it before it is matched."""
+    throttle.check("sign-up", address=client_address(request))
     return auth_service.register_provider(
         session, data=data, capacity_ceiling=settings.capacity_ceiling(data.provider.kind.value)
     )
@@ -73,17 +102,23 @@ def read_me(session: DbSession, principal: CurrentPrincipal) -> User:
 @router.post(
     "/users/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 409),
 )
-def change_password(data: PasswordChange, session: DbSession, principal: CurrentPrincipal) -> None:
+def change_password(
+    data: PasswordChange, session: DbSession, scopes: Scopes, principal: PrincipalApart
+) -> None:
+    """Every token issued before (this one included) stops working: log in again."""
     auth_service.change_password(
-        session, principal=principal, current=data.current_password, new=data.new_password
+        session, scopes, principal=principal, current=data.current_password, new=data.new_password
     )
 
 
-@router.get("/users", response_model=list[UserRead], responses=problem_responses(401, 403))
-def list_users(session: DbSession, _admin: AdminOnly) -> Sequence[User]:
-    return auth_service.list_users(session)
+@router.get("/users", response_model=Page[UserRead], responses=problem_responses(401, 403))
+def list_users(
+    session: DbSession, _admin: AdminOnly, page: PageDep, role: Role | None = None
+) -> Page[UserRead]:
+    """Every account (admins), optionally of one role; paged with the total."""
+    return auth_service.page_users(session, page=page, role=role)
 
 
 @router.post(
@@ -92,35 +127,59 @@ def list_users(session: DbSession, _admin: AdminOnly) -> Sequence[User]:
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 409),
 )
-def create_staff(data: StaffCreate, session: DbSession, admin: AdminOnly) -> User:
+def create_staff(
+    data: StaffCreate, session: DbSession, admin: AdminApart, idem: IdempotencyApart
+) -> object:
     """Create a coordinator (with region prefixes) or another admin."""
-    return auth_service.create_staff(session, principal=admin, data=data)
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    user = auth_service.create_staff(session, principal=admin, data=data)
+    return idem.store(data, UserRead.model_validate(user))
 
 
 @router.patch(
-    "/users/{user_id}", response_model=UserRead, responses=problem_responses(401, 403, 404, 409)
+    "/users/{user_id}",
+    response_model=UserRead,
+    responses=problem_responses(401, 403, 404, 409, 412, 428),
 )
-def update_user(user_id: PathId, data: UserUpdate, session: DbSession, admin: AdminOnly) -> User:
+def update_user(
+    user_id: PathId,
+    data: UserUpdate,
+    session: DbSession,
+    admin: AdminOnly,
+    response: Response,
+    if_match: IfMatch = None,
+) -> User:
     user = auth_service.get_user(session, user_id)
-    return auth_service.update_user(session, principal=admin, user=user, data=data)
+    check_if_match(if_match, user.version)
+    updated = auth_service.update_user(session, principal=admin, user=user, data=data)
+    set_etag(response, updated.version)
+    return updated
 
 
-@router.get("/api-keys", response_model=list[ApiKeyRead], responses=problem_responses(401))
-def list_api_keys(session: DbSession, principal: CurrentPrincipal) -> Sequence[ApiKey]:
-    return auth_service.list_api_keys(session, principal=principal)
+@router.get("/api-keys", response_model=Page[ApiKeyRead], responses=problem_responses(401))
+def list_api_keys(
+    session: DbSession, principal: CurrentPrincipal, page: PageDep
+) -> Page[ApiKeyRead]:
+    """Your keys (revoked ones too), paged with the total."""
+    return auth_service.page_api_keys(session, principal=principal, page=page)
 
 
 @router.post(
     "/api-keys",
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401),
+    responses=problem_responses(401, 403),
 )
 def create_api_key(
-    data: ApiKeyCreate, session: DbSession, principal: CurrentPrincipal
+    data: ApiKeyCreate, session: DbSession, principal: CurrentPrincipal, settings: SettingsDep
 ) -> ApiKeyCreated:
-    """A key for an integration acting as you; send it as ``X-API-Key``. Shown once."""
-    api_key, key = auth_service.create_api_key(session, principal=principal, name=data.name)
+    """A key for an integration acting as you; send it as ``X-API-Key``. Shown once.
+
+    Only a logged-in user mints keys: a key cannot create keys (403)."""
+    api_key, key = auth_service.create_api_key(
+        session, principal=principal, name=data.name, secret_key=settings.secret_key
+    )
     return ApiKeyCreated(**ApiKeyRead.model_validate(api_key).model_dump(), key=key)
 
 

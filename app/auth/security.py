@@ -1,8 +1,16 @@
-"""Password and API-key hashing (argon2 via pwdlib) and short-lived JWT bearer tokens (PyJWT)."""
+"""Password hashing (argon2 via pwdlib), API-key digests (keyed SHA-256) and JWT bearer tokens.
+
+Passwords are low-entropy, so they get a slow memory-hard hash, verified only at log-in. API
+keys are 256-bit random secrets, so a keyed digest (HMAC-SHA-256 with the service's secret
+key) is as strong and costs microseconds: keys are looked up by digest on every request.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
@@ -28,23 +36,48 @@ def verify_secret(secret: str, hashed: str | None) -> bool:
     return _hasher.verify(secret, hashed)
 
 
-def create_access_token(user_id: int, *, secret_key: str, minutes: int) -> tuple[str, datetime]:
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    token_version: int
+
+
+def create_access_token(
+    user_id: int, *, token_version: int, secret_key: str, minutes: int
+) -> tuple[str, datetime]:
+    """``ver`` is the user's token version: bumping it (new password, deactivation) kills
+    every token issued before."""
     expires = utc_now() + timedelta(minutes=minutes)
-    payload = {"sub": str(user_id), "exp": expires, "iat": utc_now(), "typ": "access"}
+    payload = {
+        "sub": str(user_id),
+        "ver": token_version,
+        "exp": expires,
+        "iat": utc_now(),
+        "typ": "access",
+    }
     return jwt.encode(payload, secret_key, algorithm=ALGORITHM), expires
 
 
-def decode_access_token(token: str, *, secret_key: str) -> int | None:
-    """The user id of a valid, unexpired token, or ``None``."""
+def decode_access_token(token: str, *, secret_key: str) -> TokenClaims | None:
+    """The claims of a valid, unexpired token, or ``None``."""
     try:
         payload = jwt.decode(
-            token, secret_key, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+            token, secret_key, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "ver"]}
         )
         if payload.get("typ") != "access":
             return None
-        return int(payload["sub"])
-    except (jwt.PyJWTError, ValueError):
+        return TokenClaims(user_id=int(payload["sub"]), token_version=int(payload["ver"]))
+    except (jwt.PyJWTError, ValueError, TypeError):
         return None
+
+
+def api_key_digest(key: str, *, secret_key: str) -> str:
+    """HMAC-SHA-256 of the full key: what is stored and looked up (hex, 64 characters)."""
+    return hmac.new(secret_key.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def digests_match(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def new_api_key() -> tuple[str, str]:

@@ -5,25 +5,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.auth.passwords import password_problem
 from app.auth.principal import Principal
 from app.auth.schemas import (
+    ApiKeyRead,
     EnterpriseRegistration,
     ProviderRegistration,
     StaffCreate,
+    UserRead,
     UserUpdate,
 )
 from app.auth.security import (
+    api_key_digest,
     create_access_token,
     hash_secret,
     new_api_key,
     verify_secret,
 )
 from app.common.clock import utc_now
+from app.common.pagination import PageParams, paginate
+from app.common.schemas import Page
+from app.db import SessionScopes
 from app.enterprises import service as enterprise_service
-from app.errors import Conflict, Forbidden, NotFound, Unauthorized
+from app.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from app.events import service as event_service
 from app.models import ApiKey, Role, User
 from app.providers import service as provider_service
@@ -31,15 +38,20 @@ from app.settings import Settings
 
 
 def authenticate(
-    session: Session, *, email: str, password: str, settings: Settings
+    scopes: SessionScopes, *, email: str, password: str, settings: Settings
 ) -> tuple[str, datetime]:
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    """Read the user in a short read transaction, then verify (~260 ms) with none open."""
+    with scopes.read() as session:
+        user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if not verify_secret(password, user.password_hash if user else None) or user is None:
         raise Unauthorized("wrong e-mail or password")
     if not user.is_active:
         raise Unauthorized("this account is deactivated")
     return create_access_token(
-        user.id, secret_key=settings.secret_key, minutes=settings.access_token_minutes
+        user.id,
+        token_version=user.token_version,
+        secret_key=settings.secret_key,
+        minutes=settings.access_token_minutes,
     )
 
 
@@ -49,12 +61,12 @@ def _ensure_email_free(session: Session, email: str) -> None:
 
 
 def _new_user(
-    session: Session, *, email: str, password: str, full_name: str, role: Role, **links: object
+    session: Session, *, email: str, password_hash: str, full_name: str, role: Role, **links: object
 ) -> User:
     _ensure_email_free(session, email)
     user = User(
         email=email,
-        password_hash=hash_secret(password),
+        password_hash=password_hash,
         full_name=full_name,
         role=role,
         region_prefixes=[],
@@ -85,13 +97,18 @@ def _record_registration(session: Session, user: User, region_code: str) -> User
 
 
 def register_enterprise(session: Session, *, data: EnterpriseRegistration) -> User:
-    """An enterprise signs itself up: its company and its first user, in one transaction."""
+    """An enterprise signs itself up: its company and its first user, in one transaction.
+
+    The password is hashed before the session is first used, so the (lazily begun) write
+    transaction does not wrap the ~260 ms of argon2.
+    """
+    password_hash = hash_secret(data.password)
     _ensure_email_free(session, data.email)
     enterprise = enterprise_service.create(session, principal=None, data=data.enterprise)
     user = _new_user(
         session,
         email=data.email,
-        password=data.password,
+        password_hash=password_hash,
         full_name=data.full_name,
         role=Role.ENTERPRISE,
         enterprise_id=enterprise.id,
@@ -102,6 +119,7 @@ def register_enterprise(session: Session, *, data: EnterpriseRegistration) -> Us
 def register_provider(
     session: Session, *, data: ProviderRegistration, capacity_ceiling: int
 ) -> User:
+    password_hash = hash_secret(data.password)  # before the transaction (register_enterprise)
     _ensure_email_free(session, data.email)
     provider = provider_service.create(
         session, principal=None, data=data.provider, capacity_ceiling=capacity_ceiling
@@ -110,7 +128,7 @@ def register_provider(
     user = _new_user(
         session,
         email=data.email,
-        password=data.password,
+        password_hash=password_hash,
         full_name=data.full_name,
         role=role,
         provider_id=provider.id,
@@ -119,9 +137,16 @@ def register_provider(
 
 
 def create_staff(session: Session, *, principal: Principal | None, data: StaffCreate) -> User:
-    """Admins create coordinators and admins; ``principal`` is None only for the CLI bootstrap."""
+    """Admins create coordinators and admins; ``principal`` is None only for the CLI bootstrap.
+
+    Hashing comes first, before the session is used (see ``register_enterprise``)."""
+    password_hash = hash_secret(data.password)
     user = _new_user(
-        session, email=data.email, password=data.password, full_name=data.full_name, role=data.role
+        session,
+        email=data.email,
+        password_hash=password_hash,
+        full_name=data.full_name,
+        role=data.role,
     )
     user.region_prefixes = list(data.region_prefixes)
     session.flush()
@@ -133,6 +158,13 @@ def create_staff(session: Session, *, principal: Principal | None, data: StaffCr
 
 def list_users(session: Session) -> Sequence[User]:
     return session.scalars(select(User).order_by(User.id)).all()
+
+
+def page_users(session: Session, *, page: PageParams, role: Role | None = None) -> Page[UserRead]:
+    statement = select(User)
+    if role is not None:
+        statement = statement.where(User.role == role)
+    return paginate(session, statement, User.id, page, UserRead.model_validate, count=True)
 
 
 def get_user(session: Session, user_id: int) -> User:
@@ -149,6 +181,8 @@ def update_user(session: Session, *, principal: Principal, user: User, data: Use
     if changes.get("is_active") is False and user.id == principal.user_id:
         raise Forbidden("you cannot deactivate yourself", field="is_active")
     before = _user_snapshot(user)
+    if changes.get("is_active") is False and user.is_active:
+        user.token_version += 1  # the deactivated user's tokens die now, not at expiry
     for key, value in changes.items():
         setattr(user, key, value)
     session.flush()
@@ -163,12 +197,34 @@ def update_user(session: Session, *, principal: Principal, user: User, data: Use
     return user
 
 
-def change_password(session: Session, *, principal: Principal, current: str, new: str) -> None:
-    user = get_user(session, principal.user_id)
+def change_password(
+    session: Session, scopes: SessionScopes, *, principal: Principal, current: str, new: str
+) -> None:
+    """Verify and hash (2 × argon2) with no transaction open, then one compare-and-set write.
+
+    Bumping ``token_version`` logs out every bearer token issued before, this caller's too.
+    """
+    with scopes.read() as reading:
+        user = get_user(reading, principal.user_id)
     if not verify_secret(current, user.password_hash):
         raise Forbidden("the current password is wrong", field="current_password")
-    user.password_hash = hash_secret(new)
-    session.flush()
+    problem = password_problem(new, email=user.email)
+    if problem:
+        raise InvalidInput(f"new_password: {problem}", field="new_password")
+    new_hash = hash_secret(new)
+    changed = session.execute(
+        update(User)
+        .where(User.id == user.id, User.password_hash == user.password_hash)
+        .values(
+            password_hash=new_hash,
+            token_version=User.token_version + 1,
+            version=User.version + 1,
+            updated_at=utc_now(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("the password was changed meanwhile; log in again", field="current_password")
     event_service.record(
         session,
         actor=principal,
@@ -178,13 +234,18 @@ def change_password(session: Session, *, principal: Principal, current: str, new
     )
 
 
-def create_api_key(session: Session, *, principal: Principal, name: str) -> tuple[ApiKey, str]:
+def create_api_key(
+    session: Session, *, principal: Principal, name: str, secret_key: str
+) -> tuple[ApiKey, str]:
+    """Keys are stored as a keyed digest; a key cannot mint keys (they would outlive it)."""
+    if principal.via_api_key:
+        raise Forbidden("an API key cannot create API keys; log in with your password")
     key, prefix = new_api_key()
     api_key = ApiKey(
         user_id=principal.user_id,
         name=name,
         prefix=prefix,
-        key_hash=hash_secret(key),
+        key_digest=api_key_digest(key, secret_key=secret_key),
         created_at=utc_now(),
     )
     session.add(api_key)
@@ -196,9 +257,9 @@ def create_api_key(session: Session, *, principal: Principal, name: str) -> tupl
 
 
 def _key(api_key: ApiKey) -> dict[str, object]:
-    """An API key as the audit log keeps it: never its hash."""
+    """An API key as the audit log keeps it: never its digest."""
     after = event_service.snapshot(api_key)
-    after.pop("key_hash", None)
+    after.pop("key_digest", None)
     return after
 
 
@@ -206,6 +267,11 @@ def list_api_keys(session: Session, *, principal: Principal) -> Sequence[ApiKey]
     return session.scalars(
         select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)
     ).all()
+
+
+def page_api_keys(session: Session, *, principal: Principal, page: PageParams) -> Page[ApiKeyRead]:
+    statement = select(ApiKey).where(ApiKey.user_id == principal.user_id)
+    return paginate(session, statement, ApiKey.id, page, ApiKeyRead.model_validate, count=True)
 
 
 def revoke_api_key(session: Session, *, principal: Principal, key_id: int) -> None:

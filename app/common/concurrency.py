@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from typing import Annotated
+
+from fastapi import Header, Response
 
 from app.errors import PreconditionFailed, PreconditionRequired
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=200,
+        description="The ETag you read (or the `version` of a list item); required on every "
+        "PATCH: 428 without it, 412 when the resource has changed since.",
+    ),
+]
 
 
 def etag(version: int) -> str:
@@ -15,7 +27,7 @@ def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = etag(version)
 
 
-def check_if_match(if_match: str | None, version: int, *, required: bool = False) -> None:
+def check_if_match(if_match: str | None, version: int, *, required: bool = True) -> None:
     """412 when the client edited a stale copy; 428 when ``required`` and it sent no version."""
     if if_match is None:
         if required:

@@ -1,22 +1,39 @@
 """``Idempotency-Key`` for creates: a retried POST replays the first response instead of
-creating a duplicate. Stored in the same transaction as the create itself."""
+creating a duplicate. Stored in the same transaction as the create itself.
+
+Same key and same body replays; same key and another body is 422; keys expire after
+``KEY_LIFETIME`` and are purged set-based (a caller's own on each store, everyone's by the
+sweep). The dependency touches the database only when the endpoint calls ``replay``, so an
+endpoint may hash a password before its transaction begins.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.common.clock import utc_now
-from app.deps import CurrentPrincipal, DbSession
-from app.errors import Conflict
+from app.auth.principal import Principal
+from app.common.clock import as_utc, utc_now
+from app.deps import CurrentPrincipal, DbSession, PrincipalApart
+from app.errors import InvalidInput
 from app.models import IdempotencyKey
+
+KEY_LIFETIME = timedelta(hours=24)
+
+
+def purge_expired(session: Session, *, now: datetime | None = None) -> int:
+    """Delete every key older than ``KEY_LIFETIME`` in one statement; returns how many."""
+    cutoff = (now or utc_now()) - KEY_LIFETIME
+    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -40,8 +57,12 @@ class Idempotency:
         )
         if stored is None:
             return None
+        if as_utc(stored.created_at) < utc_now() - KEY_LIFETIME:
+            self.session.delete(stored)  # expired: this request is a new one
+            self.session.flush()
+            return None
         if stored.request_hash != self._hash(payload) or stored.path != self.path:
-            raise Conflict(
+            raise InvalidInput(
                 "this Idempotency-Key was already used with a different request",
                 field="Idempotency-Key",
             )
@@ -49,6 +70,12 @@ class Idempotency:
 
     def store(self, payload: BaseModel, result: BaseModel, status_code: int = 201) -> Any:
         if self.key is not None:
+            self.session.execute(
+                delete(IdempotencyKey).where(
+                    IdempotencyKey.user_id == self.user_id,
+                    IdempotencyKey.created_at < utc_now() - KEY_LIFETIME,
+                )
+            )
             self.session.add(
                 IdempotencyKey(
                     user_id=self.user_id,
@@ -65,19 +92,47 @@ class Idempotency:
         return result
 
 
-def get_idempotency(
-    request: Request,
-    session: DbSession,
-    principal: CurrentPrincipal,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+KeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Retry-safe creates: the same key and body replay the first response "
+        "for 24 h; the same key with another body is 422.",
+    ),
+]
+
+
+def _idempotency(
+    request: Request, session: Session, principal: Principal, key: str | None
 ) -> Idempotency:
     return Idempotency(
         session=session,
         user_id=principal.user_id,
-        key=idempotency_key,
+        key=key,
         method=request.method,
         path=request.url.path,
     )
 
 
+def get_idempotency(
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    idempotency_key: KeyHeader = None,
+) -> Idempotency:
+    return _idempotency(request, session, principal, idempotency_key)
+
+
+def get_idempotency_apart(
+    request: Request,
+    session: DbSession,
+    principal: PrincipalApart,
+    idempotency_key: KeyHeader = None,
+) -> Idempotency:
+    """For endpoints whose principal is read apart (they hash before they write)."""
+    return _idempotency(request, session, principal, idempotency_key)
+
+
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
+IdempotencyApart = Annotated[Idempotency, Depends(get_idempotency_apart)]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
-from sqlalchemy import Select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.common.schemas import Page
@@ -57,13 +57,38 @@ def paginate(
     id_column: InstrumentedAttribute[int],
     params: PageParams,
     convert: Callable[[Any], T],
+    *,
+    newest_first: bool = False,
+    count: bool = False,
 ) -> Page[T]:
+    """One page in id order (``newest_first``: descending); ``count`` adds the total."""
+    total = _count(session, statement) if count else None
     if params.after_id is not None:
-        statement = statement.where(id_column > params.after_id)
-    rows: Sequence[Any] = session.scalars(
-        statement.order_by(id_column).limit(params.limit + 1)
-    ).all()
+        after = id_column < params.after_id if newest_first else id_column > params.after_id
+        statement = statement.where(after)
+    order = id_column.desc() if newest_first else id_column
+    rows: Sequence[Any] = session.scalars(statement.order_by(order).limit(params.limit + 1)).all()
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
     next_cursor = encode_cursor(rows[-1].id) if has_more and rows else None
-    return Page[T](items=[convert(r) for r in rows], next_cursor=next_cursor)
+    return Page[T](items=[convert(r) for r in rows], next_cursor=next_cursor, total=total)
+
+
+def _count(session: Session, statement: Select[Any]) -> int:
+    counted = select(func.count()).select_from(statement.order_by(None).subquery())
+    return int(session.scalar(counted) or 0)
+
+
+def page_sequence(items: Iterable[T], key: Callable[[T], int], params: PageParams) -> Page[T]:
+    """The same keyset page over items computed in Python (deadlines from clocks), with the
+    total: sorted by ``key``, a unique integer per item, which the cursor carries."""
+    ordered = sorted(items, key=key)
+    start = 0
+    if params.after_id is not None:
+        start = next(
+            (i for i, item in enumerate(ordered) if key(item) > params.after_id), len(ordered)
+        )
+    chunk = ordered[start : start + params.limit]
+    more = start + params.limit < len(ordered)
+    next_cursor = encode_cursor(key(chunk[-1])) if more and chunk else None
+    return Page[T](items=chunk, next_cursor=next_cursor, total=len(ordered))

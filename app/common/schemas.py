@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.common.edges import no_control_chars
 
 T = TypeVar("T")
 
@@ -18,11 +20,37 @@ class InputSchema(Schema):
 
     model_config = ConfigDict(from_attributes=True, str_strip_whitespace=True, extra="forbid")
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        """NUL and other control characters are refused in every string, on both databases.
+
+        PostgreSQL cannot store NUL in text and SQLite silently would (inside e-mails too), so
+        one check here, naming the field, keeps the two backends answering alike.
+        """
+        _check_strings(value)
+        return value
+
+
+def _check_strings(value: Any) -> None:
+    if isinstance(value, str):
+        no_control_chars(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check_strings(item)
+
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor` to get the next page; null on the last page."
+    )
+    total: int | None = Field(
+        default=None, description="How many items match over all pages, where the list counts"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path, Query
@@ -72,3 +73,27 @@ MAX_ID = 2**63 - 1  # BIGINT; larger numbers cannot name a row and must not reac
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 RefId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+
+
+def _utc_in_range(value: datetime) -> datetime:
+    """Aware UTC inside a sane range: a year-1 date at +14:00 cannot even be shifted to UTC
+    (Python overflows) and such values must be a 422, not a 500, on both databases."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is outside the range of dates this service handles") from exc
+    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
+        raise ValueError(f"must fall between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return utc
+
+
+BoundedDateTime = Annotated[
+    datetime,
+    AfterValidator(_utc_in_range),
+    Field(description=f"ISO 8601; naive means UTC; years {EARLIEST_YEAR}–{LATEST_YEAR}"),
+]

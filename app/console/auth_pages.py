@@ -15,7 +15,7 @@ from app.common.types import Uscc
 from app.console import i18n
 from app.console.forms import Invalid, attempt, clean, parse
 from app.console.web import HOME, FormData, PageCtx, redirect, safe_next
-from app.deps import SettingsDep
+from app.deps import Scopes, SettingsDep
 from app.errors import Unauthorized
 from app.models import EnterpriseSize, Tier
 
@@ -54,6 +54,7 @@ def login_page(ctx: PageCtx, next: str = "") -> Response:
 def log_in(
     ctx: PageCtx,
     settings: SettingsDep,
+    scopes: Scopes,
     username: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=128)] = "",
     next: Annotated[str, Form(max_length=500)] = "",
@@ -61,7 +62,7 @@ def log_in(
     """The API's own check (same accounts, same timing-safe verify, same 'deactivated' rule)."""
     try:
         token, _ = auth_service.authenticate(
-            ctx.session, email=username, password=password, settings=settings
+            scopes, email=username, password=password, settings=settings
         )
     except Unauthorized as exc:
         values = {"username": username, "next": next}
@@ -69,7 +70,8 @@ def log_in(
         if "deactivated" in exc.detail:
             message = ctx._("This account is deactivated.")
         return ctx.render("login.html", values=values, errors={"": message})
-    user_id = decode_access_token(token, secret_key=settings.secret_key)
+    claims = decode_access_token(token, secret_key=settings.secret_key)
+    user_id = claims.user_id if claims is not None else None
     _start_session(ctx.request, user_id)
     role = auth_service.get_user(ctx.session, user_id or 0).role
     return redirect(safe_next(next, HOME[role]))

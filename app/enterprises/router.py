@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from app.common.concurrency import check_if_match, set_etag
+from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, StaffDecision, problem_responses
@@ -87,7 +87,7 @@ def read_enterprise(
 @router.patch(
     "/{enterprise_id}",
     response_model=EnterpriseRead,
-    responses=problem_responses(401, 403, 404, 409, 412),
+    responses=problem_responses(401, 403, 404, 409, 412, 428),
 )
 def update_enterprise(
     data: EnterpriseUpdate,
@@ -95,7 +95,7 @@ def update_enterprise(
     session: DbSession,
     principal: CurrentPrincipal,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> Enterprise:
     check_if_match(if_match, enterprise.version)
     updated = enterprise_service.update(

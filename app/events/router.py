@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from app.common.pagination import PageDep, paginate
 from app.common.schemas import Page, problem_responses
-from app.common.types import QueryId
+from app.common.types import BoundedDateTime, QueryId
 from app.deps import DbSession, Staff
 from app.events import repository
 from app.events.schemas import EventRead
@@ -22,7 +21,7 @@ def event_filter(
     ] = None,
     entity_type: Annotated[str | None, Query(max_length=40)] = None,
     entity_id: QueryId = None,
-    since: datetime | None = None,
+    since: Annotated[BoundedDateTime | None, Query()] = None,
 ) -> repository.EventFilter:
     return repository.EventFilter(
         action=action, entity_type=entity_type, entity_id=entity_id, since=since

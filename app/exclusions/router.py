@@ -1,24 +1,25 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fastapi import APIRouter, status
 
-from app.common.schemas import problem_responses
+from app.common.idempotency import IdempotencyDep
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
 from app.common.types import PathId, QueryId
 from app.deps import DbSession, Staff
 from app.exclusions import service as exclusion_service
 from app.exclusions.schemas import ExclusionCreate, ExclusionRead
-from app.models import Exclusion
 
 router = APIRouter(prefix="/exclusions", tags=["exclusions"])
 
 
-@router.get("", response_model=list[ExclusionRead], responses=problem_responses(401, 403))
+@router.get("", response_model=Page[ExclusionRead], responses=problem_responses(401, 403))
 def list_exclusions(
-    session: DbSession, principal: Staff, provider_id: QueryId = None
-) -> Sequence[Exclusion]:
-    return exclusion_service.list_(session, principal=principal, provider_id=provider_id)
+    session: DbSession, principal: Staff, page: PageDep, provider_id: QueryId = None
+) -> Page[ExclusionRead]:
+    return exclusion_service.list_page(
+        session, principal=principal, provider_id=provider_id, page=page
+    )
 
 
 @router.post(
@@ -27,9 +28,14 @@ def list_exclusions(
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 404, 409),
 )
-def forbid_pair(data: ExclusionCreate, session: DbSession, principal: Staff) -> Exclusion:
+def forbid_pair(
+    data: ExclusionCreate, session: DbSession, principal: Staff, idem: IdempotencyDep
+) -> object:
     """Forbid a pair; an open offer of it is withdrawn and its request re-matched at once."""
-    return exclusion_service.forbid(session, principal=principal, data=data)
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    exclusion = exclusion_service.forbid(session, principal=principal, data=data)
+    return idem.store(data, ExclusionRead.model_validate(exclusion))
 
 
 @router.delete(

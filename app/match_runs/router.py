@@ -95,7 +95,7 @@ def publish_run(
     run: CurrentRun, session: DbSession, principal: Staff, if_match: IfMatch = None
 ) -> PublishResult:
     """Offer every proposal at once, or nothing (409 naming the pairs that no longer fit)."""
-    check_if_match(if_match, run.version)
+    check_if_match(if_match, run.version, required=False)
     done = publishing.publish(session, principal=principal, run=run)
     return PublishResult.model_validate(done)
 
@@ -105,6 +105,6 @@ def revert_run(
     run: CurrentRun, session: DbSession, principal: Staff, if_match: IfMatch = None
 ) -> RevertResult:
     """Withdraw the run's offers nobody accepted yet; accepted ones stay and are listed."""
-    check_if_match(if_match, run.version)
+    check_if_match(if_match, run.version, required=False)
     done = publishing.revert(session, principal=principal, run=run)
     return RevertResult.model_validate(done)

@@ -3,11 +3,11 @@ from __future__ import annotations
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, str_enum
+from app.models.base import Base, VersionMixin, str_enum
 from app.models.enums import Severity
 
 
-class Category(Base):
+class Category(VersionMixin, Base):
     """A help category of the taxonomy; admins extend it, requests and skills refer to its key."""
 
     __tablename__ = "categories"

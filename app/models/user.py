@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, IdMixin, IdType, TimestampMixin, str_enum
+from app.models.base import Base, IdMixin, IdType, TimestampMixin, VersionMixin, str_enum
 from app.models.enums import Role
 
 if TYPE_CHECKING:
@@ -14,8 +14,12 @@ if TYPE_CHECKING:
     from app.models.provider import Provider
 
 
-class User(IdMixin, TimestampMixin, Base):
-    """A person who logs in. Enterprise and provider users are bound to exactly one entity."""
+class User(IdMixin, TimestampMixin, VersionMixin, Base):
+    """A person who logs in. Enterprise and provider users are bound to exactly one entity.
+
+    ``token_version`` is written into every bearer token; a password change or a
+    deactivation bumps it, so tokens issued before stop working at once.
+    """
 
     __tablename__ = "users"
 
@@ -34,13 +38,19 @@ class User(IdMixin, TimestampMixin, Base):
     # Notices are worded in ``language`` and sent on each of ``notify_channels``.
     language: Mapped[str] = mapped_column(String(8), default="zh")
     notify_channels: Mapped[list[Any]] = mapped_column(JSON, default=lambda: ["log"])
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     enterprise: Mapped[Enterprise | None] = relationship(lazy="raise")
     provider: Mapped[Provider | None] = relationship(lazy="raise")
 
 
 class ApiKey(IdMixin, Base):
-    """An integration credential; only the argon2 hash of the secret part is stored."""
+    """An integration credential, stored as a keyed SHA-256 digest (HMAC with the secret key).
+
+    The key is a 256-bit random secret, so a fast keyed digest is as safe as a slow password
+    hash and costs microseconds per request instead of argon2's ~260 ms. ``key_digest`` is
+    NULL only for keys issued before digests (revoked by the migration; re-issue them).
+    """
 
     __tablename__ = "api_keys"
 
@@ -49,7 +59,7 @@ class ApiKey(IdMixin, Base):
     )
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
-    key_hash: Mapped[str] = mapped_column(String(255))
+    key_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column()
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from app.deps import DbSession, SettingsDep, api_key_scheme, get_principal, oauth2_scheme
+from app.deps import DbSession, SettingsDep, api_key_scheme, oauth2_scheme, principal_from
 from app.errors import Forbidden
 from app.observability.collectors import DatabaseCollector
 from app.observability.metrics import REGISTRY
@@ -32,7 +32,7 @@ def metrics(
     ``authorization: {credentials: ...}``), or an administrator's token or API key."""
     expected = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     if not _scraper(token, expected):
-        principal = get_principal(request, session, settings, token, api_key)
+        principal, _key = principal_from(session, settings, token=token, api_key=api_key)
         if not principal.is_admin:
             raise Forbidden("metrics are for administrators and the metrics scraper")
     scrape = CollectorRegistry(auto_describe=False)

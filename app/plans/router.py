@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from app.auth.principal import Principal
-from app.common.concurrency import check_if_match, set_etag
-from app.common.schemas import problem_responses
+from app.common.concurrency import IfMatch, check_if_match, set_etag
+from app.common.idempotency import IdempotencyDep
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
 from app.deps import CurrentPrincipal, DbSession, Staff
 from app.models import FollowUp, Milestone, Plan, PlanStatus
@@ -22,11 +25,10 @@ from app.plans.schemas import (
     PlanRead,
     PlanUpdate,
 )
-from app.plans.views import PlanDetailView, PlanView, plan_detail, plan_views
+from app.plans.views import PlanDetailView, PlanView, plan_detail, plan_view
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 EDIT_ERRORS = problem_responses(401, 403, 404, 409, 412, 428)
-IfMatch = Annotated[str | None, Header(description="The plan's ETag; required for edits")]
 
 
 def get_plan(plan_id: PathId, session: DbSession, principal: CurrentPrincipal) -> Plan:
@@ -43,11 +45,18 @@ def _detail(
     return plan_detail(session, principal, plan)
 
 
-@router.get("", response_model=list[PlanView], responses=problem_responses(401))
+@router.get("", response_model=Page[PlanView], responses=problem_responses(401))
 def list_plans(
-    session: DbSession, principal: CurrentPrincipal, status: PlanStatus | None = None
-) -> list[PlanView]:
-    return plan_views(principal, plan_service.list_(session, principal=principal, status=status))
+    session: DbSession, principal: CurrentPrincipal, page: PageDep, status: PlanStatus | None = None
+) -> Page[PlanView]:
+    """Plans the caller may see, each in the caller's view, paged with the total."""
+    return plan_service.list_page(
+        session,
+        principal=principal,
+        status=status,
+        page=page,
+        convert=partial(plan_view, principal),
+    )
 
 
 @router.get("/{plan_id}", response_model=PlanDetailView, responses=problem_responses(401, 404))
@@ -68,7 +77,7 @@ def update_plan(
     response: Response,
     if_match: IfMatch = None,
 ) -> PlanDetailView:
-    check_if_match(if_match, plan.version, required=True)
+    check_if_match(if_match, plan.version)
     plan_service.update(session, principal=principal, plan=plan, data=data)
     return _detail(session, principal, plan, response)
 
@@ -85,12 +94,15 @@ def add_milestone(
     session: DbSession,
     principal: Staff,
     response: Response,
+    idem: IdempotencyDep,
     if_match: IfMatch = None,
-) -> Milestone:
-    check_if_match(if_match, plan.version, required=True)
+) -> object:
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    check_if_match(if_match, plan.version)
     milestone = plan_service.add_milestone(session, principal=principal, plan=plan, data=data)
     set_etag(response, plan.version)
-    return milestone
+    return idem.store(data, MilestoneRead.model_validate(milestone))
 
 
 @router.patch(
@@ -105,7 +117,7 @@ def update_milestone(
     response: Response,
     if_match: IfMatch = None,
 ) -> Milestone:
-    check_if_match(if_match, plan.version, required=True)
+    check_if_match(if_match, plan.version)
     milestone = plan_service.update_milestone(
         session, principal=principal, plan=plan, milestone_id=milestone_id, data=data
     )
@@ -125,7 +137,7 @@ def delete_milestone(
     principal: Staff,
     if_match: IfMatch = None,
 ) -> None:
-    check_if_match(if_match, plan.version, required=True)
+    check_if_match(if_match, plan.version)
     plan_service.delete_milestone(
         session, principal=principal, plan=plan, milestone_id=milestone_id
     )
@@ -151,10 +163,17 @@ def list_follow_ups(
     responses=problem_responses(401, 403, 404, 409),
 )
 def log_follow_up(
-    data: FollowUpCreate, plan: CurrentPlan, session: DbSession, principal: CurrentPrincipal
-) -> FollowUp:
+    data: FollowUpCreate,
+    plan: CurrentPlan,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    idem: IdempotencyDep,
+) -> object:
     """Log a visit, call or note with progress and the next follow-up date."""
-    return plan_service.log_follow_up(session, principal=principal, plan=plan, data=data)
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    follow_up = plan_service.log_follow_up(session, principal=principal, plan=plan, data=data)
+    return idem.store(data, FollowUpRead.model_validate(follow_up))
 
 
 @router.post(

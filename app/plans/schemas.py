@@ -7,7 +7,7 @@ from pydantic import Field
 
 from app.assignments.schemas import AssignmentRead, AssignmentReadForParty
 from app.common.schemas import InputSchema, Schema
-from app.common.types import RefId
+from app.common.types import BoundedDateTime, RefId
 from app.enterprises.schemas import EnterpriseContact
 from app.models import FollowUpKind, PlanStatus
 from app.requests.schemas import HelpRequestRead
@@ -110,7 +110,7 @@ class MilestoneUpdate(InputSchema):
 class FollowUpCreate(InputSchema):
     assignment_id: RefId | None = Field(default=None, description="Required for providers")
     kind: FollowUpKind
-    occurred_at: datetime | None = Field(default=None, description="Defaults to now")
+    occurred_at: BoundedDateTime | None = Field(default=None, description="Defaults to now")
     notes: str = Field(default="", max_length=5000)
     progress: int = Field(default=0, ge=0, le=100, description="Per cent done")
     next_follow_up_date: date | None = None

@@ -3,7 +3,8 @@ which policies apply, milestones and follow-ups; closed only when every request 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy import update as sql_update
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session
 from app.assignments.lifecycle import move
 from app.auth.principal import Principal
 from app.common.clock import today, utc_now
+from app.common.pagination import PageParams, paginate
+from app.common.schemas import Page
 from app.enterprises.repository import region_of
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events import service as event_service
@@ -31,6 +34,8 @@ from app.plans import repository
 from app.plans.schemas import FollowUpCreate, MilestoneCreate, MilestoneUpdate, PlanUpdate
 from app.policies.eligibility import recommend
 
+T = TypeVar("T")
+
 SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
 
 
@@ -46,6 +51,21 @@ def list_(session: Session, *, principal: Principal, status: PlanStatus | None) 
     if status:
         statement = statement.where(Plan.status == status)
     return session.scalars(statement.limit(500)).all()
+
+
+def list_page(
+    session: Session,
+    *,
+    principal: Principal,
+    status: PlanStatus | None,
+    page: PageParams,
+    convert: Callable[[Plan], T],
+) -> Page[T]:
+    """``list_`` paged with the total (``convert`` renders each plan for the caller)."""
+    statement = repository.visible_to(principal)
+    if status:
+        statement = statement.where(Plan.status == status)
+    return paginate(session, statement, Plan.id, page, convert, count=True)
 
 
 def open_plan(session: Session, enterprise_id: int) -> Plan | None:

@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from app.common.concurrency import check_if_match, set_etag
+from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
@@ -66,7 +66,9 @@ def read_policy(policy: CurrentPolicy, response: Response) -> Policy:
 
 
 @router.patch(
-    "/{policy_id}", response_model=PolicyRead, responses=problem_responses(401, 403, 404, 409, 412)
+    "/{policy_id}",
+    response_model=PolicyRead,
+    responses=problem_responses(401, 403, 404, 409, 412, 428),
 )
 def update_policy(
     data: PolicyUpdate,
@@ -74,7 +76,7 @@ def update_policy(
     session: DbSession,
     admin: AdminOnly,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> Policy:
     check_if_match(if_match, policy.version)
     updated = policy_service.update(session, principal=admin, policy=policy, data=data)

@@ -3,9 +3,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
-from app.common.concurrency import check_if_match, set_etag
+from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, StaffDecision, problem_responses
@@ -93,7 +93,7 @@ def read_provider(
 @router.patch(
     "/{provider_id}",
     response_model=ProviderRead,
-    responses=problem_responses(401, 403, 404, 409, 412),
+    responses=problem_responses(401, 403, 404, 409, 412, 428),
 )
 def update_provider(
     data: ProviderUpdate,
@@ -102,7 +102,7 @@ def update_provider(
     principal: CurrentPrincipal,
     response: Response,
     settings: SettingsDep,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> Provider:
     check_if_match(if_match, provider.version)
     updated = provider_service.update(
@@ -151,11 +151,15 @@ def declare_conflict(
     provider: CurrentProvider,
     session: DbSession,
     principal: CurrentPrincipal,
-) -> ProviderConflict:
+    idem: IdempotencyDep,
+) -> object:
     """Declare a conflict of interest with an enterprise (by USCC): never matched with it."""
-    return provider_service.declare_conflict(
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    conflict = provider_service.declare_conflict(
         session, principal=principal, provider=provider, data=data
     )
+    return idem.store(data, ConflictRead.model_validate(conflict))
 
 
 @router.delete(

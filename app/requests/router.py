@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.auth.principal import Principal
-from app.common.concurrency import check_if_match, set_etag
+from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
@@ -85,7 +85,7 @@ def read_request(request: CurrentRequest, response: Response) -> HelpRequest:
 @router.patch(
     "/{request_id}",
     response_model=HelpRequestRead,
-    responses=problem_responses(401, 403, 404, 409, 412),
+    responses=problem_responses(401, 403, 404, 409, 412, 428),
 )
 def update_request(
     data: HelpRequestUpdate,
@@ -93,7 +93,7 @@ def update_request(
     session: DbSession,
     principal: CurrentPrincipal,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> HelpRequest:
     check_if_match(if_match, request.version)
     updated = request_service.update(session, principal=principal, request=request, data=data)

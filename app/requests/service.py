@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.assignments.transitions import OPEN
 from app.auth.principal import Principal
 from app.common.clock import today, utc_now
+from app.common.locking import lock_request_path
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.enterprises import service as enterprise_service
@@ -192,6 +193,10 @@ def _withdraw_assignments(session: Session, request: HelpRequest) -> None:
 def _settle(
     session: Session, *, principal: Principal, request: HelpRequest, to: RequestStatus, action: str
 ) -> HelpRequest:
+    # enterprise → plan → request → its assignments, the global order (common/locking)
+    lock_request_path(
+        session, enterprise_id=request.enterprise_id, plan_id=request.plan_id, request_id=request.id
+    )
     open_states = tuple(s for s in RequestStatus if s not in CLOSED)
     _transition(
         session,

@@ -1,31 +1,58 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.common.schemas import problem_responses
+from app.auth.principal import Principal
+from app.common.pagination import PageDep, paginate
+from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
 from app.deps import AdminOnly, CurrentPrincipal, DbSession, Staff
 from app.errors import Forbidden
 from app.models import Notification
+from app.supervision import pages, repository
 from app.supervision import service as supervision_service
-from app.supervision.schemas import BoardRead, NotificationRead, SweepRead
+from app.supervision.clocks import Overdue
+from app.supervision.schemas import BoardRead, NotificationRead, OverdueRead, SweepRead
 
 router = APIRouter(tags=["supervision"])
 
 
-@router.get("/supervision", response_model=BoardRead, responses=problem_responses(401, 403))
-def supervision_board(
-    session: DbSession,
-    principal: Staff,
-    region: Annotated[RegionPrefix | None, Query(description="Narrow to one region prefix")] = None,
-) -> supervision_service.Board:
-    """Overdue offers, first follow-ups and requests, and the ageing of the open backlog."""
+def _checked_region(principal: Principal, region: str | None) -> str | None:
     if region and not principal.covers_region(region):
         raise Forbidden(f"region {region} is outside your regions", field="region")
-    return supervision_service.board(session, principal=principal, region=region)
+    return region
+
+
+Region = Annotated[RegionPrefix | None, Query(description="Narrow to one region prefix")]
+
+
+@router.get("/supervision", response_model=BoardRead, responses=problem_responses(401, 403))
+def supervision_board(
+    session: DbSession, principal: Staff, page: PageDep, region: Region = None
+) -> pages.BoardPage:
+    """Overdue offers, first follow-ups and requests (first page of each, with totals), and
+    the ageing of the open backlog."""
+    region = _checked_region(principal, region)
+    return pages.board(session, principal=principal, region=region, page=page)
+
+
+@router.get(
+    "/supervision/overdue/{which}",
+    response_model=Page[OverdueRead],
+    responses=problem_responses(401, 403),
+)
+def overdue_list(
+    which: pages.OverdueList,
+    session: DbSession,
+    principal: Staff,
+    page: PageDep,
+    region: Region = None,
+) -> Page[Overdue]:
+    """One of the board's lists, page by page (``cursor`` from the previous page)."""
+    region = _checked_region(principal, region)
+    return pages.overdue(session, principal=principal, region=region, which=which, page=page)
 
 
 @router.post("/supervision/sweep", response_model=SweepRead, responses=problem_responses(401, 403))
@@ -35,8 +62,19 @@ def sweep_now(session: DbSession, _admin: AdminOnly) -> supervision_service.Swee
 
 
 @router.get(
-    "/notifications", response_model=list[NotificationRead], responses=problem_responses(401)
+    "/notifications", response_model=Page[NotificationRead], responses=problem_responses(401)
 )
-def list_notifications(session: DbSession, principal: CurrentPrincipal) -> Sequence[Notification]:
-    """Your reminders; coordinators also see those of their regions, admins all."""
-    return supervision_service.notifications_for(session, principal=principal)
+def list_notifications(
+    session: DbSession, principal: CurrentPrincipal, page: PageDep
+) -> Page[NotificationRead]:
+    """Your reminders; coordinators also see those of their regions, admins all. Newest first."""
+    statement = repository.notifications_visible_to(principal)
+    return paginate(
+        session,
+        statement,
+        Notification.id,
+        page,
+        NotificationRead.model_validate,
+        newest_first=True,
+        count=True,
+    )

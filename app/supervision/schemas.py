@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from app.common.schemas import Schema
+from app.common.schemas import Page, Schema
 
 
 class OverdueRead(Schema):
@@ -31,11 +31,12 @@ class PausedWorkRead(Schema):
 
 class BoardRead(Schema):
     """The supervision list (督办): what is late, work of paused providers, and how old the
-    open backlog is."""
+    open backlog is. Each overdue list is the first page (``total`` counts them all); page on
+    through ``GET /supervision/overdue/{list}``."""
 
-    overdue_offers: list[OverdueRead]
-    overdue_follow_ups: list[OverdueRead]
-    overdue_requests: list[OverdueRead]
+    overdue_offers: Page[OverdueRead]
+    overdue_follow_ups: Page[OverdueRead]
+    overdue_requests: Page[OverdueRead]
     paused_work: list[PausedWorkRead]
     ageing: dict[str, int]
     generated_at: datetime

@@ -19,6 +19,7 @@ from app.assignments import offers
 from app.assignments import rematch as rematch_service
 from app.assignments.lifecycle import move
 from app.auth.principal import Principal
+from app.common import idempotency
 from app.common.clock import utc_now
 from app.enterprises.repository import region_clause
 from app.models import (
@@ -230,6 +231,7 @@ def sweep(session: Session, *, now: datetime | None = None) -> SweepReport:
         *clocks.overdue_requests(session, now),
     ]
     _announce(session, items, coordinators, now, report)
+    idempotency.purge_expired(session, now=now)  # one set-based DELETE of keys past 24 h
     return report
 
 

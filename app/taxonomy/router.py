@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
+from app.common.concurrency import IfMatch, check_if_match, set_etag
+from app.common.idempotency import IdempotencyDep
 from app.common.schemas import problem_responses
 from app.common.types import CategoryKey
 from app.deps import AdminOnly, CurrentPrincipal, DbSession
@@ -23,16 +25,31 @@ def list_categories(session: DbSession, _principal: CurrentPrincipal) -> list[Ca
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 409),
 )
-def create_category(data: CategoryCreate, session: DbSession, admin: AdminOnly) -> Category:
+def create_category(
+    data: CategoryCreate, session: DbSession, admin: AdminOnly, idem: IdempotencyDep
+) -> object:
     """Extend the taxonomy (admins)."""
-    return taxonomy_service.create_category(session, principal=admin, **data.model_dump())
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    category = taxonomy_service.create_category(session, principal=admin, **data.model_dump())
+    return idem.store(data, CategoryRead.model_validate(category))
 
 
-@router.patch("/{key}", response_model=CategoryRead, responses=problem_responses(401, 403, 404))
+@router.patch(
+    "/{key}", response_model=CategoryRead, responses=problem_responses(401, 403, 404, 412, 428)
+)
 def update_category(
-    key: CategoryKey, data: CategoryUpdate, session: DbSession, admin: AdminOnly
+    key: CategoryKey,
+    data: CategoryUpdate,
+    session: DbSession,
+    admin: AdminOnly,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> Category:
     """Rename a category or tune its deadline clocks (admins)."""
-    return taxonomy_service.update_category(
+    check_if_match(if_match, taxonomy_service.get_category(session, key).version)
+    category = taxonomy_service.update_category(
         session, principal=admin, key=key, changes=data.model_dump(exclude_unset=True)
     )
+    set_etag(response, category.version)
+    return category

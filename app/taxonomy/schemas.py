@@ -35,3 +35,4 @@ class CategoryRead(Schema):
     first_feedback_days: int
     resolve_days_ordinary: int
     resolve_days_major: int
+    version: int = Field(description="Send as If-Match when you edit it")

@@ -49,12 +49,17 @@ def create_category(
     return category
 
 
-def update_category(
-    session: Session, *, principal: Principal, key: str, changes: dict[str, object]
-) -> Category:
+def get_category(session: Session, key: str) -> Category:
     category = session.get(Category, key)
     if category is None:
         raise NotFound(f"category {key} not found")
+    return category
+
+
+def update_category(
+    session: Session, *, principal: Principal, key: str, changes: dict[str, object]
+) -> Category:
+    category = get_category(session, key)
     before = event_service.snapshot(category)
     for name, value in changes.items():
         if value is not None:

@@ -346,9 +346,11 @@ class TestExclusions:
         ).one()
         assert live.provider_id == cast.platform.id
         listed = client.get("/api/v1/exclusions", headers=cast.headers(cast.coordinator)).json()
-        assert [x["id"] for x in listed] == [r.json()["id"]]
+        assert [x["id"] for x in listed["items"]] == [r.json()["id"]]
         assert (
-            client.get("/api/v1/exclusions", headers=cast.headers(cast.other_coordinator)).json()
+            client.get("/api/v1/exclusions", headers=cast.headers(cast.other_coordinator)).json()[
+                "items"
+            ]
             == []
         )
         assert (

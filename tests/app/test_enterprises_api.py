@@ -166,7 +166,8 @@ class TestCreate:
         assert first.status_code == again.status_code == 201
         assert first.json()["id"] == again.json()["id"]
         other = client.post(URL, json=new_enterprise(serial=778), headers=headers)
-        assert other.status_code == 409
+        assert other.status_code == 422
+        assert other.json()["field"] == "Idempotency-Key"
 
 
 class TestUpdate:
@@ -185,7 +186,7 @@ class TestUpdate:
         r = client.patch(
             f"{URL}/{cast.ent.id}",
             json={"headcount": 150},
-            headers=cast.headers(cast.by_role()[role]),
+            headers=cast.headers(cast.by_role()[role]) | {"If-Match": "*"},
         )
         assert r.status_code == status, r.text
 
@@ -209,14 +210,16 @@ class TestUpdate:
         r = client.patch(
             f"{URL}/{cast.ent.id}",
             json={"region_code": "410105"},
-            headers=cast.headers(cast.coordinator),
+            headers=cast.headers(cast.coordinator) | {"If-Match": "*"},
         )
         assert r.status_code == 403
         assert r.json()["field"] == "region_code"
 
     def test_update_writes_an_event(self, client: TestClient, cast: Cast, db: Session) -> None:
         client.patch(
-            f"{URL}/{cast.ent.id}", json={"headcount": 99}, headers=cast.headers(cast.ent_user)
+            f"{URL}/{cast.ent.id}",
+            json={"headcount": 99},
+            headers=cast.headers(cast.ent_user) | {"If-Match": "*"},
         )
         event = db.scalars(select(Event).where(Event.action == "enterprise.updated")).one()
         assert event.before is not None

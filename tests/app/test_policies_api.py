@@ -116,11 +116,17 @@ def test_admins_tune_the_clocks(client: TestClient, cast: Cast) -> None:
     body = {"route_days": 2, "resolve_days_major": 45}
     assert (
         client.patch(
-            "/api/v1/categories/legal_ip", json=body, headers=cast.headers(cast.coordinator)
+            "/api/v1/categories/legal_ip",
+            json=body,
+            headers=cast.headers(cast.coordinator) | {"If-Match": "*"},
         ).status_code
         == 403
     )
-    r = client.patch("/api/v1/categories/legal_ip", json=body, headers=cast.headers(cast.admin))
+    r = client.patch(
+        "/api/v1/categories/legal_ip",
+        json=body,
+        headers=cast.headers(cast.admin) | {"If-Match": "*"},
+    )
     assert r.status_code == 200
     assert (
         r.json()["route_days"],
@@ -128,13 +134,17 @@ def test_admins_tune_the_clocks(client: TestClient, cast: Cast) -> None:
         r.json()["first_feedback_days"],
     ) == (2, 45, 3)
     bad = client.patch(
-        "/api/v1/categories/legal_ip", json={"route_days": 0}, headers=cast.headers(cast.admin)
+        "/api/v1/categories/legal_ip",
+        json={"route_days": 0},
+        headers=cast.headers(cast.admin) | {"If-Match": "*"},
     )
     assert bad.status_code == 422
     assert bad.json()["field"] == "route_days"
     assert (
         client.patch(
-            "/api/v1/categories/nope", json=body, headers=cast.headers(cast.admin)
+            "/api/v1/categories/nope",
+            json=body,
+            headers=cast.headers(cast.admin) | {"If-Match": "*"},
         ).status_code
         == 404
     )

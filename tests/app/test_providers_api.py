@@ -91,11 +91,13 @@ class TestCreateAndUpdate:
         r = client.patch(
             f"{URL}/{cast.expert.id}",
             json={"capacity": 3, "expertise": "融资 担保"},
-            headers=headers,
+            headers=headers | {"If-Match": "*"},
         )
         assert r.status_code == 200
         assert r.json()["capacity"] == 3
-        r = client.patch(f"{URL}/{cast.expert.id}", json={"active": False}, headers=headers)
+        r = client.patch(
+            f"{URL}/{cast.expert.id}", json={"active": False}, headers=headers | {"If-Match": "*"}
+        )
         assert r.status_code == 403
         assert r.json()["field"] == "active"
 
@@ -113,7 +115,7 @@ class TestCreateAndUpdate:
         r = client.patch(
             f"{URL}/{cast.expert.id}",
             json={"active": False},
-            headers=cast.headers(cast.by_role()[role]),
+            headers=cast.headers(cast.by_role()[role]) | {"If-Match": "*"},
         )
         assert r.status_code == status, r.text
 
@@ -121,7 +123,7 @@ class TestCreateAndUpdate:
         r = client.patch(
             f"{URL}/{cast.expert.id}",
             json={"paused_from_date": "2026-12-01", "paused_until_date": "2026-12-20"},
-            headers=cast.headers(cast.expert_user),
+            headers=cast.headers(cast.expert_user) | {"If-Match": "*"},
         )
         assert r.status_code == 200
         assert r.json()["paused_until_date"] == "2026-12-20"

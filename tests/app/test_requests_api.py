@@ -174,7 +174,9 @@ class TestChanges:
         self, client: TestClient, cast: Cast, req: HelpRequest
     ) -> None:
         r = client.patch(
-            f"{URL}/{req.id}", json={"urgency": 5}, headers=cast.headers(cast.ent_user)
+            f"{URL}/{req.id}",
+            json={"urgency": 5},
+            headers=cast.headers(cast.ent_user) | {"If-Match": "*"},
         )
         assert r.status_code == 200
         assert r.json()["urgency"] == 5
@@ -186,7 +188,9 @@ class TestChanges:
         self, client: TestClient, cast: Cast, req: HelpRequest, role: str, status: int
     ) -> None:
         r = client.patch(
-            f"{URL}/{req.id}", json={"urgency": 5}, headers=cast.headers(cast.by_role()[role])
+            f"{URL}/{req.id}",
+            json={"urgency": 5},
+            headers=cast.headers(cast.by_role()[role]) | {"If-Match": "*"},
         )
         assert r.status_code == status
 
@@ -195,7 +199,9 @@ class TestChanges:
     ) -> None:
         offer(db, req, cast.expert.id)
         r = client.patch(
-            f"{URL}/{req.id}", json={"urgency": 5}, headers=cast.headers(cast.expert_user)
+            f"{URL}/{req.id}",
+            json={"urgency": 5},
+            headers=cast.headers(cast.expert_user) | {"If-Match": "*"},
         )
         assert r.status_code == 403
 
@@ -223,7 +229,9 @@ class TestChanges:
         )
         assert (
             client.patch(
-                f"{URL}/{req.id}", json={"urgency": 1}, headers=cast.headers(cast.coordinator)
+                f"{URL}/{req.id}",
+                json={"urgency": 1},
+                headers=cast.headers(cast.coordinator) | {"If-Match": "*"},
             ).status_code
             == 409
         )

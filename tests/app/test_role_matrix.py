@@ -187,7 +187,12 @@ def test_role_may_or_may_not(
 ) -> None:
     w = world(db, cast)
     response = client.request(
-        action.method, action.path(w), json=action.body, headers=cast.headers(cast.by_role()[role])
+        action.method,
+        action.path(w),
+        json=action.body,
+        # Every PATCH needs If-Match (428 otherwise); "*" edits whatever version is current.
+        headers=cast.headers(cast.by_role()[role])
+        | ({"If-Match": "*"} if action.method == "PATCH" else {}),
     )
     assert response.status_code == action.expected[role], response.text
     if response.status_code >= 400:

@@ -19,6 +19,7 @@ from app.models import (
     Notification,
     NotificationStatus,
     Role,
+    User,
 )
 from app.supervision import service as supervision_service
 from app.supervision.senders import LogSender, deliver_pending
@@ -58,7 +59,7 @@ class TestBoard:
         backdated_request(db, cast, days=0.1)
         db.commit()
         board = client.get("/api/v1/supervision", headers=cast.headers(cast.coordinator)).json()
-        unrouted = [o for o in board["overdue_requests"] if o["kind"] == "unrouted"]
+        unrouted = [o for o in board["overdue_requests"]["items"] if o["kind"] == "unrouted"]
         assert [o["request_id"] for o in unrouted] == [late.id]
         assert unrouted[0]["level"] == 2  # 2 days late on a 1-day clock
         assert board["ageing"]["<1d"] == 1
@@ -66,7 +67,7 @@ class TestBoard:
         other = client.get(
             "/api/v1/supervision", headers=cast.headers(cast.other_coordinator)
         ).json()
-        assert other["overdue_requests"] == []
+        assert other["overdue_requests"]["items"] == []
 
     @pytest.mark.parametrize(
         ("role", "status"), [("enterprise", 403), ("expert", 403), ("admin", 200)]
@@ -93,7 +94,7 @@ class TestBoard:
         db.commit()
         board = client.get("/api/v1/supervision", headers=cast.headers(cast.admin)).json()
         unresolved = {
-            o["request_id"] for o in board["overdue_requests"] if o["kind"] == "unresolved"
+            o["request_id"] for o in board["overdue_requests"]["items"] if o["kind"] == "unresolved"
         }
         assert ordinary.id in unresolved
         assert major.id not in unresolved
@@ -190,7 +191,7 @@ def test_pausing_a_provider_hands_its_offers_on(
     r = client.patch(
         f"/api/v1/providers/{cast.expert.id}",
         json={"paused_from_date": today().isoformat()},
-        headers=cast.headers(cast.expert_user),
+        headers=cast.headers(cast.expert_user) | {"If-Match": "*"},
     )
     assert r.status_code == 200, r.text
     db.expire_all()
@@ -207,12 +208,15 @@ def test_notifications_are_scoped(client: TestClient, cast: Cast, db: Session) -
     backdated_request(db, cast, days=3)
     supervision_service.sweep(db)
     db.commit()
-    assert client.get("/api/v1/notifications", headers=cast.headers(cast.coordinator)).json()
-    assert (
-        client.get("/api/v1/notifications", headers=cast.headers(cast.other_coordinator)).json()
-        == []
-    )
-    assert client.get("/api/v1/notifications", headers=cast.headers(cast.ent_user)).json() == []
+
+    def items(user: User) -> list[dict[str, object]]:
+        response = client.get("/api/v1/notifications", headers=cast.headers(user))
+        found: list[dict[str, object]] = response.json()["items"]
+        return found
+
+    assert items(cast.coordinator)
+    assert items(cast.other_coordinator) == []
+    assert items(cast.ent_user) == []
 
 
 def test_worker_housekeeping_sweeps_and_delivers(db: Session, cast: Cast) -> None:

@@ -1,0 +1,92 @@
+"""The supervision board's lists, each paged with the same keyset cursor and a total.
+
+The overdue items are computed from the category clocks in Python (``clocks``), so each list
+is paged over the computed items: the body stays bounded however long the backlog is (one
+board answered 8,749 items in a single body), and ``total`` says how many there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.common.clock import utc_now
+from app.common.pagination import PageParams, page_sequence
+from app.common.schemas import Page
+from app.supervision import clocks
+from app.supervision.clocks import Overdue
+
+
+class OverdueList(StrEnum):
+    OFFERS = "offers"
+    FOLLOW_UPS = "follow-ups"
+    REQUESTS = "requests"
+
+
+_KINDS = ("unrouted", "unresolved")
+
+
+def _key(item: Overdue) -> int:
+    """A unique integer per item of one list: the assignment for offers and follow-ups; the
+    request and kind for requests (a request can be both unrouted and unresolved)."""
+    if item.assignment_id is not None:
+        return item.assignment_id
+    return item.request_id * len(_KINDS) + _KINDS.index(item.kind)
+
+
+def _regions(principal: Principal, region: str | None) -> clocks.Regions:
+    if region:
+        return (region,)
+    return None if principal.is_admin else principal.region_prefixes
+
+
+def overdue(
+    session: Session,
+    *,
+    principal: Principal,
+    region: str | None,
+    which: OverdueList,
+    page: PageParams,
+    now: datetime | None = None,
+) -> Page[Overdue]:
+    now = now or utc_now()
+    regions = _regions(principal, region)
+    items = {
+        OverdueList.OFFERS: clocks.overdue_offers,
+        OverdueList.FOLLOW_UPS: clocks.overdue_first_follow_ups,
+        OverdueList.REQUESTS: clocks.overdue_requests,
+    }[which](session, now, regions)
+    return page_sequence(items, _key, page)
+
+
+@dataclass
+class BoardPage:
+    overdue_offers: Page[Overdue]
+    overdue_follow_ups: Page[Overdue]
+    overdue_requests: Page[Overdue]
+    paused_work: list[clocks.PausedWork]
+    ageing: dict[str, int]
+    generated_at: datetime
+
+
+def board(
+    session: Session, *, principal: Principal, region: str | None, page: PageParams
+) -> BoardPage:
+    """The first page of each list (or the page ``cursor`` names in each), with totals."""
+    now = utc_now()
+    lists = {
+        which: overdue(session, principal=principal, region=region, which=which, page=page, now=now)
+        for which in OverdueList
+    }
+    return BoardPage(
+        overdue_offers=lists[OverdueList.OFFERS],
+        overdue_follow_ups=lists[OverdueList.FOLLOW_UPS],
+        overdue_requests=lists[OverdueList.REQUESTS],
+        paused_work=clocks.paused_work(session, now.date(), _regions(principal, region)),
+        ageing=clocks.ageing(session, now, _regions(principal, region)),
+        generated_at=now,
+    )

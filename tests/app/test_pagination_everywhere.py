@@ -1,0 +1,198 @@
+"""Every list is paged the same way: walk all pages, nothing lost, nothing twice, total right.
+
+The lists that were cut or unbounded (users, API keys, plans at 500, exclusions at 1,000,
+notifications at 500, the supervision board) and the ones that were already paged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.auth.security import api_key_digest, new_api_key
+from app.common.clock import utc_now
+from app.models import (
+    ApiKey,
+    Assignment,
+    AssignmentOrigin,
+    AssignmentStatus,
+    Event,
+    Exclusion,
+    Notification,
+    Plan,
+    PlanStatus,
+    Role,
+)
+from tests.app.conftest import Cast
+from tests.conftest import TEST_SECRET
+from tests.factories import make_enterprise, make_provider, make_request, make_user
+
+API = "/api/v1"
+N = 7  # walked three at a time: pages of 3, 3 and 1
+
+
+def walk(client: TestClient, url: str, headers: dict[str, str], key: str = "id") -> list[Any]:
+    """Every item of a list, following ``next_cursor``; checks ``total`` when given."""
+    seen: list[Any] = []
+    path, _, query = url.partition("?")
+    params: dict[str, Any] = dict(parse_qsl(query)) | {"limit": 3}
+    totals = set()
+    for _ in range(100):
+        response = client.get(path, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        assert len(page["items"]) <= 3
+        seen += [item[key] for item in page["items"]]
+        totals.add(page.get("total"))
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert len(seen) == len(set(seen)), "an item came twice"
+    (total,) = totals
+    assert total in (None, len(seen))
+    return seen
+
+
+def _users(db: Session, cast: Cast) -> list[int]:
+    extra = [make_user(db, Role.COORDINATOR, region_prefixes=["35"]).id for _ in range(N)]
+    return sorted([u.id for u in cast.by_role().values()] + extra)
+
+
+def _api_keys(db: Session, cast: Cast) -> list[int]:
+    rows = []
+    for n in range(N):
+        key, prefix = new_api_key()
+        rows.append(
+            ApiKey(
+                user_id=cast.coordinator.id,
+                name=f"k{n}",
+                prefix=prefix,
+                key_digest=api_key_digest(key, secret_key=TEST_SECRET),
+                created_at=utc_now(),
+            )
+        )
+    db.add_all(rows)
+    db.flush()
+    return [r.id for r in rows]
+
+
+def _plans(db: Session, cast: Cast) -> list[int]:
+    plans = [Plan(enterprise_id=make_enterprise(db).id, status=PlanStatus.ACTIVE) for _ in range(N)]
+    db.add_all(plans)
+    db.flush()
+    return [p.id for p in plans]
+
+
+def _exclusions(db: Session, cast: Cast) -> list[int]:
+    rows = [
+        Exclusion(provider_id=make_provider(db).id, enterprise_id=cast.ent.id, created_at=utc_now())
+        for _ in range(N)
+    ]
+    db.add_all(rows)
+    db.flush()
+    return [r.id for r in rows]
+
+
+def _notifications(db: Session, cast: Cast) -> list[int]:
+    rows = [
+        Notification(
+            recipient_user_id=cast.coordinator.id,
+            kind="reminder",
+            subject=f"第{n}条",
+            dedupe_key=f"page-{n}",
+            created_at=utc_now(),
+        )
+        for n in range(N)
+    ]
+    db.add_all(rows)
+    db.flush()
+    return sorted((r.id for r in rows), reverse=True)  # newest first
+
+
+def _events(db: Session, cast: Cast) -> list[int]:
+    rows = [
+        Event(action="test.paged", entity_type="test", region_code="350582", created_at=utc_now())
+        for _ in range(N)
+    ]
+    db.add_all(rows)
+    db.flush()
+    return [r.id for r in rows]
+
+
+def _overdue_offers(db: Session, cast: Cast) -> list[int]:
+    ids = []
+    for _ in range(N):
+        request = make_request(db, cast.ent, status="matched")
+        start = utc_now() - timedelta(days=5)
+        assignment = Assignment(
+            request_id=request.id,
+            provider_id=cast.expert.id,
+            origin=AssignmentOrigin.MANUAL,
+            status=AssignmentStatus.OFFERED,
+            offered_at=start,
+            offer_expires_at=start + timedelta(days=2),
+        )
+        db.add(assignment)
+        db.flush()
+        ids.append(request.id)
+    return ids
+
+
+LISTS: dict[str, tuple[str, Callable[[Session, Cast], list[int]], str, str]] = {
+    # name: (url, make the rows -> their ids in list order, who asks, item key)
+    "users": ("/users?role=coordinator", _users, "admin", "id"),
+    "api-keys": ("/api-keys", _api_keys, "coordinator", "id"),
+    "plans": ("/plans", _plans, "admin", "id"),
+    "exclusions": ("/exclusions", _exclusions, "coordinator", "id"),
+    "notifications": ("/notifications", _notifications, "coordinator", "id"),
+    "events": ("/events?action=test.paged", _events, "admin", "id"),
+    "overdue offers": ("/supervision/overdue/offers", _overdue_offers, "coordinator", "request_id"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LISTS))
+def test_walking_every_page_gives_each_item_once(
+    client: TestClient, cast: Cast, db: Session, name: str
+) -> None:
+    url, make, who, key = LISTS[name]
+    expected = make(db, cast)
+    db.commit()
+    headers = cast.headers(cast.by_role()[who])
+    seen = walk(client, API + url, headers, key)
+    if name == "users":
+        coordinators = {cast.coordinator.id, cast.other_coordinator.id}
+        assert set(seen) == {i for i in expected if i in coordinators} | set(expected[-N:])
+    else:
+        assert seen == expected
+
+
+def test_the_board_shows_first_pages_with_totals(
+    client: TestClient, cast: Cast, db: Session
+) -> None:
+    _overdue_offers(db, cast)
+    db.commit()
+    board = client.get(
+        f"{API}/supervision", params={"limit": 3}, headers=cast.headers(cast.coordinator)
+    ).json()
+    offers = board["overdue_offers"]
+    assert len(offers["items"]) == 3
+    assert offers["total"] == N
+    assert offers["next_cursor"] is not None
+
+
+def test_the_page_size_is_capped(client: TestClient, cast: Cast, db: Session) -> None:
+    cap = client.app.state.settings.page_limit_max  # type: ignore[attr-defined]
+    for _ in range(cap + 5):
+        make_user(db, Role.ADMIN)
+    db.commit()
+    page = client.get(
+        f"{API}/users", params={"limit": cap * 10}, headers=cast.headers(cast.admin)
+    ).json()
+    assert len(page["items"]) == cap
+    assert page["total"] == cap + 5 + len(cast.by_role())
