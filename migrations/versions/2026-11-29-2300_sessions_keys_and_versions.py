@@ -4,7 +4,7 @@ API keys were argon2 hashes, which cannot be turned into the new keyed SHA-256 d
 issued before this revision are revoked here and must be re-issued (README, "API keys").
 
 Revision ID: 0003_contract
-Revises: notification_preferences
+Revises: webhooks
 Create Date: 2026-11-29 22:00:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_contract"
-down_revision: str | None = "notification_preferences"
+down_revision: str | None = "webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
