@@ -109,6 +109,19 @@ class TooManyRequests(AppError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class CalendarUnavailable(AppError):
+    """A working-day clock reached a year the official holiday calendar does not know yet.
+
+    The State Council publishes each year's holidays late in the year before; the package
+    that carries them (chinese-calendar) must be upgraded then. Guessing would misplace
+    deadlines around the Spring Festival and National Day, so we refuse instead.
+    """
+
+    status = 503
+    type = "/problems/holiday-calendar-unavailable"
+    title = "Holiday calendar does not cover this date"
+
+
 def problem(
     status: int,
     title: str,

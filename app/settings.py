@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from functools import lru_cache
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -126,6 +127,20 @@ class Settings(BaseSettings):
         description="Console session cookie only over HTTPS (browsers treat localhost as secure)",
     )
     console_session_minutes: int = Field(default=8 * 60, ge=5, le=30 * 24 * 60)
+
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA time zone whose calendar dates users see and rules read",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
 
     @field_validator("login_rate_per_address", "login_rate_per_account")
     @classmethod

@@ -72,12 +72,18 @@ def prepare(session: Session, principal: Principal, table: Table, vocab: Vocabul
         if not principal.covers_region(enterprise["region_code"]):
             batch.fail(row, "uscc", "this enterprise is outside your regions")
             continue
+        if data.category is None:  # the API would suggest one; an import names it
+            batch.fail(row, "category", "a category is required in an import")
+            continue
         if not first_seen(batch, seen, (uscc, data.category, data.title), row, "title"):
             continue
         if (enterprise["id"], data.category, data.title) in stored:
             batch.unchanged += 1
             continue
-        values: dict[str, Any] = data.model_dump(exclude={"enterprise_id", "severity"}) | {
+        values: dict[str, Any] = data.model_dump(
+            exclude={"enterprise_id", "severity", "extra_categories"}
+        ) | {
+            "extra_categories": [c for c in data.extra_categories or [] if c != data.category],
             "enterprise_id": enterprise["id"],
             "severity": data.severity or severities[data.category],
             "status": RequestStatus.SUBMITTED,

@@ -6,6 +6,7 @@ from app.models.enterprise import Enterprise
 from app.models.enums import (
     AssignmentOrigin,
     AssignmentStatus,
+    CategorySource,
     EnterpriseSize,
     FollowUpKind,
     MatchRunStatus,
@@ -35,6 +36,7 @@ __all__ = [
     "AssignmentStatus",
     "Base",
     "Category",
+    "CategorySource",
     "Enterprise",
     "EnterpriseSize",
     "Event",

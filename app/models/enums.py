@@ -29,6 +29,15 @@ class Tier(StrEnum):
     CHAMPION = "champion"
 
 
+class CategorySource(StrEnum):
+    """Who chose a request's category: the filer, the suggester (to be checked at triage),
+    or a coordinator (confirmed or changed at triage)."""
+
+    GIVEN = "given"
+    SUGGESTED = "suggested"
+    CONFIRMED = "confirmed"
+
+
 class RequestStatus(StrEnum):
     SUBMITTED = "submitted"
     TRIAGED = "triaged"

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, IdMixin, IdType, TimestampMixin, VersionMixin, str_enum
-from app.models.enums import RequestStatus, Severity
+from app.models.enums import CategorySource, RequestStatus, Severity
 
 if TYPE_CHECKING:
     from app.models.enterprise import Enterprise
@@ -24,6 +24,12 @@ class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
         IdType, ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
     )
     category: Mapped[str] = mapped_column(String(40), ForeignKey("categories.key"), index=True)
+    category_source: Mapped[CategorySource] = mapped_column(
+        str_enum(CategorySource, 10), default=CategorySource.GIVEN, server_default="given"
+    )
+    # Secondary categories (keys): the problem also touches them; a provider covering one
+    # may be matched, at a lower skill fit than for the primary category.
+    extra_categories: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     urgency: Mapped[int] = mapped_column(Integer, default=3)

@@ -12,9 +12,15 @@ from app.common.schemas import Page, problem_responses
 from app.common.types import CategoryKey, IndustryPrefix, PathId, QueryId, RegionPrefix
 from app.deps import CurrentPrincipal, DbSession, Staff, require_roles
 from app.models import HelpRequest, RequestStatus, Role, Tier
-from app.requests import repository
+from app.requests import repository, suggestions
 from app.requests import service as request_service
-from app.requests.schemas import HelpRequestCreate, HelpRequestRead, HelpRequestUpdate
+from app.requests.schemas import (
+    HelpRequestCreate,
+    HelpRequestRead,
+    HelpRequestUpdate,
+    SuggestCategoryIn,
+    SuggestCategoryRead,
+)
 
 router = APIRouter(prefix="/requests", tags=["help requests"])
 
@@ -74,6 +80,17 @@ def submit_request(
         return replayed
     created = request_service.create(session, principal=principal, data=data)
     return idem.store(data, HelpRequestRead.model_validate(created))
+
+
+@router.post(
+    "/suggest-category", response_model=SuggestCategoryRead, responses=problem_responses(401)
+)
+def suggest_category(
+    data: SuggestCategoryIn, session: DbSession, principal: CurrentPrincipal
+) -> SuggestCategoryRead:
+    """Rank every category for a problem described in free text (any logged-in user)."""
+    ranked = suggestions.suggest(session, data.text)
+    return SuggestCategoryRead.model_validate({"suggestions": ranked})
 
 
 @router.get("/{request_id}", response_model=HelpRequestRead, responses=problem_responses(401, 404))

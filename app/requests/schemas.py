@@ -6,7 +6,7 @@ from pydantic import Field
 
 from app.common.schemas import InputSchema, Schema
 from app.common.types import CategoryKey, LongText, RefId
-from app.models import RequestStatus, Severity
+from app.models import CategorySource, RequestStatus, Severity
 
 Title = Field(min_length=2, max_length=200)
 Urgency = Field(ge=1, le=5, description="1 can wait … 5 the business is at stake")
@@ -16,7 +16,15 @@ class HelpRequestCreate(InputSchema):
     enterprise_id: RefId | None = Field(
         default=None, description="Required for staff; enterprises file for themselves"
     )
-    category: CategoryKey
+    category: CategoryKey | None = Field(
+        default=None,
+        description="Leave out to file under the top suggestion (category_source 'suggested')",
+    )
+    extra_categories: list[CategoryKey] | None = Field(
+        default=None,
+        max_length=3,
+        description="Secondary categories; left out, they are suggested like the category",
+    )
     title: str = Title
     description: LongText = ""
     urgency: int = Urgency
@@ -26,6 +34,7 @@ class HelpRequestCreate(InputSchema):
 
 class HelpRequestUpdate(InputSchema):
     category: CategoryKey | None = None
+    extra_categories: list[CategoryKey] | None = Field(default=None, max_length=3)
     title: str | None = Field(default=None, min_length=2, max_length=200)
     description: LongText | None = None
     urgency: int | None = Field(default=None, ge=1, le=5)
@@ -37,6 +46,8 @@ class HelpRequestRead(Schema):
     id: int
     enterprise_id: int
     category: str
+    category_source: CategorySource
+    extra_categories: list[str]
     title: str
     description: str
     urgency: int
@@ -48,3 +59,19 @@ class HelpRequestRead(Schema):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class SuggestCategoryIn(InputSchema):
+    text: str = Field(min_length=1, max_length=5000, description="The problem, in any words")
+
+
+class CategorySuggestionRead(Schema):
+    category: str
+    score: float = Field(description="Probability in [0, 1]; the list sums to about 1")
+    label_zh: str
+    label_en: str
+    evidence: list[str] = Field(description="Words or phrases of the text that drove it")
+
+
+class SuggestCategoryRead(Schema):
+    suggestions: list[CategorySuggestionRead]

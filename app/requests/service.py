@@ -21,12 +21,13 @@ from app.models import (
     Assignment,
     AssignmentStatus,
     Category,
+    CategorySource,
     Enterprise,
     HelpRequest,
     RequestStatus,
 )
 from app.plans import service as plan_service
-from app.requests import repository
+from app.requests import repository, suggestions
 from app.requests.schemas import HelpRequestCreate, HelpRequestRead, HelpRequestUpdate
 from app.taxonomy import service as taxonomy_service
 
@@ -68,14 +69,36 @@ def check_wanted_by(value: Any) -> None:
         raise InvalidInput("wanted_by_date is in the past", field="wanted_by_date")
 
 
+def _extras(session: Session, primary: str, extra: list[str]) -> list[str]:
+    """Known, distinct secondary categories other than the primary, in the order given."""
+    taxonomy_service.ensure_known(session, extra, field="extra_categories")
+    return [c for i, c in enumerate(extra) if c != primary and c not in extra[:i]]
+
+
 def create(session: Session, *, principal: Principal, data: HelpRequestCreate) -> HelpRequest:
+    """File a request; without a category it goes under the top suggestion for its text,
+    marked ``suggested`` so that triage checks it."""
     enterprise = _target_enterprise(session, principal, data.enterprise_id)
-    taxonomy_service.ensure_known(session, [data.category], field="category")
     check_wanted_by(data.wanted_by_date)
-    category = session.get(Category, data.category)
-    assert category is not None  # ensure_known above
+    source = CategorySource.GIVEN
+    if data.category is None:
+        primary, suggested = suggestions.primary_and_extra(
+            session, f"{data.title}\n{data.description}"
+        )
+        source = CategorySource.SUGGESTED
+    else:
+        taxonomy_service.ensure_known(session, [data.category], field="category")
+        primary, suggested = data.category, []
+    extra = _extras(
+        session, primary, suggested if data.extra_categories is None else data.extra_categories
+    )
+    category = session.get(Category, primary)
+    assert category is not None  # known: checked above or suggested from the taxonomy
     request = HelpRequest(
-        **data.model_dump(exclude={"enterprise_id", "severity"}),
+        **data.model_dump(exclude={"enterprise_id", "severity", "category", "extra_categories"}),
+        category=primary,
+        category_source=source,
+        extra_categories=extra,
         enterprise_id=enterprise.id,
         severity=data.severity or category.default_severity,
         status=RequestStatus.SUBMITTED,
@@ -113,6 +136,14 @@ def update(
     changes = data.model_dump(exclude_unset=True)
     if changes.get("category"):
         taxonomy_service.ensure_known(session, [changes["category"]], field="category")
+        changes["category_source"] = (
+            CategorySource.GIVEN if principal.is_enterprise else CategorySource.CONFIRMED
+        )
+    primary = changes.get("category") or request.category
+    if changes.get("extra_categories") is not None:
+        changes["extra_categories"] = _extras(session, primary, changes["extra_categories"])
+    elif changes.get("category"):
+        changes["extra_categories"] = [c for c in request.extra_categories if c != primary]
     if "wanted_by_date" in changes:
         check_wanted_by(changes["wanted_by_date"])
     before = event_service.snapshot(request)
@@ -165,6 +196,7 @@ def triage(
     if not principal.covers_region(region_of(session, request)):
         raise Forbidden("only coordinators of the enterprise's region triage its requests")
     update(session, principal=principal, request=request, data=data)
+    request.category_source = CategorySource.CONFIRMED  # checked by a coordinator, kept or changed
     return _transition(
         session,
         principal=principal,

@@ -1,5 +1,9 @@
 """Deadlines from the per-category "13710" clocks, and who is overdue against them.
 
+Clocks run in working days by the official holiday calendar (:mod:`app.common.workdays`):
+a clock started on local date *d* with *n* days falls due at the end of the *n*-th working
+day after *d*, local time; it escalates once a second period has passed the same way.
+
 Everything is computed from rows in Python (date arithmetic is not portable SQL); the queries
 only narrow to what is still open, so a sweep costs a few queries whatever the backlog.
 """
@@ -8,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, exists, select
@@ -16,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.assignments.transitions import OPEN
 from app.common.clock import as_utc
+from app.common.workdays import add_working_days, end_of_day, local_date
 from app.enterprises.repository import region_clause
 from app.models import (
     Assignment,
@@ -50,23 +55,41 @@ class Overdue:
     region_code: str
     category: str
     due_at: datetime
+    due_date: date  # the local date the clock ran out (what users are shown)
     overdue_hours: float
     level: int
     assignment_id: int | None = None
     provider_id: int | None = None
 
 
-def _overdue(
-    kind: str, due: datetime, period: timedelta, now: datetime, **ids: Any
-) -> Overdue | None:
-    due = as_utc(due)
+def _overdue(kind: str, start: datetime, days: int, now: datetime, **ids: Any) -> Overdue | None:
+    """``None`` unless the ``days``-working-day clock started at ``start`` has run out."""
+    due_date = add_working_days(local_date(as_utc(start)), days)
+    due = end_of_day(due_date)
     if due >= now:
         return None
-    late = now - due
+    escalate = end_of_day(add_working_days(due_date, days))
     return Overdue(
         kind=kind,
         due_at=due,
-        overdue_hours=round(late.total_seconds() / 3600, 1),
+        due_date=due_date,
+        overdue_hours=round((now - due).total_seconds() / 3600, 1),
+        level=2 if now >= escalate else 1,
+        **ids,
+    )
+
+
+def _offer_overdue(due: datetime, period: float, now: datetime, **ids: Any) -> Overdue | None:
+    """Offers expire by the hour (their TTL), not by working days."""
+    due = as_utc(due)
+    if due >= now:
+        return None
+    late = (now - due).total_seconds()
+    return Overdue(
+        kind="offer",
+        due_at=due,
+        due_date=local_date(due),
+        overdue_hours=round(late / 3600, 1),
         level=2 if late >= period else 1,
         **ids,
     )
@@ -100,10 +123,8 @@ def overdue_requests(session: Session, now: datetime, regions: Regions = None) -
             "region_code": region_code,
             "category": request.category,
         }
-        created = as_utc(request.created_at)
         if not routed:
-            period = timedelta(days=category.route_days)
-            found = _overdue("unrouted", created + period, period, now, **ids)
+            found = _overdue("unrouted", request.created_at, category.route_days, now, **ids)
             if found:
                 yield found
         days = (
@@ -111,8 +132,7 @@ def overdue_requests(session: Session, now: datetime, regions: Regions = None) -
             if request.severity == Severity.MAJOR
             else category.resolve_days_ordinary
         )
-        period = timedelta(days=days)
-        found = _overdue("unresolved", created + period, period, now, **ids)
+        found = _overdue("unresolved", request.created_at, days, now, **ids)
         if found:
             yield found
 
@@ -135,10 +155,9 @@ def overdue_offers(session: Session, now: datetime, regions: Regions = None) -> 
         if assignment.offer_expires_at is None or assignment.offered_at is None:
             continue
         period = as_utc(assignment.offer_expires_at) - as_utc(assignment.offered_at)
-        found = _overdue(
-            "offer",
+        found = _offer_overdue(
             assignment.offer_expires_at,
-            period,
+            period.total_seconds(),
             now,
             request_id=request.id,
             enterprise_id=request.enterprise_id,
@@ -159,11 +178,10 @@ def overdue_first_follow_ups(
     statement = _assignment_rows(AssignmentStatus.ACCEPTED, regions).where(~logged)
     for assignment, request, region_code, category in session.execute(statement).all():
         start = assignment.responded_at or assignment.updated_at
-        period = timedelta(days=category.first_feedback_days)
         found = _overdue(
             "first_follow_up",
-            as_utc(start) + period,
-            period,
+            start,
+            category.first_feedback_days,
             now,
             request_id=request.id,
             enterprise_id=request.enterprise_id,

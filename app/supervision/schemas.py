@@ -12,6 +12,7 @@ class OverdueRead(Schema):
     region_code: str
     category: str
     due_at: datetime
+    due_date: date  # local date (service time zone) the clock ran out
     overdue_hours: float
     level: int
     assignment_id: int | None

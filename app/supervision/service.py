@@ -20,7 +20,7 @@ from app.assignments import rematch as rematch_service
 from app.assignments.lifecycle import move
 from app.auth.principal import Principal
 from app.common import idempotency
-from app.common.clock import utc_now
+from app.common.clock import local_zone, utc_now
 from app.enterprises.repository import region_clause
 from app.models import (
     Assignment,
@@ -99,6 +99,14 @@ def _notify(session: Session, item: Overdue, user: User, now: datetime) -> int:
     )
 
 
+def _local_due(item: Overdue) -> str:
+    """What users read: offers expire at a local time, clocks at the end of a local date."""
+    zone = local_zone()
+    if item.kind == "offer":
+        return f"{item.due_at.astimezone(zone):%Y-%m-%d %H:%M} ({zone.key})"
+    return f"{item.due_date.isoformat()} ({zone.key})"
+
+
 def _notify_on(session: Session, item: Overdue, user: User, channel: str, now: datetime) -> bool:
     entity = f"a{item.assignment_id}" if item.assignment_id else f"r{item.request_id}"
     key = f"{item.kind}:{entity}:L{item.level}:u{user.id}"
@@ -111,7 +119,7 @@ def _notify_on(session: Session, item: Overdue, user: User, channel: str, now: d
         user.language,
         {
             "request_id": item.request_id,
-            "due_at": item.due_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "due_at": _local_due(item),
             "overdue_hours": item.overdue_hours,
         },
         level=item.level,

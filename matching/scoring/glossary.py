@@ -94,6 +94,17 @@ class Glossary:
         terms = [*self.wide.findall(normalised), *self.word.findall(normalised)]
         return [CONCEPT_PREFIX + c for term in terms for c in of[term]]
 
+    def terms_by_concept(self, text: str) -> dict[str, list[str]]:
+        """Concept id → the terms of it found in ``text`` (normalised here), first seen first."""
+        norm = " ".join(text.lower().split())
+        found: dict[str, list[str]] = {}
+        for term in [*self.wide.findall(norm), *self.word.findall(norm)]:
+            for concept in self.concepts_of[term]:
+                terms = found.setdefault(concept, [])
+                if term not in terms:
+                    terms.append(term)
+        return found
+
     def __len__(self) -> int:
         return len({c for names in self.concepts_of.values() for c in names})
 

@@ -21,13 +21,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import rjieba
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from matching.scoring.glossary import Glossary, default_glossary
 
-__all__ = ["TextCache", "TextModel", "analyze", "fit_text_model", "normalise", "vectorise"]
+__all__ = [
+    "TextCache",
+    "TextModel",
+    "analyze",
+    "fit_text_model",
+    "normalise",
+    "segment",
+    "vectorise",
+    "words",
+]
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _RUNS = re.compile(rf"[{_CJK}]+|[a-z][a-z0-9+#]*")
@@ -66,7 +76,38 @@ def analyze(text: str, glossary: Glossary | None = None) -> list[str]:
             tokens.extend(map(str.__add__, run[:-1], run[1:]))
         elif len(run) > 1 and run not in _STOP:
             tokens.append(_fold(run))
-    tokens.extend((glossary or default_glossary()).concepts(norm))
+    tokens.extend((default_glossary() if glossary is None else glossary).concepts(norm))
+    return tokens
+
+
+def segment(run: str) -> list[str]:
+    """Words of a run of CJK ideographs (rjieba: jieba's dictionary, compiled in Rust).
+
+    jieba itself is unmaintained (NOTES.md); rjieba binds the maintained jieba-rs and ships
+    its dictionary inside the wheel, so nothing is downloaded.
+    """
+    return [str(w) for w in rjieba.cut(run, hmm=True)]
+
+
+def words(text: str, glossary: Glossary | None = None) -> list[str]:
+    """Word-level tokens: segmented Chinese words of 2+ characters, Latin words, glossary
+    concepts. Used where meaning matters more than spelling (category suggestion); on the
+    category corpus, adding character bigrams lowered cross-validated accuracy (noise such
+    as 单却 from 订单却少).
+
+    Examples
+    --------
+    >>> words("想找银行续贷 bank loans", Glossary.from_data({"concepts": []}))
+    ['银行', '续贷', 'bank', 'loan']
+    """
+    norm = normalise(text)
+    tokens: list[str] = []
+    for run in _RUNS.findall(norm):
+        if run[0] >= "\u3400":
+            tokens.extend(w for w in segment(run) if len(w) > 1)
+        elif len(run) > 1 and run not in _STOP:
+            tokens.append(_fold(run))
+    tokens.extend((default_glossary() if glossary is None else glossary).concepts(norm))
     return tokens
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.common.clock import today, utc_now
+from app.common.clock import local_zone, today, utc_now
+from app.common.workdays import add_working_days
 from app.match_runs.claims import Sessions
 from app.models import (
     Assignment,
@@ -28,9 +29,23 @@ from tests.app.conftest import Cast
 from tests.factories import make_request, make_user, sessions_of_test
 
 
+def working_days_ago(days: float) -> datetime:
+    """Now, moved back ``days`` working days (whole part) and then hours (fraction).
+
+    Clocks count working days, so backdating by calendar days would make a test's outcome
+    depend on the weekday (or holiday) it runs on.
+    """
+    now = utc_now().astimezone(local_zone())
+    whole = int(days)
+    day = add_working_days(now.date(), -whole)
+    moment = datetime.combine(day, now.timetz()) - timedelta(days=days - whole)
+    return moment.astimezone(utc_now().tzinfo)
+
+
 def backdated_request(db: Session, cast: Cast, days: float, **overrides: object) -> HelpRequest:
+    """A request filed ``days`` working days ago."""
     request = make_request(db, cast.ent, status="triaged", **overrides)
-    request.created_at = utc_now() - timedelta(days=days)
+    request.created_at = working_days_ago(days)
     db.flush()
     return request
 
@@ -131,8 +146,8 @@ class TestSweep:
 
     def test_escalation_reaches_the_enclosing_region(self, db: Session, cast: Cast) -> None:
         county = make_user(db, Role.COORDINATOR, region_prefixes=["350582"])
-        slightly_late = backdated_request(db, cast, days=1.5)  # level 1 on the 1-day routing clock
-        very_late = backdated_request(db, cast, days=2.5)  # level 2
+        slightly_late = backdated_request(db, cast, days=2)  # level 1 on the 1-day routing clock
+        very_late = backdated_request(db, cast, days=3)  # level 2
         supervision_service.sweep(db)
 
         def recipients(request: HelpRequest) -> set[int | None]:
@@ -146,7 +161,7 @@ class TestSweep:
         request = make_request(db, cast.ent, status="in_progress")
         assignment = offered(db, request, cast.expert.id, days_ago=6)
         assignment.status = AssignmentStatus.ACCEPTED
-        assignment.responded_at = utc_now() - timedelta(days=5)
+        assignment.responded_at = working_days_ago(5)
         db.flush()
         report = supervision_service.sweep(db)
         assert report.overdue.get("first_follow_up") == 1

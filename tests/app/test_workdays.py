@@ -1,0 +1,67 @@
+"""Working-day clocks by the official holiday calendar, and "today" in the local time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import chinese_calendar
+import pytest
+from pydantic import ValidationError
+
+from app.common import clock
+from app.common.workdays import add_working_days, end_of_day, is_working_day, local_date
+from app.errors import CalendarUnavailable
+from app.settings import Settings
+
+
+class TestAddWorkingDays:
+    def test_national_day_week_does_not_count(self) -> None:
+        # 2026-10-01..07 are holidays; 2026-10-08 (Thursday) is the first working day after.
+        assert add_working_days(date(2026, 9, 30), 1) == date(2026, 10, 8)
+
+    def test_an_adjusted_weekend_day_is_a_working_day(self) -> None:
+        # Saturday 2026-10-10 is worked in lieu of the holiday (调休).
+        assert date(2026, 10, 10).weekday() == 5
+        assert add_working_days(date(2026, 10, 9), 1) == date(2026, 10, 10)
+
+    def test_an_ordinary_weekend_is_skipped(self) -> None:
+        assert add_working_days(date(2026, 11, 27), 1) == date(2026, 11, 30)  # Fri -> Mon
+
+    @pytest.mark.parametrize("days", [0, 1, 3, 7, 30])
+    def test_counts_exactly_n_working_days(self, days: int) -> None:
+        start = date(2026, 1, 20)  # the 30-day clock crosses the Spring Festival
+        end = add_working_days(start, days)
+        span = [start + timedelta(d) for d in range(1, (end - start).days + 1)]
+        assert sum(chinese_calendar.is_workday(d) for d in span) == days
+        assert days == 0 or chinese_calendar.is_workday(end)
+
+    def test_backwards_is_the_inverse_between_working_days(self) -> None:
+        start = date(2026, 10, 9)
+        assert add_working_days(add_working_days(start, 5), -5) == start
+
+    def test_a_year_the_calendar_does_not_know_is_a_clear_error(self) -> None:
+        with pytest.raises(CalendarUnavailable) as caught:
+            add_working_days(date(2026, 12, 20), 30)
+        assert caught.value.status == 503
+        assert "2027" in caught.value.detail
+        assert "upgrade chinese-calendar" in caught.value.detail
+        with pytest.raises(CalendarUnavailable):
+            is_working_day(date(1999, 5, 1))
+
+
+class TestLocalDates:
+    def test_today_is_the_shanghai_date_before_eight_in_the_morning(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # 20:30 UTC on 29 November is 04:30 on 30 November in Beijing.
+        monkeypatch.setattr(clock, "utc_now", lambda: datetime(2026, 11, 29, 20, 30, tzinfo=UTC))
+        assert clock.today() == date(2026, 11, 30)
+
+    def test_end_of_day_is_local_midnight(self) -> None:
+        end = end_of_day(date(2026, 11, 30))
+        assert end.astimezone(UTC) == datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
+        assert local_date(end - timedelta(seconds=1)) == date(2026, 11, 30)
+
+    def test_an_unknown_time_zone_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="unknown time zone"):
+            Settings(timezone="Mars/Olympus", environment="test", secret_key="s" * 40)
