@@ -26,6 +26,7 @@ from app.supervision.senders import DEFAULT_SENDERS, Sender, deliver_pending
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+REMATCH_BATCH = 25  # offers expired and re-matched per transaction: each re-match runs the engine
 Progress = Callable[[str, int], None]  # phase, items done so far
 T = TypeVar("T")
 
@@ -115,8 +116,9 @@ def sweep(
     now = now or utc_now()
     out = supervision_service.SweepReport()
     report: Progress = progress or (lambda _phase, _done: None)
-    _late_offers(open_session, now, batch, report, out)
-    _released(open_session, now, batch, report, out)
+    small = min(batch, REMATCH_BATCH)
+    _late_offers(open_session, now, small, report, out)
+    _released(open_session, now, small, report, out)
     _overdue_work(open_session, now, batch, report, out)
     logger.info(
         "sweep: %d offers expired, %d released, %d re-matched, %d notifications",
