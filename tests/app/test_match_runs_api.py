@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.match_runs import runner
+from app.match_runs.repository import QUEUE_PATIENCE
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -649,3 +652,58 @@ def drafted_run(
     assert r.status_code == 202, r.text
     assert work(db) == runner.Processed(r.json()["id"], "succeeded")
     return r.json()  # type: ignore[no-any-return]
+
+
+class _RefusedStatement(Exception):
+    """Stands in for a driver error without SQLSTATE (psycopg's "number of parameters must
+    be between 0 and 65535" is one): nothing a retry can fix."""
+
+
+class TestFailuresNeverBlockTheScope:
+    def test_an_error_a_retry_cannot_fix_fails_the_run_at_once(
+        self,
+        client: TestClient,
+        db: Session,
+        scene: Scene,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        def refused(*_args: Any) -> list[tuple[int, int]]:
+            raise OperationalError("SELECT ...", {}, _RefusedStatement("too many parameters"))
+
+        monkeypatch.setattr(runner.encode, "locked_pairs", refused)
+        run = trigger(client, scene.staff()).json()
+        assert work(db) == runner.Processed(run["id"], "failed")
+        shown = client.get(f"{URL}/{run['id']}", headers=scene.staff()).json()
+        assert shown["attempts"] == 1
+        assert "too many parameters" in shown["stats"]["error"]
+        assert shown["stats"]["failed_stage"] == "snapshot"
+        assert trigger(client, scene.staff()).status_code == 202  # the scope is free
+
+    def test_a_busy_database_is_retried(
+        self, client: TestClient, db: Session, scene: Scene, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def busy(*_args: Any) -> list[tuple[int, int]]:
+            raise OperationalError("SELECT ...", {}, _RefusedStatement("database is locked"))
+
+        monkeypatch.setattr(runner.encode, "locked_pairs", busy)
+        run = trigger(client, scene.staff()).json()
+        assert work(db) == runner.Processed(run["id"], "requeued")
+
+    def test_a_run_queued_too_long_is_failed_by_the_next_trigger(
+        self, client: TestClient, db: Session, scene: Scene
+    ) -> None:
+        stuck = trigger(client, scene.staff()).json()
+        blocked = trigger(client, scene.staff())
+        assert blocked.status_code == 409  # a fresh queued run still blocks its scope
+        db.execute(
+            update(MatchRun)
+            .where(MatchRun.id == stuck["id"])
+            .values(created_at=utc_now() - QUEUE_PATIENCE - timedelta(minutes=1))
+        )
+        db.commit()
+        fresh = trigger(client, scene.staff())
+        assert fresh.status_code == 202, fresh.text
+        assert fresh.json()["stats"]["replaced_stuck_run_ids"] == [stuck["id"]]
+        old = client.get(f"{URL}/{stuck['id']}", headers=scene.staff()).json()
+        assert old["status"] == "failed"
+        assert old["error"].startswith("stuck")
