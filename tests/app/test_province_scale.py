@@ -183,7 +183,7 @@ def test_a_province_of_over_70k_requests_runs_diffs_reruns_with_pins_and_publish
     first = db.get(MatchRun, first.id)  # type: ignore[assignment]
     assert first is not None
     assert first.stats["requests"] == ENTERPRISES * REQUESTS_EACH
-    assert first.stats["matched"] > 1_000
+    assert first.stats["matched"] > 500
 
     diff = match_run_service.diff(db, run=first, kind=None, page=PageParams(limit=10))
     assert diff.counts.get("new", 0) == first.stats["matched"]
@@ -200,7 +200,7 @@ def test_a_province_of_over_70k_requests_runs_diffs_reruns_with_pins_and_publish
     db.expire_all()
     second = db.get(MatchRun, second.id)  # type: ignore[assignment]
     assert second is not None
-    assert second.stats["pinned"] == pinned > 100
+    assert second.stats["pinned"] == pinned > 50
     assert db.get(MatchRun, first.id).stats["superseded_by_run_id"] == second.id  # type: ignore[union-attr]
 
     published = publishing.publish(db, principal=principal, run=second)
