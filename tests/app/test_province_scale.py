@@ -185,7 +185,9 @@ def test_a_province_of_over_70k_requests_runs_diffs_reruns_with_pins_and_publish
     assert first.stats["requests"] == ENTERPRISES * REQUESTS_EACH
     assert first.stats["matched"] > 500
 
-    diff = match_run_service.diff(db, run=first, kind=None, page=PageParams(limit=10))
+    diff = match_run_service.diff(
+        db, run=first, kind=None, page=PageParams(limit=10, after_id=None)
+    )
     assert diff.counts.get("new", 0) == first.stats["matched"]
 
     pinned = db.execute(  # a coordinator pins every fifth proposal
