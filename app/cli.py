@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app import migrate
 from app.auth import service as auth_service
 from app.auth.schemas import StaffCreate
+from app.common.bulk import refresh_planner_statistics
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
 from app.imports.cli import import_command
@@ -95,6 +96,8 @@ def _seed(enterprises: int, providers: int, seed: int) -> None:
         report = load_demo(
             session, enterprises=enterprises, providers=providers, seed=seed, progress=progress
         )
+    if report.loaded:  # the planner must know the tables are no longer empty
+        refresh_planner_statistics(session.get_bind())
     console.print(report)
 
 
@@ -165,8 +168,8 @@ def _queue_run(sessions: claims.Sessions, data: MatchRunCreate) -> int:
 
 
 def _execute_with_bar(sessions: claims.Sessions, run_id: int) -> None:
-    """Execute the run here, one bar step per stage; if a service worker took it first,
-    follow that worker's progress instead."""
+    """Execute the run here, one bar step per stage, retrying it here after a transient
+    fault; if a service worker took it first, follow that worker's progress instead."""
     columns = (TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("claim", total=len(claims.STAGES))
@@ -178,8 +181,15 @@ def _execute_with_bar(sessions: claims.Sessions, run_id: int) -> None:
 
         lease = timedelta(seconds=get_settings().lease_seconds)
         worker_id = default_worker_id("cli")
-        if runner.process_next(sessions, worker_id, lease=lease, run_id=run_id, progress=progress):
-            return
+        while (
+            done := runner.process_next(
+                sessions, worker_id, lease=lease, run_id=run_id, progress=progress
+            )
+        ) is not None:
+            if done.outcome != "requeued":
+                return
+            run = _load_run(sessions, run_id)
+            console.print(f"[yellow]attempt {run.attempts} hit a transient fault: {run.error}[/]")
         while (run := _load_run(sessions, run_id)).status in match_run_repository.ACTIVE:
             bar.update(task, completed=max(0, run.progress.get("step", 1) - 1))
             bar.update(task, description=f"{run.stage} (by {run.claimed_by or 'a worker'})")
@@ -195,7 +205,14 @@ def _load_run(sessions: claims.Sessions, run_id: int) -> MatchRun:
 
 def _print_stats(run: MatchRunRead) -> None:
     if run.status != MatchRunStatus.SUCCEEDED or run.stats is None:
-        console.print(f"[red]match run {run.id} {run.status.value}: {run.error}[/red]")
+        where = (
+            f" in stage {run.stats.failed_stage}" if run.stats and run.stats.failed_stage else ""
+        )
+        console.print(
+            f"[red]match run {run.id} {run.status.value}{where} after {run.attempts} "
+            f"attempt(s): {run.error}[/red]"
+        )
+        console.print("the scope is free again: fix the cause and run it anew")
         return
     stats = run.stats
     table = Table(title=f"match run {run.id} (scope {run.scope_region or 'all'})")
@@ -243,6 +260,9 @@ def match_command(
     sessions = _run_sessions()
     run_id = _queue_run(sessions, data)
     console.print(f"match run {run_id} queued")
+    queued = _load_run(sessions, run_id)
+    for stuck in queued.stats.get("replaced_stuck_run_ids", []):
+        console.print(f"[yellow]match run {stuck} of this scope was stuck; marked failed[/]")
     _execute_with_bar(sessions, run_id)
     run = MatchRunRead.model_validate(_load_run(sessions, run_id))
     _print_stats(run)

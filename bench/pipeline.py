@@ -214,16 +214,36 @@ def _print_rematch(row: dict[str, Any]) -> None:
     )
 
 
-def main() -> None:
+def sizes_of(words: list[str]) -> list[str]:
+    """``--sizes 10k 50k`` and ``--sizes 10k,50k`` mean the same; each size checked up front."""
+    sizes = [part for word in words for part in word.split(",") if part]
+    for size in sizes:
+        try:
+            _parse_size(size)
+        except ValueError as exc:
+            raise SystemExit(f"--sizes: {size!r} is not 10k, 50k, 100k or RxP") from exc
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10k,50k,100k", help="comma list: 10k, 50k, 100k or RxP")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["10k,50k,100k"],
+        help="10k, 50k, 100k or RxP; space- or comma-separated (both as the README writes them)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-rematch", action="store_true")
     parser.add_argument("--rematch-share", type=float, default=0.01)
     parser.add_argument(
         "--child", nargs=3, metavar=("KIND", "SIZE", "SEED"), help=argparse.SUPPRESS
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.child:
         kind, size, seed = args.child
         n_req, n_prov = _parse_size(size)
@@ -235,7 +255,7 @@ def main() -> None:
         print(json.dumps(row))
         return
     print(f"matching pipeline benchmark (seed {args.seed}; each size in its own process)")
-    for size in args.sizes.split(","):
+    for size in sizes_of(args.sizes):
         _print_size(_child(["--child", "match", size, str(args.seed)]))
     if not args.no_rematch:
         _print_rematch(

@@ -174,7 +174,7 @@ def spawn(family: str, size: str, solver: str, args: argparse.Namespace) -> dict
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
@@ -182,7 +182,11 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1e9)
     parser.add_argument("--repeat", type=int, default=3, help="runs per solver, best kept")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.child:
         family, size, solver, seed, scale, repeat = args.child
         child(family, size, solver, int(seed), float(scale), int(repeat))

@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import make_url
 
+from app.common.bulk import refresh_planner_statistics
 from app.db import make_engine, make_session_factory
 from app.migrate import upgrade
 from app.settings import get_settings
@@ -88,7 +89,10 @@ def _load(url: str, args: argparse.Namespace, console: Console) -> tuple[SeedRep
                     progress=progress,
                 )
                 committing = time.perf_counter()
-            return report, time.perf_counter() - committing
+            committed = time.perf_counter() - committing
+            if report.loaded:  # the planner must know the tables are no longer empty
+                refresh_planner_statistics(engine)
+            return report, committed
     finally:
         engine.dispose()
 

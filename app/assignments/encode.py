@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 import matching
 from app.assignments import repository as assignment_repository
 from app.common.clock import today
+from app.common.idsets import in_ids
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -71,7 +72,7 @@ class Scope:
         if self.categories:
             statement = statement.where(HelpRequest.category.in_(self.categories))
         if self.request_ids:
-            statement = statement.where(HelpRequest.id.in_(self.request_ids))
+            statement = statement.where(in_ids(HelpRequest.id, self.request_ids))
         return statement
 
 
@@ -90,17 +91,36 @@ def _paused(provider: Provider, on: date) -> bool:
     return (starts is None or starts <= on) and (ends is None or on <= ends)
 
 
-def _request_row(request: HelpRequest, enterprise: Enterprise) -> matching.RequestIn:
-    return matching.RequestIn(
-        id=request.id,
-        category=request.category,
-        text=f"{request.title}\n{request.description}",
-        industry=enterprise.industry_code,
-        region=enterprise.region_code,
-        enterprise=enterprise.id,
-        urgency=request.urgency,
-        tier=enterprise.tier.value,
-    )
+_REQUEST_COLUMNS = (
+    HelpRequest.id,
+    HelpRequest.category,
+    HelpRequest.title,
+    HelpRequest.description,
+    HelpRequest.urgency,
+    Enterprise.id,
+    Enterprise.industry_code,
+    Enterprise.region_code,
+    Enterprise.tier,
+)
+
+
+def _request_rows(session: Session, scope: Scope) -> list[matching.RequestIn]:
+    """The scope's requests as plain column tuples: a province's 80,000 rows load in a few
+    seconds instead of the half minute that building ORM objects for them took."""
+    rows = session.execute(scope.statement().with_only_columns(*_REQUEST_COLUMNS))
+    return [
+        matching.RequestIn(
+            id=request_id,
+            category=category,
+            text=f"{title}\n{description}",
+            industry=industry,
+            region=region,
+            enterprise=enterprise_id,
+            urgency=urgency,
+            tier=tier.value,
+        )
+        for request_id, category, title, description, urgency, enterprise_id, industry, region, tier in rows
+    ]
 
 
 def _providers(categories: Sequence[str] | None, must_have: Iterable[int]) -> Select[Provider]:
@@ -110,10 +130,12 @@ def _providers(categories: Sequence[str] | None, must_have: Iterable[int]) -> Se
     marked unavailable, so the engine reports its pin as breaking a hard rule."""
     statement = select(Provider).order_by(Provider.id)
     pins = list(must_have)
-    statement = statement.where(or_(Provider.vetting == Vetting.APPROVED, Provider.id.in_(pins)))
+    statement = statement.where(
+        or_(Provider.vetting == Vetting.APPROVED, in_ids(Provider.id, pins))
+    )
     if categories:
         skilled = [Provider.skills[c].as_string().is_not(None) for c in sorted(set(categories))]
-        statement = statement.where(or_(*skilled, Provider.id.in_(pins)))
+        statement = statement.where(or_(*skilled, in_ids(Provider.id, pins)))
     return statement
 
 
@@ -173,21 +195,21 @@ def snapshot(
     of one request then reads dozens of providers, not the whole directory (the text model is
     fitted on fewer profiles, so scores can differ slightly from a full run's).
     """
-    rows = session.execute(scope.statement()).all()
+    rows = _request_rows(session, scope)
     pins = [(r, p) for r, p in pinned]
-    in_scope = {request.id for request, _ in rows}
+    in_scope = {request.id for request in rows}
     pins = [(r, p) for r, p in pins if r in in_scope]
     excluded_load: dict[int, int] = defaultdict(int)
     if pinned_are_open:
         for _, provider_id in pins:
             excluded_load[provider_id] += 1
     problem = matching.Problem.build(
-        requests=[_request_row(request, enterprise) for request, enterprise in rows],
+        requests=rows,
         providers=_provider_rows(
             session,
             excluded_load,
             _providers(
-                [r.category for r, _ in rows] if skilled_only else None,
+                [r.category for r in rows] if skilled_only else None,
                 [*(p for _, p in pins), *providers],
             ),
         ),
@@ -196,8 +218,8 @@ def snapshot(
     )
     return Snapshot(
         problem=problem,
-        request_region={request.id: enterprise.region_code for request, enterprise in rows},
-        request_enterprise={request.id: enterprise.id for request, enterprise in rows},
+        request_region={int(r.id): r.region for r in rows},
+        request_enterprise={int(r.id): int(r.enterprise) for r in rows},
         left_out={
             LEFT_OUT[status]: int(n) for status, n in session.execute(scope.left_out_statement())
         },
@@ -239,14 +261,13 @@ def unmatched_rows(result: matching.MatchResult) -> list[dict[str, Any]]:
 
 
 def locked_pairs(session: Session, request_ids: Sequence[int]) -> list[tuple[int, int]]:
-    """Pinned pairs a coordinator locked on drafts or live assignments of these requests."""
-    return [
-        (a.request_id, a.provider_id)
-        for a in session.scalars(
-            select(Assignment).where(
-                Assignment.locked.is_(True),
-                Assignment.request_id.in_(request_ids),
-                Assignment.status == AssignmentStatus.PROPOSED,
-            )
+    """Pinned pairs a coordinator locked on drafts of these requests (one bound id set,
+    however many requests the run has)."""
+    rows = session.execute(
+        select(Assignment.request_id, Assignment.provider_id).where(
+            Assignment.locked.is_(True),
+            in_ids(Assignment.request_id, request_ids),
+            Assignment.status == AssignmentStatus.PROPOSED,
         )
-    ]
+    )
+    return [(r, p) for r, p in rows]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, false, func, select
 
 from app.assignments.transitions import OPEN
 from app.auth.principal import Principal
+from app.common.idsets import in_ids
 from app.enterprises.repository import region_clause
-from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest
+from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, MatchRun
 
 
 def visible_to(principal: Principal) -> Select[Assignment]:
@@ -72,3 +75,17 @@ def open_for_request(request_id: int) -> Select[Assignment]:
     return select(Assignment).where(
         Assignment.request_id == request_id, Assignment.status.in_(OPEN)
     )
+
+
+def weights_sources(request_ids: Sequence[int]) -> Select[int, int | None, dict[str, Any]]:
+    """(request, run, breakdown) of every assignment of these requests, oldest first: the
+    last one with a run (or a re-match's ``weights_of_run``) says whose weights apply."""
+    return (
+        select(Assignment.request_id, Assignment.match_run_id, Assignment.breakdown)
+        .where(in_ids(Assignment.request_id, request_ids))
+        .order_by(Assignment.request_id, Assignment.id)
+    )
+
+
+def run_weights(run_ids: Sequence[int]) -> Select[int, dict[str, Any]]:
+    return select(MatchRun.id, MatchRun.weights).where(in_ids(MatchRun.id, run_ids))

@@ -5,11 +5,13 @@ Callers pass the session of the change itself, so the event commits or rolls bac
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import Table, insert, inspect
 from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
@@ -70,3 +72,52 @@ def record(
     session.add(event)
     webhook_service.enqueue(session, event)
     return event
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row's entry in a bulk change: what :func:`record` writes, without the ORM object."""
+
+    action: str
+    entity_type: str
+    entity_id: int
+    region_code: str = ""
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+EVENT_BATCH = 2000  # rows per executemany batch
+
+
+def record_many(session: Session, *, actor: Principal | None, changes: Iterable[Change]) -> int:
+    """Append one event per change in executemany batches (a publish of 80,000 offers writes
+    80,000 events without building 80,000 ORM objects). Returns how many were written."""
+    now = utc_now()
+    table = Event.__table__
+    assert isinstance(table, Table)  # one table per model
+    actor_id, label = (actor.user_id, actor.email) if actor else (None, "system")
+    written = 0
+    batch: list[dict[str, Any]] = []
+    for change in changes:
+        batch.append(
+            {
+                "actor_id": actor_id,
+                "actor_label": label,
+                "action": change.action,
+                "entity_type": change.entity_type,
+                "entity_id": change.entity_id,
+                "region_code": change.region_code,
+                "before": change.before,
+                "after": change.after,
+                "created_at": now,
+            }
+        )
+        if len(batch) >= EVENT_BATCH:
+            written += _insert(session, table, batch)
+            batch = []
+    return written + (_insert(session, table, batch) if batch else 0)
+
+
+def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> int:
+    session.execute(insert(table), rows)
+    return len(rows)

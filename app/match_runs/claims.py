@@ -137,9 +137,10 @@ def heartbeat(sessions: Sessions, claimed: Claim) -> Iterator[threading.Event]:
 
 
 def fail(
-    sessions: Sessions, claimed: Claim, error: str, *, retry: bool
+    sessions: Sessions, claimed: Claim, error: str, *, retry: bool, stage: str = ""
 ) -> Literal["failed", "requeued"]:
-    """Record why the run stopped: back to the queue after a transient fault, else failed."""
+    """Record why the run stopped: back to the queue after a transient fault, else failed at
+    once, the error (and the stage it happened in) in its statistics too."""
     again = retry and claimed.attempt < run_repository.MAX_ATTEMPTS
     values: dict[str, Any] = (
         {"status": MatchRunStatus.QUEUED, "stage": "queued", "claimed_by": ""}
@@ -147,6 +148,10 @@ def fail(
         else {"status": MatchRunStatus.FAILED, "stage": "failed", "finished_at": utc_now()}
     )
     with sessions.write() as session, session.begin():
+        if not again:
+            run = session.get(MatchRun, claimed.run_id, populate_existing=True)
+            before = dict(run.stats) if run is not None else {}
+            values["stats"] = before | {"error": error[:4000], "failed_stage": stage}
         fenced(session, claimed, error=error[:4000], lease_expires_at=None, **values)
         run = session.get(MatchRun, claimed.run_id, populate_existing=True)
         if run is not None:  # the fence matched it; the failure is audited with it

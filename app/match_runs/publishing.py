@@ -7,7 +7,6 @@ is published; a revert withdraws only what nobody accepted yet.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Update
@@ -23,14 +22,12 @@ from app.match_runs import repository
 from app.models import (
     Assignment,
     AssignmentStatus,
-    HelpRequest,
     MatchRun,
     MatchRunStatus,
-    Provider,
     RequestStatus,
     Vetting,
 )
-from app.plans import service as plan_service
+from app.plans import attach
 
 KEPT_ON_REVERT = (AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE, AssignmentStatus.COMPLETED)
 
@@ -56,84 +53,82 @@ def _locked_run(session: Session, run: MatchRun, *, expected: MatchRunStatus) ->
     return locked
 
 
+@dataclass(frozen=True)
+class _Proposal:
+    id: int
+    request_id: int
+    provider_id: int
+    request_status: RequestStatus
+    enterprise_id: int
+    region: str
+
+
 @dataclass
 class _Facts:
-    """Everything publishing re-checks, read in a handful of queries (not per proposal).
+    """Everything publishing re-checks, read in a handful of statements joined against the
+    run's own rows (no id list travels, however large the draft).
 
     The per-pair twin of these rules is ``offers.check_pair_allowed``; here they run over the
     whole draft at once, with capacity counted for all of a provider's proposals together.
     """
 
-    requests: dict[int, tuple[HelpRequest, str]]  # request → (row, enterprise region)
-    live: dict[int, Assignment]
+    proposals: list[_Proposal]
+    providers: dict[int, tuple[bool, int, Vetting]]  # provider → (active, capacity, vetting)
+    live: dict[int, tuple[int, AssignmentStatus]]  # request → (open assignment, its status)
     load: dict[int, int]
-    conflicts: set[tuple[int, int]]  # (provider, enterprise)
-    excluded: set[tuple[int, str, int]]  # (provider, "request" | "enterprise", id)
+    in_conflict: set[int]  # requests
+    excluded: set[int]  # requests
 
 
-def _facts(session: Session, proposals: Sequence[Assignment]) -> _Facts:
-    request_ids = [p.request_id for p in proposals]
-    provider_ids = sorted({p.provider_id for p in proposals})
-    rows = session.execute(repository.requests_with_region(request_ids))
-    requests = {r.id: (r, region) for r, region in rows}
-    enterprise_ids = sorted({r.enterprise_id for r, _ in requests.values()})
-    live: dict[int, Assignment] = {}
-    for assignment in session.scalars(repository.live_for(request_ids)):
-        live.setdefault(assignment.request_id, assignment)
-    excluded = session.execute(
-        repository.exclusions_among(provider_ids, request_ids, enterprise_ids)
-    )
+def _facts(session: Session, run_id: int) -> _Facts:
+    providers = {
+        p: (a, c, v) for p, a, c, v in session.execute(repository.lock_proposed_providers(run_id))
+    }
+    live: dict[int, tuple[int, AssignmentStatus]] = {}
+    for request_id, assignment_id, status in session.execute(
+        repository.live_beside_proposals(run_id)
+    ):
+        live.setdefault(request_id, (assignment_id, status))
     return _Facts(
-        requests=requests,
+        proposals=[_Proposal(*row) for row in session.execute(repository.proposal_rows(run_id))],
+        providers=providers,
         live=live,
-        load=dict(session.execute(repository.open_load(provider_ids)).all()),
-        conflicts={
-            (provider, enterprise)
-            for provider, enterprise in session.execute(
-                repository.conflicts_among(provider_ids, enterprise_ids)
-            )
-        },
-        excluded={
-            (provider, "request" if request else "enterprise", request or enterprise or 0)
-            for provider, request, enterprise in excluded
-        },
+        load=dict(session.execute(repository.load_of_proposed_providers(run_id)).all()),
+        in_conflict=set(session.scalars(repository.proposals_in_conflict(run_id))),
+        excluded=set(session.scalars(repository.proposals_excluded(run_id))),
     )
 
 
-def _why_not(facts: _Facts, proposal: Assignment, provider: Provider, wanted: int) -> str | None:
+def _why_not(facts: _Facts, proposal: _Proposal, wanted: int) -> str | None:
     """Why a proposal can no longer become an offer: the request, the provider or the pair."""
-    request, _ = facts.requests[proposal.request_id]
-    if request.status not in MATCHABLE:
-        return f"the request is {request.status.value}"
-    if (live := facts.live.get(request.id)) is not None:
-        return f"the request already has open assignment {live.id} ({live.status.value})"
-    if not provider.active:
-        return f"provider {provider.id} is not active"
-    if provider.vetting != Vetting.APPROVED:
-        return f"provider {provider.id} is not vetted ({provider.vetting.value})"
-    free = provider.capacity - facts.load.get(provider.id, 0)
+    if proposal.request_status not in MATCHABLE:
+        return f"the request is {proposal.request_status.value}"
+    if (live := facts.live.get(proposal.request_id)) is not None:
+        return f"the request already has open assignment {live[0]} ({live[1].value})"
+    provider = proposal.provider_id
+    active, capacity, vetting = facts.providers.get(provider, (False, 0, Vetting.PENDING))
+    if not active:
+        return f"provider {provider} is not active"
+    if vetting != Vetting.APPROVED:
+        return f"provider {provider} is not vetted ({vetting.value})"
+    free = capacity - facts.load.get(provider, 0)
     if wanted > free:
-        return f"provider {provider.id} has no free capacity: {max(free, 0)} slot(s) for {wanted}"
-    if (provider.id, request.enterprise_id) in facts.conflicts:
+        return f"provider {provider} has no free capacity: {max(free, 0)} slot(s) for {wanted}"
+    if proposal.request_id in facts.in_conflict:
         return "the provider declared a conflict of interest with this enterprise"
-    if {
-        (provider.id, "request", request.id),
-        (provider.id, "enterprise", request.enterprise_id),
-    } & facts.excluded:
+    if proposal.request_id in facts.excluded:
         return "this pair is forbidden by an exclusion"
     return None
 
 
-def _check_draft(
-    session: Session, proposals: Sequence[Assignment], providers: dict[int, Provider]
-) -> _Facts:
+def _check_draft(session: Session, run_id: int) -> _Facts:
     """409 naming every proposal that no longer fits; nothing has been changed yet."""
-    facts = _facts(session, proposals)
-    wanted = Counter(p.provider_id for p in proposals)
+    facts = _facts(session, run_id)
+    wanted = Counter(p.provider_id for p in facts.proposals)
     conflicts = [
         {"request_id": p.request_id, "provider_id": p.provider_id, "reason": reason}
-        for p in proposals
-        if (reason := _why_not(facts, p, providers[p.provider_id], wanted[p.provider_id]))
+        for p in facts.proposals
+        if (reason := _why_not(facts, p, wanted[p.provider_id]))
     ]
     if conflicts:
         first = "; ".join(f"request {c['request_id']}: {c['reason']}" for c in conflicts[:3])
@@ -152,33 +147,39 @@ def _cas(session: Session, statement: Update, expected: int) -> None:
 
 
 def publish(session: Session, *, principal: Principal, run: MatchRun) -> Published:
-    """Turn every proposal of a succeeded draft into an offer, or none of them (409)."""
+    """Turn every proposal of a succeeded draft into an offer, or none of them (409).
+
+    Set-based throughout: one ``UPDATE`` offers the whole draft, one moves its requests to
+    ``matched``, audit events and plans are written in executemany batches, so publishing
+    costs about what writing the draft did, not a round trip per row.
+    """
     run = _locked_run(session, run, expected=MatchRunStatus.SUCCEEDED)
     if superseded_by := run.stats.get("superseded_by_run_id"):
         raise Conflict(
             f"match run {run.id} was replaced by run {superseded_by}",
             superseded_by_run_id=superseded_by,
         )
-    proposals = list(session.scalars(repository.of_run(run.id, AssignmentStatus.PROPOSED)))
-    providers = {  # locked in one order (by id), so two publishes cannot deadlock
-        provider_id: offers.lock_provider(session, provider_id)
-        for provider_id in sorted({p.provider_id for p in proposals})
-    }
-    facts = _check_draft(session, proposals, providers)
+    facts = _check_draft(session, run.id)
+    proposals = facts.proposals
     now, expires = utc_now(), utc_now() + offers.OFFER_TTL
-    ids = [p.id for p in proposals]
-    _cas(session, repository.offer_proposals(ids, now, expires), len(ids))
-    for proposal in proposals:
-        request, region = facts.requests[proposal.request_id]
-        request.status = RequestStatus.MATCHED  # version-checked: a concurrent edit is a 409
-        _audit_move(session, principal, proposal, region, AssignmentStatus.OFFERED)
-    session.flush()
-    session.expire_all()  # the bulk UPDATE bypassed the identity map
-    enterprises = sorted({r.enterprise_id for r, _ in facts.requests.values()})
-    plan_ids = [
-        plan_service.attach_requests(session, enterprise_id=e, actor=principal).id
-        for e in enterprises
-    ]
+    _cas(session, repository.offer_proposals(run.id, now, expires), len(proposals))
+    moved = session.scalars(
+        repository.mark_requests(
+            [p.request_id for p in proposals], MATCHABLE, RequestStatus.MATCHED, now
+        )
+    ).all()
+    if len(moved) != len(proposals):  # a request was withdrawn or matched meanwhile
+        raise Conflict("the draft changed while it was being published; reload and retry")
+    event_service.record_many(
+        session,
+        actor=principal,
+        changes=(_moved(p.id, p.region, AssignmentStatus.OFFERED) for p in proposals),
+    )
+    session.expire_all()  # the bulk UPDATEs bypassed the identity map
+    plans = attach.attach_many(
+        session, enterprise_ids=[p.enterprise_id for p in proposals], actor=principal
+    )
+    plan_ids = sorted(set(plans.values()))
     run.status, run.published_at = MatchRunStatus.PUBLISHED, now
     session.flush()
     event_service.record(
@@ -187,9 +188,9 @@ def publish(session: Session, *, principal: Principal, run: MatchRun) -> Publish
         action="match_run.published",
         entity=run,
         region_code=run.scope_region,
-        after={"offered": len(ids), "plans": plan_ids},
+        after={"offered": len(proposals), "plans": len(plan_ids)},
     )
-    return Published(run, ids, plan_ids)
+    return Published(run, [p.id for p in proposals], plan_ids)
 
 
 @dataclass
@@ -206,48 +207,47 @@ def revert(session: Session, *, principal: Principal, run: MatchRun) -> Reverted
     accepted a moment earlier is simply not returned, so the provider's answer wins.
     """
     run = _locked_run(session, run, expected=MatchRunStatus.PUBLISHED)
-    offered = list(session.scalars(repository.of_run(run.id, AssignmentStatus.OFFERED)))
-    statement = repository.withdraw_offers([a.id for a in offered], utc_now())
-    withdrawn = set(session.execute(statement).scalars())
-    gone = [a for a in offered if a.id in withdrawn]
-    rows = session.execute(repository.requests_with_region([a.request_id for a in gone]))
-    requests = {r.id: (r, region) for r, region in rows}
-    for assignment in gone:
-        request, region = requests[assignment.request_id]
-        _audit_move(session, principal, assignment, region, AssignmentStatus.WITHDRAWN)
-        if request.status == RequestStatus.MATCHED:  # back to the pool, to be matched again
-            request.status = RequestStatus.TRIAGED
-            _audit_move(session, principal, request, region, RequestStatus.TRIAGED)
-    session.flush()
-    session.expire_all()  # the bulk UPDATE bypassed the identity map
+    now = utc_now()
+    gone = session.execute(repository.withdraw_offers(run.id, now)).all()
+    back = session.scalars(  # back to the pool, to be matched again
+        repository.mark_requests(
+            [r for _, r in gone], (RequestStatus.MATCHED,), RequestStatus.TRIAGED, now
+        )
+    ).all()
+    regions = dict(session.execute(repository.regions_of_requests([r for _, r in gone])).all())
+    event_service.record_many(
+        session,
+        actor=principal,
+        changes=[
+            *(_moved(a, regions.get(r, ""), AssignmentStatus.WITHDRAWN) for a, r in gone),
+            *(_moved(r, regions.get(r, ""), RequestStatus.TRIAGED) for r in back),
+        ],
+    )
+    session.expire_all()  # the bulk UPDATEs bypassed the identity map
     kept = list(session.scalars(repository.of_run(run.id, *KEPT_ON_REVERT)))
     run.status, run.reverted_at = MatchRunStatus.REVERTED, utc_now()
     session.flush()
+    withdrawn = sorted(a for a, _ in gone)
     event_service.record(
         session,
         actor=principal,
         action="match_run.reverted",
         entity=run,
         region_code=run.scope_region,
-        after={"withdrawn": sorted(withdrawn), "kept": [a.id for a in kept]},
+        after={"withdrawn": len(withdrawn), "kept": [a.id for a in kept]},
     )
-    return Reverted(run, sorted(withdrawn), kept)
+    return Reverted(run, withdrawn, kept)
 
 
-def _audit_move(
-    session: Session,
-    principal: Principal,
-    entity: Assignment | HelpRequest,
-    region: str,
-    to: AssignmentStatus | RequestStatus,
-) -> None:
+def _moved(
+    entity_id: int, region: str, to: AssignmentStatus | RequestStatus
+) -> event_service.Change:
     """The audit event of one row a bulk statement moved (``move`` would record it itself)."""
-    kind = "assignment" if isinstance(entity, Assignment) else "request"
-    event_service.record(
-        session,
-        actor=principal,
+    kind = "assignment" if isinstance(to, AssignmentStatus) else "request"
+    return event_service.Change(
         action=f"{kind}.{to.value}",
-        entity=entity,
+        entity_type=f"{kind}s" if kind == "assignment" else "help_requests",
+        entity_id=entity_id,
         region_code=region,
         after={"status": to.value},
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -33,6 +33,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.orm import Session
@@ -40,6 +41,7 @@ from sqlalchemy.orm import Session
 from app.assignments.encode import Scope
 from app.assignments.transitions import OPEN
 from app.auth.principal import Principal
+from app.common.idsets import in_ids
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -48,12 +50,16 @@ from app.models import (
     HelpRequest,
     MatchRun,
     MatchRunStatus,
+    Provider,
     ProviderConflict,
+    RequestStatus,
+    Vetting,
 )
 from app.requests import repository as request_repository
 
 ACTIVE = (MatchRunStatus.QUEUED, MatchRunStatus.RUNNING)
 MAX_ATTEMPTS = 3  # a run that kills its worker this often is failed, not retried forever
+QUEUE_PATIENCE = timedelta(minutes=10)  # a run no worker took by then no longer blocks its scope
 _SCOPE_LOCK_NAMESPACE = 0x5A48_0000_0000  # keeps our advisory-lock keys apart from others'
 
 
@@ -96,6 +102,37 @@ def lock_scope(session: Session, region: str) -> None:
     session.execute(select(func.pg_advisory_xact_lock(cast(key, BigInteger))))
 
 
+def _stuck(now: datetime) -> ColumnElement[bool]:
+    """Queued with no worker taking it for ``QUEUE_PATIENCE``, or running past its lease."""
+    return or_(
+        and_(MatchRun.status == MatchRunStatus.QUEUED, MatchRun.created_at < now - QUEUE_PATIENCE),
+        and_(MatchRun.status == MatchRunStatus.RUNNING, MatchRun.lease_expires_at < now),
+    )
+
+
+def fail_stuck_in_scope(region: str, now: datetime) -> Update:
+    """Fail the scope's stuck runs so a new run can take their place; ``RETURNING id``.
+    A worker that still holds one finds its fence gone and writes nothing."""
+    return (
+        update(MatchRun)
+        .where(MatchRun.scope_region == region, _stuck(now))
+        .values(
+            status=MatchRunStatus.FAILED,
+            stage="failed",
+            error=(
+                "stuck: no worker finished it in time (queued too long or its lease expired); "
+                "replaced by a new run of the scope"
+            ),
+            finished_at=now,
+            lease_expires_at=None,
+            version=MatchRun.version + 1,
+            updated_at=now,
+        )
+        .returning(MatchRun.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def active_in_scope(region: str) -> Select[MatchRun]:
     return (
         select(MatchRun)
@@ -108,7 +145,7 @@ def active_in_scope(region: str) -> Select[MatchRun]:
 def visible_request_ids(principal: Principal, request_ids: Sequence[int]) -> Select[int]:
     return (
         request_repository.visible_to(principal)
-        .where(HelpRequest.id.in_(request_ids))
+        .where(in_ids(HelpRequest.id, request_ids))
         .with_only_columns(HelpRequest.id)
     )
 
@@ -248,49 +285,117 @@ def live_for(request_ids: Sequence[int]) -> Select[Assignment]:
     """Open (offered, accepted, active) assignments of these requests, from any source."""
     return (
         select(Assignment)
-        .where(Assignment.request_id.in_(request_ids), Assignment.status.in_(OPEN))
+        .where(in_ids(Assignment.request_id, request_ids), Assignment.status.in_(OPEN))
         .order_by(Assignment.request_id, Assignment.id)
     )
 
 
-def requests_with_region(request_ids: Sequence[int]) -> Select[HelpRequest, str]:
+# -- publishing and reverting: statements over the run's own rows, never id lists ------------
+
+
+def _of_run(run_id: int, status: AssignmentStatus) -> ColumnElement[bool]:
+    return and_(Assignment.match_run_id == run_id, Assignment.status == status)
+
+
+def proposal_rows(run_id: int) -> Select[int, int, int, RequestStatus, int, str]:
+    """(assignment, request, provider, request status, enterprise, region) per proposal."""
     return (
-        select(HelpRequest, Enterprise.region_code)
+        select(
+            Assignment.id,
+            Assignment.request_id,
+            Assignment.provider_id,
+            HelpRequest.status,
+            HelpRequest.enterprise_id,
+            Enterprise.region_code,
+        )
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
         .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
-        .where(HelpRequest.id.in_(request_ids))
+        .where(_of_run(run_id, AssignmentStatus.PROPOSED))
+        .order_by(Assignment.request_id, Assignment.id)
     )
 
 
-def open_load(provider_ids: Sequence[int]) -> Select[int, int]:
-    """(provider, open assignments): capacity counts every open one, whatever its origin."""
+def lock_proposed_providers(run_id: int) -> Select[int, bool, int, Vetting]:
+    """(provider, active, capacity, vetting) of the draft's providers, locked in id order so two
+    publishes (or a publish and an offer) cannot deadlock."""
+    mine = select(Assignment.provider_id).where(_of_run(run_id, AssignmentStatus.PROPOSED))
+    return (
+        select(Provider.id, Provider.active, Provider.capacity, Provider.vetting)
+        .where(Provider.id.in_(mine))
+        .order_by(Provider.id)
+        .with_for_update()
+    )
+
+
+def live_beside_proposals(run_id: int) -> Select[int, int, AssignmentStatus]:
+    """(request, assignment, status): open assignments the draft's requests already have."""
+    mine = select(Assignment.request_id).where(_of_run(run_id, AssignmentStatus.PROPOSED))
+    return (
+        select(Assignment.request_id, Assignment.id, Assignment.status)
+        .where(Assignment.request_id.in_(mine), Assignment.status.in_(OPEN))
+        .order_by(Assignment.request_id, Assignment.id)
+    )
+
+
+def load_of_proposed_providers(run_id: int) -> Select[int, int]:
+    """(provider, open assignments) for the draft's providers, whatever the origin."""
+    mine = select(Assignment.provider_id).where(_of_run(run_id, AssignmentStatus.PROPOSED))
     return (
         select(Assignment.provider_id, func.count())
-        .where(Assignment.provider_id.in_(provider_ids), Assignment.status.in_(OPEN))
+        .where(Assignment.provider_id.in_(mine), Assignment.status.in_(OPEN))
         .group_by(Assignment.provider_id)
     )
 
 
-def conflicts_among(provider_ids: Sequence[int], enterprise_ids: Sequence[int]) -> Select[int, int]:
-    return select(ProviderConflict.provider_id, ProviderConflict.enterprise_id).where(
-        ProviderConflict.provider_id.in_(provider_ids),
-        ProviderConflict.enterprise_id.in_(enterprise_ids),
+def proposals_in_conflict(run_id: int) -> Select[int]:
+    """Requests whose proposed provider declared a conflict with the request's enterprise."""
+    return (
+        select(Assignment.request_id)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .join(
+            ProviderConflict,
+            and_(
+                ProviderConflict.provider_id == Assignment.provider_id,
+                ProviderConflict.enterprise_id == HelpRequest.enterprise_id,
+            ),
+        )
+        .where(_of_run(run_id, AssignmentStatus.PROPOSED))
     )
 
 
-def exclusions_among(
-    provider_ids: Sequence[int], request_ids: Sequence[int], enterprise_ids: Sequence[int]
-) -> Select[int, int | None, int | None]:
-    return select(Exclusion.provider_id, Exclusion.request_id, Exclusion.enterprise_id).where(
-        Exclusion.provider_id.in_(provider_ids),
-        or_(Exclusion.request_id.in_(request_ids), Exclusion.enterprise_id.in_(enterprise_ids)),
+def proposals_excluded(run_id: int) -> Select[int]:
+    """Requests whose proposed pair is forbidden, for the request or its whole enterprise."""
+    by_request = (
+        select(Assignment.request_id)
+        .join(
+            Exclusion,
+            and_(
+                Exclusion.provider_id == Assignment.provider_id,
+                Exclusion.request_id == Assignment.request_id,
+            ),
+        )
+        .where(_of_run(run_id, AssignmentStatus.PROPOSED))
     )
+    by_enterprise = (
+        select(Assignment.request_id)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .join(
+            Exclusion,
+            and_(
+                Exclusion.provider_id == Assignment.provider_id,
+                Exclusion.enterprise_id == HelpRequest.enterprise_id,
+            ),
+        )
+        .where(_of_run(run_id, AssignmentStatus.PROPOSED))
+    )
+    return select(union(by_request, by_enterprise).subquery().c[0])
 
 
-def offer_proposals(ids: Sequence[int], now: datetime, expires: datetime) -> Update:
-    """proposed → offered for these rows, compare-and-set (the caller checks the rowcount)."""
+def offer_proposals(run_id: int, now: datetime, expires: datetime) -> Update:
+    """proposed → offered for the whole draft (the caller compares the rowcount)."""
     return (
         update(Assignment)
-        .where(Assignment.id.in_(ids), Assignment.status == AssignmentStatus.PROPOSED)
+        .where(_of_run(run_id, AssignmentStatus.PROPOSED))
         .values(
             status=AssignmentStatus.OFFERED,
             offered_at=now,
@@ -302,14 +407,36 @@ def offer_proposals(ids: Sequence[int], now: datetime, expires: datetime) -> Upd
     )
 
 
-def withdraw_offers(ids: Sequence[int], now: datetime) -> Update:
-    """offered → withdrawn for the rows still offered; ``RETURNING`` the ones it moved."""
+def mark_requests(
+    request_ids: Sequence[int], sources: Sequence[RequestStatus], to: RequestStatus, now: datetime
+) -> Update:
+    """Compare-and-set of many requests' status; ``RETURNING`` the ids it moved. The version
+    bump makes a concurrent editor's ``If-Match`` stale (bulk updates bypass the ORM's)."""
+    return (
+        update(HelpRequest)
+        .where(in_ids(HelpRequest.id, request_ids), HelpRequest.status.in_(sources))
+        .values(status=to, version=HelpRequest.version + 1, updated_at=now)
+        .returning(HelpRequest.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def withdraw_offers(run_id: int, now: datetime) -> Update:
+    """offered → withdrawn for the run's rows still offered; ``RETURNING (id, request)``."""
     return (
         update(Assignment)
-        .where(Assignment.id.in_(ids), Assignment.status == AssignmentStatus.OFFERED)
+        .where(_of_run(run_id, AssignmentStatus.OFFERED))
         .values(status=AssignmentStatus.WITHDRAWN, version=Assignment.version + 1, updated_at=now)
-        .returning(Assignment.id)
+        .returning(Assignment.id, Assignment.request_id)
         .execution_options(synchronize_session=False)
+    )
+
+
+def regions_of_requests(request_ids: Sequence[int]) -> Select[int, str]:
+    return (
+        select(HelpRequest.id, Enterprise.region_code)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .where(in_ids(HelpRequest.id, request_ids))
     )
 
 

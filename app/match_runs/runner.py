@@ -20,16 +20,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 import matching
 from app.assignments import encode
 from app.assignments.encode import Scope
+from app.common.bulk import insert_rows
 from app.common.clock import utc_now
 from app.events import service as event_service
 from app.match_runs import repository as run_repository
@@ -53,7 +54,7 @@ from app.observability.logs import bound
 
 logger = logging.getLogger(__name__)
 
-WRITE_BATCH = 500  # proposals flushed per INSERT batch
+WRITE_BATCH = 5000  # proposals built and sent per COPY / executemany batch
 ProgressFn = Callable[[str, int, int, dict[str, Any]], None]  # stage, step, steps, counts
 
 
@@ -149,31 +150,40 @@ def compute(
 
 
 def proposal_row(
-    run_id: int, result: matching.MatchResult, chosen: matching.Assignment
-) -> Assignment:
-    """One draft assignment; pinned pairs stay locked so the next re-run keeps them too."""
-    return Assignment(
-        request_id=int(chosen.request),
-        provider_id=int(chosen.provider),
-        match_run_id=run_id,
-        origin=AssignmentOrigin.MATCH_RUN,
-        status=AssignmentStatus.PROPOSED,
-        score=chosen.score,
-        breakdown=encode.breakdown(result, int(chosen.request)),
-        locked=chosen.pinned,
-    )
+    run_id: int, result: matching.MatchResult, chosen: matching.Assignment, now: datetime
+) -> dict[str, Any]:
+    """One draft assignment's column values; pinned pairs stay locked so the next re-run
+    keeps them too."""
+    return {
+        "request_id": int(chosen.request),
+        "provider_id": int(chosen.provider),
+        "match_run_id": run_id,
+        "origin": AssignmentOrigin.MATCH_RUN,
+        "status": AssignmentStatus.PROPOSED,
+        "score": float(chosen.score),
+        "breakdown": encode.breakdown(result, int(chosen.request)),
+        "locked": bool(chosen.pinned),
+        "decline_reason_code": "",
+        "decline_reason": "",
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _write_proposals(session: Session, run_id: int, result: matching.MatchResult) -> int:
-    batch: list[Assignment] = []
+    """COPY (PostgreSQL) or executemany batches of ``WRITE_BATCH`` rows: no statement's size
+    depends on the run's."""
+    table = Assignment.__table__
+    assert isinstance(table, Table)  # one table per model
+    now = utc_now()
+    batch: list[dict[str, Any]] = []
     for chosen in result.assignments:
-        batch.append(proposal_row(run_id, result, chosen))
+        batch.append(proposal_row(run_id, result, chosen, now))
         if len(batch) >= WRITE_BATCH:
-            session.add_all(batch)
-            session.flush()
+            insert_rows(session, table, batch)
             batch = []
-    session.add_all(batch)
-    session.flush()
+    insert_rows(session, table, batch)
     return len(result.assignments)
 
 
@@ -222,6 +232,7 @@ def write_result(sessions: Sessions, claimed: Claim, inputs: Inputs, computed: C
         superseded = _supersede(session, run)
         written = _write_proposals(session, run.id, computed.result)
         stats = _stats(inputs, computed, proposals=written, superseded_run_ids=superseded)
+        stats = {**run.stats, **stats}  # keeps what the trigger noted (stuck runs it replaced)
         seconds = stats["seconds"]
         seconds["write"] = time.perf_counter() - start
         seconds["total"] = seconds.pop("total") + seconds["write"]  # listed last
@@ -245,19 +256,36 @@ def write_result(sessions: Sessions, claimed: Claim, inputs: Inputs, computed: C
         )
 
 
-def _transient(exc: Exception) -> bool:
-    """Changed pins and database hiccups (lost connection, serialisation failure, deadlock)
-    deserve another attempt; anything else would fail the same way again."""
-    return isinstance(exc, InputsChanged | OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
+_RETRYABLE_SQLSTATE_CLASSES = ("08", "40", "53", "57")  # connection, rollback, resources, shutdown
+_RETRYABLE_SQLSTATES = ("55P03",)  # lock not available
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether another attempt could succeed: changed pins, a lost connection, a serialisation
+    failure or deadlock, a busy database. Anything else — a statement the server refuses, a
+    bug, bad input — would fail the same way again, so the run fails at once with the error
+    instead of blocking its scope through three doomed attempts."""
+    if isinstance(exc, InputsChanged):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if code:
+        return code[:2] in _RETRYABLE_SQLSTATE_CLASSES or code in _RETRYABLE_SQLSTATES
+    message = str(exc.orig).lower()  # SQLite has no SQLSTATE
+    return isinstance(exc, OperationalError) and ("locked" in message or "busy" in message)
 
 
 def execute(sessions: Sessions, claimed: Claim, progress: ProgressFn | None = None) -> Processed:
     """Run the claimed job to its end. Failures are recorded on the run, not raised; only a
     database that cannot record them escapes (the lease then expires and the run is retaken)."""
 
+    reached = ["claim"]
+
     def stage(name: str, counts: dict[str, Any]) -> None:
+        reached.append(name)
         state = report(sessions, claimed, name, counts)
         if progress is not None:
             progress(name, state["step"], state["steps"], counts)
@@ -281,7 +309,7 @@ def execute(sessions: Sessions, claimed: Claim, progress: ProgressFn | None = No
             logger.exception("match run %s failed", claimed.run_id)
         message = f"{type(exc).__name__}: {exc}"
         try:
-            outcome = fail(sessions, claimed, message, retry=_transient(exc))
+            outcome = fail(sessions, claimed, message, retry=transient(exc), stage=reached[-1])
         except LeaseLost:
             return Processed(claimed.run_id, "lease_lost")
         return Processed(claimed.run_id, outcome)

@@ -94,6 +94,11 @@ class MatchRunStats(Schema):
         default_factory=dict,
         description="Requests of the scope the run did not decide, by why (e.g. untriaged)",
     )
+    replaced_stuck_run_ids: list[int] = Field(
+        default_factory=list, description="Runs of the scope found stuck and failed by this one"
+    )
+    error: str = Field(default="", description="Why the run failed, when it did")
+    failed_stage: str = ""
 
 
 class MatchRunRead(Schema):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
+from app.common.clock import utc_now
 from app.common.pagination import PageParams, encode_cursor, paginate
 from app.common.schemas import Page
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -60,6 +61,7 @@ def create(session: Session, *, principal: Principal | None, data: MatchRunCreat
     taxonomy_service.ensure_known(session, data.scope_categories, field="scope_categories")
     _check_request_ids(session, principal, data.scope_request_ids)
     repository.lock_scope(session, data.scope_region)
+    stuck = _fail_stuck(session, principal, data.scope_region)
     active = session.scalar(repository.active_in_scope(data.scope_region))
     if active is not None:
         raise Conflict(
@@ -77,7 +79,7 @@ def create(session: Session, *, principal: Principal | None, data: MatchRunCreat
         status=MatchRunStatus.QUEUED,
         stage="queued",
         progress={"stage": "queued", "step": 0},
-        stats={},
+        stats={"replaced_stuck_run_ids": stuck} if stuck else {},
         request_id=current_request_id() or "",
     )
     session.add(run)
@@ -90,6 +92,24 @@ def create(session: Session, *, principal: Principal | None, data: MatchRunCreat
         region_code=run.scope_region,
     )
     return run
+
+
+def _fail_stuck(session: Session, principal: Principal | None, region: str) -> list[int]:
+    """A run no worker will finish (queued too long, lease expired) must not block its scope:
+    it is failed, with the reason, and the new run takes its place."""
+    stuck = sorted(session.scalars(repository.fail_stuck_in_scope(region, utc_now())).all())
+    for run_id in stuck:
+        run = session.get(MatchRun, run_id, populate_existing=True)
+        assert run is not None  # just updated under the scope lock
+        event_service.record(
+            session,
+            actor=principal,
+            action="match_run.failed",
+            entity=run,
+            region_code=run.scope_region,
+            after={"error": run.error},
+        )
+    return stuck
 
 
 def get(session: Session, *, principal: Principal, run_id: int) -> MatchRun:

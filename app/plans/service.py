@@ -7,12 +7,11 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import select
-from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from app.assignments.lifecycle import move
 from app.auth.principal import Principal
-from app.common.clock import today, utc_now
+from app.common.clock import utc_now
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.enterprises.repository import region_of
@@ -27,12 +26,10 @@ from app.models import (
     Milestone,
     Plan,
     PlanStatus,
-    Policy,
     RequestStatus,
 )
-from app.plans import repository
+from app.plans import attach, repository
 from app.plans.schemas import FollowUpCreate, MilestoneCreate, MilestoneUpdate, PlanUpdate
-from app.policies.eligibility import recommend
 
 T = TypeVar("T")
 
@@ -74,56 +71,12 @@ def open_plan(session: Session, enterprise_id: int) -> Plan | None:
     )
 
 
-def _recommendations(
-    session: Session, enterprise: Enterprise, plan: Plan
-) -> list[dict[str, object]]:
-    categories = set(
-        session.scalars(select(HelpRequest.category).where(HelpRequest.plan_id == plan.id))
-    )
-    policies = session.scalars(select(Policy).order_by(Policy.id)).all()
-    return recommend(policies, enterprise, categories, today())
-
-
 def attach_requests(session: Session, *, enterprise_id: int, actor: Principal | None) -> Plan:
-    """Create or update the enterprise's open plan so it bundles all its unsettled requests."""
-    # Lock the enterprise first: concurrent offers to one company must not both create its
-    # plan (unique index) or both bump its version (stale update) — they queue here instead.
-    enterprise = session.scalar(
-        select(Enterprise).where(Enterprise.id == enterprise_id).with_for_update()
-    )
-    if enterprise is None:
-        raise NotFound(f"enterprise {enterprise_id} not found")
-    plan = open_plan(session, enterprise_id)
-    created = plan is None
-    if plan is None:
-        plan = Plan(enterprise_id=enterprise_id, status=PlanStatus.ACTIVE)
-        session.add(plan)
-        session.flush()
-    before = event_service.snapshot(plan)
-    # Linking a request to its plan is not an edit a concurrent editor could lose, so it does
-    # not bump the request's version (a concurrent offer on a sibling request must not go stale).
-    session.execute(
-        sql_update(HelpRequest)
-        .where(
-            HelpRequest.enterprise_id == enterprise_id,
-            HelpRequest.plan_id.is_(None),
-            HelpRequest.status.not_in(SETTLED),
-        )
-        .values(plan_id=plan.id)
-    )
-    session.flush()
-    plan.recommended_policies = _recommendations(session, enterprise, plan)
-    if plan.status in (PlanStatus.DRAFT, PlanStatus.FOLLOW_UP):
-        plan.status = PlanStatus.ACTIVE
-    session.flush()
-    event_service.record(
-        session,
-        actor=actor,
-        action="plan.created" if created else "plan.updated",
-        entity=plan,
-        region_code=enterprise.region_code,
-        before=None if created else before,
-    )
+    """Create or update the enterprise's open plan so it bundles all its unsettled requests
+    (the one-enterprise case of :func:`app.plans.attach.attach_many`)."""
+    plan_id = attach.attach_many(session, enterprise_ids=[enterprise_id], actor=actor)
+    plan = session.get(Plan, plan_id[enterprise_id], populate_existing=True)
+    assert plan is not None  # just created or found under the enterprise's lock
     return plan
 
 

@@ -46,7 +46,7 @@ class SweepReport:
     notifications: int = 0
 
 
-def _coordinators(session: Session) -> Sequence[User]:
+def coordinators(session: Session) -> Sequence[User]:
     return session.scalars(
         select(User)
         .where(User.role == Role.COORDINATOR, User.is_active.is_(True))
@@ -197,7 +197,7 @@ def _unavailable(on: date) -> object:
 
 
 def release_offers_of_unavailable(
-    session: Session, on: date, provider_id: int | None = None
+    session: Session, on: date, provider_id: int | None = None, *, limit: int | None = None
 ) -> list[int]:
     """Offers held by providers who are inactive or paused today are withdrawn."""
     statement = (
@@ -208,6 +208,8 @@ def release_offers_of_unavailable(
     )
     if provider_id is not None:
         statement = statement.where(Provider.id == provider_id)
+    if limit is not None:
+        statement = statement.limit(limit)
     return [
         _reopen(
             session,
@@ -228,8 +230,8 @@ def sweep(session: Session, *, now: datetime | None = None) -> SweepReport:
     now = now or utc_now()
     report = SweepReport()
     late_offers = list(clocks.overdue_offers(session, now))
-    coordinators = _coordinators(session)
-    _announce(session, late_offers, coordinators, now, report)
+    people = coordinators(session)
+    announce(session, late_offers, people, now, report)
     expired = expire_offers(session, late_offers)
     released = release_offers_of_unavailable(session, now.date())
     report.expired_offers, report.released_offers = len(expired), len(released)
@@ -238,12 +240,12 @@ def sweep(session: Session, *, now: datetime | None = None) -> SweepReport:
         *clocks.overdue_first_follow_ups(session, now),
         *clocks.overdue_requests(session, now),
     ]
-    _announce(session, items, coordinators, now, report)
+    announce(session, items, people, now, report)
     idempotency.purge_expired(session, now=now)  # one set-based DELETE of keys past 24 h
     return report
 
 
-def _announce(
+def announce(
     session: Session,
     items: Iterable[Overdue],
     coordinators: Sequence[User],

@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 
 from app.match_runs.claims import DEFAULT_LEASE, Claim, Sessions, claim, release
 from app.match_runs.runner import Processed, ProgressFn, run_claimed
+from app.supervision import batches
 from app.supervision import service as supervision_service
-from app.supervision.senders import DEFAULT_SENDERS, Sender, deliver_pending
+from app.supervision.senders import DEFAULT_SENDERS, Sender
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Worker:
         self.senders = senders
         self.webhooks = webhooks
         self.sweep_every = sweep_every
-        self._last_sweep = 0.0
+        self._last_sweep = time.monotonic()  # first sweep one period after start
         self.worker_id = worker_id or default_worker_id()
         self.poll_seconds = poll_seconds
         self.lease = lease
@@ -85,12 +86,12 @@ class Worker:
         return done
 
     def housekeeping(self) -> supervision_service.SweepReport:
-        """Deadline sweep and outbox delivery, one transaction; safe beside other workers
-        (CAS moves, ``dedupe_key`` and ``SKIP LOCKED`` make it idempotent)."""
-        with self.sessions.write() as session, session.begin():
-            report = supervision_service.sweep(session)
-            deliver_pending(session, self.senders)
+        """Deadline sweep, then the outbox drained at the senders' pace; both in bounded
+        batches of short transactions, safe beside other workers (CAS moves, ``dedupe_key``
+        and ``SKIP LOCKED`` make them idempotent)."""
         self._last_sweep = time.monotonic()
+        report = batches.sweep(self.sessions.write, progress=self._progress_log)
+        batches.drain_outbox(self.sessions.write, self.senders, progress=self._progress_log)
         return report
 
     def deliver_webhooks(self) -> None:
@@ -101,19 +102,39 @@ class Worker:
         with self.sessions.write() as session, session.begin():
             self.webhooks(session)
 
+    def _progress_log(self, phase: str, done: int) -> None:
+        logger.info("worker %s housekeeping: %s %d", self.worker_id, phase, done)
+
     def _sweep_due(self) -> bool:
         if self.sweep_every is None:
             return False
         return time.monotonic() - self._last_sweep >= self.sweep_every.total_seconds()
 
+    def _housekeeping_forever(self) -> None:
+        """Sweeps and the outbox on their own schedule, in their own thread: a worker that
+        starts claims runs at once (crash recovery is not delayed behind a sweep) and a long
+        solve never delays reminders."""
+        while not self.stopping.wait(self.poll_seconds):
+            if not self._sweep_due():
+                continue
+            try:
+                self.housekeeping()
+            except Exception:
+                logger.exception("worker %s: housekeeping failed", self.worker_id)
+                self._last_sweep = time.monotonic()  # try again next period, not in a loop
+
     def run_forever(self) -> None:
         """Poll until stopped; database errors back off exponentially instead of spinning."""
         logger.info("match-run worker %s started", self.worker_id)
+        if self.sweep_every is not None:
+            threading.Thread(
+                target=self._housekeeping_forever,
+                name=f"housekeeping {self.worker_id}",
+                daemon=True,
+            ).start()
         failures = 0
         while not self.stopping.is_set():
             try:
-                if self._sweep_due():
-                    self.housekeeping()
                 self.deliver_webhooks()
                 processed = self.step()
                 failures = 0

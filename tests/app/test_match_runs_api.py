@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.match_runs import runner
+from app.match_runs.repository import QUEUE_PATIENCE
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -578,7 +581,7 @@ class TestAllOrNothing:
         before = event_count(db)
         real, calls = runner.proposal_row, []
 
-        def flaky(*args: Any) -> Assignment:
+        def flaky(*args: Any) -> dict[str, Any]:
             calls.append(args)
             if len(calls) == 2:
                 raise RuntimeError("injected fault")
@@ -601,3 +604,106 @@ class TestAllOrNothing:
         # the earlier draft was not superseded: its supersession rolled back too
         assert {a.status for a in proposals(db, first["id"])} == {AssignmentStatus.PROPOSED}
         assert "superseded_by_run_id" not in db.get(MatchRun, first["id"]).stats  # type: ignore[union-attr]
+
+
+class TestRematchKeepsTheRunsWeights:
+    """A decline re-matches with the ``min_score`` of the run that made the offer (7.7)."""
+
+    def test_a_decline_offers_no_one_the_run_would_have_refused(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        ask = {"category": "export", "title": "出口订单下滑,需要开拓海外市场", "status": "triaged"}
+        request = make_request(db, cast.ent, urgency=4, **ask)
+        strong = make_provider(db, capacity=1, skills={"export": 3}, expertise="外贸 出口 海外市场")
+        weak = make_provider(db, capacity=1, skills={"export": 1}, expertise="仓储 物流 设备")
+        strong_user = make_user(db, Role.EXPERT, provider_id=strong.id)
+        db.commit()
+        staff = cast.headers(cast.coordinator)
+
+        probe = drafted_run(client, db, staff, {"min_score": 0.0})
+        chosen = next(a for a in proposals(db, probe["id"]) if a.request_id == request.id)
+        priority = chosen.breakdown["priority"]  # scores carry it; min_score does not
+        runner_up = {
+            r["provider_id"]: r["score"] / priority for r in chosen.breakdown["runners_up"]
+        }
+        assert chosen.provider_id == strong.id
+        assert runner_up[weak.id] >= 0.2  # the default min_score would let the weak one in
+
+        strict = (runner_up[weak.id] + chosen.score / priority) / 2
+        run = drafted_run(client, db, staff, {"min_score": strict})
+        published = client.post(f"{URL}/{run['id']}/publish", headers=staff)
+        assert published.status_code == 200, published.text
+        offer = next(a for a in proposals(db, run["id"]) if a.request_id == request.id)
+        declined = client.post(
+            f"/api/v1/assignments/{offer.id}/decline",
+            json={"reason_code": "no_capacity", "reason": ""},
+            headers=cast.headers(strong_user),
+        )
+        assert declined.status_code == 200, declined.text
+        db.expire_all()
+        after = db.scalars(select(Assignment).where(Assignment.request_id == request.id)).all()
+        assert not [a for a in after if a.provider_id == weak.id and a.status == "offered"]
+
+
+def drafted_run(
+    client: TestClient, db: Session, headers: dict[str, str], weights: dict[str, float]
+) -> dict[str, Any]:
+    r = client.post(URL, json={"scope_region": "35", "weights": weights}, headers=headers)
+    assert r.status_code == 202, r.text
+    assert work(db) == runner.Processed(r.json()["id"], "succeeded")
+    return r.json()  # type: ignore[no-any-return]
+
+
+class _RefusedStatement(Exception):
+    """Stands in for a driver error without SQLSTATE (psycopg's "number of parameters must
+    be between 0 and 65535" is one): nothing a retry can fix."""
+
+
+class TestFailuresNeverBlockTheScope:
+    def test_an_error_a_retry_cannot_fix_fails_the_run_at_once(
+        self,
+        client: TestClient,
+        db: Session,
+        scene: Scene,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        def refused(*_args: Any) -> list[tuple[int, int]]:
+            raise OperationalError("SELECT ...", {}, _RefusedStatement("too many parameters"))
+
+        monkeypatch.setattr(runner.encode, "locked_pairs", refused)
+        run = trigger(client, scene.staff()).json()
+        assert work(db) == runner.Processed(run["id"], "failed")
+        shown = client.get(f"{URL}/{run['id']}", headers=scene.staff()).json()
+        assert shown["attempts"] == 1
+        assert "too many parameters" in shown["stats"]["error"]
+        assert shown["stats"]["failed_stage"] == "snapshot"
+        assert trigger(client, scene.staff()).status_code == 202  # the scope is free
+
+    def test_a_busy_database_is_retried(
+        self, client: TestClient, db: Session, scene: Scene, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def busy(*_args: Any) -> list[tuple[int, int]]:
+            raise OperationalError("SELECT ...", {}, _RefusedStatement("database is locked"))
+
+        monkeypatch.setattr(runner.encode, "locked_pairs", busy)
+        run = trigger(client, scene.staff()).json()
+        assert work(db) == runner.Processed(run["id"], "requeued")
+
+    def test_a_run_queued_too_long_is_failed_by_the_next_trigger(
+        self, client: TestClient, db: Session, scene: Scene
+    ) -> None:
+        stuck = trigger(client, scene.staff()).json()
+        blocked = trigger(client, scene.staff())
+        assert blocked.status_code == 409  # a fresh queued run still blocks its scope
+        db.execute(
+            update(MatchRun)
+            .where(MatchRun.id == stuck["id"])
+            .values(created_at=utc_now() - QUEUE_PATIENCE - timedelta(minutes=1))
+        )
+        db.commit()
+        fresh = trigger(client, scene.staff())
+        assert fresh.status_code == 202, fresh.text
+        assert fresh.json()["stats"]["replaced_stuck_run_ids"] == [stuck["id"]]
+        old = client.get(f"{URL}/{stuck['id']}", headers=scene.staff()).json()
+        assert old["status"] == "failed"
+        assert old["error"].startswith("stuck")

@@ -22,6 +22,7 @@ from app.models import (
     Role,
     User,
 )
+from app.supervision import batches
 from app.supervision import service as supervision_service
 from app.supervision.senders import LogSender, deliver_pending
 from app.worker.loop import Worker
@@ -244,3 +245,59 @@ def test_worker_housekeeping_sweeps_and_delivers(db: Session, cast: Cast) -> Non
     assert report.expired_offers == 1
     assert report.notifications >= 2
     assert all(n.status == NotificationStatus.SENT for n in db.scalars(select(Notification)))
+
+
+class TestBatches:
+    """The worker's sweep and outbox commit in bounded batches, reporting progress."""
+
+    def test_late_offers_are_expired_a_batch_per_transaction(
+        self, db: Session, cast: Cast, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        late = [offered(db, make_request(db, cast.ent), cast.expert.id, 3) for _ in range(5)]
+        db.commit()
+        opened, commits, progress = 0, 0, []
+        real_commit = db.commit
+
+        def counted_commit() -> None:
+            nonlocal commits
+            commits += 1
+            real_commit()
+
+        def open_session() -> Session:
+            nonlocal opened
+            opened += 1
+            db.commit()
+            return db
+
+        monkeypatch.setattr(db, "commit", counted_commit)
+        report = batches.sweep(open_session, batch=2, progress=lambda *p: progress.append(p))
+        assert report.expired_offers == len(late)
+        assert [p for p in progress if p[0] == "offers"] == [
+            ("offers", 2),
+            ("offers", 4),
+            ("offers", 5),
+        ]
+        db.expire_all()
+        assert {db.get(Assignment, a.id).status for a in late} == {AssignmentStatus.EXPIRED}  # type: ignore[union-attr]
+        assert opened >= 4  # one count, then one transaction per batch of two (and the rest)
+
+    def test_the_outbox_drains_past_one_batch(self, db: Session, cast: Cast) -> None:
+        for i in range(7):
+            db.add(
+                Notification(
+                    recipient_user_id=cast.coordinator.id,
+                    channel="log",
+                    kind="test",
+                    subject=f"n{i}",
+                    body="",
+                    payload={},
+                    region_code="350582",
+                    dedupe_key=f"drain-test-{i}",
+                    created_at=utc_now(),
+                )
+            )
+        db.commit()
+        sent, failed = batches.drain_outbox(sessions_of_test(db), batch=3)
+        assert (sent, failed) == (7, 0)
+        pending = select(Notification).where(Notification.status == NotificationStatus.PENDING)
+        assert db.scalars(pending).all() == []

@@ -1,0 +1,189 @@
+"""Bundling requests into plans (一企一策) for a whole set of enterprises in a few statements.
+
+A publish attaches tens of thousands of enterprises at once. Doing it one enterprise at a time
+(lock, find the plan, link, reload the policy catalogue, recommend, record) cost six queries
+each and made publishing quadratic once the ORM evaluated its bulk updates against every
+loaded row (NOTES.md). Here every step is one statement or one executemany batch over the
+whole set: enterprises locked in id order, missing plans created together, requests linked by
+one correlated ``UPDATE``, the catalogue read once, changed plans updated in batches.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.auth.principal import Principal
+from app.common.clock import today, utc_now
+from app.common.idsets import in_ids
+from app.errors import NotFound
+from app.events import service as event_service
+from app.models import Enterprise, HelpRequest, Plan, PlanStatus, Policy, RequestStatus
+from app.policies.eligibility import recommend
+
+SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
+REOPENED = (PlanStatus.DRAFT, PlanStatus.FOLLOW_UP)  # attaching work makes these active again
+BATCH = 2000
+
+
+def _table(model: type[Plan]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)  # one table per model
+    return table
+
+
+def _lock_enterprises(session: Session, ids: Sequence[int]) -> dict[int, Enterprise]:
+    """Locked in id order: concurrent offers to one company queue here instead of both
+    creating its plan (unique index) or both bumping its version."""
+    statement = select(Enterprise).where(in_ids(Enterprise.id, ids)).order_by(Enterprise.id)
+    found = {e.id: e for e in session.scalars(statement.with_for_update())}
+    if missing := sorted(set(ids) - set(found)):
+        raise NotFound(f"enterprise {missing[0]} not found")
+    return found
+
+
+def _open_plans(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """enterprise id → its open plan's columns (id, status, recommended_policies)."""
+    rows = session.execute(
+        select(Plan.enterprise_id, Plan.id, Plan.status, Plan.recommended_policies).where(
+            in_ids(Plan.enterprise_id, ids), Plan.status != PlanStatus.CLOSED
+        )
+    )
+    return {e: {"id": p, "status": s, "recommended_policies": list(r or [])} for e, p, s, r in rows}
+
+
+def _create_missing(
+    session: Session, ids: Sequence[int], plans: dict[int, dict[str, Any]]
+) -> set[int]:
+    """Insert the plans that do not exist yet (status active); returns their enterprises."""
+    missing = [e for e in ids if e not in plans]
+    now = utc_now()
+    rows = [
+        {
+            "enterprise_id": e,
+            "status": PlanStatus.ACTIVE,
+            "summary": "",
+            "recommended_policies": [],
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for e in missing
+    ]
+    for start in range(0, len(rows), BATCH):
+        session.execute(insert(_table(Plan)), rows[start : start + BATCH])
+    if missing:
+        plans.update(_open_plans(session, missing))
+    return set(missing)
+
+
+def _link_requests(session: Session, ids: Sequence[int]) -> None:
+    """Every unsettled request without a plan joins its enterprise's open plan. Linking is not
+    an edit a concurrent editor could lose, so it does not bump the request's version."""
+    open_plan = (
+        select(Plan.id)
+        .where(Plan.enterprise_id == HelpRequest.enterprise_id, Plan.status != PlanStatus.CLOSED)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(HelpRequest)
+        .where(
+            in_ids(HelpRequest.enterprise_id, ids),
+            HelpRequest.plan_id.is_(None),
+            HelpRequest.status.not_in(SETTLED),
+        )
+        .values(plan_id=open_plan)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _categories(session: Session, plan_ids: Sequence[int]) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = defaultdict(set)
+    rows = session.execute(
+        select(HelpRequest.plan_id, HelpRequest.category)
+        .where(in_ids(HelpRequest.plan_id, plan_ids))
+        .distinct()
+    )
+    for plan_id, category in rows:
+        if plan_id is not None:
+            found[plan_id].add(category)
+    return found
+
+
+def attach_many(
+    session: Session, *, enterprise_ids: Sequence[int], actor: Principal | None
+) -> dict[int, int]:
+    """Create or update each enterprise's open plan so it bundles all its unsettled requests
+    and recommends the policies it qualifies for now; returns enterprise id → plan id."""
+    ids = sorted(set(enterprise_ids))
+    if not ids:
+        return {}
+    enterprises = _lock_enterprises(session, ids)
+    plans = _open_plans(session, ids)
+    created = _create_missing(session, ids, plans)
+    _link_requests(session, ids)
+    categories = _categories(session, [plan["id"] for plan in plans.values()])
+    policies = session.scalars(select(Policy).order_by(Policy.id)).all()
+    on, now = today(), utc_now()
+    changes: list[event_service.Change] = []
+    updates: list[dict[str, Any]] = []
+    for e in ids:
+        plan = plans[e]
+        status = PlanStatus.ACTIVE if plan["status"] in REOPENED else plan["status"]
+        wanted = recommend(policies, enterprises[e], categories.get(plan["id"], set()), on)
+        after = {"status": status.value, "recommended_policies": wanted}
+        old = {"status": plan["status"].value, "recommended_policies": plan["recommended_policies"]}
+        changed = {k: v for k, v in after.items() if e in created or old.get(k) != v}
+        if changed:
+            updates.append({"b_id": plan["id"], "b_status": status, "b_policies": wanted})
+        changes.append(_change(e, plan["id"], enterprises[e], created, old, changed))
+    _update_plans(session, updates, now)
+    event_service.record_many(session, actor=actor, changes=changes)
+    return {e: plans[e]["id"] for e in ids}
+
+
+def _change(
+    enterprise_id: int,
+    plan_id: int,
+    enterprise: Enterprise,
+    created: set[int],
+    old: dict[str, Any],
+    changed: dict[str, Any],
+) -> event_service.Change:
+    if enterprise_id in created:
+        return event_service.Change(
+            action="plan.created",
+            entity_type="plans",
+            entity_id=plan_id,
+            region_code=enterprise.region_code,
+            after={"id": plan_id, "enterprise_id": enterprise_id, **changed},
+        )
+    return event_service.Change(
+        action="plan.updated",
+        entity_type="plans",
+        entity_id=plan_id,
+        region_code=enterprise.region_code,
+        before={k: old.get(k) for k in changed},
+        after=changed,
+    )
+
+
+def _update_plans(session: Session, rows: list[dict[str, Any]], now: Any) -> None:
+    """Changed plans, executemany by primary key; each bumps its version (If-Match goes stale)."""
+    table = _table(Plan)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            recommended_policies=bindparam("b_policies"),
+            version=table.c.version + 1,
+            updated_at=now,
+        )
+    )
+    for start in range(0, len(rows), BATCH):
+        session.connection().execute(statement, rows[start : start + BATCH])

@@ -1,0 +1,338 @@
+"""Province scale end to end, through the product, stage by stage (issues 7.6 and 13.4).
+
+Seeds a fresh database, starts ``zhuqi serve`` (API) on loopback and runs the match run in a
+``zhuqi worker --once`` process, then times: seed, a match run for the largest province
+(snapshot, supply, match, write as the run reports them), publish (HTTP), a decline's
+re-match, a deadline sweep of expired offers (bounded batches), ``/stats`` and
+``/supervision``. Prints each time, the peak RSS of the worker and API processes, and the
+ratios against peers measured in the same run:
+
+- run ÷ bare ``matching.match`` on the same snapshot (target <= 1.5);
+- publish ÷ the run's own write stage (target <= 2);
+- re-match ÷ full run (target <= 0.05).
+
+Usage::
+
+    .venv/bin/python bench/service.py --database postgresql --enterprises 100000 --providers 50000
+    .venv/bin/python bench/service.py --database sqlite --enterprises 10000 --providers 10000
+    .venv/bin/python bench/service.py --database sqlite --enterprises 2k --providers 1k   # quick
+
+PostgreSQL is reached at ``ZHUQI_TEST_PG`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432``);
+a scratch database is created and dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, func, select, text, update
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import itertools
+
+import matching
+from app.assignments import service as assignment_service
+from app.assignments.encode import Scope, locked_pairs, snapshot
+from app.assignments.schemas import Decline
+from app.auth.principal import Principal
+from app.common.clock import utc_now
+from app.common.idsets import in_ids
+from app.db import make_engine, make_session_factory
+from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, Role, User
+from app.supervision import batches
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+PG = os.environ.get("ZHUQI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+SECRET = "bench-secret-key-that-is-long-enough-0123456789"
+TARGETS = {"run_vs_bare": 1.5, "publish_vs_write": 2.0, "rematch_vs_run": 0.05}
+
+
+def count(text_value: str) -> int:
+    """``10k``, ``100k``, ``2k`` or a plain number."""
+    value = text_value.lower().replace("_", "")
+    return int(float(value[:-1]) * 1000) if value.endswith("k") else int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="sqlite")
+    parser.add_argument("--enterprises", type=count, default=count("10k"))
+    parser.add_argument("--providers", type=count, default=count("10k"))
+    parser.add_argument("--sweep-offers", type=int, default=2000, help="offers backdated to expire")
+    return parser
+
+
+@contextmanager
+def scratch_database(kind: str) -> Iterator[str]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{folder}/bench.db"
+        return
+    name = f"zhuqi_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(f"{PG}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class PeakRss:
+    """Samples a child's high-water mark (``VmHWM``) until it exits: its peak RSS in MB."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process, self.peak = process, 0.0
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        status = Path(f"/proc/{self.process.pid}/status")
+        while self.process.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak = max(self.peak, int(line.split()[1]) / 1024)
+            except OSError:
+                return
+            time.sleep(0.1)
+
+
+def _env(url: str) -> dict[str, str]:
+    return os.environ | {
+        "DATABASE_URL": url,
+        "ZHUQI_SECRET_KEY": SECRET,
+        "ZHUQI_EMBEDDED_WORKER": "false",
+        "ZHUQI_STATS_CACHE_SECONDS": "0",
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _timed(times: dict[str, float], name: str, started: float) -> None:
+    times[name] = time.perf_counter() - started
+    print(f"  {name:<22} {times[name]:9.2f} s", flush=True)
+
+
+def seed(url: str, args: argparse.Namespace, times: dict[str, float]) -> None:
+    started = time.perf_counter()
+    command = [PYTHON, "-m", "seed", "--database-url", url, "--enterprises", str(args.enterprises)]
+    command += ["--providers", str(args.providers)]
+    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    _timed(times, "seed (+ANALYZE)", started)
+
+
+def largest_province(url: str) -> str:
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
+        province = func.substr(Enterprise.region_code, 1, 2)
+        row = session.execute(
+            select(province, func.count())
+            .join(HelpRequest, HelpRequest.enterprise_id == Enterprise.id)
+            .where(HelpRequest.status.in_(("triaged",)))
+            .group_by(province)
+            .order_by(func.count().desc())
+            .limit(1)
+        ).first()
+    engine.dispose()
+    assert row is not None, "no triaged request to match"
+    return str(row[0])
+
+
+def bare_match(url: str, region: str, weights: dict[str, Any]) -> float:
+    """The peer: ``matching.match`` alone on the snapshot the run reads."""
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
+        scope = Scope(region)
+        ids = list(session.scalars(scope.statement().with_only_columns(HelpRequest.id)))
+        problem = snapshot(session, scope, pinned=locked_pairs(session, ids)).problem
+    engine.dispose()
+    started = time.perf_counter()
+    matching.match(problem, matching.Weights(**weights))
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    print(
+        f"service benchmark: {args.database}, {args.enterprises} enterprises, "
+        f"{args.providers} providers"
+    )
+    times: dict[str, float] = {}
+    with scratch_database(args.database) as url:
+        seed(url, args, times)
+        region = largest_province(url)
+        port = _free_port()
+        api = subprocess.Popen(
+            [PYTHON, "-c", "from app.cli import main; main()", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=_env(url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        api_rss = PeakRss(api)
+        try:
+            results = _through_the_api(url, args, region, port, times)
+        finally:
+            api.terminate()
+            api.wait(10)
+        results["api_rss_mb"] = api_rss.peak
+    _report(args, region, times, results)
+
+
+def _wait_up(client: httpx.Client) -> None:
+    for _ in range(600):
+        try:
+            if client.get("/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the API did not start")
+
+
+def _through_the_api(
+    url: str, args: argparse.Namespace, region: str, port: int, times: dict[str, float]
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+        _wait_up(client)
+        token = client.post(
+            "/api/v1/auth/token",
+            data={"username": "admin@zhuqi.demo", "password": "zhuqi-demo"},
+        ).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        run = client.post("/api/v1/match-runs", json={"scope_region": region}, headers=auth)
+        assert run.status_code == 202, run.text
+        run_id = run.json()["id"]
+        started = time.perf_counter()
+        worker = subprocess.Popen(
+            [PYTHON, "-c", "from app.cli import main; main()", "worker", "--once"],
+            cwd=ROOT,
+            env=_env(url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        worker_rss = PeakRss(worker)
+        worker.wait()
+        worker_rss.thread.join()
+        _timed(times, f"match run (scope {region})", started)
+        done = client.get(f"/api/v1/match-runs/{run_id}", headers=auth).json()
+        assert done["status"] == "succeeded", done
+        stats = done["stats"]
+        results.update(stats=stats, worker_rss_mb=worker_rss.peak)
+        for stage in ("snapshot", "supply", "engine", "write"):
+            print(f"    {stage:<20} {stats['seconds'].get(stage, 0.0):9.2f} s")
+        times["bare match"] = bare_match(url, region, done["weights"])
+        print(f"  {'bare matching.match':<22} {times['bare match']:9.2f} s")
+        started = time.perf_counter()
+        published = client.post(f"/api/v1/match-runs/{run_id}/publish", headers=auth)
+        assert published.status_code == 200, published.text
+        _timed(times, "publish", started)
+        times["re-match"] = _decline_one(url, run_id)
+        print(f"  {'decline + re-match':<22} {times['re-match']:9.2f} s")
+        results["sweep"] = _sweep(url, run_id, args.sweep_offers, times)
+        for path in ("/api/v1/stats", "/api/v1/supervision"):
+            started = time.perf_counter()
+            assert client.get(path, headers=auth).status_code == 200
+            _timed(times, path, started)
+    return results
+
+
+def _decline_one(url: str, run_id: int) -> float:
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    with factory() as session, session.begin():
+        offer = session.scalars(
+            select(Assignment)
+            .where(Assignment.match_run_id == run_id, Assignment.status == AssignmentStatus.OFFERED)
+            .order_by(Assignment.id)
+            .limit(1)
+        ).one()
+        someone = session.scalar(select(User.id).order_by(User.id).limit(1)) or 0
+        provider = Principal(
+            user_id=someone, email="bench", role=Role.EXPERT, provider_id=offer.provider_id
+        )
+        started = time.perf_counter()
+        assignment_service.decline(
+            session, principal=provider, assignment=offer, data=Decline(reason_code="no_capacity")
+        )
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return seconds
+
+
+def _sweep(url: str, run_id: int, offers: int, times: dict[str, float]) -> dict[str, float]:
+    """Backdate ``offers`` of the run so they expire; sweep in batches, timing each batch."""
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    past = utc_now() - timedelta(days=3)
+    with factory() as session, session.begin():
+        ids = session.scalars(
+            select(Assignment.id)
+            .where(Assignment.match_run_id == run_id, Assignment.status == AssignmentStatus.OFFERED)
+            .order_by(Assignment.id)
+            .limit(offers)
+        ).all()
+        session.execute(
+            update(Assignment)
+            .where(in_ids(Assignment.id, ids))
+            .values(offered_at=past, offer_expires_at=past + timedelta(days=2))
+            .execution_options(synchronize_session=False)
+        )
+    marks = [time.perf_counter()]
+    started = marks[0]
+    report = batches.sweep(
+        factory, progress=lambda _phase, _done: marks.append(time.perf_counter())
+    )
+    _timed(times, f"sweep ({report.expired_offers} expired)", started)
+    longest = max((b - a for a, b in itertools.pairwise(marks)), default=0.0)
+    print(f"    longest batch (one transaction) {longest:.2f} s")
+    engine.dispose()
+    return {"longest_batch_s": longest, "expired": float(report.expired_offers)}
+
+
+def _report(
+    args: argparse.Namespace, region: str, times: dict[str, float], results: dict[str, Any]
+) -> None:
+    stats = results["stats"]
+    run_seconds = stats["seconds"]["total"]
+    ratios = {
+        "run_vs_bare": run_seconds / max(times["bare match"], 1e-9),
+        "publish_vs_write": times["publish"] / max(stats["seconds"].get("write", 0.0), 1e-9),
+        "rematch_vs_run": times["re-match"] / max(run_seconds, 1e-9),
+    }
+    print(
+        f"\nrequests {stats['requests']}, providers {stats['providers']}, "
+        f"proposals {stats['proposals']} (scope {region})"
+    )
+    print(f"peak RSS: worker {results['worker_rss_mb']:.0f} MB, API {results['api_rss_mb']:.0f} MB")
+    for name, value in ratios.items():
+        verdict = "ok" if value <= TARGETS[name] else "OVER"
+        print(f"ratio {name:<18} {value:6.2f}  (target <= {TARGETS[name]})  {verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Id sets beyond the bind-parameter limits, COPY round trips, and statistics after a load."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Table, create_engine, func, select, text
+from sqlalchemy.orm import Session
+
+from app.common.bulk import insert_rows
+from app.common.clock import utc_now
+from app.common.idsets import in_ids
+from app.models import Event, HelpRequest
+from seed.__main__ import main as seed_main
+from tests.conftest import fresh_postgres_database, require_postgres
+from tests.factories import make_enterprise, make_request
+
+
+def test_an_id_set_larger_than_any_parameter_limit_is_one_parameter(db: Session) -> None:
+    enterprise = make_enterprise(db)
+    wanted = [make_request(db, enterprise).id for _ in range(3)]
+    ids = [*range(10_000_000, 10_100_000), *wanted]  # 100,003 ids: over 65,535 and 32,766
+    statement = select(HelpRequest.id).where(in_ids(HelpRequest.id, ids)).order_by(HelpRequest.id)
+    assert list(db.scalars(statement)) == wanted
+    nothing = select(func.count()).select_from(HelpRequest).where(in_ids(HelpRequest.id, []))
+    assert db.scalar(nothing) == 0
+
+
+def test_insert_rows_round_trips_json_text_and_times(db: Session) -> None:
+    table = Event.__table__
+    assert isinstance(table, Table)
+    now = utc_now()
+    rows = [
+        {
+            "actor_id": None,
+            "actor_label": "system",
+            "action": "bulk.test",
+            "entity_type": "help_requests",
+            "entity_id": i,
+            "region_code": "350582",
+            "before": None,
+            "after": {"note": f'引号 " 与反斜杠 \\ 和\t制表符 {i}', "n": [i, None]},
+            "created_at": now,
+        }
+        for i in range(50)
+    ]
+    assert insert_rows(db, table, rows) == 50
+    stored = db.scalars(select(Event).where(Event.action == "bulk.test").order_by(Event.entity_id))
+    assert [(e.entity_id, e.after, e.created_at) for e in stored] == [
+        (r["entity_id"], r["after"], now) for r in rows
+    ]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of its own: the load commits, so it must not share the session's."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'seeded.db'}"
+        return
+    require_postgres()
+    url, drop = fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        drop()
+
+
+def test_a_seed_leaves_the_planner_statistics_fresh(fresh_url: str) -> None:
+    assert seed_main(["--enterprises", "30", "--providers", "10", "--database-url", fresh_url]) == 0
+    engine = create_engine(fresh_url)
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                analysed = connection.scalar(  # reltuples is -1 until a table is analysed
+                    text(
+                        "SELECT count(*) FROM pg_class WHERE relname IN "
+                        "('enterprises', 'help_requests', 'providers') AND reltuples > 0"
+                    )
+                )
+                assert analysed == 3
+            else:
+                tables = set(connection.scalars(text("SELECT tbl FROM sqlite_stat1")))
+                assert {"enterprises", "help_requests", "providers"} <= tables
+    finally:
+        engine.dispose()

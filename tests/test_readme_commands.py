@@ -1,0 +1,50 @@
+"""The README's benchmark commands run as written: their arguments parse (issue 13.5).
+
+Running the benchmarks themselves takes minutes; parsing each README line with the script's
+own parser is what failed before (``--sizes 10k 50k`` against a comma-only option).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from seed.__main__ import _arguments as seed_arguments
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND = re.compile(r"^\.venv/bin/python (bench/\w+\.py|-m seed)\b([^#\n]*)", re.M)
+
+
+def _module(script: str) -> ModuleType:
+    path = ROOT / script
+    spec = importlib.util.spec_from_file_location(path.stem + "_readme", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _commands() -> list[tuple[str, list[str]]]:
+    found = COMMAND.findall((ROOT / "README.md").read_text(encoding="utf-8"))
+    return [(script, shlex.split(rest)) for script, rest in found]
+
+
+def test_the_readme_lists_benchmark_commands() -> None:
+    assert {script for script, _ in _commands()} >= {"bench/pipeline.py", "bench/service.py"}
+
+
+@pytest.mark.parametrize(("script", "argv"), _commands())
+def test_readme_command_parses(script: str, argv: list[str]) -> None:
+    if script == "-m seed":
+        seed_arguments(argv)
+        return
+    module = _module(script)
+    args = module.build_parser().parse_args(argv)
+    if script == "bench/pipeline.py":
+        assert module.sizes_of(args.sizes)
