@@ -30,6 +30,7 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from app.match_runs.encode import Scope
 from problem_file import save_problem
 
 import matching
@@ -37,7 +38,6 @@ import matching.assign
 from app import migrate
 from app.db import make_engine, make_session_factory
 from app.match_runs import encode
-from app.match_runs.encode import Scope
 from app.match_runs.runner import _one_pin_per_request
 from matching.solve import SolveResult, solve_assignment
 from seed.load import load_demo
