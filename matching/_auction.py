@@ -20,6 +20,15 @@ A phase (eps fixed) runs
    releases the rest, or the person takes its dummy when no value is positive;
 3. *reverse* rounds (:mod:`matching._reverse`) until no free slot has a positive price.
 
+Every time the forward rounds have cost about as much as one pass over the candidate
+pairs, a *global price update* (:mod:`matching._price_update`, one compiled Dijkstra)
+raises each provider's price by its distance to free capacity. It keeps eps-CS and turns
+the price wars of equal or few distinct gains (thousands of eps-sized bids) into a few
+passes: three gain values with binding capacity at 10k went from 158 s (HiGHS fallback)
+to under a second. When at most ``_AUGMENT_MAX`` persons are left, the same shortest-path
+tree also places them directly along vertex-disjoint augmenting paths (a tail that took
+thousands of one-hop rounds, 50 s on a 2k instance, now takes 0.4 s).
+
 eps schedule: the first phase starts at the target eps, which on generic data converges
 in one phase. If its rounds cost more than ``_WAR * n`` evaluations (a price war between
 near-tied persons) eps is raised ``_RAISE`` times, valid because eps-CS for a larger eps
@@ -37,6 +46,7 @@ import scipy.sparse as sp
 from matching import _market as mkt
 from matching._freeze import freeze_stuck, is_tail
 from matching._market import DUMMY, UNASSIGNED, Floats, Ints, Market
+from matching._price_update import update_prices
 from matching._reverse import reverse
 
 __all__ = ["AuctionOutcome", "auction"]
@@ -46,6 +56,9 @@ _RAISE = 1000.0  # eps increase factor when the first phase turns into a price w
 _WAR = 30  # evaluations per person after which the first phase counts as a price war
 _EPS_FLOOR = 1e-13  # smallest eps relative to the largest gain (~500 ulps)
 _BLOCK = 4096  # persons bidding against the same prices within a round
+_AUGMENT_MAX = 256  # unassigned persons up to which price updates also augment paths
+_ROUND_COST = 200  # fixed cost of a Jacobi round, in person evaluations
+_UPDATE_RATIO = 16  # a price update costs about nnz / this person evaluations
 
 
 @dataclass(frozen=True)
@@ -109,10 +122,20 @@ def _forward(mk: Market, eps: float, budget: int) -> tuple[int, bool]:
     one): on contested markets far fewer bids then lose to a bid of the same round.
     Returns the evaluations spent and whether it finished within ``budget``.
     """
-    work, rounds = 0, 0
+    work, rounds, since = 0, 0, 0
     active = np.flatnonzero(mk.owner == UNASSIGNED)
     while active.size and work < budget:
         work, rounds = work + active.size, rounds + 1
+        since += _ROUND_COST + active.size
+        if since * _UPDATE_RATIO >= mk.csr.nnz:
+            since, stuck = 0, None
+            if active.size <= _AUGMENT_MAX and not np.any(mk.slot_price[mk.slot_holder < 0]):
+                mkt.equalize(mk)  # movers then pay entry prices, see _price_update._augment
+                stuck = active
+            update_prices(mk, eps, stuck)
+            active = active[mk.owner[active] == UNASSIGNED]
+            if not active.size:
+                break
         if is_tail(mk, rounds, active.size) and freeze_stuck(mk, active):
             active = active[mk.owner[active] == UNASSIGNED]
             continue

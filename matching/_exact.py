@@ -29,7 +29,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching as lapjvsp
 
 __all__ = ["ExactFailed", "solve_exact"]
 
-MAX_SLOT_EDGES = 2_000_000  # slot-expanded edges above which LAPJVsp is not tried
+MAX_SLOT_EDGES = 250_000  # slot-expanded edges above which LAPJVsp is not tried
 MAX_DUAL_ROUNDS = 1000  # Bellman-Ford rounds before giving up on the duals
 Ints = NDArray[np.int64]
 Floats = NDArray[np.float64]

@@ -3,10 +3,11 @@
 Connected components of the candidate graph are independent subproblems. When only a
 few persons keep bidding round after round, they are chasing an augmenting path across a
 bottleneck inside a small component, one hop per Jacobi round. :func:`freeze_stuck`
-solves such components exactly (:func:`matching._exact.solve_exact`, HiGHS if that gives
-up) and takes them out of the market: their persons become ``FROZEN``, their providers'
-slots free at price 0, and the exact assignment and duals are kept aside for the final
-answer.
+solves such components exactly (:func:`matching._exact.solve_exact`) and takes them out
+of the market: their persons become ``FROZEN``, their providers' slots free at price 0,
+and the exact assignment and duals are kept aside for the final answer. A component too
+big for the exact solver stays in the market, where global price updates
+(:mod:`matching._price_update`) shorten the tail.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from scipy.sparse.csgraph import connected_components
 
 from matching import _market as mkt
 from matching._exact import ExactFailed, solve_exact
-from matching._lp import solve_lp
 from matching._market import FROZEN, Ints, Market
 
 EXACT_MAX_PERSONS = 5000  # largest component handed to the exact solver
@@ -64,8 +64,8 @@ def _freeze_component(mk: Market, nodes: Ints) -> int:
     sub.sort_indices()
     try:
         chosen, duals = solve_exact(sub, mk.cap[providers])
-    except ExactFailed:
-        chosen, duals = solve_lp(sub, mk.cap[providers])
+    except ExactFailed:  # too big for LAPJVsp: leave it to the auction and price updates
+        return 0
     if mk.exact_of is None or mk.exact_price is None:
         mk.exact_of = np.full(n, -1, dtype=np.int64)
         mk.exact_price = np.zeros(mk.entry.size - 1)

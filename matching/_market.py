@@ -46,6 +46,7 @@ class Market:
     owner: Ints  # (n,) slot held, or UNASSIGNED / DUMMY
     own_gain: Floats  # (n,) gain of the held slot (0 otherwise)
     csc: sp.csc_array | None = None  # full columns, built on first need (reverse rounds)
+    csc_cols: Ints | None = None  # (nnz,) provider of each CSC entry
     labels: Ints | None = None  # (n + m,) connected component of persons then providers
     exact_of: Ints | None = None  # (n,) exact solver's provider for FROZEN persons
     exact_price: Floats | None = None  # (m,) exact solver's duals for frozen providers
@@ -54,6 +55,13 @@ class Market:
         if self.csc is None:
             self.csc = self.csr.tocsc()
         return self.csc
+
+    def column_of_entry(self) -> Ints:
+        """Provider of every entry of :meth:`columns`, in its order (cached)."""
+        if self.csc_cols is None:
+            csc = self.columns()
+            self.csc_cols = np.repeat(np.arange(csc.shape[1], dtype=np.int64), np.diff(csc.indptr))
+        return self.csc_cols
 
 
 def build(csr: sp.csr_array, capacity: Ints) -> Market:

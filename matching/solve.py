@@ -17,8 +17,10 @@ Algorithm (see the private modules for the details and the reasons):
    providers with no capacity left and clip capacity to each provider's candidates;
 2. :mod:`matching._auction`: a numpy-vectorised forward/reverse auction (Bertsekas)
    with providers split into priced slots, run at ``eps = tol / n`` and eps-scaled
-   only when a price war shows up. Small connected components where it stalls are
-   handed to :mod:`matching._exact` (scipy's LAPJVsp plus Bellman-Ford duals);
+   only when a price war shows up, with global price updates (shortest paths to free
+   capacity, :mod:`matching._price_update`) against wars and long tails. Small connected
+   components where it stalls are handed to :mod:`matching._exact` (scipy's LAPJVsp
+   plus Bellman-Ford duals);
 3. the certificate is recomputed here from the final prices; if the auction ran out
    of budget or did not certify ``GAP_TOL``, HiGHS (:mod:`matching._lp`) solves the LP.
 
@@ -33,7 +35,7 @@ rows gives the same objective, and the same pairs whenever the optimum is unique
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
@@ -72,6 +74,11 @@ class SolveResult:
         Which engine produced the answer: ``"auction"`` or ``"lp"`` (HiGHS fallback).
     seconds : float
         Wall time of the whole call.
+    prices : ndarray of float64, shape (n_providers,)
+        The certificate's provider duals ``p_j >= 0``: with ``u_i = max(0, max_j g_ij -
+        p_j)`` over the open (unpinned, not forbidden) pairs, ``sum u + (capacity - pins)
+        . p`` is ``bound`` minus the pinned gains. ``p_j`` is what one more slot of ``j``
+        would be worth at most (0 when ``j`` has room to spare).
     """
 
     provider_of: NDArray[np.int64]
@@ -80,6 +87,7 @@ class SolveResult:
     gap: float
     method: str = "lp"
     seconds: float = 0.0
+    prices: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
 
 def solve_assignment(
@@ -126,38 +134,56 @@ def solve_assignment(
     residual = cap - np.bincount(pins[:, 1], minlength=csr.shape[1])
     free = _drop_entries(csr, bans, pins[:, 0], residual)
     # same feasible set, tighter certificate: nobody takes more requests than candidates
-    residual = np.minimum(residual, np.bincount(free.indices, minlength=csr.shape[1]))
-    provider_of, objective, bound, method = _solve_free(free, residual)
+    clipped = np.minimum(residual, np.bincount(free.indices, minlength=csr.shape[1]))
+    provider_of, objective, bound, method, prices = _solve_free(free, clipped)
+    # a clipped provider with a price is full with every candidate it has: price 0 keeps
+    # the dual feasible and the bound (about) unchanged, and makes ``prices`` the duals
+    # of the real capacity; the bound is recomputed from them, so it stays a proof
+    over = (clipped < residual) & (prices > 0)
+    if np.any(over):
+        prices[over] = 0.0
+        bound = dual_bound(free, residual, prices)
+    # full providers (pins) are out of the open problem; pricing them at their best gain
+    # makes ``prices`` a certificate for the whole problem at no cost (capacity 0 x price)
+    full = np.flatnonzero(residual == 0)
+    if full.size:
+        best = np.zeros(csr.shape[1])
+        np.maximum.at(best, csr.indices, csr.data)
+        prices[full] = best[full]
     provider_of[pins[:, 0]] = pins[:, 1]
     pin_gain = float(_lookup(csr, pins[:, 0], pins[:, 1]).sum())
     objective, bound = objective + pin_gain, bound + pin_gain
     gap = max(bound - objective, 0.0) / max(1.0, abs(bound))
-    return SolveResult(provider_of, objective, bound, gap, method, perf_counter() - start)
+    seconds = perf_counter() - start
+    return SolveResult(provider_of, objective, bound, gap, method, seconds, prices)
 
 
 def _solve_free(
     csr: sp.csr_array, capacity: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], float, float, str]:
+) -> tuple[NDArray[np.int64], float, float, str, NDArray[np.float64]]:
     """Auction first; HiGHS when the auction runs out of budget or fails to certify.
 
-    Returns the assignment, its objective, the dual bound and the method. The auction's
+    Returns the assignment, its objective, the dual bound, the method and the prices
+    (``p >= 0``, one per provider) the bound was computed from. The auction's
     answer is accepted only if the certificate recomputed here from its prices
     (independently of the auction's bookkeeping) closes the gap to ``tol``.
     """
     n_req = csr.shape[0]
     if csr.nnz == 0:
-        return np.full(n_req, -1, dtype=np.int64), 0.0, 0.0, "auction"
+        return np.full(n_req, -1, dtype=np.int64), 0.0, 0.0, "auction", np.zeros(csr.shape[1])
     nonempty = np.flatnonzero(np.diff(csr.indptr))
     tol = GAP_TOL * max(1.0, float(np.maximum.reduceat(csr.data, csr.indptr[nonempty]).sum()))
     out = auction(csr, capacity, tol=tol, max_work=_WORK_PER_REQUEST * n_req + csr.nnz)
     if out.finished:
         objective = float(_chosen_gains(csr, out.provider_of).sum())
-        bound = dual_bound(csr, capacity, out.prices)
+        prices = np.maximum(out.prices, 0.0)
+        bound = dual_bound(csr, capacity, prices)
         if bound - objective <= tol:
-            return out.provider_of, objective, bound, "auction"
+            return out.provider_of, objective, bound, "auction", prices
     provider_of, prices = solve_lp(csr, capacity)
     objective = float(_chosen_gains(csr, provider_of).sum())
-    return provider_of, objective, dual_bound(csr, capacity, prices), "lp"
+    prices = np.maximum(prices, 0.0)
+    return provider_of, objective, dual_bound(csr, capacity, prices), "lp", prices
 
 
 def dual_bound(
