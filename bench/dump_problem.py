@@ -30,20 +30,20 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from app.match_runs.encode import Scope
 from problem_file import save_problem
 
 import matching
 import matching.assign
 from app import migrate
+from app.assignments import encode
+from app.assignments.encode import Scope
 from app.db import make_engine, make_session_factory
-from app.match_runs import encode
 from app.match_runs.runner import _one_pin_per_request
 from matching.solve import SolveResult, solve_assignment
 from seed.load import load_demo
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", required=True, help="region prefix, e.g. 3505")
     parser.add_argument("--out", type=Path, required=True)
@@ -52,7 +52,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--weights", default="{}", help='JSON weights, e.g. {"fairness": 0.1}')
     parser.add_argument("--database-url", default="")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     db = args.out.parent / f"zhuqi-demo-{args.seed}-{args.enterprises}x{args.providers}.db"
     url = args.database_url or f"sqlite:///{db}"
     migrate.upgrade(url=url)

@@ -240,11 +240,15 @@ def run(backend: str, url: str, n: int) -> list[tuple[str, str, float, float, fl
     return results
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     print(f"{args.rows} rows per kind; peer = raw executemany INSERT of the same parsed rows")
     print(
         f"{'database':<11}{'kind':<13}{'import s':>9}{'rows/s':>9}{'peer s':>9}{'re-import s':>13}{'ratio':>8}"

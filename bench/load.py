@@ -480,7 +480,7 @@ def report(name: str, clients: int, processes: int, ours: Result, peer: Result) 
         print(f"    ERROR {label}: {count}")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--clients", default="50,200,400")
@@ -488,7 +488,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="request budget per level")
     parser.add_argument("--deadline", type=float, default=60, help="seconds per level")
     parser.add_argument("--size", type=int, default=10_000, help="enterprises and providers")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     levels = [int(c) for c in args.clients.split(",")]
     process_counts = [int(p) for p in args.processes.split(",")]
     for kind in args.databases.split(","):

@@ -282,21 +282,25 @@ def row(r: dict[str, Any]) -> str:
     )
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", default=list(SUITE), help="suite names, or none")
     parser.add_argument("--problems", nargs="*", default=[], help="snapshot .npz files")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="fresh runs per solver (median)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.child:
         child(args.child[0], args.child[1], int(args.child[2]))
         return
     names = [n for n in args.only if n != "none"] + list(args.problems)
     unknown = [n for n in names if n not in SUITE and not n.endswith(".npz")]
     if unknown:
-        parser.error(f"unknown instances {unknown}; choose from {list(SUITE)}")
+        build_parser().error(f"unknown instances {unknown}; choose from {list(SUITE)}")
     print(HEADER)
     print("|" + "|".join("-" * (len(c) + 2) for c in HEADER.strip("| ").split(" | ")) + "|")
     rows = []
