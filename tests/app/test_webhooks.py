@@ -272,12 +272,20 @@ class TestDelivery:
     ) -> None:
         webhook_id = subscribe(client, cast, receiver, ["*"])
         headers = cast.headers(cast.admin)
-        assert client.patch(f"{URL}/{webhook_id}", json={"paused": True}, headers=headers).json()[
-            "paused"
-        ]
+
+        def set_paused(paused: bool) -> dict[str, object]:
+            etag = client.get(f"{URL}/{webhook_id}", headers=headers).headers["etag"]
+            response = client.patch(
+                f"{URL}/{webhook_id}", json={"paused": paused}, headers=headers | {"If-Match": etag}
+            )
+            assert response.status_code == 200, response.text
+            body: dict[str, object] = response.json()
+            return body
+
+        assert set_paused(True)["paused"]
         queue_run(client, cast)
         assert deliver_due(db, settings).sent == 0
-        client.patch(f"{URL}/{webhook_id}", json={"paused": False}, headers=headers)
+        set_paused(False)
         assert deliver_due(db, settings).sent == 1
 
     def test_a_rotated_secret_signs_from_now_on(
