@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response, status
+from pydantic import BaseModel
 
 from app.common.concurrency import set_etag
 from app.common.idempotency import IdempotencyDep
@@ -66,7 +67,7 @@ def read_webhook(webhook: CurrentWebhook, response: Response) -> WebhookSubscrip
 @router.patch(
     "/{webhook_id}",
     response_model=WebhookRead,
-    responses=problem_responses(401, 403, 404, 412, 422),
+    responses=problem_responses(401, 403, 404, 412, 422, 428),
 )
 def update_webhook(
     data: WebhookUpdate,
@@ -106,6 +107,13 @@ def list_deliveries(
     return webhook_service.deliveries(session, subscription=webhook, page=page)
 
 
+class _NoBody(BaseModel):
+    """What an action without a body hashes as, for its Idempotency-Key."""
+
+
+NO_BODY = _NoBody()
+
+
 @router.post(
     "/{webhook_id}/deliveries/{delivery_id}/replay",
     response_model=WebhookDeliveryRead,
@@ -113,8 +121,11 @@ def list_deliveries(
     responses=problem_responses(401, 403, 404),
 )
 def replay_delivery(
-    webhook: CurrentWebhook, delivery_id: PathId, session: DbSession
-) -> WebhookDeliveryRead:
-    """Queue a delivery again, now (same ``webhook-id``)."""
+    webhook: CurrentWebhook, delivery_id: PathId, session: DbSession, idem: IdempotencyDep
+) -> object:
+    """Queue a delivery again, now (same ``webhook-id``); a retried call with the same
+    ``Idempotency-Key`` queues it once."""
+    if (replayed := idem.replay(NO_BODY)) is not None:
+        return replayed
     delivery = webhook_service.replay(session, subscription=webhook, delivery_id=delivery_id)
-    return WebhookDeliveryRead.model_validate(delivery)
+    return idem.store(NO_BODY, WebhookDeliveryRead.model_validate(delivery), status_code=202)

@@ -35,10 +35,15 @@ class TestTaxonomy:
         assert client.post(f"{API}/categories", json=body, headers=admin).status_code == 201
         assert len(events(db, "category.created")) == 1
         url = f"{API}/categories/energy_saving"
-        assert client.patch(url, json={"route_days": 2}, headers=admin).status_code == 200
-        assert client.patch(url, json={"route_days": 2}, headers=admin).status_code == 200
+        first = client.patch(url, json={"route_days": 2}, headers=admin | {"If-Match": '"1"'})
+        assert first.status_code == 200
+        again = admin | {"If-Match": first.headers["etag"]}
+        assert client.patch(url, json={"route_days": 2}, headers=again).status_code == 200
         (updated,) = events(db, "category.updated")
-        assert (updated.before, updated.after) == ({"route_days": 1}, {"route_days": 2})
+        assert (updated.before, updated.after) == (
+            {"route_days": 1, "version": 1},
+            {"route_days": 2, "version": 2},
+        )
         assert updated.actor_id == cast.admin.id
 
 
@@ -47,12 +52,11 @@ class TestUsersAndKeys:
         self, client: TestClient, db: Session, cast: Cast
     ) -> None:
         url, admin = f"{API}/users/{cast.coordinator.id}", cast.headers(cast.admin)
-        assert (
-            client.patch(url, json={"region_prefixes": ["3505"]}, headers=admin).status_code == 200
-        )
-        assert (
-            client.patch(url, json={"region_prefixes": ["3505"]}, headers=admin).status_code == 200
-        )
+        body = {"region_prefixes": ["3505"]}
+        first = client.patch(url, json=body, headers=admin | {"If-Match": '"1"'})
+        assert first.status_code == 200
+        again = admin | {"If-Match": first.headers["etag"]}
+        assert client.patch(url, json=body, headers=again).status_code == 200
         (updated,) = events(db, "user.updated")
         assert updated.after["region_prefixes"] == ["3505"]  # type: ignore[index]
         no_secrets(updated)
