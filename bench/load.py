@@ -137,8 +137,10 @@ def fresh_database(kind: str) -> Iterator[str]:
         admin.dispose()
 
 
-def _token(user_id: int) -> dict[str, str]:
-    token, _ = create_access_token(user_id, secret_key=SECRET, minutes=600)
+def _token(user: User) -> dict[str, str]:
+    token, _ = create_access_token(
+        user.id, token_version=user.token_version or 0, secret_key=SECRET, minutes=600
+    )
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -186,8 +188,8 @@ def _prepare(session: Session, url: str, *, offers: int) -> World:
     session.flush()
     return World(
         database_url=url,
-        coordinator=_token(coordinator.id),
-        enterprises=[(u.enterprise_id or 0, _token(u.id)) for u in ent_users],
+        coordinator=_token(coordinator),
+        enterprises=[(u.enterprise_id or 0, _token(u)) for u in ent_users],
         request_ids=[r for r, _ in rows],
         enterprise_ids=enterprise_ids,
         offers=made,
@@ -236,7 +238,7 @@ def _make_offers(
             )
             session.add(user)
             session.flush()
-            made.append((offer.id, _token(user.id)))
+            made.append((offer.id, _token(user)))
             break
     print(f"  {len(made)} offers made through the hand-offer use case", flush=True)
     return made
