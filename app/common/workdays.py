@@ -41,6 +41,24 @@ def add_working_days(start: date, days: int) -> date:
     return day
 
 
+def due_date_if_known(start: date, days: int, now: datetime) -> date | None:
+    """The ``days``-th working day after ``start``, or ``None`` when it has certainly not come.
+
+    Late in a year, a 30-working-day clock reaches into a year the calendar does not know
+    yet. Every day still to be counted then lies in that unknown year, so the deadline is no
+    earlier than its first day; while local ``now`` is before that year, the clock has not
+    run out, exactly, whatever the new year's holidays will be. Only once ``now`` itself is
+    in an unknown year is the answer a guess, and :class:`CalendarUnavailable` still says so.
+    """
+    try:
+        return add_working_days(start, days)
+    except CalendarUnavailable as exc:
+        unknown_year = exc.extra.get("year")
+        if isinstance(unknown_year, int) and local_date(now).year < unknown_year:
+            return None
+        raise
+
+
 def end_of_day(day: date) -> datetime:
     """The moment local ``day`` ends (local midnight after it), as an aware datetime."""
     return datetime.combine(day + timedelta(days=1), time(), tzinfo=local_zone())

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.assignments.transitions import OPEN
 from app.common.clock import as_utc
-from app.common.workdays import add_working_days, end_of_day, local_date
+from app.common.workdays import due_date_if_known, end_of_day, local_date
 from app.enterprises.repository import region_clause
 from app.models import (
     Assignment,
@@ -64,17 +64,19 @@ class Overdue:
 
 def _overdue(kind: str, start: datetime, days: int, now: datetime, **ids: Any) -> Overdue | None:
     """``None`` unless the ``days``-working-day clock started at ``start`` has run out."""
-    due_date = add_working_days(local_date(as_utc(start)), days)
+    due_date = due_date_if_known(local_date(as_utc(start)), days, now)
+    if due_date is None:
+        return None
     due = end_of_day(due_date)
     if due >= now:
         return None
-    escalate = end_of_day(add_working_days(due_date, days))
+    escalate_date = due_date_if_known(due_date, days, now)
     return Overdue(
         kind=kind,
         due_at=due,
         due_date=due_date,
         overdue_hours=round((now - due).total_seconds() / 3600, 1),
-        level=2 if now >= escalate else 1,
+        level=2 if escalate_date is not None and now >= end_of_day(escalate_date) else 1,
         **ids,
     )
 

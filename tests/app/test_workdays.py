@@ -9,7 +9,13 @@ import pytest
 from pydantic import ValidationError
 
 from app.common import clock
-from app.common.workdays import add_working_days, end_of_day, is_working_day, local_date
+from app.common.workdays import (
+    add_working_days,
+    due_date_if_known,
+    end_of_day,
+    is_working_day,
+    local_date,
+)
 from app.errors import CalendarUnavailable
 from app.settings import Settings
 
@@ -65,3 +71,43 @@ class TestLocalDates:
     def test_an_unknown_time_zone_is_refused(self) -> None:
         with pytest.raises(ValidationError, match="unknown time zone"):
             Settings(timezone="Mars/Olympus", environment="test", secret_key="s" * 40)
+
+
+class TestClocksPastTheKnownCalendar:
+    """Late in a year a clock reaches into a year the calendar does not know yet."""
+
+    def test_a_deadline_in_an_unknown_year_has_not_come_while_now_is_known(self) -> None:
+        now = datetime(2026, 12, 21, 2, 0, tzinfo=UTC)
+        assert due_date_if_known(date(2026, 12, 20), 30, now) is None
+
+    def test_a_deadline_inside_the_known_years_is_exact(self) -> None:
+        now = datetime(2026, 12, 21, 2, 0, tzinfo=UTC)
+        assert due_date_if_known(date(2026, 11, 20), 3, now) == add_working_days(
+            date(2026, 11, 20), 3
+        )
+
+    def test_once_now_is_in_the_unknown_year_it_is_still_refused(self) -> None:
+        # 16:30 UTC on 31 December is already 1 January in Beijing.
+        now = datetime(2026, 12, 31, 16, 30, tzinfo=UTC)
+        with pytest.raises(CalendarUnavailable):
+            due_date_if_known(date(2026, 12, 20), 30, now)
+
+    def test_the_supervision_clock_does_not_fail_on_a_fresh_major_problem(self) -> None:
+        from app.supervision.clocks import _overdue
+
+        now = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+        assert _overdue("unresolved", now - timedelta(hours=1), 30, now, request_id=1) is None
+        # A clock that ran out in November is overdue; its escalation, one more period on,
+        # falls into the unknown year, so it is not escalated yet.
+        late = _overdue(
+            "unresolved",
+            datetime(2026, 10, 15, 2, 0, tzinfo=UTC),
+            30,
+            now,
+            request_id=1,
+            enterprise_id=1,
+            region_code="3505",
+            category="financing",
+        )
+        assert late is not None
+        assert late.level == 1
