@@ -3,7 +3,7 @@
 The product's own instances are the ones that matter: this seeds the demo data (same
 seed, same data; skipped when already loaded), takes the snapshot a match run takes for
 ``--region`` (requests, providers, loads, pins), runs the matching pipeline on it and
-records every call the pipeline makes to :func:`matching.solve.solve_assignment` (one
+records every call the pipeline makes to :func:`matching.solving.solve.solve_assignment` (one
 per run: the candidate gains with fairness slots already expanded, and the capacity).
 ``bench/shapes.py --problems FILE...`` then times our solver and OR-Tools on them.
 
@@ -39,7 +39,7 @@ from app.assignments import encode
 from app.assignments.encode import Scope
 from app.db import make_engine, make_session_factory
 from app.match_runs.runner import _one_pin_per_request
-from matching.solve import SolveResult, solve_assignment
+from matching.solving.solve import SolveResult, solve_assignment
 from seed.load import load_demo
 
 

@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from problem_file import load_problem
 
-from matching.solve import solve_assignment
+from matching.solving.solve import solve_assignment
 
 Instance = dict[str, Any]
 Ints = NDArray[np.int64]

@@ -1,4 +1,4 @@
-"""Benchmark ``matching.solve.solve_assignment`` against OR-Tools ``SimpleMinCostFlow``.
+"""Benchmark ``matching.solving.solve.solve_assignment`` against OR-Tools ``SimpleMinCostFlow``.
 
 Families (seeded ``numpy.random.Generator``; gains = 0.05 + 0.55 * noise + 0.4 * provider
 quality, so popular providers are contested):
@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from matching.solve import solve_assignment
+from matching.solving.solve import solve_assignment
 
 SIZES = {"10k": (10_000, 10_000), "50k": (50_000, 50_000), "100k": (100_000, 50_000)}
 FAMILIES = ("surplus", "contested", "region")

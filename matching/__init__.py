@@ -40,7 +40,7 @@ from matching.result import (
 )
 from matching.scoring.text import analyze
 from matching.scoring.weights import FEATURES, Weights
-from matching.solve import SolveResult, solve_assignment
+from matching.solving import SolveResult, solve_assignment
 from matching.validate import validate
 
 __all__ = [

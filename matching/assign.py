@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from matching.pins import Context, Pairs
 from matching.scoring.candidates import Candidates
-from matching.solve import solve_assignment
+from matching.solving.solve import solve_assignment
 
 __all__ = ["slot_columns", "solve_open"]
 

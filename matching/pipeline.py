@@ -124,7 +124,7 @@ def match(problem: Problem, weights: Weights | None = None) -> MatchResult:
     for every open request, score only the providers covering its category that pass the
     hard rules, keep the top ``weights.top_k``; maximise the total of
     ``fit × priority (× fairness slot multiplier)`` exactly with
-    :func:`matching.solve.solve_assignment`; explain every pair and every unmatched
+    :func:`matching.solving.solve.solve_assignment`; explain every pair and every unmatched
     request.
 
     Parameters

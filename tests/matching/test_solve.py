@@ -1,4 +1,4 @@
-"""Property tests for ``matching.solve.solve_assignment``.
+"""Property tests for ``matching.solving.solve.solve_assignment``.
 
 Every instance is checked for feasibility (capacity, forbidden, pinned, candidates,
 integrality) and for optimality against an independent exact method: brute force on tiny
@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from matching import _auction, _freeze
-from matching import solve as solve_module
-from matching._exact import solve_exact
 from matching.errors import Infeasible, InvalidProblem, MatchingError
-from matching.solve import SolveResult, dual_bound, solve_assignment
+from matching.solving import _auction, _freeze
+from matching.solving import solve as solve_module
+from matching.solving._exact import solve_exact
+from matching.solving.solve import SolveResult, dual_bound, solve_assignment
 
 REL = 1e-9
 Pair = tuple[int, int]

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from matching import _auction, _price_update
-from matching._market import Market
-from matching.solve import SolveResult, solve_assignment
+from matching.solving import _auction, _price_update
+from matching.solving._market import Market
+from matching.solving.solve import SolveResult, solve_assignment
 
 REL = 1e-9
 Ints = NDArray[np.int64]
@@ -196,9 +196,9 @@ def test_price_updates_keep_eps_complementary_slackness(case: Case) -> None:
     """After every global price update, each holder is within eps of its best option.
 
     (Best among the *other* providers and its dummy: a holder may pay more than its own
-    provider's entry price, as in :mod:`matching._auction`'s statement of eps-CS.)
+    provider's entry price, as in :mod:`matching.solving._auction`'s statement of eps-CS.)
 
-    This is the invariant the update's proof rests on (see ``matching._price_update``):
+    This is the invariant the update's proof rests on (see ``matching.solving._price_update``):
     checked here on the auction's own state, not only through the final certificate.
     """
     seen: list[int] = []

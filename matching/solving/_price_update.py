@@ -29,8 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
-from matching import _market as mkt
-from matching._market import DUMMY, Bools, Floats, Ints, Market
+from matching.solving import _market as mkt
+from matching.solving._market import DUMMY, Bools, Floats, Ints, Market
 
 __all__ = ["update_prices"]
 
@@ -39,7 +39,7 @@ def update_prices(mk: Market, eps: float, stuck: Ints | None = None) -> int:
     """Raise prices by the distances above; returns the candidate pairs scanned.
 
     With ``stuck`` (unassigned persons, ascending; every holder paying its entry price,
-    see :func:`matching._market.equalize`) they are then moved along the shortest paths
+    see :func:`matching.solving._market.equalize`) they are then moved along the shortest paths
     themselves (:func:`_augment`) instead of being left to find them bid by bid.
 
     The reversed graph is built straight from the cached CSC of the gains (column ``l``

@@ -15,14 +15,14 @@ Algorithm (see the private modules for the details and the reasons):
 
 1. validate once, apply pins (they consume capacity) and forbidden pairs, drop
    providers with no capacity left and clip capacity to each provider's candidates;
-2. :mod:`matching._auction`: a numpy-vectorised forward/reverse auction (Bertsekas)
+2. :mod:`matching.solving._auction`: a numpy-vectorised forward/reverse auction (Bertsekas)
    with providers split into priced slots, run at ``eps = tol / n`` and eps-scaled
    only when a price war shows up, with global price updates (shortest paths to free
-   capacity, :mod:`matching._price_update`) against wars and long tails. Small connected
-   components where it stalls are handed to :mod:`matching._exact` (scipy's LAPJVsp
+   capacity, :mod:`matching.solving._price_update`) against wars and long tails. Small connected
+   components where it stalls are handed to :mod:`matching.solving._exact` (scipy's LAPJVsp
    plus Bellman-Ford duals);
 3. the certificate is recomputed here from the final prices; if the auction ran out
-   of budget or did not certify ``GAP_TOL``, HiGHS (:mod:`matching._lp`) solves the LP.
+   of budget or did not certify ``GAP_TOL``, HiGHS (:mod:`matching.solving._lp`) solves the LP.
 
 Every step has a work budget, so every call ends in bounded time; HiGHS is polynomial.
 
@@ -43,9 +43,10 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
-from matching._auction import auction
-from matching._lp import solve_lp
 from matching.errors import Infeasible, InvalidProblem
+from matching.solving._auction import auction
+from matching.solving._lp import solve_lp
+from matching.solving.certificate import dual_bound
 
 __all__ = ["GAP_TOL", "SolveResult", "dual_bound", "solve_assignment"]
 
@@ -184,21 +185,6 @@ def _solve_free(
     objective = float(_chosen_gains(csr, provider_of).sum())
     prices = np.maximum(prices, 0.0)
     return provider_of, objective, dual_bound(csr, capacity, prices), "lp", prices
-
-
-def dual_bound(
-    csr: sp.csr_array, capacity: NDArray[np.int64], prices: NDArray[np.float64]
-) -> float:
-    """Dual objective ``sum_i max(0, max_j g_ij - p_j) + capacity . p`` for ``p >= 0``.
-
-    Weak duality makes this an upper bound on the optimum for any non-negative prices;
-    the request duals ``u_i`` are the smallest feasible ones given ``p``.
-    """
-    p = np.maximum(prices, 0.0)
-    net = csr.data - p[csr.indices]
-    nonempty = np.flatnonzero(np.diff(csr.indptr))
-    u = np.maximum.reduceat(net, csr.indptr[nonempty]) if net.size else net
-    return float(np.maximum(u, 0.0).sum() + capacity.astype(np.float64) @ p)
 
 
 def _as_scores(scores: sp.sparray | sp.spmatrix) -> sp.csr_array:

@@ -1,4 +1,4 @@
-"""Working state of the auction in :mod:`matching._auction`, and its basic operations.
+"""Working state of the auction in :mod:`matching.solving._auction`, and its basic operations.
 
 Persons are requests, providers are split into *slots* (one per unit of capacity), each
 with its own price. A person holds one slot, its private zero-gain *dummy* (unmatched),

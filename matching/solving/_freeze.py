@@ -3,11 +3,11 @@
 Connected components of the candidate graph are independent subproblems. When only a
 few persons keep bidding round after round, they are chasing an augmenting path across a
 bottleneck inside a small component, one hop per Jacobi round. :func:`freeze_stuck`
-solves such components exactly (:func:`matching._exact.solve_exact`) and takes them out
+solves such components exactly (:func:`matching.solving._exact.solve_exact`) and takes them out
 of the market: their persons become ``FROZEN``, their providers' slots free at price 0,
 and the exact assignment and duals are kept aside for the final answer. A component too
 big for the exact solver stays in the market, where global price updates
-(:mod:`matching._price_update`) shorten the tail.
+(:mod:`matching.solving._price_update`) shorten the tail.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from matching import _market as mkt
-from matching._exact import ExactFailed, solve_exact
-from matching._market import FROZEN, Ints, Market
+from matching.solving import _market as mkt
+from matching.solving._exact import ExactFailed, solve_exact
+from matching.solving._market import FROZEN, Ints, Market
 
 EXACT_MAX_PERSONS = 5000  # largest component handed to the exact solver
 TAIL_START = 512  # rounds of one stage before looking for a stuck tail

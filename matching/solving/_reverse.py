@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from matching import _market as mkt
-from matching._freeze import freeze_stuck, is_tail
-from matching._market import Floats, Ints, Market
+from matching.solving import _market as mkt
+from matching.solving._freeze import freeze_stuck, is_tail
+from matching.solving._market import Floats, Ints, Market
 
 
 def reverse(mk: Market, eps: float, budget: int) -> tuple[int, bool]:

@@ -1,14 +1,14 @@
 """Vectorised forward/reverse auction with adaptive eps for capacitated assignment.
 
 Bertsekas' auction for the asymmetric assignment problem, with each provider split into
-identical slots (see :mod:`matching._market` for the state). Invariants, with
+identical slots (see :mod:`matching.solving._market` for the state). Invariants, with
 ``profit_i`` the gain minus the price person ``i`` paid (0 on its dummy):
 
 * eps-complementary slackness (eps-CS):
   ``profit_i >= max(0, max_{l != own(i)} g_il - p_l) - eps`` with ``p`` the entry prices;
 * at the end of a phase every free slot has price 0 (the "lambda = 0" condition).
 
-Together they give ``dual_bound(p) - objective <= n * eps`` (see ``matching.solve``), so
+Together they give ``dual_bound(p) - objective <= n * eps`` (see ``matching.solving.solve``), so
 eps = tol / n certifies; in practice the gap is far smaller and is measured exactly.
 
 A phase (eps fixed) runs
@@ -18,10 +18,10 @@ A phase (eps fixed) runs
    ``gain - second best value + eps``; a provider keeps its ``c_j`` highest offers
    among holders and bidders (ties: holders first, then lower person index) and
    releases the rest, or the person takes its dummy when no value is positive;
-3. *reverse* rounds (:mod:`matching._reverse`) until no free slot has a positive price.
+3. *reverse* rounds (:mod:`matching.solving._reverse`) until no free slot has a positive price.
 
 Every time the forward rounds have cost about as much as one pass over the candidate
-pairs, a *global price update* (:mod:`matching._price_update`, one compiled Dijkstra)
+pairs, a *global price update* (:mod:`matching.solving._price_update`, one compiled Dijkstra)
 raises each provider's price by its distance to free capacity. It keeps eps-CS and turns
 the price wars of equal or few distinct gains (thousands of eps-sized bids) into a few
 passes: three gain values with binding capacity at 10k went from 158 s (HiGHS fallback)
@@ -43,11 +43,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from matching import _market as mkt
-from matching._freeze import freeze_stuck, is_tail
-from matching._market import DUMMY, UNASSIGNED, Floats, Ints, Market
-from matching._price_update import update_prices
-from matching._reverse import reverse
+from matching.solving import _market as mkt
+from matching.solving._freeze import freeze_stuck, is_tail
+from matching.solving._market import DUMMY, UNASSIGNED, Floats, Ints, Market
+from matching.solving._price_update import update_prices
+from matching.solving._reverse import reverse
 
 __all__ = ["AuctionOutcome", "auction"]
 
@@ -209,7 +209,7 @@ def _distinct(values: Ints, bound: int) -> Ints:
 def _release_violators(mk: Market, eps: float) -> None:
     """Restore eps-CS for a new, smaller ``eps`` at the start of a phase.
 
-    After :func:`matching._market.equalize`, every person whose profit is more than
+    After :func:`matching.solving._market.equalize`, every person whose profit is more than
     ``eps`` below its best alternative (another provider or the dummy) is released,
     persons on their dummy included: a value in ``(eps_new, eps_old]`` was tolerated by
     the previous phase but not by this one.
