@@ -15,6 +15,7 @@ and scikit-learn only. Typical use::
 from matching import errors
 from matching.check import PairCheck, check_pairs
 from matching.errors import Infeasible, InvalidProblem, MatchingError
+from matching.explaining.advice import Advice
 from matching.explaining.supply import Shortage, check_supply
 from matching.pipeline import match, rank, rematch
 from matching.problem import (
@@ -46,6 +47,7 @@ from matching.validate import validate
 __all__ = [
     "CATEGORIES",
     "FEATURES",
+    "Advice",
     "Assignment",
     "Candidate",
     "Exclusion",

@@ -6,6 +6,8 @@ unit-capacity column per free slot with a decreasing multiplier (:func:`slot_col
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
@@ -14,7 +16,38 @@ from matching.pins import Context, Pairs
 from matching.scoring.candidates import Candidates
 from matching.solving.solve import solve_assignment
 
-__all__ = ["slot_columns", "solve_open"]
+__all__ = ["Solved", "slot_columns", "solve_open"]
+
+
+@dataclass(frozen=True, slots=True)
+class Solved:
+    """The open part's solution, and the solver instance it solved (for the advice).
+
+    Attributes
+    ----------
+    picks : ndarray of intp, shape (m,)
+        Chosen candidate positions.
+    multiplier : ndarray of float64, shape (m,)
+        Their fairness slot multipliers (1 without fairness).
+    bound : float
+        The solver's proven upper bound on the open part of the objective.
+    gains : csr_array, shape (n_rows, n_columns)
+        The solver's matrix: rows are ``rows``, columns providers (or their slots).
+    demand : ndarray of int64, shape (n_rows,)
+        Providers each row may take.
+    chosen : ndarray of bool, shape (gains.nnz,)
+        The chosen entries of ``gains``.
+    rows : ndarray of intp, shape (n_rows,)
+        Canonical request index of each row.
+    """
+
+    picks: NDArray[np.intp]
+    multiplier: NDArray[np.float64]
+    bound: float
+    gains: sp.csr_array
+    demand: NDArray[np.int64]
+    chosen: NDArray[np.bool_]
+    rows: NDArray[np.intp]
 
 
 def slot_columns(
@@ -43,14 +76,8 @@ def slot_columns(
     return entry, col_start[column[entry]] + offset, multiplier, np.ones(slots.sum(), np.int64)
 
 
-def solve_open(
-    ctx: Context, cand: Candidates, pins: Pairs
-) -> tuple[NDArray[np.intp], NDArray[np.float64], float]:
-    """Exact solve over the candidates.
-
-    Returns the chosen candidate positions (shape (m,)), their slot multipliers, and the
-    solver's proven upper bound on the open part of the objective.
-    """
+def solve_open(ctx: Context, cand: Candidates, pins: Pairs) -> Solved:
+    """Exact solve over the candidates."""
     gain = cand.fit * ctx.priority[cand.req]
     usable = np.flatnonzero(gain > 0)
     rows, row_of = np.unique(cand.req[usable], return_inverse=True)
@@ -65,4 +92,15 @@ def solve_open(
     order = np.argsort(key)
     found = order[np.searchsorted(key[order], chosen * len(capacity) + result.provider_of[chosen])]
     picks = keep[found]
-    return usable[entry[picks]], multiplier[picks], float(result.bound)
+    entry_rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    chosen_entries = result.provider_of[entry_rows] == matrix.indices
+    demand = np.ones(len(rows), dtype=np.int64)
+    return Solved(
+        usable[entry[picks]],
+        multiplier[picks],
+        float(result.bound),
+        matrix,
+        demand,
+        chosen_entries,
+        rows,
+    )

@@ -17,9 +17,10 @@ from time import perf_counter
 import numpy as np
 from numpy.typing import NDArray
 
-from matching.assign import solve_open
+from matching.assign import Solved, solve_open
 from matching.encode import Encoded, PairSet, encode
 from matching.errors import Infeasible, InvalidProblem
+from matching.explaining.advice import Advice, advise, potentials, slot_gain
 from matching.explaining.explanations import (
     build_assignments,
     build_unmatched,
@@ -87,7 +88,8 @@ def _run(
 ) -> MatchResult:
     ctx, fixed, open_, cand, texts = _prepare(enc, weights, pins, stages, cache)
     with stages("solve"):
-        picks, multiplier, open_bound = solve_open(ctx, cand, fixed)
+        solved = solve_open(ctx, cand, fixed)
+        picks, multiplier, open_bound = solved.picks, solved.multiplier, solved.bound
     with stages("explain"):
         kept = collect_kept(ctx, fixed, cand, picks, multiplier)
         assignments = build_assignments(ctx, kept)
@@ -113,7 +115,49 @@ def _run(
         gap=max(bound - objective, 0.0) / max(1.0, abs(bound)),
         seconds={**stages.seconds, "total": sum(stages.seconds.values())},
     )
-    return MatchResult(assignments, unmatched, runners, stats, weights, texts)
+    with stages("advice"):
+        advice = _advice(ctx, cand, solved, open_, (fixed, kept.req))
+    stats = replace(stats, seconds={**stages.seconds, "total": sum(stages.seconds.values())})
+    return MatchResult(assignments, unmatched, runners, stats, weights, texts, advice)
+
+
+def _advice(
+    ctx: Context,
+    cand: Candidates,
+    solved: Solved,
+    open_: NDArray[np.bool_],
+    pins_served: tuple[Pairs, NDArray[np.intp]],
+) -> tuple[Advice, ...]:
+    """Exact value of one more slot per category × region short of providers.
+
+    A new slot of provider ``j`` is its ``capacity``-th (fairness multiplier
+    ``(1 - φ)^capacity``), so its gain for request ``i`` is ``fit × priority × that``.
+    """
+    enc, (pins, served) = ctx.enc, pins_served
+    potential, exact = potentials(solved.gains, solved.demand, solved.chosen)
+    by_request = np.full(enc.n_req, -np.inf)
+    by_request[solved.rows] = potential
+    others = np.ones(len(cand), dtype=bool)
+    others[solved.picks] = False
+    req, prov = cand.req[others], cand.prov[others]
+    capacity = enc.load + enc.free + np.bincount(pins.prov, minlength=enc.n_prov)
+    slot = (1.0 - ctx.weights.fairness) ** capacity[prov]
+    value = slot_gain(by_request[req], cand.fit[others] * ctx.priority[req] * slot)
+    # a request holding j that moves to j's new slot frees j: a whole slot of j for anyone
+    whole = np.zeros(enc.n_prov)
+    np.maximum.at(whole, prov, value)
+    held_req, held_prov = cand.req[solved.picks], cand.prov[solved.picks]
+    missing = open_.astype(np.int64)
+    missing[served] = 0
+    return advise(
+        enc,
+        missing=missing,
+        pair_req=np.r_[req, held_req],
+        pair_prov=np.r_[prov, held_prov],
+        pair_value=np.r_[value, whole[held_prov]],
+        capacity=capacity,
+        exact=exact,
+    )
 
 
 def match(problem: Problem, weights: Weights | None = None) -> MatchResult:

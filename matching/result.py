@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from matching.explaining.advice import Advice
 from matching.problem import Id
 from matching.scoring.text import TextCache
 from matching.scoring.weights import Weights
@@ -145,6 +146,10 @@ class MatchResult:
     stats : Stats
     weights : Weights
         The weights used, so that a re-match scores the same way by default.
+    advice : tuple of Advice
+        Recruitment advice: per category × region with requests left short, the exact
+        gain of one more slot there (:mod:`matching.explaining.advice`). Not part of
+        equality.
     text_cache : TextCache, optional
         The run's fitted TF-IDF model and request vectors. :func:`matching.rematch` reuses
         them when the providers' texts are unchanged (a result rebuilt elsewhere, without
@@ -157,6 +162,7 @@ class MatchResult:
     stats: Stats
     weights: Weights
     text_cache: TextCache | None = field(default=None, repr=False, compare=False)
+    advice: tuple[Advice, ...] = field(default=(), repr=False, compare=False)
     _by_request: Mapping[Id, Assignment] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -260,6 +260,31 @@ def unmatched_rows(result: matching.MatchResult) -> list[dict[str, Any]]:
     ]
 
 
+#: Request ids stored per advice cell (the count is always stored in full).
+ADVICE_REQUEST_IDS = 100
+
+
+def advice_rows(result: matching.MatchResult) -> list[dict[str, Any]]:
+    """The engine's recruitment advice as JSON rows for the run's statistics, ranked from 1
+    (the rank is the cell's key for paging)."""
+    return [
+        {
+            "rank": rank,
+            "category": a.category,
+            "region": a.region,
+            "marginal_score": a.marginal_score,
+            "provider_id": a.provider,
+            "requests": len(a.requests),
+            "request_ids": list(a.requests[:ADVICE_REQUEST_IDS]),
+            "with_candidates": a.with_candidates,
+            "slots_needed": a.slots_needed,
+            "providers_needed": a.providers_needed,
+            "exact": a.exact,
+        }
+        for rank, a in enumerate(result.advice, start=1)
+    ]
+
+
 def locked_pairs(session: Session, request_ids: Sequence[int]) -> list[tuple[int, int]]:
     """Pinned pairs a coordinator locked on drafts of these requests (one bound id set,
     however many requests the run has)."""

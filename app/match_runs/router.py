@@ -13,6 +13,7 @@ from app.deps import DbSession, Staff
 from app.match_runs import publishing, repository
 from app.match_runs import service as match_run_service
 from app.match_runs.schemas import (
+    AdviceRead,
     ChangeKind,
     MatchRunCreate,
     MatchRunDiff,
@@ -88,6 +89,18 @@ def diff_run(
 ) -> MatchRunDiff:
     """Per request decided: live provider against proposed one (new/same/changed/dropped)."""
     return match_run_service.diff(session, run=run, kind=kind, page=page)
+
+
+@router.get(
+    "/{run_id}/advice",
+    response_model=Page[AdviceRead],
+    responses=problem_responses(401, 403, 404, 409),
+)
+def run_advice(
+    run: CurrentRun, session: DbSession, principal: Staff, page: PageDep
+) -> Page[AdviceRead]:
+    """Where one more unit of capacity would help most, per category × region (recruiting)."""
+    return match_run_service.advice(session, principal=principal, run=run, page=page)
 
 
 @router.post("/{run_id}/publish", response_model=PublishResult, responses=ACTION_ERRORS)

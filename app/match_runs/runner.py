@@ -210,6 +210,7 @@ def _stats(inputs: Inputs, computed: Computed, **extra: Any) -> dict[str, Any]:
         {**dataclasses.asdict(s), "shortfall": s.shortfall} for s in computed.shortages
     ]
     stats["unmatched_requests"] = encode.unmatched_rows(computed.result)
+    stats["advice"] = encode.advice_rows(computed.result)
     stats["left_out"] = dict(inputs.snapshot.left_out)
     return stats
 

@@ -101,6 +101,28 @@ class MatchRunStats(Schema):
     failed_stage: str = ""
 
 
+class AdviceRead(Schema):
+    """Where one more unit of capacity would help most (``GET /match-runs/{id}/advice``)."""
+
+    rank: int = Field(description="1 = the cell where one more slot raises the optimum most")
+    category: str
+    region: str = Field(description="Region code prefix of the cell (city, 4 digits)")
+    marginal_score: float | None = Field(
+        description="Exact rise of the run's optimum if `provider_id` had one more slot for "
+        "a request of the cell (its least dual price); null when no provider can take any of "
+        "the cell's requests, so only recruiting helps"
+    )
+    provider_id: int | None = Field(description="The provider whose extra slot helps most")
+    requests: int = Field(description="Requests of the cell left short of providers")
+    request_ids: list[int] = Field(description="Their ids, sorted (at most 100)")
+    with_candidates: int = Field(description="Of those, how many had candidates that were full")
+    slots_needed: int = Field(description="Providers missing over those requests")
+    providers_needed: int = Field(description="slots_needed over the cell's typical capacity")
+    exact: bool
+    message_zh: str
+    message_en: str
+
+
 class MatchRunRead(Schema):
     id: int
     created_by_id: int | None

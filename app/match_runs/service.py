@@ -13,12 +13,19 @@ from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
 from app.common.clock import utc_now
-from app.common.pagination import PageParams, encode_cursor, paginate
+from app.common.pagination import PageParams, encode_cursor, page_sequence, paginate
 from app.common.schemas import Page
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events import service as event_service
 from app.match_runs import repository
-from app.match_runs.schemas import ChangeKind, DiffRow, MatchRunCreate, MatchRunDiff, MatchRunRead
+from app.match_runs.schemas import (
+    AdviceRead,
+    ChangeKind,
+    DiffRow,
+    MatchRunCreate,
+    MatchRunDiff,
+    MatchRunRead,
+)
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -27,6 +34,7 @@ from app.models import (
 )
 from app.observability.logs import current_request_id
 from app.taxonomy import service as taxonomy_service
+from matching.explaining.advice import messages as advice_messages
 
 ENDED = (
     AssignmentStatus.CANCELLED,
@@ -197,3 +205,41 @@ def diff(
     more = len(chosen) > page.limit
     cursor = encode_cursor(items[-1].request_id) if more and items else None
     return MatchRunDiff(run_id=run.id, counts=counts, items=items, next_cursor=cursor)
+
+
+# -- recruitment advice ------------------------------------------------------------------
+
+
+def _overlaps(principal: Principal, region: str) -> bool:
+    """A cell concerns a coordinator when it and one of their prefixes nest either way."""
+    if principal.is_admin:
+        return True
+    return any(region.startswith(p) or p.startswith(region) for p in principal.region_prefixes)
+
+
+def advice(
+    session: Session, *, principal: Principal, run: MatchRun, page: PageParams
+) -> Page[AdviceRead]:
+    """The run's recruitment advice, best cell first, worded with the taxonomy's labels.
+
+    Computed by the engine with the run (exact least dual prices of the solved problem) and
+    stored in its statistics, so it describes the run as solved, whatever changed since.
+    """
+    if run.status != MatchRunStatus.SUCCEEDED:
+        raise Conflict(f"match run {run.id} is {run.status}: advice comes with its result")
+    labels = {c.key: (c.name_zh, c.name_en) for c in taxonomy_service.list_categories(session)}
+    items = []
+    for row in (run.stats or {}).get("advice", []):
+        if not _overlaps(principal, row["region"]):
+            continue
+        label = labels.get(row["category"], (row["category"], row["category"]))
+        zh, en = advice_messages(
+            label,
+            row["region"],
+            row["providers_needed"],
+            row["slots_needed"],
+            row["requests"],
+            row["marginal_score"],
+        )
+        items.append(AdviceRead.model_validate(row | {"message_zh": zh, "message_en": en}))
+    return page_sequence(items, key=lambda a: a.rank, params=page)

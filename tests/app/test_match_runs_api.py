@@ -707,3 +707,53 @@ class TestFailuresNeverBlockTheScope:
         old = client.get(f"{URL}/{stuck['id']}", headers=scene.staff()).json()
         assert old["status"] == "failed"
         assert old["error"].startswith("stuck")
+
+
+class TestAdvice:
+    """``GET /match-runs/{id}/advice``: the run's recruitment advice, for staff only."""
+
+    def test_the_unmatched_export_request_asks_for_one_more_slot_in_3505(
+        self, client: TestClient, db: Session, scene: Scene
+    ) -> None:
+        run = drafted(client, db, scene)
+        r = client.get(f"{URL}/{run['id']}/advice", headers=scene.staff())
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert page["total"] == 1
+        assert page["next_cursor"] is None
+        (cell,) = page["items"]
+        assert (cell["rank"], cell["category"], cell["region"]) == (1, "export", "3505")
+        assert cell["requests"] == 1
+        assert cell["with_candidates"] == 1
+        assert cell["slots_needed"] == 1
+        assert cell["providers_needed"] == 1
+        assert cell["marginal_score"] > 0
+        assert cell["exact"]
+        assert cell["provider_id"] in (scene.wide.id, scene.narrow.id)
+        proposed = {a.request_id for a in proposals(db, run["id"])}
+        (left,) = {q.id for q in scene.requests} - proposed
+        assert cell["request_ids"] == [left]
+        assert "export" not in cell["message_zh"]  # the taxonomy's label, not the key
+        assert "would serve 1 more request" in cell["message_en"]
+
+    def test_a_run_without_a_result_has_no_advice_yet(
+        self, client: TestClient, scene: Scene
+    ) -> None:
+        run = trigger(client, scene.staff()).json()
+        r = client.get(f"{URL}/{run['id']}/advice", headers=scene.staff())
+        assert r.status_code == 409
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+    @pytest.mark.parametrize(
+        ("role", "status"),
+        [("admin", 200), ("other_coordinator", 404), ("enterprise", 403), ("expert", 403)],
+    )
+    def test_who_may_read_the_advice(
+        self, client: TestClient, db: Session, scene: Scene, role: str, status: int
+    ) -> None:
+        run = drafted(client, db, scene)
+        headers = scene.cast.headers(scene.cast.by_role()[role])
+        r = client.get(f"{URL}/{run['id']}/advice", headers=headers)
+        assert r.status_code == status, r.text
+        if status >= 400:
+            assert r.headers["content-type"].startswith("application/problem+json")
