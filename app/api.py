@@ -20,12 +20,14 @@ from app.requests.router import router as requests_router
 from app.stats.router import router as stats_router
 from app.supervision.router import router as supervision_router
 from app.taxonomy.router import router as taxonomy_router
+from app.taxonomy.router import templates_router
 from app.webhooks.router import router as webhooks_router
 
 api_router = APIRouter(prefix="/api/v1")
 for router in (
     auth_router,
     taxonomy_router,
+    templates_router,
     enterprises_router,
     requests_router,
     providers_router,

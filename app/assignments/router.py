@@ -110,7 +110,12 @@ def complete(
     data: Complete | None = None,
 ) -> AssignmentView:
     """The provider marks the work done; the enterprise then confirms and rates it."""
-    done = assignment_service.complete(session, principal=principal, assignment=assignment)
+    done = assignment_service.complete(
+        session,
+        principal=principal,
+        assignment=assignment,
+        summary=data.summary if data is not None else "",
+    )
     return assignment_view(principal, done)
 
 

@@ -44,6 +44,7 @@ class AssignmentReadForParty(Schema):
     decline_reason_code: str
     decline_reason: str
     completed_at: datetime | None
+    completion_summary: str = Field(description="What the provider said was done")
     version: int
     created_at: datetime
     updated_at: datetime
@@ -67,6 +68,7 @@ class AssignmentRead(Schema):
     decline_reason_code: str
     decline_reason: str
     completed_at: datetime | None
+    completion_summary: str = Field(description="What the provider said was done")
     version: int
     created_at: datetime
     updated_at: datetime

@@ -130,7 +130,11 @@ def decline(
     return assignment
 
 
-def complete(session: Session, *, principal: Principal, assignment: Assignment) -> Assignment:
+def complete(
+    session: Session, *, principal: Principal, assignment: Assignment, summary: str = ""
+) -> Assignment:
+    """The provider marks the work done, saying what was done (kept on the assignment: the
+    plan, the console and the exports show it)."""
     _ensure_own(principal, assignment)
     return move(
         session,
@@ -139,6 +143,7 @@ def complete(session: Session, *, principal: Principal, assignment: Assignment) 
         actor=principal,
         action="assignment.completed",
         completed_at=utc_now(),
+        completion_summary=summary,
     )
 
 

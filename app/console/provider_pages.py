@@ -141,14 +141,17 @@ def follow_up(ctx: PageCtx, assignment_id: PathId, values: FormData) -> Response
 
 @router.post("/provider/assignments/{assignment_id}/complete")
 def complete(ctx: PageCtx, assignment_id: PathId, values: FormData) -> Response:
-    """The summary is kept as a closing note on the plan, then the work is marked complete."""
+    """The summary is kept on the assignment (and as a closing note on the plan), then the
+    work is marked complete."""
     principal, assignment = _mine(ctx, assignment_id)
     summary = values.get("summary", "")
 
     def finish() -> None:
         if summary:
             _log(ctx, principal, assignment, {"kind": "note", "notes": summary, "progress": 100})
-        assignment_service.complete(ctx.session, principal=principal, assignment=assignment)
+        assignment_service.complete(
+            ctx.session, principal=principal, assignment=assignment, summary=summary[:2000]
+        )
 
     try:
         attempt(ctx.session, finish)

@@ -149,6 +149,8 @@ ASSIGNMENTS: tuple[Column, ...] = (
     Column("婉拒原因代码", "Decline reason code", Assignment.decline_reason_code),
     Column("婉拒说明", "Decline reason", Assignment.decline_reason),
     Column("完成时间(UTC)", "Completed at (UTC)", Assignment.completed_at),
+    Column("完成情况", "Completion summary", Assignment.completion_summary),
+    Column("服务方案编号", "Plan ID", HelpRequest.plan_id),
     Column("评分", "Rating", Feedback.rating),
     Column("满意", "Satisfied", Feedback.satisfied),
     Column("评价", "Feedback comment", Feedback.comment),
@@ -159,6 +161,20 @@ def _count_of(column: Any, where: ColumnElement[bool]) -> Any:
     return select(func.count(column)).where(where).correlate(Plan).scalar_subquery()
 
 
+def _next_milestone(column: Any) -> Any:
+    """The first open milestone's ``column``, in the order the plan shows them."""
+    return (
+        select(column)
+        .where(Milestone.plan_id == Plan.id, Milestone.done.is_(False))
+        .order_by(
+            Milestone.due_date.is_(None), Milestone.due_date, Milestone.position, Milestone.id
+        )
+        .limit(1)
+        .correlate(Plan)
+        .scalar_subquery()
+    )
+
+
 PLANS: tuple[Column, ...] = (
     Column("编号", "ID", Plan.id),
     Column("企业名称", "Enterprise", Enterprise.name),
@@ -166,6 +182,7 @@ PLANS: tuple[Column, ...] = (
     Column("行政区划代码", "Region code", Enterprise.region_code),
     Column("状态", "Status", Plan.status, _word),
     Column("方案摘要", "Plan summary", Plan.summary, hidden_from=PROVIDER),
+    Column("方案摘要(英文)", "Plan summary (English)", Plan.summary_en, hidden_from=PROVIDER),
     Column(
         "诉求数",
         "Requests",
@@ -182,6 +199,19 @@ PLANS: tuple[Column, ...] = (
         "已完成里程碑",
         "Milestones done",
         _count_of(Milestone.id, (Milestone.plan_id == Plan.id) & Milestone.done.is_(True)),
+        hidden_from=PROVIDER,
+    ),
+    Column("下一里程碑", "Next milestone", _next_milestone(Milestone.title), hidden_from=PROVIDER),
+    Column(
+        "下一里程碑(英文)",
+        "Next milestone (English)",
+        _next_milestone(Milestone.title_en),
+        hidden_from=PROVIDER,
+    ),
+    Column(
+        "下一里程碑期限",
+        "Next milestone due",
+        _next_milestone(Milestone.due_date),
         hidden_from=PROVIDER,
     ),
     Column(

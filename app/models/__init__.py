@@ -22,7 +22,7 @@ from app.models.event import Event, IdempotencyKey
 from app.models.help_request import HelpRequest
 from app.models.match_run import MatchRun
 from app.models.notification import Notification, NotificationStatus
-from app.models.plan import Feedback, FollowUp, Milestone, Plan
+from app.models.plan import Feedback, FollowUp, Milestone, MilestoneTemplate, Plan
 from app.models.policy import Policy
 from app.models.provider import Provider, ProviderConflict
 from app.models.taxonomy import Category
@@ -49,6 +49,7 @@ __all__ = [
     "MatchRun",
     "MatchRunStatus",
     "Milestone",
+    "MilestoneTemplate",
     "Notification",
     "NotificationStatus",
     "Plan",

@@ -39,6 +39,7 @@ class Assignment(IdMixin, TimestampMixin, VersionMixin, Base):
     decline_reason_code: Mapped[str] = mapped_column(String(40), default="")
     decline_reason: Mapped[str] = mapped_column(Text, default="")
     completed_at: Mapped[datetime | None] = mapped_column()
+    completion_summary: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     request: Mapped[HelpRequest] = relationship(lazy="raise")
     provider: Mapped[Provider] = relationship(lazy="raise")

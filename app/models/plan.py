@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, IdType, TimestampMixin, VersionMixin, str_enum
@@ -28,22 +28,56 @@ class Plan(IdMixin, TimestampMixin, VersionMixin, Base):
         IdType, ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
     )
     status: Mapped[PlanStatus] = mapped_column(str_enum(PlanStatus, 20), default=PlanStatus.DRAFT)
-    summary: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")  # Chinese
+    summary_en: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # False while the summaries are the generated ones (publishing refreshes them); a
+    # coordinator's edit sets it, and from then on nothing overwrites their words.
+    summary_edited: Mapped[bool] = mapped_column(default=False, server_default=false())
     recommended_policies: Mapped[list[Any]] = mapped_column(JSON, default=list)
     closed_at: Mapped[datetime | None] = mapped_column()
 
 
-class Milestone(IdMixin, TimestampMixin, Base):
+class Milestone(IdMixin, TimestampMixin, VersionMixin, Base):
+    """A step of a plan. Generated ones come from the category's template for one request
+    (``request_id``), owned by the request's provider or by the coordinator; coordinators may
+    also add free ones (no request, no owner role)."""
+
     __tablename__ = "milestones"
 
     plan_id: Mapped[int] = mapped_column(
         IdType, ForeignKey("plans.id", ondelete="CASCADE"), index=True
     )
-    title: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("help_requests.id", ondelete="SET NULL"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    title: Mapped[str] = mapped_column(String(200))  # Chinese
+    title_en: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    owner_role: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    owner_provider_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("providers.id", ondelete="SET NULL"), index=True
+    )
     owner: Mapped[str] = mapped_column(String(100), default="")
     due_date: Mapped[date | None] = mapped_column()
     done: Mapped[bool] = mapped_column(default=False)
     done_at: Mapped[datetime | None] = mapped_column()
+
+
+class MilestoneTemplate(IdMixin, TimestampMixin, VersionMixin, Base):
+    """The milestones a plan gets for each request of one category, in order.
+
+    ``steps`` is a list of ``{"title_zh", "title_en", "owner": "provider" | "coordinator",
+    "clock": "route" | "first_feedback" | "resolve", "after_days": n}``: a step falls due
+    ``after_days`` working days after the category's named clock runs out, counted from the
+    day the plan gets the request's offer (see :mod:`app.plans.milestones`).
+    """
+
+    __tablename__ = "milestone_templates"
+
+    category_key: Mapped[str] = mapped_column(
+        String(40), ForeignKey("categories.key", ondelete="CASCADE"), unique=True
+    )
+    steps: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class FollowUp(IdMixin, Base):

@@ -23,6 +23,7 @@ from app.common.idsets import in_ids
 from app.errors import NotFound
 from app.events import service as event_service
 from app.models import Enterprise, HelpRequest, Plan, PlanStatus, Policy, RequestStatus
+from app.plans import milestones, summaries
 from app.policies.eligibility import recommend
 
 SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
@@ -47,13 +48,29 @@ def _lock_enterprises(session: Session, ids: Sequence[int]) -> dict[int, Enterpr
 
 
 def _open_plans(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """enterprise id → its open plan's columns (id, status, recommended_policies)."""
+    """enterprise id → its open plan's columns (id, status, recommended_policies, summaries)."""
     rows = session.execute(
-        select(Plan.enterprise_id, Plan.id, Plan.status, Plan.recommended_policies).where(
-            in_ids(Plan.enterprise_id, ids), Plan.status != PlanStatus.CLOSED
-        )
+        select(
+            Plan.enterprise_id,
+            Plan.id,
+            Plan.status,
+            Plan.recommended_policies,
+            Plan.summary,
+            Plan.summary_en,
+            Plan.summary_edited,
+        ).where(in_ids(Plan.enterprise_id, ids), Plan.status != PlanStatus.CLOSED)
     )
-    return {e: {"id": p, "status": s, "recommended_policies": list(r or [])} for e, p, s, r in rows}
+    return {
+        e: {
+            "id": p,
+            "status": s,
+            "recommended_policies": list(r or []),
+            "summary": zh,
+            "summary_en": en,
+            "summary_edited": edited,
+        }
+        for e, p, s, r, zh, en, edited in rows
+    }
 
 
 def _create_missing(
@@ -117,8 +134,9 @@ def _categories(session: Session, plan_ids: Sequence[int]) -> dict[int, set[str]
 def attach_many(
     session: Session, *, enterprise_ids: Sequence[int], actor: Principal | None
 ) -> dict[int, int]:
-    """Create or update each enterprise's open plan so it bundles all its unsettled requests
-    and recommends the policies it qualifies for now; returns enterprise id → plan id."""
+    """Create or update each enterprise's open plan so it bundles all its unsettled requests,
+    has the template milestones of each request on offer, recommends the policies it
+    qualifies for now and says so in its (generated) summary; returns enterprise id → plan id."""
     ids = sorted(set(enterprise_ids))
     if not ids:
         return {}
@@ -126,22 +144,49 @@ def attach_many(
     plans = _open_plans(session, ids)
     created = _create_missing(session, ids, plans)
     _link_requests(session, ids)
-    categories = _categories(session, [plan["id"] for plan in plans.values()])
+    plan_ids = [plan["id"] for plan in plans.values()]
+    helpers = milestones.helpers(session, plan_ids)
+    added = milestones.generate(session, helpers)
+    milestones.hand_over(session, helpers)
+    categories = _categories(session, plan_ids)
     policies = session.scalars(select(Policy).order_by(Policy.id)).all()
-    on, now = today(), utc_now()
+    on = today()
+    wanted = {
+        plans[e]["id"]: recommend(
+            policies, enterprises[e], categories.get(plans[e]["id"], set()), on
+        )
+        for e in ids
+    }
+    texts = summaries.generate(
+        session,
+        {plans[e]["id"]: wanted[plans[e]["id"]] for e in ids if not plans[e]["summary_edited"]},
+    )
     changes: list[event_service.Change] = []
     updates: list[dict[str, Any]] = []
     for e in ids:
         plan = plans[e]
         status = PlanStatus.ACTIVE if plan["status"] in REOPENED else plan["status"]
-        wanted = recommend(policies, enterprises[e], categories.get(plan["id"], set()), on)
-        after = {"status": status.value, "recommended_policies": wanted}
-        old = {"status": plan["status"].value, "recommended_policies": plan["recommended_policies"]}
+        zh, en = texts.get(plan["id"], (plan["summary"], plan["summary_en"]))
+        after = {
+            "status": status.value,
+            "recommended_policies": wanted[plan["id"]],
+            "summary": zh,
+            "summary_en": en,
+        }
+        old = {k: plan[k].value if k == "status" else plan[k] for k in after}
         changed = {k: v for k, v in after.items() if e in created or old.get(k) != v}
         if changed:
-            updates.append({"b_id": plan["id"], "b_status": status, "b_policies": wanted})
+            updates.append(
+                {
+                    "b_id": plan["id"],
+                    "b_status": status,
+                    **{f"b_{k}": v for k, v in after.items() if k != "status"},
+                }
+            )
+        if added.get(plan["id"]):
+            changed["milestones_added"] = added[plan["id"]]
         changes.append(_change(e, plan["id"], enterprises[e], created, old, changed))
-    _update_plans(session, updates, now)
+    _update_plans(session, updates, utc_now())
     event_service.record_many(session, actor=actor, changes=changes)
     return {e: plans[e]["id"] for e in ids}
 
@@ -180,7 +225,9 @@ def _update_plans(session: Session, rows: list[dict[str, Any]], now: Any) -> Non
         .where(table.c.id == bindparam("b_id"))
         .values(
             status=bindparam("b_status"),
-            recommended_policies=bindparam("b_policies"),
+            recommended_policies=bindparam("b_recommended_policies"),
+            summary=bindparam("b_summary"),
+            summary_en=bindparam("b_summary_en"),
             version=table.c.version + 1,
             updated_at=now,
         )

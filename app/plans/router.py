@@ -125,6 +125,62 @@ def update_milestone(
     return milestone
 
 
+def _tick(
+    session: DbSession,
+    principal: Principal,
+    plan: Plan,
+    milestone_id: int,
+    done: bool,
+    response: Response,
+    if_match: str | None,
+) -> Milestone:
+    milestone = plan_service.set_milestone_done(
+        session,
+        principal=principal,
+        plan=plan,
+        milestone_id=milestone_id,
+        done=done,
+        if_match=if_match,
+    )
+    set_etag(response, milestone.version)
+    return milestone
+
+
+@router.post(
+    "/{plan_id}/milestones/{milestone_id}/done",
+    response_model=MilestoneRead,
+    responses=EDIT_ERRORS,
+)
+def mark_milestone_done(
+    milestone_id: PathId,
+    plan: CurrentPlan,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Milestone:
+    """Tick a milestone off: the provider owning it or a coordinator of the region, with
+    If-Match carrying the milestone's version (its ``version`` or ETag)."""
+    return _tick(session, principal, plan, milestone_id, True, response, if_match)
+
+
+@router.post(
+    "/{plan_id}/milestones/{milestone_id}/reopen",
+    response_model=MilestoneRead,
+    responses=EDIT_ERRORS,
+)
+def reopen_milestone(
+    milestone_id: PathId,
+    plan: CurrentPlan,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Milestone:
+    """Undo a tick (the same people, the same If-Match)."""
+    return _tick(session, principal, plan, milestone_id, False, response, if_match)
+
+
 @router.delete(
     "/{plan_id}/milestones/{milestone_id}",
     status_code=status.HTTP_204_NO_CONTENT,

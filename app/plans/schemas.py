@@ -17,7 +17,9 @@ class PlanRead(Schema):
     id: int
     enterprise_id: int
     status: PlanStatus
-    summary: str
+    summary: str = Field(description="In Chinese; generated unless summary_edited")
+    summary_en: str
+    summary_edited: bool = Field(description="A coordinator wrote the summary; kept as is")
     recommended_policies: list[dict[str, Any]]
     closed_at: datetime | None
     version: int
@@ -28,11 +30,19 @@ class PlanRead(Schema):
 class MilestoneRead(Schema):
     id: int
     plan_id: int
-    title: str
+    request_id: int | None = Field(description="The request whose template made it, if any")
+    position: int
+    title: str = Field(description="In Chinese")
+    title_en: str
+    owner_role: str = Field(description="provider, coordinator, or empty for a free milestone")
+    owner_provider_id: int | None
     owner: str
-    due_date: date | None
+    due_date: date | None = Field(
+        description="Local date; null when not set or beyond the holiday calendar's known years"
+    )
     done: bool
     done_at: datetime | None
+    version: int = Field(description="Send as If-Match to mark it done or reopen it")
 
 
 class FollowUpRead(Schema):
@@ -69,7 +79,8 @@ class PlanDetailForEnterprise(PlanRead):
 
 class PlanReadForProvider(Schema):
     """A plan as a provider working on it reads it: which plan, whose, in what state — not
-    the summary, the policies or the milestones of the enterprise's whole picture."""
+    the summary or the policies of the enterprise's whole picture (its detail lists only the
+    milestones of the requests it serves)."""
 
     id: int
     enterprise_id: int
@@ -87,21 +98,30 @@ class PlanDetailForProvider(PlanReadForProvider):
     enterprise: EnterpriseContact
     requests: list[HelpRequestRead]
     assignments: list[AssignmentReadForParty]
+    milestones: list[MilestoneRead] = Field(description="The steps of the requests it serves")
     follow_ups: list[FollowUpRead]
 
 
 class PlanUpdate(InputSchema):
-    summary: str | None = Field(default=None, max_length=10_000)
+    summary: str | None = Field(default=None, max_length=10_000, description="Chinese")
+    summary_en: str | None = Field(default=None, max_length=10_000)
+    summary_edited: bool | None = Field(
+        default=None,
+        description="false (with no summary in the body) hands the summary back to the "
+        "generator; writing a summary sets it",
+    )
 
 
 class MilestoneCreate(InputSchema):
     title: str = Field(min_length=1, max_length=200)
+    title_en: str = Field(default="", max_length=200)
     owner: str = Field(default="", max_length=100)
     due_date: date | None = None
 
 
 class MilestoneUpdate(InputSchema):
     title: str | None = Field(default=None, min_length=1, max_length=200)
+    title_en: str | None = Field(default=None, max_length=200)
     owner: str | None = Field(default=None, max_length=100)
     due_date: date | None = None
     done: bool | None = None

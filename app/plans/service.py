@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.assignments.lifecycle import move
 from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.common.concurrency import check_if_match
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.enterprises.repository import region_of
@@ -28,7 +29,7 @@ from app.models import (
     PlanStatus,
     RequestStatus,
 )
-from app.plans import attach, repository
+from app.plans import attach, milestones, repository, summaries
 from app.plans.schemas import FollowUpCreate, MilestoneCreate, MilestoneUpdate, PlanUpdate
 
 T = TypeVar("T")
@@ -93,14 +94,19 @@ def detail(session: Session, plan: Plan, *, provider_id: int | None = None) -> d
     if provider_id is not None:
         statement = statement.where(Assignment.provider_id == provider_id)
     assignments = session.scalars(statement.order_by(Assignment.id)).all()
-    milestones = session.scalars(
-        select(Milestone).where(Milestone.plan_id == plan.id).order_by(Milestone.id)
+    steps = select(Milestone).where(Milestone.plan_id == plan.id)
+    if provider_id is not None:  # the steps of the requests it serves
+        steps = steps.where(Milestone.request_id.in_([r.id for r in requests]))
+    found = session.scalars(
+        steps.order_by(
+            Milestone.due_date.is_(None), Milestone.due_date, Milestone.position, Milestone.id
+        )
     ).all()
     return {
         "enterprise": session.get(Enterprise, plan.enterprise_id),
         "requests": requests,
         "assignments": assignments,
-        "milestones": milestones,
+        "milestones": found,
         "follow_ups": follow_ups(session, plan, provider_id=provider_id),
     }
 
@@ -122,12 +128,27 @@ def _touch(session: Session, plan: Plan, principal: Principal | None, action: st
 
 
 def update(session: Session, *, principal: Principal, plan: Plan, data: PlanUpdate) -> Plan:
+    """A coordinator's words replace the generated summary and stay (publishing no longer
+    rewrites it); ``summary_edited: false`` hands the summary back to the generator."""
     _ensure_staff(session, principal, plan)
-    if data.summary is None or data.summary == plan.summary:
+    before = event_service.snapshot(plan)
+    if data.summary is not None:
+        plan.summary, plan.summary_edited = data.summary, True
+    if data.summary_en is not None:
+        plan.summary_en, plan.summary_edited = data.summary_en, True
+    if data.summary_edited is False and data.summary is None and data.summary_en is None:
+        plan.summary_edited = False
+    if event_service.snapshot(plan) == before:
         return plan  # nothing changed: no new version, no event
-    plan.summary = data.summary
     _touch(session, plan, principal, "plan.updated")
+    if not plan.summary_edited:
+        _regenerate(session, plan)
     return plan
+
+
+def _regenerate(session: Session, plan: Plan) -> None:
+    summaries.refresh(session, [plan.id])
+    session.refresh(plan)
 
 
 def add_milestone(
@@ -137,6 +158,7 @@ def add_milestone(
     milestone = Milestone(plan_id=plan.id, **data.model_dump())
     session.add(milestone)
     _touch(session, plan, principal, "plan.milestone_added")
+    _regenerate(session, plan)
     return milestone
 
 
@@ -161,7 +183,56 @@ def update_milestone(
     if event_service.snapshot(milestone) == before:
         return milestone  # nothing changed: no new version, no event
     _touch(session, plan, principal, "plan.milestone_updated")
+    _regenerate(session, plan)
     return milestone
+
+
+def set_milestone_done(
+    session: Session,
+    *,
+    principal: Principal,
+    plan: Plan,
+    milestone_id: int,
+    done: bool,
+    if_match: str | None,
+) -> Milestone:
+    """Mark a milestone done (or reopen it): its provider owner or a coordinator of the
+    region, against the milestone's version (If-Match). The generated summary's "next step"
+    follows in the same transaction."""
+    milestone = _milestone(session, plan, milestone_id)
+    _ensure_may_tick(session, principal, plan, milestone)
+    check_if_match(if_match, milestone.version)
+    if milestone.done == done:
+        return milestone  # already so: no new version, no event
+    before = event_service.snapshot(milestone)
+    milestone.done, milestone.done_at = done, utc_now() if done else None
+    session.flush()
+    event_service.record(
+        session,
+        actor=principal,
+        action="plan.milestone_done" if done else "plan.milestone_reopened",
+        entity=milestone,
+        region_code=region_of(session, plan),
+        before=before,
+    )
+    summaries.refresh(session, [plan.id])
+    return milestone
+
+
+def _ensure_may_tick(
+    session: Session, principal: Principal, plan: Plan, milestone: Milestone
+) -> None:
+    if plan.status == PlanStatus.CLOSED:
+        raise Conflict("the plan is closed")
+    if principal.is_provider:
+        owns = milestone.owner_role == "provider" and milestones.is_serving(
+            session, principal.provider_id or 0, milestone.request_id
+        )
+        if not owns:
+            raise Forbidden("only the provider owning a milestone or a coordinator ticks it off")
+        return
+    if not principal.covers_region(region_of(session, plan)):
+        raise Forbidden("only the milestone's provider or the region's coordinators tick it off")
 
 
 def delete_milestone(
@@ -170,6 +241,7 @@ def delete_milestone(
     _ensure_staff(session, principal, plan)
     session.delete(_milestone(session, plan, milestone_id))
     _touch(session, plan, principal, "plan.milestone_deleted")
+    _regenerate(session, plan)
 
 
 def _follow_up_assignment(

@@ -4,14 +4,23 @@ from fastapi import APIRouter, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
-from app.common.schemas import problem_responses
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
 from app.common.types import CategoryKey
 from app.deps import AdminOnly, CurrentPrincipal, DbSession
-from app.models import Category
+from app.models import Category, MilestoneTemplate
 from app.taxonomy import service as taxonomy_service
-from app.taxonomy.schemas import CategoryCreate, CategoryRead, CategoryUpdate
+from app.taxonomy import templates as template_service
+from app.taxonomy.schemas import (
+    CategoryCreate,
+    CategoryRead,
+    CategoryUpdate,
+    MilestoneTemplateRead,
+    MilestoneTemplateUpdate,
+)
 
 router = APIRouter(prefix="/categories", tags=["taxonomy"])
+templates_router = APIRouter(prefix="/milestone-templates", tags=["taxonomy"])
 
 
 @router.get("", response_model=list[CategoryRead], responses=problem_responses(401))
@@ -53,3 +62,48 @@ def update_category(
     )
     set_etag(response, category.version)
     return category
+
+
+@templates_router.get(
+    "", response_model=Page[MilestoneTemplateRead], responses=problem_responses(401)
+)
+def list_milestone_templates(
+    session: DbSession, _principal: CurrentPrincipal, page: PageDep
+) -> Page[MilestoneTemplateRead]:
+    """Each category's milestone template, paged with the total (anyone logged in reads them:
+    they say what a plan will look like)."""
+    return template_service.list_page(
+        session, page=page, convert=MilestoneTemplateRead.model_validate
+    )
+
+
+@templates_router.get(
+    "/{key}", response_model=MilestoneTemplateRead, responses=problem_responses(401, 404)
+)
+def read_milestone_template(
+    key: CategoryKey, session: DbSession, _principal: CurrentPrincipal, response: Response
+) -> MilestoneTemplate:
+    template = template_service.get(session, key)
+    set_etag(response, template.version)
+    return template
+
+
+@templates_router.patch(
+    "/{key}",
+    response_model=MilestoneTemplateRead,
+    responses=problem_responses(401, 403, 404, 412, 428),
+)
+def update_milestone_template(
+    key: CategoryKey,
+    data: MilestoneTemplateUpdate,
+    session: DbSession,
+    admin: AdminOnly,
+    response: Response,
+    if_match: IfMatch = None,
+) -> MilestoneTemplate:
+    """Replace the category's steps (admins). Plans already published keep their milestones;
+    requests offered from now on get the new steps."""
+    check_if_match(if_match, template_service.get(session, key).version)
+    template = template_service.update(session, principal=admin, category_key=key, steps=data.steps)
+    set_etag(response, template.version)
+    return template

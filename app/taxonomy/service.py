@@ -11,6 +11,7 @@ from app.auth.principal import Principal
 from app.errors import Conflict, InvalidInput, NotFound
 from app.events import service as event_service
 from app.models import Category
+from app.taxonomy import templates
 
 
 def ensure_known(session: Session, keys: Iterable[str], *, field: str) -> None:
@@ -45,6 +46,7 @@ def create_category(
     )
     session.add(category)
     session.flush()
+    templates.create_default(session, key)
     event_service.record(session, actor=principal, action="category.created", entity=category)
     return category
 

@@ -1,0 +1,230 @@
+"""Milestones from the categories' templates, for a whole publish at once.
+
+A request gets its category's steps the first time the plan holding it has an open offer for
+it (publish, a re-match, an assignment by hand): owned by that offer's provider, or by the
+coordinator for coordination steps, and due on the category's working-day clocks counted
+from today's local date. Everything is read in a handful of queries for every plan of the
+publish and written with executemany batches, never an ORM object per row.
+
+Due dates beyond the holiday calendar's known years: the step is still created, with no due
+date (``None``, shown as "to be scheduled"), rather than a guessed date or a failed publish;
+:func:`app.common.workdays.due_date_if_known` decides, and a calendar error there too
+(``now`` itself past the known years) is treated the same way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, exists, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.assignments.transitions import OPEN
+from app.common.clock import today, utc_now
+from app.common.idsets import in_ids
+from app.common.workdays import due_date_if_known
+from app.errors import CalendarUnavailable
+from app.models import (
+    Assignment,
+    Category,
+    HelpRequest,
+    Milestone,
+    Provider,
+    RequestStatus,
+    Severity,
+)
+from app.taxonomy import templates as template_service
+
+SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
+COORDINATOR_LABEL = "协调员"
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Helper:
+    """The provider holding a request's open assignment (the lowest-id one if several)."""
+
+    request_id: int
+    plan_id: int
+    category: str
+    severity: Severity
+    provider_id: int
+    provider_name: str
+
+
+def _table() -> Table:
+    table = Milestone.__table__
+    assert isinstance(table, Table)  # one table per model
+    return table
+
+
+def helpers(session: Session, plan_ids: Sequence[int]) -> dict[int, Helper]:
+    """request id → who holds its open assignment, for every unsettled request of the plans."""
+    rows = session.execute(
+        select(
+            HelpRequest.id,
+            HelpRequest.plan_id,
+            HelpRequest.category,
+            HelpRequest.severity,
+            Assignment.provider_id,
+            Provider.name,
+        )
+        .join(Assignment, Assignment.request_id == HelpRequest.id)
+        .join(Provider, Provider.id == Assignment.provider_id)
+        .where(
+            in_ids(HelpRequest.plan_id, plan_ids),
+            HelpRequest.status.not_in(SETTLED),
+            Assignment.status.in_(OPEN),
+        )
+        .order_by(HelpRequest.id, Assignment.id)
+    )
+    found: dict[int, Helper] = {}
+    for request_id, plan_id, category, severity, provider_id, name in rows:
+        if plan_id is None:
+            continue
+        found.setdefault(
+            request_id, Helper(request_id, plan_id, category, severity, provider_id, name)
+        )
+    return found
+
+
+class DueDates:
+    """Working-day due dates from one start date, memoised: a publish of thousands of
+    requests uses a few dozen distinct day counts."""
+
+    def __init__(self, start: date, now: datetime) -> None:
+        self.start, self.now = start, now
+        self._known: dict[int, date | None] = {}
+
+    def after(self, days: int) -> date | None:
+        if days not in self._known:
+            try:
+                self._known[days] = due_date_if_known(self.start, days, self.now)
+            except CalendarUnavailable:
+                self._known[days] = None  # "to be scheduled": never fail a publish on it
+        return self._known[days]
+
+
+def _clock_days(category: Category, clock: str, severity: Severity) -> int:
+    if clock == "route":
+        return category.route_days
+    if clock == "first_feedback":
+        return category.first_feedback_days
+    if severity == Severity.MAJOR:
+        return category.resolve_days_major
+    return category.resolve_days_ordinary
+
+
+def _rows_for(
+    helper: Helper, category: Category, steps: list[dict[str, Any]], due: DueDates, now: datetime
+) -> list[dict[str, Any]]:
+    rows, floor = [], 0
+    for position, step in enumerate(steps):
+        days = max(
+            floor, _clock_days(category, step["clock"], helper.severity) + step["after_days"]
+        )
+        floor = days  # a later step is never due before an earlier one
+        by_provider = step["owner"] == "provider"
+        rows.append(
+            {
+                "plan_id": helper.plan_id,
+                "request_id": helper.request_id,
+                "position": position,
+                "title": step["title_zh"],
+                "title_en": step["title_en"],
+                "owner_role": step["owner"],
+                "owner_provider_id": helper.provider_id if by_provider else None,
+                "owner": helper.provider_name[:100] if by_provider else COORDINATOR_LABEL,
+                "due_date": due.after(days),
+                "done": False,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    return rows
+
+
+def generate(session: Session, found: dict[int, Helper]) -> dict[int, int]:
+    """Create the template milestones of every request in ``found`` that has none yet;
+    returns plan id → how many were added."""
+    if not found:
+        return {}
+    has_any = set(
+        session.scalars(
+            select(Milestone.request_id).where(in_ids(Milestone.request_id, list(found))).distinct()
+        )
+    )
+    todo = [h for r, h in sorted(found.items()) if r not in has_any]
+    if not todo:
+        return {}
+    keys = {h.category for h in todo}
+    categories = {c.key: c for c in session.scalars(select(Category).where(Category.key.in_(keys)))}
+    steps = template_service.steps_by_category(session, keys)
+    now = utc_now()
+    due = DueDates(today(), now)
+    rows: list[dict[str, Any]] = []
+    added: dict[int, int] = defaultdict(int)
+    for helper in todo:
+        new = _rows_for(
+            helper, categories[helper.category], steps.get(helper.category, []), due, now
+        )
+        rows += new
+        added[helper.plan_id] += len(new)
+    for start in range(0, len(rows), BATCH):
+        session.execute(insert(_table()), rows[start : start + BATCH])
+    return dict(added)
+
+
+def hand_over(session: Session, found: dict[int, Helper]) -> int:
+    """Open provider steps follow the request to its current provider (after a decline,
+    an expiry or a re-assignment); returns how many changed hands."""
+    if not found:
+        return 0
+    rows = session.execute(
+        select(Milestone.id, Milestone.request_id, Milestone.owner_provider_id).where(
+            in_ids(Milestone.request_id, list(found)),
+            Milestone.owner_role == "provider",
+            Milestone.done.is_(False),
+        )
+    )
+    changes = [
+        {"b_id": m, "b_provider": found[r].provider_id, "b_owner": found[r].provider_name[:100]}
+        for m, r, owner in rows
+        if r is not None and owner != found[r].provider_id
+    ]
+    table = _table()
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            owner_provider_id=bindparam("b_provider"),
+            owner=bindparam("b_owner"),
+            version=table.c.version + 1,
+            updated_at=utc_now(),
+        )
+    )
+    for start in range(0, len(changes), BATCH):
+        session.connection().execute(statement, changes[start : start + BATCH])
+    return len(changes)
+
+
+def is_serving(session: Session, provider_id: int, request_id: int | None) -> bool:
+    """Whether the provider holds an open assignment on the request (it owns its steps)."""
+    if request_id is None:
+        return False
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Assignment.request_id == request_id,
+                    Assignment.provider_id == provider_id,
+                    Assignment.status.in_(OPEN),
+                )
+            )
+        )
+    )
