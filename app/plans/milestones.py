@@ -23,8 +23,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.assignments.transitions import OPEN
-from app.common.clock import today, utc_now
+from app.common import clock
 from app.common.idsets import in_ids
 from app.common.workdays import due_date_if_known
 from app.errors import CalendarUnavailable
@@ -37,6 +36,7 @@ from app.models import (
     RequestStatus,
     Severity,
 )
+from app.plans import repository
 from app.taxonomy import templates as template_service
 
 SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
@@ -78,7 +78,7 @@ def helpers(session: Session, plan_ids: Sequence[int]) -> dict[int, Helper]:
         .where(
             in_ids(HelpRequest.plan_id, plan_ids),
             HelpRequest.status.not_in(SETTLED),
-            Assignment.status.in_(OPEN),
+            repository.open_assignment(),
         )
         .order_by(HelpRequest.id, Assignment.id)
     )
@@ -109,10 +109,10 @@ class DueDates:
         return self._known[days]
 
 
-def _clock_days(category: Category, clock: str, severity: Severity) -> int:
-    if clock == "route":
+def _clock_days(category: Category, which: str, severity: Severity) -> int:
+    if which == "route":
         return category.route_days
-    if clock == "first_feedback":
+    if which == "first_feedback":
         return category.first_feedback_days
     if severity == Severity.MAJOR:
         return category.resolve_days_major
@@ -165,8 +165,8 @@ def generate(session: Session, found: dict[int, Helper]) -> dict[int, int]:
     keys = {h.category for h in todo}
     categories = {c.key: c for c in session.scalars(select(Category).where(Category.key.in_(keys)))}
     steps = template_service.steps_by_category(session, keys)
-    now = utc_now()
-    due = DueDates(today(), now)
+    now = clock.utc_now()
+    due = DueDates(clock.today(), now)
     rows: list[dict[str, Any]] = []
     added: dict[int, int] = defaultdict(int)
     for helper in todo:
@@ -205,7 +205,7 @@ def hand_over(session: Session, found: dict[int, Helper]) -> int:
             owner_provider_id=bindparam("b_provider"),
             owner=bindparam("b_owner"),
             version=table.c.version + 1,
-            updated_at=utc_now(),
+            updated_at=clock.utc_now(),
         )
     )
     for start in range(0, len(changes), BATCH):
@@ -223,7 +223,7 @@ def is_serving(session: Session, provider_id: int, request_id: int | None) -> bo
                 exists().where(
                     Assignment.request_id == request_id,
                     Assignment.provider_id == provider_id,
-                    Assignment.status.in_(OPEN),
+                    repository.open_assignment(),
                 )
             )
         )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, false, select
+from sqlalchemy import ColumnElement, Select, false, select
 
-from app.assignments.transitions import LIVE
+from app.assignments.transitions import LIVE, OPEN
 from app.auth.principal import Principal
 from app.enterprises.repository import region_clause
 from app.models import Assignment, Enterprise, HelpRequest, Plan
@@ -37,3 +37,14 @@ def plan_requests(plan_id: int, provider_id: int | None) -> Select[HelpRequest]:
         Assignment.provider_id == provider_id, Assignment.status.in_(LIVE)
     )
     return statement.where(HelpRequest.id.in_(serving))
+
+
+def open_assignment() -> ColumnElement[bool]:
+    """An assignment that holds a slot now (offered, accepted, active): its provider owns
+    the request's provider milestones."""
+    return Assignment.status.in_(OPEN)
+
+
+def live_assignment() -> ColumnElement[bool]:
+    """An assignment someone works or worked on (open, or completed): who helps, in a summary."""
+    return Assignment.status.in_(LIVE)

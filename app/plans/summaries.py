@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from app.assignments.transitions import LIVE
 from app.common.clock import utc_now
 from app.common.idsets import in_ids
 from app.models import Assignment, Category, HelpRequest, Milestone, Plan, Provider, RequestStatus
+from app.plans import repository
 
 SHOWN = 5  # at most this many requests, helpers or policies are named; the rest are counted
 BATCH = 2000
@@ -56,7 +56,7 @@ def _facts(session: Session, plan_ids: Sequence[int]) -> dict[int, _Facts]:
         select(HelpRequest.plan_id, Provider.name, HelpRequest.category)
         .join(Assignment, Assignment.request_id == HelpRequest.id)
         .join(Provider, Provider.id == Assignment.provider_id)
-        .where(in_ids(HelpRequest.plan_id, plan_ids), Assignment.status.in_(LIVE))
+        .where(in_ids(HelpRequest.plan_id, plan_ids), repository.live_assignment())
         .order_by(Assignment.id)
     )
     for plan_id, name, category in helpers:
