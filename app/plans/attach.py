@@ -24,6 +24,7 @@ from app.errors import NotFound
 from app.events import service as event_service
 from app.models import Enterprise, HelpRequest, Plan, PlanStatus, Policy, RequestStatus
 from app.policies.eligibility import recommend
+from app.taxonomy import service as taxonomy_service
 
 SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
 REOPENED = (PlanStatus.DRAFT, PlanStatus.FOLLOW_UP)  # attaching work makes these active again
@@ -128,13 +129,14 @@ def attach_many(
     _link_requests(session, ids)
     categories = _categories(session, [plan["id"] for plan in plans.values()])
     policies = session.scalars(select(Policy).order_by(Policy.id)).all()
+    labels = taxonomy_service.labels(session)
     on, now = today(), utc_now()
     changes: list[event_service.Change] = []
     updates: list[dict[str, Any]] = []
     for e in ids:
         plan = plans[e]
         status = PlanStatus.ACTIVE if plan["status"] in REOPENED else plan["status"]
-        wanted = recommend(policies, enterprises[e], categories.get(plan["id"], set()), on)
+        wanted = recommend(policies, enterprises[e], categories.get(plan["id"], set()), on, labels)
         after = {"status": status.value, "recommended_policies": wanted}
         old = {"status": plan["status"].value, "recommended_policies": plan["recommended_policies"]}
         changed = {k: v for k, v in after.items() if e in created or old.get(k) != v}
