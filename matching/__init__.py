@@ -39,6 +39,8 @@ from matching.result import (
     Stats,
     Unmatched,
 )
+from matching.scoring.glossary import Glossary
+from matching.scoring.lexicon import Lexicon
 from matching.scoring.text import analyze
 from matching.scoring.weights import FEATURES, Weights
 from matching.solving import SolveResult, solve_assignment
@@ -52,10 +54,12 @@ __all__ = [
     "Candidate",
     "Exclusion",
     "Explanation",
+    "Glossary",
     "Id",
     "Infeasible",
     "InvalidProblem",
     "Kind",
+    "Lexicon",
     "MatchResult",
     "MatchingError",
     "PairCheck",

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from matching.problem import Id, Problem, Tier
+from matching.scoring.lexicon import Lexicon
 
 __all__ = ["Encoded", "PairSet", "encode", "id_key"]
 
@@ -85,6 +86,8 @@ class Encoded:
     conflicts: PairSet
     excluded: PairSet
     pinned: PairSet
+    prov_kind: tuple[str, ...] = ()
+    lexicon: Lexicon = field(default_factory=Lexicon)
 
     @property
     def n_req(self) -> int:
@@ -180,4 +183,6 @@ def encode(problem: Problem) -> Encoded:
         conflicts=_conflicts(problem, p_order, of_ent),
         excluded=_exclusions(problem, req_pos, prov_pos, of_ent),
         pinned=pinned,
+        prov_kind=tuple(str(k) for k in pv.kind[p_order]),
+        lexicon=problem.lexicon,
     )

@@ -22,6 +22,8 @@ from typing import Any, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from matching.scoring.lexicon import Lexicon
+
 __all__ = [
     "CATEGORIES",
     "Exclusion",
@@ -284,13 +286,15 @@ class Problem:
 
     ``pinned`` pairs ``(request id, provider id)`` are kept as they are (a coordinator's
     decision, or an accepted assignment during a re-match) and consume the provider's
-    capacity; the solver only decides the other requests.
+    capacity; the solver only decides the other requests. ``lexicon`` carries the category
+    labels and the glossary (data the service's admins maintain).
     """
 
     requests: RequestTable
     providers: ProviderTable
     exclusions: tuple[Exclusion, ...] = ()
     pinned: tuple[tuple[Id, Id], ...] = ()
+    lexicon: Lexicon = field(default_factory=Lexicon)
 
     @classmethod
     def build(
@@ -300,6 +304,7 @@ class Problem:
         providers: Iterable[ProviderIn],
         exclusions: Iterable[Exclusion] = (),
         pinned: Iterable[tuple[Id, Id]] = (),
+        lexicon: Lexicon | None = None,
     ) -> Problem:
         """Assemble a problem from plain rows (the form an ORM encoder produces)."""
         return cls(
@@ -307,6 +312,7 @@ class Problem:
             providers=ProviderTable.from_rows(providers),
             exclusions=tuple(exclusions),
             pinned=tuple((r, p) for r, p in pinned),
+            lexicon=lexicon or Lexicon(),
         )
 
     def replace(
@@ -321,4 +327,5 @@ class Problem:
             providers=self.providers,
             exclusions=self.exclusions if exclusions is None else tuple(exclusions),
             pinned=self.pinned if pinned is None else tuple((r, p) for r, p in pinned),
+            lexicon=self.lexicon,
         )

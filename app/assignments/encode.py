@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 import matching
 from app.assignments import repository as assignment_repository
+from app.assignments import unmatched as unmatched_store
 from app.common.clock import today
 from app.common.idsets import in_ids
 from app.models import (
@@ -30,6 +31,7 @@ from app.models import (
     RequestStatus,
     Vetting,
 )
+from app.taxonomy import service as taxonomy_service
 
 #: Only triaged requests enter a run: triage is the coordinator's gate (category, urgency and
 #: fields checked). A request still ``submitted`` is left out and counted as such.
@@ -176,6 +178,11 @@ def _exclusions(session: Session) -> list[matching.Exclusion]:
     ]
 
 
+def lexicon(session: Session) -> matching.Lexicon:
+    """The taxonomy's labels (and, later, the admins' glossary) as the engine's data."""
+    return matching.Lexicon(labels=taxonomy_service.labels(session))
+
+
 def snapshot(
     session: Session,
     scope: Scope,
@@ -215,6 +222,7 @@ def snapshot(
         ),
         exclusions=_exclusions(session),
         pinned=pins,
+        lexicon=lexicon(session),
     )
     return Snapshot(
         problem=problem,
@@ -247,17 +255,8 @@ def breakdown(result: matching.MatchResult, request_id: int) -> dict[str, Any]:
 
 
 def unmatched_rows(result: matching.MatchResult) -> list[dict[str, Any]]:
-    return [
-        {
-            "request_id": u.request,
-            "reason": u.reason.value,
-            "removed": dict(u.removed),
-            "taken_by": list(u.taken_by),
-            "message_zh": u.message_zh,
-            "message_en": u.message_en,
-        }
-        for u in result.unmatched
-    ]
+    """Every unmatched reason in its JSON form (run statistics, the diff)."""
+    return [unmatched_store.structured(u) for u in result.unmatched]
 
 
 #: Request ids stored per advice cell (the count is always stored in full).

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 import matching
 from app.assignments import offers, repository
+from app.assignments import unmatched as unmatched_store
 from app.assignments.encode import Scope, breakdown, snapshot
 from app.auth.principal import Principal
 from app.errors import AppError
@@ -93,6 +94,12 @@ def _rematch_group(
     )
     result = matching.rematch(previous, snap.problem, changed=ids, weights=chosen)
     offers = [_offer(session, result, a, actor, run_id) for a in result.assignments]
+    unmatched_store.record(
+        session,
+        source=unmatched_store.REMATCH,
+        decided=[int(r) for r in snap.problem.requests.id],
+        unmatched=result.unmatched,
+    )
     for unmatched in result.unmatched:
         request = session.get(HelpRequest, unmatched.request)
         if request is not None:
@@ -102,11 +109,7 @@ def _rematch_group(
                 action="request.unmatched",
                 entity=request,
                 region_code=snap.request_region.get(request.id, ""),
-                after={
-                    "reason": unmatched.reason.value,
-                    "message_en": unmatched.message_en,
-                    "message_zh": unmatched.message_zh,
-                },
+                after=unmatched_store.structured(unmatched),
             )
     attach.attach_many(
         session,

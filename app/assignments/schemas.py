@@ -14,6 +14,31 @@ DeclineReason = Literal[
 ]
 
 
+class UnmatchedReasonRead(Schema):
+    """Why a request was left without a provider: the hard rule, the providers each rule
+    removed, and (rule ``capacity_taken``) the requests holding its candidates' slots."""
+
+    request_id: int
+    reason: str = Field(
+        description="category, inactive, capacity, region, conflict, "
+        "excluded, min_score or capacity_taken"
+    )
+    removed: dict[str, int] = Field(default_factory=dict, description="Providers per rule")
+    taken_by: list[int] = Field(
+        default_factory=list, description="Requests that took the capacity (best first)"
+    )
+    message_zh: str = ""
+    message_en: str = ""
+
+
+class RequestUnmatchedRead(UnmatchedReasonRead):
+    """A request's reason with where it came from."""
+
+    source: Literal["run", "rematch"]
+    match_run_id: int | None = None
+    decided_at: datetime
+
+
 class ExplanationRead(Schema):
     """Why this pair (features × weights and a one-line reason): what the provider and the
     enterprise of the pair see. Competitors (runners-up) are not part of it."""

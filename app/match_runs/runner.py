@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 import matching
 from app.assignments import encode
+from app.assignments import unmatched as unmatched_store
 from app.assignments.encode import Scope
 from app.common.bulk import insert_rows
 from app.common.clock import utc_now
@@ -232,6 +233,13 @@ def write_result(sessions: Sessions, claimed: Claim, inputs: Inputs, computed: C
         assert run is not None  # the fence matched it
         superseded = _supersede(session, run)
         written = _write_proposals(session, run.id, computed.result)
+        unmatched_store.record(
+            session,
+            source=unmatched_store.RUN,
+            decided=[int(r) for r in inputs.snapshot.problem.requests.id],
+            unmatched=computed.result.unmatched,
+            run_id=run.id,
+        )
         stats = _stats(inputs, computed, proposals=written, superseded_run_ids=superseded)
         stats = {**run.stats, **stats}  # keeps what the trigger noted (stuck runs it replaced)
         seconds = stats["seconds"]

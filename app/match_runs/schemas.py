@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator
 
 import matching
-from app.assignments.schemas import AssignmentRead
+from app.assignments.schemas import AssignmentRead, UnmatchedReasonRead
 from app.common.schemas import InputSchema, Schema
 from app.common.types import CategoryKey, RegionPrefix
 from app.models import AssignmentStatus, MatchRunStatus
@@ -72,6 +72,10 @@ class Shortage(Schema):
     message_zh: str
 
 
+#: Unmatched reasons a run's statistics show inline; ``/diff?kind=unmatched`` pages them all.
+UNMATCHED_SHOWN = 100
+
+
 class MatchRunStats(Schema):
     """What a finished run reports (DOMAIN.md "Match run"); unknown keys are ignored."""
 
@@ -99,6 +103,17 @@ class MatchRunStats(Schema):
     )
     error: str = Field(default="", description="Why the run failed, when it did")
     failed_stage: str = ""
+    unmatched_requests: list[UnmatchedReasonRead] = Field(
+        default_factory=list,
+        description=f"Why requests were left unmatched (the first {UNMATCHED_SHOWN} by request "
+        "id; GET /match-runs/{id}/diff?kind=unmatched pages through all of them)",
+    )
+
+    @field_validator("unmatched_requests", mode="before")
+    @classmethod
+    def _first_ones(cls, value: Any) -> Any:
+        """A province run can leave thousands unmatched: the page stays small."""
+        return value[:UNMATCHED_SHOWN] if isinstance(value, list) else value
 
 
 class AdviceRead(Schema):
@@ -171,6 +186,9 @@ class DiffRow(Schema):
     locked: bool
     explanation_en: str
     explanation_zh: str
+    unmatched: UnmatchedReasonRead | None = Field(
+        default=None, description="The structured reason when the run leaves it unmatched"
+    )
 
 
 class MatchRunDiff(Schema):

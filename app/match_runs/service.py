@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from app.assignments.schemas import UnmatchedReasonRead
 from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.common.pagination import PageParams, encode_cursor, page_sequence, paginate
@@ -178,6 +179,7 @@ def _diff_row(
         locked=bool(mine and mine.locked),
         explanation_en=str(explained.get("reason_en") or explained.get("message_en") or ""),
         explanation_zh=str(explained.get("reason_zh") or explained.get("message_zh") or ""),
+        unmatched=UnmatchedReasonRead.model_validate(unmatched) if unmatched else None,
     )
 
 

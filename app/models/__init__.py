@@ -26,6 +26,7 @@ from app.models.plan import Feedback, FollowUp, Milestone, MilestoneTemplate, Pl
 from app.models.policy import Policy
 from app.models.provider import Provider, ProviderConflict
 from app.models.taxonomy import Category
+from app.models.unmatched import UnmatchedReason
 from app.models.user import ApiKey, User
 from app.models.webhook import WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
 
@@ -62,6 +63,7 @@ __all__ = [
     "Role",
     "Severity",
     "Tier",
+    "UnmatchedReason",
     "User",
     "Vetting",
     "WebhookDelivery",

@@ -25,6 +25,7 @@ from app.events import service as event_service
 from app.models import Enterprise, HelpRequest, Plan, PlanStatus, Policy, RequestStatus
 from app.plans import milestones, summaries
 from app.policies.eligibility import recommend
+from app.taxonomy import service as taxonomy_service
 
 SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
 REOPENED = (PlanStatus.DRAFT, PlanStatus.FOLLOW_UP)  # attaching work makes these active again
@@ -150,10 +151,11 @@ def attach_many(
     milestones.hand_over(session, helpers)
     categories = _categories(session, plan_ids)
     policies = session.scalars(select(Policy).order_by(Policy.id)).all()
+    labels = taxonomy_service.labels(session)
     on = today()
     wanted = {
         plans[e]["id"]: recommend(
-            policies, enterprises[e], categories.get(plans[e]["id"], set()), on
+            policies, enterprises[e], categories.get(plans[e]["id"], set()), on, labels
         )
         for e in ids
     }

@@ -16,6 +16,7 @@ from app.requests import repository, suggestions
 from app.requests import service as request_service
 from app.requests.schemas import (
     HelpRequestCreate,
+    HelpRequestDetail,
     HelpRequestRead,
     HelpRequestUpdate,
     SuggestCategoryIn,
@@ -93,10 +94,15 @@ def suggest_category(
     return SuggestCategoryRead.model_validate({"suggestions": ranked})
 
 
-@router.get("/{request_id}", response_model=HelpRequestRead, responses=problem_responses(401, 404))
-def read_request(request: CurrentRequest, response: Response) -> HelpRequest:
+@router.get(
+    "/{request_id}", response_model=HelpRequestDetail, responses=problem_responses(401, 404)
+)
+def read_request(
+    request: CurrentRequest, session: DbSession, principal: CurrentPrincipal, response: Response
+) -> HelpRequestDetail:
+    """The request, and why the latest run and re-match left it unmatched (if they did)."""
     set_etag(response, request.version)
-    return request
+    return request_service.detail(session, principal=principal, request=request)
 
 
 @router.patch(

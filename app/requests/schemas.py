@@ -4,6 +4,7 @@ from datetime import date, datetime
 
 from pydantic import Field
 
+from app.assignments.schemas import RequestUnmatchedRead
 from app.common.schemas import InputSchema, Schema
 from app.common.types import CategoryKey, LongText, RefId
 from app.models import CategorySource, RequestStatus, Severity
@@ -59,6 +60,17 @@ class HelpRequestRead(Schema):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class HelpRequestDetail(HelpRequestRead):
+    """One request with why it is unmatched, if it is."""
+
+    unmatched: list[RequestUnmatchedRead] = Field(
+        default_factory=list,
+        description="Why the latest match run (source 'run') and the latest re-match (source "
+        "'rematch') left it without a provider; empty once each found one. Only staff see "
+        "which other requests took the capacity.",
+    )
 
 
 class SuggestCategoryIn(InputSchema):

@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
+from app.assignments import unmatched as unmatched_store
+from app.assignments.schemas import RequestUnmatchedRead
 from app.assignments.transitions import OPEN
 from app.auth.principal import Principal
 from app.common.clock import today, utc_now
@@ -28,7 +30,12 @@ from app.models import (
 )
 from app.plans import service as plan_service
 from app.requests import repository, suggestions
-from app.requests.schemas import HelpRequestCreate, HelpRequestRead, HelpRequestUpdate
+from app.requests.schemas import (
+    HelpRequestCreate,
+    HelpRequestDetail,
+    HelpRequestRead,
+    HelpRequestUpdate,
+)
 from app.taxonomy import service as taxonomy_service
 
 EDITABLE_BY_ENTERPRISE = (RequestStatus.SUBMITTED, RequestStatus.TRIAGED)
@@ -40,6 +47,17 @@ def get(session: Session, *, principal: Principal, request_id: int) -> HelpReque
     if found is None:
         raise NotFound(f"help request {request_id} not found")
     return found
+
+
+def detail(session: Session, *, principal: Principal, request: HelpRequest) -> HelpRequestDetail:
+    """The request as its reader may see it, with its latest unmatched reasons."""
+    staff = principal.is_admin or principal.is_coordinator
+    reasons = []
+    for row in unmatched_store.latest(session, request.id):
+        reason = RequestUnmatchedRead.model_validate(row).model_dump()
+        reasons.append(reason if staff else unmatched_store.for_enterprise(reason))
+    base = HelpRequestRead.model_validate(request).model_dump()
+    return HelpRequestDetail.model_validate({**base, "unmatched": reasons})
 
 
 def list_(

@@ -26,6 +26,12 @@ def ensure_known(session: Session, keys: Iterable[str], *, field: str) -> None:
         )
 
 
+def labels(session: Session) -> dict[str, tuple[str, str]]:
+    """Category key → ``(name_zh, name_en)``: what every reason shows instead of the key."""
+    rows = session.execute(select(Category.key, Category.name_zh, Category.name_en))
+    return {key: (zh, en) for key, zh, en in rows}
+
+
 def list_categories(session: Session) -> list[Category]:
     return list(session.scalars(select(Category).order_by(Category.key)))
 

@@ -17,11 +17,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from matching.encode import Encoded
+from matching.explaining.wording import PairFacts, pair_reason, unmatched_message
 from matching.pins import Context, Pairs, pin_multipliers
 from matching.problem import Id
 from matching.result import Assignment, Candidate, Explanation, Reason, Unmatched
 from matching.scoring.candidates import RULES, Candidates
-from matching.scoring.features import REGION_FIT, RegionLevel
+from matching.scoring.features import REGION_FIT
+from matching.scoring.text import shared_terms
 from matching.scoring.weights import FEATURES, Weights
 
 __all__ = [
@@ -39,20 +41,9 @@ __all__ = [
 #: At most this many requests are named in a "capacity taken" reason.
 TAKEN_BY_LIMIT = 10
 
-_REGION_WORDS = {
-    RegionLevel.COUNTY: ("同县", "same county"),
-    RegionLevel.CITY: ("同市", "same city"),
-    RegionLevel.PROVINCE: ("同省", "same province"),
-    RegionLevel.ANYWHERE: ("服务不限地区", "serves anywhere"),
-    RegionLevel.REMOTE: ("远程服务", "remote"),
-}
-_LEVELS = (0, 1, 3, 4, 5)
+_LEVELS = (0, 1, 3, 4, 5)  # GB/T 4754 level boundaries: section, division, group, class
 #: Origin of a pair: 0 decided by this run, 1 pinned by a coordinator, 2 kept by a re-match.
 SOLVED, PINNED, KEPT = 0, 1, 2
-_ORIGIN_WORDS = {
-    PINNED: ("人工指定", "pinned"),
-    KEPT: ("保持原匹配", "kept"),
-}  # GB/T 4754 level boundaries: section, division, group, class
 
 
 def industry_label(code: str, served: Sequence[str]) -> str | None:
@@ -71,63 +62,63 @@ def industry_label(code: str, served: Sequence[str]) -> str | None:
     return best or None
 
 
-def _reason(
-    origin: int, skill: int, region: int, label: str | None, any_industry: bool, text: float
-) -> tuple[str, str]:
-    zh: list[str] = [_ORIGIN_WORDS[origin][0]] if origin else []
-    en: list[str] = [_ORIGIN_WORDS[origin][1]] if origin else []
-    if skill:
-        zh.append(f"技能匹配({skill}级)")
-        en.append(f"skill level {skill}")
-    if region in _REGION_WORDS:
-        zh.append(_REGION_WORDS[region][0])
-        en.append(_REGION_WORDS[region][1])
-    if label:
-        zh.append(f"行业{label}")
-        en.append(f"industry {label}")
-    elif any_industry:
-        zh.append("行业不限")
-        en.append("any industry")
-    if text >= 0.05:
-        zh.append(f"文本相似度{text:.2f}")
-        en.append(f"text similarity {text:.2f}")
-    return "·".join(zh), " · ".join(en)
+def _evidence(
+    ctx: Context, req: NDArray[np.intp], prov: NDArray[np.intp]
+) -> list[list[tuple[str, str]]]:
+    """Per pair, the (zh, en) words its two texts share, most weight first, deduplicated."""
+    glossary = ctx.enc.lexicon.terms
+    out = []
+    for tokens in shared_terms(ctx.model, ctx.text, req, prov):
+        named = [glossary.name(t) for t in tokens]
+        out.append(list(dict.fromkeys(named)))
+    return out
 
 
 def explain_pairs(
-    enc: Encoded,
+    ctx: Context,
     req: NDArray[np.intp],
     prov: NDArray[np.intp],
     features: NDArray[np.float64],
-    priority: NDArray[np.float64],
     slot: NDArray[np.float64],
     origin: NDArray[np.int8],
-    weights: Weights,
 ) -> list[Explanation]:
     """One :class:`Explanation` per pair.
 
     Parameters
     ----------
+    ctx : Context
+        The run's problem, weights, text model and request vectors.
     req, prov : ndarray of intp, shape (n,)
         Canonical indices of the pairs.
     features : ndarray of float64, shape (n, 5)
-    priority : ndarray of float64, shape (n,)
-        Priority of each pair's request.
     slot : ndarray of float64, shape (n,)
         Fairness multiplier of each pair's slot.
     origin : ndarray of int8, shape (n,)
         :data:`SOLVED`, :data:`PINNED` or :data:`KEPT` (the reason line says which).
-    weights : Weights
     """
-    contrib = (features * np.asarray(weights.normalised)[None, :] * priority[:, None]).tolist()
+    enc, priority = ctx.enc, ctx.priority[req]
+    contrib = (features * np.asarray(ctx.weights.normalised)[None, :] * priority[:, None]).tolist()
     skill = np.rint(features[:, 0] * 3).astype(int).tolist()
     region = np.searchsorted(REGION_FIT, features[:, 3]).tolist()  # exact LUT values
     values = features.tolist()
+    evidence = _evidence(ctx, req, prov)
     out = []
     for i, (r, p) in enumerate(zip(req.tolist(), prov.tolist(), strict=True)):
         served = enc.prov_industries[p]
-        label = industry_label(str(enc.req_industry[r]), served) if served else None
-        zh, en = _reason(int(origin[i]), skill[i], region[i], label, not served, values[i][1])
+        facts = PairFacts(
+            origin=int(origin[i]),
+            category=enc.categories[enc.req_cat[r]],
+            secondary=False,
+            level=skill[i],
+            kind=enc.prov_kind[p] if enc.prov_kind else "expert",
+            region=region[i],
+            industry=industry_label(str(enc.req_industry[r]), served) if served else None,
+            any_industry=not served,
+            text=values[i][1],
+            evidence=evidence[i],
+            contributions=contrib[i],
+        )
+        zh, en = pair_reason(facts, enc.lexicon)
         out.append(
             Explanation(
                 features=dict(zip(FEATURES, values[i], strict=True)),
@@ -139,56 +130,6 @@ def explain_pairs(
             )
         )
     return out
-
-
-_MESSAGES: dict[Reason, tuple[str, str]] = {
-    Reason.CATEGORY: ("没有覆盖类别 {cat} 的服务方", "no provider covers category {cat}"),
-    Reason.INACTIVE: (
-        "类别 {cat} 的服务方均已停用或暂停",
-        "every provider for {cat} is inactive or paused",
-    ),
-    Reason.CAPACITY: ("类别 {cat} 的服务方均无空余容量", "no provider for {cat} has free capacity"),
-    Reason.REGION: (
-        "类别 {cat} 没有服务地区 {region} 或可远程的服务方",
-        "no provider for {cat} serves region {region} or helps remotely",
-    ),
-    Reason.CONFLICT: (
-        "其余服务方均与企业 {ent} 存在利益冲突",
-        "the remaining providers have a conflict of interest with enterprise {ent}",
-    ),
-    Reason.EXCLUDED: (
-        "其余服务方均已被排除",
-        "the remaining providers are excluded for this request",
-    ),
-    Reason.MIN_SCORE: (
-        "其余服务方匹配度低于最低分 {min}",
-        "the remaining providers score below the minimum {min}",
-    ),
-    Reason.CAPACITY_TAKEN: (
-        "候选服务方的容量已被更高优先级的诉求占用：{taken}",
-        "capacity taken by higher-priority requests: {taken}",
-    ),
-}
-
-
-_RULES_ZH = {
-    "category": "类别不符",
-    "inactive": "停用或暂停",
-    "capacity": "无空余容量",
-    "region": "地区不符",
-    "conflict": "利益冲突",
-    "excluded": "已排除",
-    "min_score": "低于最低分",
-}
-
-
-def _message(reason: Reason, removed: dict[str, int], fill: dict[str, object]) -> tuple[str, str]:
-    zh, en = (text.format(**fill) for text in _MESSAGES[reason])
-    if not any(removed.values()):
-        return zh, en
-    counts_zh = "，".join(f"{_RULES_ZH[rule]} {n}" for rule, n in removed.items() if n)
-    counts_en = ", ".join(f"{rule} {n}" for rule, n in removed.items() if n)
-    return f"{zh}（已排除服务方：{counts_zh}）", f"{en} (providers removed: {counts_en})"
 
 
 def unmatched_reasons(
@@ -209,7 +150,6 @@ def unmatched_reasons(
     for r in rows.tolist():
         counts = dict(zip(RULES, removed[r].tolist(), strict=True))
         fill: dict[str, object] = {
-            "cat": enc.categories[enc.req_cat[r]],
             "region": enc.req_region[r],
             "ent": enc.req_enterprise[r],
             "min": weights.min_score,
@@ -222,7 +162,8 @@ def unmatched_reasons(
         else:
             hit = [rule for rule in RULES if counts[rule]]
             reason = Reason(hit[-1]) if hit else Reason.CATEGORY
-        zh, en = _message(reason, counts, fill)
+        categories = [enc.categories[enc.req_cat[r]]]
+        zh, en = unmatched_message(reason, counts, categories, enc.lexicon, fill)
         out.append(Unmatched(enc.req_ids[r], reason, counts, taken, zh, en))
     return out
 
@@ -321,16 +262,7 @@ def collect_kept(
 
 def build_assignments(ctx: Context, kept: Kept) -> tuple[Assignment, ...]:
     """Kept pairs as :class:`Assignment`, with explanations, sorted by request id."""
-    notes = explain_pairs(
-        ctx.enc,
-        kept.req,
-        kept.prov,
-        kept.features,
-        ctx.priority[kept.req],
-        kept.slot,
-        kept.origin,
-        ctx.weights,
-    )
+    notes = explain_pairs(ctx, kept.req, kept.prov, kept.features, kept.slot, kept.origin)
     ids_r, ids_p = ctx.enc.req_ids, ctx.enc.prov_ids
     return tuple(
         Assignment(ids_r[r], ids_p[p], float(s), float(g), bool(k), note)

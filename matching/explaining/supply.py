@@ -52,18 +52,20 @@ class Shortage:
         return self.demand - self.supply
 
 
-def _messages(category: str, region: str, demand: int, supply: int) -> tuple[str, str]:
+def _messages(label: tuple[str, str], region: str, demand: int, supply: int) -> tuple[str, str]:
+    """(en, zh) messages naming the category by its labels, never its key."""
+    zh_name, en_name = label
     if supply == 0:
         return (
-            f"no unconflicted expert or platform for {category} in {region} with free capacity"
+            f"no unconflicted expert or platform for {en_name} in {region} with free capacity"
             f" ({demand} open request{'s' if demand != 1 else ''})",
-            f"{region} 地区没有可服务 {category} 类、无利益冲突且有空余容量的专家或平台"
+            f"{region} 地区没有可服务「{zh_name}」、无利益冲突且有空余容量的专家或平台"
             f"（{demand} 项诉求待匹配）",
         )
     return (
-        f"{category} in {region}: demand {demand} requests vs free capacity {supply}"
+        f"{en_name} in {region}: demand {demand} requests vs free capacity {supply}"
         f" (short by {demand - supply})",
-        f"{region} 地区 {category} 类：需求 {demand} 项，可用空余容量 {supply}"
+        f"{region} 地区「{zh_name}」：需求 {demand} 项，可用空余容量 {supply}"
         f"（缺口 {demand - supply}）",
     )
 
@@ -132,7 +134,7 @@ def _category_shortages(enc: Encoded, cat: int, open_: NDArray[np.bool_]) -> lis
     category = enc.categories[cat]
     out = []
     for i in np.flatnonzero(demand > supply).tolist():
-        en, zh = _messages(category, names[i], int(demand[i]), int(supply[i]))
+        en, zh = _messages(enc.lexicon.label(category), names[i], int(demand[i]), int(supply[i]))
         level = "province" if len(names[i]) == 2 else "city"
         out.append(
             Shortage(

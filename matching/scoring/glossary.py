@@ -62,17 +62,22 @@ class Glossary:
     wide: re.Pattern[str]
     word: re.Pattern[str]
     concepts_of: Mapping[str, tuple[str, ...]]
+    names: Mapping[str, tuple[str, str]]  # concept -> (first zh term, first en term)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Glossary:
         """Build from the JSON form ``{"concepts": [{"id", "zh": [...], "en": [...]}]}``."""
         of: dict[str, list[str]] = {}
+        names: dict[str, tuple[str, str]] = {}
         for concept in data["concepts"]:
+            zh, en = list(concept.get("zh", ())), list(concept.get("en", ()))
+            first = (zh or en or [concept["id"]])[0], (en or zh or [concept["id"]])[0]
+            names.setdefault(concept["id"], first)
             for term in [*concept.get("zh", ()), *concept.get("en", ())]:
                 key = " ".join(term.lower().split())
-                names = of.setdefault(key, [])
-                if concept["id"] not in names:
-                    names.append(concept["id"])
+                ids = of.setdefault(key, [])
+                if concept["id"] not in ids:
+                    ids.append(concept["id"])
         wide = [t for t in of if not t.isascii()]
         ascii_terms = [t for t in of if t.isascii()]
         never = r"(?!x)x"
@@ -80,7 +85,8 @@ class Glossary:
         return cls(
             wide=re.compile(_alternation(wide) if wide else never),
             word=re.compile(word if ascii_terms else never),
-            concepts_of={t: tuple(names) for t, names in of.items()},
+            concepts_of={t: tuple(ids) for t, ids in of.items()},
+            names=names,
         )
 
     def concepts(self, normalised: str) -> list[str]:
@@ -104,6 +110,14 @@ class Glossary:
                 if term not in terms:
                     terms.append(term)
         return found
+
+    def name(self, token: str) -> tuple[str, str]:
+        """``(zh, en)`` words for a token: a concept token's first Chinese and English
+        terms, any other token itself (what a reason quotes as evidence)."""
+        if token.startswith(CONCEPT_PREFIX):
+            concept = token[len(CONCEPT_PREFIX) :]
+            return self.names.get(concept, (concept, concept))
+        return token, token
 
     def __len__(self) -> int:
         return len({c for names in self.concepts_of.values() for c in names})

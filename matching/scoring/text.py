@@ -35,6 +35,7 @@ __all__ = [
     "fit_text_model",
     "normalise",
     "segment",
+    "shared_terms",
     "vectorise",
     "words",
 ]
@@ -146,6 +147,49 @@ class TextModel:
         product = requests[req].multiply(self.providers[prov])
         sums = np.asarray(product.sum(axis=1), dtype=np.float64).ravel()
         return np.clip(sums, 0.0, 1.0)
+
+
+def shared_terms(
+    model: TextModel,
+    requests: sp.csr_array,
+    req: NDArray[np.intp],
+    prov: NDArray[np.intp],
+    limit: int = 3,
+) -> list[tuple[str, ...]]:
+    """The tokens that carry each pair's text similarity, largest contribution first.
+
+    A pair's cosine is the sum over shared tokens of ``request weight × provider weight``;
+    the largest terms of that sum are what a reason quotes as evidence ("贷款", "§erp").
+    Single characters are left out: they add to the score but mean little on their own.
+
+    Parameters
+    ----------
+    requests : csr_array, shape (n_requests, n_terms)
+    req, prov : ndarray of intp, shape (n,)
+        Pairs as rows of ``requests`` and of ``model.providers``.
+    limit : int
+        At most this many tokens per pair.
+
+    Returns
+    -------
+    list of tuple of str, length n
+        Ties broken by vocabulary order, so equal inputs quote equal evidence.
+    """
+    if len(req) == 0 or requests.shape[1] == 0:
+        return [() for _ in range(len(req))]
+    product = sp.csr_array(requests[req].multiply(model.providers[prov]))
+    product.eliminate_zeros()
+    names = model.vectorizer.get_feature_names_out()
+    wide = np.char.str_len(names.astype(str)) > 1
+    out: list[tuple[str, ...]] = []
+    for i in range(len(req)):
+        lo, hi = product.indptr[i], product.indptr[i + 1]
+        cols, vals = product.indices[lo:hi], product.data[lo:hi]
+        keep = wide[cols]
+        cols, vals = cols[keep], vals[keep]
+        top = cols[np.lexsort((cols, -vals))[:limit]]
+        out.append(tuple(str(t) for t in names[top]))
+    return out
 
 
 def _analyzer(text: str) -> list[str]:

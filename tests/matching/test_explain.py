@@ -7,6 +7,15 @@ import pytest
 import matching
 from matching import Exclusion, Problem, ProviderIn, Reason, RequestIn, Weights
 from matching.explaining.explanations import industry_label
+from matching.scoring.lexicon import Lexicon
+
+LABELS = Lexicon(
+    labels={
+        "legal_ip": ("法律与知识产权", "Legal and IP"),
+        "financing": ("融资", "Financing"),
+        "export": ("出口", "Export"),
+    }
+)
 
 
 def _request(i: int = 0, **kw: object) -> RequestIn:
@@ -105,13 +114,24 @@ class TestUnmatchedRules:
             "excluded": 0,
             "min_score": 0,
         }
-        assert "region 2" in u.message_en
-        assert "地区不符 2" in u.message_zh
+        assert "2 do not serve the region" in u.message_en
+        assert "2 位不服务该地区" in u.message_zh
 
     def test_no_provider_at_all(self) -> None:
         u = _only_unmatched(Problem.build(requests=[_request()], providers=[]))
         assert u.reason is Reason.CATEGORY
-        assert "legal_ip" in u.message_en
+        assert "legal_ip" in u.message_en  # no labels given: the key stands in
+
+    @pytest.mark.parametrize(
+        "provider",
+        [_provider(skills={"export": 3}), _provider(regions=("35",)), _provider(active=False)],
+    )
+    def test_messages_name_the_category_by_its_label(self, provider: ProviderIn) -> None:
+        problem = Problem.build(requests=[_request()], providers=[provider], lexicon=LABELS)
+        u = _only_unmatched(problem)
+        assert "「法律与知识产权」" in u.message_zh
+        assert "Legal and IP" in u.message_en
+        assert "legal_ip" not in u.message_zh + u.message_en
 
     def test_capacity_taken_names_the_winners(self) -> None:
         requests = [_request(0, urgency=1), _request(1, urgency=5), _request(2, urgency=4)]
@@ -133,8 +153,41 @@ class TestPairReasons:
             providers=[_provider(regions=("350582",), industries=("C17",))],
         )
         e = matching.match(problem).assignments[0].explanation
-        assert e.reason_zh.startswith("技能匹配(3级)·同县·行业C17")
-        assert e.reason_en.startswith("skill level 3 · same county · industry C17")
+        assert "资深legal_ip专家" in e.reason_zh
+        assert "同县" in e.reason_zh
+        assert "同行业C17" in e.reason_zh
+        assert "senior legal_ip expert" in e.reason_en
+        assert "same county" in e.reason_en
+        assert "same industry C17" in e.reason_en
+
+    def test_reason_uses_labels_and_names_the_deciding_factor_first(self) -> None:
+        problem = Problem.build(
+            requests=[
+                _request(
+                    category="financing", text="想找银行续贷，贷款授信额度不够", region="410102"
+                )
+            ],
+            providers=[
+                _provider(
+                    skills={"financing": 2},
+                    expertise="银行贷款、授信与续贷辅导",
+                    regions=("410102",),
+                    industries=(),
+                    kind="platform",
+                )
+            ],
+            lexicon=LABELS,
+        )
+        e = matching.match(problem).assignments[0].explanation
+        parts = e.reason_zh.split(" · ")
+        words = {"skill": "融资服务平台", "region": "同县", "industry": "行业不限"}
+        text_part = next(p for p in parts if p.startswith("文本"))
+        assert "贷款" in text_part
+        words["text"] = text_part
+        by_weight = sorted(words, key=lambda f: -e.contributions[f])
+        assert parts == [words[f] for f in by_weight]
+        assert "financing" not in e.reason_zh + e.reason_en
+        assert "Financing platform" in e.reason_en
 
     @pytest.mark.parametrize(
         ("served", "zh", "en"),

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 
 import matching
 from matching import Problem, ProviderIn, RequestIn
+from matching.scoring.lexicon import Lexicon
 from tests.matching.strategies import problems
 
 
@@ -45,7 +46,15 @@ class TestConstructed:
             "no unconflicted expert or platform for legal_ip in 4101 with free capacity"
         )
         assert "4101" in city.message_zh
-        assert "legal_ip" in city.message_zh
+        assert "legal_ip" in city.message_zh  # no labels given: the key stands in
+
+    def test_messages_use_the_labels_given(self) -> None:
+        lexicon = Lexicon(labels={"legal_ip": ("法律与知识产权", "Legal and IP")})
+        problem = Problem.build(requests=[_request(0)], providers=[], lexicon=lexicon)
+        city = matching.check_supply(problem)[1]
+        assert "法律与知识产权" in city.message_zh
+        assert "Legal and IP" in city.message_en
+        assert "legal_ip" not in city.message_zh + city.message_en
 
     def test_demand_against_capacity(self) -> None:
         requests = [_request(i) for i in range(3)] + [_request(3, region="410302")]

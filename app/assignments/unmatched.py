@@ -1,0 +1,92 @@
+"""Where a request can read why it is unmatched: the latest run's and latest re-match's reason.
+
+A run records its reasons in its statistics too, but a request's page must not search
+every run for itself, and a re-match has no statistics at all (its reason used to reach
+only the audit trail). Each source keeps one row per request: replaced when the source
+decides the request again, deleted when it finds a provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.orm import Session
+
+import matching
+from app.common.bulk import insert_rows
+from app.common.clock import utc_now
+from app.common.idsets import in_ids
+from app.models import UnmatchedReason
+
+Source = Literal["run", "rematch"]
+RUN: Source = "run"
+REMATCH: Source = "rematch"
+
+
+def structured(unmatched: matching.Unmatched) -> dict[str, Any]:
+    """The JSON form of an engine reason (run statistics, this table, the API)."""
+    return {
+        "request_id": unmatched.request,
+        "reason": unmatched.reason.value,
+        "removed": dict(unmatched.removed),
+        "taken_by": list(unmatched.taken_by),
+        "message_zh": unmatched.message_zh,
+        "message_en": unmatched.message_en,
+    }
+
+
+def record(
+    session: Session,
+    *,
+    source: Source,
+    decided: Sequence[int],
+    unmatched: Sequence[matching.Unmatched],
+    run_id: int | None = None,
+) -> None:
+    """Replace ``source``'s reasons for the ``decided`` requests with ``unmatched`` (a
+    decided request absent from it found a provider, so its old reason goes)."""
+    session.execute(
+        delete(UnmatchedReason).where(
+            UnmatchedReason.source == source, in_ids(UnmatchedReason.request_id, decided)
+        )
+    )
+    now = utc_now()
+    rows = [
+        {
+            **structured(u),
+            "request_id": int(u.request),
+            "source": source,
+            "match_run_id": run_id,
+            "decided_at": now,
+        }
+        for u in unmatched
+    ]
+    table = UnmatchedReason.__table__
+    assert isinstance(table, Table)  # one table per model
+    insert_rows(session, table, rows)
+
+
+def latest(session: Session, request_id: int) -> list[UnmatchedReason]:
+    """The request's reasons, the run's first (none: each source matched it, or never ran)."""
+    statement = (
+        select(UnmatchedReason)
+        .where(UnmatchedReason.request_id == request_id)
+        .order_by(UnmatchedReason.source.desc())
+    )
+    return list(session.scalars(statement))
+
+
+_PRIVATE = {
+    "taken_by": [],
+    "message_zh": "候选服务方的容量已被更高优先级的诉求占用",
+    "message_en": "the candidates' capacity was taken by higher-priority requests",
+}
+
+
+def for_enterprise(reason: dict[str, Any]) -> dict[str, Any]:
+    """What the request's own enterprise may see: not which other requests took the slots."""
+    if reason.get("reason") == matching.Reason.CAPACITY_TAKEN.value:
+        return {**reason, **_PRIVATE}
+    return {**reason, "taken_by": []}
