@@ -18,7 +18,12 @@ class WebhookDeliveryStatus(StrEnum):
 
 class WebhookSubscription(IdMixin, TimestampMixin, VersionMixin, Base):
     """A URL subscribed to event types. ``secret`` signs deliveries (Standard Webhooks) and
-    must stay readable to do so; it is shown to the subscriber once, on create and rotate."""
+    must stay readable to do so; it is shown to the subscriber once, on create and rotate.
+
+    With an ``owner_user_id`` it is that user's own notification endpoint instead: it gets
+    the user's notices (the ``webhook`` channel) and never audit events, which are for the
+    administrators' subscriptions only.
+    """
 
     __tablename__ = "webhook_subscriptions"
 
@@ -29,6 +34,9 @@ class WebhookSubscription(IdMixin, TimestampMixin, VersionMixin, Base):
     paused: Mapped[bool] = mapped_column(default=False)
     created_by_id: Mapped[int | None] = mapped_column(
         IdType, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    owner_user_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="CASCADE"), unique=True
     )
 
 

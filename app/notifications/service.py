@@ -6,8 +6,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
 from app.errors import InvalidInput, NotFound
-from app.models import User
+from app.models import User, WebhookSubscription
+from app.notifications.channels import LOG, WEBHOOK
 from app.notifications.schemas import NotificationSettings, NotificationSettingsRead
+from app.webhooks import personal
 
 
 def _me(session: Session, principal: Principal) -> User:
@@ -43,8 +45,25 @@ def update(
             f"choose from {', '.join(sorted(available))}",
             field="channels",
         )
+    if WEBHOOK in data.channels and personal.find(session, principal.user_id) is None:
+        raise InvalidInput(
+            "the webhook channel needs your notification webhook: "
+            "POST /api/v1/users/me/notification-webhook first",
+            field="channels",
+        )
     user = _me(session, principal)
     user.notify_channels = sorted(set(data.channels))
     user.language = data.language
     session.flush()
     return read(session, principal=principal, available=available)
+
+
+def remove_webhook(
+    session: Session, *, principal: Principal, endpoint: WebhookSubscription
+) -> None:
+    """Delete the user's endpoint and stop choosing its channel (the log if nothing is left):
+    no notice is written for an endpoint that is gone."""
+    user = _me(session, principal)
+    channels = [c for c in user.notify_channels if c != WEBHOOK]
+    user.notify_channels = channels or [LOG]
+    personal.delete(session, endpoint=endpoint)

@@ -60,6 +60,31 @@ TEMPLATES: Final[dict[str, dict[Language, tuple[str, str]]]] = {
             "The request was due to be resolved by $due_at and is $overdue_hours h overdue.",
         ),
     },
+    "enterprise.tier_verified": {
+        "zh": ("企业梯度认定通过:$claimed_tier", "您申报的梯度 $claimed_tier 已认定。$reason"),
+        "en": (
+            "Tier verified: $claimed_tier",
+            "The tier you claimed, $claimed_tier, is verified. $reason",
+        ),
+    },
+    "enterprise.tier_rejected": {
+        "zh": ("企业梯度认定未通过:$claimed_tier", "您申报的梯度 $claimed_tier 未获认定。$reason"),
+        "en": (
+            "Tier not verified: $claimed_tier",
+            "The tier you claimed, $claimed_tier, was not verified. $reason",
+        ),
+    },
+    "provider.approved": {
+        "zh": ("服务方审核通过", "您的服务方资料已审核通过,可以接收服务邀约。$reason"),
+        "en": (
+            "Your provider profile was approved",
+            "Your provider profile was approved: you can now receive offers. $reason",
+        ),
+    },
+    "provider.rejected": {
+        "zh": ("服务方审核未通过", "您的服务方资料未通过审核。$reason"),
+        "en": ("Your provider profile was rejected", "Your provider profile was rejected. $reason"),
+    },
 }
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.models import Notification, User
+from app.notifications import templates
 
 
 def users_of(
@@ -41,25 +42,36 @@ def enqueue(
     region_code: str,
     cause: str,
 ) -> int:
-    """One pending notification per recipient; ``cause`` (e.g. ``"event:42"``) dedupes them."""
+    """One pending notification per recipient and channel they chose; ``cause`` (e.g.
+    ``"event:42"``) dedupes them. A ``kind`` with templates is worded in each recipient's
+    language (``body`` fills ``$reason``); otherwise ``subject`` and ``body`` are sent as
+    given."""
     now, written = utc_now(), 0
     for user in recipients:
-        key = f"{kind}:{cause}:u{user.id}"[:200]
-        if session.scalar(select(Notification.id).where(Notification.dedupe_key == key)):
-            continue
-        session.add(
-            Notification(
-                recipient_user_id=user.id,
-                channel="log",
-                kind=kind,
-                subject=subject[:300],
-                body=body,
-                payload=payload,
-                region_code=region_code,
-                dedupe_key=key,
-                created_at=now,
+        if kind in templates.TEMPLATES:
+            values = payload | {"reason": body}
+            subject, body_of_user = templates.render(kind, user.language, values)
+        else:
+            body_of_user = body
+        for channel in user.notify_channels or ["log"]:
+            key = f"{kind}:{cause}:u{user.id}"[:190] + ("" if channel == "log" else f":{channel}")
+            if session.scalar(select(Notification.id).where(Notification.dedupe_key == key)):
+                continue
+            session.add(
+                Notification(
+                    recipient_user_id=user.id,
+                    channel=channel,
+                    kind=kind,
+                    subject=subject[:300],
+                    body=body_of_user,
+                    payload=payload
+                    | {"language": templates.language_of(user.language)}
+                    | ({"to": user.email} if channel == "email" else {}),
+                    region_code=region_code,
+                    dedupe_key=key,
+                    created_at=now,
+                )
             )
-        )
-        written += 1
+            written += 1
     session.flush()
     return written

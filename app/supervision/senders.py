@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.common.clock import utc_now
 from app.models import Notification, NotificationStatus
 from app.notifications.email import SmtpSender
+from app.notifications.webhook import WebhookChannel
 from app.observability import metrics
 from app.settings import Settings
 
@@ -38,12 +39,13 @@ class LogSender:
         )
 
 
-DEFAULT_SENDERS: Mapping[str, Sender] = {"log": LogSender()}
+DEFAULT_SENDERS: Mapping[str, Sender] = {"log": LogSender(), "webhook": WebhookChannel()}
 
 
 def senders_for(settings: Settings) -> Mapping[str, Sender]:
-    """The log sender always; SMTP once a relay is configured (``ZHUQI_SMTP_*``)."""
-    senders: dict[str, Sender] = {"log": LogSender()}
+    """The log sender and users' own webhooks always; SMTP once a relay is configured
+    (``ZHUQI_SMTP_*``)."""
+    senders: dict[str, Sender] = dict(DEFAULT_SENDERS)
     if settings.smtp_host:
         senders["email"] = SmtpSender(
             host=settings.smtp_host,

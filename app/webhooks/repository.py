@@ -11,7 +11,8 @@ from app.models import WebhookDelivery, WebhookDeliveryStatus, WebhookSubscripti
 
 
 def subscriptions() -> Select[Any]:
-    return select(WebhookSubscription)
+    """Event subscriptions: users' own notification endpoints are not the admins' list."""
+    return select(WebhookSubscription).where(WebhookSubscription.owner_user_id.is_(None))
 
 
 def deliveries_of(subscription_id: int) -> Select[Any]:
@@ -19,8 +20,9 @@ def deliveries_of(subscription_id: int) -> Select[Any]:
 
 
 def active_subscriptions(session: Session) -> Sequence[WebhookSubscription]:
-    """Paused ones too: their deliveries queue up and go out when they resume."""
-    return session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id)).all()
+    """Paused ones too: their deliveries queue up and go out when they resume. Users' own
+    notification endpoints never get audit events."""
+    return session.scalars(subscriptions().order_by(WebhookSubscription.id)).all()
 
 
 def due(session: Session, now: datetime, limit: int) -> Sequence[WebhookDelivery]:

@@ -56,3 +56,26 @@ class WebhookDeliveryRead(Schema):
     last_error: str
     created_at: datetime
     delivered_at: datetime | None
+
+
+class NotificationWebhookCreate(Schema):
+    """Your own endpoint for your notices (the ``webhook`` notification channel)."""
+
+    url: str = Field(min_length=8, max_length=2000, examples=["https://im.example.com/hooks/me"])
+
+
+class NotificationWebhookUpdate(Schema):
+    url: str | None = Field(default=None, min_length=8, max_length=2000)
+    paused: bool | None = None
+
+
+class NotificationWebhookRead(Schema):
+    id: int
+    url: str
+    paused: bool
+    version: int
+    created_at: datetime
+
+
+class NotificationWebhookWithSecret(NotificationWebhookRead):
+    secret: str = Field(description="`whsec_…`: shown once; verify signatures with it")

@@ -40,7 +40,7 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def _checked_url(url: str, settings: Settings) -> str:
+def checked_url(url: str, settings: Settings) -> str:
     try:
         check_target(url, settings)
     except TargetRefused as exc:
@@ -57,7 +57,7 @@ def create(
     session: Session, *, principal: Principal, data: WebhookCreate, settings: Settings
 ) -> WebhookWithSecret:
     subscription = WebhookSubscription(
-        url=_checked_url(data.url, settings),
+        url=checked_url(data.url, settings),
         events=sorted(set(data.events)),
         description=data.description,
         secret=new_secret(),
@@ -70,8 +70,9 @@ def create(
 
 
 def get(session: Session, subscription_id: int) -> WebhookSubscription:
+    """An event subscription; users' own notification endpoints are theirs to manage."""
     subscription = session.get(WebhookSubscription, subscription_id)
-    if subscription is None:
+    if subscription is None or subscription.owner_user_id is not None:
         raise NotFound(f"webhook {subscription_id} not found")
     return subscription
 
@@ -98,7 +99,7 @@ def update(
     check_if_match(if_match, subscription.version)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "url" in changes:
-        _checked_url(changes["url"], settings)
+        checked_url(changes["url"], settings)
     if "events" in changes:
         changes["events"] = sorted(set(changes["events"]))
     for key, value in changes.items():

@@ -52,7 +52,7 @@ class Worker:
         progress: ProgressFn | None = None,
         sweep_every: timedelta | None = SWEEP_EVERY,
         senders: Mapping[str, Sender] = DEFAULT_SENDERS,
-        webhooks: Callable[[Session], object] | None = None,
+        webhooks: Callable[[Callable[[], Session]], object] | None = None,
     ) -> None:
         self.sessions = sessions
         self.senders = senders
@@ -96,11 +96,10 @@ class Worker:
 
     def deliver_webhooks(self) -> None:
         """Webhooks go out on every poll (their first retry is 30 s away, not a sweep's 5 min);
-        one short transaction, rows locked with ``SKIP LOCKED`` beside other workers."""
+        claimed and recorded in short transactions of their own, sent with none open."""
         if self.webhooks is None:
             return
-        with self.sessions.write() as session, session.begin():
-            self.webhooks(session)
+        self.webhooks(self.sessions.write)
 
     def _progress_log(self, phase: str, done: int) -> None:
         logger.info("worker %s housekeeping: %s %d", self.worker_id, phase, done)

@@ -169,12 +169,22 @@ def _values() -> dict[str, object]:
 
 
 class TestTemplates:
-    @pytest.mark.parametrize("kind", sorted(TEMPLATES))
+    @pytest.mark.parametrize("kind", sorted(k for k in TEMPLATES if k.startswith("overdue.")))
     @pytest.mark.parametrize("language", LANGUAGES)
     def test_every_notice_renders_in_every_language(self, kind: str, language: str) -> None:
         subject, body = render(kind, language, _values(), level=2)
         assert "7" in subject
         assert "12.5" in body
+        chinese = any("\u4e00" <= ch <= "\u9fff" for ch in subject + body)
+        assert chinese == (language == "zh")
+
+    @pytest.mark.parametrize("kind", sorted(k for k in TEMPLATES if not k.startswith("overdue.")))
+    @pytest.mark.parametrize("language", LANGUAGES)
+    def test_every_decision_renders_in_every_language(self, kind: str, language: str) -> None:
+        """Tier and vetting decisions: the claimed tier and the reviewer's reason."""
+        subject, body = render(kind, language, {"claimed_tier": "champion", "reason": "R-42"})
+        assert body.endswith("R-42")
+        assert "$" not in subject + body
         chinese = any("\u4e00" <= ch <= "\u9fff" for ch in subject + body)
         assert chinese == (language == "zh")
 
@@ -186,7 +196,11 @@ class TestChoosingChannels:
     def test_defaults_are_the_log_in_chinese(self, client: TestClient, cast: Cast) -> None:
         r = client.get(URL, headers=cast.headers(cast.ent_user))
         assert r.status_code == 200
-        assert r.json() == {"channels": ["log"], "language": "zh", "available_channels": ["log"]}
+        assert r.json() == {
+            "channels": ["log"],
+            "language": "zh",
+            "available_channels": ["log", "webhook"],
+        }
 
     def test_anonymous_is_refused(self, client: TestClient) -> None:
         assert client.get(URL).status_code == 401

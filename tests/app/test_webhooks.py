@@ -3,18 +3,14 @@ delivery with the ``standardwebhooks`` library (what a subscriber would run)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from standardwebhooks import Webhook, WebhookVerificationError
 
 from app.common.clock import utc_now
 from app.models import WebhookDelivery, WebhookDeliveryStatus
@@ -22,51 +18,17 @@ from app.settings import Settings
 from app.webhooks.delivery import backoff, deliver_due
 from app.webhooks.targets import TargetRefused, check_target
 from tests.app.conftest import Cast
+from tests.app.webhook_receiver import Receiver, serving
 from tests.conftest import TEST_SECRET
+from tests.factories import sessions_of_test
 
 URL = "/api/v1/webhooks"
 
 
-@dataclass
-class Receiver:
-    """Answers ``status`` (200 unless told otherwise) and keeps what it could verify."""
-
-    secret: str = ""
-    status: int = 200
-    verified: list[dict[str, Any]] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
-    rejected: int = 0
-    url: str = ""
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                state.verified.append(Webhook(state.secret).verify(body, headers))
-                state.ids.append(headers["webhook-id"])
-            except WebhookVerificationError:
-                state.rejected += 1
-            self.send_response(state.status)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the test reads the state, not the console."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    try:
+    with serving() as state:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -209,7 +171,7 @@ class TestDelivery:
     ) -> None:
         webhook_id = subscribe(client, cast, receiver, ["match_run.*"])
         queue_run(client, cast)
-        outcome = deliver_due(db, settings)
+        outcome = deliver_due(sessions_of_test(db), settings)
         db.commit()
         assert outcome.sent == 1
         assert receiver.rejected == 0
@@ -236,13 +198,13 @@ class TestDelivery:
         queue_run(client, cast)
         receiver.status = 503
         now = utc_now()
-        assert deliver_due(db, settings, now=now).retrying == 1
+        assert deliver_due(sessions_of_test(db), settings, now=now).retrying == 1
         [row] = deliveries(db)
         assert (row.status, row.attempts, row.last_status_code) == ("pending", 1, 503)
         assert now + timedelta(seconds=15) <= row.next_attempt_at <= now + timedelta(seconds=30)
-        assert deliver_due(db, settings, now=now).sent == 0  # not due yet
+        assert deliver_due(sessions_of_test(db), settings, now=now).sent == 0  # not due yet
         receiver.status = 200
-        assert deliver_due(db, settings, now=row.next_attempt_at).sent == 1
+        assert deliver_due(sessions_of_test(db), settings, now=row.next_attempt_at).sent == 1
         assert receiver.ids[0] == receiver.ids[-1]  # the retry kept its webhook-id
 
     def test_a_day_of_failures_ends_in_the_dead_letters_and_replay_revives(
@@ -254,7 +216,7 @@ class TestDelivery:
         now, attempts = utc_now(), 0
         while (row := deliveries(db)[0]).status == WebhookDeliveryStatus.PENDING:
             now = max(now, row.next_attempt_at)
-            deliver_due(db, settings, now=now)
+            deliver_due(sessions_of_test(db), settings, now=now)
             attempts += 1
         assert row.status == WebhookDeliveryStatus.FAILED
         assert now - row.created_at >= timedelta(hours=24)  # retried for at least a day
@@ -264,7 +226,7 @@ class TestDelivery:
         r = client.post(f"{URL}/{webhook_id}/deliveries/{row.id}/replay", headers=headers)
         assert r.status_code == 202
         assert r.json()["status"] == "pending"
-        assert deliver_due(db, settings).sent == 1
+        assert deliver_due(sessions_of_test(db), settings).sent == 1
         assert receiver.verified[-1]["type"] == "match_run.created"
 
     def test_paused_subscriptions_hold_their_deliveries(
@@ -284,9 +246,9 @@ class TestDelivery:
 
         assert set_paused(True)["paused"]
         queue_run(client, cast)
-        assert deliver_due(db, settings).sent == 0
+        assert deliver_due(sessions_of_test(db), settings).sent == 0
         set_paused(False)
-        assert deliver_due(db, settings).sent == 1
+        assert deliver_due(sessions_of_test(db), settings).sent == 1
 
     def test_a_rotated_secret_signs_from_now_on(
         self, client: TestClient, cast: Cast, db: Session, receiver: Receiver, settings: Settings
@@ -297,14 +259,14 @@ class TestDelivery:
         assert r.status_code == 200
         assert r.json()["secret"] != old
         queue_run(client, cast)
-        deliver_due(db, settings)
+        deliver_due(sessions_of_test(db), settings)
         assert receiver.rejected == 1  # still verifying with the old secret
         receiver.secret = r.json()["secret"]
         row = deliveries(db)[0]
         client.post(
             f"{URL}/{webhook_id}/deliveries/{row.id}/replay", headers=cast.headers(cast.admin)
         )
-        deliver_due(db, settings)
+        deliver_due(sessions_of_test(db), settings)
         assert receiver.rejected == 1
         assert len(receiver.verified) == 1
 
