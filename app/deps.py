@@ -16,11 +16,11 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.auth.security import api_key_digest, decode_access_token, digests_match
 from app.auth.throttle import LogInThrottle
 from app.auth.usage import ApiKeyUsage
 from app.common.clock import utc_now
+from app.common.principal import Principal
 from app.db import SessionScopes, session_scope
 from app.errors import Forbidden, Unauthorized
 from app.models import ApiKey, Role, User

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from app.assignments.lifecycle import move
 from app.assignments.transitions import OPEN
-from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.common.principal import Principal
 from app.enterprises.repository import region_of
 from app.errors import Conflict, NotFound
 from app.events import service as event_service

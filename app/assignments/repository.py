@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Select, false, func, select
 
 from app.assignments.transitions import OPEN
-from app.auth.principal import Principal
 from app.common.idsets import in_ids
+from app.common.principal import Principal
 from app.enterprises.repository import region_clause
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, MatchRun
 

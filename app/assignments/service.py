@@ -23,10 +23,10 @@ from app.assignments.schemas import (
 )
 from app.assignments.transitions import OPEN
 from app.assignments.views import AssignmentView, assignment_view
-from app.auth.principal import Principal
 from app.common.clock import as_utc, utc_now
 from app.common.locking import lock_assignment_path
 from app.common.pagination import PageParams, paginate
+from app.common.principal import Principal
 from app.common.schemas import Page
 from app.enterprises.repository import region_of
 from app.errors import Conflict, Forbidden, NotFound

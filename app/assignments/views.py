@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from app.assignments.schemas import AssignmentRead, AssignmentReadForParty
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.models import Assignment
 
 AssignmentView = AssignmentRead | AssignmentReadForParty

@@ -9,7 +9,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.auth.passwords import password_problem
-from app.auth.principal import Principal
 from app.auth.schemas import (
     ApiKeyRead,
     EnterpriseRegistration,
@@ -27,6 +26,7 @@ from app.auth.security import (
 )
 from app.common.clock import utc_now
 from app.common.pagination import PageParams, paginate
+from app.common.principal import Principal
 from app.common.schemas import Page
 from app.db import SessionScopes
 from app.enterprises import service as enterprise_service

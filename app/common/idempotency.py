@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.clock import as_utc, utc_now
+from app.common.principal import Principal
 from app.deps import CurrentPrincipal, DbSession, PrincipalApart
 from app.errors import InvalidInput
 from app.models import IdempotencyKey

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response
 
 from app.assignments import service as assignment_service
 from app.assignments.schemas import Decline
-from app.auth.principal import Principal
 from app.common.concurrency import check_if_match
+from app.common.principal import Principal
 from app.common.types import PathId
 from app.console import i18n
 from app.console import repository as console_repository

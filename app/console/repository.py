@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.assignments import repository as assignment_repository
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.enterprises import repository as enterprise_repository
 from app.models import Assignment, Enterprise, Feedback, HelpRequest, Provider
 from app.providers import repository as provider_repository

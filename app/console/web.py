@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.console import i18n
 from app.deps import DbSession
 from app.errors import AppError, Forbidden

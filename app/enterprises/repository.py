@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, Plan
 
 # An assignment in one of these states lets its provider see the enterprise it serves.

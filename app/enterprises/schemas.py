@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.common.schemas import InputSchema, Schema
 from app.common.types import (
     IndustryCode,

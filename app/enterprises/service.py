@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.pagination import PageParams, paginate
+from app.common.principal import Principal
 from app.common.schemas import Page
 from app.enterprises import repository
 from app.enterprises import tier as tier_service

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.common.principal import Principal
 from app.common.schemas import StaffDecision
 from app.errors import Conflict, Forbidden
 from app.events import service as event_service
 from app.models import Enterprise, Tier
-from app.supervision import outbox
+from app.notifications import outbox
 
 
 def claim(enterprise: Enterprise, tier: Tier) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Table, insert, inspect
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.common.principal import Principal
 from app.models import Base, Event
 from app.webhooks import service as webhook_service
 

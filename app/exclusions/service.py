@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from app.assignments import rematch as rematch_service
 from app.assignments.lifecycle import move
-from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.common.pagination import PageParams, paginate
+from app.common.principal import Principal
 from app.common.schemas import Page
 from app.enterprises import service as enterprise_service
 from app.enterprises.repository import region_clause

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.exports.labels import Labels
 from app.models import (
     Assignment,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select
 
 from app.assignments import repository as assignment_repository
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.exports.columns import Column
 from app.models import Assignment, Feedback, HelpRequest, Plan, PlanStatus, Provider
 from app.plans import repository as plan_repository

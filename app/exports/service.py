@@ -16,8 +16,8 @@ from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from app.assignments.repository import AssignmentFilter
-from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.common.principal import Principal
 from app.exports import columns, labels, repository
 from app.exports import stats as stats_export
 from app.exports.columns import Cell, Column

@@ -19,7 +19,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.db import make_engine, make_session_factory
 from app.errors import AppError
 from app.imports import service as import_service

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.common.principal import Principal
 from app.enterprises.schemas import EnterpriseCreate
 from app.imports import repository
 from app.imports.columns import Vocabulary

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.common.types import Uscc
 from app.errors import InvalidInput
 from app.imports import repository

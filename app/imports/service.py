@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.common.principal import Principal
 from app.errors import AppError, Forbidden
 from app.exports.labels import Lang
 from app.imports import enterprises, providers, reader, repository, requests

@@ -14,8 +14,6 @@ from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, Integer, MetaD
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from app.common.clock import utc_now
-
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -62,6 +60,13 @@ class Base(DeclarativeBase):
 
 class IdMixin:
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+
+
+def utc_now() -> datetime:
+    """The column defaults' clock. Not ``app.common.clock``: the models import no package
+    that imports them back (``app.common`` reads models); a default is bound once, at import,
+    so sharing the function would not let a test move it anyway."""
+    return datetime.now(UTC)
 
 
 class TimestampMixin:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.errors import InvalidInput, NotFound
 from app.models import User, WebhookSubscription
 from app.notifications.channels import LOG, WEBHOOK

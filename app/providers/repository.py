@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, false, select
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.enterprises.repository import PROVIDER_VISIBLE_STATUSES
 from app.models import Assignment, HelpRequest, Provider, ProviderConflict
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.common.schemas import InputSchema, Schema
 from app.common.types import (
     CategoryKey,

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.assignments import offers
-from app.auth.principal import Principal
 from app.common.clock import today, utc_now
 from app.common.pagination import PageParams, paginate
+from app.common.principal import Principal
 from app.common.schemas import Page
 from app.errors import Conflict, Forbidden, NotFound
 from app.events import service as event_service

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.common.principal import Principal
 from app.common.schemas import StaffDecision
 from app.errors import Conflict, Forbidden
 from app.events import service as event_service
 from app.models import Provider, Vetting
-from app.supervision import outbox
+from app.notifications import outbox
 
 _SUBJECT = {
     Vetting.APPROVED: "服务方审核通过 / your provider profile was approved",

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Label
 
 from app.assignments.transitions import OPEN
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.enterprises.repository import region_clause
 from app.models import (
     Assignment,

@@ -14,9 +14,9 @@ from statistics import fmean, median
 
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.cache import TTLCache
 from app.common.clock import utc_now
+from app.common.principal import Principal
 from app.errors import Forbidden, InvalidInput
 from app.stats import repository
 from app.stats.repository import OfferTally, ProviderLoadRow, StatsFilter, Unit

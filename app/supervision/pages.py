@@ -13,9 +13,9 @@ from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.common.pagination import PageParams, page_sequence
+from app.common.principal import Principal
 from app.common.schemas import Page
 from app.supervision import clocks
 from app.supervision.clocks import Overdue

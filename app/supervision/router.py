@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.auth.principal import Principal
 from app.common.pagination import PageDep, paginate
+from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
 from app.deps import AdminOnly, CurrentPrincipal, DbSession, Staff

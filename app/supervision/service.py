@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from app.assignments import offers
 from app.assignments import rematch as rematch_service
 from app.assignments.lifecycle import move
-from app.auth.principal import Principal
 from app.common import idempotency
 from app.common.clock import local_zone, utc_now
+from app.common.principal import Principal
 from app.enterprises.repository import region_clause
 from app.models import (
     Assignment,

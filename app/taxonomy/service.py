@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.errors import Conflict, InvalidInput, NotFound
 from app.events import service as event_service
 from app.models import Category

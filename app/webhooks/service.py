@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.common.concurrency import check_if_match
 from app.common.pagination import PageParams, paginate
+from app.common.principal import Principal
 from app.common.schemas import Page
 from app.errors import InvalidInput, NotFound
 from app.models import Event, WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Notification, NotificationStatus, User, WebhookDelivery
+from app.notifications import outbox
 from app.settings import Settings
-from app.supervision import outbox
 from app.supervision import service as supervision_service
 from app.supervision.senders import deliver_pending, senders_for
 from app.webhooks.delivery import deliver_due

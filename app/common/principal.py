@@ -1,0 +1,55 @@
+"""Who is asking: the role and the scope every query and action is checked against.
+
+In app.common, not app.auth: the request plumbing and every domain package read it, and
+auth itself depends on several of them (its service records events, reads enterprises)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.models import Role, User
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    email: str
+    role: Role
+    enterprise_id: int | None = None
+    provider_id: int | None = None
+    region_prefixes: tuple[str, ...] = ()
+    via_api_key: bool = False  # integrations act as their user, but cannot mint more keys
+
+    @classmethod
+    def of(cls, user: User, *, via_api_key: bool = False) -> Principal:
+        return cls(
+            user_id=user.id,
+            email=user.email,
+            role=user.role,
+            enterprise_id=user.enterprise_id,
+            provider_id=user.provider_id,
+            region_prefixes=tuple(user.region_prefixes or ()),
+            via_api_key=via_api_key,
+        )
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    @property
+    def is_coordinator(self) -> bool:
+        return self.role == Role.COORDINATOR
+
+    @property
+    def is_provider(self) -> bool:
+        return self.role in (Role.EXPERT, Role.PLATFORM)
+
+    @property
+    def is_enterprise(self) -> bool:
+        return self.role == Role.ENTERPRISE
+
+    def covers_region(self, region_code: str) -> bool:
+        """Admins cover everything; coordinators the codes under one of their prefixes."""
+        if self.is_admin:
+            return True
+        return self.is_coordinator and any(region_code.startswith(p) for p in self.region_prefixes)
