@@ -18,7 +18,7 @@ from scipy.sparse.csgraph import connected_components
 
 from matching.solving import _market as mkt
 from matching.solving._exact import ExactFailed, solve_exact
-from matching.solving._market import FROZEN, Ints, Market
+from matching.solving._market import FROZEN, Int32s, Ints, Market
 
 EXACT_MAX_PERSONS = 5000  # largest component handed to the exact solver
 TAIL_START = 512  # rounds of one stage before looking for a stuck tail
@@ -80,7 +80,7 @@ def _freeze_component(mk: Market, nodes: Ints) -> int:
     return int(persons.size)
 
 
-def _components(mk: Market) -> Ints:
+def _components(mk: Market) -> Int32s:
     """Component label of every person (``i``) and provider (``n + j``), cached."""
     if mk.labels is None:
         n, m = mk.csr.shape

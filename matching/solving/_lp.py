@@ -52,7 +52,9 @@ def solve_lp(
         format="csr",
     )
     b_ub = np.concatenate([np.ones(n_req), capacity.astype(np.float64)])
-    res = linprog(
+    # HiGHS takes a sparse A_ub (scipy documents it; dense would be (n + m) x nnz), but
+    # scipy-stubs 1.17 types A_ub as dense only: the one ignore for a stub gap
+    res = linprog(  # type: ignore[call-overload]
         -csr.data,
         A_ub=a_ub,
         b_ub=b_ub,

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 Ints = NDArray[np.int64]
+Int32s = NDArray[np.int32]  # what scipy.sparse.csgraph returns (predecessors, component labels)
 Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
 
@@ -47,7 +48,7 @@ class Market:
     own_gain: Floats  # (n,) gain of the held slot (0 otherwise)
     csc: sp.csc_array | None = None  # full columns, built on first need (reverse rounds)
     csc_cols: Ints | None = None  # (nnz,) provider of each CSC entry
-    labels: Ints | None = None  # (n + m,) connected component of persons then providers
+    labels: Int32s | None = None  # (n + m,) connected component of persons then providers
     exact_of: Ints | None = None  # (n,) exact solver's provider for FROZEN persons
     exact_price: Floats | None = None  # (m,) exact solver's duals for frozen providers
 

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
 from matching.solving import _market as mkt
-from matching.solving._market import DUMMY, Bools, Floats, Ints, Market
+from matching.solving._market import DUMMY, Bools, Floats, Int32s, Ints, Market
 
 __all__ = ["update_prices"]
 
@@ -72,7 +72,9 @@ def update_prices(mk: Market, eps: float, stuck: Ints | None = None) -> int:
         ),
         shape=(m + 1, m + 1),
     )
-    dist, pred = dijkstra(graph, directed=True, indices=m, return_predecessors=True)
+    # one source, given as a list: scipy-stubs types only sequences of sources
+    dists, preds = dijkstra(graph, directed=True, indices=[m], return_predecessors=True)
+    dist, pred = dists[0], preds[0]
     raise_by = np.where(np.isfinite(dist[:m]), dist[:m], 0.0)
     raised = np.flatnonzero(raise_by > 0)
     if raised.size:
@@ -86,7 +88,7 @@ def update_prices(mk: Market, eps: float, stuck: Ints | None = None) -> int:
 
 
 def _movers(
-    tree: Bools, heads: Ints, length: Floats, person: Ints, gain: Floats, m: int
+    tree: Bools, heads: Ints, length: Floats, person: Int32s | Ints, gain: Floats, m: int
 ) -> tuple[Ints, Floats]:
     """Per provider ``j``: the holder that moves on along ``j``'s tree arc, and its gain there."""
     e = np.flatnonzero(tree)
@@ -97,7 +99,9 @@ def _movers(
     return mover, mover_gain
 
 
-def _augment(mk: Market, stuck: Ints, pred: Ints, movers: tuple[Ints, Floats], room: Bools) -> None:
+def _augment(
+    mk: Market, stuck: Ints, pred: Int32s, movers: tuple[Ints, Floats], room: Bools
+) -> None:
     """Place ``stuck`` persons along vertex-disjoint shortest paths to free capacity.
 
     After the update every tree arc has length 0: a holder moving along one gains

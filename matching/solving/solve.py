@@ -55,6 +55,13 @@ GAP_TOL = 1e-10
 _WORK_PER_REQUEST = 1000  # auction budget (evaluations per request) before HiGHS
 
 Pairs = Iterable[tuple[int, int]] | NDArray[np.integer[Any]]
+Scores = (
+    sp.csr_array | sp.csc_array | sp.coo_array | sp.bsr_array | sp.dia_array | sp.dok_array
+    | sp.lil_array | sp.csr_matrix | sp.csc_matrix | sp.coo_matrix | sp.bsr_matrix
+    | sp.dia_matrix | sp.dok_matrix | sp.lil_matrix
+)  # fmt: skip
+"""Any scipy.sparse array or matrix: every format, spelt out because scipy-stubs types
+their shared base (``_spbase``) only privately and ``sparray | spmatrix`` has no methods."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class SolveResult:
 
 
 def solve_assignment(
-    scores: sp.sparray | sp.spmatrix,
+    scores: Scores,
     capacity: ArrayLike,
     *,
     pinned: Pairs = (),
@@ -187,23 +194,23 @@ def _solve_free(
     return provider_of, objective, dual_bound(csr, capacity, prices), "lp", prices
 
 
-def _as_scores(scores: sp.sparray | sp.spmatrix) -> sp.csr_array:
+def _as_scores(scores: Scores) -> sp.csr_array:
     """Validate the score matrix once; return canonical float64 CSR (sorted, no dups).
 
     Conversions that would sum duplicate entries (COO) are checked first: duplicates
     are an encoding error, not something to add up silently.
     """
-    if not sp.issparse(scores):
+    if not isinstance(scores, sp.sparray | sp.spmatrix):  # what issparse() checks, but typed
         raise InvalidProblem("scores must be a scipy.sparse array or matrix")
     if scores.ndim != 2:
         raise InvalidProblem(f"scores must be 2-D, got shape {scores.shape}")
     if scores.dtype.kind not in "iuf":
         raise InvalidProblem(f"scores must be real numbers, got dtype {scores.dtype}")
-    if scores.format == "coo" and not scores.has_canonical_format:
+    if isinstance(scores, sp.coo_array | sp.coo_matrix) and not scores.has_canonical_format:
         keys = np.sort(scores.row.astype(np.int64) * scores.shape[1] + scores.col)
         if np.any(keys[1:] == keys[:-1]):
             raise InvalidProblem("scores has duplicate entries for one (request, provider)")
-    csr = sp.csr_array(scores, dtype=np.float64)
+    csr = sp.csr_array(scores).astype(np.float64, copy=False)
     if not csr.has_canonical_format:
         csr = csr.copy()  # never reorder the caller's arrays in place
         csr.sort_indices()
