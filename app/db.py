@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import CursorResult, Delete, Engine, Update, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -93,6 +93,20 @@ def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionm
     """
     bind = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}) if read_only else engine
     return sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)
+
+
+def rows_matched(session: Session, statement: Update | Delete) -> int:
+    """Run a bulk UPDATE or DELETE (no RETURNING) and say how many rows its WHERE matched.
+
+    The count is what every compare-and-set here decides on. ``Session.execute`` is typed to
+    return a plain ``Result`` (SQLAlchemy cannot promise a cursor for every statement and
+    option); for these statements it is a ``CursorResult``, and this checks it once instead of
+    each caller silencing the type checker.
+    """
+    result = session.execute(statement)
+    if not isinstance(result, CursorResult):  # pragma: no cover - SQLAlchemy's contract
+        raise TypeError(f"{type(statement).__name__} gave no cursor result, hence no row count")
+    return result.rowcount
 
 
 @contextmanager

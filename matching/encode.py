@@ -140,8 +140,8 @@ def _exclusions(
             continue
         if ex.request is not None:
             pairs.extend((r, p) for r in ([req_pos[ex.request]] if ex.request in req_pos else []))
-        else:
-            pairs.extend((r, p) for r in of_ent.get(ex.enterprise, ()))  # type: ignore[arg-type]
+        elif ex.enterprise is not None:  # validated: exactly one of the two is set
+            pairs.extend((r, p) for r in of_ent.get(ex.enterprise, ()))
     return PairSet.of(pairs)
 
 

@@ -271,13 +271,13 @@ class ProviderTable:
 
     def take(self, index: NDArray[np.intp]) -> ProviderTable:
         """Rows ``index`` (shape ``(m,)``) as a new table."""
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # one entry per field, each of its own column type
         for name in self.__dataclass_fields__:
             column = getattr(self, name)
             values[name] = (
                 tuple(column[i] for i in index) if isinstance(column, tuple) else column[index]
             )
-        return ProviderTable(**values)  # type: ignore[arg-type]
+        return ProviderTable(**values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.assignments.transitions import sources_of
 from app.common.clock import utc_now
 from app.common.principal import Principal
+from app.db import rows_matched
 from app.enterprises.repository import region_of
 from app.errors import Conflict
 from app.events import service as event_service
@@ -31,13 +32,14 @@ def move(
 ) -> Assignment:
     """Compare-and-set the status; 409 when someone else moved it first."""
     before = event_service.snapshot(assignment)
-    result = session.execute(
+    matched = rows_matched(
+        session,
         update(Assignment)
         .where(Assignment.id == assignment.id, Assignment.status.in_(sources_of(to)))
         .values(status=to, version=Assignment.version + 1, updated_at=utc_now(), **values)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if matched != 1:
         session.refresh(assignment)
         raise Conflict(
             f"assignment {assignment.id} is {assignment.status.value}; it cannot become {to.value}",

@@ -24,7 +24,7 @@ def visible_to(principal: Principal) -> Select[Assignment]:
     if principal.is_admin:
         return statement
     if principal.is_coordinator:
-        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))
     if principal.is_provider:
         # Drafts are the coordinators' business until published.
         return statement.where(

@@ -28,7 +28,7 @@ from app.common.clock import utc_now
 from app.common.pagination import PageParams, paginate
 from app.common.principal import Principal
 from app.common.schemas import Page
-from app.db import SessionScopes
+from app.db import SessionScopes, rows_matched
 from app.enterprises import service as enterprise_service
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from app.events import service as event_service
@@ -212,7 +212,8 @@ def change_password(
     if problem:
         raise InvalidInput(f"new_password: {problem}", field="new_password")
     new_hash = hash_secret(new)
-    changed = session.execute(
+    changed = rows_matched(
+        session,
         update(User)
         .where(User.id == user.id, User.password_hash == user.password_hash)
         .values(
@@ -221,9 +222,9 @@ def change_password(
             version=User.version + 1,
             updated_at=utc_now(),
         )
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    if changed != 1:
         raise Conflict("the password was changed meanwhile; log in again", field="current_password")
     event_service.record(
         session,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.common.clock import as_utc, utc_now
 from app.common.principal import Principal
+from app.db import rows_matched
 from app.deps import CurrentPrincipal, DbSession, PrincipalApart
 from app.errors import InvalidInput
 from app.models import IdempotencyKey
@@ -32,8 +33,7 @@ KEY_LIFETIME = timedelta(hours=24)
 def purge_expired(session: Session, *, now: datetime | None = None) -> int:
     """Delete every key older than ``KEY_LIFETIME`` in one statement; returns how many."""
     cutoff = (now or utc_now()) - KEY_LIFETIME
-    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rows_matched(session, delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
 
 
 @dataclass

@@ -103,7 +103,7 @@ def _plan(ctx: Ctx, values: dict[str, str], errors: dict[str, str]) -> Response:
         return ctx.render("enterprise/plan.html", plan=None)
     detail = plan_service.detail(ctx.session, plan)
     assignments = detail["assignments"]
-    ids = [a.id for a in assignments]  # type: ignore[attr-defined]
+    ids = [a.id for a in assignments]
     return ctx.render(
         "enterprise/plan.html",
         plan=plan,
@@ -111,7 +111,7 @@ def _plan(ctx: Ctx, values: dict[str, str], errors: dict[str, str]) -> Response:
         providers=console_repository.providers_by_id(
             ctx.session,
             principal,
-            (a.provider_id for a in assignments),  # type: ignore[attr-defined]
+            (a.provider_id for a in assignments),
         ),
         rated=console_repository.rated_assignment_ids(ctx.session, principal, ids),
         completed=AssignmentStatus.COMPLETED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, false, or_, select
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, false, or_, select
 from sqlalchemy.orm import Session
 
 from app.common.principal import Principal
@@ -20,10 +20,13 @@ PROVIDER_VISIBLE_STATUSES = (
 )
 
 
-def region_clause(column: object, prefixes: tuple[str, ...]) -> object:
+def region_clause(
+    column: SQLColumnExpression[str], prefixes: tuple[str, ...]
+) -> ColumnElement[bool]:
+    """``column`` (a region code) lies under one of ``prefixes``; no prefixes, nowhere."""
     if not prefixes:
         return false()
-    return or_(*(column.startswith(p) for p in prefixes))  # type: ignore[attr-defined]
+    return or_(*(column.startswith(p) for p in prefixes))
 
 
 def region_of(session: Session, row: Enterprise | HelpRequest | Assignment | Plan | int) -> str:
@@ -62,7 +65,7 @@ def visible_to(principal: Principal) -> Select[Enterprise]:
     if principal.is_admin:
         return statement
     if principal.is_coordinator:
-        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))
     if principal.is_enterprise:
         return statement.where(Enterprise.id == principal.enterprise_id)
     if principal.is_provider and principal.provider_id is not None:

@@ -18,7 +18,7 @@ def visible_to(principal: Principal) -> Select[Event]:
     if principal.is_admin:
         return statement
     if principal.is_coordinator:
-        return statement.where(region_clause(Event.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+        return statement.where(region_clause(Event.region_code, principal.region_prefixes))
     return statement.where(false())
 
 

@@ -48,7 +48,7 @@ def visible_to(principal: Principal) -> Select[Exclusion]:
     if principal.is_admin:
         return statement
     if principal.is_coordinator:
-        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))
     return statement.where(false())
 
 

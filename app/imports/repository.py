@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Row, Table, bindparam, func, insert, selec
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
-from app.models import Base, Category, Enterprise, Event, HelpRequest, Provider
+from app.models import Base, Category, Enterprise, Event, HelpRequest, Provider, table_of
 
 KEY_CHUNK = 500  # values per IN (...): well under SQLite's and PostgreSQL's parameter limits
 T = TypeVar("T")
@@ -41,7 +41,7 @@ def _rows_where(
 
 
 def enterprises_by_uscc(session: Session, usccs: Iterable[str]) -> dict[str, dict[str, Any]]:
-    table: Table = Enterprise.__table__  # type: ignore[assignment]
+    table = table_of(Enterprise)
     return {
         row.uscc: dict(row._mapping) for row in _rows_where(session, table, table.c.uscc, usccs)
     }
@@ -62,7 +62,7 @@ def providers_by(
     session: Session, *, emails: Iterable[str], names: Iterable[str]
 ) -> list[dict[str, Any]]:
     """Providers whose e-mail or name is among those given (lowest id first)."""
-    table: Table = Provider.__table__  # type: ignore[assignment]
+    table = table_of(Provider)
     found: dict[int, dict[str, Any]] = {}
     email = func.lower(table.c.contact_email)
     for column, keys in ((email, emails), (table.c.name, names)):
@@ -81,7 +81,7 @@ def reserve_ids(session: Session, model: type[Base], count: int) -> list[int]:
     """
     if count == 0:
         return []
-    table: Table = model.__table__  # type: ignore[assignment]
+    table = table_of(model)
     if session.get_bind().dialect.name == "postgresql":
         statement = text(
             "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
@@ -97,7 +97,7 @@ def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
         return []
     ids = reserve_ids(session, model, len(rows))
     session.execute(
-        insert(model.__table__),  # type: ignore[arg-type]
+        insert(table_of(model)),
         [row | {"id": row_id} for row, row_id in zip(rows, ids, strict=True)],
     )
     return ids
@@ -108,7 +108,7 @@ def update_rows(
 ) -> None:
     """executemany UPDATE by id, one statement per set of changed columns; bumps ``version``
     and ``updated_at`` itself, as bulk statements bypass the ORM's versioning."""
-    table: Table = model.__table__  # type: ignore[assignment]
+    table = table_of(model)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row_id, changes in updates:
         names = tuple(sorted(changes))
@@ -124,7 +124,7 @@ def update_rows(
 
 def insert_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
     if events:
-        session.execute(insert(Event.__table__), list(events))  # type: ignore[arg-type]
+        session.execute(insert(table_of(Event)), list(events))
 
 
 def refresh_planner_statistics(session: Session, tables: Sequence[str]) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
-from app.db import make_session_factory
+from app.db import make_session_factory, rows_matched
 from app.events import service as event_service
 from app.match_runs import repository as run_repository
 from app.models import MatchRun, MatchRunStatus
@@ -105,7 +105,7 @@ def fenced(session: Session, claimed: Claim, **values: Any) -> None:
     now = utc_now()
     values.setdefault("lease_expires_at", now + claimed.lease)
     statement = run_repository.fenced_update(claimed.fence(), now, **values)
-    if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+    if rows_matched(session, statement) != 1:
         raise LeaseLost(f"match run {claimed.run_id} is no longer claimed by {claimed.worker_id}")
 
 

@@ -16,6 +16,7 @@ from app.assignments import offers
 from app.assignments.encode import MATCHABLE
 from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.db import rows_matched
 from app.errors import Conflict, NotFound
 from app.events import service as event_service
 from app.match_runs import repository
@@ -142,7 +143,7 @@ def _check_draft(session: Session, run_id: int) -> _Facts:
 
 def _cas(session: Session, statement: Update, expected: int) -> None:
     """A bulk compare-and-set: all rows moved, or someone changed one and we refuse (409)."""
-    if session.execute(statement).rowcount != expected:  # type: ignore[attr-defined]
+    if rows_matched(session, statement) != expected:
         raise Conflict("the draft changed while it was being published; reload and retry")
 
 

@@ -1,7 +1,7 @@
 """Every ORM model, imported once so Alembic and relationship strings see one registry."""
 
 from app.models.assignment import Assignment, Exclusion
-from app.models.base import Base
+from app.models.base import Base, table_of
 from app.models.enterprise import Enterprise
 from app.models.enums import (
     AssignmentOrigin,
@@ -69,4 +69,5 @@ __all__ = [
     "WebhookDelivery",
     "WebhookDeliveryStatus",
     "WebhookSubscription",
+    "table_of",
 ]

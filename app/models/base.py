@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, Integer, MetaData, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -56,6 +56,19 @@ class Base(DeclarativeBase):
         list[Any]: JSON,
         datetime: UtcDateTime(),
     }
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's ``Table``, for Core statements (bulk INSERT and UPDATE, COPY).
+
+    ``DeclarativeBase`` types ``__table__`` as ``FromClause`` because a class may be mapped to a
+    join or a subquery; every model here maps one table, and this checks it once instead of
+    each caller casting.
+    """
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to one table")
+    return table
 
 
 class IdMixin:

@@ -15,7 +15,7 @@ def visible_to(principal: Principal) -> Select[Plan]:
     if principal.is_admin:
         return statement
     if principal.is_coordinator:
-        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))
     if principal.is_enterprise:
         return statement.where(Plan.enterprise_id == principal.enterprise_id)
     if principal.is_provider:

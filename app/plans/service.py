@@ -4,7 +4,7 @@ which policies apply, milestones and follow-ups; closed only when every request 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,6 +35,16 @@ from app.plans.schemas import FollowUpCreate, MilestoneCreate, MilestoneUpdate, 
 T = TypeVar("T")
 
 SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
+
+
+class PlanParts(TypedDict):
+    """What :func:`detail` returns: the API views validate it, the console renders it."""
+
+    enterprise: Enterprise | None
+    requests: Sequence[HelpRequest]
+    assignments: Sequence[Assignment]
+    milestones: Sequence[Milestone]
+    follow_ups: Sequence[FollowUp]
 
 
 def get(session: Session, *, principal: Principal, plan_id: int) -> Plan:
@@ -81,7 +91,7 @@ def attach_requests(session: Session, *, enterprise_id: int, actor: Principal | 
     return plan
 
 
-def detail(session: Session, plan: Plan, *, provider_id: int | None = None) -> dict[str, object]:
+def detail(session: Session, plan: Plan, *, provider_id: int | None = None) -> PlanParts:
     """The plan's parts; for a provider (``provider_id``) only those of its own assignments:
     the requests it serves, its assignments and the follow-ups logged on them."""
     requests = session.scalars(

@@ -55,7 +55,7 @@ class Scope:
     def clause(self) -> ColumnElement[bool]:
         if self.prefixes is None:
             return true()
-        return region_clause(Enterprise.region_code, self.prefixes)  # type: ignore[return-value]
+        return region_clause(Enterprise.region_code, self.prefixes)
 
     def served_by(self, regions: Sequence[str], remote_ok: bool) -> bool:
         """Whether a provider is supply for this scope, by the matching engine's hard rule:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
@@ -35,6 +35,7 @@ from app.models import (
 )
 
 Regions = tuple[str, ...] | None
+_Rows = TypeVar("_Rows", bound=Select[*tuple[Any, ...]])
 
 UNSETTLED = (
     RequestStatus.SUBMITTED,
@@ -97,14 +98,14 @@ def _offer_overdue(due: datetime, period: float, now: datetime, **ids: Any) -> O
     )
 
 
-def _scoped(statement: Select, regions: Regions) -> Select:  # type: ignore[type-arg]
+def _scoped(statement: _Rows, regions: Regions) -> _Rows:
     """``regions`` None means everywhere (admins, the sweep); otherwise code prefixes."""
     if regions is None:
         return statement
-    return statement.where(region_clause(Enterprise.region_code, regions))  # type: ignore[arg-type]
+    return statement.where(region_clause(Enterprise.region_code, regions))
 
 
-def _request_rows(session: Session, regions: Regions) -> Select:  # type: ignore[type-arg]
+def _request_rows(session: Session, regions: Regions) -> Select[HelpRequest, str, Category]:
     statement = (
         select(HelpRequest, Enterprise.region_code, Category)
         .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
@@ -139,7 +140,9 @@ def overdue_requests(session: Session, now: datetime, regions: Regions = None) -
             yield found
 
 
-def _assignment_rows(status: AssignmentStatus, regions: Regions) -> Select:  # type: ignore[type-arg]
+def _assignment_rows(
+    status: AssignmentStatus, regions: Regions
+) -> Select[Assignment, HelpRequest, str, Category]:
     statement = (
         select(Assignment, HelpRequest, Enterprise.region_code, Category)
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)

@@ -17,7 +17,7 @@ def notifications_visible_to(principal: Principal) -> Select[Any]:
     mine = Notification.recipient_user_id == principal.user_id
     if principal.is_coordinator:
         return statement.where(
-            or_(mine, region_clause(Notification.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+            or_(mine, region_clause(Notification.region_code, principal.region_prefixes))
         )
     if principal.is_admin:
         return statement

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -187,7 +187,7 @@ def expire_offers(session: Session, items: Iterable[Overdue]) -> list[int]:
     return reopened
 
 
-def _unavailable(on: date) -> object:
+def _unavailable(on: date) -> ColumnElement[bool]:
     paused = (
         (Provider.paused_from_date.is_not(None) | Provider.paused_until_date.is_not(None))
         & (Provider.paused_from_date.is_(None) | (Provider.paused_from_date <= on))
@@ -203,7 +203,7 @@ def release_offers_of_unavailable(
     statement = (
         select(Assignment)
         .join(Provider, Provider.id == Assignment.provider_id)
-        .where(Assignment.status == AssignmentStatus.OFFERED, _unavailable(on))  # type: ignore[arg-type]
+        .where(Assignment.status == AssignmentStatus.OFFERED, _unavailable(on))
         .order_by(Assignment.id)
     )
     if provider_id is not None:
@@ -290,7 +290,7 @@ def notifications_for(session: Session, *, principal: Principal) -> Sequence[Not
     mine = Notification.recipient_user_id == principal.user_id
     if principal.is_coordinator:
         statement = statement.where(
-            or_(mine, region_clause(Notification.region_code, principal.region_prefixes))  # type: ignore[arg-type]
+            or_(mine, region_clause(Notification.region_code, principal.region_prefixes))
         )
     elif not principal.is_admin:
         statement = statement.where(mine)

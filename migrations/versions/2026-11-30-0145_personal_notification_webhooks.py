@@ -1,7 +1,7 @@
 """personal notification webhooks: a subscription owned by a user
 
 Revision ID: personal_webhooks
-Revises: intake_category_source
+Revises: text_unmatched_reasons
 Create Date: 2026-11-30 01:45:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "personal_webhooks"
-down_revision: str | None = "intake_category_source"
+down_revision: str | None = "text_unmatched_reasons"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
