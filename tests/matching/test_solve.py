@@ -8,6 +8,7 @@ instances, ``scipy.optimize.milp`` on small ones and HiGHS ``linprog`` on a medi
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -25,6 +26,15 @@ from matching.solving.solve import SolveResult, dual_bound, solve_assignment
 
 REL = 1e-9
 Pair = tuple[int, int]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _auction_only() -> Iterator[None]:
+    """These tests are about the auction: keep small problems off the exact-first path
+    (tests/matching/test_solve_exact_first.py covers that path)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(solve_module, "_EXACT_FIRST_REQUESTS", -1)
+        yield
 
 
 # --------------------------------------------------------------------------- helpers

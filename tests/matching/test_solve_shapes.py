@@ -9,6 +9,8 @@ solver's own bookkeeping.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -18,12 +20,22 @@ from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from matching.solving import _auction, _price_update
+from matching.solving import solve as solve_module
 from matching.solving._market import Market
 from matching.solving.solve import SolveResult, solve_assignment
 
 REL = 1e-9
 Ints = NDArray[np.int64]
 Case = tuple[sp.csr_array, Ints, Ints, Ints]  # scores, capacity, pinned, forbidden
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _auction_only() -> Iterator[None]:
+    """These tests are about the auction: keep small problems off the exact-first path
+    (tests/matching/test_solve_exact_first.py covers that path)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(solve_module, "_EXACT_FIRST_REQUESTS", -1)
+        yield
 
 
 def milp_optimum(scores: sp.csr_array, capacity: Ints, pinned: Ints, forbidden: Ints) -> float:
