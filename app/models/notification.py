@@ -43,3 +43,6 @@ class Notification(IdMixin, Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column()
     sent_at: Mapped[datetime | None] = mapped_column()
+    # Set while a sender has it in flight (claimed, being sent outside any transaction); a
+    # crashed sender's notice is due again once this has passed.
+    leased_until: Mapped[datetime | None] = mapped_column()

@@ -15,6 +15,8 @@ from app.webhooks import personal
 
 
 class WebhookChannel:
+    in_transaction = True  # the outbox calls it inside its claim's transaction
+
     def send(self, notification: Notification) -> None:
         session = object_session(notification)
         if session is None:

@@ -22,7 +22,7 @@ from app.common import idempotency
 from app.common.clock import utc_now
 from app.supervision import clocks
 from app.supervision import service as supervision_service
-from app.supervision.senders import DEFAULT_SENDERS, Sender, deliver_pending
+from app.supervision.senders import DEFAULT_SENDERS, Sender, batch_for, deliver_pending
 
 logger = logging.getLogger(__name__)
 
@@ -144,9 +144,9 @@ def drain_outbox(
     """Deliver pending notifications at the senders' pace, a committed batch at a time, until
     none is left (or ``most`` were tried); returns (sent, failed)."""
     sent = failed = 0
+    batch = batch_for(senders, batch)  # what one claim takes
     while sent + failed < most:
-        with open_session() as session, session.begin():
-            done, bad = deliver_pending(session, senders, limit=batch)
+        done, bad = deliver_pending(open_session, senders, limit=batch)
         sent, failed = sent + done, failed + bad
         if progress is not None:
             progress("outbox", sent + failed)

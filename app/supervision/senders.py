@@ -4,10 +4,11 @@ the default sender writes a log line, so a fresh install needs no gateway."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
@@ -19,6 +20,8 @@ from app.settings import Settings
 
 logger = logging.getLogger("zhuqi.notifications")
 MAX_ATTEMPTS = 5
+LEASE_MARGIN = timedelta(seconds=60)
+LONGEST_LEASE = timedelta(minutes=10)
 
 
 class Sender(Protocol):
@@ -59,37 +62,144 @@ def senders_for(settings: Settings) -> Mapping[str, Sender]:
     return senders
 
 
-def deliver_pending(
-    session: Session, senders: Mapping[str, Sender] = DEFAULT_SENDERS, *, limit: int = 500
-) -> tuple[int, int]:
-    """Send what is pending; returns (sent, failed). At-least-once: a crash after sending and
-    before the commit sends again, so receivers should tolerate duplicates (``dedupe_key``)."""
+def _timeout(senders: Mapping[str, Sender]) -> timedelta:
+    """The longest a send may take (senders with a ``timeout``, like SMTP's; the log none)."""
+    seconds = max((float(getattr(s, "timeout", 0.0)) for s in senders.values()), default=0.0)
+    return timedelta(seconds=seconds)
+
+
+def lease_for(senders: Mapping[str, Sender], limit: int) -> timedelta:
+    """Longer than a batch can take with every send timing out, so no two workers ever send
+    one claim; a crashed worker's notices come due again after it."""
+    return limit * _timeout(senders) + LEASE_MARGIN
+
+
+def batch_for(senders: Mapping[str, Sender], wanted: int) -> int:
+    """At most ``wanted``, and few enough that a crashed worker's lease runs out within
+    :data:`LONGEST_LEASE` (18 notices a claim with SMTP's 30 s timeout; the log is not
+    limited)."""
+    timeout = _timeout(senders)
+    if not timeout:
+        return wanted
+    return max(1, min(wanted, (LONGEST_LEASE - LEASE_MARGIN) // timeout))
+
+
+def _in_transaction(sender: Sender) -> bool:
+    """A hand-over to another outbox (the webhook channel) is a write, not a network call:
+    it runs in the claim's transaction and is done there, exactly once."""
+    return bool(getattr(sender, "in_transaction", False))
+
+
+def _claim(
+    session: Session, senders: Mapping[str, Sender], now: datetime, limit: int
+) -> tuple[list[Notification], list[tuple[Notification, str | None]]]:
+    """Lease up to ``limit`` pending notices (``SKIP LOCKED`` beside other workers), each
+    counting an attempt; hand-overs are done on the spot. Returns the leased ones, detached
+    (sent with no session), and the hand-overs with their error if any."""
     pending = session.scalars(
         select(Notification)
-        .where(Notification.status == NotificationStatus.PENDING)
+        .where(
+            Notification.status == NotificationStatus.PENDING,
+            or_(Notification.leased_until.is_(None), Notification.leased_until <= now),
+        )
         .order_by(Notification.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    sent = failed = 0
+    until = now + lease_for(senders, limit)
+    leased: list[Notification] = []
+    handed: list[tuple[Notification, str | None]] = []
     for notification in pending:
         sender = senders.get(notification.channel) or senders["log"]
         notification.attempts += 1
+        if _in_transaction(sender):
+            error = None
+            try:
+                sender.send(notification)
+            except Exception as exc:
+                error = str(exc)[:2000] or type(exc).__name__
+            _settle(notification, error, now)
+            handed.append((notification, error))
+        else:
+            notification.leased_until = until
+            leased.append(notification)
+    session.flush()
+    for notification in leased:
+        session.expunge(notification)
+    return leased, handed
+
+
+def _settle(notification: Notification, error: str | None, now: datetime) -> str:
+    """The outcome on the (attached) row: sent, failed (pending again) or dead."""
+    notification.leased_until = None
+    if error is None:
+        notification.status, notification.sent_at = NotificationStatus.SENT, now
+        return "sent"
+    notification.last_error = error
+    if notification.attempts >= MAX_ATTEMPTS:
+        notification.status = NotificationStatus.FAILED
+        return "dead"
+    return "failed"
+
+
+def _record(session: Session, sent: Notification, error: str | None, now: datetime) -> str | None:
+    """Settle one leased notice, compare-and-set on its claim (attempt and lease): ``None``
+    when the lease ran out and another worker took it, in which case nothing changes."""
+    row = session.scalars(
+        select(Notification)
+        .where(
+            Notification.id == sent.id,
+            Notification.status == NotificationStatus.PENDING,
+            Notification.attempts == sent.attempts,
+            Notification.leased_until == sent.leased_until,
+        )
+        .with_for_update()
+    ).one_or_none()
+    return None if row is None else _settle(row, error, now)
+
+
+def deliver_pending(
+    open_session: Callable[[], Session],
+    senders: Mapping[str, Sender] = DEFAULT_SENDERS,
+    *,
+    limit: int = 500,
+    now: datetime | None = None,
+) -> tuple[int, int]:
+    """Send one batch of what is pending; returns (sent, failed). No network call runs in a
+    transaction (an SMTP relay taking its time held SQLite's one write lock, or row locks on
+    PostgreSQL): claim in a short transaction, send with none open, record in another.
+    At-least-once: a crash after a send and before the record sends again once the lease
+    runs out, so receivers should tolerate duplicates (``dedupe_key``, ``Message-ID``)."""
+    now, limit = now or utc_now(), batch_for(senders, limit)
+    with open_session() as session, session.begin():
+        leased, handed = _claim(session, senders, now, limit)
+    answers: list[tuple[Notification, str | None]] = []
+    for notification in leased:
+        sender = senders.get(notification.channel) or senders["log"]
         try:
             sender.send(notification)
-        except Exception as exc:  # a gateway error must not stop the others
-            notification.last_error = str(exc)[:2000]
-            dead = notification.attempts >= MAX_ATTEMPTS
-            if dead:
-                notification.status = NotificationStatus.FAILED
-            metrics.observe_delivery(notification.channel, "dead" if dead else "failed")
-            failed += 1
-            continue
-        metrics.observe_delivery(notification.channel, "sent")
-        notification.status = NotificationStatus.SENT
-        notification.sent_at = utc_now()
-        sent += 1
-    session.flush()
+        except Exception as exc:
+            answers.append((notification, str(exc)[:2000] or type(exc).__name__))
+        else:
+            answers.append((notification, None))
+    results = [
+        (notification.channel, "sent" if error is None else _dead_or_failed(notification))
+        for notification, error in handed
+    ]
+    if answers:
+        with open_session() as session, session.begin():
+            for notification, error in answers:
+                result = _record(session, notification, error, now)
+                if result is not None:
+                    results.append((notification.channel, result))
+    for channel, result in results:
+        metrics.observe_delivery(channel, result)
+    sent = sum(1 for _, result in results if result == "sent")
+    failed = len(results) - sent
     if sent or failed:
         logger.info("outbox: %d notification(s) sent, %d failed", sent, failed)
     return sent, failed
+
+
+def _dead_or_failed(notification: Notification) -> str:
+    return "dead" if notification.status == NotificationStatus.FAILED else "failed"

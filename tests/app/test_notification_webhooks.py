@@ -64,7 +64,7 @@ def set_up(
 
 def deliver(db: Session, settings: Settings) -> tuple[tuple[int, int], int]:
     """The notification outbox (which hands notices over), then the webhook sender."""
-    handed = deliver_pending(db, senders_for(settings))
+    handed = deliver_pending(sessions_of_test(db), senders_for(settings))
     db.commit()
     return handed, deliver_due(sessions_of_test(db), settings).sent
 
@@ -200,7 +200,7 @@ class TestDelivery:
         db.commit()
         backdated_request(db, cast, days=1.5)
         supervision_service.sweep(db)
-        handed, failed = deliver_pending(db, senders_for(settings))
+        handed, failed = deliver_pending(sessions_of_test(db), senders_for(settings))
         assert (handed, failed) == (0, 1)
         [notice] = db.scalars(select(Notification)).all()
         assert notice.status == NotificationStatus.PENDING

@@ -35,6 +35,7 @@ from app.supervision import service as supervision_service
 from app.supervision.senders import deliver_pending, senders_for
 from tests.app.conftest import Cast
 from tests.app.test_supervision_api import backdated_request
+from tests.factories import sessions_of_test
 
 URL = "/api/v1/users/me/notification-settings"
 SMTP_USER, SMTP_PASSWORD = "zhuqi", "relay-password-42"
@@ -261,10 +262,16 @@ class TestSweepWritesPerChannel:
         assert again.notifications == 0
 
 
+def fresh(db: Session, row: Notification) -> Notification:
+    found = db.get(Notification, row.id, populate_existing=True)
+    assert found is not None
+    return found
+
+
 class TestSmtp:
     def test_delivered_over_starttls_with_auth(self, db: Session, cast: Cast, relay: Relay) -> None:
         row = notice(db, cast.coordinator)
-        sent, failed = deliver_pending(db, {"email": relay.sender()})
+        sent, failed = deliver_pending(sessions_of_test(db), {"email": relay.sender()})
         assert (sent, failed) == (1, 0)
         [message] = relay.inbox.messages
         assert message["To"] == cast.coordinator.email
@@ -273,7 +280,7 @@ class TestSmtp:
         assert message["Message-ID"] == message_id(row, "zhuqi.example")
         assert "12.5" in message.get_content()
         assert relay.inbox.logins == [SMTP_USER]
-        db.refresh(row)
+        row = fresh(db, row)  # the outbox sent a detached copy; read the row again
         assert row.status == NotificationStatus.SENT
 
     def test_a_wrong_password_is_a_retried_failure(
@@ -282,12 +289,12 @@ class TestSmtp:
         row = notice(db, cast.coordinator)
         sender = relay.sender()
         sender.password = "wrong"
-        assert deliver_pending(db, {"email": sender}) == (0, 1)
-        db.refresh(row)
+        assert deliver_pending(sessions_of_test(db), {"email": sender}) == (0, 1)
+        row = fresh(db, row)  # the outbox sent a detached copy; read the row again
         assert row.status == NotificationStatus.PENDING
         assert row.attempts == 1
         assert "wrong" not in row.last_error
-        assert deliver_pending(db, {"email": relay.sender()}) == (1, 0)
+        assert deliver_pending(sessions_of_test(db), {"email": relay.sender()}) == (1, 0)
         assert len(relay.inbox.messages) == 1
 
     def test_a_relay_that_is_down_leaves_it_pending_then_it_goes(
@@ -296,11 +303,14 @@ class TestSmtp:
         row = notice(db, cast.coordinator)
         down = relay.sender()
         down.port = free_port()  # nobody listens there
-        assert deliver_pending(db, {"email": down}) == (0, 1)
-        db.refresh(row)
+        assert deliver_pending(sessions_of_test(db), {"email": down}) == (0, 1)
+        row = fresh(db, row)  # the outbox sent a detached copy; read the row again
         assert (row.status, row.attempts) == (NotificationStatus.PENDING, 1)
-        assert deliver_pending(db, {"email": relay.sender()}) == (1, 0)
-        assert deliver_pending(db, {"email": relay.sender()}) == (0, 0)  # sent once only
+        assert deliver_pending(sessions_of_test(db), {"email": relay.sender()}) == (1, 0)
+        assert deliver_pending(sessions_of_test(db), {"email": relay.sender()}) == (
+            0,
+            0,
+        )  # sent once only
         assert len(relay.inbox.messages) == 1
 
     def test_a_resend_carries_the_same_message_id(self, db: Session, cast: Cast) -> None:

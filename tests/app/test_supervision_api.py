@@ -177,12 +177,12 @@ class TestSweep:
             def send(self, notification: Notification) -> None:
                 raise ConnectionError("SMS gateway down")
 
-        sent, failed = deliver_pending(db, {"log": Broken()})
+        sent, failed = deliver_pending(sessions_of_test(db), {"log": Broken()})
         assert sent == 0
         assert failed > 0
         pending = db.scalars(select(Notification)).all()
         assert all(n.status == NotificationStatus.PENDING and n.attempts == 1 for n in pending)
-        sent, failed = deliver_pending(db, {"log": LogSender()})
+        sent, failed = deliver_pending(sessions_of_test(db), {"log": LogSender()})
         assert (sent, failed) == (len(pending), 0)
         assert all(n.status == NotificationStatus.SENT for n in db.scalars(select(Notification)))
 

@@ -1,11 +1,12 @@
-"""Webhook deliveries are sent with no database transaction open, leased so that a crashed
-sender's deliveries are sent again, and recorded compare-and-set so a late sender changes
-nothing. Against a real receiver on loopback that verifies every signature."""
+"""Webhook deliveries and outbox notices are sent with no database transaction open, leased
+so that a crashed sender's are sent again, and recorded compare-and-set so a late sender
+changes nothing. Webhooks go to a real receiver on loopback that verifies every signature."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -17,8 +18,16 @@ from sqlalchemy.orm import Session
 from app.common.clock import utc_now
 from app.db import make_engine
 from app.migrate import upgrade
-from app.models import WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
+from app.models import (
+    Notification,
+    NotificationStatus,
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookSubscription,
+)
 from app.settings import Settings
+from app.supervision.senders import batch_for, deliver_pending
+from app.supervision.senders import lease_for as outbox_lease_for
 from app.webhooks.delivery import Answer, Outcome, claim, deliver_due, lease_for, record
 from app.webhooks.service import new_secret
 from tests.app.webhook_receiver import Receiver, serving
@@ -131,6 +140,31 @@ def own_engine(
         drop()
 
 
+def probe_row(
+    engine: Engine, model: type[WebhookDelivery] | type[Notification], row_id: int
+) -> None:
+    """Lock and write the row from another connection, failing at once if anyone holds a
+    lock on it (PostgreSQL: ``FOR UPDATE NOWAIT``) or the write lock (SQLite: a write
+    transaction with no busy timeout)."""
+    with engine.connect() as probe:
+        sqlite = engine.dialect.name == "sqlite"
+        raw: Any = probe.connection.driver_connection
+        if sqlite:  # on the driver's connection: no BEGIN before it; locked → fails at once
+            raw.execute("PRAGMA busy_timeout = 0")
+        try:
+            with probe.begin():
+                locked = select(model.id).where(model.id == row_id)
+                if not sqlite:
+                    locked = locked.with_for_update(nowait=True)
+                assert probe.scalar(locked) == row_id
+                probe.execute(update(model).where(model.id == row_id).values(last_error="probe"))
+        except OperationalError as exc:
+            pytest.fail(f"a lock was held while sending: {exc}")
+        finally:
+            if sqlite:  # back to the engine's setting for the pool's next user
+                raw.execute("PRAGMA busy_timeout = 5000")
+
+
 def test_no_lock_is_held_while_a_receiver_takes_its_time(
     own_engine: Engine, receiver: Receiver, settings: Settings
 ) -> None:
@@ -149,26 +183,7 @@ def test_no_lock_is_held_while_a_receiver_takes_its_time(
     sender.start()
     try:
         assert receiver.arrived.wait(60), "the delivery never reached the receiver"
-        with own_engine.connect() as probe:
-            sqlite = own_engine.dialect.name == "sqlite"
-            raw: Any = probe.connection.driver_connection
-            if sqlite:  # on the driver's connection: no BEGIN before it; locked → fails at once
-                raw.execute("PRAGMA busy_timeout = 0")
-            with probe.begin():
-                locked = select(WebhookDelivery.id).where(WebhookDelivery.id == delivery_id)
-                if not sqlite:
-                    locked = locked.with_for_update(nowait=True)
-                try:
-                    assert probe.scalar(locked) == delivery_id
-                    probe.execute(
-                        update(WebhookDelivery)
-                        .where(WebhookDelivery.id == delivery_id)
-                        .values(last_error="written during the delivery")
-                    )
-                except OperationalError as exc:
-                    pytest.fail(f"a lock was held while sending: {exc}")
-            if sqlite:  # back to the engine's setting for the pool's next user
-                raw.execute("PRAGMA busy_timeout = 5000")
+        probe_row(own_engine, WebhookDelivery, delivery_id)
     finally:
         receiver.release.set()
         sender.join(60)
@@ -180,3 +195,94 @@ def test_no_lock_is_held_while_a_receiver_takes_its_time(
         row = session.get(WebhookDelivery, delivery_id)
         assert row is not None
         assert (row.status, row.attempts) == (WebhookDeliveryStatus.SENT, 1)
+
+
+class Crash(BaseException):
+    """The worker dying mid-send (not an ``Exception``: nothing records it)."""
+
+
+@dataclass
+class Gateway:
+    """A notification gateway (SMTP relay, SMS) as the outbox sees one: it may take its time
+    (``hold``) or die (``crash``)."""
+
+    timeout: float = 30.0
+    hold: bool = False
+    crash: bool = False
+    sent: list[str] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def send(self, notification: Notification) -> None:
+        if self.crash:
+            raise Crash
+        if self.hold:
+            self.arrived.set()
+            self.release.wait(60)
+        self.sent.append(notification.dedupe_key)
+
+
+def pending_notice(session: Session, key: str) -> int:
+    notice = Notification(
+        channel="sms",
+        kind="test",
+        subject="s",
+        body="b",
+        dedupe_key=key,
+        created_at=utc_now(),
+    )
+    session.add(notice)
+    session.flush()
+    return notice.id
+
+
+class TestOutboxLeases:
+    def test_a_crashed_senders_notice_goes_out_once_its_lease_runs_out(self, db: Session) -> None:
+        notice_id = pending_notice(db, "lease:crash")
+        sessions, now = sessions_of_test(db), utc_now()
+        gateway = Gateway(crash=True)
+        with pytest.raises(Crash):
+            deliver_pending(sessions, {"sms": gateway}, now=now)
+        gateway.crash = False
+        lease = outbox_lease_for({"sms": gateway}, batch_for({"sms": gateway}, 500))
+        assert deliver_pending(sessions, {"sms": gateway}, now=now + lease / 2) == (0, 0)
+        assert deliver_pending(sessions, {"sms": gateway}, now=now + lease) == (1, 0)
+        assert deliver_pending(sessions, {"sms": gateway}, now=now + 2 * lease) == (0, 0)
+        assert gateway.sent == ["lease:crash"]
+        row = db.get(Notification, notice_id, populate_existing=True)
+        assert row is not None
+        assert (row.status, row.attempts, row.leased_until) == ("sent", 2, None)
+
+    def test_a_claim_is_bounded_so_a_lease_stays_short(self) -> None:
+        smtp = Gateway(timeout=30.0)
+        assert batch_for({"email": smtp}, 1000) == 18
+        assert outbox_lease_for({"email": smtp}, 18) <= timedelta(minutes=10)
+        assert batch_for({"log": Gateway(timeout=0.0)}, 1000) == 1000
+
+
+def test_no_lock_is_held_while_a_gateway_takes_its_time(own_engine: Engine) -> None:
+    """While the gateway holds the notice, another connection locks and writes its row
+    without waiting: the outbox holds no transaction while it sends."""
+
+    def open_session() -> Session:
+        return Session(own_engine, expire_on_commit=False)
+
+    with open_session() as session, session.begin():
+        notice_id = pending_notice(session, "lease:slow")
+    gateway = Gateway(hold=True)
+    outcome: list[tuple[int, int]] = []
+    sender = threading.Thread(
+        target=lambda: outcome.append(deliver_pending(open_session, {"sms": gateway}))
+    )
+    sender.start()
+    try:
+        assert gateway.arrived.wait(60), "the notice never reached the gateway"
+        probe_row(own_engine, Notification, notice_id)
+    finally:
+        gateway.release.set()
+        sender.join(60)
+    assert outcome == [(1, 0)]
+    with open_session() as session:
+        row = session.get(Notification, notice_id)
+        assert row is not None
+        assert (row.status, row.attempts) == (NotificationStatus.SENT, 1)
