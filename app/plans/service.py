@@ -229,6 +229,34 @@ def set_milestone_done(
     return milestone
 
 
+def tick_milestone(
+    session: Session, *, principal: Principal, milestone_id: int, done: bool, version: int | None
+) -> Milestone:
+    """:func:`set_milestone_done` by the milestone's id alone (the provider's inbox)."""
+    milestone = session.get(Milestone, milestone_id)
+    if milestone is None:
+        raise NotFound(f"milestone {milestone_id} not found")
+    plan = get(session, principal=principal, plan_id=milestone.plan_id)
+    return set_milestone_done(
+        session,
+        principal=principal,
+        plan=plan,
+        milestone_id=milestone_id,
+        done=done,
+        if_match=None if version is None else f'"{version}"',
+    )
+
+
+def provider_milestones(
+    session: Session, *, provider_id: int, request_ids: Sequence[int]
+) -> dict[int, list[Milestone]]:
+    """request id → its provider steps, for the requests the provider holds open work on."""
+    found: dict[int, list[Milestone]] = {}
+    for milestone in session.scalars(repository.provider_steps(provider_id, request_ids)):
+        found.setdefault(milestone.request_id or 0, []).append(milestone)
+    return found
+
+
 def _ensure_may_tick(
     session: Session, principal: Principal, plan: Plan, milestone: Milestone
 ) -> None:
