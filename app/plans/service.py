@@ -13,6 +13,7 @@ from app.assignments.lifecycle import move
 from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.common.concurrency import check_if_match
+from app.common.locking import lock_in_order
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.enterprises.repository import region_of
@@ -156,6 +157,13 @@ def update(session: Session, *, principal: Principal, plan: Plan, data: PlanUpda
     return plan
 
 
+def _lock_plan(session: Session, plan: Plan) -> None:
+    """Enterprise, then plan, before a milestone row: the order publishing takes them in
+    (it writes milestones under the enterprise lock, then the plan), so the two queue
+    instead of deadlocking on PostgreSQL."""
+    lock_in_order(session, enterprises=[plan.enterprise_id], plans=[plan.id])
+
+
 def _regenerate(session: Session, plan: Plan) -> None:
     summaries.refresh(session, [plan.id])
     session.refresh(plan)
@@ -183,6 +191,7 @@ def update_milestone(
     session: Session, *, principal: Principal, plan: Plan, milestone_id: int, data: MilestoneUpdate
 ) -> Milestone:
     _ensure_staff(session, principal, plan)
+    _lock_plan(session, plan)
     milestone = _milestone(session, plan, milestone_id)
     before = event_service.snapshot(milestone)
     for key, value in data.model_dump(exclude_unset=True).items():
@@ -211,6 +220,8 @@ def set_milestone_done(
     follows in the same transaction."""
     milestone = _milestone(session, plan, milestone_id)
     _ensure_may_tick(session, principal, plan, milestone)
+    _lock_plan(session, plan)
+    session.refresh(milestone)  # as of the lock: a concurrent tick has committed or waits
     check_if_match(if_match, milestone.version)
     if milestone.done == done:
         return milestone  # already so: no new version, no event
@@ -277,6 +288,7 @@ def delete_milestone(
     session: Session, *, principal: Principal, plan: Plan, milestone_id: int
 ) -> None:
     _ensure_staff(session, principal, plan)
+    _lock_plan(session, plan)
     session.delete(_milestone(session, plan, milestone_id))
     _touch(session, plan, principal, "plan.milestone_deleted")
     _regenerate(session, plan)
