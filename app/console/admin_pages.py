@@ -17,7 +17,8 @@ from app.models import EnterpriseSize, Role, Tier
 from app.policies import service as policy_service
 from app.policies.schemas import PolicyCreate
 from app.taxonomy import service as taxonomy_service
-from app.taxonomy.schemas import CategoryUpdate
+from app.taxonomy import templates as template_service
+from app.taxonomy.schemas import CategoryUpdate, MilestoneTemplateUpdate
 
 router = APIRouter(include_in_schema=False)
 CLOCKS = ("route_days", "first_feedback_days", "resolve_days_ordinary", "resolve_days_major")
@@ -30,8 +31,28 @@ def _split(value: str) -> list[str]:
     return [part for part in value.replace(",", " ").replace(",", " ").split() if part]
 
 
+STEP_FIELDS = ("title_zh", "title_en", "owner", "clock", "after_days")
+
+
+def step_lines(steps: list[dict[str, Any]]) -> str:
+    """A template as the admin edits it: one step a line, ``标题 | Title | owner | clock | days``."""
+    return "\n".join(" | ".join(str(step.get(k, "")) for k in STEP_FIELDS) for step in steps)
+
+
+def _parse_steps(text: str) -> list[dict[str, str]]:
+    """Lines back into steps; missing trailing parts take the schema's defaults."""
+    steps = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.replace("｜", "|").split("|")]
+        if any(parts):
+            steps.append({k: v for k, v in zip(STEP_FIELDS, parts, strict=False) if v})
+    return steps
+
+
 def _admin(ctx: Ctx, errors: dict[str, str] | None = None, **values: dict[str, str]) -> Response:
     ctx.need(Role.ADMIN)
+    categories = taxonomy_service.list_categories(ctx.session)
+    templates = template_service.steps_by_category(ctx.session, (c.key for c in categories))
     coordinators = [
         u for u in auth_service.list_users(ctx.session) if u.role in (Role.COORDINATOR, Role.ADMIN)
     ]
@@ -41,7 +62,8 @@ def _admin(ctx: Ctx, errors: dict[str, str] | None = None, **values: dict[str, s
     return ctx.render(
         "admin/index.html",
         staff=coordinators,
-        categories=taxonomy_service.list_categories(ctx.session),
+        categories=categories,
+        template_lines={k: step_lines(v) for k, v in templates.items()},
         policies=policies,
         clocks=CLOCKS,
         tiers=[(t.value, ctx._(i18n.LABELS["tier"][t.value])) for t in Tier if t != Tier.NONE],
@@ -118,6 +140,26 @@ def update_category(ctx: PageCtx, key: str, values: FormData) -> Response:
         return _admin(ctx, errors, category={f"{key}.{k}": v for k, v in values.items()})
     ctx.flash(ctx._("Saved."))
     return redirect("/admin#categories")
+
+
+@router.post("/admin/categories/{key}/milestones")
+def update_milestone_template(ctx: PageCtx, key: str, values: FormData) -> Response:
+    """The category's milestone template, through the API's schema and service."""
+    principal = ctx.need(Role.ADMIN)
+    text = values.get("steps", "")
+    try:
+        data = parse(MilestoneTemplateUpdate, {"steps": _parse_steps(text)})
+        attempt(
+            ctx.session,
+            lambda: template_service.update(
+                ctx.session, principal=principal, category_key=key, steps=data.steps
+            ),
+        )
+    except Invalid as exc:
+        message = "; ".join(exc.errors.values())
+        return _admin(ctx, {f"{key}.steps": message}, category={f"{key}.steps": text})
+    ctx.flash(ctx._("Saved."))
+    return redirect(f"/admin#template-{key}")
 
 
 @router.post("/admin/policies")

@@ -47,8 +47,12 @@ def _inbox(ctx: Ctx, values: dict[str, str], errors: dict[str, str]) -> Response
     enterprises = console_repository.enterprises_by_id(
         ctx.session, principal, (r.enterprise_id for r in requests.values())
     )
+    work_ids = [a.request_id for a in rows if a.status != AssignmentStatus.COMPLETED]
     return ctx.render(
         "provider/inbox.html",
+        milestones=plan_service.provider_milestones(
+            ctx.session, provider_id=principal.provider_id or 0, request_ids=work_ids
+        ),
         offers=[a for a in rows if a.status == AssignmentStatus.OFFERED],
         work=[a for a in rows if a.status in (AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE)],
         done=[a for a in rows if a.status == AssignmentStatus.COMPLETED],
@@ -96,6 +100,30 @@ def accept(ctx: PageCtx, assignment_id: PathId) -> Response:
     except Invalid as exc:
         return _refused(ctx, assignment_id, {}, exc)
     ctx.flash(ctx._("Offer accepted."))
+    return redirect("/provider")
+
+
+@router.post("/provider/milestones/{milestone_id}/{action}")
+def tick_milestone(ctx: PageCtx, milestone_id: PathId, action: str, values: FormData) -> Response:
+    """Tick one of my steps off (or reopen it), against the version the page showed."""
+    principal = ctx.need(*PROVIDERS)
+    if action not in ("done", "reopen"):
+        return redirect("/provider")
+    version = values.get("version", "")
+    try:
+        attempt(
+            ctx.session,
+            lambda: plan_service.tick_milestone(
+                ctx.session,
+                principal=principal,
+                milestone_id=milestone_id,
+                done=action == "done",
+                version=int(version) if version.isdigit() else None,
+            ),
+        )
+    except Invalid as exc:
+        return _inbox(ctx, {}, {f"milestone{milestone_id}": "; ".join(exc.errors.values())})
+    ctx.flash(ctx._("Saved."))
     return redirect("/provider")
 
 

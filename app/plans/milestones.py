@@ -20,7 +20,25 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, exists, insert, select, update
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    Subquery,
+    Table,
+    bindparam,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from app.common import clock
@@ -119,39 +137,80 @@ def _clock_days(category: Category, which: str, severity: Severity) -> int:
     return category.resolve_days_ordinary
 
 
-def _rows_for(
-    helper: Helper, category: Category, steps: list[dict[str, Any]], due: DueDates, now: datetime
-) -> list[dict[str, Any]]:
-    rows, floor = [], 0
-    for position, step in enumerate(steps):
-        days = max(
-            floor, _clock_days(category, step["clock"], helper.severity) + step["after_days"]
+def _step_table(
+    categories: dict[str, Category], steps: dict[str, list[dict[str, Any]]], due: DueDates
+) -> Subquery:
+    """Every (category, severity) → its steps with their due dates, as a derived table of
+    literals: a few dozen rows however many requests the publish has."""
+    selects = []
+    for key, category in sorted(categories.items()):
+        for severity in Severity:
+            floor = 0
+            for position, step in enumerate(steps.get(key, [])):
+                days = _clock_days(category, step["clock"], severity) + step["after_days"]
+                floor = max(floor, days)  # a later step is never due before an earlier one
+                selects.append(
+                    select(
+                        literal(key, String).label("category"),
+                        literal(severity.value, String).label("severity"),
+                        literal(position, Integer).label("position"),
+                        literal(step["title_zh"], String).label("title"),
+                        literal(step["title_en"], String).label("title_en"),
+                        literal(step["owner"], String).label("owner_role"),
+                        literal(due.after(floor), Date).label("due_date"),
+                    )
+                )
+    return union_all(*selects).subquery("steps")
+
+
+def _insert_steps(session: Session, request_ids: list[int], steps: Subquery) -> None:
+    """One ``INSERT ... SELECT``: each request × its category's steps, owned by the provider
+    of its first open assignment (the coordinator for coordination steps)."""
+    table = _table()
+    now = literal(clock.utc_now(), table.c.created_at.type)
+    first_open = (
+        select(func.min(Assignment.id))
+        .where(Assignment.request_id == HelpRequest.id, repository.open_assignment())
+        .correlate(HelpRequest)
+        .scalar_subquery()
+    )
+    by_provider = steps.c.owner_role == "provider"
+    source = (
+        select(
+            HelpRequest.plan_id,
+            HelpRequest.id,
+            steps.c.position,
+            steps.c.title,
+            steps.c.title_en,
+            steps.c.owner_role,
+            case((by_provider, Assignment.provider_id), else_=null()),
+            case((by_provider, func.substr(Provider.name, 1, 100)), else_=COORDINATOR_LABEL),
+            steps.c.due_date,
+            false(),
+            literal(1, Integer),
+            now,
+            now,
         )
-        floor = days  # a later step is never due before an earlier one
-        by_provider = step["owner"] == "provider"
-        rows.append(
-            {
-                "plan_id": helper.plan_id,
-                "request_id": helper.request_id,
-                "position": position,
-                "title": step["title_zh"],
-                "title_en": step["title_en"],
-                "owner_role": step["owner"],
-                "owner_provider_id": helper.provider_id if by_provider else None,
-                "owner": helper.provider_name[:100] if by_provider else COORDINATOR_LABEL,
-                "due_date": due.after(days),
-                "done": False,
-                "version": 1,
-                "created_at": now,
-                "updated_at": now,
-            }
+        .select_from(HelpRequest)
+        .join(Assignment, Assignment.id == first_open)
+        .join(Provider, Provider.id == Assignment.provider_id)
+        .join(
+            steps,
+            (steps.c.category == HelpRequest.category)
+            & (steps.c.severity == cast(HelpRequest.severity, String)),
         )
-    return rows
+        .where(in_ids(HelpRequest.id, request_ids))
+    )
+    columns = (
+        "plan_id", "request_id", "position", "title", "title_en", "owner_role",
+        "owner_provider_id", "owner", "due_date", "done", "version", "created_at", "updated_at",
+    )  # fmt: skip
+    session.execute(insert(table).from_select(columns, source))
 
 
 def generate(session: Session, found: dict[int, Helper]) -> dict[int, int]:
-    """Create the template milestones of every request in ``found`` that has none yet;
-    returns plan id → how many were added."""
+    """Create the template milestones of every request in ``found`` that has none yet, in
+    one statement; returns plan id → how many were added."""
     if not found:
         return {}
     has_any = set(
@@ -160,23 +219,17 @@ def generate(session: Session, found: dict[int, Helper]) -> dict[int, int]:
         )
     )
     todo = [h for r, h in sorted(found.items()) if r not in has_any]
+    keys = {h.category for h in todo}
+    steps = template_service.steps_by_category(session, keys)
+    todo = [h for h in todo if steps.get(h.category)]
     if not todo:
         return {}
-    keys = {h.category for h in todo}
     categories = {c.key: c for c in session.scalars(select(Category).where(Category.key.in_(keys)))}
-    steps = template_service.steps_by_category(session, keys)
-    now = clock.utc_now()
-    due = DueDates(clock.today(), now)
-    rows: list[dict[str, Any]] = []
+    due = DueDates(clock.today(), clock.utc_now())
+    _insert_steps(session, [h.request_id for h in todo], _step_table(categories, steps, due))
     added: dict[int, int] = defaultdict(int)
     for helper in todo:
-        new = _rows_for(
-            helper, categories[helper.category], steps.get(helper.category, []), due, now
-        )
-        rows += new
-        added[helper.plan_id] += len(new)
-    for start in range(0, len(rows), BATCH):
-        session.execute(insert(_table()), rows[start : start + BATCH])
+        added[helper.plan_id] += len(steps[helper.category])
     return dict(added)
 
 

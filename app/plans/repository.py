@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import ColumnElement, Select, false, select
 
 from app.assignments.transitions import LIVE, OPEN
 from app.auth.principal import Principal
 from app.enterprises.repository import region_clause
-from app.models import Assignment, Enterprise, HelpRequest, Plan
+from app.models import Assignment, Enterprise, HelpRequest, Milestone, Plan
 
 
 def visible_to(principal: Principal) -> Select[Plan]:
@@ -48,3 +50,19 @@ def open_assignment() -> ColumnElement[bool]:
 def live_assignment() -> ColumnElement[bool]:
     """An assignment someone works or worked on (open, or completed): who helps, in a summary."""
     return Assignment.status.in_(LIVE)
+
+
+def provider_steps(provider_id: int, request_ids: Sequence[int]) -> Select[Milestone]:
+    """The provider steps of those requests the provider holds an open assignment on."""
+    serving = select(Assignment.request_id).where(
+        Assignment.provider_id == provider_id, open_assignment()
+    )
+    return (
+        select(Milestone)
+        .where(
+            Milestone.request_id.in_(list(request_ids)),
+            Milestone.request_id.in_(serving),
+            Milestone.owner_role == "provider",
+        )
+        .order_by(Milestone.request_id, Milestone.position, Milestone.id)
+    )

@@ -13,6 +13,7 @@ from app.assignments.lifecycle import move
 from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.common.concurrency import check_if_match
+from app.common.locking import lock_in_order
 from app.common.pagination import PageParams, paginate
 from app.common.schemas import Page
 from app.enterprises.repository import region_of
@@ -156,6 +157,13 @@ def update(session: Session, *, principal: Principal, plan: Plan, data: PlanUpda
     return plan
 
 
+def _lock_plan(session: Session, plan: Plan) -> None:
+    """Enterprise, then plan, before a milestone row: the order publishing takes them in
+    (it writes milestones under the enterprise lock, then the plan), so the two queue
+    instead of deadlocking on PostgreSQL."""
+    lock_in_order(session, enterprises=[plan.enterprise_id], plans=[plan.id])
+
+
 def _regenerate(session: Session, plan: Plan) -> None:
     summaries.refresh(session, [plan.id])
     session.refresh(plan)
@@ -183,6 +191,7 @@ def update_milestone(
     session: Session, *, principal: Principal, plan: Plan, milestone_id: int, data: MilestoneUpdate
 ) -> Milestone:
     _ensure_staff(session, principal, plan)
+    _lock_plan(session, plan)
     milestone = _milestone(session, plan, milestone_id)
     before = event_service.snapshot(milestone)
     for key, value in data.model_dump(exclude_unset=True).items():
@@ -211,6 +220,8 @@ def set_milestone_done(
     follows in the same transaction."""
     milestone = _milestone(session, plan, milestone_id)
     _ensure_may_tick(session, principal, plan, milestone)
+    _lock_plan(session, plan)
+    session.refresh(milestone)  # as of the lock: a concurrent tick has committed or waits
     check_if_match(if_match, milestone.version)
     if milestone.done == done:
         return milestone  # already so: no new version, no event
@@ -227,6 +238,34 @@ def set_milestone_done(
     )
     summaries.refresh(session, [plan.id])
     return milestone
+
+
+def tick_milestone(
+    session: Session, *, principal: Principal, milestone_id: int, done: bool, version: int | None
+) -> Milestone:
+    """:func:`set_milestone_done` by the milestone's id alone (the provider's inbox)."""
+    milestone = session.get(Milestone, milestone_id)
+    if milestone is None:
+        raise NotFound(f"milestone {milestone_id} not found")
+    plan = get(session, principal=principal, plan_id=milestone.plan_id)
+    return set_milestone_done(
+        session,
+        principal=principal,
+        plan=plan,
+        milestone_id=milestone_id,
+        done=done,
+        if_match=None if version is None else f'"{version}"',
+    )
+
+
+def provider_milestones(
+    session: Session, *, provider_id: int, request_ids: Sequence[int]
+) -> dict[int, list[Milestone]]:
+    """request id → its provider steps, for the requests the provider holds open work on."""
+    found: dict[int, list[Milestone]] = {}
+    for milestone in session.scalars(repository.provider_steps(provider_id, request_ids)):
+        found.setdefault(milestone.request_id or 0, []).append(milestone)
+    return found
 
 
 def _ensure_may_tick(
@@ -249,6 +288,7 @@ def delete_milestone(
     session: Session, *, principal: Principal, plan: Plan, milestone_id: int
 ) -> None:
     _ensure_staff(session, principal, plan)
+    _lock_plan(session, plan)
     session.delete(_milestone(session, plan, milestone_id))
     _touch(session, plan, principal, "plan.milestone_deleted")
     _regenerate(session, plan)

@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session
 from app.db import make_engine
 from app.main import create_app
 from app.migrate import upgrade
-from app.models import Assignment, AssignmentOrigin, AssignmentStatus, Role
+from app.models import (
+    Assignment,
+    AssignmentOrigin,
+    AssignmentStatus,
+    Milestone,
+    Plan,
+    PlanStatus,
+    Role,
+)
 from app.settings import Settings
 from tests.conftest import TEST_SECRET, fresh_postgres_database, require_postgres
 from tests.factories import auth_headers, make_enterprise, make_provider, make_request, make_user
@@ -170,3 +178,20 @@ def test_concurrent_manual_offers_never_overfill_a_provider(live: Live) -> None:
         )
     engine.dispose()
     assert open_count == 3
+
+
+def test_concurrent_ticks_of_one_milestone_one_wins_the_rest_412(live: Live) -> None:
+    engine = make_engine(live.database_url)
+    with Session(engine) as session, session.begin():
+        enterprise = make_enterprise(session)
+        plan = Plan(enterprise_id=enterprise.id, status=PlanStatus.ACTIVE)
+        session.add(plan)
+        session.flush()
+        milestone = Milestone(plan_id=plan.id, title="需求诊断", owner_role="coordinator")
+        session.add(milestone)
+        coordinator = make_user(session, Role.COORDINATOR, region_prefixes=["35"])
+        session.flush()
+        path = f"/api/v1/plans/{plan.id}/milestones/{milestone.id}/done"
+        headers = auth_headers(coordinator, TEST_SECRET) | {"If-Match": 'W/"1"'}
+    engine.dispose()
+    assert _hammer(live, path, headers) == Counter({200: 1, 412: CLICKS - 1})

@@ -1,0 +1,109 @@
+"""The console's side of plans that guide the work: the admin edits a category's milestone
+template, the provider ticks its steps off from the inbox, the enterprise reads the summary,
+the steps and what was done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Milestone, MilestoneTemplate
+from tests.app.conftest import Cast
+from tests.console.conftest import sign_in
+from tests.factories import make_request
+
+API = "/api/v1"
+
+
+def _accepted(client: TestClient, cast: Cast, db: Session) -> dict[str, Any]:
+    request = make_request(db, cast.ent, title="资金回笼慢，想申请续贷")
+    db.commit()
+    made = client.post(
+        f"{API}/assignments",
+        json={"request_id": request.id, "provider_id": cast.expert.id},
+        headers=cast.headers(cast.coordinator),
+    )
+    assert made.status_code == 201, made.text
+    accepted = client.post(
+        f"{API}/assignments/{made.json()['id']}/accept", headers=cast.headers(cast.expert_user)
+    )
+    assert accepted.status_code == 200, accepted.text
+    return accepted.json()  # type: ignore[no-any-return]
+
+
+def _template(db: Session, key: str) -> MilestoneTemplate:
+    db.expire_all()
+    return db.scalars(select(MilestoneTemplate).where(MilestoneTemplate.category_key == key)).one()
+
+
+class TestAdminTemplate:
+    def test_lines_become_steps_and_bad_ones_are_refused_at_the_field(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        token = sign_in(web, cast.admin)
+        page = web.get("/admin").text
+        assert "需求诊断 | Needs diagnosis | provider | first_feedback | 0" in page
+        url = "/admin/categories/export/milestones"
+        bad = web.post(url, data={"csrf_token": token, "steps": "诊断 | Diagnosis | boss"})
+        assert 'id="export.steps-error"' in bad.text
+        assert _template(db, "export").version == 1
+        lines = "诊断 | Diagnosis | provider | first_feedback\n\n回访 | Visit | coordinator | resolve | 5"
+        saved = web.post(url, data={"csrf_token": token, "steps": lines})
+        assert saved.status_code == 303
+        template = _template(db, "export")
+        assert [s["title_zh"] for s in template.steps] == ["诊断", "回访"]
+        assert template.steps[1]["after_days"] == 5
+
+    def test_only_admins_post_it(self, web: TestClient, cast: Cast, db: Session) -> None:
+        token = sign_in(web, cast.coordinator)
+        r = web.post("/admin/categories/export/milestones", data={"csrf_token": token, "steps": ""})
+        assert r.status_code == 403
+        assert _template(db, "export").version == 1
+
+
+class TestProviderTicks:
+    def test_the_inbox_lists_my_steps_and_ticks_them_under_their_version(
+        self, web: TestClient, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        assignment = _accepted(client, cast, db)
+        token = sign_in(web, cast.expert_user)
+        inbox = web.get("/provider").text
+        first = db.scalars(
+            select(Milestone)
+            .where(Milestone.request_id == assignment["request_id"])
+            .order_by(Milestone.position)
+        ).first()
+        assert first is not None
+        assert f'id="milestone-{first.id}"' in inbox
+        url = f"/provider/milestones/{first.id}/done"
+        done = web.post(url, data={"csrf_token": token, "version": str(first.version)})
+        assert done.status_code == 303
+        db.expire_all()
+        assert db.get(Milestone, first.id).done is True  # type: ignore[union-attr]
+        stale = web.post(url.replace("done", "reopen"), data={"csrf_token": token, "version": "1"})
+        assert f'id="milestone{first.id}-error"' in stale.text
+        db.expire_all()
+        assert db.get(Milestone, first.id).done is True  # type: ignore[union-attr]
+
+
+class TestEnterprisePlan:
+    def test_summary_steps_and_what_was_done_are_shown(
+        self, web: TestClient, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        assignment = _accepted(client, cast, db)
+        said = "已帮助企业获得银行续贷500万元"
+        done = client.post(
+            f"{API}/assignments/{assignment['id']}/complete",
+            json={"summary": said},
+            headers=cast.headers(cast.expert_user),
+        )
+        assert done.status_code == 200, done.text
+        sign_in(web, cast.ent_user)
+        page = web.get("/enterprise/plan").text
+        assert 'id="plan-summary"' in page
+        assert "资金回笼慢，想申请续贷" in page.split('id="plan-summary"')[1].split("</div>")[0]
+        assert said in page
+        assert "对接金融机构" in page
