@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -164,6 +165,8 @@ def update(
         changes["extra_categories"] = [c for c in request.extra_categories if c != primary]
     if "wanted_by_date" in changes:
         check_wanted_by(changes["wanted_by_date"])
+    if changes.get("providers_wanted") is not None:
+        _check_team_size(session, request, changes["providers_wanted"])
     before = event_service.snapshot(request)
     for key, value in changes.items():
         if value is not None or key == "wanted_by_date":
@@ -178,6 +181,22 @@ def update(
         before=before,
     )
     return request
+
+
+def _check_team_size(session: Session, request: HelpRequest, wanted: int) -> None:
+    """A team cannot shrink below the providers already offered or working on it (decline
+    or withdraw one first): the request would hold more providers than it asks for."""
+    members = session.scalar(
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.request_id == request.id, Assignment.status.in_(OPEN))
+    )
+    if members and wanted < members:
+        raise Conflict(
+            f"request {request.id} already has {members} open assignments; "
+            f"providers_wanted cannot go below that",
+            field="providers_wanted",
+        )
 
 
 def _transition(
