@@ -12,10 +12,10 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from matching._team import solve_team
 from matching.pins import Context, Pairs
 from matching.scoring.candidates import Candidates
 from matching.solving.solve import solve_assignment
+from matching.solving.team import solve_team
 
 __all__ = ["Solved", "slot_columns", "solve_open"]
 
@@ -84,7 +84,7 @@ def solve_open(
 
     ``demand`` (shape (n_req,)) counts the providers each request still wants; when every
     open request wants one (the default) the fast capacitated-assignment path runs,
-    otherwise the team LP (:mod:`matching._team`) serves each request with that many
+    otherwise the team LP (:mod:`matching.solving.team`) serves each request with that many
     distinct providers in one optimisation.
     """
     gain = cand.fit * ctx.priority[cand.req]

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 import matching
 from matching import ProviderIn, RequestIn, Weights
-from matching._team import solve_team, team_bound
+from matching.solving.team import solve_team, team_bound
 from tests.matching.strategies import problems, violations
 from tests.matching.test_advice import instances, transport
 

@@ -18,7 +18,7 @@ Certificate: for any prices ``p >= 0``, with ``v_q = max(0, max_{e in q} g_e - p
 ``bound(p) = sum_i (sum of the k_i largest v_q of row i) + cap . p`` is the objective of a
 feasible dual (``u_i`` = the ``k_i``-th largest ``v_q``, group duals the excess), so it bounds
 the optimum from above whatever produced ``p``. With ``k_i = 1`` and single-entry groups it
-is :func:`matching.solve.dual_bound`.
+is :func:`matching.solving.certificate.dual_bound`.
 """
 
 from __future__ import annotations
