@@ -241,8 +241,11 @@ def revert(session: Session, *, principal: Principal, run: MatchRun) -> Reverted
     now = utc_now()
     gone = session.execute(repository.withdraw_offers(run.id, now)).all()
     back = session.scalars(  # back to the pool, to be matched again
-        repository.mark_requests(
-            [r for _, r in gone], (RequestStatus.MATCHED,), RequestStatus.TRIAGED, now
+        repository.mark_requests(  # in progress: a team whose other members work on
+            [r for _, r in gone],
+            (RequestStatus.MATCHED, RequestStatus.IN_PROGRESS),
+            RequestStatus.TRIAGED,
+            now,
         )
     ).all()
     regions = dict(session.execute(repository.regions_of_requests([r for _, r in gone])).all())

@@ -189,6 +189,12 @@ class DiffRow(Schema):
     unmatched: UnmatchedReasonRead | None = Field(
         default=None, description="The structured reason when the run leaves it unmatched"
     )
+    live_team_provider_ids: list[int] = Field(
+        default_factory=list, description="A team request's live providers (empty otherwise)"
+    )
+    proposed_team_provider_ids: list[int] = Field(
+        default_factory=list, description="A team request's proposed providers (empty otherwise)"
+    )
 
 
 class MatchRunDiff(Schema):

@@ -127,7 +127,8 @@ def _vertex(
     """An integral optimal vertex of ``max gains.x, A x <= b, 0 <= x <= 1`` and the row
     duals (HiGHS signs: <= 0 for a maximisation written as a minimisation)."""
     for method in _METHODS:
-        res = linprog(
+        # sparse A_ub: HiGHS takes it (scipy documents it); scipy-stubs types it dense only
+        res = linprog(  # type: ignore[call-overload]
             -gains,
             A_ub=a_ub,
             b_ub=b_ub,

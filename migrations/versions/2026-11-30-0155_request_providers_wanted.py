@@ -1,7 +1,7 @@
 """help requests may ask for a team: providers_wanted (1-5)
 
 Revision ID: team_providers_wanted
-Revises: intake_category_source
+Revises: personal_webhooks
 Create Date: 2026-11-30 01:55:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "team_providers_wanted"
-down_revision: str | None = "intake_category_source"
+down_revision: str | None = "personal_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

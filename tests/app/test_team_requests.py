@@ -233,3 +233,43 @@ def test_help_request_column_defaults_to_one(db: Session, cast: Cast) -> None:
     request = make_request(db, cast.ent)
     db.commit()
     assert db.get(HelpRequest, request.id).providers_wanted == 1  # type: ignore[union-attr]
+
+
+def test_the_draft_diff_lists_the_proposed_team(
+    client: TestClient, db: Session, cast: Cast
+) -> None:
+    request = make_request(db, cast.ent, category="legal_ip", status="triaged", providers_wanted=2)
+    _lawyers(db, 3)
+    db.commit()
+    staff = cast.headers(cast.coordinator)
+    run = client.post(RUNS, json={"scope_region": "35"}, headers=staff).json()
+    work(db)
+    rows = client.get(f"{RUNS}/{run['id']}/diff", headers=staff).json()["items"]
+    (row,) = [r for r in rows if r["request_id"] == request.id]
+    assert row["kind"] == "new"
+    assert len(set(row["proposed_team_provider_ids"])) == 2
+
+
+def test_a_bigger_team_sends_a_matched_request_back_to_triage(
+    client: TestClient, db: Session, cast: Cast
+) -> None:
+    request = make_request(db, cast.ent, category="financing", status="triaged")
+    db.commit()
+    staff = cast.headers(cast.coordinator)
+    made = client.post(
+        ASSIGNMENTS, json={"request_id": request.id, "provider_id": cast.expert.id}, headers=staff
+    )
+    assert made.status_code == 201, made.text
+    assert _status(db, request.id) == RequestStatus.MATCHED
+    r = client.patch(
+        f"{REQUESTS}/{request.id}",
+        json={"providers_wanted": 2},
+        headers=staff | {"If-Match": "*"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "triaged"
+    smaller = client.patch(
+        f"{REQUESTS}/{request.id}", json={"providers_wanted": 1}, headers=staff | {"If-Match": "*"}
+    )
+    assert smaller.status_code == 200  # one open member: a team of one is complete
+    assert smaller.json()["status"] == "matched"
