@@ -217,6 +217,7 @@ def _stats(inputs: Inputs, computed: Computed, **extra: Any) -> dict[str, Any]:
     ]
     stats["unmatched_requests"] = encode.unmatched_rows(computed.result)
     stats["advice"] = encode.advice_rows(computed.result)
+    stats["short_teams"] = len(computed.result.short) - computed.result.stats.unmatched
     stats["left_out"] = dict(inputs.snapshot.left_out)
     return stats
 

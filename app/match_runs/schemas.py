@@ -109,6 +109,12 @@ class MatchRunStats(Schema):
         "id; GET /match-runs/{id}/diff?kind=unmatched pages through all of them)",
     )
 
+    short_teams: int = Field(
+        default=0,
+        description="Team requests the run served with fewer providers than they want (they "
+        "stay triaged; GET /match-runs/{id}/advice names them with the unmatched ones)",
+    )
+
     @field_validator("unmatched_requests", mode="before")
     @classmethod
     def _first_ones(cls, value: Any) -> Any:

@@ -155,7 +155,8 @@ class TestTeamService:
         )
         _lawyers(db, 2)
         db.commit()
-        _run_and_publish(client, db, cast)
+        done = _run_and_publish(client, db, cast)
+        assert done["run"]["stats"]["short_teams"] == 1
         assert len(_open_members(db, request.id)) == 2
         assert _status(db, request.id) == RequestStatus.TRIAGED
         third = _lawyers(db, 1)[0]
