@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from matching.pins import Context, Pairs
 from matching.scoring.candidates import Candidates
 from matching.solving.solve import solve_assignment
+from matching.solving.team import solve_team
 
 __all__ = ["Solved", "slot_columns", "solve_open"]
 
@@ -76,8 +77,16 @@ def slot_columns(
     return entry, col_start[column[entry]] + offset, multiplier, np.ones(slots.sum(), np.int64)
 
 
-def solve_open(ctx: Context, cand: Candidates, pins: Pairs) -> Solved:
-    """Exact solve over the candidates."""
+def solve_open(
+    ctx: Context, cand: Candidates, pins: Pairs, demand: NDArray[np.int64] | None = None
+) -> Solved:
+    """Exact solve over the candidates.
+
+    ``demand`` (shape (n_req,)) counts the providers each request still wants; when every
+    open request wants one (the default) the fast capacitated-assignment path runs,
+    otherwise the team LP (:mod:`matching.solving.team`) serves each request with that many
+    distinct providers in one optimisation.
+    """
     gain = cand.fit * ctx.priority[cand.req]
     usable = np.flatnonzero(gain > 0)
     rows, row_of = np.unique(cand.req[usable], return_inverse=True)
@@ -85,6 +94,11 @@ def solve_open(ctx: Context, cand: Candidates, pins: Pairs) -> Solved:
     g = gain[usable][entry] * multiplier
     keep = np.flatnonzero(g > 0)
     r, c = row_of[entry[keep]], column[keep]
+    want = np.ones(len(rows), np.int64) if demand is None else demand[rows].astype(np.int64)
+    if np.any(want > 1):
+        return _solve_teams(
+            keep, (r, c, g[keep]), capacity, want, (usable[entry], multiplier, rows)
+        )
     matrix = sp.csr_array((g[keep], (r, c)), shape=(len(rows), len(capacity)))
     result = solve_assignment(matrix, capacity)
     chosen = np.flatnonzero(result.provider_of >= 0)
@@ -94,13 +108,33 @@ def solve_open(ctx: Context, cand: Candidates, pins: Pairs) -> Solved:
     picks = keep[found]
     entry_rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
     chosen_entries = result.provider_of[entry_rows] == matrix.indices
-    demand = np.ones(len(rows), dtype=np.int64)
     return Solved(
         usable[entry[picks]],
         multiplier[picks],
         float(result.bound),
         matrix,
-        demand,
+        want,
         chosen_entries,
         rows,
     )
+
+
+def _solve_teams(
+    keep: NDArray[np.intp],
+    entries: tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]],
+    capacity: NDArray[np.int64],
+    want: NDArray[np.int64],
+    expanded: tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.intp]],
+) -> Solved:
+    """The team LP over the same matrix; entries of one candidate (its slot columns under
+    fairness) form one group, so a provider serves a request once."""
+    r, c, g = entries
+    candidate, multiplier, rows = expanded
+    order = np.lexsort((c, r))  # canonical CSR order, built here so entries map back
+    indptr = np.r_[0, np.cumsum(np.bincount(r, minlength=len(rows)))]
+    matrix = sp.csr_array((g[order], c[order], indptr), shape=(len(rows), len(capacity)))
+    matrix.has_canonical_format = True
+    _, group = np.unique(candidate[keep][order], return_inverse=True)
+    chosen, _, _, bound = solve_team(matrix, capacity, want, group.astype(np.int64))
+    picks = keep[order[chosen]]
+    return Solved(candidate[picks], multiplier[picks], bound, matrix, want, chosen, rows)

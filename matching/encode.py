@@ -72,6 +72,7 @@ class Encoded:
     req_industry: NDArray[np.object_]
     req_region: NDArray[np.object_]
     req_urgency: NDArray[np.int64]
+    req_wanted: NDArray[np.int64]
     req_tier: NDArray[np.int64]
     req_enterprise: tuple[Id, ...]
     skill: sp.csr_array
@@ -197,6 +198,7 @@ def encode(problem: Problem) -> Encoded:
         req_industry=rq.industry[r_order],
         req_region=rq.region[r_order],
         req_urgency=np.asarray(rq.urgency, dtype=np.int64)[r_order],
+        req_wanted=np.asarray(rq.wanted, dtype=np.int64)[r_order],
         req_tier=np.array([_TIER_RANK[t] for t in rq.tier[r_order]], dtype=np.int64),
         req_enterprise=enterprises,
         skill=_skills(problem, p_order, cat_pos),

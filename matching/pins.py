@@ -137,6 +137,8 @@ def broken_rule(enc: Encoded, pins: Pairs) -> list[str | None]:
 def keep_pins(ctx: Context, required: PairSet, optional: PairSet) -> Pairs:
     """Score the pins; raise for a bad required pin, drop bad or over-capacity optional ones.
 
+    A request holds at most ``wanted`` pins (one unless it asks for a team).
+
     Optional pins (a re-match's default fixed set) that no longer fit a provider's capacity
     are dropped lowest gain first, so the provider keeps its best pairs.
     """
@@ -152,15 +154,22 @@ def keep_pins(ctx: Context, required: PairSet, optional: PairSet) -> Pairs:
     gain = pins.fit * ctx.priority[pins.req]
     order = np.lexsort((pins.req, -gain, ~is_required))
     room = np.maximum(enc.free, 0)
+    seats = enc.req_wanted.copy()  # a team request keeps up to ``wanted`` pins
     keep = np.zeros(len(both), dtype=bool)
     for i in order.tolist():
-        if broken[i] is None and (room[pins.prov[i]] > 0 or is_required[i]):
-            room[pins.prov[i]] -= 1
+        r, p = pins.req[i], pins.prov[i]
+        if broken[i] is None and ((room[p] > 0 and seats[r] > 0) or is_required[i]):
+            room[p] -= 1
+            seats[r] -= 1
             keep[i] = True
     over = np.flatnonzero(room < 0)
     if len(over):
         p = int(over[0])
         raise Infeasible(f"provider {enc.prov_ids[p]!r} has more pins than free capacity")
+    crowded = np.flatnonzero(seats < 0)
+    if len(crowded):
+        request = enc.req_ids[int(crowded[0])]
+        raise Infeasible(f"request {request!r} has more pins than the providers it wants")
     kept = pins.take(keep)
     order = np.argsort(kept.req, kind="stable")
     return kept.take(order)

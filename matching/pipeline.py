@@ -60,9 +60,9 @@ def _prepare(
     pins: tuple[PairSet, PairSet],
     stages: _Stages,
     cache: TextCache | None = None,
-) -> tuple[Context, Pairs, NDArray[np.bool_], Candidates, TextCache]:
-    """Text vectors, pins (required, optional; capacity consumed), open requests and
-    their candidates."""
+) -> tuple[Context, Pairs, NDArray[np.int64], Candidates, TextCache]:
+    """Text vectors, pins (required, optional; capacity consumed), the providers each
+    request still wants (0: not open) and the open requests' candidates."""
     with stages("text"):
         texts = vectorise(enc.prov_text, enc.req_ids, enc.req_text, cache)
     prio = priority(enc.req_urgency, enc.req_tier, weights)
@@ -72,11 +72,24 @@ def _prepare(
         kept = keep_pins(ctx, required, optional)
         used = np.bincount(kept.prov, minlength=enc.n_prov)
         ctx = replace(ctx, enc=replace(enc, free=enc.free - used))
-        open_ = np.ones(enc.n_req, dtype=bool)
-        open_[kept.req] = False
+        demand = enc.req_wanted - np.bincount(kept.req, minlength=enc.n_req)
+        open_ = demand > 0
     with stages("candidates"):
-        cand = generate(ctx.enc, texts.model, texts.requests, open_, weights)
-    return ctx, kept, open_, cand, texts
+        cand = generate(
+            _without_team_pins(ctx.enc, kept, open_), texts.model, texts.requests, open_, weights
+        )
+    return ctx, kept, demand * open_, cand, texts
+
+
+def _without_team_pins(enc: Encoded, kept: Pairs, open_: NDArray[np.bool_]) -> Encoded:
+    """A team request still open keeps its pinned members: they are no candidates again
+    (a provider serves a request once)."""
+    members = open_[kept.req]
+    if not members.any():
+        return enc
+    pairs = zip(kept.req[members].tolist(), kept.prov[members].tolist(), strict=True)
+    both = zip(enc.excluded.req.tolist(), enc.excluded.prov.tolist(), strict=True)
+    return replace(enc, excluded=PairSet.of([*both, *pairs]))
 
 
 def _run(
@@ -86,17 +99,19 @@ def _run(
     stages: _Stages,
     cache: TextCache | None = None,
 ) -> MatchResult:
-    ctx, fixed, open_, cand, texts = _prepare(enc, weights, pins, stages, cache)
+    ctx, fixed, demand, cand, texts = _prepare(enc, weights, pins, stages, cache)
+    open_ = demand > 0
     with stages("solve"):
-        solved = solve_open(ctx, cand, fixed)
+        solved = solve_open(ctx, cand, fixed, demand)
         picks, multiplier, open_bound = solved.picks, solved.multiplier, solved.bound
     with stages("explain"):
         kept = collect_kept(ctx, fixed, cand, picks, multiplier)
         assignments = build_assignments(ctx, kept)
-        chosen = np.full(enc.n_req, -1, dtype=np.intp)
-        chosen[cand.req[picks]] = cand.prov[picks]
+        chosen = np.zeros(len(cand), dtype=bool)
+        chosen[picks] = True
         runners = ranked_candidates(ctx, cand, chosen, weights.runners_up)
         unmatched = build_unmatched(ctx, cand, open_, kept)
+        missing = demand - np.bincount(cand.req[picks], minlength=enc.n_req)
     objective = float(kept.gain.sum())
     bound = float(kept.gain[kept.pinned].sum()) + open_bound
     stats = Stats(
@@ -116,24 +131,25 @@ def _run(
         seconds={**stages.seconds, "total": sum(stages.seconds.values())},
     )
     with stages("advice"):
-        advice = _advice(ctx, cand, solved, open_, (fixed, kept.req))
+        advice = _advice(ctx, cand, solved, missing, fixed)
     stats = replace(stats, seconds={**stages.seconds, "total": sum(stages.seconds.values())})
-    return MatchResult(assignments, unmatched, runners, stats, weights, texts, advice)
+    short = {enc.req_ids[r]: int(missing[r]) for r in np.flatnonzero(missing > 0).tolist()}
+    return MatchResult(assignments, unmatched, runners, stats, weights, texts, advice, short)
 
 
 def _advice(
     ctx: Context,
     cand: Candidates,
     solved: Solved,
-    open_: NDArray[np.bool_],
-    pins_served: tuple[Pairs, NDArray[np.intp]],
+    missing: NDArray[np.int64],
+    pins: Pairs,
 ) -> tuple[Advice, ...]:
     """Exact value of one more slot per category × region short of providers.
 
     A new slot of provider ``j`` is its ``capacity``-th (fairness multiplier
     ``(1 - φ)^capacity``), so its gain for request ``i`` is ``fit × priority × that``.
     """
-    enc, (pins, served) = ctx.enc, pins_served
+    enc = ctx.enc
     potential, exact = potentials(solved.gains, solved.demand, solved.chosen)
     by_request = np.full(enc.n_req, -np.inf)
     by_request[solved.rows] = potential
@@ -147,8 +163,6 @@ def _advice(
     whole = np.zeros(enc.n_prov)
     np.maximum.at(whole, prov, value)
     held_req, held_prov = cand.req[solved.picks], cand.prov[solved.picks]
-    missing = open_.astype(np.int64)
-    missing[served] = 0
     return advise(
         enc,
         missing=missing,
@@ -206,7 +220,7 @@ def rank(problem: Problem, weights: Weights | None = None) -> dict[Id, tuple[Can
     validate(problem)
     enc = encode(problem)
     ctx, _, _, cand, _ = _prepare(enc, weights or Weights(), (enc.pinned, PairSet.of(())), stages)
-    return ranked_candidates(ctx, cand, np.full(enc.n_req, -1, dtype=np.intp), None)
+    return ranked_candidates(ctx, cand, np.zeros(len(cand), dtype=bool), None)
 
 
 def _positions(enc: Encoded, pairs: Iterable[tuple[Id, Id]], what: str) -> list[tuple[int, int]]:
@@ -222,10 +236,12 @@ def _positions(enc: Encoded, pairs: Iterable[tuple[Id, Id]], what: str) -> list[
 
 
 def _one_per_request(enc: Encoded, pairs: PairSet) -> None:
-    twice = np.flatnonzero(np.diff(pairs.req) == 0)
-    if len(twice):
-        request = enc.req_ids[pairs.req[twice[0]]]
-        raise Infeasible(f"request {request!r} is pinned or fixed to two providers")
+    """At most one pinned or fixed provider per request — ``wanted`` for a team."""
+    held = np.bincount(pairs.req, minlength=enc.n_req)
+    over = np.flatnonzero(held > enc.req_wanted)
+    if len(over):
+        request = enc.req_ids[over[0]]
+        raise Infeasible(f"request {request!r} is pinned or fixed to more providers than it wants")
 
 
 def rematch(
@@ -256,7 +272,8 @@ def rematch(
     changed : iterable of request ids
         Requests to decide again (expired or withdrawn offers, edited requests).
     declined : iterable of (request id, provider id)
-        Declined pairs: excluded from now on, and their requests decided again.
+        Declined pairs: excluded from now on, and their requests decided again — for a
+        team request only the declined member's seat; the other members stay.
     fixed : iterable of (request id, provider id), optional
         The pairs to keep. Default: every pair of ``previous`` whose request is still in
         ``problem`` and not changed or declined, and that still passes the hard rules
@@ -280,11 +297,19 @@ def rematch(
         validate(problem)
     with stages("encode"):
         enc = encode(problem)
-    reopen = set(changed) | {r for r, _ in declined}
+    reopen = set(changed)
     if fixed is None:
-        present = set(enc.req_ids) - reopen - {enc.req_ids[r] for r in enc.pinned.req.tolist()}
+        present = set(enc.req_ids) - reopen
         providers = set(enc.prov_ids)
-        keep = ((r, p) for r, p in previous.pairs if r in present and p in providers)
+        pinned = zip(enc.pinned.req.tolist(), enc.pinned.prov.tolist(), strict=True)
+        # a team keeps its other members (only the declined one goes); a request's pins
+        # come first and fill its seats, so a single request keeps no older pair
+        gone = set(declined) | {(enc.req_ids[r], enc.prov_ids[p]) for r, p in pinned}
+        keep = (
+            (r, p)
+            for r, p in previous.pairs
+            if r in present and p in providers and (r, p) not in gone
+        )
         required, optional = enc.pinned, PairSet.of(_positions(enc, keep, "previous"))
     else:
         pairs = _positions(enc, fixed, "fixed")

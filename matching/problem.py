@@ -86,7 +86,9 @@ class RequestIn:
     """One open help request, as a row.
 
     ``industry`` is a GB/T 4754 code (``"C17"``, ``"C1711"``), ``region`` a 6-digit
-    GB/T 2260 county code (``"350582"``), ``urgency`` 1 (low) … 5 (critical).
+    GB/T 2260 county code (``"350582"``), ``urgency`` 1 (low) … 5 (critical). ``wanted``
+    is how many distinct providers the request asks for (a team, e.g. a lawyer and a
+    financing expert for one restructuring); 1 for an ordinary request.
     """
 
     id: Id
@@ -98,6 +100,7 @@ class RequestIn:
     urgency: int = 3
     tier: Tier | str = Tier.NONE
     extra_categories: Sequence[str] = ()
+    wanted: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +172,8 @@ class RequestTable:
     ``id``, ``enterprise``: object arrays of ids; ``category``, ``text``, ``industry``,
     ``region``, ``tier``: object arrays of ``str``; ``urgency``: integers 1–5;
     ``extra``: a tuple with one tuple of secondary category keys per request (left out:
-    none for every request).
+    none for every request); ``wanted``: providers wanted per request, integers >= 1 (left
+    out or empty: 1 each).
     """
 
     id: NDArray[np.object_]
@@ -181,6 +185,7 @@ class RequestTable:
     tier: NDArray[np.object_]
     enterprise: NDArray[np.object_]
     extra: tuple[tuple[str, ...], ...] = ()
+    wanted: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
         for name in ("id", "category", "text", "industry", "region", "tier", "enterprise"):
@@ -188,6 +193,9 @@ class RequestTable:
         _coerce(self, "urgency", np.asarray)
         extra = tuple(tuple(x) for x in self.extra)
         object.__setattr__(self, "extra", extra or ((),) * len(self.id))
+        _coerce(self, "wanted", np.asarray)
+        if len(self.wanted) == 0 and len(self.id):
+            object.__setattr__(self, "wanted", np.ones(len(self.id), dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.id)
@@ -206,6 +214,7 @@ class RequestTable:
             tier=_objects(str(r.tier) for r in items),
             enterprise=_objects(r.enterprise for r in items),
             extra=tuple(tuple(r.extra_categories) for r in items),
+            wanted=_column([r.wanted for r in items], np.int64),
         )
 
     def take(self, index: NDArray[np.intp]) -> RequestTable:

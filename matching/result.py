@@ -150,6 +150,9 @@ class MatchResult:
         Recruitment advice: per category × region with requests left short, the exact
         gain of one more slot there (:mod:`matching.explaining.advice`). Not part of
         equality.
+    short : Mapping[Id, int]
+        Team requests served by fewer providers than they want: how many are missing
+        (a request with none at all is in ``unmatched`` too).
     text_cache : TextCache, optional
         The run's fitted TF-IDF model and request vectors. :func:`matching.rematch` reuses
         them when the providers' texts are unchanged (a result rebuilt elsewhere, without
@@ -163,19 +166,29 @@ class MatchResult:
     weights: Weights
     text_cache: TextCache | None = field(default=None, repr=False, compare=False)
     advice: tuple[Advice, ...] = field(default=(), repr=False, compare=False)
-    _by_request: Mapping[Id, Assignment] = field(init=False, repr=False, compare=False)
+    short: Mapping[Id, int] = field(default_factory=dict)
+    _by_request: Mapping[Id, tuple[Assignment, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_request", {a.request: a for a in self.assignments})
+        team: dict[Id, list[Assignment]] = {}
+        for a in self.assignments:
+            team.setdefault(a.request, []).append(a)
+        object.__setattr__(self, "_by_request", {r: tuple(t) for r, t in team.items()})
 
     def provider_of(self, request: Id) -> Id | None:
-        """The provider assigned to ``request``, or ``None``."""
-        found = self._by_request.get(request)
+        """The provider assigned to ``request`` (its best-scored one for a team), or ``None``."""
+        found = self.assignment(request)
         return None if found is None else found.provider
 
     def assignment(self, request: Id) -> Assignment | None:
-        """The assignment of ``request``, or ``None``."""
-        return self._by_request.get(request)
+        """The assignment of ``request`` (the best-scored one of a team), or ``None``."""
+        team = self._by_request.get(request, ())
+        return max(team, key=lambda a: a.score) if team else None
+
+    def team(self, request: Id) -> tuple[Assignment, ...]:
+        """Every assignment of ``request``: one, or a team's members (sorted by provider id
+        as the engine orders them), or none."""
+        return self._by_request.get(request, ())
 
     @property
     def pairs(self) -> tuple[tuple[Id, Id], ...]:

@@ -84,6 +84,12 @@ def _check_requests(table: RequestTable) -> None:
     if urgency.dtype.kind not in "iu" or ((urgency < 1) | (urgency > 5)).any():
         index = int(np.argmax((urgency < 1) | (urgency > 5))) if urgency.dtype.kind in "iu" else 0
         raise _fail("requests.urgency", index, ids, "must be an integer 1–5")
+    wanted = np.asarray(table.wanted)
+    if wanted.shape != urgency.shape:
+        raise InvalidProblem(f"requests.wanted must have shape {urgency.shape}, got {wanted.shape}")
+    if wanted.dtype.kind not in "iu" or (wanted < 1).any():
+        index = int(np.argmax(wanted < 1)) if wanted.dtype.kind in "iu" else 0
+        raise _fail("requests.wanted", index, ids, "must be an integer >= 1")
     for i, tier in enumerate(table.tier):
         if tier not in _TIERS:
             raise _fail("requests.tier", i, ids, f"{tier!r} is not one of {sorted(_TIERS)}")
@@ -158,14 +164,18 @@ def _check_pairs(problem: Problem) -> None:
         if not isinstance(ex, Exclusion) or (ex.request is None) == (ex.enterprise is None):
             raise InvalidProblem(f"exclusions[{i}]: set exactly one of request, enterprise")
     requests, providers = set(problem.requests.id), set(problem.providers.id)
-    seen: set[Id] = set()
+    wanted = dict(
+        zip(problem.requests.id, np.asarray(problem.requests.wanted).tolist(), strict=True)
+    )
+    seen: dict[Id, set[Id]] = {}
     for i, pair in enumerate(problem.pinned):
         request, provider = pair
         if request not in requests or provider not in providers:
             raise InvalidProblem(f"pinned[{i}]: {pair!r} names an unknown request or provider")
-        if request in seen:
+        members = seen.setdefault(request, set())
+        if provider in members or len(members) >= wanted[request]:
             raise InvalidProblem(f"pinned[{i}]: request {request!r} is pinned twice")
-        seen.add(request)
+        members.add(provider)
 
 
 def validate(problem: Problem) -> None:
@@ -174,7 +184,7 @@ def validate(problem: Problem) -> None:
     Checks shapes (equal column lengths), id types and uniqueness, code formats
     (GB/T 4754 industry, GB/T 2260 region), ranges (urgency 1–5, skill level 1–3,
     rating 0–5, non-negative capacity and load), enum values (tier, kind), exclusion
-    form, and pins (known ids, one per request). Returns ``None`` when all hold.
+    form, and pins (known ids, at most ``wanted`` distinct providers per request). Returns ``None`` when all hold.
     """
     if not isinstance(problem, Problem):
         raise InvalidProblem(f"problem: expected a Problem, got {type(problem).__name__}")

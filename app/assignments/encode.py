@@ -6,6 +6,7 @@ source), conflicts, exclusions and pins, and turns an engine result back into ro
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 import matching
 from app.assignments import repository as assignment_repository
 from app.assignments import unmatched as unmatched_store
+from app.assignments.transitions import OPEN
 from app.common.clock import today
 from app.common.idsets import in_ids
 from app.models import (
@@ -104,6 +106,7 @@ _REQUEST_COLUMNS = (
     Enterprise.industry_code,
     Enterprise.region_code,
     Enterprise.tier,
+    HelpRequest.providers_wanted,
 )
 
 
@@ -122,6 +125,7 @@ def _request_rows(session: Session, scope: Scope) -> list[matching.RequestIn]:
             urgency=urgency,
             tier=tier.value,
             extra_categories=tuple(extra or ()),
+            wanted=wanted,
         )
         for (
             request_id,
@@ -134,7 +138,31 @@ def _request_rows(session: Session, scope: Scope) -> list[matching.RequestIn]:
             industry,
             region,
             tier,
+            wanted,
         ) in rows
+    ]
+
+
+def _team_members(session: Session, teams: Sequence[int]) -> dict[int, list[int]]:
+    """Providers already offered or working on each team request (open assignments): they
+    keep their seats, so the engine fills only the rest and never picks them twice."""
+    members: dict[int, list[int]] = defaultdict(list)
+    if teams:
+        for request_id, provider_id in session.execute(
+            select(Assignment.request_id, Assignment.provider_id)
+            .where(in_ids(Assignment.request_id, teams), Assignment.status.in_(OPEN))
+            .order_by(Assignment.request_id, Assignment.provider_id)
+        ):
+            members[request_id].append(provider_id)
+    return members
+
+
+def _seats_left(
+    rows: list[matching.RequestIn], members: dict[int, list[int]]
+) -> list[matching.RequestIn]:
+    return [
+        dataclasses.replace(r, wanted=max(1, r.wanted - len(members.get(int(r.id), ()))))
+        for r in rows
     ]
 
 
@@ -216,6 +244,8 @@ def snapshot(
     fitted on fewer profiles, so scores can differ slightly from a full run's).
     """
     rows = _request_rows(session, scope)
+    members = _team_members(session, [int(r.id) for r in rows if r.wanted > 1])
+    rows = _seats_left(rows, members)
     pins = [(r, p) for r, p in pinned]
     in_scope = {request.id for request in rows}
     pins = [(r, p) for r, p in pins if r in in_scope]
@@ -235,7 +265,10 @@ def snapshot(
                 [*(p for _, p in pins), *providers],
             ),
         ),
-        exclusions=_exclusions(session),
+        exclusions=[
+            *_exclusions(session),
+            *(matching.Exclusion(provider=p, request=r) for r, ps in members.items() for p in ps),
+        ],
         pinned=pins,
         lexicon=lexicon(session),
     )
@@ -249,13 +282,25 @@ def snapshot(
     )
 
 
-def breakdown(result: matching.MatchResult, request_id: int) -> dict[str, Any]:
-    """What an assignment row stores to explain itself: features × weights, reasons, runners-up."""
-    chosen = result.assignment(request_id)
+def breakdown(
+    result: matching.MatchResult, request_id: int, provider_id: int | None = None
+) -> dict[str, Any]:
+    """What an assignment row stores to explain itself: features × weights, reasons,
+    runners-up — and, for a team request, the team it belongs to (``team``: the providers
+    this result gives the request, ``team_short``: seats still empty)."""
+    team = result.team(request_id)
+    chosen = next((a for a in team if a.provider == provider_id), None) if team else None
+    chosen = chosen or result.assignment(request_id)
     if chosen is None:
         return {}
     explanation = chosen.explanation
-    return {
+    extra: dict[str, Any] = {}
+    if len(team) > 1 or request_id in result.short:
+        extra = {
+            "team": [int(a.provider) for a in team],
+            "team_short": int(result.short.get(request_id, 0)),
+        }
+    return extra | {
         "features": dict(explanation.features),
         "contributions": dict(explanation.contributions),
         "priority": explanation.priority,
@@ -310,3 +355,19 @@ def locked_pairs(session: Session, request_ids: Sequence[int]) -> list[tuple[int
         )
     )
     return [(r, p) for r, p in rows]
+
+
+def seats(session: Session, request_ids: Sequence[int]) -> dict[int, int]:
+    """Providers each request still wants: ``providers_wanted`` minus its open assignments
+    (at least 1: a request in a run wants someone)."""
+    if not request_ids:
+        return {}
+    wanted = dict(
+        session.execute(
+            select(HelpRequest.id, HelpRequest.providers_wanted).where(
+                in_ids(HelpRequest.id, request_ids)
+            )
+        ).all()
+    )
+    members = _team_members(session, [r for r, w in wanted.items() if w > 1])
+    return {r: max(1, w - len(members.get(r, ()))) for r, w in wanted.items()}

@@ -104,7 +104,8 @@ def create_offer(
         offer_expires_at=now + OFFER_TTL,
     )
     session.add(assignment)
-    request.status = RequestStatus.MATCHED
+    session.flush()
+    request.status = team_status(session, request)
     session.flush()
     event_service.record(
         session,
@@ -114,6 +115,23 @@ def create_offer(
         region_code=region_of(session, assignment),
     )
     return assignment
+
+
+def team_status(session: Session, request: HelpRequest) -> RequestStatus:
+    """The status a request has once an offer is made: ``matched`` when every provider it
+    wants holds an open assignment (``in_progress`` if one of them already works on it);
+    a team with an empty seat stays ``triaged`` so a run or re-match fills the seat."""
+    statuses = list(
+        session.scalars(
+            select(Assignment.status).where(
+                Assignment.request_id == request.id, Assignment.status.in_(OPEN)
+            )
+        )
+    )
+    if len(statuses) < request.providers_wanted:
+        return RequestStatus.TRIAGED
+    working = {AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE}
+    return RequestStatus.IN_PROGRESS if working & set(statuses) else RequestStatus.MATCHED
 
 
 def release_open_work(session: Session, *, provider_id: int, actor: Principal | None) -> list[int]:

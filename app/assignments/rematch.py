@@ -160,5 +160,6 @@ def _offer(
         origin=AssignmentOrigin.REMATCH,
         actor=actor,
         score=chosen.score,
-        breakdown=breakdown(result, request.id) | ({WEIGHTS_OF_RUN: run_id} if run_id else {}),
+        breakdown=breakdown(result, request.id, provider.id)
+        | ({WEIGHTS_OF_RUN: run_id} if run_id else {}),
     )

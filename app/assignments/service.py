@@ -98,7 +98,9 @@ def accept(session: Session, *, principal: Principal, assignment: Assignment) ->
         action="assignment.accepted",
         responded_at=now,
     )
-    _set_request_status(session, assignment.request_id, RequestStatus.IN_PROGRESS)
+    request = session.get(HelpRequest, assignment.request_id)
+    if request is not None:  # a team with an empty seat stays triaged (offers.team_status)
+        _set_request_status(session, request.id, offers.team_status(session, request))
     return assignment
 
 
@@ -177,10 +179,16 @@ def assign_by_hand(session: Session, *, principal: Principal, data: ManualAssign
     request = request_service.get(session, principal=principal, request_id=data.request_id)
     if not principal.covers_region(region_of(session, request)):
         raise Forbidden("only coordinators of the enterprise's region assign its requests")
-    if session.scalar(repository.open_for_request(request.id)) is not None:
+    members = list(session.scalars(repository.open_for_request(request.id)))
+    if len(members) >= request.providers_wanted:
         raise Conflict(
-            "the request already has an open assignment; re-assign it instead", field="request_id"
+            "the request already has an open assignment; re-assign it instead"
+            if request.providers_wanted == 1
+            else f"the request's team is complete ({len(members)} of {request.providers_wanted})",
+            field="request_id",
         )
+    if any(m.provider_id == data.provider_id for m in members):
+        raise Conflict("this provider already serves the request", field="provider_id")
     if request.status in (
         RequestStatus.RESOLVED,
         RequestStatus.WITHDRAWN,

@@ -6,7 +6,7 @@ is published; a revert withdraws only what nobody accepted yet.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import Update
@@ -62,6 +62,7 @@ class _Proposal:
     request_status: RequestStatus
     enterprise_id: int
     region: str
+    wanted: int = 1  # providers the request wants (a team when > 1)
 
 
 @dataclass
@@ -75,7 +76,9 @@ class _Facts:
 
     proposals: list[_Proposal]
     providers: dict[int, tuple[bool, int, Vetting]]  # provider → (active, capacity, vetting)
-    live: dict[int, tuple[int, AssignmentStatus]]  # request → (open assignment, its status)
+    live: dict[
+        int, list[tuple[int, AssignmentStatus, int]]
+    ]  # request → open (id, status, provider)
     load: dict[int, int]
     in_conflict: set[int]  # requests
     excluded: set[int]  # requests
@@ -85,11 +88,11 @@ def _facts(session: Session, run_id: int) -> _Facts:
     providers = {
         p: (a, c, v) for p, a, c, v in session.execute(repository.lock_proposed_providers(run_id))
     }
-    live: dict[int, tuple[int, AssignmentStatus]] = {}
-    for request_id, assignment_id, status in session.execute(
+    live: dict[int, list[tuple[int, AssignmentStatus, int]]] = defaultdict(list)
+    for request_id, assignment_id, status, provider_id in session.execute(
         repository.live_beside_proposals(run_id)
     ):
-        live.setdefault(request_id, (assignment_id, status))
+        live[request_id].append((assignment_id, status, provider_id))
     return _Facts(
         proposals=[_Proposal(*row) for row in session.execute(repository.proposal_rows(run_id))],
         providers=providers,
@@ -100,12 +103,30 @@ def _facts(session: Session, run_id: int) -> _Facts:
     )
 
 
-def _why_not(facts: _Facts, proposal: _Proposal, wanted: int) -> str | None:
-    """Why a proposal can no longer become an offer: the request, the provider or the pair."""
+def _team_full(facts: _Facts, proposal: _Proposal, seats_taken: int) -> str | None:
+    """A single request with any open assignment, or a team whose open members plus this
+    draft's proposals exceed its size or repeat a member, cannot take the proposal."""
+    live = facts.live.get(proposal.request_id, [])
+    if not live:
+        return None
+    if proposal.wanted == 1:
+        return f"the request already has open assignment {live[0][0]} ({live[0][1].value})"
+    if any(provider == proposal.provider_id for _, _, provider in live):
+        return f"provider {proposal.provider_id} already serves this request"
+    if len(live) + seats_taken > proposal.wanted:
+        return f"the team is full: {len(live)} open of {proposal.wanted} wanted"
+    return None
+
+
+def _why_not(facts: _Facts, proposal: _Proposal, wanted: int, seats_taken: int = 1) -> str | None:
+    """Why a proposal can no longer become an offer: the request, the provider or the pair.
+
+    ``wanted`` counts the draft's proposals for the provider, ``seats_taken`` those for the
+    request (several for a team)."""
     if proposal.request_status not in MATCHABLE:
         return f"the request is {proposal.request_status.value}"
-    if (live := facts.live.get(proposal.request_id)) is not None:
-        return f"the request already has open assignment {live[0]} ({live[1].value})"
+    if (full := _team_full(facts, proposal, seats_taken)) is not None:
+        return full
     provider = proposal.provider_id
     active, capacity, vetting = facts.providers.get(provider, (False, 0, Vetting.PENDING))
     if not active:
@@ -126,10 +147,11 @@ def _check_draft(session: Session, run_id: int) -> _Facts:
     """409 naming every proposal that no longer fits; nothing has been changed yet."""
     facts = _facts(session, run_id)
     wanted = Counter(p.provider_id for p in facts.proposals)
+    seats = Counter(p.request_id for p in facts.proposals)
     conflicts = [
         {"request_id": p.request_id, "provider_id": p.provider_id, "reason": reason}
         for p in facts.proposals
-        if (reason := _why_not(facts, p, wanted[p.provider_id]))
+        if (reason := _why_not(facts, p, wanted[p.provider_id], seats[p.request_id]))
     ]
     if conflicts:
         first = "; ".join(f"request {c['request_id']}: {c['reason']}" for c in conflicts[:3])
@@ -139,6 +161,15 @@ def _check_draft(session: Session, run_id: int) -> _Facts:
             conflicts=conflicts,
         )
     return facts
+
+
+def _complete_requests(facts: _Facts) -> list[int]:
+    """Requests this publish gives every provider they want: they become ``matched``. A
+    team still short of members stays ``triaged``, so the next run or re-match fills the
+    empty seats (its offered members keep theirs)."""
+    seats = Counter(p.request_id for p in facts.proposals)
+    wanted = {p.request_id: p.wanted for p in facts.proposals}
+    return sorted(r for r, n in seats.items() if n + len(facts.live.get(r, ())) >= wanted[r])
 
 
 def _cas(session: Session, statement: Update, expected: int) -> None:
@@ -164,12 +195,11 @@ def publish(session: Session, *, principal: Principal, run: MatchRun) -> Publish
     proposals = facts.proposals
     now, expires = utc_now(), utc_now() + offers.OFFER_TTL
     _cas(session, repository.offer_proposals(run.id, now, expires), len(proposals))
+    complete = _complete_requests(facts)
     moved = session.scalars(
-        repository.mark_requests(
-            [p.request_id for p in proposals], MATCHABLE, RequestStatus.MATCHED, now
-        )
+        repository.mark_requests(complete, MATCHABLE, RequestStatus.MATCHED, now)
     ).all()
-    if len(moved) != len(proposals):  # a request was withdrawn or matched meanwhile
+    if len(moved) != len(complete):  # a request was withdrawn or matched meanwhile
         raise Conflict("the draft changed while it was being published; reload and retry")
     event_service.record_many(
         session,
@@ -211,8 +241,11 @@ def revert(session: Session, *, principal: Principal, run: MatchRun) -> Reverted
     now = utc_now()
     gone = session.execute(repository.withdraw_offers(run.id, now)).all()
     back = session.scalars(  # back to the pool, to be matched again
-        repository.mark_requests(
-            [r for _, r in gone], (RequestStatus.MATCHED,), RequestStatus.TRIAGED, now
+        repository.mark_requests(  # in progress: a team whose other members work on
+            [r for _, r in gone],
+            (RequestStatus.MATCHED, RequestStatus.IN_PROGRESS),
+            RequestStatus.TRIAGED,
+            now,
         )
     ).all()
     regions = dict(session.execute(repository.regions_of_requests([r for _, r in gone])).all())

@@ -297,8 +297,9 @@ def _of_run(run_id: int, status: AssignmentStatus) -> ColumnElement[bool]:
     return and_(Assignment.match_run_id == run_id, Assignment.status == status)
 
 
-def proposal_rows(run_id: int) -> Select[int, int, int, RequestStatus, int, str]:
-    """(assignment, request, provider, request status, enterprise, region) per proposal."""
+def proposal_rows(run_id: int) -> Select[int, int, int, RequestStatus, int, str, int]:
+    """(assignment, request, provider, request status, enterprise, region, providers
+    wanted) per proposal."""
     return (
         select(
             Assignment.id,
@@ -307,6 +308,7 @@ def proposal_rows(run_id: int) -> Select[int, int, int, RequestStatus, int, str]
             HelpRequest.status,
             HelpRequest.enterprise_id,
             Enterprise.region_code,
+            HelpRequest.providers_wanted,
         )
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)
         .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
@@ -327,11 +329,12 @@ def lock_proposed_providers(run_id: int) -> Select[int, bool, int, Vetting]:
     )
 
 
-def live_beside_proposals(run_id: int) -> Select[int, int, AssignmentStatus]:
-    """(request, assignment, status): open assignments the draft's requests already have."""
+def live_beside_proposals(run_id: int) -> Select[int, int, AssignmentStatus, int]:
+    """(request, assignment, status, provider): open assignments the draft's requests
+    already have."""
     mine = select(Assignment.request_id).where(_of_run(run_id, AssignmentStatus.PROPOSED))
     return (
-        select(Assignment.request_id, Assignment.id, Assignment.status)
+        select(Assignment.request_id, Assignment.id, Assignment.status, Assignment.provider_id)
         .where(Assignment.request_id.in_(mine), Assignment.status.in_(OPEN))
         .order_by(Assignment.request_id, Assignment.id)
     )

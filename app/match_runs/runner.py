@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -100,17 +101,21 @@ def _consistent_read(session: Session) -> None:
         )
 
 
-def _one_pin_per_request(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Overlapping drafts may pin one request twice; the engine needs one pin per request."""
-    chosen: dict[int, int] = {}
-    for request_id, provider_id in sorted(pairs):
-        if chosen.setdefault(request_id, provider_id) != provider_id:
+def _one_pin_per_request(session: Session, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping drafts may pin one request twice; the engine takes one pin per request
+    (one per empty seat of a team request), the lowest provider ids first."""
+    seats = encode.seats(session, sorted({r for r, _ in pairs}))
+    chosen: dict[int, list[int]] = defaultdict(list)
+    for request_id, provider_id in sorted(set(pairs)):
+        if len(chosen[request_id]) < seats.get(request_id, 1):
+            chosen[request_id].append(provider_id)
+        else:
             logger.warning(
-                "request %s is pinned to several providers; keeping %s",
+                "request %s is pinned to more providers than it wants; keeping %s",
                 request_id,
                 chosen[request_id],
             )
-    return sorted(chosen.items())
+    return sorted((r, p) for r, ps in chosen.items() for p in ps)
 
 
 def read_inputs(sessions: Sessions, claimed: Claim) -> Inputs:
@@ -123,7 +128,7 @@ def read_inputs(sessions: Sessions, claimed: Claim) -> Inputs:
         scope = Scope(run.scope_region, tuple(run.scope_categories), tuple(run.scope_request_ids))
         weights = matching.Weights(**run.weights)
         request_ids = list(session.scalars(run_repository.request_ids_in(scope)))
-        pins = _one_pin_per_request(encode.locked_pairs(session, request_ids))
+        pins = _one_pin_per_request(session, encode.locked_pairs(session, request_ids))
         snap = encode.snapshot(session, scope, pinned=pins)
     seconds = {"snapshot": time.perf_counter() - start}
     return Inputs(scope, weights, snap, request_ids, pins, seconds)
@@ -162,7 +167,7 @@ def proposal_row(
         "origin": AssignmentOrigin.MATCH_RUN,
         "status": AssignmentStatus.PROPOSED,
         "score": float(chosen.score),
-        "breakdown": encode.breakdown(result, int(chosen.request)),
+        "breakdown": encode.breakdown(result, int(chosen.request), int(chosen.provider)),
         "locked": bool(chosen.pinned),
         "decline_reason_code": "",
         "decline_reason": "",
@@ -212,13 +217,14 @@ def _stats(inputs: Inputs, computed: Computed, **extra: Any) -> dict[str, Any]:
     ]
     stats["unmatched_requests"] = encode.unmatched_rows(computed.result)
     stats["advice"] = encode.advice_rows(computed.result)
+    stats["short_teams"] = len(computed.result.short) - computed.result.stats.unmatched
     stats["left_out"] = dict(inputs.snapshot.left_out)
     return stats
 
 
 def _check_pins_unchanged(session: Session, inputs: Inputs) -> None:
     """A pin set or lifted after the snapshot would be lost when the old draft is cancelled."""
-    now = _one_pin_per_request(encode.locked_pairs(session, inputs.request_ids))
+    now = _one_pin_per_request(session, encode.locked_pairs(session, inputs.request_ids))
     if now != inputs.pins:
         raise InputsChanged("pins changed while the run was computing; it will run again")
 

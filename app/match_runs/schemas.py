@@ -109,6 +109,12 @@ class MatchRunStats(Schema):
         "id; GET /match-runs/{id}/diff?kind=unmatched pages through all of them)",
     )
 
+    short_teams: int = Field(
+        default=0,
+        description="Team requests the run served with fewer providers than they want (they "
+        "stay triaged; GET /match-runs/{id}/advice names them with the unmatched ones)",
+    )
+
     @field_validator("unmatched_requests", mode="before")
     @classmethod
     def _first_ones(cls, value: Any) -> Any:
@@ -188,6 +194,12 @@ class DiffRow(Schema):
     explanation_zh: str
     unmatched: UnmatchedReasonRead | None = Field(
         default=None, description="The structured reason when the run leaves it unmatched"
+    )
+    live_team_provider_ids: list[int] = Field(
+        default_factory=list, description="A team request's live providers (empty otherwise)"
+    )
+    proposed_team_provider_ids: list[int] = Field(
+        default_factory=list, description="A team request's proposed providers (empty otherwise)"
     )
 
 

@@ -6,7 +6,7 @@ transactions); publishing and reverting live in :mod:`app.match_runs.publishing`
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
@@ -189,13 +189,25 @@ def diff(
     """Per request the run decided: the live provider now against the proposed one."""
     if run.status in (MatchRunStatus.QUEUED, MatchRunStatus.RUNNING, MatchRunStatus.FAILED):
         raise Conflict(f"match run {run.id} is {run.status.value}; it has no draft to compare")
-    proposed = {a.request_id: a for a in session.scalars(repository.of_run(run.id))}
+    teams: dict[int, list[Assignment]] = defaultdict(list)
+    for assignment in session.scalars(repository.of_run(run.id)):
+        teams[assignment.request_id].append(assignment)
+    proposed = {r: members[-1] for r, members in teams.items()}
     unmatched = {int(u["request_id"]): u for u in run.stats.get("unmatched_requests", [])}
     request_ids = sorted(set(proposed) | set(unmatched))
     live: dict[int, Assignment] = {}
+    live_teams: dict[int, list[Assignment]] = defaultdict(list)
     for assignment in session.scalars(repository.live_for(request_ids)):
         live.setdefault(assignment.request_id, assignment)
-    rows = [_diff_row(r, live.get(r), proposed.get(r), unmatched.get(r)) for r in request_ids]
+        live_teams[assignment.request_id].append(assignment)
+    rows = [
+        _with_team(
+            _diff_row(r, live.get(r), proposed.get(r), unmatched.get(r)),
+            live_teams.get(r, []),
+            teams.get(r, []),
+        )
+        for r in request_ids
+    ]
     counts = dict(Counter(row.kind for row in rows))
     chosen = [
         r
@@ -207,6 +219,25 @@ def diff(
     more = len(chosen) > page.limit
     cursor = encode_cursor(items[-1].request_id) if more and items else None
     return MatchRunDiff(run_id=run.id, counts=counts, items=items, next_cursor=cursor)
+
+
+def _with_team(row: DiffRow, live: list[Assignment], mine: list[Assignment]) -> DiffRow:
+    """A team request (several live or proposed providers) lists them all, and compares the
+    two teams as sets: same members is ``same``, any other difference ``changed``."""
+    if len(live) <= 1 and len(mine) <= 1:
+        return row
+    proposed = sorted(a.provider_id for a in mine if a.status not in ENDED)
+    current = sorted(a.provider_id for a in live)
+    kind = row.kind
+    if current and proposed:
+        kind = "same" if current == proposed else "changed"
+    return row.model_copy(
+        update={
+            "kind": kind,
+            "live_team_provider_ids": current,
+            "proposed_team_provider_ids": proposed,
+        }
+    )
 
 
 # -- recruitment advice ------------------------------------------------------------------

@@ -18,7 +18,10 @@ class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
     """A problem an enterprise needs help with (诉求)."""
 
     __tablename__ = "help_requests"
-    __table_args__ = (CheckConstraint("urgency BETWEEN 1 AND 5", name="urgency_range"),)
+    __table_args__ = (
+        CheckConstraint("urgency BETWEEN 1 AND 5", name="urgency_range"),
+        CheckConstraint("providers_wanted BETWEEN 1 AND 5", name="providers_wanted_range"),
+    )
 
     enterprise_id: Mapped[int] = mapped_column(
         IdType, ForeignKey("enterprises.id", ondelete="CASCADE"), index=True
@@ -33,6 +36,9 @@ class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     urgency: Mapped[int] = mapped_column(Integer, default=3)
+    # A team: that many distinct providers serve the request (e.g. a lawyer and a financing
+    # expert for one restructuring); MATCHED once all of them are offered.
+    providers_wanted: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     severity: Mapped[Severity] = mapped_column(str_enum(Severity, 10), default=Severity.ORDINARY)
     wanted_by_date: Mapped[date | None] = mapped_column()
     status: Mapped[RequestStatus] = mapped_column(

@@ -11,6 +11,10 @@ from app.models import CategorySource, RequestStatus, Severity
 
 Title = Field(min_length=2, max_length=200)
 Urgency = Field(ge=1, le=5, description="1 can wait … 5 the business is at stake")
+TEAM_DESCRIPTION = (
+    "How many distinct providers should serve the request together (a team, e.g. a lawyer "
+    "and a financing expert for one restructuring); 1–5"
+)
 
 
 class HelpRequestCreate(InputSchema):
@@ -29,6 +33,7 @@ class HelpRequestCreate(InputSchema):
     title: str = Title
     description: LongText = ""
     urgency: int = Urgency
+    providers_wanted: int = Field(default=1, ge=1, le=5, description=TEAM_DESCRIPTION)
     severity: Severity | None = Field(default=None, description="Defaults from the category")
     wanted_by_date: date | None = None
 
@@ -39,6 +44,7 @@ class HelpRequestUpdate(InputSchema):
     title: str | None = Field(default=None, min_length=2, max_length=200)
     description: LongText | None = None
     urgency: int | None = Field(default=None, ge=1, le=5)
+    providers_wanted: int | None = Field(default=None, ge=1, le=5, description=TEAM_DESCRIPTION)
     severity: Severity | None = None
     wanted_by_date: date | None = None
 
@@ -52,6 +58,7 @@ class HelpRequestRead(Schema):
     title: str
     description: str
     urgency: int
+    providers_wanted: int
     severity: Severity
     wanted_by_date: date | None
     status: RequestStatus

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
+from app.assignments import offers
 from app.assignments import unmatched as unmatched_store
 from app.assignments.schemas import RequestUnmatchedRead
 from app.assignments.transitions import OPEN
@@ -38,6 +40,8 @@ from app.requests.schemas import (
 )
 from app.taxonomy import service as taxonomy_service
 
+#: Statuses that follow a team's seats (offers.team_status) when its size changes.
+TEAM_FOLLOWS_SEATS = (RequestStatus.TRIAGED, RequestStatus.MATCHED, RequestStatus.IN_PROGRESS)
 EDITABLE_BY_ENTERPRISE = (RequestStatus.SUBMITTED, RequestStatus.TRIAGED)
 CLOSED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
 
@@ -164,11 +168,18 @@ def update(
         changes["extra_categories"] = [c for c in request.extra_categories if c != primary]
     if "wanted_by_date" in changes:
         check_wanted_by(changes["wanted_by_date"])
+    if changes.get("providers_wanted") is not None:
+        _check_team_size(session, request, changes["providers_wanted"])
+
     before = event_service.snapshot(request)
     for key, value in changes.items():
         if value is not None or key == "wanted_by_date":
             setattr(request, key, value)
     session.flush()
+    if changes.get("providers_wanted") is not None and request.status in TEAM_FOLLOWS_SEATS:
+        # a new empty seat makes it matchable again; a smaller team may now be complete
+        request.status = offers.team_status(session, request)
+        session.flush()
     event_service.record(
         session,
         actor=principal,
@@ -178,6 +189,22 @@ def update(
         before=before,
     )
     return request
+
+
+def _check_team_size(session: Session, request: HelpRequest, wanted: int) -> None:
+    """A team cannot shrink below the providers already offered or working on it (decline
+    or withdraw one first): the request would hold more providers than it asks for."""
+    members = session.scalar(
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.request_id == request.id, Assignment.status.in_(OPEN))
+    )
+    if members and wanted < members:
+        raise Conflict(
+            f"request {request.id} already has {members} open assignments; "
+            f"providers_wanted cannot go below that",
+            field="providers_wanted",
+        )
 
 
 def _transition(

@@ -163,7 +163,11 @@ def _reopen(
         actor=None,
     )
     request = session.get(HelpRequest, assignment.request_id)
-    if request is not None and request.status == RequestStatus.MATCHED:
+    if request is not None and (
+        request.status == RequestStatus.MATCHED
+        # a team keeps working members, but its emptied seat makes it matchable again
+        or (request.providers_wanted > 1 and request.status == RequestStatus.IN_PROGRESS)
+    ):
         request.status = RequestStatus.TRIAGED
         session.flush()
     return assignment.request_id

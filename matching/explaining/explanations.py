@@ -216,12 +216,13 @@ def holders_of(
 
 
 def ranked_candidates(
-    ctx: Context, cand: Candidates, chosen: NDArray[np.intp], limit: int | None
+    ctx: Context, cand: Candidates, chosen: NDArray[np.bool_], limit: int | None
 ) -> dict[Id, tuple[Candidate, ...]]:
     """Per request with candidates: best first, at most ``limit`` (all when None), leaving
-    out ``chosen[r]``, the provider request ``r`` got (-1: none); ``chosen`` has shape (n_req,).
+    out the chosen candidates (``chosen``, shape (len(cand),): the provider, or the team,
+    each request got).
     """
-    keep = np.flatnonzero(cand.prov != chosen[cand.req])
+    keep = np.flatnonzero(~chosen)
     req = cand.req[keep]
     first = np.searchsorted(req, req)  # start of each request's group
     keep = keep[np.arange(len(keep)) - first < (len(keep) if limit is None else limit)]

@@ -13,9 +13,12 @@ Read in this order:
 * :mod:`~matching.solving._freeze` and :mod:`~matching.solving._exact` — small stuck
   components handed to an exact shortest-path solve;
 * :mod:`~matching.solving._lp` — HiGHS, the polynomial fallback when the auction does not
-  certify in its budget.
+  certify in its budget;
+* :mod:`~matching.solving.team` — requests wanting several distinct providers (teams): the
+  transportation LP with unit pair capacities, solved by HiGHS, with its own certificate.
 
-Nothing here scores or explains; it only takes a sparse gain matrix and capacities.
+Nothing here scores or explains; it only takes a sparse gain matrix and capacities
+(and, for teams, each request's demand).
 """
 
 from matching.solving.certificate import dual_bound

@@ -173,8 +173,12 @@ def violations(problem: Problem, result: MatchResult, w: Weights) -> list[str]:
         room = int(provs[pid]["capacity"]) - int(provs[pid]["load"])  # type: ignore[call-overload]
         if n > room:
             out.append(f"{pid}: {n} pairs > capacity - load {room}")
-    if any(n > 1 for n in Counter(a.request for a in result.assignments).values()):
-        out.append("a request has two providers")
+    wanted = dict(zip(problem.requests.id, problem.requests.wanted.tolist(), strict=True))
+    for request, n in Counter(a.request for a in result.assignments).items():
+        if n > wanted[request]:
+            out.append(f"{request} has {n} providers, wants {wanted[request]}")
+    if len(set(result.pairs)) < len(result.pairs):
+        out.append("a provider serves one request twice")
     missing = set(pinned.items()) - set(result.pairs)
     out.extend(f"pin {pair} dropped" for pair in missing)
     return out
