@@ -1,8 +1,8 @@
 """The supervision board's lists, each paged with the same keyset cursor and a total.
 
-The overdue items are computed from the category clocks in Python (``clocks``), so each list
-is paged over the computed items: the body stays bounded however long the backlog is (one
-board answered 8,749 items in a single body), and ``total`` says how many there are.
+Each overdue list is a SQL filter (``clocks``: the clocks become a cut-off moment per clock
+length), so a page reads ``limit`` rows and one count, however long the backlog is (one
+board answered 8,749 items in a single body); ``total`` says how many there are.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from enum import StrEnum
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
-from app.common.pagination import PageParams, page_sequence
+from app.common.pagination import PageParams
 from app.common.principal import Principal
 from app.common.schemas import Page
 from app.supervision import clocks
@@ -25,17 +25,6 @@ class OverdueList(StrEnum):
     OFFERS = "offers"
     FOLLOW_UPS = "follow-ups"
     REQUESTS = "requests"
-
-
-_KINDS = ("unrouted", "unresolved")
-
-
-def _key(item: Overdue) -> int:
-    """A unique integer per item of one list: the assignment for offers and follow-ups; the
-    request and kind for requests (a request can be both unrouted and unresolved)."""
-    if item.assignment_id is not None:
-        return item.assignment_id
-    return item.request_id * len(_KINDS) + _KINDS.index(item.kind)
 
 
 def _regions(principal: Principal, region: str | None) -> clocks.Regions:
@@ -55,12 +44,12 @@ def overdue(
 ) -> Page[Overdue]:
     now = now or utc_now()
     regions = _regions(principal, region)
-    items = {
-        OverdueList.OFFERS: clocks.overdue_offers,
-        OverdueList.FOLLOW_UPS: clocks.overdue_first_follow_ups,
-        OverdueList.REQUESTS: clocks.overdue_requests,
-    }[which](session, now, regions)
-    return page_sequence(items, _key, page)
+    pages = {
+        OverdueList.OFFERS: clocks.offers_page,
+        OverdueList.FOLLOW_UPS: clocks.follow_ups_page,
+        OverdueList.REQUESTS: clocks.requests_page,
+    }[which]
+    return pages(session, now, regions, page)
 
 
 @dataclass
@@ -90,3 +79,8 @@ def board(
         ageing=clocks.ageing(session, now, _regions(principal, region)),
         generated_at=now,
     )
+
+
+def ageing(session: Session, *, principal: Principal) -> dict[str, int]:
+    """The open backlog by age in the caller's regions (the console's dashboard chart)."""
+    return clocks.ageing(session, utc_now(), _regions(principal, None))

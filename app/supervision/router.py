@@ -8,10 +8,10 @@ from app.common.pagination import PageDep, paginate
 from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
-from app.deps import AdminOnly, CurrentPrincipal, DbSession, Staff
+from app.deps import AdminApart, CurrentPrincipal, DbSession, Scopes, Staff
 from app.errors import Forbidden
 from app.models import Notification
-from app.supervision import pages, repository
+from app.supervision import batches, pages, repository
 from app.supervision import service as supervision_service
 from app.supervision.clocks import Overdue
 from app.supervision.schemas import BoardRead, NotificationRead, OverdueRead, SweepRead
@@ -56,9 +56,13 @@ def overdue_list(
 
 
 @router.post("/supervision/sweep", response_model=SweepRead, responses=problem_responses(401, 403))
-def sweep_now(session: DbSession, _admin: AdminOnly) -> supervision_service.SweepReport:
-    """Run the deadline sweep now (the worker runs it on its own every few minutes)."""
-    return supervision_service.sweep(session)
+def sweep_now(scopes: Scopes, _admin: AdminApart) -> supervision_service.SweepReport:
+    """Run the deadline sweep now (the worker runs it on its own every few minutes).
+
+    In bounded batches of short transactions, one at a time on one connection, never one
+    long one: a province's sweep is minutes of work, and on SQLite a single transaction
+    would hold the only write lock throughout. The answer counts the batches."""
+    return batches.sweep_in(scopes.write)
 
 
 @router.get(

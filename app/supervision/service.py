@@ -44,6 +44,9 @@ class SweepReport:
     rematched_offers: int = 0
     overdue: dict[str, int] = field(default_factory=dict)
     notifications: int = 0
+    transactions: int = 0  # committed batches (the batched sweep); 0 for the one-transaction one
+    longest_transaction_seconds: float = 0.0
+    seconds: float = 0.0
 
 
 def coordinators(session: Session) -> Sequence[User]:
@@ -256,32 +259,6 @@ def announce(
         report.overdue[item.kind] = report.overdue.get(item.kind, 0) + 1
         for user in _recipients(session, item, coordinators):
             report.notifications += _notify(session, item, user, now)
-
-
-@dataclass
-class Board:
-    overdue_offers: list[Overdue]
-    overdue_follow_ups: list[Overdue]
-    overdue_requests: list[Overdue]
-    paused_work: list[clocks.PausedWork]
-    ageing: dict[str, int]
-    generated_at: datetime
-
-
-def board(session: Session, *, principal: Principal, region: str | None) -> Board:
-    """What is late in the caller's regions (optionally narrowed to one region prefix)."""
-    regions: clocks.Regions = None if principal.is_admin else principal.region_prefixes
-    if region:
-        regions = (region,)
-    now = utc_now()
-    return Board(
-        overdue_offers=list(clocks.overdue_offers(session, now, regions)),
-        overdue_follow_ups=list(clocks.overdue_first_follow_ups(session, now, regions)),
-        overdue_requests=list(clocks.overdue_requests(session, now, regions)),
-        paused_work=clocks.paused_work(session, now.date(), regions),
-        ageing=clocks.ageing(session, now, regions),
-        generated_at=now,
-    )
 
 
 def notifications_for(session: Session, *, principal: Principal) -> Sequence[Notification]:
