@@ -14,10 +14,12 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app.assignments import rematch as rematch_service
 from app.common import idempotency
 from app.common.clock import utc_now
 from app.common.pagination import PageParams
@@ -30,7 +32,10 @@ from app.supervision.senders import DEFAULT_SENDERS, Sender, deliver_pending
 logger = logging.getLogger(__name__)
 
 BATCH = 500
-REMATCH_BATCH = 25  # offers expired and re-matched per transaction: each re-match runs the engine
+# Offers expired and re-matched per round. A re-match's cost is mostly fixed (a snapshot of
+# the skilled providers, the text model): 25 a round made 2,000 expiries take 80 engine
+# runs. The engine runs in a read transaction, so the size does not lengthen a write.
+REMATCH_BATCH = 250
 Progress = Callable[[str, int], None]  # phase, items done so far
 Transaction = Callable[[], AbstractContextManager[Session]]  # one short transaction per call
 Lister = Callable[..., Page[Overdue]]
@@ -48,11 +53,14 @@ def begin_each(open_session: Callable[[], Session]) -> Transaction:
 
 
 class _Timed:
-    """Counts the sweep's transactions and keeps the longest: the figure that says no lock
-    was held for long (a province's sweep once held one for 20 minutes)."""
+    """Counts the sweep's transactions and keeps the longest write: the figure that says no
+    lock was held for long (a province's sweep once held one for 20 minutes). Reads (the
+    engine's snapshot for a re-match) are counted, not timed: they hold no write lock."""
 
-    def __init__(self, transaction: Transaction, out: supervision_service.SweepReport) -> None:
-        self.transaction, self.out = transaction, out
+    def __init__(
+        self, transaction: Transaction, out: supervision_service.SweepReport, *, writes: bool
+    ) -> None:
+        self.transaction, self.out, self.writes = transaction, out, writes
 
     @contextmanager
     def __call__(self) -> Iterator[Session]:
@@ -61,24 +69,43 @@ class _Timed:
             yield session
         held = time.perf_counter() - started
         self.out.transactions += 1
-        self.out.longest_transaction_seconds = round(
-            max(self.out.longest_transaction_seconds, held), 3
-        )
+        if self.writes:
+            longest = max(self.out.longest_transaction_seconds, held)
+            self.out.longest_transaction_seconds = round(longest, 3)
+
+
+@dataclass(frozen=True)
+class _Scopes:
+    """Write transactions, and reads that need not hold the write lock (SQLite: DEFERRED)."""
+
+    write: Transaction
+    read: Transaction
+
+
+def _rematched(scopes: _Scopes, request_ids: list[int]) -> int:
+    """Re-match reopened requests: the engine decides in a read transaction, the offers are
+    written (each checked again) in a short write transaction of their own."""
+    if not request_ids:
+        return 0
+    with scopes.read() as session:
+        planned = rematch_service.plan(session, request_ids=request_ids)
+    with scopes.write() as session:
+        return len(rematch_service.apply(session, planned, actor=None, planned_apart=True))
 
 
 def _late_offers(
-    transaction: Transaction,
+    scopes: _Scopes,
     now: datetime,
     batch: int,
     report: Progress,
     out: supervision_service.SweepReport,
 ) -> None:
-    """Offers past their deadline: announced, expired and re-matched, a batch at a time, in
-    assignment order from where the last batch stopped (re-match offers are newer and not
-    late, so the walk ends)."""
+    """Offers past their deadline: announced and expired a batch per transaction, then
+    re-matched, in assignment order from where the last batch stopped (re-match offers are
+    newer and not late, so the walk ends)."""
     after: int | None = None
     while True:
-        with transaction() as session:
+        with scopes.write() as session:
             found = clocks.offers_page(session, now, None, PageParams(batch, after), count=False)
             if not found.items:
                 return
@@ -86,7 +113,7 @@ def _late_offers(
             supervision_service.announce(session, found.items, people, now, out)
             expired = supervision_service.expire_offers(session, found.items)
             out.expired_offers += len(expired)
-            out.rematched_offers += supervision_service.rematch_after(session, expired, None)
+        out.rematched_offers += _rematched(scopes, expired)
         report("offers", out.expired_offers)
         if found.next_cursor is None:
             return
@@ -94,7 +121,7 @@ def _late_offers(
 
 
 def _released(
-    transaction: Transaction,
+    scopes: _Scopes,
     now: datetime,
     batch: int,
     report: Progress,
@@ -102,12 +129,12 @@ def _released(
 ) -> None:
     """Offers of providers paused or deactivated today, withdrawn and re-matched by batch."""
     while True:
-        with transaction() as session:
+        with scopes.write() as session:
             released = supervision_service.release_offers_of_unavailable(
                 session, now.date(), limit=batch
             )
             out.released_offers += len(released)
-            out.rematched_offers += supervision_service.rematch_after(session, released, None)
+        out.rematched_offers += _rematched(scopes, released)
         report("released", out.released_offers)
         if len(released) < batch:
             return
@@ -140,21 +167,25 @@ def _announced(
 def sweep_in(
     transaction: Transaction,
     *,
+    read: Transaction | None = None,
     now: datetime | None = None,
     batch: int = BATCH,
     progress: Progress | None = None,
 ) -> supervision_service.SweepReport:
     """The whole deadline sweep, as :func:`app.supervision.service.sweep` does it, but in
-    bounded transactions, each opened by ``transaction()``; the report counts them and
-    gives the longest."""
+    bounded transactions, each opened by ``transaction()`` (``read()`` for the engine's
+    snapshots, when given); the report counts them and gives the longest."""
     now = now or utc_now()
     started = time.perf_counter()
     out = supervision_service.SweepReport()
     report: Progress = progress or (lambda _phase, _done: None)
-    timed = _Timed(transaction, out)
+    timed = _Timed(transaction, out, writes=True)
+    scopes = _Scopes(
+        write=timed, read=_Timed(read, out, writes=False) if read is not None else timed
+    )
     small = min(batch, REMATCH_BATCH)
-    _late_offers(timed, now, small, report, out)
-    _released(timed, now, small, report, out)
+    _late_offers(scopes, now, small, report, out)
+    _released(scopes, now, small, report, out)
     _announced(timed, clocks.follow_ups_page, now, batch, report, out)
     _announced(timed, clocks.requests_page, now, batch, report, out)
     with timed() as session:
@@ -176,13 +207,15 @@ def sweep_in(
 def sweep(
     open_session: Callable[[], Session],
     *,
+    open_read: Callable[[], Session] | None = None,
     now: datetime | None = None,
     batch: int = BATCH,
     progress: Progress | None = None,
 ) -> supervision_service.SweepReport:
     """:func:`sweep_in` with a transaction per batch from ``open_session`` (a fresh session
-    each time)."""
-    return sweep_in(begin_each(open_session), now=now, batch=batch, progress=progress)
+    each time), and the engine's reads from ``open_read`` if given."""
+    read = begin_each(open_read) if open_read is not None else None
+    return sweep_in(begin_each(open_session), read=read, now=now, batch=batch, progress=progress)
 
 
 def drain_outbox(

@@ -62,7 +62,7 @@ def sweep_now(scopes: Scopes, _admin: AdminApart) -> supervision_service.SweepRe
     In bounded batches of short transactions, one at a time on one connection, never one
     long one: a province's sweep is minutes of work, and on SQLite a single transaction
     would hold the only write lock throughout. The answer counts the batches."""
-    return batches.sweep_in(scopes.write)
+    return batches.sweep_in(scopes.write, read=scopes.read)
 
 
 @router.get(

@@ -44,8 +44,8 @@ class BoardRead(Schema):
 
 
 class SweepRead(Schema):
-    """What one sweep did, and how: in ``transactions`` short batches, none longer than
-    ``longest_transaction_seconds``."""
+    """What one sweep did, and how: in ``transactions`` short batches, no write transaction
+    longer than ``longest_transaction_seconds`` (the engine's re-match reads run apart)."""
 
     expired_offers: int
     released_offers: int
