@@ -89,7 +89,10 @@ def triage(ctx: PageCtx, request_id: PathId, values: FormData) -> Response:
 def supervision(ctx: PageCtx) -> Response:
     principal = ctx.need(*STAFF)
     first = PageParams(limit=BOARD_ROWS, after_id=None)
-    board = supervision_pages.board(ctx.session, principal=principal, region=None, page=first)
+    cache: supervision_pages.BoardCache = ctx.request.app.state.board_cache
+    board = supervision_pages.board(
+        ctx.session, principal=principal, region=None, page=first, cache=cache
+    )
     sent = supervision_service.notifications_for(ctx.session, principal=principal)
     return ctx.render(
         "coordinator/supervision.html", board=board, notifications=sent[:NOTIFICATIONS_SHOWN]

@@ -24,6 +24,7 @@ from app.common import idempotency
 from app.common.clock import utc_now
 from app.common.pagination import PageParams
 from app.common.schemas import Page
+from app.common.workdays import local_date
 from app.supervision import clocks
 from app.supervision import service as supervision_service
 from app.supervision.clocks import Overdue
@@ -131,7 +132,7 @@ def _released(
     while True:
         with scopes.write() as session:
             released = supervision_service.release_offers_of_unavailable(
-                session, now.date(), limit=batch
+                session, local_date(now), limit=batch
             )
             out.released_offers += len(released)
         out.rematched_offers += _rematched(scopes, released)

@@ -210,12 +210,12 @@ def _request_conditions(
     return unrouted, unresolved
 
 
-def _open_requests(regions: Regions, *columns: Any) -> Select[Any]:
-    statement = (
-        select(*columns)
-        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
-        .where(HelpRequest.status.in_(UNSETTLED))
-    )
+def _open_requests(regions: Regions, *columns: Any, region_code: bool = True) -> Select[Any]:
+    """Open requests; the enterprise is joined for a region scope or its region code only."""
+    statement = select(*columns).select_from(HelpRequest).where(HelpRequest.status.in_(UNSETTLED))
+    if regions is None and not region_code:
+        return statement
+    statement = statement.join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
     return _scoped(statement, regions)
 
 
@@ -271,11 +271,29 @@ def requests_page(
             items.append(clock_item("unresolved", row.created_at, days, now, **ids))
     found = _following(items, page)
     if count:
-        base = _open_requests(regions, HelpRequest.id)
-        found.total = _count(session, base.where(unrouted)) + _count(
-            session, base.where(unresolved)
-        )
+        found.total = _late_requests(session, regions, unrouted, unresolved)
     return found
+
+
+def requests_total(session: Session, now: datetime, regions: Regions) -> int:
+    """How many items :func:`requests_page` walks through in all."""
+    unrouted, unresolved = _request_conditions(CategoryClocks.read(session), local_date(now))
+    return _late_requests(session, regions, unrouted, unresolved)
+
+
+def _late_requests(
+    session: Session,
+    regions: Regions,
+    unrouted: ColumnElement[bool],
+    unresolved: ColumnElement[bool],
+) -> int:
+    """Both kinds counted in one pass over the open requests."""
+
+    def one_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    statement = _open_requests(regions, one_if(unrouted) + one_if(unresolved), region_code=False)
+    return int(session.scalar(statement) or 0)
 
 
 def _assignments(regions: Regions, status: AssignmentStatus, *columns: Any) -> Select[Any]:
@@ -304,18 +322,22 @@ def _keyset(statement: Select[Any], page: PageParams) -> Select[Any]:
     return statement.order_by(Assignment.id).limit(page.limit + 1)
 
 
+def _late_offers(now: datetime, regions: Regions, *columns: Any) -> Select[Any]:
+    late = and_(Assignment.offered_at.is_not(None), Assignment.offer_expires_at < now)
+    return _assignments(regions, AssignmentStatus.OFFERED, *columns).where(late)
+
+
+def offers_total(session: Session, now: datetime, regions: Regions) -> int:
+    return _count(session, _late_offers(now, regions, Assignment.id))
+
+
 def offers_page(
     session: Session, now: datetime, regions: Regions, page: PageParams, *, count: bool = True
 ) -> Page[Overdue]:
     """Offers past their deadline (a TTL in hours, stored on the row), with the total."""
-    late = and_(Assignment.offered_at.is_not(None), Assignment.offer_expires_at < now)
-    statement = _assignments(
-        regions,
-        AssignmentStatus.OFFERED,
-        *_ASSIGNMENT_COLUMNS,
-        Assignment.offered_at,
-        Assignment.offer_expires_at,
-    ).where(late)
+    statement = _late_offers(
+        now, regions, *_ASSIGNMENT_COLUMNS, Assignment.offered_at, Assignment.offer_expires_at
+    )
     rows = session.execute(_keyset(statement, page)).all()
     items = [_offer_item(row, now) for row in rows]
     found = _following(items, page)
@@ -324,16 +346,30 @@ def offers_page(
     return found
 
 
+_STARTED = func.coalesce(Assignment.responded_at, Assignment.updated_at)  # the clock's start
+
+
+def _late_follow_ups(
+    clocks: CategoryClocks, now: datetime, regions: Regions, *columns: Any
+) -> Select[Any]:
+    logged = exists().where(FollowUp.assignment_id == Assignment.id)
+    late = _started_late(_STARTED, clocks.first_feedback, local_date(now))
+    return _assignments(regions, AssignmentStatus.ACCEPTED, *columns).where(~logged, late)
+
+
+def follow_ups_total(session: Session, now: datetime, regions: Regions) -> int:
+    statement = _late_follow_ups(CategoryClocks.read(session), now, regions, Assignment.id)
+    return _count(session, statement)
+
+
 def follow_ups_page(
     session: Session, now: datetime, regions: Regions, page: PageParams, *, count: bool = True
 ) -> Page[Overdue]:
     """Accepted work with no follow-up logged within ``first_feedback_days``."""
     clocks = CategoryClocks.read(session)
-    started = func.coalesce(Assignment.responded_at, Assignment.updated_at)
-    logged = exists().where(FollowUp.assignment_id == Assignment.id)
-    statement = _assignments(
-        regions, AssignmentStatus.ACCEPTED, *_ASSIGNMENT_COLUMNS, started.label("started")
-    ).where(~logged, _started_late(started, clocks.first_feedback, local_date(now)))
+    statement = _late_follow_ups(
+        clocks, now, regions, *_ASSIGNMENT_COLUMNS, _STARTED.label("started")
+    )
     rows = session.execute(_keyset(statement, page)).all()
     items = [
         clock_item(
@@ -471,7 +507,7 @@ def ageing(session: Session, now: datetime, regions: Regions = None) -> dict[str
     ).label("bucket")
     # Grouped over a subquery: PostgreSQL would see the CASE's parameters in GROUP BY as
     # different expressions from those in the select list.
-    aged = _open_requests(regions, bucket).subquery()
+    aged = _open_requests(regions, bucket, region_code=False).subquery()
     counts = {name: 0 for name, _ in AGE_BUCKETS}
     for name, n in session.execute(select(aged.c.bucket, func.count()).group_by(aged.c.bucket)):
         counts[name] = n

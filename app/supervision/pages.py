@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.common.cache import TTLCache
 from app.common.clock import utc_now
 from app.common.pagination import PageParams
 from app.common.principal import Principal
 from app.common.schemas import Page
+from app.common.workdays import local_date
 from app.supervision import clocks
 from app.supervision.clocks import Overdue
 
@@ -33,6 +36,15 @@ def _regions(principal: Principal, region: str | None) -> clocks.Regions:
     return None if principal.is_admin else principal.region_prefixes
 
 
+BoardCache = TTLCache[Any]  # totals and ageing per scope, for ``stats_cache_seconds``
+
+_LISTS = {
+    OverdueList.OFFERS: (clocks.offers_page, clocks.offers_total),
+    OverdueList.FOLLOW_UPS: (clocks.follow_ups_page, clocks.follow_ups_total),
+    OverdueList.REQUESTS: (clocks.requests_page, clocks.requests_total),
+}
+
+
 def overdue(
     session: Session,
     *,
@@ -41,15 +53,23 @@ def overdue(
     which: OverdueList,
     page: PageParams,
     now: datetime | None = None,
+    cache: BoardCache | None = None,
 ) -> Page[Overdue]:
+    """One page, always read live; its ``total`` through ``cache`` when given.
+
+    The page is a keyset read of ``limit`` rows. The total counts every open request of the
+    scope (150k at province scale: seconds on SQLite), and a board polled by many
+    coordinators would count it for each; deadlines run in days, so a total up to
+    ``stats_cache_seconds`` old is shown, computed once per scope meanwhile.
+    """
     now = now or utc_now()
     regions = _regions(principal, region)
-    pages = {
-        OverdueList.OFFERS: clocks.offers_page,
-        OverdueList.FOLLOW_UPS: clocks.follow_ups_page,
-        OverdueList.REQUESTS: clocks.requests_page,
-    }[which]
-    return pages(session, now, regions, page)
+    lister, total = _LISTS[which]
+    if cache is None:
+        return lister(session, now, regions, page)
+    found = lister(session, now, regions, page, count=False)
+    found.total = cache.get_or_compute((which.value, regions), lambda: total(session, now, regions))
+    return found
 
 
 @dataclass
@@ -63,20 +83,39 @@ class BoardPage:
 
 
 def board(
-    session: Session, *, principal: Principal, region: str | None, page: PageParams
+    session: Session,
+    *,
+    principal: Principal,
+    region: str | None,
+    page: PageParams,
+    cache: BoardCache | None = None,
 ) -> BoardPage:
     """The first page of each list (or the page ``cursor`` names in each), with totals."""
     now = utc_now()
+    regions = _regions(principal, region)
     lists = {
-        which: overdue(session, principal=principal, region=region, which=which, page=page, now=now)
+        which: overdue(
+            session,
+            principal=principal,
+            region=region,
+            which=which,
+            page=page,
+            now=now,
+            cache=cache,
+        )
         for which in OverdueList
     }
+    aged: dict[str, int] = (
+        cache.get_or_compute(("ageing", regions), lambda: clocks.ageing(session, now, regions))
+        if cache is not None
+        else clocks.ageing(session, now, regions)
+    )
     return BoardPage(
         overdue_offers=lists[OverdueList.OFFERS],
         overdue_follow_ups=lists[OverdueList.FOLLOW_UPS],
         overdue_requests=lists[OverdueList.REQUESTS],
-        paused_work=clocks.paused_work(session, now.date(), _regions(principal, region)),
-        ageing=clocks.ageing(session, now, _regions(principal, region)),
+        paused_work=clocks.paused_work(session, local_date(now), regions),
+        ageing=aged,
         generated_at=now,
     )
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.common.pagination import PageDep, paginate
 from app.common.principal import Principal
@@ -28,14 +28,27 @@ def _checked_region(principal: Principal, region: str | None) -> str | None:
 Region = Annotated[RegionPrefix | None, Query(description="Narrow to one region prefix")]
 
 
+async def board_cache(request: Request) -> pages.BoardCache:
+    cache: pages.BoardCache = request.app.state.board_cache
+    return cache
+
+
+BoardCacheDep = Annotated[pages.BoardCache, Depends(board_cache)]
+
+
 @router.get("/supervision", response_model=BoardRead, responses=problem_responses(401, 403))
 def supervision_board(
-    session: DbSession, principal: Staff, page: PageDep, region: Region = None
+    session: DbSession,
+    principal: Staff,
+    page: PageDep,
+    cache: BoardCacheDep,
+    region: Region = None,
 ) -> pages.BoardPage:
     """Overdue offers, first follow-ups and requests (first page of each, with totals), and
-    the ageing of the open backlog."""
+    the ageing of the open backlog. Pages are live; totals and ageing may be up to
+    ``ZHUQI_STATS_CACHE_SECONDS`` old."""
     region = _checked_region(principal, region)
-    return pages.board(session, principal=principal, region=region, page=page)
+    return pages.board(session, principal=principal, region=region, page=page, cache=cache)
 
 
 @router.get(
@@ -48,11 +61,14 @@ def overdue_list(
     session: DbSession,
     principal: Staff,
     page: PageDep,
+    cache: BoardCacheDep,
     region: Region = None,
 ) -> Page[Overdue]:
     """One of the board's lists, page by page (``cursor`` from the previous page)."""
     region = _checked_region(principal, region)
-    return pages.overdue(session, principal=principal, region=region, which=which, page=page)
+    return pages.overdue(
+        session, principal=principal, region=region, which=which, page=page, cache=cache
+    )
 
 
 @router.post("/supervision/sweep", response_model=SweepRead, responses=problem_responses(401, 403))

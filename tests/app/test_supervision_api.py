@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -10,7 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth.principal import Principal
 from app.common.clock import local_zone, today, utc_now
+from app.common.pagination import PageParams
 from app.common.workdays import add_working_days
 from app.match_runs.claims import Sessions
 from app.models import (
@@ -24,7 +27,7 @@ from app.models import (
     Role,
     User,
 )
-from app.supervision import batches
+from app.supervision import batches, pages
 from app.supervision import service as supervision_service
 from app.supervision.senders import LogSender, deliver_pending
 from app.worker.loop import Worker
@@ -384,3 +387,26 @@ def test_the_sweep_endpoint_commits_in_batches_and_says_so(
     assert 0 <= body["longest_transaction_seconds"] <= body["seconds"]
     db.expire_all()
     assert {db.get(Assignment, a.id).status for a in late} == {AssignmentStatus.EXPIRED}  # type: ignore[union-attr]
+
+
+def test_board_totals_are_reused_for_the_cache_ttl_while_pages_stay_live(
+    db: Session, cast: Cast
+) -> None:
+    cache = pages.BoardCache(ttl=60)
+    first = backdated_request(db, cast, days=3)
+    listed = partial(
+        pages.overdue,
+        db,
+        principal=Principal.of(cast.admin),
+        region=None,
+        which=pages.OverdueList.REQUESTS,
+        page=PageParams(limit=10, after_id=None),
+        cache=cache,
+    )
+    assert listed().total == 1
+    second = backdated_request(db, cast, days=3)
+    again = listed()
+    assert [i.request_id for i in again.items] == [first.id, second.id]
+    assert again.total == 1  # counted once per TTL and scope
+    cache.clear()
+    assert listed().total == 2
