@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -134,3 +134,18 @@ def paginate_by_key(
 def _count(session: Session, statement: Select[Any]) -> int:
     counted = select(func.count()).select_from(statement.order_by(None).subquery())
     return int(session.scalar(counted) or 0)
+
+
+def page_sequence(items: Iterable[T], key: Callable[[T], int], params: PageParams) -> Page[T]:
+    """The same keyset page over items computed in Python, with the total: sorted by
+    ``key``, a unique integer per item, which the cursor carries."""
+    ordered = sorted(items, key=key)
+    start = 0
+    if params.after_id is not None:
+        start = next(
+            (i for i, item in enumerate(ordered) if key(item) > params.after_id), len(ordered)
+        )
+    chunk = ordered[start : start + params.limit]
+    more = start + params.limit < len(ordered)
+    next_cursor = encode_cursor(key(chunk[-1])) if more and chunk else None
+    return Page[T](items=chunk, next_cursor=next_cursor, total=len(ordered))

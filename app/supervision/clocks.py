@@ -186,7 +186,7 @@ def _scoped(statement: AnySelect, regions: Regions) -> AnySelect:
     """``regions`` None means everywhere (admins, the sweep); otherwise code prefixes."""
     if regions is None:
         return statement
-    return statement.where(region_clause(Enterprise.region_code, regions))  # type: ignore[arg-type]
+    return statement.where(region_clause(Enterprise.region_code, regions))
 
 
 def _request_conditions(
