@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from app.admission import AdmissionControl, AdmissionStats
 from app.api import api_router
 from app.auth.throttle import LogInThrottle
 from app.auth.usage import ApiKeyUsage
+from app.common.cache import TTLCache
 from app.common.edges import InputEdgesMiddleware
 from app.common.retry import RetryTransientMiddleware
 from app.common.schemas import ProblemDetail
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     app.state.api_key_usage = ApiKeyUsage(flush_seconds=settings.api_key_usage_flush_seconds)
     app.state.admission = AdmissionStats(limit=settings.inflight_limit)
     app.state.stats_cache = StatsCache(settings.stats_cache_seconds)
+    app.state.board_cache = TTLCache[Any](settings.stats_cache_seconds)  # supervision totals
     app.add_middleware(
         AdmissionControl,
         limit=settings.inflight_limit,

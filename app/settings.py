@@ -116,7 +116,10 @@ class Settings(BaseSettings):
         default=15.0,
         ge=0,
         le=3600,
-        description="How long a /stats summary is reused (0: computed on every call)",
+        description=(
+            "How long a /stats summary, and the supervision board's totals and ageing, are "
+            "reused (0: computed on every call)"
+        ),
     )
     admission_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds a request may queue before 503"

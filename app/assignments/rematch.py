@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -62,6 +63,25 @@ def rematch_requests(
 ) -> list[Assignment]:
     """Offer each request its best allowed provider now, with the weights of the run that
     made its assignment (defaults for hand-made ones); returns the new offers."""
+    return apply(session, plan(session, request_ids=request_ids), actor=actor)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One group's re-match, decided from a snapshot and not yet written: the sweep decides
+    in a read transaction (no write lock while the engine runs) and writes in a short one,
+    where each offer is checked again (:func:`_offer`)."""
+
+    result: matching.MatchResult
+    run_id: int | None
+    request_enterprise: Mapping[int, int]
+    request_region: Mapping[int, str]
+    decided: tuple[int, ...]  # every request the engine decided on (matched or not)
+
+
+def plan(session: Session, *, request_ids: Iterable[int]) -> list[Planned]:
+    """The engine's decisions for ``request_ids``, grouped by the run whose weights apply;
+    reads only."""
     ids = tuple(sorted(set(request_ids)))
     if not ids:
         return []
@@ -71,33 +91,61 @@ def rematch_requests(
     for request_id in ids:
         run_id = runs.get(request_id)
         groups[run_id if run_id in weights else None].append(request_id)
-    made: list[Assignment] = []
+    planned: list[Planned] = []
     for run_id, members in sorted(groups.items(), key=lambda g: (g[0] is not None, g[0] or 0)):
         chosen = weights.get(run_id) if run_id is not None else None
-        made += _rematch_group(session, members, chosen, run_id, actor)
+        if (group := _plan_group(session, members, chosen, run_id)) is not None:
+            planned.append(group)
+    return planned
+
+
+def apply(
+    session: Session,
+    planned: Iterable[Planned],
+    *,
+    actor: Principal | None,
+    planned_apart: bool = False,
+) -> list[Assignment]:
+    """Write the planned offers (each checked again), record the unmatched, attach plans.
+
+    ``planned_apart``: the plan was made in an earlier transaction, so an offer is also
+    skipped when its request was offered meanwhile or its pair excluded since.
+    """
+    made: list[Assignment] = []
+    for group in planned:
+        made += _apply_group(session, group, actor, planned_apart)
     return made
 
 
-def _rematch_group(
+def _plan_group(
     session: Session,
     ids: Sequence[int],
     weights: matching.Weights | None,
     run_id: int | None,
-    actor: Principal | None,
-) -> list[Assignment]:
+) -> Planned | None:
     snap = snapshot(session, Scope(request_ids=tuple(ids)), skilled_only=True)
     if len(snap.problem.requests) == 0:
-        return []
+        return None
     chosen = weights or matching.Weights()
     previous = matching.MatchResult(
         assignments=(), unmatched=(), runners_up={}, stats=_NO_STATS, weights=chosen
     )
     result = matching.rematch(previous, snap.problem, changed=ids, weights=chosen)
-    offers = [_offer(session, result, a, actor, run_id) for a in result.assignments]
+    decided = tuple(int(r) for r in snap.problem.requests.id)
+    return Planned(
+        result, run_id, dict(snap.request_enterprise), dict(snap.request_region), decided
+    )
+
+
+def _apply_group(
+    session: Session, group: Planned, actor: Principal | None, planned_apart: bool
+) -> list[Assignment]:
+    result, run_id = group.result, group.run_id
+    offers = [_offer(session, result, a, actor, run_id, planned_apart) for a in result.assignments]
     unmatched_store.record(
         session,
         source=unmatched_store.REMATCH,
-        decided=[int(r) for r in snap.problem.requests.id],
+        decided=list(group.decided),
         unmatched=result.unmatched,
     )
     for unmatched in result.unmatched:
@@ -108,12 +156,12 @@ def _rematch_group(
                 actor=actor,
                 action="request.unmatched",
                 entity=request,
-                region_code=snap.request_region.get(request.id, ""),
+                region_code=group.request_region.get(request.id, ""),
                 after=unmatched_store.structured(unmatched),
             )
     attach.attach_many(
         session,
-        enterprise_ids=[snap.request_enterprise[o.request_id] for o in offers if o],
+        enterprise_ids=[group.request_enterprise[o.request_id] for o in offers if o],
         actor=actor,
     )
     return [o for o in offers if o is not None]
@@ -143,10 +191,14 @@ def _offer(
     chosen: Any,
     actor: Principal | None,
     run_id: int | None,
+    planned_apart: bool = False,
 ) -> Assignment | None:
     request = session.get(HelpRequest, chosen.request)
     provider = offers.lock_provider(session, chosen.provider)
     if request is None:
+        return None
+    if planned_apart and session.scalar(repository.offer_blocked(request, provider.id)):
+        logger.info("re-match of request %s went stale since its plan; skipped", request.id)
         return None
     try:
         offers.check_pair_allowed(session, request, provider)

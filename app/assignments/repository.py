@@ -6,13 +6,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, false, func, select
+from sqlalchemy import Select, exists, false, func, or_, select
 
 from app.assignments.transitions import OPEN
 from app.common.idsets import in_ids
 from app.common.principal import Principal
 from app.enterprises.repository import region_clause
-from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, MatchRun
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    Enterprise,
+    Exclusion,
+    HelpRequest,
+    MatchRun,
+    ProviderConflict,
+)
 
 
 def visible_to(principal: Principal) -> Select[Assignment]:
@@ -89,3 +97,18 @@ def weights_sources(request_ids: Sequence[int]) -> Select[int, int | None, dict[
 
 def run_weights(run_ids: Sequence[int]) -> Select[int, dict[str, Any]]:
     return select(MatchRun.id, MatchRun.weights).where(in_ids(MatchRun.id, run_ids))
+
+
+def offer_blocked(request: HelpRequest, provider_id: int) -> Select[tuple[bool]]:
+    """Whether a planned re-match offer went stale since its snapshot: the request holds an
+    open assignment again, or the pair was excluded or declared a conflict meanwhile."""
+    held = exists().where(Assignment.request_id == request.id, Assignment.status.in_(OPEN))
+    excluded = exists().where(
+        Exclusion.provider_id == provider_id,
+        or_(Exclusion.request_id == request.id, Exclusion.enterprise_id == request.enterprise_id),
+    )
+    conflict = exists().where(
+        ProviderConflict.provider_id == provider_id,
+        ProviderConflict.enterprise_id == request.enterprise_id,
+    )
+    return select(or_(held, excluded, conflict))

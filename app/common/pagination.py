@@ -70,7 +70,64 @@ def paginate(
     rows: Sequence[Any] = session.scalars(statement.order_by(order).limit(params.limit + 1)).all()
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
-    next_cursor = encode_cursor(rows[-1].id) if has_more and rows else None
+    last = getattr(rows[-1], id_column.key) if rows else None  # tables keyed on (a, b) page on b
+    next_cursor = encode_cursor(last) if has_more and last is not None else None
+    return Page[T](items=[convert(r) for r in rows], next_cursor=next_cursor, total=total)
+
+
+@dataclass(frozen=True)
+class KeyPageParams:
+    """A page of a table keyed by a string (categories): the same cursor, carrying the key."""
+
+    limit: int
+    after_key: str | None
+
+
+def encode_key_cursor(last_key: str) -> str:
+    return base64.urlsafe_b64encode(f"key:{last_key}".encode()).decode().rstrip("=")
+
+
+def decode_key_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidInput("cursor is not one this API returned", field="cursor") from exc
+    kind, _, value = raw.partition(":")
+    if kind != "key":
+        raise InvalidInput("cursor is not one this API returned", field="cursor")
+    return value
+
+
+def key_page_params(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, description="Page size; capped by the server.")] = 50,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> KeyPageParams:
+    cap: int = request.app.state.settings.page_limit_max
+    return KeyPageParams(min(limit, cap), decode_key_cursor(cursor) if cursor else None)
+
+
+KeyPageDep = Annotated[KeyPageParams, Depends(key_page_params)]
+
+
+def paginate_by_key(
+    session: Session,
+    statement: Select[Any],
+    key_column: InstrumentedAttribute[str],
+    params: KeyPageParams,
+    convert: Callable[[Any], T],
+) -> Page[T]:
+    """:func:`paginate` for a string primary key, in key order, always with the total."""
+    total = _count(session, statement)
+    if params.after_key is not None:
+        statement = statement.where(key_column > params.after_key)
+    rows: Sequence[Any] = session.scalars(
+        statement.order_by(key_column).limit(params.limit + 1)
+    ).all()
+    has_more = len(rows) > params.limit
+    rows = rows[: params.limit]
+    last = getattr(rows[-1], key_column.key) if rows else None
+    next_cursor = encode_key_cursor(last) if has_more and last is not None else None
     return Page[T](items=[convert(r) for r in rows], next_cursor=next_cursor, total=total)
 
 
@@ -80,8 +137,8 @@ def _count(session: Session, statement: Select[Any]) -> int:
 
 
 def page_sequence(items: Iterable[T], key: Callable[[T], int], params: PageParams) -> Page[T]:
-    """The same keyset page over items computed in Python (deadlines from clocks), with the
-    total: sorted by ``key``, a unique integer per item, which the cursor carries."""
+    """The same keyset page over items computed in Python, with the total: sorted by
+    ``key``, a unique integer per item, which the cursor carries."""
     ordered = sorted(items, key=key)
     start = 0
     if params.after_id is not None:

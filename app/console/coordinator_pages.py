@@ -20,11 +20,13 @@ from app.providers import vetting as vetting_service
 from app.requests import repository as request_repository
 from app.requests import service as request_service
 from app.requests.schemas import HelpRequestUpdate
+from app.supervision import pages as supervision_pages
 from app.supervision import service as supervision_service
 
 router = APIRouter(include_in_schema=False)
 STAFF = (Role.COORDINATOR, Role.ADMIN)
 PAGE_SIZE = 25
+BOARD_ROWS = 100  # first rows of each overdue list; the heading shows the total
 NOTIFICATIONS_SHOWN = 50
 
 
@@ -86,7 +88,11 @@ def triage(ctx: PageCtx, request_id: PathId, values: FormData) -> Response:
 @router.get("/coordinator/supervision")
 def supervision(ctx: PageCtx) -> Response:
     principal = ctx.need(*STAFF)
-    board = supervision_service.board(ctx.session, principal=principal, region=None)
+    first = PageParams(limit=BOARD_ROWS, after_id=None)
+    cache: supervision_pages.BoardCache = ctx.request.app.state.board_cache
+    board = supervision_pages.board(
+        ctx.session, principal=principal, region=None, page=first, cache=cache
+    )
     sent = supervision_service.notifications_for(ctx.session, principal=principal)
     return ctx.render(
         "coordinator/supervision.html", board=board, notifications=sent[:NOTIFICATIONS_SHOWN]

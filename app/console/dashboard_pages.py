@@ -11,7 +11,7 @@ from app.console.web import Ctx, PageCtx
 from app.stats import service as stats_service
 from app.stats.repository import StatsFilter
 from app.stats.schemas import GroupBy, StatsGroup, StatsRead
-from app.supervision import service as supervision_service
+from app.supervision import pages as supervision_pages
 
 router = APIRouter(include_in_schema=False)
 TOP_PROVIDERS = 15
@@ -88,8 +88,8 @@ def dashboard(ctx: PageCtx) -> Response:
         stats(GroupBy.PROVIDER),
     )
     names = ctx.category_names()
-    board = supervision_service.board(ctx.session, principal=principal, region=None)
-    ageing = [charts.Bar(bucket, (n,), str(n)) for bucket, n in board.ageing.items()]
+    backlog = supervision_pages.ageing(ctx.session, principal=principal)
+    ageing = [charts.Bar(bucket, (n,), str(n)) for bucket, n in backlog.items()]
     svgs = {
         "funnel": _funnel(ctx, by_category),
         "ageing": charts.bars(ctx._("Open backlog by age"), ageing),

@@ -35,6 +35,7 @@ def list_events(
     page: PageDep,
     filters: Annotated[repository.EventFilter, Depends(event_filter)],
 ) -> Page[EventRead]:
-    """The append-only audit log: who changed what, before and after."""
+    """The append-only audit log: who changed what, before and after; paged with the total
+    of what the filters select."""
     statement = repository.filtered(repository.visible_to(principal), filters)
-    return paginate(session, statement, Event.id, page, EventRead.model_validate)
+    return paginate(session, statement, Event.id, page, EventRead.model_validate, count=True)

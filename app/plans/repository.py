@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Select, false, select
 from app.assignments.transitions import LIVE, OPEN
 from app.auth.principal import Principal
 from app.enterprises.repository import region_clause
-from app.models import Assignment, Enterprise, HelpRequest, Milestone, Plan
+from app.models import Assignment, Enterprise, FollowUp, HelpRequest, Milestone, Plan
 
 
 def visible_to(principal: Principal) -> Select[Plan]:
@@ -66,3 +66,12 @@ def provider_steps(provider_id: int, request_ids: Sequence[int]) -> Select[Miles
         )
         .order_by(Milestone.request_id, Milestone.position, Milestone.id)
     )
+
+
+def follow_ups_of(plan_id: int, provider_id: int | None) -> Select[FollowUp]:
+    """A plan's follow-ups; for a provider only those on its own assignments."""
+    statement = select(FollowUp).where(FollowUp.plan_id == plan_id)
+    if provider_id is None:
+        return statement
+    own = select(Assignment.id).where(Assignment.provider_id == provider_id)
+    return statement.where(FollowUp.assignment_id.in_(own))

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import partial
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
 from app.deps import CurrentPrincipal, DbSession, Staff
-from app.models import FollowUp, Milestone, Plan, PlanStatus
+from app.models import Milestone, Plan, PlanStatus
 from app.plans import service as plan_service
 from app.plans.schemas import (
     FollowUpCreate,
@@ -201,15 +200,16 @@ def delete_milestone(
 
 @router.get(
     "/{plan_id}/follow-ups",
-    response_model=list[FollowUpRead],
+    response_model=Page[FollowUpRead],
     responses=problem_responses(401, 404),
 )
 def list_follow_ups(
-    plan: CurrentPlan, session: DbSession, principal: CurrentPrincipal
-) -> Sequence[FollowUp]:
-    """The plan's follow-ups; a provider's list holds those on its own assignments only."""
+    plan: CurrentPlan, session: DbSession, principal: CurrentPrincipal, page: PageDep
+) -> Page[FollowUpRead]:
+    """The plan's follow-ups, paged with the total; a provider's list holds those on its own
+    assignments only."""
     provider_id = principal.provider_id if principal.is_provider else None
-    return plan_service.follow_ups(session, plan, provider_id=provider_id)
+    return plan_service.page_follow_ups(session, plan, provider_id=provider_id, page=page)
 
 
 @router.post(

@@ -31,7 +31,13 @@ from app.models import (
     RequestStatus,
 )
 from app.plans import attach, milestones, repository, summaries
-from app.plans.schemas import FollowUpCreate, MilestoneCreate, MilestoneUpdate, PlanUpdate
+from app.plans.schemas import (
+    FollowUpCreate,
+    FollowUpRead,
+    MilestoneCreate,
+    MilestoneUpdate,
+    PlanUpdate,
+)
 
 T = TypeVar("T")
 
@@ -368,11 +374,16 @@ def follow_ups(
     session: Session, plan: Plan, *, provider_id: int | None = None
 ) -> Sequence[FollowUp]:
     """The plan's follow-ups; a provider's view holds only those on its own assignments."""
-    statement = select(FollowUp).where(FollowUp.plan_id == plan.id)
-    if provider_id is not None:
-        own = select(Assignment.id).where(Assignment.provider_id == provider_id)
-        statement = statement.where(FollowUp.assignment_id.in_(own))
+    statement = repository.follow_ups_of(plan.id, provider_id)
     return session.scalars(statement.order_by(FollowUp.occurred_at, FollowUp.id)).all()
+
+
+def page_follow_ups(
+    session: Session, plan: Plan, *, provider_id: int | None, page: PageParams
+) -> Page[FollowUpRead]:
+    """The API's list of them: in the order they were logged, paged with the total."""
+    statement = repository.follow_ups_of(plan.id, provider_id)
+    return paginate(session, statement, FollowUp.id, page, FollowUpRead.model_validate, count=True)
 
 
 def refresh_status(session: Session, plan_id: int | None, actor: Principal | None) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -11,7 +10,7 @@ from app.common.pagination import PageDep
 from app.common.schemas import Page, StaffDecision, problem_responses
 from app.common.types import PathId, RegionPrefix
 from app.deps import CurrentPrincipal, DbSession, SettingsDep, Staff
-from app.models import Provider, ProviderConflict, ProviderKind, Vetting
+from app.models import Provider, ProviderKind, Vetting
 from app.providers import repository
 from app.providers import service as provider_service
 from app.providers import vetting as vetting_service
@@ -131,13 +130,16 @@ def vet_provider(
 
 @router.get(
     "/{provider_id}/conflicts",
-    response_model=list[ConflictRead],
+    response_model=Page[ConflictRead],
     responses=problem_responses(401, 403, 404),
 )
 def list_conflicts(
-    provider: CurrentProvider, session: DbSession, principal: CurrentPrincipal
-) -> Sequence[ProviderConflict]:
-    return provider_service.list_conflicts(session, principal=principal, provider=provider)
+    provider: CurrentProvider, session: DbSession, principal: CurrentPrincipal, page: PageDep
+) -> Page[ConflictRead]:
+    """The enterprises this provider must never serve, paged with the total."""
+    return provider_service.list_conflicts(
+        session, principal=principal, provider=provider, page=page
+    )
 
 
 @router.post(

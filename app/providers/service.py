@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from app.models import Enterprise, Provider, ProviderConflict, Vetting
 from app.providers import repository
 from app.providers.schemas import (
     ConflictCreate,
+    ConflictRead,
     ProviderCreate,
     ProviderUpdate,
     ProviderView,
@@ -171,10 +171,19 @@ def _ensure_may_declare(principal: Principal, provider: Provider) -> None:
 
 
 def list_conflicts(
-    session: Session, *, principal: Principal, provider: Provider
-) -> Sequence[ProviderConflict]:
+    session: Session, *, principal: Principal, provider: Provider, page: PageParams
+) -> Page[ConflictRead]:
+    """The provider's declared conflicts, by enterprise, paged with the total."""
     _ensure_may_declare(principal, provider)
-    return session.scalars(repository.conflicts_of(provider.id)).all()
+    statement = repository.conflicts_of(provider.id).order_by(None)
+    return paginate(
+        session,
+        statement,
+        ProviderConflict.enterprise_id,
+        page,
+        ConflictRead.model_validate,
+        count=True,
+    )
 
 
 def declare_conflict(

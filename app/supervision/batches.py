@@ -10,61 +10,119 @@ notifications carry a ``dedupe_key``), and progress is reported after each batch
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
+from app.assignments import rematch as rematch_service
 from app.common import idempotency
 from app.common.clock import utc_now
+from app.common.pagination import PageParams
+from app.common.schemas import Page
+from app.common.workdays import local_date
 from app.supervision import clocks
 from app.supervision import service as supervision_service
+from app.supervision.clocks import Overdue
 from app.supervision.senders import DEFAULT_SENDERS, Sender, batch_for, deliver_pending
 
 logger = logging.getLogger(__name__)
 
 BATCH = 500
-REMATCH_BATCH = 25  # offers expired and re-matched per transaction: each re-match runs the engine
+# Offers expired and re-matched per round. A re-match's cost is mostly fixed (a snapshot of
+# the skilled providers, the text model): 25 a round made 2,000 expiries take 80 engine
+# runs. The engine runs in a read transaction, so the size does not lengthen a write.
+REMATCH_BATCH = 250
 Progress = Callable[[str, int], None]  # phase, items done so far
-T = TypeVar("T")
+Transaction = Callable[[], AbstractContextManager[Session]]  # one short transaction per call
+Lister = Callable[..., Page[Overdue]]
 
 
-def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
+def begin_each(open_session: Callable[[], Session]) -> Transaction:
+    """A transaction per call from a session factory (the worker's, or a test's)."""
+
+    @contextmanager
+    def transaction() -> Iterator[Session]:
+        with open_session() as session, session.begin():
+            yield session
+
+    return transaction
+
+
+class _Timed:
+    """Counts the sweep's transactions and keeps the longest write: the figure that says no
+    lock was held for long (a province's sweep once held one for 20 minutes). Reads (the
+    engine's snapshot for a re-match) are counted, not timed: they hold no write lock."""
+
+    def __init__(
+        self, transaction: Transaction, out: supervision_service.SweepReport, *, writes: bool
+    ) -> None:
+        self.transaction, self.out, self.writes = transaction, out, writes
+
+    @contextmanager
+    def __call__(self) -> Iterator[Session]:
+        started = time.perf_counter()
+        with self.transaction() as session:
+            yield session
+        held = time.perf_counter() - started
+        self.out.transactions += 1
+        if self.writes:
+            longest = max(self.out.longest_transaction_seconds, held)
+            self.out.longest_transaction_seconds = round(longest, 3)
+
+
+@dataclass(frozen=True)
+class _Scopes:
+    """Write transactions, and reads that need not hold the write lock (SQLite: DEFERRED)."""
+
+    write: Transaction
+    read: Transaction
+
+
+def _rematched(scopes: _Scopes, request_ids: list[int]) -> int:
+    """Re-match reopened requests: the engine decides in a read transaction, the offers are
+    written (each checked again) in a short write transaction of their own."""
+    if not request_ids:
+        return 0
+    with scopes.read() as session:
+        planned = rematch_service.plan(session, request_ids=request_ids)
+    with scopes.write() as session:
+        return len(rematch_service.apply(session, planned, actor=None, planned_apart=True))
 
 
 def _late_offers(
-    open_session: Callable[[], Session],
+    scopes: _Scopes,
     now: datetime,
     batch: int,
     report: Progress,
     out: supervision_service.SweepReport,
 ) -> None:
-    """Offers past their deadline: announced, expired and re-matched, a batch at a time. Each
-    batch reads the oldest still-offered ones afresh, so expired ones never come back; the
-    number of rounds is bounded by what was late when the sweep began."""
-    with open_session() as session, session.begin():
-        rounds = len(list(clocks.overdue_offers(session, now))) // batch + 1
-    for _ in range(rounds):
-        with open_session() as session, session.begin():
-            late = list(itertools.islice(clocks.overdue_offers(session, now), batch))
-            if not late:
+    """Offers past their deadline: announced and expired a batch per transaction, then
+    re-matched, in assignment order from where the last batch stopped (re-match offers are
+    newer and not late, so the walk ends)."""
+    after: int | None = None
+    while True:
+        with scopes.write() as session:
+            found = clocks.offers_page(session, now, None, PageParams(batch, after), count=False)
+            if not found.items:
                 return
             people = supervision_service.coordinators(session)
-            supervision_service.announce(session, late, people, now, out)
-            expired = supervision_service.expire_offers(session, late)
+            supervision_service.announce(session, found.items, people, now, out)
+            expired = supervision_service.expire_offers(session, found.items)
             out.expired_offers += len(expired)
-            out.rematched_offers += supervision_service.rematch_after(session, expired, None)
+        out.rematched_offers += _rematched(scopes, expired)
         report("offers", out.expired_offers)
+        if found.next_cursor is None:
+            return
+        after = found.items[-1].key
 
 
 def _released(
-    open_session: Callable[[], Session],
+    scopes: _Scopes,
     now: datetime,
     batch: int,
     report: Progress,
@@ -72,65 +130,93 @@ def _released(
 ) -> None:
     """Offers of providers paused or deactivated today, withdrawn and re-matched by batch."""
     while True:
-        with open_session() as session, session.begin():
+        with scopes.write() as session:
             released = supervision_service.release_offers_of_unavailable(
-                session, now.date(), limit=batch
+                session, local_date(now), limit=batch
             )
             out.released_offers += len(released)
-            out.rematched_offers += supervision_service.rematch_after(session, released, None)
+        out.rematched_offers += _rematched(scopes, released)
         report("released", out.released_offers)
         if len(released) < batch:
             return
 
 
-def _overdue_work(
-    open_session: Callable[[], Session],
+def _announced(
+    transaction: Transaction,
+    lister: Lister,
     now: datetime,
     batch: int,
     report: Progress,
     out: supervision_service.SweepReport,
 ) -> None:
-    """Overdue follow-ups and requests: read once, announced a batch per transaction."""
-    with open_session() as session, session.begin():
-        items = [
-            *clocks.overdue_first_follow_ups(session, now),
-            *clocks.overdue_requests(session, now),
-        ]
+    """One overdue list announced a page per transaction, read afresh from the last key:
+    memory and transaction length stay bounded by ``batch`` whatever the backlog."""
+    after: int | None = None
     done = 0
-    for chunk in _chunks(items, batch):
-        with open_session() as session, session.begin():
+    while True:
+        with transaction() as session:
+            found = lister(session, now, None, PageParams(batch, after), count=False)
             people = supervision_service.coordinators(session)
-            supervision_service.announce(session, chunk, people, now, out)
-        done += len(chunk)
+            supervision_service.announce(session, found.items, people, now, out)
+        done += len(found.items)
         report("overdue", done)
+        if found.next_cursor is None:
+            return
+        after = found.items[-1].key
 
 
-def sweep(
-    open_session: Callable[[], Session],
+def sweep_in(
+    transaction: Transaction,
     *,
+    read: Transaction | None = None,
     now: datetime | None = None,
     batch: int = BATCH,
     progress: Progress | None = None,
 ) -> supervision_service.SweepReport:
     """The whole deadline sweep, as :func:`app.supervision.service.sweep` does it, but in
-    bounded transactions. ``open_session`` gives a fresh session per batch."""
+    bounded transactions, each opened by ``transaction()`` (``read()`` for the engine's
+    snapshots, when given); the report counts them and gives the longest."""
     now = now or utc_now()
+    started = time.perf_counter()
     out = supervision_service.SweepReport()
     report: Progress = progress or (lambda _phase, _done: None)
+    timed = _Timed(transaction, out, writes=True)
+    scopes = _Scopes(
+        write=timed, read=_Timed(read, out, writes=False) if read is not None else timed
+    )
     small = min(batch, REMATCH_BATCH)
-    _late_offers(open_session, now, small, report, out)
-    _released(open_session, now, small, report, out)
-    _overdue_work(open_session, now, batch, report, out)
-    with open_session() as session, session.begin():
+    _late_offers(scopes, now, small, report, out)
+    _released(scopes, now, small, report, out)
+    _announced(timed, clocks.follow_ups_page, now, batch, report, out)
+    _announced(timed, clocks.requests_page, now, batch, report, out)
+    with timed() as session:
         idempotency.purge_expired(session, now=now)  # one set-based DELETE of keys past 24 h
+    out.seconds = round(time.perf_counter() - started, 3)
     logger.info(
-        "sweep: %d offers expired, %d released, %d re-matched, %d notifications",
+        "sweep: %d offers expired, %d released, %d re-matched, %d notifications, "
+        "%d transactions (longest %.3f s)",
         out.expired_offers,
         out.released_offers,
         out.rematched_offers,
         out.notifications,
+        out.transactions,
+        out.longest_transaction_seconds,
     )
     return out
+
+
+def sweep(
+    open_session: Callable[[], Session],
+    *,
+    open_read: Callable[[], Session] | None = None,
+    now: datetime | None = None,
+    batch: int = BATCH,
+    progress: Progress | None = None,
+) -> supervision_service.SweepReport:
+    """:func:`sweep_in` with a transaction per batch from ``open_session`` (a fresh session
+    each time), and the engine's reads from ``open_read`` if given."""
+    read = begin_each(open_read) if open_read is not None else None
+    return sweep_in(begin_each(open_session), read=read, now=now, batch=batch, progress=progress)
 
 
 def drain_outbox(

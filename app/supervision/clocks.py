@@ -4,24 +4,56 @@ Clocks run in working days by the official holiday calendar (:mod:`app.common.wo
 a clock started on local date *d* with *n* days falls due at the end of the *n*-th working
 day after *d*, local time; it escalates once a second period has passed the same way.
 
-Everything is computed from rows in Python (date arithmetic is not portable SQL); the queries
-only narrow to what is still open, so a sweep costs a few queries whatever the backlog.
+Date arithmetic over a holiday calendar is not portable SQL, but it need not run per row.
+The due date grows with the start date, so for each clock length *n* there is one last
+start date whose clock has run out by today (:func:`last_late_start`); "overdue" is then
+``started_at < end of that day``, an indexed range filter evaluated in SQL, grouped by the
+few distinct clock lengths of the categories. The calendar is consulted only for the days
+between that start and today (cached per day and length), and for the rows of the page
+being shown. A category whose clock an admin changes is seen by the next query: nothing is
+stored per row, so nothing goes stale. Every list is keyset-paged with its total, so the
+board costs a few counted queries at any backlog (one board once answered 8,749 items).
+
+At the exact instant of local midnight an item due that day counts as late a microsecond
+early; nothing else differs from comparing each row's due moment with ``now``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    SQLColumnExpression,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from app.assignments.transitions import OPEN
 from app.common.clock import as_utc
-from app.common.workdays import due_date_if_known, end_of_day, local_date
+from app.common.pagination import PageParams, encode_cursor
+from app.common.schemas import Page
+from app.common.workdays import (
+    add_working_days,
+    due_date_if_known,
+    end_of_day,
+    is_working_day,
+    local_date,
+)
 from app.enterprises.repository import region_clause
+from app.errors import CalendarUnavailable
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -35,7 +67,7 @@ from app.models import (
 )
 
 Regions = tuple[str, ...] | None
-_Rows = TypeVar("_Rows", bound=Select[*tuple[Any, ...]])
+AnySelect = TypeVar("AnySelect", bound="Select[*tuple[Any, ...]]")
 
 UNSETTLED = (
     RequestStatus.SUBMITTED,
@@ -43,6 +75,8 @@ UNSETTLED = (
     RequestStatus.MATCHED,
     RequestStatus.IN_PROGRESS,
 )
+REQUEST_KINDS = ("unrouted", "unresolved")  # one request can be both: keys interleave them
+WALK = 500  # rows per query when a caller walks a whole list (the one-transaction sweep)
 
 
 @dataclass(frozen=True)
@@ -62,31 +96,351 @@ class Overdue:
     assignment_id: int | None = None
     provider_id: int | None = None
 
+    @property
+    def key(self) -> int:
+        """The item's place in its list, what the cursor carries: the assignment for offers
+        and follow-ups; request and kind for requests (a request can be late twice)."""
+        if self.assignment_id is not None:
+            return self.assignment_id
+        return self.request_id * len(REQUEST_KINDS) + REQUEST_KINDS.index(self.kind)
 
-def _overdue(kind: str, start: datetime, days: int, now: datetime, **ids: Any) -> Overdue | None:
-    """``None`` unless the ``days``-working-day clock started at ``start`` has run out."""
-    due_date = due_date_if_known(local_date(as_utc(start)), days, now)
-    if due_date is None:
+
+# --- the cut-off: one calendar walk per clock length and day ------------------------------
+
+
+@lru_cache(maxsize=1024)
+def last_late_start(today: date, days: int) -> date:
+    """The last local start date whose ``days``-working-day clock ran out before ``today``.
+
+    A clock started on *s* is due on the ``days``-th working day after *s*; it is late
+    today when that day is before today, that is when (s, today) holds at least ``days``
+    working days. Walking *s* back from yesterday and counting the working days passed gives
+    the largest such *s*; every earlier start is late too (the due date never decreases).
+    Only days before today are read, so this raises
+    :class:`~app.errors.CalendarUnavailable` only when today itself lies in a year the
+    calendar does not know — where no clock can honestly be judged.
+    """
+    start, counted = today - timedelta(days=1), 0
+    while counted < days:
+        counted += is_working_day(start)
+        start -= timedelta(days=1)
+    return start
+
+
+def late_before(today: date, days: int) -> datetime:
+    """Clocks of ``days`` started before this moment have run out by ``today``."""
+    return end_of_day(last_late_start(today, days))
+
+
+def _started_late(
+    started: SQLColumnExpression[datetime], category_days: Mapping[str, int], today: date
+) -> ColumnElement[bool]:
+    """``started`` is before the cut-off of its category's clock length: one range filter
+    per distinct length (a handful), whatever the number of categories or rows."""
+    by_days: dict[int, list[str]] = defaultdict(list)
+    for key, days in category_days.items():
+        by_days[days].append(key)
+    terms = [
+        and_(HelpRequest.category.in_(sorted(keys)), started < late_before(today, days))
+        for days, keys in sorted(by_days.items())
+    ]
+    return or_(*terms) if terms else false()
+
+
+@dataclass(frozen=True)
+class CategoryClocks:
+    """The clock lengths of every category, read once per query (the table is small)."""
+
+    route: dict[str, int]
+    first_feedback: dict[str, int]
+    resolve_ordinary: dict[str, int]
+    resolve_major: dict[str, int]
+
+    @classmethod
+    def read(cls, session: Session) -> CategoryClocks:
+        rows = session.execute(
+            select(
+                Category.key,
+                Category.route_days,
+                Category.first_feedback_days,
+                Category.resolve_days_ordinary,
+                Category.resolve_days_major,
+            )
+        ).all()
+        return cls(
+            route={r[0]: r[1] for r in rows},
+            first_feedback={r[0]: r[2] for r in rows},
+            resolve_ordinary={r[0]: r[3] for r in rows},
+            resolve_major={r[0]: r[4] for r in rows},
+        )
+
+    def resolve_days(self, category: str, severity: Severity | str) -> int:
+        table = self.resolve_major if severity == Severity.MAJOR else self.resolve_ordinary
+        return table[category]
+
+
+# --- the three lists as SQL filters ---------------------------------------------------------
+
+
+def _scoped(statement: AnySelect, regions: Regions) -> AnySelect:
+    """``regions`` None means everywhere (admins, the sweep); otherwise code prefixes."""
+    if regions is None:
+        return statement
+    return statement.where(region_clause(Enterprise.region_code, regions))
+
+
+def _request_conditions(
+    clocks: CategoryClocks, today: date
+) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """(unrouted, unresolved): no open offer within ``route_days``; not settled within the
+    resolve clock of its severity."""
+    has_open = exists().where(Assignment.request_id == HelpRequest.id, Assignment.status.in_(OPEN))
+    started = HelpRequest.created_at
+    unrouted = and_(~has_open, _started_late(started, clocks.route, today))
+    unresolved = or_(
+        and_(
+            HelpRequest.severity == Severity.MAJOR,
+            _started_late(started, clocks.resolve_major, today),
+        ),
+        and_(
+            HelpRequest.severity != Severity.MAJOR,
+            _started_late(started, clocks.resolve_ordinary, today),
+        ),
+    )
+    return unrouted, unresolved
+
+
+def _open_requests(regions: Regions, *columns: Any, region_code: bool = True) -> Select[Any]:
+    """Open requests; the enterprise is joined for a region scope or its region code only."""
+    statement = select(*columns).select_from(HelpRequest).where(HelpRequest.status.in_(UNSETTLED))
+    if regions is None and not region_code:
+        return statement
+    statement = statement.join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+    return _scoped(statement, regions)
+
+
+def _count(session: Session, statement: Select[Any]) -> int:
+    counted = select(func.count()).select_from(statement.order_by(None).subquery())
+    return int(session.scalar(counted) or 0)
+
+
+def _following(items: list[Overdue], page: PageParams) -> Page[Overdue]:
+    """The page out of ``items`` (ordered by key, at least one more than fits if more exist)."""
+    after = page.after_id
+    items = [i for i in items if after is None or i.key > after]
+    chunk = items[: page.limit]
+    more = len(items) > page.limit
+    return Page[Overdue](items=chunk, next_cursor=encode_cursor(chunk[-1].key) if more else None)
+
+
+def requests_page(
+    session: Session, now: datetime, regions: Regions, page: PageParams, *, count: bool = True
+) -> Page[Overdue]:
+    """Unrouted and unresolved requests, one page in key order, with the total."""
+    clocks = CategoryClocks.read(session)
+    unrouted, unresolved = _request_conditions(clocks, local_date(now))
+    statement = _open_requests(
+        regions,
+        HelpRequest.id,
+        HelpRequest.enterprise_id,
+        HelpRequest.category,
+        HelpRequest.severity,
+        HelpRequest.created_at,
+        Enterprise.region_code,
+        case((unrouted, True), else_=False).label("unrouted"),
+        case((unresolved, True), else_=False).label("unresolved"),
+    ).where(or_(unrouted, unresolved))
+    if page.after_id is not None:
+        statement = statement.where(HelpRequest.id >= page.after_id // len(REQUEST_KINDS))
+    # Each row gives one or two items, the first row maybe none past the cursor: two extra
+    # rows always show whether another page follows.
+    rows = session.execute(statement.order_by(HelpRequest.id).limit(page.limit + 2)).all()
+    items: list[Overdue] = []
+    for row in rows:
+        ids = {
+            "request_id": row.id,
+            "enterprise_id": row.enterprise_id,
+            "region_code": row.region_code,
+            "category": row.category,
+        }
+        if row.unrouted:
+            days = clocks.route[row.category]
+            items.append(clock_item("unrouted", row.created_at, days, now, **ids))
+        if row.unresolved:
+            days = clocks.resolve_days(row.category, row.severity)
+            items.append(clock_item("unresolved", row.created_at, days, now, **ids))
+    found = _following(items, page)
+    if count:
+        found.total = _late_requests(session, regions, unrouted, unresolved)
+    return found
+
+
+def requests_total(session: Session, now: datetime, regions: Regions) -> int:
+    """How many items :func:`requests_page` walks through in all."""
+    unrouted, unresolved = _request_conditions(CategoryClocks.read(session), local_date(now))
+    return _late_requests(session, regions, unrouted, unresolved)
+
+
+def _late_requests(
+    session: Session,
+    regions: Regions,
+    unrouted: ColumnElement[bool],
+    unresolved: ColumnElement[bool],
+) -> int:
+    """Both kinds counted in one pass over the open requests."""
+
+    def one_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    statement = _open_requests(regions, one_if(unrouted) + one_if(unresolved), region_code=False)
+    return int(session.scalar(statement) or 0)
+
+
+def _assignments(regions: Regions, status: AssignmentStatus, *columns: Any) -> Select[Any]:
+    statement = (
+        select(*columns)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .where(Assignment.status == status)
+    )
+    return _scoped(statement, regions)
+
+
+_ASSIGNMENT_COLUMNS = (
+    Assignment.id,
+    Assignment.provider_id,
+    HelpRequest.id.label("request_id"),
+    HelpRequest.enterprise_id,
+    HelpRequest.category,
+    Enterprise.region_code,
+)
+
+
+def _keyset(statement: Select[Any], page: PageParams) -> Select[Any]:
+    if page.after_id is not None:
+        statement = statement.where(Assignment.id > page.after_id)
+    return statement.order_by(Assignment.id).limit(page.limit + 1)
+
+
+def _late_offers(now: datetime, regions: Regions, *columns: Any) -> Select[Any]:
+    late = and_(Assignment.offered_at.is_not(None), Assignment.offer_expires_at < now)
+    return _assignments(regions, AssignmentStatus.OFFERED, *columns).where(late)
+
+
+def offers_total(session: Session, now: datetime, regions: Regions) -> int:
+    return _count(session, _late_offers(now, regions, Assignment.id))
+
+
+def offers_page(
+    session: Session, now: datetime, regions: Regions, page: PageParams, *, count: bool = True
+) -> Page[Overdue]:
+    """Offers past their deadline (a TTL in hours, stored on the row), with the total."""
+    statement = _late_offers(
+        now, regions, *_ASSIGNMENT_COLUMNS, Assignment.offered_at, Assignment.offer_expires_at
+    )
+    rows = session.execute(_keyset(statement, page)).all()
+    items = [_offer_item(row, now) for row in rows]
+    found = _following(items, page)
+    if count:
+        found.total = _count(session, statement)
+    return found
+
+
+_STARTED = func.coalesce(Assignment.responded_at, Assignment.updated_at)  # the clock's start
+
+
+def _late_follow_ups(
+    clocks: CategoryClocks, now: datetime, regions: Regions, *columns: Any
+) -> Select[Any]:
+    logged = exists().where(FollowUp.assignment_id == Assignment.id)
+    late = _started_late(_STARTED, clocks.first_feedback, local_date(now))
+    return _assignments(regions, AssignmentStatus.ACCEPTED, *columns).where(~logged, late)
+
+
+def follow_ups_total(session: Session, now: datetime, regions: Regions) -> int:
+    statement = _late_follow_ups(CategoryClocks.read(session), now, regions, Assignment.id)
+    return _count(session, statement)
+
+
+def follow_ups_page(
+    session: Session, now: datetime, regions: Regions, page: PageParams, *, count: bool = True
+) -> Page[Overdue]:
+    """Accepted work with no follow-up logged within ``first_feedback_days``."""
+    clocks = CategoryClocks.read(session)
+    statement = _late_follow_ups(
+        clocks, now, regions, *_ASSIGNMENT_COLUMNS, _STARTED.label("started")
+    )
+    rows = session.execute(_keyset(statement, page)).all()
+    items = [
+        clock_item(
+            "first_follow_up",
+            row.started,
+            clocks.first_feedback[row.category],
+            now,
+            request_id=row.request_id,
+            enterprise_id=row.enterprise_id,
+            region_code=row.region_code,
+            category=row.category,
+            assignment_id=row.id,
+            provider_id=row.provider_id,
+        )
+        for row in rows
+    ]
+    found = _following(items, page)
+    if count:
+        found.total = _count(session, statement)
+    return found
+
+
+# --- one page's rows described --------------------------------------------------------------
+
+
+@lru_cache(maxsize=8192)
+def _due_or_unknown_year(start: date, days: int) -> date | int:
+    """The due date, or the year the calendar does not know that it runs into. Cached,
+    failures included: a sweep describes thousands of rows started on the same few dates,
+    and in December every 30-day escalation runs into next year."""
+    try:
+        return add_working_days(start, days)
+    except CalendarUnavailable as exc:
+        year = exc.extra.get("year")
+        if not isinstance(year, int):
+            raise
+        return year
+
+
+def _due_if_known(start: date, days: int, now: datetime) -> date | None:
+    """:func:`~app.common.workdays.due_date_if_known`, through the cache."""
+    found = _due_or_unknown_year(start, days)
+    if isinstance(found, date):
+        return found
+    if local_date(now).year < found:
         return None
+    return due_date_if_known(start, days, now)  # now is in the unknown year: it raises
+
+
+def clock_item(kind: str, start: datetime, days: int, now: datetime, **ids: Any) -> Overdue:
+    """A row the SQL filter found late: its due date lies before today, so the calendar
+    knows it; the escalation date may not be known yet, and then it has not come."""
+    due_date = _due_if_known(local_date(as_utc(start)), days, now)
+    if due_date is None:  # only if the row changed since the filter read it
+        due_date = local_date(now)
     due = end_of_day(due_date)
-    if due >= now:
-        return None
-    escalate_date = due_date_if_known(due_date, days, now)
+    escalate_date = _due_if_known(due_date, days, now)
     return Overdue(
         kind=kind,
         due_at=due,
         due_date=due_date,
-        overdue_hours=round((now - due).total_seconds() / 3600, 1),
+        overdue_hours=round(max((now - due).total_seconds(), 0.0) / 3600, 1),
         level=2 if escalate_date is not None and now >= end_of_day(escalate_date) else 1,
         **ids,
     )
 
 
-def _offer_overdue(due: datetime, period: float, now: datetime, **ids: Any) -> Overdue | None:
-    """Offers expire by the hour (their TTL), not by working days."""
-    due = as_utc(due)
-    if due >= now:
-        return None
+def _offer_item(row: Any, now: datetime) -> Overdue:
+    """Offers expire by the hour (their TTL), not by working days; a second TTL escalates."""
+    due = as_utc(row.offer_expires_at)
+    period = (due - as_utc(row.offered_at)).total_seconds()
     late = (now - due).total_seconds()
     return Overdue(
         kind="offer",
@@ -94,127 +448,69 @@ def _offer_overdue(due: datetime, period: float, now: datetime, **ids: Any) -> O
         due_date=local_date(due),
         overdue_hours=round(late / 3600, 1),
         level=2 if late >= period else 1,
-        **ids,
+        request_id=row.request_id,
+        enterprise_id=row.enterprise_id,
+        region_code=row.region_code,
+        category=row.category,
+        assignment_id=row.id,
+        provider_id=row.provider_id,
     )
 
 
-def _scoped(statement: _Rows, regions: Regions) -> _Rows:
-    """``regions`` None means everywhere (admins, the sweep); otherwise code prefixes."""
-    if regions is None:
-        return statement
-    return statement.where(region_clause(Enterprise.region_code, regions))
+# --- whole lists, walked a page at a time ---------------------------------------------------
 
 
-def _request_rows(session: Session, regions: Regions) -> Select[HelpRequest, str, Category]:
-    statement = (
-        select(HelpRequest, Enterprise.region_code, Category)
-        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
-        .join(Category, Category.key == HelpRequest.category)
-        .where(HelpRequest.status.in_(UNSETTLED))
-    )
-    return _scoped(statement, regions)
+def _walk(
+    pages: Any, session: Session, now: datetime, regions: Regions, size: int
+) -> Iterator[Overdue]:
+    after: int | None = None
+    while True:
+        found: Page[Overdue] = pages(session, now, regions, PageParams(size, after), count=False)
+        yield from found.items
+        if found.next_cursor is None:
+            return
+        after = found.items[-1].key
 
 
-def overdue_requests(session: Session, now: datetime, regions: Regions = None) -> Iterator[Overdue]:
-    """Unrouted (no open offer within ``route_days``) and unresolved (past the resolve clock)."""
-    has_open = exists().where(Assignment.request_id == HelpRequest.id, Assignment.status.in_(OPEN))
-    rows = session.execute(_request_rows(session, regions).add_columns(has_open)).all()
-    for request, region_code, category, routed in rows:
-        ids = {
-            "request_id": request.id,
-            "enterprise_id": request.enterprise_id,
-            "region_code": region_code,
-            "category": request.category,
-        }
-        if not routed:
-            found = _overdue("unrouted", request.created_at, category.route_days, now, **ids)
-            if found:
-                yield found
-        days = (
-            category.resolve_days_major
-            if request.severity == Severity.MAJOR
-            else category.resolve_days_ordinary
-        )
-        found = _overdue("unresolved", request.created_at, days, now, **ids)
-        if found:
-            yield found
-
-
-def _assignment_rows(
-    status: AssignmentStatus, regions: Regions
-) -> Select[Assignment, HelpRequest, str, Category]:
-    statement = (
-        select(Assignment, HelpRequest, Enterprise.region_code, Category)
-        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
-        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
-        .join(Category, Category.key == HelpRequest.category)
-        .where(Assignment.status == status)
-    )
-    return _scoped(statement, regions)
-
-
-def overdue_offers(session: Session, now: datetime, regions: Regions = None) -> Iterator[Overdue]:
-    for assignment, request, region_code, _category in session.execute(
-        _assignment_rows(AssignmentStatus.OFFERED, regions)
-    ).all():
-        if assignment.offer_expires_at is None or assignment.offered_at is None:
-            continue
-        period = as_utc(assignment.offer_expires_at) - as_utc(assignment.offered_at)
-        found = _offer_overdue(
-            assignment.offer_expires_at,
-            period.total_seconds(),
-            now,
-            request_id=request.id,
-            enterprise_id=request.enterprise_id,
-            region_code=region_code,
-            category=request.category,
-            assignment_id=assignment.id,
-            provider_id=assignment.provider_id,
-        )
-        if found:
-            yield found
+def overdue_offers(
+    session: Session, now: datetime, regions: Regions = None, *, size: int = WALK
+) -> Iterator[Overdue]:
+    return _walk(offers_page, session, now, regions, size)
 
 
 def overdue_first_follow_ups(
-    session: Session, now: datetime, regions: Regions = None
+    session: Session, now: datetime, regions: Regions = None, *, size: int = WALK
 ) -> Iterator[Overdue]:
-    """Accepted work with no follow-up logged within ``first_feedback_days``."""
-    logged = exists().where(FollowUp.assignment_id == Assignment.id)
-    statement = _assignment_rows(AssignmentStatus.ACCEPTED, regions).where(~logged)
-    for assignment, request, region_code, category in session.execute(statement).all():
-        start = assignment.responded_at or assignment.updated_at
-        found = _overdue(
-            "first_follow_up",
-            start,
-            category.first_feedback_days,
-            now,
-            request_id=request.id,
-            enterprise_id=request.enterprise_id,
-            region_code=region_code,
-            category=request.category,
-            assignment_id=assignment.id,
-            provider_id=assignment.provider_id,
-        )
-        if found:
-            yield found
+    return _walk(follow_ups_page, session, now, regions, size)
 
+
+def overdue_requests(
+    session: Session, now: datetime, regions: Regions = None, *, size: int = WALK
+) -> Iterator[Overdue]:
+    return _walk(requests_page, session, now, regions, size)
+
+
+# --- the rest of the board ------------------------------------------------------------------
 
 AGE_BUCKETS = (("<1d", 1), ("1-3d", 3), ("3-7d", 7), ("7-30d", 30), (">30d", None))
 
 
 def ageing(session: Session, now: datetime, regions: Regions = None) -> dict[str, int]:
-    """Open requests by age: the backlog shape a coordinator watches."""
+    """Open requests by age: the backlog shape a coordinator watches (one grouped count)."""
+    bucket = case(
+        *(
+            (HelpRequest.created_at > now - timedelta(days=limit), name)
+            for name, limit in AGE_BUCKETS
+            if limit is not None
+        ),
+        else_=AGE_BUCKETS[-1][0],
+    ).label("bucket")
+    # Grouped over a subquery: PostgreSQL would see the CASE's parameters in GROUP BY as
+    # different expressions from those in the select list.
+    aged = _open_requests(regions, bucket, region_code=False).subquery()
     counts = {name: 0 for name, _ in AGE_BUCKETS}
-    statement = _scoped(
-        select(HelpRequest.created_at)
-        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
-        .where(HelpRequest.status.in_(UNSETTLED)),
-        regions,
-    )
-    for created in session.scalars(statement):
-        age_days = (now - as_utc(created)).total_seconds() / 86400
-        name = next(n for n, limit in AGE_BUCKETS if limit is None or age_days < limit)
-        counts[name] += 1
+    for name, n in session.execute(select(aged.c.bucket, func.count()).group_by(aged.c.bucket)):
+        counts[name] = n
     return counts
 
 
@@ -232,7 +528,7 @@ class PausedWork:
 
 
 def paused_work(session: Session, on: date, regions: Regions = None) -> list[PausedWork]:
-    paused = (
+    paused: ColumnElement[bool] = (
         (Provider.paused_from_date.is_not(None) | Provider.paused_until_date.is_not(None))
         & (Provider.paused_from_date.is_(None) | (Provider.paused_from_date <= on))
         & (Provider.paused_until_date.is_(None) | (Provider.paused_until_date >= on))

@@ -1,8 +1,8 @@
 """The supervision board's lists, each paged with the same keyset cursor and a total.
 
-The overdue items are computed from the category clocks in Python (``clocks``), so each list
-is paged over the computed items: the body stays bounded however long the backlog is (one
-board answered 8,749 items in a single body), and ``total`` says how many there are.
+Each overdue list is a SQL filter (``clocks``: the clocks become a cut-off moment per clock
+length), so a page reads ``limit`` rows and one count, however long the backlog is (one
+board answered 8,749 items in a single body); ``total`` says how many there are.
 """
 
 from __future__ import annotations
@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.common.cache import TTLCache
 from app.common.clock import utc_now
-from app.common.pagination import PageParams, page_sequence
+from app.common.pagination import PageParams
 from app.common.principal import Principal
 from app.common.schemas import Page
+from app.common.workdays import local_date
 from app.supervision import clocks
 from app.supervision.clocks import Overdue
 
@@ -27,21 +30,19 @@ class OverdueList(StrEnum):
     REQUESTS = "requests"
 
 
-_KINDS = ("unrouted", "unresolved")
-
-
-def _key(item: Overdue) -> int:
-    """A unique integer per item of one list: the assignment for offers and follow-ups; the
-    request and kind for requests (a request can be both unrouted and unresolved)."""
-    if item.assignment_id is not None:
-        return item.assignment_id
-    return item.request_id * len(_KINDS) + _KINDS.index(item.kind)
-
-
 def _regions(principal: Principal, region: str | None) -> clocks.Regions:
     if region:
         return (region,)
     return None if principal.is_admin else principal.region_prefixes
+
+
+BoardCache = TTLCache[Any]  # totals and ageing per scope, for ``stats_cache_seconds``
+
+_LISTS = {
+    OverdueList.OFFERS: (clocks.offers_page, clocks.offers_total),
+    OverdueList.FOLLOW_UPS: (clocks.follow_ups_page, clocks.follow_ups_total),
+    OverdueList.REQUESTS: (clocks.requests_page, clocks.requests_total),
+}
 
 
 def overdue(
@@ -52,15 +53,23 @@ def overdue(
     which: OverdueList,
     page: PageParams,
     now: datetime | None = None,
+    cache: BoardCache | None = None,
 ) -> Page[Overdue]:
+    """One page, always read live; its ``total`` through ``cache`` when given.
+
+    The page is a keyset read of ``limit`` rows. The total counts every open request of the
+    scope (150k at province scale: seconds on SQLite), and a board polled by many
+    coordinators would count it for each; deadlines run in days, so a total up to
+    ``stats_cache_seconds`` old is shown, computed once per scope meanwhile.
+    """
     now = now or utc_now()
     regions = _regions(principal, region)
-    items = {
-        OverdueList.OFFERS: clocks.overdue_offers,
-        OverdueList.FOLLOW_UPS: clocks.overdue_first_follow_ups,
-        OverdueList.REQUESTS: clocks.overdue_requests,
-    }[which](session, now, regions)
-    return page_sequence(items, _key, page)
+    lister, total = _LISTS[which]
+    if cache is None:
+        return lister(session, now, regions, page)
+    found = lister(session, now, regions, page, count=False)
+    found.total = cache.get_or_compute((which.value, regions), lambda: total(session, now, regions))
+    return found
 
 
 @dataclass
@@ -74,19 +83,43 @@ class BoardPage:
 
 
 def board(
-    session: Session, *, principal: Principal, region: str | None, page: PageParams
+    session: Session,
+    *,
+    principal: Principal,
+    region: str | None,
+    page: PageParams,
+    cache: BoardCache | None = None,
 ) -> BoardPage:
     """The first page of each list (or the page ``cursor`` names in each), with totals."""
     now = utc_now()
+    regions = _regions(principal, region)
     lists = {
-        which: overdue(session, principal=principal, region=region, which=which, page=page, now=now)
+        which: overdue(
+            session,
+            principal=principal,
+            region=region,
+            which=which,
+            page=page,
+            now=now,
+            cache=cache,
+        )
         for which in OverdueList
     }
+    aged: dict[str, int] = (
+        cache.get_or_compute(("ageing", regions), lambda: clocks.ageing(session, now, regions))
+        if cache is not None
+        else clocks.ageing(session, now, regions)
+    )
     return BoardPage(
         overdue_offers=lists[OverdueList.OFFERS],
         overdue_follow_ups=lists[OverdueList.FOLLOW_UPS],
         overdue_requests=lists[OverdueList.REQUESTS],
-        paused_work=clocks.paused_work(session, now.date(), _regions(principal, region)),
-        ageing=clocks.ageing(session, now, _regions(principal, region)),
+        paused_work=clocks.paused_work(session, local_date(now), regions),
+        ageing=aged,
         generated_at=now,
     )
+
+
+def ageing(session: Session, *, principal: Principal) -> dict[str, int]:
+    """The open backlog by age in the caller's regions (the console's dashboard chart)."""
+    return clocks.ageing(session, utc_now(), _regions(principal, None))

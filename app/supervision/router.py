@@ -2,16 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.common.pagination import PageDep, paginate
 from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
-from app.deps import AdminOnly, CurrentPrincipal, DbSession, Staff
+from app.deps import AdminApart, CurrentPrincipal, DbSession, Scopes, Staff
 from app.errors import Forbidden
 from app.models import Notification
-from app.supervision import pages, repository
+from app.supervision import batches, pages, repository
 from app.supervision import service as supervision_service
 from app.supervision.clocks import Overdue
 from app.supervision.schemas import BoardRead, NotificationRead, OverdueRead, SweepRead
@@ -28,14 +28,27 @@ def _checked_region(principal: Principal, region: str | None) -> str | None:
 Region = Annotated[RegionPrefix | None, Query(description="Narrow to one region prefix")]
 
 
+async def board_cache(request: Request) -> pages.BoardCache:
+    cache: pages.BoardCache = request.app.state.board_cache
+    return cache
+
+
+BoardCacheDep = Annotated[pages.BoardCache, Depends(board_cache)]
+
+
 @router.get("/supervision", response_model=BoardRead, responses=problem_responses(401, 403))
 def supervision_board(
-    session: DbSession, principal: Staff, page: PageDep, region: Region = None
+    session: DbSession,
+    principal: Staff,
+    page: PageDep,
+    cache: BoardCacheDep,
+    region: Region = None,
 ) -> pages.BoardPage:
     """Overdue offers, first follow-ups and requests (first page of each, with totals), and
-    the ageing of the open backlog."""
+    the ageing of the open backlog. Pages are live; totals and ageing may be up to
+    ``ZHUQI_STATS_CACHE_SECONDS`` old."""
     region = _checked_region(principal, region)
-    return pages.board(session, principal=principal, region=region, page=page)
+    return pages.board(session, principal=principal, region=region, page=page, cache=cache)
 
 
 @router.get(
@@ -48,17 +61,24 @@ def overdue_list(
     session: DbSession,
     principal: Staff,
     page: PageDep,
+    cache: BoardCacheDep,
     region: Region = None,
 ) -> Page[Overdue]:
     """One of the board's lists, page by page (``cursor`` from the previous page)."""
     region = _checked_region(principal, region)
-    return pages.overdue(session, principal=principal, region=region, which=which, page=page)
+    return pages.overdue(
+        session, principal=principal, region=region, which=which, page=page, cache=cache
+    )
 
 
 @router.post("/supervision/sweep", response_model=SweepRead, responses=problem_responses(401, 403))
-def sweep_now(session: DbSession, _admin: AdminOnly) -> supervision_service.SweepReport:
-    """Run the deadline sweep now (the worker runs it on its own every few minutes)."""
-    return supervision_service.sweep(session)
+def sweep_now(scopes: Scopes, _admin: AdminApart) -> supervision_service.SweepReport:
+    """Run the deadline sweep now (the worker runs it on its own every few minutes).
+
+    In bounded batches of short transactions, one at a time on one connection, never one
+    long one: a province's sweep is minutes of work, and on SQLite a single transaction
+    would hold the only write lock throughout. The answer counts the batches."""
+    return batches.sweep_in(scopes.write, read=scopes.read)
 
 
 @router.get(

@@ -44,11 +44,17 @@ class BoardRead(Schema):
 
 
 class SweepRead(Schema):
+    """What one sweep did, and how: in ``transactions`` short batches, no write transaction
+    longer than ``longest_transaction_seconds`` (the engine's re-match reads run apart)."""
+
     expired_offers: int
     released_offers: int
     rematched_offers: int
     overdue: dict[str, int]
     notifications: int
+    transactions: int
+    longest_transaction_seconds: float
+    seconds: float
 
 
 class NotificationRead(Schema):

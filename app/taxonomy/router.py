@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.idempotency import IdempotencyDep
-from app.common.pagination import PageDep
+from app.common.pagination import KeyPageDep, PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import CategoryKey
 from app.deps import AdminOnly, CurrentPrincipal, DbSession
@@ -23,9 +23,12 @@ router = APIRouter(prefix="/categories", tags=["taxonomy"])
 templates_router = APIRouter(prefix="/milestone-templates", tags=["taxonomy"])
 
 
-@router.get("", response_model=list[CategoryRead], responses=problem_responses(401))
-def list_categories(session: DbSession, _principal: CurrentPrincipal) -> list[Category]:
-    return taxonomy_service.list_categories(session)
+@router.get("", response_model=Page[CategoryRead], responses=problem_responses(401))
+def list_categories(
+    session: DbSession, _principal: CurrentPrincipal, page: KeyPageDep
+) -> Page[CategoryRead]:
+    """The help categories with their clocks, in key order, paged with the total."""
+    return taxonomy_service.page_categories(session, page=page)
 
 
 @router.post(

@@ -7,11 +7,14 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.common.pagination import KeyPageParams, paginate_by_key
 from app.common.principal import Principal
+from app.common.schemas import Page
 from app.errors import Conflict, InvalidInput, NotFound
 from app.events import service as event_service
 from app.models import Category
 from app.taxonomy import templates
+from app.taxonomy.schemas import CategoryRead
 
 
 def ensure_known(session: Session, keys: Iterable[str], *, field: str) -> None:
@@ -33,7 +36,15 @@ def labels(session: Session) -> dict[str, tuple[str, str]]:
 
 
 def list_categories(session: Session) -> list[Category]:
+    """All of them, for the engine and the console (the taxonomy is a curated, small table)."""
     return list(session.scalars(select(Category).order_by(Category.key)))
+
+
+def page_categories(session: Session, *, page: KeyPageParams) -> Page[CategoryRead]:
+    """The API's list: paged by key with the total, like every other list."""
+    return paginate_by_key(
+        session, select(Category), Category.key, page, CategoryRead.model_validate
+    )
 
 
 def create_category(

@@ -90,7 +90,9 @@ class Worker:
         batches of short transactions, safe beside other workers (CAS moves, ``dedupe_key``
         and ``SKIP LOCKED`` make them idempotent)."""
         self._last_sweep = time.monotonic()
-        report = batches.sweep(self.sessions.write, progress=self._progress_log)
+        report = batches.sweep(
+            self.sessions.write, open_read=self.sessions.read, progress=self._progress_log
+        )
         batches.drain_outbox(self.sessions.write, self.senders, progress=self._progress_log)
         return report
 

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.security import api_key_digest, new_api_key
@@ -22,11 +23,15 @@ from app.models import (
     Assignment,
     AssignmentOrigin,
     AssignmentStatus,
+    Category,
     Event,
     Exclusion,
+    FollowUp,
+    FollowUpKind,
     Notification,
     Plan,
     PlanStatus,
+    ProviderConflict,
     Role,
 )
 from tests.app.conftest import Cast
@@ -196,3 +201,54 @@ def test_the_page_size_is_capped(client: TestClient, cast: Cast, db: Session) ->
     ).json()
     assert len(page["items"]) == cap
     assert page["total"] == cap + 5 + len(cast.by_role())
+
+
+class TestListsThatWereWhole:
+    """Lists that answered every row in one body: now keyset pages with totals."""
+
+    def test_events_carry_their_total(self, client: TestClient, cast: Cast, db: Session) -> None:
+        _events(db, cast)
+        db.commit()
+        page = client.get(
+            f"{API}/events",
+            params={"action": "test.paged", "limit": 2},
+            headers=cast.headers(cast.admin),
+        ).json()
+        assert page["total"] == N
+
+    def test_follow_ups(self, client: TestClient, cast: Cast, db: Session) -> None:
+        plan = Plan(enterprise_id=cast.ent.id, status=PlanStatus.ACTIVE)
+        db.add(plan)
+        db.flush()
+        rows = [
+            FollowUp(
+                plan_id=plan.id,
+                kind=FollowUpKind.CALL,
+                occurred_at=utc_now(),
+                notes=f"第{n}次",
+                created_at=utc_now(),
+            )
+            for n in range(N)
+        ]
+        db.add_all(rows)
+        db.commit()
+        url = f"{API}/plans/{plan.id}/follow-ups"
+        assert walk(client, url, cast.headers(cast.ent_user)) == [r.id for r in rows]
+
+    def test_provider_conflicts(self, client: TestClient, cast: Cast, db: Session) -> None:
+        enterprises = [make_enterprise(db).id for _ in range(N)]
+        db.add_all(
+            ProviderConflict(provider_id=cast.expert.id, enterprise_id=e, created_at=utc_now())
+            for e in enterprises
+        )
+        db.commit()
+        url = f"{API}/providers/{cast.expert.id}/conflicts"
+        seen = walk(client, url, cast.headers(cast.expert_user), key="enterprise_id")
+        assert seen == sorted(enterprises)
+
+    def test_categories_page_by_key(self, client: TestClient, cast: Cast, db: Session) -> None:
+        db.add_all(Category(key=f"zz_{n}", name_zh=f"类{n}", name_en=f"c{n}") for n in range(N))
+        db.commit()
+        seen = walk(client, f"{API}/categories", cast.headers(cast.expert_user), key="key")
+        assert seen == sorted(db.scalars(select(Category.key)))
+        assert seen[-N:] == [f"zz_{n}" for n in range(N)]

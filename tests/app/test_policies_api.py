@@ -91,7 +91,9 @@ def test_update_and_valid_on_filter(client: TestClient, cast: Cast) -> None:
 def test_taxonomy(client: TestClient, cast: Cast) -> None:
     keys = [
         c["key"]
-        for c in client.get("/api/v1/categories", headers=cast.headers(cast.expert_user)).json()
+        for c in client.get("/api/v1/categories", headers=cast.headers(cast.expert_user)).json()[
+            "items"
+        ]
     ]
     assert len(keys) == 13
     assert "legal_ip" in keys

@@ -140,11 +140,11 @@ class TestConflicts:
         assert (
             client.post(url, json={"uscc": cast.other_ent.uscc}, headers=headers).status_code == 409
         )
-        assert [c["enterprise_id"] for c in client.get(url, headers=headers).json()] == [
+        assert [c["enterprise_id"] for c in client.get(url, headers=headers).json()["items"]] == [
             cast.other_ent.id
         ]
         assert client.delete(f"{url}/{cast.other_ent.id}", headers=headers).status_code == 204
-        assert client.get(url, headers=headers).json() == []
+        assert client.get(url, headers=headers).json()["items"] == []
 
     def test_unknown_uscc_is_404(self, client: TestClient, cast: Cast) -> None:
         from app.common.codes import make_uscc

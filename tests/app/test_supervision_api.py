@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.auth.principal import Principal
 from app.common.clock import local_zone, today, utc_now
+from app.common.pagination import PageParams
 from app.common.workdays import add_working_days
 from app.match_runs.claims import Sessions
 from app.models import (
     Assignment,
     AssignmentOrigin,
     AssignmentStatus,
+    Category,
     HelpRequest,
     Notification,
     NotificationStatus,
     Role,
     User,
 )
-from app.supervision import batches
+from app.supervision import batches, pages
 from app.supervision import service as supervision_service
 from app.supervision.senders import LogSender, deliver_pending
 from app.worker.loop import Worker
@@ -301,3 +306,107 @@ class TestBatches:
         assert (sent, failed) == (7, 0)
         pending = select(Notification).where(Notification.status == NotificationStatus.PENDING)
         assert db.scalars(pending).all() == []
+
+
+def walk_overdue(client: TestClient, which: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every item of one overdue list, one per page, checking the total on each page."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 1}
+    totals = set()
+    for _ in range(50):
+        page = client.get(f"/api/v1/supervision/overdue/{which}", params=params, headers=headers)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        items += body["items"]
+        totals.add(body["total"])
+        if body["next_cursor"] is None:
+            break
+        params["cursor"] = body["next_cursor"]
+    assert totals == {len(items)}
+    return items
+
+
+class TestOverdueLists:
+    """Each list is a SQL filter paged by key, with its total."""
+
+    def test_a_request_late_on_both_clocks_is_listed_twice_and_paged_once_each(
+        self, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        both = [backdated_request(db, cast, days=10) for _ in range(2)]  # 1- and 7-day clocks
+        unrouted_only = backdated_request(db, cast, days=3)
+        backdated_request(db, cast, days=0.1)  # on time
+        db.commit()
+        items = walk_overdue(client, "requests", cast.headers(cast.coordinator))
+        assert [(i["request_id"], i["kind"]) for i in items] == [
+            (both[0].id, "unrouted"),
+            (both[0].id, "unresolved"),
+            (both[1].id, "unrouted"),
+            (both[1].id, "unresolved"),
+            (unrouted_only.id, "unrouted"),
+        ]
+
+    def test_first_follow_ups_are_paged(self, client: TestClient, cast: Cast, db: Session) -> None:
+        late = []
+        for _ in range(3):
+            request = make_request(db, cast.ent, status="in_progress")
+            assignment = offered(db, request, cast.expert.id, days_ago=8)
+            assignment.status = AssignmentStatus.ACCEPTED
+            assignment.responded_at = working_days_ago(5)
+            late.append(assignment.id)
+        db.commit()
+        items = walk_overdue(client, "follow-ups", cast.headers(cast.admin))
+        assert [i["assignment_id"] for i in items] == late
+        assert {i["kind"] for i in items} == {"first_follow_up"}
+
+    def test_a_category_clock_changed_by_an_admin_applies_at_once(
+        self, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        request = backdated_request(db, cast, days=3)
+        db.commit()
+        headers = cast.headers(cast.admin)
+        assert [i["request_id"] for i in walk_overdue(client, "requests", headers)] == [request.id]
+        category = db.get(Category, request.category)
+        assert category is not None
+        category.route_days = 5
+        db.commit()
+        assert walk_overdue(client, "requests", headers) == []
+
+
+def test_the_sweep_endpoint_commits_in_batches_and_says_so(
+    client: TestClient, cast: Cast, db: Session
+) -> None:
+    late = [offered(db, make_request(db, cast.ent), cast.expert.id, 3) for _ in range(3)]
+    backdated_request(db, cast, days=3)
+    db.commit()
+    r = client.post("/api/v1/supervision/sweep", headers=cast.headers(cast.admin))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["expired_offers"] == len(late)
+    assert body["overdue"]["unrouted"] == 1
+    assert body["transactions"] >= 5  # offers, releases, follow-ups, requests, key purge
+    assert 0 <= body["longest_transaction_seconds"] <= body["seconds"]
+    db.expire_all()
+    assert {db.get(Assignment, a.id).status for a in late} == {AssignmentStatus.EXPIRED}  # type: ignore[union-attr]
+
+
+def test_board_totals_are_reused_for_the_cache_ttl_while_pages_stay_live(
+    db: Session, cast: Cast
+) -> None:
+    cache = pages.BoardCache(ttl=60)
+    first = backdated_request(db, cast, days=3)
+    listed = partial(
+        pages.overdue,
+        db,
+        principal=Principal.of(cast.admin),
+        region=None,
+        which=pages.OverdueList.REQUESTS,
+        page=PageParams(limit=10, after_id=None),
+        cache=cache,
+    )
+    assert listed().total == 1
+    second = backdated_request(db, cast, days=3)
+    again = listed()
+    assert [i.request_id for i in again.items] == [first.id, second.id]
+    assert again.total == 1  # counted once per TTL and scope
+    cache.clear()
+    assert listed().total == 2

@@ -18,6 +18,7 @@ from app.common.workdays import (
 )
 from app.errors import CalendarUnavailable
 from app.settings import Settings
+from app.supervision.clocks import clock_item, last_late_start, late_before
 
 
 class TestAddWorkingDays:
@@ -93,15 +94,16 @@ class TestClocksPastTheKnownCalendar:
             due_date_if_known(date(2026, 12, 20), 30, now)
 
     def test_the_supervision_clock_does_not_fail_on_a_fresh_major_problem(self) -> None:
-        from app.supervision.clocks import _overdue
-
         now = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
-        assert _overdue("unresolved", now - timedelta(hours=1), 30, now, request_id=1) is None
+        cutoff = late_before(local_date(now), 30)  # reads only days before today: no error
+        assert now - timedelta(hours=1) >= cutoff
         # A clock that ran out in November is overdue; its escalation, one more period on,
         # falls into the unknown year, so it is not escalated yet.
-        late = _overdue(
+        started = datetime(2026, 10, 15, 2, 0, tzinfo=UTC)
+        assert started < cutoff
+        late = clock_item(
             "unresolved",
-            datetime(2026, 10, 15, 2, 0, tzinfo=UTC),
+            started,
             30,
             now,
             request_id=1,
@@ -109,5 +111,46 @@ class TestClocksPastTheKnownCalendar:
             region_code="3505",
             category="financing",
         )
-        assert late is not None
+        assert late.due_date < local_date(now)
         assert late.level == 1
+
+
+def _brute_last_late_start(today: date, days: int) -> date:
+    """The definition, tried day by day: the latest start whose due date is before today
+    (a due date in a year the calendar does not know is after today, here)."""
+    start = today
+    while True:
+        try:
+            if add_working_days(start, days) < today:
+                return start
+        except CalendarUnavailable:
+            pass
+        start -= timedelta(days=1)
+
+
+class TestLateCutOff:
+    """Overdue is ``started < late_before(today, days)``: one cut-off per clock length."""
+
+    @pytest.mark.parametrize("days", [0, 1, 3, 7, 30])
+    @pytest.mark.parametrize(
+        "today",
+        [
+            date(2026, 1, 5),  # a Monday after New Year
+            date(2026, 2, 24),  # just after the Spring Festival week
+            date(2026, 10, 9),  # just after National Day, an adjusted working Saturday near
+            date(2026, 10, 11),  # a Sunday
+            date(2026, 12, 31),  # the last day the calendar knows
+            date(2027, 1, 1),  # the first it does not: only past days are read
+        ],
+    )
+    def test_it_is_the_last_start_whose_clock_ran_out(self, today: date, days: int) -> None:
+        assert last_late_start(today, days) == _brute_last_late_start(today, days)
+
+    def test_clocks_started_later_are_not_late(self) -> None:
+        today = date(2026, 10, 9)
+        start = last_late_start(today, 3)
+        assert add_working_days(start, 3) < today <= add_working_days(start + timedelta(1), 3)
+
+    def test_it_refuses_when_the_days_to_count_lie_in_an_unknown_year(self) -> None:
+        with pytest.raises(CalendarUnavailable):
+            last_late_start(date(2027, 1, 20), 5)

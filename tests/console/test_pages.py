@@ -6,12 +6,14 @@ These run on both databases through the suite's rolled-back ``app`` fixture.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.common.clock import utc_now
 from app.common.codes import make_uscc
 from app.models import (
     Assignment,
@@ -410,3 +412,16 @@ def test_a_coordinator_vets_a_self_registered_provider(
     assert done.status_code == 303
     db.expire_all()
     assert db.get(Provider, pending.id).vetting == Vetting.APPROVED  # type: ignore[union-attr]
+
+
+def test_the_supervision_board_shows_first_rows_and_totals(
+    web: TestClient, cast: Cast, db: Session
+) -> None:
+    request = make_request(db, cast.ent, status="triaged")
+    request.created_at = utc_now() - timedelta(days=20)  # past the 1- and 7-day clocks
+    db.commit()
+    sign_in(web, cast.coordinator)
+    response = web.get("/coordinator/supervision")
+    assert response.status_code == 200
+    assert f"#{request.id}" in response.text
+    assert "(2)" in visible_text(response.text)  # unrouted and unresolved: a total of two
