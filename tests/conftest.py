@@ -98,6 +98,14 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The few tests that take minutes go first: handed out last, a parallel run would end
+    with one worker busy on them and the other idle. Runs after pytest has grouped the items
+    by database (a stable sort keeps that grouping within each part)."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that needs a database runs on both backends."""
     if "database_url" in metafunc.fixturenames:

@@ -6,6 +6,7 @@ Whatever input arrives, the service answers with a documented status and body, n
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +27,7 @@ CHECKS = [
 ]
 
 
+@pytest.mark.long
 def test_no_500_and_responses_match_the_schema(app: FastAPI, cast: Cast) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = cast.headers(cast.admin)

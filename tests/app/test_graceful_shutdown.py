@@ -149,6 +149,7 @@ def assert_handed_back_and_taken_over(queued: Queued, engine: Engine) -> None:
     assert queued.proposals() > 0
 
 
+@pytest.mark.long
 def test_worker_hands_back_its_run_on_sigterm(
     database_url: str, engine: Engine, queued: Queued
 ) -> None:
@@ -158,6 +159,7 @@ def test_worker_hands_back_its_run_on_sigterm(
     assert_handed_back_and_taken_over(queued, engine)
 
 
+@pytest.mark.long
 def test_serve_hands_back_the_embedded_workers_run_on_sigterm(
     database_url: str, engine: Engine, queued: Queued
 ) -> None:

@@ -144,7 +144,9 @@ def test_withdraw_against_an_answer_never_500(live: Live, answer: str) -> None:
 
 
 def test_a_deadlocked_request_is_run_again(live: Live) -> None:
-    with httpx.Client(base_url=live.base_url) as client:
+    # Generous read timeout: the retries back off, and a busy CI machine is slow (a liveness
+    # bound, not a timing assertion).
+    with httpx.Client(base_url=live.base_url, timeout=60) as client:
         response = client.post("/test/deadlock-twice", json={"n": 1})
     assert response.status_code == 200
     assert response.json() == {"attempts": 3, "echo": {"n": 1}}
@@ -152,7 +154,7 @@ def test_a_deadlocked_request_is_run_again(live: Live) -> None:
 
 
 def test_a_persistent_deadlock_is_503_with_retry_after(live: Live) -> None:
-    with httpx.Client(base_url=live.base_url) as client:
+    with httpx.Client(base_url=live.base_url, timeout=60) as client:
         response = client.post("/test/always-deadlocks")
     assert response.status_code == 503
     assert response.headers["retry-after"]

@@ -267,6 +267,7 @@ class TestCommandLine:
         assert result.exit_code == 0, result.output
         assert world.run(run_id).status == MatchRunStatus.SUCCEEDED
 
+    @pytest.mark.long
     def test_worker_stops_cleanly_on_sigterm(self, database_url: str, engine: Engine) -> None:
         env = os.environ | {
             "ZHUQI_DATABASE_URL": database_url,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection
@@ -499,6 +500,7 @@ def probe(client: TestClient, conn: Connection, world: World, settings: Settings
     return leaks
 
 
+@pytest.mark.long
 def test_no_response_carries_what_the_caller_need_not_know(
     client: TestClient, db: Session, settings: Settings
 ) -> None:

@@ -164,6 +164,7 @@ def generate_province(db: Session) -> None:
     db.commit()
 
 
+@pytest.mark.long
 def test_a_province_of_over_70k_requests_runs_diffs_reruns_with_pins_and_publishes(
     db: Session,
 ) -> None:
