@@ -88,6 +88,14 @@ class Encoded:
     pinned: PairSet
     prov_kind: tuple[str, ...] = ()
     lexicon: Lexicon = field(default_factory=Lexicon)
+    req_extra: sp.csr_array | None = None  # (n_req, n_categories) 1 = secondary category
+
+    @property
+    def extra(self) -> sp.csr_array:
+        """Secondary categories as a ``(n_req, n_categories)`` 0/1 matrix (empty if none)."""
+        if self.req_extra is None:
+            return sp.csr_array((self.n_req, len(self.categories)), dtype=np.int8)
+        return self.req_extra
 
     @property
     def n_req(self) -> int:
@@ -145,6 +153,25 @@ def _exclusions(
     return PairSet.of(pairs)
 
 
+def _extra(
+    extra: Sequence[tuple[str, ...]],
+    order: NDArray[np.intp],
+    primary: NDArray[np.object_],
+    categories: dict[str, int],
+) -> sp.csr_array:
+    """0/1 matrix of each request's secondary categories, its primary left out."""
+    rows, cols = [], []
+    for new, old in enumerate(order.tolist()):
+        for c in set(extra[old]) - {primary[old]}:
+            rows.append(new)
+            cols.append(categories[c])
+    shape = (len(order), len(categories))
+    data = np.ones(len(rows), dtype=np.int8)
+    matrix = sp.csr_array((data, (rows, cols)), shape=shape)
+    matrix.sort_indices()
+    return matrix
+
+
 def encode(problem: Problem) -> Encoded:
     """Sort ``problem`` by ids and integer-code it. ``problem`` must be validated."""
     rq, pv = problem.requests, problem.providers
@@ -153,7 +180,8 @@ def encode(problem: Problem) -> Encoded:
     prov_ids = tuple(pv.id[p_order])
     req_pos = {rid: i for i, rid in enumerate(req_ids)}
     prov_pos = {pid: i for i, pid in enumerate(prov_ids)}
-    names = set(rq.category) | {c for skills in pv.skills for c in skills}
+    names = set(rq.category) | {c for extra in rq.extra for c in extra}
+    names |= {c for skills in pv.skills for c in skills}
     categories = tuple(sorted(names))
     cat_pos = {c: i for i, c in enumerate(categories)}
     enterprises = tuple(rq.enterprise[r_order])
@@ -184,5 +212,6 @@ def encode(problem: Problem) -> Encoded:
         excluded=_exclusions(problem, req_pos, prov_pos, of_ent),
         pinned=pinned,
         prov_kind=tuple(str(k) for k in pv.kind[p_order]),
+        req_extra=_extra(rq.extra, r_order, rq.category, cat_pos),
         lexicon=problem.lexicon,
     )

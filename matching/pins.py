@@ -35,6 +35,7 @@ __all__ = [
     "pair_values",
     "pin_multipliers",
     "rule_masks",
+    "secondary_levels",
 ]
 
 
@@ -75,14 +76,16 @@ def pair_values(ctx: Context, pairs: PairSet) -> Pairs:
     enc, req, prov = ctx.enc, pairs.req, pairs.prov
     if len(req) == 0:
         return Pairs(req, prov, np.zeros((0, 5)), np.zeros(0), np.zeros(0, np.uint8))
-    level = np.asarray(enc.skill[prov, enc.req_cat[req]]).ravel()
+    skill = np.asarray(enc.skill[prov, enc.req_cat[req]]).ravel() / 3.0
+    secondary = secondary_levels(enc, req, prov) / 3.0 * ctx.weights.secondary
+    np.maximum(skill, secondary, out=skill)
     industry = industry_pairs(list(enc.req_industry[req]), [enc.prov_industries[p] for p in prov])
     region = region_pairs(
         list(enc.req_region[req]), [enc.prov_regions[p] for p in prov], enc.remote[prov]
     )
     f = np.column_stack(
         [
-            level.astype(np.float64) / 3.0,
+            skill,
             ctx.model.pair_similarity(ctx.text, req, prov),
             INDUSTRY_FIT[industry],
             REGION_FIT[region],
@@ -92,6 +95,17 @@ def pair_values(ctx: Context, pairs: PairSet) -> Pairs:
     return Pairs(
         req, prov, f, combine(f[:, 0], f[:, 1], f[:, 2], f[:, 3], f[:, 4], ctx.weights), region
     )
+
+
+def secondary_levels(
+    enc: Encoded, req: NDArray[np.intp], prov: NDArray[np.intp]
+) -> NDArray[np.float64]:
+    """Per pair, the provider's best level over the request's secondary categories (0 if
+    none), shape ``(n,)``: the product of two ``(n, n_categories)`` sparse rows."""
+    if len(req) == 0 or enc.extra.nnz == 0:
+        return np.zeros(len(req))
+    both = sp.csr_array(enc.extra[req].multiply(enc.skill[prov]))
+    return np.asarray(both.max(axis=1).toarray(), dtype=np.float64).ravel()
 
 
 def rule_masks(enc: Encoded, pins: Pairs) -> dict[str, NDArray[np.bool_]]:

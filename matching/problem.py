@@ -97,6 +97,7 @@ class RequestIn:
     enterprise: Id
     urgency: int = 3
     tier: Tier | str = Tier.NONE
+    extra_categories: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +167,9 @@ class RequestTable:
     Any array-like (list, tuple) is accepted and turned into an array on construction.
 
     ``id``, ``enterprise``: object arrays of ids; ``category``, ``text``, ``industry``,
-    ``region``, ``tier``: object arrays of ``str``; ``urgency``: integers 1–5.
+    ``region``, ``tier``: object arrays of ``str``; ``urgency``: integers 1–5;
+    ``extra``: a tuple with one tuple of secondary category keys per request (left out:
+    none for every request).
     """
 
     id: NDArray[np.object_]
@@ -177,11 +180,14 @@ class RequestTable:
     urgency: NDArray[np.int64]
     tier: NDArray[np.object_]
     enterprise: NDArray[np.object_]
+    extra: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("id", "category", "text", "industry", "region", "tier", "enterprise"):
             _coerce(self, name, _objects)
         _coerce(self, "urgency", np.asarray)
+        extra = tuple(tuple(x) for x in self.extra)
+        object.__setattr__(self, "extra", extra or ((),) * len(self.id))
 
     def __len__(self) -> int:
         return len(self.id)
@@ -199,13 +205,17 @@ class RequestTable:
             urgency=_column([r.urgency for r in items], np.int64),
             tier=_objects(str(r.tier) for r in items),
             enterprise=_objects(r.enterprise for r in items),
+            extra=tuple(tuple(r.extra_categories) for r in items),
         )
 
     def take(self, index: NDArray[np.intp]) -> RequestTable:
         """Rows ``index`` (shape ``(m,)``) as a new table."""
-        return RequestTable(
-            **{name: getattr(self, name)[index] for name in self.__dataclass_fields__}
-        )
+        values: dict[str, Any] = {
+            name: getattr(self, name)[index]
+            for name in self.__dataclass_fields__
+            if name != "extra"
+        }
+        return RequestTable(**values, extra=tuple(self.extra[i] for i in index))
 
 
 @dataclass(frozen=True, slots=True)

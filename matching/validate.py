@@ -90,6 +90,9 @@ def _check_requests(table: RequestTable) -> None:
     for i, enterprise in enumerate(table.enterprise):
         if not _is_id(enterprise):
             raise _fail("requests.enterprise", i, ids, f"{enterprise!r} is not an id")
+    for i, extra in enumerate(table.extra):
+        if not all(isinstance(c, str) and c for c in extra):
+            raise _fail("requests.extra", i, ids, f"{extra!r} must hold non-empty strs")
 
 
 def _check_skills(table: ProviderTable) -> None:

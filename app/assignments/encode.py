@@ -99,6 +99,7 @@ _REQUEST_COLUMNS = (
     HelpRequest.title,
     HelpRequest.description,
     HelpRequest.urgency,
+    HelpRequest.extra_categories,
     Enterprise.id,
     Enterprise.industry_code,
     Enterprise.region_code,
@@ -120,8 +121,20 @@ def _request_rows(session: Session, scope: Scope) -> list[matching.RequestIn]:
             enterprise=enterprise_id,
             urgency=urgency,
             tier=tier.value,
+            extra_categories=tuple(extra or ()),
         )
-        for request_id, category, title, description, urgency, enterprise_id, industry, region, tier in rows
+        for (
+            request_id,
+            category,
+            title,
+            description,
+            urgency,
+            extra,
+            enterprise_id,
+            industry,
+            region,
+            tier,
+        ) in rows
     ]
 
 
@@ -216,7 +229,9 @@ def snapshot(
             session,
             excluded_load,
             _providers(
-                [r.category for r in rows] if skilled_only else None,
+                [c for r in rows for c in (r.category, *r.extra_categories)]
+                if skilled_only
+                else None,
                 [*(p for _, p in pins), *providers],
             ),
         ),

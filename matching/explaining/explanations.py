@@ -17,7 +17,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from matching.encode import Encoded
-from matching.explaining.wording import PairFacts, pair_reason, unmatched_message
+from matching.explaining.wording import (
+    PairFacts,
+    category_words,
+    pair_reason,
+    unmatched_message,
+)
 from matching.pins import Context, Pairs, pin_multipliers
 from matching.problem import Id
 from matching.result import Assignment, Candidate, Explanation, Reason, Unmatched
@@ -74,6 +79,16 @@ def _evidence(
     return out
 
 
+def _secondary_match(enc: Encoded, r: int, p: int) -> tuple[int, int]:
+    """The secondary category of request ``r`` provider ``p`` is best at, and its level
+    (ties to the lower category index)."""
+    extra = enc.extra
+    cats = extra.indices[extra.indptr[r] : extra.indptr[r + 1]]
+    levels = np.asarray(enc.skill[[p] * len(cats), cats]).ravel()
+    best = int(np.argmax(levels))
+    return int(cats[best]), int(levels[best])
+
+
 def explain_pairs(
     ctx: Context,
     req: NDArray[np.intp],
@@ -98,18 +113,23 @@ def explain_pairs(
     """
     enc, priority = ctx.enc, ctx.priority[req]
     contrib = (features * np.asarray(ctx.weights.normalised)[None, :] * priority[:, None]).tolist()
-    skill = np.rint(features[:, 0] * 3).astype(int).tolist()
     region = np.searchsorted(REGION_FIT, features[:, 3]).tolist()  # exact LUT values
     values = features.tolist()
     evidence = _evidence(ctx, req, prov)
+    primary = np.asarray(enc.skill[prov, enc.req_cat[req]]).ravel().tolist() if len(req) else []
     out = []
     for i, (r, p) in enumerate(zip(req.tolist(), prov.tolist(), strict=True)):
         served = enc.prov_industries[p]
+        category, level = enc.req_cat[r], primary[i]
+        # not covering the primary, or better on a secondary category (level x share)
+        secondary = primary[i] == 0 or values[i][0] > primary[i] / 3.0 + 1e-12
+        if secondary:
+            category, level = _secondary_match(enc, r, p)
         facts = PairFacts(
             origin=int(origin[i]),
-            category=enc.categories[enc.req_cat[r]],
-            secondary=False,
-            level=skill[i],
+            category=enc.categories[category],
+            secondary=secondary,
+            level=level,
             kind=enc.prov_kind[p] if enc.prov_kind else "expert",
             region=region[i],
             industry=industry_label(str(enc.req_industry[r]), served) if served else None,
@@ -162,8 +182,14 @@ def unmatched_reasons(
         else:
             hit = [rule for rule in RULES if counts[rule]]
             reason = Reason(hit[-1]) if hit else Reason.CATEGORY
-        categories = [enc.categories[enc.req_cat[r]]]
-        zh, en = unmatched_message(reason, counts, categories, enc.lexicon, fill)
+        extra = enc.extra.indices[enc.extra.indptr[r] : enc.extra.indptr[r + 1]]
+        zh, en = unmatched_message(
+            reason, counts, [enc.categories[enc.req_cat[r]]], enc.lexicon, fill
+        )
+        if len(extra) and reason is not Reason.CAPACITY_TAKEN:
+            also_zh, also_en = category_words([enc.categories[c] for c in extra], enc.lexicon)
+            zh += f"；次要类别{also_zh}也没有可用的服务方"
+            en += f"; no usable provider for the secondary {also_en} either"
         out.append(Unmatched(enc.req_ids[r], reason, counts, taken, zh, en))
     return out
 

@@ -147,7 +147,8 @@ def _category_shortages(enc: Encoded, cat: int, open_: NDArray[np.bool_]) -> lis
 def check_supply(problem: Problem) -> list[Shortage]:
     """Binding shortages per category × province and city, largest shortfall first.
 
-    Pinned requests are not demand and their pins consume capacity. The bound ignores
+    Pinned requests are not demand and their pins consume capacity; nor are requests with
+    secondary categories, which other cells' providers may take. The bound ignores
     ``min_score`` and competition between cells, so every reported shortage is real
     (some requests *will* be unmatched), while an empty list does not promise that all
     requests will be matched.
@@ -167,5 +168,6 @@ def check_supply(problem: Problem) -> list[Shortage]:
     enc = replace(enc, free=free)
     open_ = np.ones(enc.n_req, dtype=bool)
     open_[enc.pinned.req] = False
+    open_[np.diff(enc.extra.indptr) > 0] = False  # secondary categories may serve them
     out = [s for cat in range(len(enc.categories)) for s in _category_shortages(enc, cat, open_)]
     return sorted(out, key=lambda s: (-s.shortfall, s.category, s.region))

@@ -57,6 +57,7 @@ class Block:
     region_of: NDArray[np.intp]  # (m,) row into ``region``
     text_t: sp.csr_array  # (n_terms, b) provider TF-IDF, transposed for row-chunk products
     forbidden: tuple[PairSet, PairSet]  # conflicts, exclusions as (row pos, column pos)
+    secondary: bool = False  # the category is the rows' secondary one: skill discounted
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class _Category:
     industry_of: NDArray[np.intp]  # (len(rows),)
     region: NDArray[np.uint8]  # (distinct counties of rows, b)
     region_of: NDArray[np.intp]  # (len(rows),)
+    secondary: bool = False
 
 
 def provider_rules(enc: Encoded, cat: int) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
@@ -91,14 +93,20 @@ def chunks(n_rows: int, n_cols: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + step, n_rows)
 
 
-def _category(enc: Encoded, cat: int, rows: NDArray[np.intp], provs: NDArray[np.intp]) -> _Category:
+def _category(
+    enc: Encoded, cat: int, rows: NDArray[np.intp], provs: NDArray[np.intp], factor: float | None
+) -> _Category:
+    """Lookups of category ``cat`` for ``rows``; ``factor`` scales the skill fit when it is
+    the rows' secondary category (None: their primary one)."""
     codes, industry_of = unique_codes(list(enc.req_industry[rows]))
     counties, region_of = unique_codes(list(enc.req_region[rows]))
     return _Category(
         cat=cat,
         rows=rows,
         provs=provs,
-        skill=enc.skill[provs][:, [cat]].toarray().ravel() / 3.0,
+        skill=enc.skill[provs][:, [cat]].toarray().ravel()
+        / 3.0
+        * (1.0 if factor is None else factor),
         rating=rating_fit(enc.rating[provs]),
         industry=industry_table(list(codes), [enc.prov_industries[p] for p in provs]),
         industry_of=industry_of,
@@ -106,6 +114,7 @@ def _category(enc: Encoded, cat: int, rows: NDArray[np.intp], provs: NDArray[np.
             list(counties), [enc.prov_regions[p] for p in provs], enc.remote[provs]
         ),
         region_of=region_of,
+        secondary=factor is not None,
     )
 
 
@@ -160,6 +169,7 @@ def _block(
         region_of=region_of.astype(np.intp),
         text_t=sp.csr_array(model.providers[provs].T),
         forbidden=(_local(enc.conflicts, row_pos, col_pos), _local(enc.excluded, row_pos, col_pos)),
+        secondary=cat.secondary,
     )
 
 
@@ -172,6 +182,10 @@ def blocks(
 ) -> Iterator[Block]:
     """Every non-empty block of the open requests; fills ``removed[:, :3]`` on the way.
 
+    A request with secondary categories is also scored in their blocks (``secondary``
+    set, skill fit times ``weights.secondary``); rule counts come from its primary
+    category only, so an unmatched reason counts each provider once.
+
     Parameters
     ----------
     enc : Encoded
@@ -183,14 +197,19 @@ def blocks(
         Its first three columns (category, inactive, capacity) are written for every open
         request, including those of categories without any scorable provider.
     """
+    extra = enc.extra.tocsc()
     for cat in range(len(enc.categories)):
         rows = np.flatnonzero(open_ & (enc.req_cat == cat))
-        if len(rows) == 0:
+        also = extra.indices[extra.indptr[cat] : extra.indptr[cat + 1]].astype(np.intp)
+        also = np.sort(also[open_[also]])
+        if len(rows) == 0 and len(also) == 0:
             continue
         provs, counts = provider_rules(enc, cat)
         removed[rows, :3] = counts
         if len(provs) == 0:
             continue
-        shared = _category(enc, cat, rows, provs)
-        for group in _groups(enc, shared):
-            yield _block(enc, model, shared, group, weights)
+        for members, factor in ((rows, None), (also, weights.secondary)):
+            if len(members):
+                shared = _category(enc, cat, members, provs, factor)
+                for group in _groups(enc, shared):
+                    yield _block(enc, model, shared, group, weights)

@@ -157,7 +157,8 @@ def _scan_block(
     for start, stop in chunks(len(block.rows), len(block.provs)):
         rows = block.rows[start:stop]
         chunk = _score_chunk(block, text_req[rows], start, stop, weights)
-        removed[rows, 3:] = chunk.counts
+        if not block.secondary:
+            removed[rows, 3:] = chunk.counts
         ri, ci = _top_k(chunk.fit, weights.top_k, weights.min_score)
         best_first = np.lexsort((-chunk.fit[ri, ci], ri))  # stable: columns stay ascending
         ri, ci = ri[best_first], ci[best_first]
@@ -203,9 +204,36 @@ def generate(
     """
     removed = np.zeros((enc.n_req, len(RULES)), dtype=np.int64)
     parts: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]] = []
+    merge = False
     for block in blocks(enc, model, open_, weights, removed):
         parts.extend(_scan_block(block, text_req, weights, removed))
+        merge |= block.secondary
+    if merge:
+        parts = [_merge(parts, weights.top_k)]
     return _assemble(parts, removed)
+
+
+def _merge(
+    parts: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]], k: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """One run per request out of several blocks' (primary and secondary categories).
+
+    A provider scored in two of a request's blocks keeps its better pair; then the request
+    keeps its ``k`` best, ties to the lower provider index, as a single block would.
+    """
+    req = np.concatenate([p[0] for p in parts])
+    prov = np.concatenate([p[1] for p in parts])
+    values = np.concatenate([p[2] for p in parts])
+    fit = values[:, 5]
+    order = np.lexsort((-fit, prov, req))
+    req, prov, values = req[order], prov[order], values[order]
+    first = np.r_[True, (req[1:] != req[:-1]) | (prov[1:] != prov[:-1])][: len(req)]
+    req, prov, values = req[first], prov[first], values[first]
+    order = np.lexsort((prov, -values[:, 5], req))
+    req, prov, values = req[order], prov[order], values[order]
+    start = np.searchsorted(req, req)
+    keep = np.arange(len(req)) - start < k
+    return req[keep], prov[keep], values[keep]
 
 
 def _assemble(

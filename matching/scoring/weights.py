@@ -48,6 +48,11 @@ class Weights:
         Priority gained per cultivation tier step (none=0 … champion=4), multiplied in.
     runners_up : int
         How many next-best candidates each request reports (>= 0).
+    secondary : float
+        In [0, 1]: skill fit of a provider matched on one of the request's secondary
+        categories, as a share of what the same level gives on the primary category. Below
+        1 so that a specialist of the main problem is preferred; 0 turns secondary
+        matching off in effect (only text, industry, region and rating would count).
     """
 
     skill: float = 0.35
@@ -61,6 +66,7 @@ class Weights:
     urgency_gain: float = 0.15
     tier_gain: float = 0.1
     runners_up: int = 3
+    secondary: float = 0.6
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -73,6 +79,8 @@ class Weights:
             raise InvalidProblem("weights: the feature weights must sum to more than 0")
         if self.min_score > 1:
             raise InvalidProblem(f"weights.min_score must be in [0, 1], got {self.min_score}")
+        if self.secondary > 1:
+            raise InvalidProblem(f"weights.secondary must be in [0, 1], got {self.secondary}")
         if self.fairness >= 1:
             raise InvalidProblem(f"weights.fairness must be in [0, 1), got {self.fairness}")
         for name in ("top_k", "runners_up"):

@@ -153,3 +153,24 @@ class TestPolicyReasons:
         assert "small enterprise" in found["reason_en"]
         assert "specialised and sophisticated SME" in found["reason_en"]
         assert "financing" not in found["reason_zh"] + found["reason_en"]
+
+
+class TestSecondaryCategories:
+    def test_a_run_matches_on_a_secondary_category_and_says_so(
+        self, client: TestClient, db: Session, scene: Scene
+    ) -> None:
+        request = make_request(
+            db,
+            scene.cast.ent,
+            category="legal_ip",
+            extra_categories=["export"],
+            title="海外客户拖欠货款，合同纠纷要打官司",
+        )
+        make_provider(db, capacity=5, skills={"export": 3}, expertise="外贸 出口 海外收款")
+        db.commit()
+        run = drafted(client, db, scene)
+        (mine,) = [a for a in proposals(db, run["id"]) if a.request_id == request.id]
+        assert "外贸" in mine.breakdown["reason_zh"]
+        assert "（次要类别）" in mine.breakdown["reason_zh"]
+        assert "(secondary category)" in mine.breakdown["reason_en"]
+        assert mine.breakdown["features"]["skill"] < 1.0  # level 3, at the secondary share

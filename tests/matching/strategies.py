@@ -57,6 +57,11 @@ def _request(draw: st.DrawFn, i: int) -> RequestIn:
         enterprise=draw(st.sampled_from(ENTERPRISES)),
         urgency=draw(st.integers(1, 5)),
         tier=draw(st.sampled_from(list(Tier))),
+        extra_categories=(
+            draw(st.lists(st.sampled_from(CATS), max_size=2, unique=True))
+            if draw(st.integers(0, 3)) == 0
+            else ()
+        ),
     )
 
 
@@ -151,7 +156,8 @@ def violations(problem: Problem, result: MatchResult, w: Weights) -> list[str]:
             continue
         if not p["active"] or p["paused"]:
             out.append(f"{a}: inactive or paused")
-        if r["category"] not in p["skills"]:  # type: ignore[operator]
+        categories = {r["category"], *r["extra"]}  # type: ignore[misc]
+        if not categories & set(p["skills"]):  # type: ignore[call-overload]
             out.append(f"{a.request}->{a.provider}: category")
         if not serves_region(p, r["region"]):  # type: ignore[arg-type]
             out.append(f"{a.request}->{a.provider}: region")
