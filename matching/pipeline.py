@@ -64,7 +64,7 @@ def _prepare(
     """Text vectors, pins (required, optional; capacity consumed), open requests and
     their candidates."""
     with stages("text"):
-        texts = vectorise(enc.prov_text, enc.req_ids, enc.req_text, cache)
+        texts = vectorise(enc.prov_text, enc.req_ids, enc.req_text, cache, enc.lexicon.glossary)
     prio = priority(enc.req_urgency, enc.req_tier, weights)
     ctx = Context(enc, weights, texts.model, texts.requests, prio)
     required, optional = pins
