@@ -94,7 +94,9 @@ class Encoded:
     def extra(self) -> sp.csr_array:
         """Secondary categories as a ``(n_req, n_categories)`` 0/1 matrix (empty if none)."""
         if self.req_extra is None:
-            return sp.csr_array((self.n_req, len(self.categories)), dtype=np.int8)
+            none = np.zeros(0, dtype=np.intp)
+            shape = (self.n_req, len(self.categories))
+            return sp.csr_array((np.zeros(0, dtype=np.int8), (none, none)), shape=shape)
         return self.req_extra
 
     @property
