@@ -10,6 +10,7 @@ from app.enterprises.router import router as enterprises_router
 from app.events.router import router as events_router
 from app.exclusions.router import router as exclusions_router
 from app.exports.router import router as exports_router
+from app.glossary.router import router as glossary_router
 from app.imports.router import router as imports_router
 from app.match_runs.router import router as match_runs_router
 from app.notifications.router import router as notifications_router
@@ -28,6 +29,7 @@ for router in (
     auth_router,
     taxonomy_router,
     templates_router,
+    glossary_router,
     enterprises_router,
     requests_router,
     providers_router,

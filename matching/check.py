@@ -76,7 +76,7 @@ def check_pairs(
         np.array([req_pos[r] for r, _ in pairs], dtype=np.intp),
         np.array([prov_pos[p] for _, p in pairs], dtype=np.intp),
     )
-    texts = vectorise(enc.prov_text, enc.req_ids, enc.req_text)
+    texts = vectorise(enc.prov_text, enc.req_ids, enc.req_text, None, enc.lexicon.glossary)
     prio = priority(enc.req_urgency, enc.req_tier, weights)
     values = pair_values(Context(enc, weights, texts.model, texts.requests, prio), index)
     masks = rule_masks(enc, values)

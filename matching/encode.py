@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -96,10 +95,9 @@ class Encoded:
     def extra(self) -> sp.csr_array:
         """Secondary categories as a ``(n_req, n_categories)`` 0/1 matrix (empty if none)."""
         if self.req_extra is None:
-            # scipy-stubs read a shape tuple as a 1-d array; it is the (n, m) empty matrix.
-            return cast(
-                "sp.csr_array", sp.csr_array((self.n_req, len(self.categories)), dtype=np.int8)
-            )
+            none = np.zeros(0, dtype=np.intp)
+            shape = (self.n_req, len(self.categories))
+            return sp.csr_array((np.zeros(0, dtype=np.int8), (none, none)), shape=shape)
         return self.req_extra
 
     @property

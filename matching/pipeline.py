@@ -64,7 +64,7 @@ def _prepare(
     """Text vectors, pins (required, optional; capacity consumed), the providers each
     request still wants (0: not open) and the open requests' candidates."""
     with stages("text"):
-        texts = vectorise(enc.prov_text, enc.req_ids, enc.req_text, cache)
+        texts = vectorise(enc.prov_text, enc.req_ids, enc.req_text, cache, enc.lexicon.glossary)
     prio = priority(enc.req_urgency, enc.req_tier, weights)
     ctx = Context(enc, weights, texts.model, texts.requests, prio)
     required, optional = pins

@@ -22,6 +22,7 @@ from app.assignments import unmatched as unmatched_store
 from app.assignments.transitions import OPEN
 from app.common.clock import today
 from app.common.idsets import in_ids
+from app.glossary import service as glossary_service
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -220,8 +221,10 @@ def _exclusions(session: Session) -> list[matching.Exclusion]:
 
 
 def lexicon(session: Session) -> matching.Lexicon:
-    """The taxonomy's labels (and, later, the admins' glossary) as the engine's data."""
-    return matching.Lexicon(labels=taxonomy_service.labels(session))
+    """The taxonomy's labels and the glossary (shipped plus admins' entries), as data."""
+    return matching.Lexicon(
+        labels=taxonomy_service.labels(session), glossary=glossary_service.compiled(session)
+    )
 
 
 def snapshot(

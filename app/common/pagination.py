@@ -28,14 +28,24 @@ def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> int:
+def _cursor_value(cursor: str, kind: str) -> str:
+    """The value of a cursor of ``kind``; anything a client made up is a 422 on ``cursor``
+    (non-ASCII text makes base64 raise ValueError, not binascii.Error)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "id":
-            raise ValueError(kind)
-        return int(value)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("cursor is not one this API returned", field="cursor") from exc
+    found, _, value = raw.partition(":")
+    if found != kind:
+        raise InvalidInput("cursor is not one this API returned", field="cursor")
+    return value
+
+
+def decode_cursor(cursor: str) -> int:
+    value = _cursor_value(cursor, "id")
+    try:
+        return int(value)
+    except ValueError as exc:
         raise InvalidInput("cursor is not one this API returned", field="cursor") from exc
 
 
@@ -88,14 +98,7 @@ def encode_key_cursor(last_key: str) -> str:
 
 
 def decode_key_cursor(cursor: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor is not one this API returned", field="cursor") from exc
-    kind, _, value = raw.partition(":")
-    if kind != "key":
-        raise InvalidInput("cursor is not one this API returned", field="cursor")
-    return value
+    return _cursor_value(cursor, "key")
 
 
 def key_page_params(

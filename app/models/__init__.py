@@ -19,6 +19,7 @@ from app.models.enums import (
     Vetting,
 )
 from app.models.event import Event, IdempotencyKey
+from app.models.glossary import GlossaryEntry
 from app.models.help_request import HelpRequest
 from app.models.match_run import MatchRun
 from app.models.notification import Notification, NotificationStatus
@@ -45,6 +46,7 @@ __all__ = [
     "Feedback",
     "FollowUp",
     "FollowUpKind",
+    "GlossaryEntry",
     "HelpRequest",
     "IdempotencyKey",
     "MatchRun",

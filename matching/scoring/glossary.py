@@ -21,7 +21,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-__all__ = ["CONCEPT_PREFIX", "Glossary", "default_glossary"]
+__all__ = ["CONCEPT_PREFIX", "Glossary", "default_glossary", "extended_glossary", "shipped_data"]
 
 #: Prefix of concept tokens; it cannot occur in analyzed text, so tokens never collide.
 CONCEPT_PREFIX = "§"
@@ -124,7 +124,25 @@ class Glossary:
 
 
 @cache
+def shipped_data() -> Mapping[str, Any]:
+    """The shipped glossary's JSON form (read once; treat it as read-only)."""
+    text = files("matching.scoring").joinpath("data/glossary.json").read_text(encoding="utf-8")
+    data: Mapping[str, Any] = json.loads(text)
+    return data
+
+
+@cache
 def default_glossary() -> Glossary:
     """The shipped glossary (parsed once; the result is immutable)."""
-    text = files("matching.scoring").joinpath("data/glossary.json").read_text(encoding="utf-8")
-    return Glossary.from_data(json.loads(text))
+    return Glossary.from_data(shipped_data())
+
+
+@cache
+def extended_glossary(
+    entries: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...],
+) -> Glossary:
+    """The shipped glossary plus ``entries`` ``(concept, zh terms, en terms)``: an entry
+    naming a shipped concept adds terms to it, any other is a new concept. Cached on the
+    entries, so a service that passes the same ones every run compiles them once."""
+    added = [{"id": c, "zh": list(zh), "en": list(en)} for c, zh, en in entries]
+    return Glossary.from_data({"concepts": [*shipped_data()["concepts"], *added]})

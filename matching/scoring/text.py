@@ -1,11 +1,13 @@
 """Text similarity of a request and a provider's expertise, for Chinese and English alike.
 
 The analyzer is script-aware (NOTES.md, "Text features"): after NFKC folding (full-width
-letters and digits become ASCII) and lower-casing, runs of CJK ideographs become character
-unigrams and bigrams — Chinese has no spaces, and bigrams capture most two-character words
-without a segmenter — while Latin runs become word tokens (stop words dropped, a light
-plural fold). Glossary concept tokens are added on both sides so that the two languages
-meet (:mod:`matching.scoring.glossary`).
+letters and digits become ASCII) and lower-casing, runs of CJK ideographs become their
+segmented words (rjieba) plus character bigrams, while Latin runs become word tokens
+(stop words dropped, a light plural fold). Glossary concept tokens are added on both sides
+so that the two languages, and a colloquial word and a provider's jargon, meet
+(:mod:`matching.scoring.glossary`; the problem's own glossary when it brings one).
+``bench/text_quality.py`` measures the choice against the former character-unigram
+analyzer and plain TF-IDF.
 
 The TF-IDF model is fitted on the providers' expertise texts only: their vocabulary is all
 that can ever match, and an IDF that does not depend on the requests keeps scores stable
@@ -19,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import rjieba
@@ -62,18 +65,29 @@ def _fold(word: str) -> str:
 
 
 def analyze(text: str, glossary: Glossary | None = None) -> list[str]:
-    """Tokens of ``text``: CJK unigrams + bigrams, Latin words, glossary concepts.
+    """Tokens of ``text``: Chinese words and bigrams, Latin words, glossary concepts.
+
+    A CJK run gives its segmented words of two or more characters (rjieba) *and* its
+    character bigrams. Words carry meaning the bigrams miss (原材料, 数字化) and, where a
+    word is itself a bigram, count twice, so real words outweigh the cross-word bigrams
+    (单却 in 订单却少); the bigrams keep recall when the segmenter cuts the two sides of a
+    pair differently (资金回笼 / 回笼资金). Single characters are left out: they matched
+    almost everything with everything (similarities of unrelated texts around 0.1). A
+    run of one character is kept as it is.
 
     Examples
     --------
-    >>> analyze("数据库 databases")[:5]
-    ['数', '据', '库', '数据', '据库']
+    >>> analyze("数据库 databases", Glossary.from_data({"concepts": []}))
+    ['数据库', '数据', '据库', 'database']
     """
     norm = normalise(text)
     tokens: list[str] = []
     for run in _RUNS.findall(norm):
         if run[0] >= "\u3400":
-            tokens.extend(run)
+            if len(run) == 1:
+                tokens.append(run)
+                continue
+            tokens.extend(w for w in segment(run) if len(w) > 1)
             tokens.extend(map(str.__add__, run[:-1], run[1:]))
         elif len(run) > 1 and run not in _STOP:
             tokens.append(_fold(run))
@@ -192,17 +206,16 @@ def shared_terms(
     return out
 
 
-def _analyzer(text: str) -> list[str]:
-    return analyze(text)
-
-
-def fit_text_model(expertise: Sequence[str]) -> TextModel:
+def fit_text_model(expertise: Sequence[str], glossary: Glossary | None = None) -> TextModel:
     """Fit TF-IDF on the providers' ``expertise`` texts (shape ``(n_providers,)``).
 
+    ``glossary`` is the problem's (:class:`matching.Lexicon`); None means the shipped one.
     An empty corpus, or one without any token, gives an empty vocabulary and all-zero
     similarities rather than an error: text is one feature among five.
     """
-    vectorizer = TfidfVectorizer(analyzer=_analyzer, sublinear_tf=True, dtype=np.float64)
+    vectorizer = TfidfVectorizer(
+        analyzer=partial(analyze, glossary=glossary), sublinear_tf=True, dtype=np.float64
+    )
     try:
         matrix = sp.csr_array(vectorizer.fit_transform(expertise))
     except ValueError:  # empty vocabulary: no provider wrote anything usable
@@ -224,6 +237,8 @@ class TextCache:
     req_ids, req_text : tuple, shape (n_requests,)
         Request ids and texts in canonical order, rows of ``requests``.
     requests : csr_array, shape (n_requests, n_terms)
+    glossary : Glossary or None
+        The glossary the model was fitted with; reusable only with the same one.
     """
 
     model: TextModel
@@ -231,6 +246,7 @@ class TextCache:
     req_ids: tuple[object, ...]
     req_text: tuple[str, ...]
     requests: sp.csr_array
+    glossary: Glossary | None = None
 
 
 def vectorise(
@@ -238,16 +254,19 @@ def vectorise(
     req_ids: tuple[object, ...],
     req_text: tuple[str, ...],
     cache: TextCache | None = None,
+    glossary: Glossary | None = None,
 ) -> TextCache:
     """Fit on ``prov_text`` and transform ``req_text``, reusing ``cache`` where it applies.
 
-    The model is reused when the providers' texts are unchanged; a request row is reused
-    when its id and text are unchanged. TF-IDF is a pure function of (model, text), so the
-    result is identical to computing everything afresh, only cheaper after small changes.
+    The model is reused when the providers' texts and the glossary are unchanged; a
+    request row is reused when its id and text are unchanged. TF-IDF is a pure function
+    of (model, text), so the result is identical to computing everything afresh, only
+    cheaper after small changes.
     """
-    if cache is None or cache.prov_text != prov_text:
-        model = fit_text_model(prov_text)
-        return TextCache(model, prov_text, req_ids, req_text, model.transform(req_text))
+    if cache is None or cache.prov_text != prov_text or cache.glossary != glossary:
+        model = fit_text_model(prov_text, glossary)
+        requests = model.transform(req_text)
+        return TextCache(model, prov_text, req_ids, req_text, requests, glossary)
     position = {rid: i for i, rid in enumerate(cache.req_ids)}
     old = np.array([position.get(rid, -1) for rid in req_ids], dtype=np.intp)
     reuse = np.array(
@@ -262,4 +281,4 @@ def vectorise(
     index = np.where(reuse, old, 0)
     index[fresh] = len(cache.req_ids) + np.arange(len(fresh))
     requests = sp.csr_array(sp.vstack([cache.requests, new_rows], format="csr")[index])
-    return TextCache(cache.model, prov_text, req_ids, req_text, requests)
+    return TextCache(cache.model, prov_text, req_ids, req_text, requests, glossary)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.common.idempotency import KEY_LIFETIME, purge_expired
-from app.models import Category, Exclusion, IdempotencyKey
+from app.models import Category, Exclusion, GlossaryEntry, IdempotencyKey
 from tests.app.conftest import Cast
 from tests.factories import make_policy, make_request
 
@@ -70,7 +70,15 @@ TARGETS: dict[str, Target] = {
     "policy": lambda c, db: (f"{API}/policies/{make_policy(db).id}", {"summary": "新"}),
     "user": lambda c, db: (f"{API}/users/{c.coordinator.id}", {"full_name": "新名字"}),
     "category": lambda c, db: (f"{API}/categories/financing", {"route_days": 2}),
+    "glossary": lambda c, db: (f"{API}/glossary/{_glossary_entry(db)}", {"zh": ["压款"]}),
 }
+
+
+def _glossary_entry(db: Session) -> int:
+    entry = GlossaryEntry(concept="late_payment", zh=["押款"], en=[])
+    db.add(entry)
+    db.flush()
+    return entry.id
 
 
 @pytest.mark.parametrize("kind", sorted(TARGETS))

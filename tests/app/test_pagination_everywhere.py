@@ -252,3 +252,14 @@ class TestListsThatWereWhole:
         seen = walk(client, f"{API}/categories", cast.headers(cast.expert_user), key="key")
         assert seen == sorted(db.scalars(select(Category.key)))
         assert seen[-N:] == [f"zz_{n}" for n in range(N)]
+
+
+@pytest.mark.parametrize("url", [f"{API}/categories", f"{API}/requests"])
+@pytest.mark.parametrize("cursor", ["中文", "a:b", "aWQ6eA"])  # aWQ6eA = "id:x"
+def test_a_made_up_cursor_is_a_422_on_cursor(
+    client: TestClient, cast: Cast, url: str, cursor: str
+) -> None:
+    response = client.get(url, params={"cursor": cursor}, headers=cast.headers(cast.admin))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "cursor" in response.text

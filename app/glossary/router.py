@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+
+from app.common.concurrency import IfMatch, check_if_match, set_etag
+from app.common.idempotency import IdempotencyDep
+from app.common.pagination import PageDep
+from app.common.schemas import Page, problem_responses
+from app.common.types import PathId
+from app.deps import AdminOnly, DbSession, Staff
+from app.glossary import service as glossary_service
+from app.glossary.schemas import GlossaryEntryCreate, GlossaryEntryRead, GlossaryEntryUpdate
+from app.models import GlossaryEntry
+
+router = APIRouter(prefix="/glossary", tags=["glossary"])
+
+
+def get_entry(entry_id: PathId, session: DbSession, _staff: Staff) -> GlossaryEntry:
+    return glossary_service.get(session, entry_id)
+
+
+CurrentEntry = Annotated[GlossaryEntry, Depends(get_entry)]
+
+
+@router.get("", response_model=Page[GlossaryEntryRead], responses=problem_responses(401, 403))
+def list_entries(session: DbSession, _staff: Staff, page: PageDep) -> Page[GlossaryEntryRead]:
+    """The admins' additions to the shipped glossary (staff)."""
+    return glossary_service.list_(session, page=page)
+
+
+@router.get(
+    "/{entry_id}", response_model=GlossaryEntryRead, responses=problem_responses(401, 403, 404)
+)
+def read_entry(entry: CurrentEntry, response: Response) -> GlossaryEntryRead:
+    set_etag(response, entry.version)
+    return glossary_service.read(entry)
+
+
+@router.post(
+    "",
+    response_model=GlossaryEntryRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 409),
+)
+def create_entry(
+    data: GlossaryEntryCreate, session: DbSession, admin: AdminOnly, idem: IdempotencyDep
+) -> object:
+    """Add terms to a concept (admins); the next match run uses them."""
+    if (replayed := idem.replay(data)) is not None:
+        return replayed
+    entry = glossary_service.create(session, principal=admin, **data.model_dump())
+    return idem.store(data, glossary_service.read(entry))
+
+
+@router.patch(
+    "/{entry_id}",
+    response_model=GlossaryEntryRead,
+    responses=problem_responses(401, 403, 404, 412, 428),
+)
+def update_entry(
+    data: GlossaryEntryUpdate,
+    entry: CurrentEntry,
+    session: DbSession,
+    admin: AdminOnly,
+    response: Response,
+    if_match: IfMatch = None,
+) -> GlossaryEntryRead:
+    """Replace an entry's Chinese and/or English terms (admins)."""
+    check_if_match(if_match, entry.version)
+    updated = glossary_service.update(
+        session, principal=admin, entry=entry, changes=data.model_dump(exclude_unset=True)
+    )
+    set_etag(response, updated.version)
+    return glossary_service.read(updated)
