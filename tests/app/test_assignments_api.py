@@ -30,7 +30,8 @@ def offer(client: TestClient, cast: Cast, req: HelpRequest, provider: Provider) 
         headers=cast.headers(cast.coordinator),
     )
     assert r.status_code == 201, r.text
-    return r.json()
+    body: dict[str, Any] = r.json()
+    return body
 
 
 class TestManualOffer:

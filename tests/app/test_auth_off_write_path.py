@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from app.auth import security
 from app.auth import service as auth_service
 from app.db import session_scope
 from app.main import create_app
@@ -84,8 +85,8 @@ def test_argon2_runs_with_no_connection_held(
 
         return watched
 
-    monkeypatch.setattr(auth_service, "verify_secret", watch("verify", auth_service.verify_secret))
-    monkeypatch.setattr(auth_service, "hash_secret", watch("hash", auth_service.hash_secret))
+    monkeypatch.setattr(auth_service, "verify_secret", watch("verify", security.verify_secret))
+    monkeypatch.setattr(auth_service, "hash_secret", watch("hash", security.hash_secret))
     client = live.client
     token = client.post(f"{API}/auth/token", data={"username": admin.email, "password": PASSWORD})
     assert token.status_code == 200

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.assignments import encode
 from app.common.clock import utc_now
 from app.match_runs import runner
 from app.match_runs.repository import QUEUE_PATIENCE
@@ -88,7 +89,8 @@ def work(db: Session) -> runner.Processed | None:
 
 
 def trigger(client: TestClient, headers: dict[str, str], **body: Any) -> Response:
-    return client.post(URL, json={"scope_region": "35"} | body, headers=headers)
+    response: Response = client.post(URL, json={"scope_region": "35"} | body, headers=headers)
+    return response
 
 
 def drafted(client: TestClient, db: Session, scene: Scene, **body: Any) -> dict[str, Any]:
@@ -670,7 +672,7 @@ class TestFailuresNeverBlockTheScope:
         def refused(*_args: Any) -> list[tuple[int, int]]:
             raise OperationalError("SELECT ...", {}, _RefusedStatement("too many parameters"))
 
-        monkeypatch.setattr(runner.encode, "locked_pairs", refused)
+        monkeypatch.setattr(encode, "locked_pairs", refused)
         run = trigger(client, scene.staff()).json()
         assert work(db) == runner.Processed(run["id"], "failed")
         shown = client.get(f"{URL}/{run['id']}", headers=scene.staff()).json()
@@ -685,7 +687,7 @@ class TestFailuresNeverBlockTheScope:
         def busy(*_args: Any) -> list[tuple[int, int]]:
             raise OperationalError("SELECT ...", {}, _RefusedStatement("database is locked"))
 
-        monkeypatch.setattr(runner.encode, "locked_pairs", busy)
+        monkeypatch.setattr(encode, "locked_pairs", busy)
         run = trigger(client, scene.staff()).json()
         assert work(db) == runner.Processed(run["id"], "requeued")
 

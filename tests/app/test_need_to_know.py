@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -444,7 +445,11 @@ def _fillings(path: str, world: World, write: bool) -> Iterator[str]:
     for options in choices:
         combos = [c | {n: v} for c in combos for n, v in dict.fromkeys(options)]
     for combo in combos:
-        yield PARAM.sub(lambda m, values=combo: values[m.group(1)], path)
+        yield PARAM.sub(partial(_fill, combo), path)
+
+
+def _fill(values: dict[str, str], match: re.Match[str]) -> str:
+    return values[match.group(1)]
 
 
 ACTIONS = {

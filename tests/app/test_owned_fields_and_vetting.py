@@ -123,6 +123,7 @@ class TestEnterpriseOwnedFields:
         assert (r.json()["tier"], r.json()["claimed_tier"]) == ("champion", None)
         assert client.post(verify, json=decision, headers=staff(cast)).status_code == 409
         event = db.scalars(select(Event).where(Event.action == "enterprise.tier_verified")).one()
+        assert event.after is not None
         assert event.after["tier"] == "champion"
         note = db.scalars(
             select(Notification).where(Notification.recipient_user_id == cast.ent_user.id)
@@ -249,6 +250,8 @@ class TestVetting:
         assert (r.json()["vetting"], r.json()["vetting_reason"]) == ("approved", "资质核验通过")
         assert client.post(url, json=decision, headers=staff(cast)).status_code == 409
         event = db.scalars(select(Event).where(Event.action == "provider.approved")).one()
+        assert event.before is not None
+        assert event.after is not None
         assert (event.before["vetting"], event.after["vetting"]) == ("pending", "approved")
         assert event.actor_id == cast.coordinator.id
         note = db.scalars(

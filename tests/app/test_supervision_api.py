@@ -24,6 +24,7 @@ from app.models import (
     HelpRequest,
     Notification,
     NotificationStatus,
+    RequestStatus,
     Role,
     User,
 )
@@ -67,7 +68,7 @@ def offered(db: Session, request: HelpRequest, provider_id: int, days_ago: float
         offer_expires_at=start + timedelta(days=2),
     )
     db.add(assignment)
-    request.status = "matched"
+    request.status = RequestStatus.MATCHED
     db.flush()
     return assignment
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import matching
 from matching import Problem, ProviderIn, RequestIn, Weights
-from tests.matching.strategies import problems, violations, weights
+from tests.matching.strategies import assigned, problems, violations, weights
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -49,7 +49,7 @@ class TestHardRules:
         w = Weights(min_score=0.0, top_k=2)
         result = matching.match(pinned, w)
         assert violations(pinned, result, w) == []
-        assert all(result.assignment(r).pinned for r, _ in pinned.pinned)  # type: ignore[union-attr]
+        assert all(assigned(result, r).pinned for r, _ in pinned.pinned)
 
     @SETTINGS
     @given(problems(), weights())

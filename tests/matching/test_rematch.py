@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import matching
 from matching import Exclusion, Problem, ProviderIn, RequestIn, Weights
 from matching.encode import id_key
-from tests.matching.strategies import problems, violations
+from tests.matching.strategies import assigned, problems, violations
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -65,7 +65,7 @@ class TestEquivalence:
         with_declines = problem.replace(
             exclusions=(*problem.exclusions, *(Exclusion(p, request=r) for r, p in declined))
         )
-        fixed = tuple(a for a in again.pairs if again.assignment(a[0]).pinned)  # type: ignore[union-attr]
+        fixed = tuple(a for a in again.pairs if assigned(again, a[0]).pinned)
         assert violations(with_declines, again, w) == []
         assert set(declined).isdisjoint(again.pairs)
         assert set(fixed) == {
@@ -124,8 +124,8 @@ class TestScenarios:
         assert first.runners_up["r0"][0].provider == "p1"
         again = matching.rematch(first, problem, declined=[("r0", "p0")])
         assert again.pairs == (("r0", "p1"), ("r1", "p1"))
-        assert again.assignment("r1").pinned
-        assert not again.assignment("r0").pinned
+        assert assigned(again, "r1").pinned
+        assert not assigned(again, "r0").pinned
         assert again.stats.open_requests == 1
 
     def test_paused_provider_reopens_its_pairs(self) -> None:
