@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
 from app.auth import security
 from app.auth import service as auth_service
@@ -78,9 +79,14 @@ def test_argon2_runs_with_no_connection_held(
     so no transaction (on SQLite: no ``BEGIN IMMEDIATE``) can wrap it."""
     held: list[tuple[str, int]] = []
 
+    def checked_out() -> int:
+        pool = live.engine.pool
+        assert isinstance(pool, QueuePool)  # file SQLite and PostgreSQL alike
+        return pool.checkedout()
+
     def watch(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
         def watched(*args: Any) -> Any:
-            held.append((name, live.engine.pool.checkedout()))  # type: ignore[attr-defined]
+            held.append((name, checked_out()))
             return real(*args)
 
         return watched

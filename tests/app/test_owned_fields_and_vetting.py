@@ -35,7 +35,8 @@ def register_provider(client: TestClient, **profile: Any) -> dict[str, Any]:
     }
     r = client.post(f"{API}/auth/register/provider", json=body)
     assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
+    registered: dict[str, Any] = r.json()
+    return registered
 
 
 def provider_of(db: Session, user: dict[str, Any]) -> Provider:
@@ -55,8 +56,10 @@ def run_region(client: TestClient, db: Session, cast: Cast) -> dict[str, Any]:
     processed = runner.process_next(sessions_of_test(db), "test-worker")
     assert processed is not None
     assert processed.outcome == "succeeded", processed
-    run = client.get(f"{API}/match-runs/{r.json()['id']}", headers=staff(cast)).json()
-    return run  # type: ignore[no-any-return]
+    run: dict[str, Any] = client.get(
+        f"{API}/match-runs/{r.json()['id']}", headers=staff(cast)
+    ).json()
+    return run
 
 
 def staff(cast: Cast) -> dict[str, str]:

@@ -12,23 +12,21 @@ import matching
 from matching import Exclusion, InvalidProblem, Problem, ProviderIn, RequestIn, Weights
 
 
-def _request(**kw: object) -> RequestIn:
-    base: dict[str, object] = {
-        "id": "r1",
-        "category": "financing",
-        "text": "融资",
-        "industry": "C17",
-        "region": "350582",
-        "enterprise": "e1",
-    }
-    base.update(kw)
-    return RequestIn(**base)  # type: ignore[arg-type]
+def _request(**kw: Any) -> RequestIn:
+    base = RequestIn(
+        id="r1",
+        category="financing",
+        text="融资",
+        industry="C17",
+        region="350582",
+        enterprise="e1",
+    )
+    return dataclasses.replace(base, **kw)
 
 
-def _provider(**kw: object) -> ProviderIn:
-    base: dict[str, object] = {"id": "p1", "skills": {"financing": 2}, "expertise": "loans"}
-    base.update(kw)
-    return ProviderIn(**base)  # type: ignore[arg-type]
+def _provider(**kw: Any) -> ProviderIn:
+    base = ProviderIn(id="p1", skills={"financing": 2}, expertise="loans")
+    return dataclasses.replace(base, **kw)
 
 
 def _problem(**kw: object) -> Problem:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -85,28 +86,26 @@ class TestEquivalence:
         assert again.objective >= first.objective - 1e-9
 
 
-def _request(i: int, **kw: object) -> RequestIn:
-    base: dict[str, object] = {
-        "id": f"r{i}",
-        "category": "export",
-        "text": "出口报关 customs",
-        "industry": "C17",
-        "region": "350582",
-        "enterprise": f"e{i}",
-    }
-    base.update(kw)
-    return RequestIn(**base)  # type: ignore[arg-type]
+def _request(i: int, **kw: Any) -> RequestIn:
+    base = RequestIn(
+        id=f"r{i}",
+        category="export",
+        text="出口报关 customs",
+        industry="C17",
+        region="350582",
+        enterprise=f"e{i}",
+    )
+    return dataclasses.replace(base, **kw)
 
 
-def _provider(j: int, level: int, **kw: object) -> ProviderIn:
-    base: dict[str, object] = {
-        "id": f"p{j}",
-        "skills": {"export": level},
-        "expertise": "customs clearance 报关",
-        "capacity": 1,
-    }
-    base.update(kw)
-    return ProviderIn(**base)  # type: ignore[arg-type]
+def _provider(j: int, level: int, **kw: Any) -> ProviderIn:
+    base = ProviderIn(
+        id=f"p{j}",
+        skills={"export": level},
+        expertise="customs clearance 报关",
+        capacity=1,
+    )
+    return dataclasses.replace(base, **kw)
 
 
 class TestScenarios:

@@ -8,7 +8,7 @@ instances, ``scipy.optimize.milp`` on small ones and HiGHS ``linprog`` on a medi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -42,8 +42,8 @@ def check_feasible(
     res: SolveResult,
     scores: sp.csr_array,
     capacity: NDArray[np.int64],
-    pinned: list[Pair] = (),  # type: ignore[assignment]
-    forbidden: list[Pair] = (),  # type: ignore[assignment]
+    pinned: Sequence[Pair] = (),
+    forbidden: Sequence[Pair] = (),
     method: str = "auction",
 ) -> None:
     """Invariants every answer must satisfy, whatever the instance."""
