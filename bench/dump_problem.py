@@ -68,7 +68,7 @@ def main() -> None:
     with factory() as session, session.begin():
         scope = Scope(args.region)
         ids = [r.id for r, _ in session.execute(scope.statement()).all()]
-        pins = _one_pin_per_request(encode.locked_pairs(session, ids))
+        pins = _one_pin_per_request(session, encode.locked_pairs(session, ids))
         snap = encode.snapshot(session, scope, pinned=pins)
     calls: list[tuple[sp.csr_array, Any]] = []
 

@@ -387,7 +387,7 @@ def test_the_sweep_endpoint_commits_in_batches_and_says_so(
     assert body["transactions"] >= 5  # offers, releases, follow-ups, requests, key purge
     assert 0 <= body["longest_transaction_seconds"] <= body["seconds"]
     db.expire_all()
-    assert {db.get(Assignment, a.id).status for a in late} == {AssignmentStatus.EXPIRED}  # type: ignore[union-attr]
+    assert {fetch(db, Assignment, a.id).status for a in late} == {AssignmentStatus.EXPIRED}
 
 
 def test_board_totals_are_reused_for_the_cache_ttl_while_pages_stay_live(
