@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,7 +40,7 @@ from app.assignments import encode
 from app.assignments.encode import Scope
 from app.db import make_engine, make_session_factory
 from app.match_runs.runner import _one_pin_per_request
-from matching.solving.solve import SolveResult, solve_assignment
+from matching.solving.solve import Pairs, Scores, SolveResult, solve_assignment
 from seed.load import load_demo
 
 
@@ -67,13 +68,15 @@ def main() -> None:
     with factory() as session, session.begin():
         scope = Scope(args.region)
         ids = [r.id for r, _ in session.execute(scope.statement()).all()]
-        pins = _one_pin_per_request(encode.locked_pairs(session, ids))
+        pins = _one_pin_per_request(session, encode.locked_pairs(session, ids))
         snap = encode.snapshot(session, scope, pinned=pins)
     calls: list[tuple[sp.csr_array, Any]] = []
 
-    def record(scores: sp.csr_array, capacity: Any, **kwargs: Any) -> SolveResult:
-        calls.append((scores, capacity))
-        return solve_assignment(scores, capacity, **kwargs)
+    def record(
+        scores: Scores, capacity: ArrayLike, *, pinned: Pairs = (), forbidden: Pairs = ()
+    ) -> SolveResult:
+        calls.append((sp.csr_array(scores), capacity))  # solve_open passes CSR: no copy
+        return solve_assignment(scores, capacity, pinned=pinned, forbidden=forbidden)
 
     matching.assign.solve_assignment = record  # type: ignore[attr-defined]  # bench-only spy
     weights = matching.Weights(**json.loads(args.weights))

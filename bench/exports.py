@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,7 +41,7 @@ from app.exports import service as export_service
 from app.exports.labels import Lang
 from app.exports.writers import Format, write_csv
 from app.migrate import upgrade
-from app.models import Enterprise, HelpRequest, Role
+from app.models import Enterprise, HelpRequest, Role, table_of
 from app.requests.repository import RequestFilter
 
 ADMIN = Principal(user_id=0, email="bench@zhuqi.bench", role=Role.ADMIN)
@@ -74,8 +73,8 @@ def _fill(engine: Engine, rows: int) -> None:
         for i in range(rows)
     ]
     with Session(engine) as session, session.begin():
-        session.execute(insert(Enterprise.__table__), enterprises)
-        session.execute(insert(HelpRequest.__table__), requests)
+        session.execute(insert(table_of(Enterprise)), enterprises)
+        session.execute(insert(table_of(HelpRequest)), requests)
 
 
 def _high_water_kib() -> int:
@@ -129,7 +128,7 @@ def _naive(engine: Engine) -> Callable[[], int]:
         with Session(engine) as session, session.begin():
             names = labels.load(session, Lang.ZH)
             statement = export_repository.requests(ADMIN, RequestFilter(), columns.REQUESTS)
-            rows: list[Any] = session.execute(statement).all()
+            rows = session.execute(statement).all()
             out = io.BytesIO()
             rendered = [columns.render(columns.REQUESTS, row, names) for row in rows]
             write_csv(columns.headers(columns.REQUESTS, names), rendered, out)

@@ -69,7 +69,8 @@ def enterprise_rows(n: int) -> tuple[bytes, list[dict[str, Any]]]:
         "培育层级",
         "从业人数",
     ]
-    rows, parsed = [header], []
+    rows: list[list[Any]] = [header]
+    parsed: list[dict[str, Any]] = []
     for i in range(n):
         region = REGIONS[i % len(REGIONS)]
         values = {
@@ -88,7 +89,8 @@ def enterprise_rows(n: int) -> tuple[bytes, list[dict[str, Any]]]:
 
 def request_rows(usccs: list[str], ids: list[int]) -> tuple[bytes, list[dict[str, Any]]]:
     header = ["统一社会信用代码", "类别", "标题", "描述", "紧急程度"]
-    rows, parsed = [header], []
+    rows: list[list[Any]] = [header]
+    parsed: list[dict[str, Any]] = []
     for i, (uscc, enterprise_id) in enumerate(zip(usccs, ids, strict=True)):
         category = CATEGORIES[i % len(CATEGORIES)]
         title = f"原材料涨价,流动资金紧张 {i}"
@@ -110,7 +112,8 @@ def request_rows(usccs: list[str], ids: list[int]) -> tuple[bytes, list[dict[str
 
 def provider_rows(n: int) -> tuple[bytes, list[dict[str, Any]]]:
     header = ["类型", "名称", "所属单位", "服务类别", "服务地区", "所在地区", "容量", "联系邮箱"]
-    rows, parsed = [header], []
+    rows: list[list[Any]] = [header]
+    parsed: list[dict[str, Any]] = []
     for i in range(n):
         region = REGIONS[i % len(REGIONS)]
         skills = {CATEGORIES[i % 4]: 1 + i % 3, CATEGORIES[(i + 1) % 4]: 2}

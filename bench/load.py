@@ -316,6 +316,7 @@ async def _zhuqi_call(
     client: httpx.AsyncClient, world: World, label: str, rng: random.Random, result: Result
 ) -> httpx.Response:
     coord = world.coordinator
+    params: dict[str, str | int]
     if label == "requests.list":
         params = {"limit": 20, "category": rng.choice(CATEGORIES)}
         return await client.get("/api/v1/requests", params=params, headers=coord)

@@ -32,8 +32,8 @@ def save_problem(path: Path, scores: sp.csr_array, capacity: Any, **pairs: Any) 
 def load_problem(path: Path) -> dict[str, Any]:
     """Inverse of :func:`save_problem`: ``scores``, ``capacity``, ``pinned``, ``forbidden``."""
     with np.load(path) as z:
-        shape = tuple(int(s) for s in z["shape"])
-        scores = sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=shape)
+        n_rows, n_cols = (int(s) for s in z["shape"])
+        scores = sp.csr_array((z["data"], z["indices"], z["indptr"]), shape=(n_rows, n_cols))
         return {
             "scores": scores,
             "capacity": z["capacity"],

@@ -233,7 +233,8 @@ def child(name: str, solver: str, seed: int) -> None:
 def spawn(name: str, solver: str, seed: int) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", name, solver, str(seed)]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    measured: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return measured
 
 
 def measure(name: str, seed: int, repeat: int) -> dict[str, Any]:

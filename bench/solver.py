@@ -171,7 +171,8 @@ def spawn(family: str, size: str, solver: str, args: argparse.Namespace) -> dict
     cmd = [sys.executable, __file__, "--child", family, size, solver]
     cmd += [str(args.seed), str(args.scale), str(args.repeat)]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    timings: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return timings
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -224,7 +224,7 @@ def _requests(rng: np.random.Generator, n: int, counties: NDArray[np.str_]) -> R
 
 def _category_mix() -> NDArray[np.float64]:
     weights = 1.0 / np.arange(1, len(CATEGORIES) + 1) ** 0.5
-    return weights / weights.sum()
+    return np.asarray(weights / weights.sum(), dtype=np.float64)
 
 
 def _served_regions(
@@ -283,7 +283,9 @@ def make_problem(n_requests: int, n_providers: int, seed: int = 0) -> Problem:
     counties = _counties(rng)
     requests = _requests(rng, n_requests, counties)
     providers = _providers(rng, n_providers, counties, max(n_requests // 2, 1))
-    ex_rows = rng.choice(n_requests, size=n_requests // 200, replace=False) if n_requests else []
+    ex_rows: NDArray[np.int64] | list[int] = (
+        rng.choice(n_requests, size=n_requests // 200, replace=False) if n_requests else []
+    )
     exclusions = (
         tuple(
             Exclusion(

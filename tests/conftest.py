@@ -144,7 +144,7 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def app(db: Session, engine: Engine, settings: Settings) -> Iterator[FastAPI]:
+def app(db: Session, engine: Engine, settings: Settings) -> FastAPI:
     application = create_app(settings, manage_engine=False)
     application.state.engine = engine
 

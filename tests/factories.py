@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.auth.security import create_access_token, hash_secret
@@ -24,6 +26,8 @@ from app.models import (
     Tier,
     User,
 )
+
+M = TypeVar("M")
 
 PASSWORD = "correct horse battery"
 _serial = itertools.count(1)
@@ -131,3 +135,16 @@ def sessions_of_test(db: Session) -> Callable[[], Session]:
         return db
 
     return factory
+
+
+def fetch(session: Session, model: type[M], ident: Any) -> M:
+    """``session.get`` of a row the test knows is there: a typed row, or the test fails."""
+    row = session.get(model, ident)
+    assert row is not None, f"{model.__name__} {ident!r} is not there"
+    return row
+
+
+def app_of(client: TestClient) -> FastAPI:
+    """The application behind a test client (typed as any ASGI app), to read its state."""
+    assert isinstance(client.app, FastAPI)
+    return client.app

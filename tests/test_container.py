@@ -103,7 +103,8 @@ class TestLockFile:
 class TestCompose:
     def compose(self) -> dict[str, Any]:
         data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
-        return data["services"]  # type: ignore[no-any-return]
+        services: dict[str, Any] = data["services"]
+        return services
 
     def test_postgres_migration_two_apis_and_two_workers(self) -> None:
         services = self.compose()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Assignment, AssignmentStatus, Event, Exclusion, HelpRequest, Provider
 from tests.app.conftest import Cast
-from tests.factories import make_provider, make_request
+from tests.factories import fetch, make_provider, make_request
 
 URL = "/api/v1/assignments"
 
@@ -30,7 +30,8 @@ def offer(client: TestClient, cast: Cast, req: HelpRequest, provider: Provider) 
         headers=cast.headers(cast.coordinator),
     )
     assert r.status_code == 201, r.text
-    return r.json()
+    body: dict[str, Any] = r.json()
+    return body
 
 
 class TestManualOffer:
@@ -211,7 +212,7 @@ class TestLoopToClosure:
             == "matched"
         )
         db.expire_all()
-        assert db.get(Provider, cast.expert.id).rating == 2.0  # type: ignore[union-attr]
+        assert fetch(db, Provider, cast.expert.id).rating == 2.0
         second = db.scalars(
             select(Assignment).where(
                 Assignment.request_id == req.id, Assignment.status == AssignmentStatus.OFFERED

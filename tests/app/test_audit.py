@@ -58,7 +58,8 @@ class TestUsersAndKeys:
         again = admin | {"If-Match": first.headers["etag"]}
         assert client.patch(url, json=body, headers=again).status_code == 200
         (updated,) = events(db, "user.updated")
-        assert updated.after["region_prefixes"] == ["3505"]  # type: ignore[index]
+        assert updated.after is not None
+        assert updated.after["region_prefixes"] == ["3505"]
         no_secrets(updated)
 
     def test_password_change_is_an_event_without_the_password(
@@ -97,5 +98,6 @@ class TestUsersAndKeys:
         }
         assert client.post(f"{API}/auth/register/provider", json=body).status_code == 201
         (registered,) = events(db, "user.registered")
-        assert registered.after["email"] == "solo@example.cn"  # type: ignore[index]
+        assert registered.after is not None
+        assert registered.after["email"] == "solo@example.cn"
         no_secrets(registered)

@@ -16,7 +16,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
+from app.auth import security
 from app.auth import service as auth_service
 from app.db import session_scope
 from app.main import create_app
@@ -77,15 +79,20 @@ def test_argon2_runs_with_no_connection_held(
     so no transaction (on SQLite: no ``BEGIN IMMEDIATE``) can wrap it."""
     held: list[tuple[str, int]] = []
 
+    def checked_out() -> int:
+        pool = live.engine.pool
+        assert isinstance(pool, QueuePool)  # file SQLite and PostgreSQL alike
+        return pool.checkedout()
+
     def watch(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
         def watched(*args: Any) -> Any:
-            held.append((name, live.engine.pool.checkedout()))  # type: ignore[attr-defined]
+            held.append((name, checked_out()))
             return real(*args)
 
         return watched
 
-    monkeypatch.setattr(auth_service, "verify_secret", watch("verify", auth_service.verify_secret))
-    monkeypatch.setattr(auth_service, "hash_secret", watch("hash", auth_service.hash_secret))
+    monkeypatch.setattr(auth_service, "verify_secret", watch("verify", security.verify_secret))
+    monkeypatch.setattr(auth_service, "hash_secret", watch("hash", security.hash_secret))
     client = live.client
     token = client.post(f"{API}/auth/token", data={"username": admin.email, "password": PASSWORD})
     assert token.status_code == 200

@@ -87,6 +87,11 @@ def test_the_oldest_entries_are_evicted_past_the_bound() -> None:
     for key in ("a", "b", "c"):
         cache.get_or_compute(key, lambda: 1)
     recomputed: list[str] = []
-    cache.get_or_compute("a", lambda: recomputed.append("a") or 2)
-    cache.get_or_compute("c", lambda: recomputed.append("c") or 2)
+
+    def recompute(key: str) -> int:
+        recomputed.append(key)
+        return 2
+
+    cache.get_or_compute("a", lambda: recompute("a"))
+    cache.get_or_compute("c", lambda: recompute("c"))
     assert recomputed == ["a"]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.common.idempotency import KEY_LIFETIME, purge_expired
-from app.models import Category, Exclusion, GlossaryEntry, IdempotencyKey
+from app.models import Category, Exclusion, GlossaryEntry, IdempotencyKey, table_of
 from tests.app.conftest import Cast
 from tests.factories import make_policy, make_request
 
@@ -134,7 +134,7 @@ class TestIdempotency:
     ) -> None:
         assert self._forbid(client, cast, "k-3").status_code == 201
         db.execute(
-            IdempotencyKey.__table__.update().values(created_at=utc_now() - timedelta(hours=25))
+            table_of(IdempotencyKey).update().values(created_at=utc_now() - timedelta(hours=25))
         )
         db.commit()
         again = self._forbid(client, cast, "k-3")
@@ -151,7 +151,8 @@ class TestIdempotency:
             )
         old = utc_now() - KEY_LIFETIME - timedelta(minutes=1)
         db.execute(
-            IdempotencyKey.__table__.update()
+            table_of(IdempotencyKey)
+            .update()
             .where(IdempotencyKey.key.like("old-%"))
             .values(created_at=old)
         )

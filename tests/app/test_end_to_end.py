@@ -29,7 +29,7 @@ API = "/api/v1"
 
 
 def the_offer(client: TestClient, headers: dict[str, str], request_id: int) -> dict[str, Any]:
-    rows = client.get(
+    rows: list[dict[str, Any]] = client.get(
         f"{API}/assignments",
         params={"request_id": request_id, "status": "offered"},
         headers=headers,

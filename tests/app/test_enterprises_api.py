@@ -223,6 +223,7 @@ class TestUpdate:
         )
         event = db.scalars(select(Event).where(Event.action == "enterprise.updated")).one()
         assert event.before is not None
+        assert event.after is not None
         assert event.before["headcount"] == 120
         assert event.after["headcount"] == 99
         assert event.actor_id == cast.ent_user.id

@@ -119,7 +119,7 @@ class TestHandOffer:
 
 class TestUnavailableProviders:
     def _accepted(self, client: TestClient, cast: Cast, req: HelpRequest) -> dict[str, Any]:
-        a = hand_offer(client, cast, req, cast.expert).json()
+        a: dict[str, Any] = hand_offer(client, cast, req, cast.expert).json()
         r = client.post(f"{URL}/{a['id']}/accept", headers=cast.headers(cast.expert_user))
         assert r.status_code == 200, r.text
         return a

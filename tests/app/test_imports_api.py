@@ -39,7 +39,7 @@ def _xlsx(rows: Sequence[Sequence[Any]]) -> bytes:
     sheet = book.active
     assert sheet is not None
     for row in rows:
-        sheet.append(row)
+        sheet.append(list(row))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Enterprise, User
 from tests.app.conftest import Cast
+from tests.factories import app_of
 
 API = "/api/v1"
 
@@ -39,7 +40,7 @@ def registration(**overrides: Any) -> dict[str, Any]:
 
 class TestBodyLimit:
     def test_declared_length_over_the_limit_is_413_before_parsing(self, client: TestClient) -> None:
-        limit = client.app.state.settings.max_body_bytes  # type: ignore[attr-defined]
+        limit = app_of(client).state.settings.max_body_bytes
         body = b"[" + b"1," * limit + b"1]"
         response = client.post(
             f"{API}/auth/register/enterprise",
@@ -51,7 +52,7 @@ class TestBodyLimit:
         assert str(limit) in response.json()["detail"]
 
     def test_streamed_body_without_length_is_cut_at_the_limit(self, client: TestClient) -> None:
-        limit = client.app.state.settings.max_body_bytes  # type: ignore[attr-defined]
+        limit = app_of(client).state.settings.max_body_bytes
 
         def chunks() -> Iterator[bytes]:
             for _ in range(limit // 65536 + 2):

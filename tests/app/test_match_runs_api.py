@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.assignments import encode
 from app.common.clock import utc_now
 from app.match_runs import runner
 from app.match_runs.repository import QUEUE_PATIENCE
@@ -38,6 +39,7 @@ from app.models import (
 )
 from tests.app.conftest import Cast
 from tests.factories import (
+    fetch,
     make_enterprise,
     make_provider,
     make_request,
@@ -88,7 +90,8 @@ def work(db: Session) -> runner.Processed | None:
 
 
 def trigger(client: TestClient, headers: dict[str, str], **body: Any) -> Response:
-    return client.post(URL, json={"scope_region": "35"} | body, headers=headers)
+    response: Response = client.post(URL, json={"scope_region": "35"} | body, headers=headers)
+    return response
 
 
 def drafted(client: TestClient, db: Session, scene: Scene, **body: Any) -> dict[str, Any]:
@@ -98,7 +101,8 @@ def drafted(client: TestClient, db: Session, scene: Scene, **body: Any) -> dict[
     processed = work(db)
     assert processed is not None
     assert processed.outcome == "succeeded"
-    return client.get(f"{URL}/{r.json()['id']}", headers=scene.staff()).json()  # type: ignore[no-any-return]
+    run: dict[str, Any] = client.get(f"{URL}/{r.json()['id']}", headers=scene.staff()).json()
+    return run
 
 
 def proposals(db: Session, run_id: int) -> list[Assignment]:
@@ -259,7 +263,7 @@ class TestWorker:
         run = drafted(client, db, scene)
         pinned = proposals(db, run["id"])[0]
         pinned.locked = True
-        db.get(Provider, pinned.provider_id).active = False  # type: ignore[union-attr]
+        fetch(db, Provider, pinned.provider_id).active = False
         db.commit()
         second = trigger(client, scene.staff()).json()
         processed = work(db)
@@ -270,7 +274,8 @@ class TestWorker:
         assert "Infeasible" in failed["error"]
         audited = db.scalars(select(Event).where(Event.action == "match_run.failed")).one()
         assert audited.entity_id == second["id"]
-        assert "Infeasible" in audited.after["error"]  # type: ignore[index]
+        assert audited.after is not None
+        assert "Infeasible" in audited.after["error"]
 
 
 class TestVisibility:
@@ -480,12 +485,12 @@ class TestPublish:
         assert all("capacity" in c["reason"] for c in conflicts)
         db.expire_all()
         assert {a.status for a in proposals(db, run["id"])} == {AssignmentStatus.PROPOSED}
-        assert {db.get(HelpRequest, a.request_id).status for a in rows} == {  # type: ignore[union-attr]
+        assert {fetch(db, HelpRequest, a.request_id).status for a in rows} == {
             RequestStatus.TRIAGED
         }
         assert db.scalar(select(func.count()).select_from(Plan)) == 0
         assert event_count(db) == before
-        assert db.get(MatchRun, run["id"]).status == "succeeded"  # type: ignore[union-attr]
+        assert fetch(db, MatchRun, run["id"]).status == "succeeded"
 
     def test_a_request_offered_by_hand_meanwhile_blocks_the_publish(
         self, client: TestClient, db: Session, scene: Scene
@@ -598,12 +603,11 @@ class TestAllOrNothing:
         assert failed.status == "failed"
         assert "injected fault" in failed.error
         assert event_count(db) == before + 1  # only the failure itself is audited
-        assert db.scalars(select(Event).order_by(Event.id.desc())).first().action == (  # type: ignore[union-attr]
-            "match_run.failed"
-        )
+        last = db.scalars(select(Event).order_by(Event.id.desc()).limit(1)).one()
+        assert last.action == "match_run.failed"
         # the earlier draft was not superseded: its supersession rolled back too
         assert {a.status for a in proposals(db, first["id"])} == {AssignmentStatus.PROPOSED}
-        assert "superseded_by_run_id" not in db.get(MatchRun, first["id"]).stats  # type: ignore[union-attr]
+        assert "superseded_by_run_id" not in fetch(db, MatchRun, first["id"]).stats
 
 
 class TestRematchKeepsTheRunsWeights:
@@ -651,7 +655,8 @@ def drafted_run(
     r = client.post(URL, json={"scope_region": "35", "weights": weights}, headers=headers)
     assert r.status_code == 202, r.text
     assert work(db) == runner.Processed(r.json()["id"], "succeeded")
-    return r.json()  # type: ignore[no-any-return]
+    body: dict[str, Any] = r.json()
+    return body
 
 
 class _RefusedStatement(Exception):
@@ -670,7 +675,7 @@ class TestFailuresNeverBlockTheScope:
         def refused(*_args: Any) -> list[tuple[int, int]]:
             raise OperationalError("SELECT ...", {}, _RefusedStatement("too many parameters"))
 
-        monkeypatch.setattr(runner.encode, "locked_pairs", refused)
+        monkeypatch.setattr(encode, "locked_pairs", refused)
         run = trigger(client, scene.staff()).json()
         assert work(db) == runner.Processed(run["id"], "failed")
         shown = client.get(f"{URL}/{run['id']}", headers=scene.staff()).json()
@@ -685,7 +690,7 @@ class TestFailuresNeverBlockTheScope:
         def busy(*_args: Any) -> list[tuple[int, int]]:
             raise OperationalError("SELECT ...", {}, _RefusedStatement("database is locked"))
 
-        monkeypatch.setattr(runner.encode, "locked_pairs", busy)
+        monkeypatch.setattr(encode, "locked_pairs", busy)
         run = trigger(client, scene.staff()).json()
         assert work(db) == runner.Processed(run["id"], "requeued")
 

@@ -15,7 +15,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import pytest
 from fastapi import FastAPI
@@ -43,7 +44,14 @@ from app.models import (
     User,
 )
 from app.settings import Settings
-from tests.factories import auth_headers, make_enterprise, make_provider, make_request, make_user
+from tests.factories import (
+    app_of,
+    auth_headers,
+    make_enterprise,
+    make_provider,
+    make_request,
+    make_user,
+)
 
 Ids = dict[str, set[int]]
 ALL = "*"
@@ -143,7 +151,10 @@ class World:
     probes: int = 0
 
 
-def _add(session: Session, row: Base) -> Any:
+B = TypeVar("B", bound=Base)
+
+
+def _add(session: Session, row: B) -> B:
     session.add(row)
     session.flush()
     return row
@@ -163,7 +174,7 @@ def _assignment(
         offer_expires_at=now + timedelta(days=2),
         **kw,
     )
-    return _add(session, row)  # type: ignore[no-any-return]
+    return _add(session, row)
 
 
 def _breakdown(runner_up: int) -> dict[str, Any]:
@@ -444,7 +455,11 @@ def _fillings(path: str, world: World, write: bool) -> Iterator[str]:
     for options in choices:
         combos = [c | {n: v} for c in combos for n, v in dict.fromkeys(options)]
     for combo in combos:
-        yield PARAM.sub(lambda m, values=combo: values[m.group(1)], path)
+        yield PARAM.sub(partial(_fill, combo), path)
+
+
+def _fill(values: dict[str, str], match: re.Match[str]) -> str:
+    return values[match.group(1)]
 
 
 ACTIONS = {
@@ -472,7 +487,7 @@ def _kind_of(path: str) -> str | None:
 def probe(client: TestClient, conn: Connection, world: World, settings: Settings) -> list[Leak]:
     leaks: list[Leak] = []
     world.probes = 0
-    app: FastAPI = client.app  # type: ignore[assignment]
+    app = app_of(client)
     for method, path in _operations(app):
         write = method != "GET"
         kind = _kind_of(path)

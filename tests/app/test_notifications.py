@@ -35,7 +35,7 @@ from app.supervision import service as supervision_service
 from app.supervision.senders import deliver_pending, senders_for
 from tests.app.conftest import Cast
 from tests.app.test_supervision_api import backdated_request
-from tests.factories import sessions_of_test
+from tests.factories import fetch, sessions_of_test
 
 URL = "/api/v1/users/me/notification-settings"
 SMTP_USER, SMTP_PASSWORD = "zhuqi", "relay-password-42"
@@ -232,7 +232,7 @@ class TestChoosingChannels:
         assert r.status_code == 200, r.text
         assert r.json()["channels"] == ["email", "log"]
         db.expire_all()
-        assert db.get(User, user.id).language == "en"  # type: ignore[union-attr]
+        assert fetch(db, User, user.id).language == "en"
         others = db.scalars(select(User).where(User.id != user.id)).all()
         assert all(u.language == "zh" and u.notify_channels == ["log"] for u in others)
 

@@ -36,7 +36,7 @@ from app.models import (
 )
 from tests.app.conftest import Cast
 from tests.conftest import TEST_SECRET
-from tests.factories import make_enterprise, make_provider, make_request, make_user
+from tests.factories import app_of, make_enterprise, make_provider, make_request, make_user
 
 API = "/api/v1"
 N = 7  # walked three at a time: pages of 3, 3 and 1
@@ -192,7 +192,7 @@ def test_the_board_shows_first_pages_with_totals(
 
 
 def test_the_page_size_is_capped(client: TestClient, cast: Cast, db: Session) -> None:
-    cap = client.app.state.settings.page_limit_max  # type: ignore[attr-defined]
+    cap = app_of(client).state.settings.page_limit_max
     for _ in range(cap + 5):
         make_user(db, Role.ADMIN)
     db.commit()

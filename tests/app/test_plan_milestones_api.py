@@ -46,7 +46,8 @@ def offer(client: TestClient, cast: Cast, request_id: int, provider_id: int) -> 
         headers=cast.headers(cast.coordinator),
     )
     assert r.status_code == 201, r.text
-    return r.json()  # type: ignore[no-any-return]
+    offered: dict[str, Any] = r.json()
+    return offered
 
 
 def plan_of(client: TestClient, cast: Cast, request_id: int, db: Session) -> dict[str, Any]:
@@ -55,7 +56,8 @@ def plan_of(client: TestClient, cast: Cast, request_id: int, db: Session) -> dic
     assert request.plan_id is not None
     r = client.get(f"{API}/plans/{request.plan_id}", headers=cast.headers(cast.coordinator))
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    plan: dict[str, Any] = r.json()
+    return plan
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.principal import Principal
 from app.common.pagination import PageParams
+from app.db import rows_matched
 from app.match_runs import publishing, runner
 from app.match_runs import service as match_run_service
 from app.match_runs.schemas import MatchRunCreate
@@ -44,7 +45,7 @@ from app.models import (
     Provider,
     Role,
 )
-from tests.factories import make_user, sessions_of_test
+from tests.factories import fetch, make_user, sessions_of_test
 
 ENTERPRISES = 24_000
 REQUESTS_EACH = 3  # 72,000 requests: more than PostgreSQL's 65,535 parameters
@@ -181,8 +182,7 @@ def test_a_province_of_over_70k_requests_runs_diffs_reruns_with_pins_and_publish
     db.commit()
     assert runner.process_next(sessions, "scale") == runner.Processed(first.id, "succeeded")
     db.expire_all()
-    first = db.get(MatchRun, first.id)  # type: ignore[assignment]
-    assert first is not None
+    first = fetch(db, MatchRun, first.id)
     assert first.stats["requests"] == ENTERPRISES * REQUESTS_EACH
     assert first.stats["matched"] > 500
 
@@ -191,20 +191,20 @@ def test_a_province_of_over_70k_requests_runs_diffs_reruns_with_pins_and_publish
     )
     assert diff.counts.get("new", 0) == first.stats["matched"]
 
-    pinned = db.execute(  # a coordinator pins every fifth proposal
+    pinned = rows_matched(  # a coordinator pins every fifth proposal
+        db,
         update(Assignment)
         .where(Assignment.match_run_id == first.id, Assignment.id % 5 == 0)
         .values(locked=True)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+        .execution_options(synchronize_session=False),
+    )
     second = match_run_service.create(db, principal=principal, data=scope)
     db.commit()
     assert runner.process_next(sessions, "scale") == runner.Processed(second.id, "succeeded")
     db.expire_all()
-    second = db.get(MatchRun, second.id)  # type: ignore[assignment]
-    assert second is not None
+    second = fetch(db, MatchRun, second.id)
     assert second.stats["pinned"] == pinned > 50
-    assert db.get(MatchRun, first.id).stats["superseded_by_run_id"] == second.id  # type: ignore[union-attr]
+    assert fetch(db, MatchRun, first.id).stats["superseded_by_run_id"] == second.id
 
     published = publishing.publish(db, principal=principal, run=second)
     db.commit()
@@ -216,4 +216,4 @@ def test_a_province_of_over_70k_requests_runs_diffs_reruns_with_pins_and_publish
     )
     assert offered == second.stats["matched"]
     assert db.scalar(select(func.count()).select_from(Plan)) == len(published.plan_ids)
-    assert db.get(MatchRun, second.id).status == MatchRunStatus.PUBLISHED  # type: ignore[union-attr]
+    assert fetch(db, MatchRun, second.id).status == MatchRunStatus.PUBLISHED

@@ -424,7 +424,7 @@ def test_any_query_gets_a_documented_answer(app: FastAPI, cast: Cast, history: H
         suppress_health_check=list(HealthCheck),
     )
     @given(case=operation.as_strategy())
-    def check(case: schemathesis.Case) -> None:
+    def check(case: schemathesis.Case[schemathesis.APIOperation[Any, Any, Any, Any]]) -> None:
         case.call_and_validate(headers=headers, checks=CHECKS)
 
     check()

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from app.settings import Settings
 from tests.app.conftest import Cast
 from tests.conftest import TEST_SECRET
-from tests.factories import make_request
+from tests.factories import app_of, make_request
 
 
 class TestStatsCache:
@@ -21,7 +21,7 @@ class TestStatsCache:
         make_request(db, cast.ent, status="triaged")
         db.commit()
         again = client.get("/api/v1/stats", headers=headers).json()
-        client.app.state.stats_cache.clear()  # type: ignore[attr-defined]
+        app_of(client).state.stats_cache.clear()
         fresh = client.get("/api/v1/stats", headers=headers).json()
 
         assert again == first

@@ -24,6 +24,7 @@ from app.models import (
     HelpRequest,
     Notification,
     NotificationStatus,
+    RequestStatus,
     Role,
     User,
 )
@@ -32,7 +33,7 @@ from app.supervision import service as supervision_service
 from app.supervision.senders import LogSender, deliver_pending
 from app.worker.loop import Worker
 from tests.app.conftest import Cast
-from tests.factories import make_request, make_user, sessions_of_test
+from tests.factories import fetch, make_request, make_user, sessions_of_test
 
 
 def working_days_ago(days: float) -> datetime:
@@ -67,7 +68,7 @@ def offered(db: Session, request: HelpRequest, provider_id: int, days_ago: float
         offer_expires_at=start + timedelta(days=2),
     )
     db.add(assignment)
-    request.status = "matched"
+    request.status = RequestStatus.MATCHED
     db.flush()
     return assignment
 
@@ -216,7 +217,7 @@ def test_pausing_a_provider_hands_its_offers_on(
     )
     assert r.status_code == 200, r.text
     db.expire_all()
-    assert db.get(Assignment, old.id).status == AssignmentStatus.WITHDRAWN  # type: ignore[union-attr]
+    assert fetch(db, Assignment, old.id).status == AssignmentStatus.WITHDRAWN
     new = db.scalars(
         select(Assignment).where(
             Assignment.request_id == request.id, Assignment.status == AssignmentStatus.OFFERED
@@ -283,7 +284,7 @@ class TestBatches:
             ("offers", 5),
         ]
         db.expire_all()
-        assert {db.get(Assignment, a.id).status for a in late} == {AssignmentStatus.EXPIRED}  # type: ignore[union-attr]
+        assert {fetch(db, Assignment, a.id).status for a in late} == {AssignmentStatus.EXPIRED}
         assert opened >= 4  # one count, then one transaction per batch of two (and the rest)
 
     def test_the_outbox_drains_past_one_batch(self, db: Session, cast: Cast) -> None:
@@ -386,7 +387,7 @@ def test_the_sweep_endpoint_commits_in_batches_and_says_so(
     assert body["transactions"] >= 5  # offers, releases, follow-ups, requests, key purge
     assert 0 <= body["longest_transaction_seconds"] <= body["seconds"]
     db.expire_all()
-    assert {db.get(Assignment, a.id).status for a in late} == {AssignmentStatus.EXPIRED}  # type: ignore[union-attr]
+    assert {fetch(db, Assignment, a.id).status for a in late} == {AssignmentStatus.EXPIRED}
 
 
 def test_board_totals_are_reused_for_the_cache_ttl_while_pages_stay_live(

@@ -26,7 +26,7 @@ from app.models import (
 )
 from tests.app.conftest import Cast
 from tests.app.test_match_runs_api import work
-from tests.factories import make_provider, make_request, make_user
+from tests.factories import fetch, make_provider, make_request, make_user
 
 REQUESTS = "/api/v1/requests"
 RUNS = "/api/v1/match-runs"
@@ -99,7 +99,8 @@ def _run_and_publish(client: TestClient, db: Session, cast: Cast) -> dict[str, A
     assert processed.outcome == "succeeded"
     published = client.post(f"{RUNS}/{run.json()['id']}/publish", headers=staff)
     assert published.status_code == 200, published.text
-    return published.json()  # type: ignore[no-any-return]
+    body: dict[str, Any] = published.json()
+    return body
 
 
 def _open_members(db: Session, request_id: int) -> list[Assignment]:
@@ -233,7 +234,7 @@ class TestTeamService:
 def test_help_request_column_defaults_to_one(db: Session, cast: Cast) -> None:
     request = make_request(db, cast.ent)
     db.commit()
-    assert db.get(HelpRequest, request.id).providers_wanted == 1  # type: ignore[union-attr]
+    assert fetch(db, HelpRequest, request.id).providers_wanted == 1
 
 
 def test_the_draft_diff_lists_the_proposed_team(

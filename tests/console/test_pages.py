@@ -31,7 +31,7 @@ from app.models import (
 )
 from tests.app.conftest import Cast
 from tests.console.conftest import csrf_of, log_in, sign_in
-from tests.factories import PASSWORD, make_provider, make_request
+from tests.factories import PASSWORD, fetch, make_provider, make_request
 
 TAG = re.compile(r"<[^>]+>")
 
@@ -157,7 +157,7 @@ class TestScoping:
         )
         assert response.status_code == 404
         db.expire_all()
-        assert db.get(HelpRequest, theirs.id).status == "submitted"  # type: ignore[union-attr]
+        assert fetch(db, HelpRequest, theirs.id).status == "submitted"
 
 
 class TestForms:
@@ -296,7 +296,7 @@ class TestAdministration:
         )
         assert response.status_code == 303
         db.expire_all()
-        assert db.get(Category, "financing").route_days == 2  # type: ignore[union-attr]
+        assert fetch(db, Category, "financing").route_days == 2
 
 
 def test_the_dashboard_draws_svg_charts_with_names(
@@ -372,7 +372,7 @@ class TestProvider:
         assert "offered" in response.text  # the API's refusal, shown on the card
         assert db.scalar(select(func.count()).select_from(FollowUp)) == 0
         db.expire_all()
-        assert db.get(Assignment, assignment.id).status == AssignmentStatus.OFFERED  # type: ignore[union-attr]
+        assert fetch(db, Assignment, assignment.id).status == AssignmentStatus.OFFERED
 
     def test_decline_needs_a_reason_code(self, web: TestClient, cast: Cast, db: Session) -> None:
         assignment = _offer(db, cast)
@@ -383,7 +383,7 @@ class TestProvider:
         done = web.post(url, data={"csrf_token": token, "reason_code": "no_capacity"})
         assert done.status_code == 303
         db.expire_all()
-        assert db.get(Assignment, assignment.id).status == AssignmentStatus.DECLINED  # type: ignore[union-attr]
+        assert fetch(db, Assignment, assignment.id).status == AssignmentStatus.DECLINED
 
     def test_another_providers_offer_is_not_found(
         self, web: TestClient, cast: Cast, db: Session
@@ -411,7 +411,7 @@ def test_a_coordinator_vets_a_self_registered_provider(
     done = web.post(url, data={"csrf_token": token, "decision": "approve", "reason": "资质齐全"})
     assert done.status_code == 303
     db.expire_all()
-    assert db.get(Provider, pending.id).vetting == Vetting.APPROVED  # type: ignore[union-attr]
+    assert fetch(db, Provider, pending.id).vetting == Vetting.APPROVED
 
 
 def test_the_supervision_board_shows_first_rows_and_totals(

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.models import Milestone, MilestoneTemplate
 from tests.app.conftest import Cast
 from tests.console.conftest import sign_in
-from tests.factories import make_request
+from tests.factories import fetch, make_request
 
 API = "/api/v1"
 
@@ -31,7 +31,8 @@ def _accepted(client: TestClient, cast: Cast, db: Session) -> dict[str, Any]:
         f"{API}/assignments/{made.json()['id']}/accept", headers=cast.headers(cast.expert_user)
     )
     assert accepted.status_code == 200, accepted.text
-    return accepted.json()  # type: ignore[no-any-return]
+    body: dict[str, Any] = accepted.json()
+    return body
 
 
 def _template(db: Session, key: str) -> MilestoneTemplate:
@@ -82,11 +83,11 @@ class TestProviderTicks:
         done = web.post(url, data={"csrf_token": token, "version": str(first.version)})
         assert done.status_code == 303
         db.expire_all()
-        assert db.get(Milestone, first.id).done is True  # type: ignore[union-attr]
+        assert fetch(db, Milestone, first.id).done is True
         stale = web.post(url.replace("done", "reopen"), data={"csrf_token": token, "version": "1"})
         assert f'id="milestone{first.id}-error"' in stale.text
         db.expire_all()
-        assert db.get(Milestone, first.id).done is True  # type: ignore[union-attr]
+        assert fetch(db, Milestone, first.id).done is True
 
 
 class TestEnterprisePlan:

@@ -7,12 +7,15 @@ touching the engine's encoder or feature code, so a bug there cannot hide itself
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
 from matching import (
+    Assignment,
     Exclusion,
+    Id,
     Kind,
     MatchResult,
     Problem,
@@ -104,29 +107,75 @@ def problems(draw: st.DrawFn, max_requests: int = 8, max_providers: int = 6) -> 
 @st.composite
 def weights(draw: st.DrawFn) -> Weights:
     """Weights with random non-negative feature weights, min score, K and fairness."""
-    w = [draw(st.sampled_from((0.0, 0.1, 0.5, 1.0))) for _ in range(5)]
-    if sum(w) == 0:
-        w[0] = 1.0
+    skill, text, industry, region, rating = (
+        draw(st.sampled_from((0.0, 0.1, 0.5, 1.0))) for _ in range(5)
+    )
+    if skill + text + industry + region + rating == 0:
+        skill = 1.0
     return Weights(
-        *w,
+        skill,
+        text,
+        industry,
+        region,
+        rating,
         min_score=draw(st.sampled_from((0.0, 0.1, 0.3))),
         top_k=draw(st.integers(1, 4)),
         fairness=draw(st.sampled_from((0.0, 0.0, 0.2))),
     )
 
 
-def rows(
-    problem: Problem,
-) -> tuple[dict[object, dict[str, object]], dict[object, dict[str, object]]]:
-    """Requests and providers of ``problem`` as dicts keyed by id (plain Python view)."""
+@dataclass(frozen=True)
+class RequestRow:
+    """What the checker reads of a request, as plain Python values."""
+
+    category: str
+    extra: tuple[str, ...]  # secondary categories
+    region: str
+    enterprise: Id
+
+
+@dataclass(frozen=True)
+class ProviderRow:
+    """What the checker reads of a provider, as plain Python values."""
+
+    skills: Mapping[str, int]
+    regions: tuple[str, ...]
+    remote: bool
+    active: bool
+    paused: bool
+    conflicts: frozenset[Id]
+    capacity: int
+    load: int
+
+
+def rows(problem: Problem) -> tuple[dict[Id, RequestRow], dict[Id, ProviderRow]]:
+    """Requests and providers of ``problem`` keyed by id (plain Python view)."""
     rq, pv = problem.requests, problem.providers
     reqs = {
-        rq.id[i]: {f: getattr(rq, f)[i] for f in rq.__dataclass_fields__} for i in range(len(rq))
+        rq.id[i]: RequestRow(str(rq.category[i]), rq.extra[i], str(rq.region[i]), rq.enterprise[i])
+        for i in range(len(rq))
     }
     provs = {
-        pv.id[j]: {f: getattr(pv, f)[j] for f in pv.__dataclass_fields__} for j in range(len(pv))
+        pv.id[j]: ProviderRow(
+            skills=pv.skills[j],
+            regions=pv.regions[j],
+            remote=bool(pv.remote[j]),
+            active=bool(pv.active[j]),
+            paused=bool(pv.paused[j]),
+            conflicts=pv.conflicts[j],
+            capacity=int(pv.capacity[j]),
+            load=int(pv.load[j]),
+        )
+        for j in range(len(pv))
     }
     return reqs, provs
+
+
+def assigned(result: MatchResult, request: Id) -> Assignment:
+    """The assignment of ``request``, which the test expects to exist."""
+    found = result.assignment(request)
+    assert found is not None, f"{request} is not assigned"
+    return found
 
 
 def excluded(problem: Problem, request: object, enterprise: object, provider: object) -> bool:
@@ -138,9 +187,9 @@ def excluded(problem: Problem, request: object, enterprise: object, provider: ob
     )
 
 
-def serves_region(provider: dict[str, object], region: str) -> bool:
-    served: Sequence[str] = provider["regions"]  # type: ignore[assignment]
-    return not served or any(region.startswith(s) for s in served) or bool(provider["remote"])
+def serves_region(provider: ProviderRow, region: str) -> bool:
+    served = provider.regions
+    return not served or any(region.startswith(s) for s in served) or provider.remote
 
 
 def violations(problem: Problem, result: MatchResult, w: Weights) -> list[str]:
@@ -154,23 +203,22 @@ def violations(problem: Problem, result: MatchResult, w: Weights) -> list[str]:
             if pinned[a.request] != a.provider:
                 out.append(f"pin of {a.request} moved")
             continue
-        if not p["active"] or p["paused"]:
+        if not p.active or p.paused:
             out.append(f"{a}: inactive or paused")
-        categories = {r["category"], *r["extra"]}  # type: ignore[misc]
-        if not categories & set(p["skills"]):  # type: ignore[call-overload]
+        if not {r.category, *r.extra} & set(p.skills):
             out.append(f"{a.request}->{a.provider}: category")
-        if not serves_region(p, r["region"]):  # type: ignore[arg-type]
+        if not serves_region(p, r.region):
             out.append(f"{a.request}->{a.provider}: region")
-        if r["enterprise"] in p["conflicts"]:  # type: ignore[operator]
+        if r.enterprise in p.conflicts:
             out.append(f"{a.request}->{a.provider}: conflict")
-        if excluded(problem, a.request, r["enterprise"], a.provider):
+        if excluded(problem, a.request, r.enterprise, a.provider):
             out.append(f"{a.request}->{a.provider}: exclusion")
         fit = a.score / a.explanation.priority
         if fit < w.min_score - 1e-12:
             out.append(f"{a.request}->{a.provider}: fit {fit} < {w.min_score}")
     used = Counter(a.provider for a in result.assignments)
     for pid, n in used.items():
-        room = int(provs[pid]["capacity"]) - int(provs[pid]["load"])  # type: ignore[call-overload]
+        room = provs[pid].capacity - provs[pid].load
         if n > room:
             out.append(f"{pid}: {n} pairs > capacity - load {room}")
     wanted = dict(zip(problem.requests.id, problem.requests.wanted.tolist(), strict=True))

@@ -46,7 +46,12 @@ def transport(
         for k, (e, f) in enumerate(same):
             a[k, e] = a[k, f] = 1
         cons.append(LinearConstraint(a, ub=1))
-    res = milp(-coo.data, constraints=cons, integrality=np.ones(coo.nnz), bounds=Bounds(0, 1))
+    res = milp(
+        -coo.data,
+        constraints=cons,
+        integrality=np.ones(coo.nnz, dtype=np.int64),
+        bounds=Bounds(0, 1),
+    )
     assert res.success
     return float(-res.fun), res.x > 0.5
 

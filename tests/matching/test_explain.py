@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import pytest
 
 import matching
@@ -18,30 +21,28 @@ LABELS = Lexicon(
 )
 
 
-def _request(i: int = 0, **kw: object) -> RequestIn:
-    base: dict[str, object] = {
-        "id": f"r{i}",
-        "category": "legal_ip",
-        "text": "商标注册",
-        "industry": "C1711",
-        "region": "410102",
-        "enterprise": f"e{i}",
-    }
-    base.update(kw)
-    return RequestIn(**base)  # type: ignore[arg-type]
+def _request(i: int = 0, **kw: Any) -> RequestIn:
+    base = RequestIn(
+        id=f"r{i}",
+        category="legal_ip",
+        text="商标注册",
+        industry="C1711",
+        region="410102",
+        enterprise=f"e{i}",
+    )
+    return dataclasses.replace(base, **kw)
 
 
-def _provider(j: int = 0, **kw: object) -> ProviderIn:
-    base: dict[str, object] = {
-        "id": f"p{j}",
-        "skills": {"legal_ip": 3},
-        "expertise": "trademark registration",
-        "industries": ("C17",),
-        "regions": ("4101",),
-        "capacity": 1,
-    }
-    base.update(kw)
-    return ProviderIn(**base)  # type: ignore[arg-type]
+def _provider(j: int = 0, **kw: Any) -> ProviderIn:
+    base = ProviderIn(
+        id=f"p{j}",
+        skills={"legal_ip": 3},
+        expertise="trademark registration",
+        industries=("C17",),
+        regions=("4101",),
+        capacity=1,
+    )
+    return dataclasses.replace(base, **kw)
 
 
 def _only_unmatched(problem: Problem, weights: Weights | None = None) -> matching.Unmatched:

@@ -22,6 +22,8 @@ from matching.scoring.features import (
     region_table,
 )
 
+Five = tuple[float, float, float, float, float]  # one value per feature, in combine's order
+
 industry_codes = st.builds(
     lambda s, d, g, c: s + d + g + c if d else s,
     st.sampled_from("CE"),
@@ -134,11 +136,10 @@ class TestRatingPriorityCombine:
 
     @settings(max_examples=50, deadline=None)
     @given(
-        st.lists(st.floats(0, 1), min_size=5, max_size=5),
-        st.lists(st.sampled_from([0.0, 0.2, 1.0, 3.0]), min_size=5, max_size=5).filter(
-            lambda w: sum(w) > 0
-        ),
+        st.tuples(*[st.floats(0, 1)] * 5),
+        st.tuples(*[st.sampled_from([0.0, 0.2, 1.0, 3.0])] * 5).filter(lambda w: sum(w) > 0),
     )
-    def test_fit_is_in_unit_interval(self, f: list[float], w: list[float]) -> None:
-        fit = float(combine(*(np.array([v]) for v in f), Weights(*w))[0])
+    def test_fit_is_in_unit_interval(self, f: Five, w: Five) -> None:
+        skill, text, industry, region, rating = (np.array([v]) for v in f)
+        fit = float(combine(skill, text, industry, region, rating, Weights(*w))[0])
         assert -1e-12 <= fit <= 1 + 1e-12

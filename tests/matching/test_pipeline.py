@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 
 import matching
 from matching import Problem, ProviderIn, RequestIn, Weights
-from tests.matching.strategies import problems, violations, weights
+from tests.matching.strategies import assigned, problems, violations, weights
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -49,7 +51,7 @@ class TestHardRules:
         w = Weights(min_score=0.0, top_k=2)
         result = matching.match(pinned, w)
         assert violations(pinned, result, w) == []
-        assert all(result.assignment(r).pinned for r, _ in pinned.pinned)  # type: ignore[union-attr]
+        assert all(assigned(result, r).pinned for r, _ in pinned.pinned)
 
     @SETTINGS
     @given(problems(), weights())
@@ -120,30 +122,28 @@ class TestScores:
             assert fits == sorted(fits, reverse=True)
 
 
-def _request(i: int, urgency: int = 3, **kw: object) -> RequestIn:
-    base: dict[str, object] = {
-        "id": f"r{i}",
-        "category": "legal_ip",
-        "text": "专利",
-        "industry": "C17",
-        "region": "350582",
-        "enterprise": f"e{i}",
-        "urgency": urgency,
-    }
-    base.update(kw)
-    return RequestIn(**base)  # type: ignore[arg-type]
+def _request(i: int, urgency: int = 3, **kw: Any) -> RequestIn:
+    base = RequestIn(
+        id=f"r{i}",
+        category="legal_ip",
+        text="专利",
+        industry="C17",
+        region="350582",
+        enterprise=f"e{i}",
+        urgency=urgency,
+    )
+    return dataclasses.replace(base, **kw)
 
 
-def _provider(j: int, **kw: object) -> ProviderIn:
-    base: dict[str, object] = {
-        "id": f"p{j}",
-        "skills": {"legal_ip": 3},
-        "expertise": "patent 专利",
-        "regions": ("35",),
-        "capacity": 1,
-    }
-    base.update(kw)
-    return ProviderIn(**base)  # type: ignore[arg-type]
+def _provider(j: int, **kw: Any) -> ProviderIn:
+    base = ProviderIn(
+        id=f"p{j}",
+        skills={"legal_ip": 3},
+        expertise="patent 专利",
+        regions=("35",),
+        capacity=1,
+    )
+    return dataclasses.replace(base, **kw)
 
 
 class TestEdgeCases:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,23 +12,21 @@ import matching
 from matching import Exclusion, InvalidProblem, Problem, ProviderIn, RequestIn, Weights
 
 
-def _request(**kw: object) -> RequestIn:
-    base: dict[str, object] = {
-        "id": "r1",
-        "category": "financing",
-        "text": "融资",
-        "industry": "C17",
-        "region": "350582",
-        "enterprise": "e1",
-    }
-    base.update(kw)
-    return RequestIn(**base)  # type: ignore[arg-type]
+def _request(**kw: Any) -> RequestIn:
+    base = RequestIn(
+        id="r1",
+        category="financing",
+        text="融资",
+        industry="C17",
+        region="350582",
+        enterprise="e1",
+    )
+    return dataclasses.replace(base, **kw)
 
 
-def _provider(**kw: object) -> ProviderIn:
-    base: dict[str, object] = {"id": "p1", "skills": {"financing": 2}, "expertise": "loans"}
-    base.update(kw)
-    return ProviderIn(**base)  # type: ignore[arg-type]
+def _provider(**kw: Any) -> ProviderIn:
+    base = ProviderIn(id="p1", skills={"financing": 2}, expertise="loans")
+    return dataclasses.replace(base, **kw)
 
 
 def _problem(**kw: object) -> Problem:
@@ -180,47 +179,52 @@ class TestWeights:
 
 class TestArrayForm:
     def test_lists_are_accepted(self) -> None:
-        requests = matching.RequestTable(
-            id=["r1", "r2"],
-            category=["legal_ip"] * 2,
-            text=["专利", "patent"],
-            industry=["C17", "C18"],
-            region=["350582", "410102"],
-            urgency=[3, 5],
-            tier=["none", "champion"],
-            enterprise=["e1", "e2"],
-        )
-        providers = matching.ProviderTable(
-            id=["p1"],
-            kind=["expert"],
-            skills=[{"legal_ip": 3}],
-            expertise=["patent 专利"],
-            industries=[["C17"]],
-            regions=[[]],
-            remote=[False],
-            capacity=[2],
-            load=[0],
-            paused=[False],
-            active=[True],
-            rating=[None],
-            conflicts=[[]],
-        )
+        # Passed as an untyped caller (JSON, a notebook) would: the fields are typed as the
+        # arrays they hold, and lists are coerced on the way in.
+        request_columns: dict[str, Any] = {
+            "id": ["r1", "r2"],
+            "category": ["legal_ip"] * 2,
+            "text": ["专利", "patent"],
+            "industry": ["C17", "C18"],
+            "region": ["350582", "410102"],
+            "urgency": [3, 5],
+            "tier": ["none", "champion"],
+            "enterprise": ["e1", "e2"],
+        }
+        provider_columns: dict[str, Any] = {
+            "id": ["p1"],
+            "kind": ["expert"],
+            "skills": [{"legal_ip": 3}],
+            "expertise": ["patent 专利"],
+            "industries": [["C17"]],
+            "regions": [[]],
+            "remote": [False],
+            "capacity": [2],
+            "load": [0],
+            "paused": [False],
+            "active": [True],
+            "rating": [None],
+            "conflicts": [[]],
+        }
+        requests = matching.RequestTable(**request_columns)
+        providers = matching.ProviderTable(**provider_columns)
         problem = Problem(requests, providers)
         assert np.isnan(problem.providers.rating[0])
         assert problem.providers.regions == ((),)
         assert matching.match(problem).pairs == (("r1", "p1"), ("r2", "p1"))
 
     def test_bad_values_still_fail_validation(self) -> None:
-        requests = matching.RequestTable(
-            id=["r1"],
-            category=["legal_ip"],
-            text=["x"],
-            industry=["C17"],
-            region=["350582"],
-            urgency=["high"],
-            tier=["none"],
-            enterprise=["e1"],
-        )
+        columns: dict[str, Any] = {
+            "id": ["r1"],
+            "category": ["legal_ip"],
+            "text": ["x"],
+            "industry": ["C17"],
+            "region": ["350582"],
+            "urgency": ["high"],
+            "tier": ["none"],
+            "enterprise": ["e1"],
+        }
+        requests = matching.RequestTable(**columns)
         providers = Problem.build(requests=[], providers=[]).providers
         with pytest.raises(InvalidProblem, match="urgency"):
             matching.validate(Problem(requests, providers))

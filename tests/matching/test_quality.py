@@ -16,7 +16,8 @@ DATA = Path(__file__).parent / "data" / "quality.json"
 
 @pytest.fixture(scope="module")
 def labelled() -> dict[str, Any]:
-    return json.loads(DATA.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(DATA.read_text(encoding="utf-8"))
+    return data
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def ranks(labelled: dict[str, Any]) -> dict[str, list[str]]:
     ranked = matching.rank(
         Problem.build(requests=requests, providers=experts), Weights(min_score=0.0)
     )
-    return {r: [c.provider for c in cands] for r, cands in ranked.items()}
+    return {str(r): [str(c.provider) for c in cands] for r, cands in ranked.items()}
 
 
 def test_the_set_is_bilingual_and_covers_the_taxonomy(labelled: dict[str, Any]) -> None:

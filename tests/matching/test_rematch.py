@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 import matching
 from matching import Exclusion, Problem, ProviderIn, RequestIn, Weights
 from matching.encode import id_key
-from tests.matching.strategies import problems, violations
+from tests.matching.strategies import assigned, problems, violations
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -65,7 +66,7 @@ class TestEquivalence:
         with_declines = problem.replace(
             exclusions=(*problem.exclusions, *(Exclusion(p, request=r) for r, p in declined))
         )
-        fixed = tuple(a for a in again.pairs if again.assignment(a[0]).pinned)  # type: ignore[union-attr]
+        fixed = tuple(a for a in again.pairs if assigned(again, a[0]).pinned)
         assert violations(with_declines, again, w) == []
         assert set(declined).isdisjoint(again.pairs)
         assert set(fixed) == {
@@ -85,28 +86,26 @@ class TestEquivalence:
         assert again.objective >= first.objective - 1e-9
 
 
-def _request(i: int, **kw: object) -> RequestIn:
-    base: dict[str, object] = {
-        "id": f"r{i}",
-        "category": "export",
-        "text": "出口报关 customs",
-        "industry": "C17",
-        "region": "350582",
-        "enterprise": f"e{i}",
-    }
-    base.update(kw)
-    return RequestIn(**base)  # type: ignore[arg-type]
+def _request(i: int, **kw: Any) -> RequestIn:
+    base = RequestIn(
+        id=f"r{i}",
+        category="export",
+        text="出口报关 customs",
+        industry="C17",
+        region="350582",
+        enterprise=f"e{i}",
+    )
+    return dataclasses.replace(base, **kw)
 
 
-def _provider(j: int, level: int, **kw: object) -> ProviderIn:
-    base: dict[str, object] = {
-        "id": f"p{j}",
-        "skills": {"export": level},
-        "expertise": "customs clearance 报关",
-        "capacity": 1,
-    }
-    base.update(kw)
-    return ProviderIn(**base)  # type: ignore[arg-type]
+def _provider(j: int, level: int, **kw: Any) -> ProviderIn:
+    base = ProviderIn(
+        id=f"p{j}",
+        skills={"export": level},
+        expertise="customs clearance 报关",
+        capacity=1,
+    )
+    return dataclasses.replace(base, **kw)
 
 
 class TestScenarios:
@@ -124,8 +123,8 @@ class TestScenarios:
         assert first.runners_up["r0"][0].provider == "p1"
         again = matching.rematch(first, problem, declined=[("r0", "p0")])
         assert again.pairs == (("r0", "p1"), ("r1", "p1"))
-        assert again.assignment("r1").pinned
-        assert not again.assignment("r0").pinned
+        assert assigned(again, "r1").pinned
+        assert not assigned(again, "r0").pinned
         assert again.stats.open_requests == 1
 
     def test_paused_provider_reopens_its_pairs(self) -> None:

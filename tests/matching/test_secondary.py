@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import pytest
 
 import matching
@@ -11,22 +14,22 @@ from matching.scoring.lexicon import Lexicon
 LABELS = Lexicon(labels={"financing": ("融资", "Financing"), "legal_ip": ("法律", "Legal")})
 
 
-def _request(**kw: object) -> RequestIn:
-    base: dict[str, object] = {
-        "id": "r0",
-        "category": "financing",
-        "text": "欠款追不回来，合同纠纷影响资金周转",
-        "industry": "C17",
-        "region": "350582",
-        "enterprise": "e0",
-        "extra_categories": ("legal_ip",),
-    }
-    return RequestIn(**(base | kw))  # type: ignore[arg-type]
+def _request(**kw: Any) -> RequestIn:
+    base = RequestIn(
+        id="r0",
+        category="financing",
+        text="欠款追不回来，合同纠纷影响资金周转",
+        industry="C17",
+        region="350582",
+        enterprise="e0",
+        extra_categories=("legal_ip",),
+    )
+    return dataclasses.replace(base, **kw)
 
 
-def _provider(pid: str, skills: dict[str, int], **kw: object) -> ProviderIn:
-    base: dict[str, object] = {"id": pid, "skills": skills, "regions": ("35",), "capacity": 1}
-    return ProviderIn(**(base | kw))  # type: ignore[arg-type]
+def _provider(pid: str, skills: dict[str, int], **kw: Any) -> ProviderIn:
+    base = ProviderIn(id=pid, skills=skills, regions=("35",), capacity=1)
+    return dataclasses.replace(base, **kw)
 
 
 class TestSecondaryMatch:

@@ -8,7 +8,7 @@ instances, ``scipy.optimize.milp`` on small ones and HiGHS ``linprog`` on a medi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -42,8 +42,8 @@ def check_feasible(
     res: SolveResult,
     scores: sp.csr_array,
     capacity: NDArray[np.int64],
-    pinned: list[Pair] = (),  # type: ignore[assignment]
-    forbidden: list[Pair] = (),  # type: ignore[assignment]
+    pinned: Sequence[Pair] = (),
+    forbidden: Sequence[Pair] = (),
     method: str = "auction",
 ) -> None:
     """Invariants every answer must satisfy, whatever the instance."""
@@ -58,10 +58,10 @@ def check_feasible(
     for i, j in pinned:
         assert res.provider_of[i] == j, f"pin ({i}, {j}) not honoured"
     dense = scores.toarray()
-    for i in matched:
+    for i in matched.tolist():
         j = int(res.provider_of[i])
-        assert (int(i), j) not in set(forbidden), f"forbidden pair ({i}, {j}) used"
-        assert dense[i, j] > 0 or pins.get(int(i)) == j, f"({i}, {j}) is not a candidate"
+        assert (i, j) not in set(forbidden), f"forbidden pair ({i}, {j}) used"
+        assert dense[i, j] > 0 or pins.get(i) == j, f"({i}, {j}) is not a candidate"
     objective = sum(dense[i, res.provider_of[i]] for i in matched)
     assert res.objective == pytest.approx(objective, rel=1e-12, abs=1e-12)
     assert res.bound >= res.objective - 1e-9 * max(1.0, abs(res.bound))
@@ -81,7 +81,7 @@ def brute_force(
     options = [
         [pins[i]]
         if i in pins
-        else [-1] + [j for j in np.flatnonzero(dense[i] > 0) if (i, j) not in bans]
+        else [-1] + [int(j) for j in np.flatnonzero(dense[i] > 0) if (i, int(j)) not in bans]
         for i in range(dense.shape[0])
     ]
     best = None
@@ -106,7 +106,7 @@ def milp_optimum(scores: sp.csr_array, capacity: NDArray[np.int64]) -> float:
     res = milp(
         -coo.data,
         constraints=[LinearConstraint(rows, ub=1), LinearConstraint(cols, ub=capacity)],
-        integrality=np.ones(coo.nnz),
+        integrality=np.ones(coo.nnz, dtype=np.int64),
         bounds=Bounds(0, 1),
     )
     assert res.success
@@ -125,7 +125,8 @@ def lp_optimum(scores: sp.csr_array, capacity: NDArray[np.int64]) -> float:
         ]
     )
     b_ub = np.concatenate([np.ones(n_req), capacity])
-    res = linprog(-coo.data, A_ub=a_ub, b_ub=b_ub, bounds=(0, 1), method="highs")
+    # HiGHS takes the sparse A_ub; scipy-stubs types it as dense only (as in matching/_lp.py)
+    res = linprog(-coo.data, A_ub=a_ub, b_ub=b_ub, bounds=(0, 1), method="highs")  # type: ignore[call-overload]
     assert res.status == 0
     return float(-res.fun)
 

@@ -60,7 +60,7 @@ def milp_optimum(scores: sp.csr_array, capacity: Ints, pinned: Ints, forbidden: 
                 ub=capacity,
             ),
         ],
-        integrality=np.ones(rows.size),
+        integrality=np.ones(rows.size, dtype=np.int64),
         bounds=Bounds(lower, 1),
     )
     assert res.success

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from hypothesis import HealthCheck, given, settings
 
 import matching
@@ -10,28 +13,26 @@ from matching.scoring.lexicon import Lexicon
 from tests.matching.strategies import problems
 
 
-def _request(i: int, region: str = "410102", **kw: object) -> RequestIn:
-    base: dict[str, object] = {
-        "id": f"r{i}",
-        "category": "legal_ip",
-        "text": "专利",
-        "industry": "C17",
-        "region": region,
-        "enterprise": f"e{i}",
-    }
-    base.update(kw)
-    return RequestIn(**base)  # type: ignore[arg-type]
+def _request(i: int, region: str = "410102", **kw: Any) -> RequestIn:
+    base = RequestIn(
+        id=f"r{i}",
+        category="legal_ip",
+        text="专利",
+        industry="C17",
+        region=region,
+        enterprise=f"e{i}",
+    )
+    return dataclasses.replace(base, **kw)
 
 
-def _provider(j: int, **kw: object) -> ProviderIn:
-    base: dict[str, object] = {
-        "id": f"p{j}",
-        "skills": {"legal_ip": 3},
-        "regions": ("41",),
-        "capacity": 1,
-    }
-    base.update(kw)
-    return ProviderIn(**base)  # type: ignore[arg-type]
+def _provider(j: int, **kw: Any) -> ProviderIn:
+    base = ProviderIn(
+        id=f"p{j}",
+        skills={"legal_ip": 3},
+        regions=("41",),
+        capacity=1,
+    )
+    return dataclasses.replace(base, **kw)
 
 
 class TestConstructed:
