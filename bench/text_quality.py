@@ -46,6 +46,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import matching
+from matching.scoring import text as text_module
 from matching.scoring.glossary import default_glossary
 from matching.scoring.text import fit_text_model, normalise
 
@@ -71,7 +72,7 @@ def _chars_and_concepts(text: str) -> list[str]:
     concepts (kept here as the 'before' reference)."""
     norm = normalise(text)
     tokens: list[str] = []
-    for run in matching.scoring.text._RUNS.findall(norm):
+    for run in text_module._RUNS.findall(norm):
         if run[0] >= _CJK:
             tokens.extend(run)
             tokens.extend(map(str.__add__, run[:-1], run[1:]))
@@ -196,7 +197,7 @@ def weights_part(data: dict[str, Any], text_weights: list[float]) -> None:
         first = []
         for rid, candidates in ranked.items():
             ids = [c.provider for c in candidates]
-            hit = [k for k, pid in enumerate(ids) if pid in relevant[rid]]
+            hit = [k for k, pid in enumerate(ids) if pid in relevant[str(rid)]]
             first.append(hit[0] if hit else len(ids))
         share = weights.normalised[1]
         mark = "  <- default" if w_text == matching.Weights().text else ""
