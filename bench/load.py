@@ -34,7 +34,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.assignments import service as assignment_service
@@ -66,10 +65,12 @@ from app.models import (
 )
 from seed.load import DEMO_ADMIN, load_demo
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scratch import scratch_database
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
-PG_SERVER = os.environ.get("ZHUQI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 REGION = "35"
 # (label, weight): a coordinator's and an enterprise's day, with providers answering offers.
 MIX = [
@@ -116,25 +117,6 @@ class Result:
 
 
 # ---------------------------------------------------------------- database and world
-
-
-@contextmanager
-def fresh_database(kind: str) -> Iterator[str]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/load.db"
-        return
-    name = f"zhuqi_bench_load_{os.getpid()}"
-    admin = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _token(user: User) -> dict[str, str]:
@@ -500,7 +482,7 @@ def main() -> None:
     process_counts = [int(p) for p in args.processes.split(",")]
     for kind in args.databases.split(","):
         print(f"\n== {kind}", flush=True)
-        with fresh_database(kind) as url:
+        with scratch_database(kind, "load") as url:
             offers_needed = int(args.requests * 0.09 * len(levels) * len(process_counts)) + 50
             world = build_world(url, size=args.size, offers=offers_needed)
             for processes in process_counts if kind == "postgresql" else [1]:

@@ -18,18 +18,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-import os
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text, update
+from sqlalchemy import insert, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scratch import scratch_database
 
 from app.common.clock import utc_now
 from app.db import make_engine, make_session_factory
@@ -38,8 +36,6 @@ from app.models import Notification, NotificationStatus
 from app.supervision.batches import drain_outbox
 from app.supervision.senders import LogSender
 
-PG = os.environ.get("ZHUQI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -47,24 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--notifications", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1000, help="notices per transaction")
     return parser
-
-
-@contextmanager
-def scratch_database(kind: str) -> Iterator[str]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/outbox.db"
-        return
-    name = f"zhuqi_outbox_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(f"{PG}/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _fill(url: str, count: int, prefix: str) -> None:
@@ -107,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.getLogger("app.notifications").setLevel(logging.WARNING)  # the log sender's lines
     logging.getLogger("app.supervision").setLevel(logging.WARNING)
-    with scratch_database(args.database) as url:
+    with scratch_database(args.database, "outbox") as url:
         upgrade(url=url)
         _fill(url, args.notifications, "drain")
         engine = make_engine(url)

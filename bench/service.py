@@ -28,20 +28,19 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import func, select, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scratch import scratch_database
 
 import matching
 from app.assignments import service as assignment_service
@@ -56,7 +55,6 @@ from app.supervision import batches
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-PG = os.environ.get("ZHUQI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 TARGETS = {"run_vs_bare": 1.5, "publish_vs_write": 2.0, "rematch_vs_run": 0.05}
 
@@ -74,24 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--providers", type=count, default=count("10k"))
     parser.add_argument("--sweep-offers", type=int, default=2000, help="offers backdated to expire")
     return parser
-
-
-@contextmanager
-def scratch_database(kind: str) -> Iterator[str]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/bench.db"
-        return
-    name = f"zhuqi_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(f"{PG}/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 class PeakRss:
@@ -179,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.providers} providers"
     )
     times: dict[str, float] = {}
-    with scratch_database(args.database) as url:
+    with scratch_database(args.database, "bench") as url:
         seed(url, args, times)
         region = largest_province(url)
         port = _free_port()

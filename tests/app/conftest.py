@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Enterprise, Provider, ProviderKind, Role, User
 from app.settings import Settings
+from tests.app.webhook_receiver import Receiver, serving
 from tests.factories import auth_headers, make_enterprise, make_provider, make_user
 
 
@@ -72,3 +74,10 @@ def cast(db: Session, settings: Settings) -> Cast:
     )
     db.commit()
     return cast
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real Standard Webhooks receiver on loopback, verifying every signature."""
+    with serving() as state:
+        yield state

@@ -4,7 +4,6 @@ Against a real receiver on loopback that verifies every signature with ``standar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,8 +20,7 @@ from app.webhooks.delivery import deliver_due
 from app.webhooks.personal import message_id_of
 from tests.app.conftest import Cast
 from tests.app.test_supervision_api import backdated_request
-from tests.app.webhook_receiver import Receiver, serving
-from tests.conftest import TEST_SECRET
+from tests.app.webhook_receiver import Receiver, loopback_settings
 from tests.factories import sessions_of_test
 
 HOOK = "/api/v1/users/me/notification-webhook"
@@ -30,20 +28,8 @@ SETTINGS = "/api/v1/users/me/notification-settings"
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with serving() as state:
-        yield state
-
-
-@pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        environment="test",
-        secret_key=TEST_SECRET,
-        database_url="sqlite://",
-        stats_cache_seconds=0,
-        webhook_allow_private_targets=True,  # the receiver is on loopback
-    )
+    return loopback_settings(stats_cache_seconds=0)
 
 
 def set_up(

@@ -30,25 +30,14 @@ from app.supervision.senders import batch_for, deliver_pending
 from app.supervision.senders import lease_for as outbox_lease_for
 from app.webhooks.delivery import Answer, Outcome, claim, deliver_due, lease_for, record
 from app.webhooks.service import new_secret
-from tests.app.webhook_receiver import Receiver, serving
-from tests.conftest import TEST_SECRET, fresh_postgres_database, require_postgres
+from tests.app.webhook_receiver import Receiver, loopback_settings
+from tests.conftest import fresh_postgres_database, require_postgres
 from tests.factories import sessions_of_test
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with serving() as state:
-        yield state
-
-
-@pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        environment="test",
-        secret_key=TEST_SECRET,
-        database_url="sqlite://",
-        webhook_allow_private_targets=True,  # the receiver is on loopback
-    )
+    return loopback_settings()
 
 
 def queue_one(session: Session, receiver: Receiver) -> int:

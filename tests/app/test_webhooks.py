@@ -3,7 +3,6 @@ delivery with the ``standardwebhooks`` library (what a subscriber would run)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from app.settings import Settings
 from app.webhooks.delivery import backoff, deliver_due
 from app.webhooks.targets import TargetRefused, check_target
 from tests.app.conftest import Cast
-from tests.app.webhook_receiver import Receiver, serving
+from tests.app.webhook_receiver import Receiver, loopback_settings
 from tests.conftest import TEST_SECRET
 from tests.factories import sessions_of_test
 
@@ -26,19 +25,8 @@ URL = "/api/v1/webhooks"
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with serving() as state:
-        yield state
-
-
-@pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        environment="test",
-        secret_key=TEST_SECRET,
-        database_url="sqlite://",
-        webhook_allow_private_targets=True,  # the receiver is on loopback
-    )
+    return loopback_settings()
 
 
 def subscribe(client: TestClient, cast: Cast, receiver: Receiver, events: list[str]) -> int:

@@ -12,6 +12,9 @@ from typing import Any
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from app.settings import Settings
+from tests.conftest import TEST_SECRET
+
 
 @dataclass
 class Receiver:
@@ -64,3 +67,14 @@ def serving() -> Iterator[Receiver]:
         state.release.set()
         server.shutdown()
         server.server_close()
+
+
+def loopback_settings(**extra: Any) -> Settings:
+    """Test settings that let webhooks reach the receiver on loopback (refused in production)."""
+    return Settings(
+        environment="test",
+        secret_key=TEST_SECRET,
+        database_url="sqlite://",
+        webhook_allow_private_targets=True,
+        **extra,
+    )
