@@ -32,8 +32,8 @@ from imports import databases
 from sqlalchemy import Engine, insert
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.codes import make_uscc
+from app.common.principal import Principal
 from app.db import make_engine
 from app.exports import columns, labels
 from app.exports import repository as export_repository

@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import Engine, create_engine, insert, select, text
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.codes import make_uscc
+from app.common.principal import Principal
 from app.db import make_engine
 from app.imports import service as import_service
 from app.imports.columns import Kind

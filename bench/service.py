@@ -46,9 +46,9 @@ import matching
 from app.assignments import service as assignment_service
 from app.assignments.encode import Scope, locked_pairs, snapshot
 from app.assignments.schemas import Decline
-from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.common.idsets import in_ids
+from app.common.principal import Principal
 from app.db import make_engine, make_session_factory
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, Role, User
 from app.supervision import batches

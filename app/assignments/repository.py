@@ -11,7 +11,7 @@ from sqlalchemy import Select, exists, false, func, or_, select
 from app.assignments.transitions import OPEN
 from app.common.idsets import in_ids
 from app.common.principal import Principal
-from app.enterprises.repository import region_clause
+from app.common.regions import region_clause
 from app.models import (
     Assignment,
     AssignmentStatus,

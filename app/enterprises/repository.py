@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, false, or_, select
+from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import Session
 
 from app.common.principal import Principal
+from app.common.regions import region_clause
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, Plan
 
 # An assignment in one of these states lets its provider see the enterprise it serves.
@@ -18,15 +19,6 @@ PROVIDER_VISIBLE_STATUSES = (
     AssignmentStatus.ACTIVE,
     AssignmentStatus.COMPLETED,
 )
-
-
-def region_clause(
-    column: SQLColumnExpression[str], prefixes: tuple[str, ...]
-) -> ColumnElement[bool]:
-    """``column`` (a region code) lies under one of ``prefixes``; no prefixes, nowhere."""
-    if not prefixes:
-        return false()
-    return or_(*(column.startswith(p) for p in prefixes))
 
 
 def region_of(session: Session, row: Enterprise | HelpRequest | Assignment | Plan | int) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Select, false, select
 
 from app.common.principal import Principal
-from app.enterprises.repository import region_clause
+from app.common.regions import region_clause
 from app.models import Event
 
 

@@ -16,9 +16,9 @@ from app.assignments.lifecycle import move
 from app.common.clock import utc_now
 from app.common.pagination import PageParams, paginate
 from app.common.principal import Principal
+from app.common.regions import region_clause
 from app.common.schemas import Page
 from app.enterprises import service as enterprise_service
-from app.enterprises.repository import region_clause
 from app.errors import Conflict, NotFound
 from app.events import service as event_service
 from app.exclusions.schemas import ExclusionCreate, ExclusionRead

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.assignments import offers
 from app.assignments.encode import MATCHABLE
-from app.auth.principal import Principal
 from app.common.clock import utc_now
+from app.common.principal import Principal
 from app.db import rows_matched
 from app.errors import Conflict, NotFound
 from app.events import service as event_service

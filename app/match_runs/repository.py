@@ -40,8 +40,8 @@ from sqlalchemy.orm import Session
 
 from app.assignments.encode import Scope
 from app.assignments.transitions import OPEN
-from app.auth.principal import Principal
 from app.common.idsets import in_ids
+from app.common.principal import Principal
 from app.models import (
     Assignment,
     AssignmentStatus,

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from app.assignments.schemas import UnmatchedReasonRead
-from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.common.pagination import PageParams, encode_cursor, page_sequence, paginate
+from app.common.principal import Principal
 from app.common.schemas import Page
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events import service as event_service

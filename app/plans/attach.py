@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.clock import today, utc_now
 from app.common.idsets import in_ids
+from app.common.principal import Principal
 from app.errors import NotFound
 from app.events import service as event_service
 from app.models import Enterprise, HelpRequest, Plan, PlanStatus, Policy, RequestStatus

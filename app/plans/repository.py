@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, Select, false, select
 
 from app.assignments.transitions import LIVE, OPEN
-from app.auth.principal import Principal
-from app.enterprises.repository import region_clause
+from app.common.principal import Principal
+from app.common.regions import region_clause
 from app.models import Assignment, Enterprise, FollowUp, HelpRequest, Milestone, Plan
 
 

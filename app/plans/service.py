@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.assignments.lifecycle import move
-from app.auth.principal import Principal
 from app.common.clock import utc_now
 from app.common.concurrency import check_if_match
 from app.common.locking import lock_in_order
 from app.common.pagination import PageParams, paginate
+from app.common.principal import Principal
 from app.common.schemas import Page
 from app.enterprises.repository import region_of
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
 from app.models import Plan
 from app.plans import service as plan_service
 from app.plans.schemas import (

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, false, select
 
-from app.auth.principal import Principal
+from app.common.principal import Principal
+from app.common.regions import region_clause
 from app.enterprises.repository import (
     PROVIDER_VISIBLE_STATUSES,
-    region_clause,
     where_enterprise,
 )
 from app.models import Assignment, Enterprise, HelpRequest

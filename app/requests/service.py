@@ -12,10 +12,10 @@ from app.assignments import offers
 from app.assignments import unmatched as unmatched_store
 from app.assignments.schemas import RequestUnmatchedRead
 from app.assignments.transitions import OPEN
-from app.auth.principal import Principal
 from app.common.clock import today, utc_now
 from app.common.locking import lock_request_path
 from app.common.pagination import PageParams, paginate
+from app.common.principal import Principal
 from app.common.schemas import Page
 from app.enterprises import service as enterprise_service
 from app.enterprises.repository import region_of

@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import Label
 
 from app.assignments.transitions import OPEN
 from app.common.principal import Principal
-from app.enterprises.repository import region_clause
+from app.common.regions import region_clause
 from app.models import (
     Assignment,
     AssignmentStatus,

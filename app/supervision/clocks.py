@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from app.assignments.transitions import OPEN
 from app.common.clock import as_utc
 from app.common.pagination import PageParams, encode_cursor
+from app.common.regions import region_clause
 from app.common.schemas import Page
 from app.common.workdays import (
     add_working_days,
@@ -52,7 +53,6 @@ from app.common.workdays import (
     is_working_day,
     local_date,
 )
-from app.enterprises.repository import region_clause
 from app.errors import CalendarUnavailable
 from app.models import (
     Assignment,

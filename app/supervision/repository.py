@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 
 from app.common.principal import Principal
-from app.enterprises.repository import region_clause
+from app.common.regions import region_clause
 from app.models import Notification
 
 

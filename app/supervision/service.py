@@ -24,7 +24,7 @@ from app.common import idempotency
 from app.common.clock import local_zone, utc_now
 from app.common.idsets import in_ids
 from app.common.principal import Principal
-from app.enterprises.repository import region_clause
+from app.common.regions import region_clause
 from app.models import (
     Assignment,
     AssignmentStatus,

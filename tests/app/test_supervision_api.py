@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.common.clock import local_zone, today, utc_now
 from app.common.pagination import PageParams
+from app.common.principal import Principal
 from app.common.workdays import add_working_days
 from app.match_runs.claims import Sessions
 from app.models import (
