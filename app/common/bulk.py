@@ -64,17 +64,21 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     return len(rows)
 
 
-def refresh_planner_statistics(bind: Engine | Connection | Session) -> None:
-    """Refresh the query planner's statistics after a bulk load; call it once the load has
-    committed. PostgreSQL: ``ANALYZE``. SQLite: ``PRAGMA optimize``, preceded by a bounded
-    ``ANALYZE`` the first time (optimize alone skips tables it has never seen queried)."""
+def refresh_planner_statistics(
+    bind: Engine | Connection | Session, tables: Sequence[str] = ()
+) -> None:
+    """Refresh the query planner's statistics after a bulk load (of ``tables``, or of
+    everything). PostgreSQL: ``ANALYZE`` (transactional: inside a transaction it sees that
+    transaction's rows). SQLite: ``PRAGMA optimize``, preceded by a bounded ``ANALYZE`` the
+    first time (optimize alone skips tables it has never seen queried)."""
     if isinstance(bind, Engine):
         with bind.begin() as connection:
-            refresh_planner_statistics(connection)
+            refresh_planner_statistics(connection, tables)
         return
     dialect = _dialect(bind)
     if dialect == "postgresql":
-        bind.execute(text("ANALYZE"))
+        for statement in [f'ANALYZE "{name}"' for name in tables] or ["ANALYZE"]:
+            bind.execute(text(statement))
     elif dialect == "sqlite":
         analysed = bind.execute(
             text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")

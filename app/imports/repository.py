@@ -125,15 +125,3 @@ def update_rows(
 def insert_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
     if events:
         session.execute(insert(table_of(Event)), list(events))
-
-
-def refresh_planner_statistics(session: Session, tables: Sequence[str]) -> None:
-    """After a bulk load the planner's row estimates are stale: ANALYZE the tables on
-    PostgreSQL (transactional: it sees this transaction's rows and rolls back with it),
-    ``PRAGMA optimize`` on SQLite. A candidate for one shared helper with the seed loader."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        for name in tables:
-            connection.exec_driver_sql(f'ANALYZE "{name}"')
-    elif connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("PRAGMA optimize")

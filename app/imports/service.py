@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.common.bulk import refresh_planner_statistics
 from app.common.clock import utc_now
 from app.common.principal import Principal
 from app.errors import AppError, Forbidden
@@ -155,7 +156,7 @@ def _write(
         done += len(updates)
         report("write", done, total)
     if total >= REFRESH_STATISTICS_ROWS:
-        repository.refresh_planner_statistics(session, [table, "events"])
+        refresh_planner_statistics(session, [table, "events"])
 
 
 def template_header(kind: Kind, lang: Lang) -> list[str]:
