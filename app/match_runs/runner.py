@@ -32,7 +32,7 @@ import matching
 from app.assignments import encode
 from app.assignments import unmatched as unmatched_store
 from app.assignments.encode import Scope
-from app.common.bulk import insert_rows
+from app.common.bulk import insert_rows, refresh_planner_statistics
 from app.common.clock import utc_now
 from app.events import service as event_service
 from app.match_runs import repository as run_repository
@@ -56,6 +56,7 @@ from app.observability.logs import bound
 
 logger = logging.getLogger(__name__)
 
+BULK_ROWS = 1000  # a write this large refreshes the planner statistics of its table
 WRITE_BATCH = 5000  # proposals built and sent per COPY / executemany batch
 ProgressFn = Callable[[str, int, int, dict[str, Any]], None]  # stage, step, steps, counts
 
@@ -190,6 +191,10 @@ def _write_proposals(session: Session, run_id: int, result: matching.MatchResult
             insert_rows(session, table, batch)
             batch = []
     insert_rows(session, table, batch)
+    if len(result.assignments) >= BULK_ROWS:
+        # Publish reads these rows next; with statistics from before they existed the planner
+        # picks plans that outlive the statement timeout at province scale.
+        refresh_planner_statistics(session, ["assignments"])
     return len(result.assignments)
 
 

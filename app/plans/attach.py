@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.common.bulk import refresh_planner_statistics
 from app.common.clock import today, utc_now
 from app.common.idsets import in_ids
 from app.common.principal import Principal
@@ -27,6 +28,7 @@ from app.plans import milestones, summaries
 from app.policies.eligibility import recommend
 from app.taxonomy import service as taxonomy_service
 
+BULK_PLANS = 1000  # attaching this many plans at once refreshes the planner statistics
 SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
 REOPENED = (PlanStatus.DRAFT, PlanStatus.FOLLOW_UP)  # attaching work makes these active again
 BATCH = 2000
@@ -145,6 +147,11 @@ def attach_many(
     plans = _open_plans(session, ids)
     created = _create_missing(session, ids, plans)
     _link_requests(session, ids)
+    if len(ids) >= BULK_PLANS:
+        # The next statements find requests by plan: with statistics from before these plans
+        # existed, the planner's estimates are off by orders of magnitude (a province's
+        # publish outlived the statement timeout).
+        refresh_planner_statistics(session, ["plans", "help_requests"])
     plan_ids = [plan["id"] for plan in plans.values()]
     helpers = milestones.helpers(session, plan_ids)
     added = milestones.generate(session, helpers)
