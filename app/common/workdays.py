@@ -9,6 +9,7 @@ computed honestly, so :class:`~app.errors.CalendarUnavailable` says so rather th
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
 import chinese_calendar
 
@@ -50,13 +51,26 @@ def due_date_if_known(start: date, days: int, now: datetime) -> date | None:
     run out, exactly, whatever the new year's holidays will be. Only once ``now`` itself is
     in an unknown year is the answer a guess, and :class:`CalendarUnavailable` still says so.
     """
+    found = _due_or_unknown_year(start, days)
+    if isinstance(found, date):
+        return found
+    if local_date(now).year < found:
+        return None
+    return add_working_days(start, days)  # now is in the unknown year: it raises
+
+
+@lru_cache(maxsize=8192)
+def _due_or_unknown_year(start: date, days: int) -> date | int:
+    """The due date, or the year the calendar does not know that the count runs into.
+    Cached, failures included: a sweep or a publish counts from the same few start dates
+    thousands of times, and in December every 30-day clock runs into next year."""
     try:
         return add_working_days(start, days)
     except CalendarUnavailable as exc:
-        unknown_year = exc.extra.get("year")
-        if isinstance(unknown_year, int) and local_date(now).year < unknown_year:
-            return None
-        raise
+        year = exc.extra.get("year")
+        if not isinstance(year, int):
+            raise
+        return year
 
 
 def end_of_day(day: date) -> datetime:

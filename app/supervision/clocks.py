@@ -47,13 +47,11 @@ from app.common.pagination import PageParams, encode_cursor
 from app.common.regions import region_clause
 from app.common.schemas import Page
 from app.common.workdays import (
-    add_working_days,
     due_date_if_known,
     end_of_day,
     is_working_day,
     local_date,
 )
-from app.errors import CalendarUnavailable
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -395,38 +393,14 @@ def follow_ups_page(
 # --- one page's rows described --------------------------------------------------------------
 
 
-@lru_cache(maxsize=8192)
-def _due_or_unknown_year(start: date, days: int) -> date | int:
-    """The due date, or the year the calendar does not know that it runs into. Cached,
-    failures included: a sweep describes thousands of rows started on the same few dates,
-    and in December every 30-day escalation runs into next year."""
-    try:
-        return add_working_days(start, days)
-    except CalendarUnavailable as exc:
-        year = exc.extra.get("year")
-        if not isinstance(year, int):
-            raise
-        return year
-
-
-def _due_if_known(start: date, days: int, now: datetime) -> date | None:
-    """:func:`~app.common.workdays.due_date_if_known`, through the cache."""
-    found = _due_or_unknown_year(start, days)
-    if isinstance(found, date):
-        return found
-    if local_date(now).year < found:
-        return None
-    return due_date_if_known(start, days, now)  # now is in the unknown year: it raises
-
-
 def clock_item(kind: str, start: datetime, days: int, now: datetime, **ids: Any) -> Overdue:
     """A row the SQL filter found late: its due date lies before today, so the calendar
     knows it; the escalation date may not be known yet, and then it has not come."""
-    due_date = _due_if_known(local_date(as_utc(start)), days, now)
+    due_date = due_date_if_known(local_date(as_utc(start)), days, now)
     if due_date is None:  # only if the row changed since the filter read it
         due_date = local_date(now)
     due = end_of_day(due_date)
-    escalate_date = _due_if_known(due_date, days, now)
+    escalate_date = due_date_if_known(due_date, days, now)
     return Overdue(
         kind=kind,
         due_at=due,
