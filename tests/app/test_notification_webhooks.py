@@ -131,7 +131,7 @@ class TestDelivery:
         settings: Settings,
     ) -> None:
         set_up(client, cast, cast.coordinator, receiver, language="en")
-        request = backdated_request(db, cast, days=1.5)  # level 1: the region's coordinator
+        request = backdated_request(db, cast, days=2)  # level 1: the region's coordinator
         supervision_service.sweep(db)
         db.commit()
         [notice] = db.scalars(
@@ -164,7 +164,7 @@ class TestDelivery:
         settings: Settings,
     ) -> None:
         set_up(client, cast, cast.coordinator, receiver, language="zh")
-        backdated_request(db, cast, days=1.5)
+        backdated_request(db, cast, days=2)
         supervision_service.sweep(db)
         supervision_service.sweep(db)  # a second sweep writes nothing new
         receiver.status = 503
@@ -184,7 +184,7 @@ class TestDelivery:
     ) -> None:
         cast.coordinator.notify_channels = ["webhook"]  # chosen, then the endpoint went away
         db.commit()
-        backdated_request(db, cast, days=1.5)
+        backdated_request(db, cast, days=2)
         supervision_service.sweep(db)
         handed, failed = deliver_pending(sessions_of_test(db), senders_for(settings))
         assert (handed, failed) == (0, 1)

@@ -244,7 +244,7 @@ class TestSweepWritesPerChannel:
         cast.coordinator.notify_channels = ["log", "email"]
         cast.coordinator.language = "en"
         db.commit()
-        request = backdated_request(db, cast, days=1.5)  # level 1: the region's coordinator
+        request = backdated_request(db, cast, days=2)  # level 1: the region's coordinator
         first = supervision_service.sweep(db)
         again = supervision_service.sweep(db)
         rows = db.scalars(

@@ -40,8 +40,12 @@ def working_days_ago(days: float) -> datetime:
     """Now, moved back ``days`` working days (whole part) and then hours (fraction).
 
     Clocks count working days, so backdating by calendar days would make a test's outcome
-    depend on the weekday (or holiday) it runs on.
+    depend on the weekday (or holiday) it runs on. A fraction on top of whole days is refused:
+    whether it crosses into the working day before depends on the hour the test runs (1.5 at
+    Monday noon lands on Friday, at Monday 10:00 on Thursday), which once failed CI.
     """
+    if days >= 1 and days != int(days):
+        raise ValueError(f"backdate by whole working days or by less than one day, not {days}")
     now = utc_now().astimezone(local_zone())
     whole = int(days)
     day = add_working_days(now.date(), -whole)
