@@ -24,6 +24,7 @@ from app.common.principal import Principal
 from app.db import SessionScopes, session_scope
 from app.errors import Forbidden, Unauthorized
 from app.models import ApiKey, Role, User
+from app.models.user import user_of_console_session
 from app.settings import Settings
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -125,8 +126,7 @@ def _console_user(request: Request, session: Session) -> User | None:
     """
     if request.method not in READ_METHODS:
         return None
-    user_id = (request.scope.get("session") or {}).get("uid")
-    return session.get(User, user_id) if isinstance(user_id, int) else None
+    return user_of_console_session(session, request.scope.get("session") or {})
 
 
 def get_principal(

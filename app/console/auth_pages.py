@@ -71,16 +71,19 @@ def log_in(
             message = ctx._("This account is deactivated.")
         return ctx.render("login.html", values=values, errors={"": message})
     claims = decode_access_token(token, secret_key=settings.secret_key)
-    user_id = claims.user_id if claims is not None else None
-    _start_session(ctx.request, user_id)
-    role = auth_service.get_user(ctx.session, user_id or 0).role
+    if claims is None:  # cannot happen for a token just issued with this key
+        return ctx.render("login.html", values={"username": username, "next": next})
+    _start_session(ctx.request, claims.user_id, claims.token_version)
+    role = auth_service.get_user(ctx.session, claims.user_id).role
     return redirect(safe_next(next, HOME[role]))
 
 
-def _start_session(request: Request, user_id: int | None) -> None:
-    """A fresh session (and CSRF token) at log-in, so a planted cookie is worth nothing."""
+def _start_session(request: Request, user_id: int, token_version: int) -> None:
+    """A fresh session (and CSRF token) at log-in, so a planted cookie is worth nothing; it
+    remembers the account's token version, so a password change ends it."""
     request.session.clear()
     request.session["uid"] = user_id
+    request.session["ver"] = token_version
 
 
 @router.post("/logout")
@@ -145,7 +148,7 @@ def register(ctx: PageCtx, values: FormData) -> Response:
             errors=exc.errors,
             **_registration_options(ctx),
         )
-    _start_session(ctx.request, user.id)
+    _start_session(ctx.request, user.id, user.token_version)
     ctx.flash(ctx._("Welcome! Your company is registered."))
     return redirect("/enterprise")
 

@@ -28,6 +28,7 @@ from app.console import i18n
 from app.deps import DbSession
 from app.errors import AppError, Forbidden
 from app.models import Role, User
+from app.models.user import user_of_console_session
 from app.taxonomy import service as taxonomy_service
 
 CSRF_FIELD = "csrf_token"
@@ -200,13 +201,9 @@ async def check_csrf(request: Request) -> None:
 
 
 def console_user(request: Request, session: Session) -> User | None:
-    user_id = request.session.get("uid")
-    if not isinstance(user_id, int):
-        return None
-    user = session.get(User, user_id)
-    if user is None or not user.is_active:
+    user = user_of_console_session(session, request.session)
+    if user is None:
         request.session.pop("uid", None)
-        return None
     return user
 
 

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from app.models.base import Base, IdMixin, IdType, TimestampMixin, VersionMixin, str_enum
 from app.models.enums import Role
@@ -42,6 +43,23 @@ class User(IdMixin, TimestampMixin, VersionMixin, Base):
 
     enterprise: Mapped[Enterprise | None] = relationship(lazy="raise")
     provider: Mapped[Provider | None] = relationship(lazy="raise")
+
+
+def user_of_console_session(db: Session, cookie: Mapping[str, Any]) -> User | None:
+    """The active user a console session cookie still speaks for, or None.
+
+    The cookie carries the ``token_version`` of its log-in, so a password change or a
+    deactivation ends console sessions exactly as it ends bearer tokens (the cookie is signed,
+    but it lives for hours and would otherwise outlast the password it was issued for).
+    The console pages and the API's cookie-authenticated reads both ask here.
+    """
+    user_id, version = cookie.get("uid"), cookie.get("ver")
+    if not isinstance(user_id, int) or not isinstance(version, int):
+        return None
+    user = db.get(User, user_id)
+    if user is None or not user.is_active or user.token_version != version:
+        return None
+    return user
 
 
 class ApiKey(IdMixin, Base):

@@ -66,7 +66,9 @@ def sign_in(client: TestClient, user: User) -> str:
     """A signed session cookie for ``user``, as the log-in form would set it, without paying
     for an argon2 verify in every test (the log-in form itself is tested on its own)."""
     token = secrets.token_urlsafe(16)
-    payload = b64encode(json.dumps({"uid": user.id, "csrf": token}).encode())
+    payload = b64encode(
+        json.dumps({"uid": user.id, "ver": user.token_version, "csrf": token}).encode()
+    )
     signed = TimestampSigner(TEST_SECRET).sign(payload).decode()
     client.cookies.set(SESSION_COOKIE, signed)
     return token

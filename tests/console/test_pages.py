@@ -5,16 +5,21 @@ These run on both databases through the suite's rolled-back ``app`` fixture.
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
+from base64 import b64encode
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.common.codes import make_uscc
+from app.console import SESSION_COOKIE
 from app.models import (
     Assignment,
     AssignmentOrigin,
@@ -30,6 +35,7 @@ from app.models import (
     Vetting,
 )
 from tests.app.conftest import Cast
+from tests.conftest import TEST_SECRET
 from tests.console.conftest import csrf_of, log_in, sign_in
 from tests.factories import PASSWORD, fetch, make_provider, make_request
 
@@ -96,6 +102,31 @@ class TestLogIn:
     def test_log_out_ends_the_session(self, web: TestClient, cast: Cast) -> None:
         token = log_in(web, cast.ent_user.email, PASSWORD)
         assert web.post("/logout", data={"csrf_token": token}).status_code == 303
+        assert web.get("/enterprise").headers["location"].startswith("/login")
+
+    def test_a_password_change_ends_console_sessions(self, web: TestClient, cast: Cast) -> None:
+        log_in(web, cast.ent_user.email, PASSWORD)
+        assert web.get("/enterprise").status_code == 200
+        assert web.get("/api/v1/requests").status_code == 200  # the cookie reads the API too
+        token = web.post(
+            "/api/v1/auth/token", data={"username": cast.ent_user.email, "password": PASSWORD}
+        ).json()["access_token"]
+        changed = web.post(
+            "/api/v1/users/me/password",
+            json={"current_password": PASSWORD, "new_password": "another-password-2"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert changed.status_code == 204, changed.text
+        assert web.get("/enterprise").headers["location"].startswith("/login")
+        assert web.get("/api/v1/requests").status_code == 401
+
+    def test_a_cookie_without_its_token_version_is_not_a_session(
+        self, web: TestClient, cast: Cast
+    ) -> None:
+        """Cookies signed before sessions carried the version are logged out, not trusted."""
+        token = secrets.token_urlsafe(16)
+        payload = b64encode(json.dumps({"uid": cast.ent_user.id, "csrf": token}).encode())
+        web.cookies.set(SESSION_COOKIE, TimestampSigner(TEST_SECRET).sign(payload).decode())
         assert web.get("/enterprise").headers["location"].startswith("/login")
 
     def test_next_never_leaves_the_site(self, web: TestClient, cast: Cast) -> None:
