@@ -26,7 +26,7 @@ from app.errors import problem
 
 @dataclass
 class AdmissionStats:
-    """Live figures, read by ``/readyz`` and the metrics."""
+    """Live figures of one process, exported by ``/metrics`` (``zhuqi_admission_*``)."""
 
     limit: int
     inflight: int = 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
+from app.admission import AdmissionStats
 from app.models import MatchRunStatus, NotificationStatus, WebhookDeliveryStatus
 from app.observability import repository
 
@@ -74,4 +75,38 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily("zhuqi_db_pool_size", "Pooled connections kept", value=pool.size())
         yield GaugeMetricFamily(
             "zhuqi_db_pool_overflow", "Connections open beyond the pool size", value=pool.overflow()
+        )
+
+
+class AdmissionCollector(Collector):
+    """This process's admission queue: how close it runs to its limit of requests at once,
+    how many wait for a slot, and how many gave up with 503 (the early sign of overload,
+    before the pool or the database shows any)."""
+
+    def __init__(self, stats: AdmissionStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats
+        yield GaugeMetricFamily(
+            "zhuqi_admission_limit", "Requests admitted at once, at most", value=stats.limit
+        )
+        yield GaugeMetricFamily(
+            "zhuqi_admission_inflight", "Requests admitted now", value=stats.inflight
+        )
+        yield GaugeMetricFamily(
+            "zhuqi_admission_waiting", "Requests waiting for a slot now", value=stats.waiting
+        )
+        yield GaugeMetricFamily(
+            "zhuqi_admission_waiting_peak",
+            "Most requests waiting at once since the process started",
+            value=stats.peak_waiting,
+        )
+        yield CounterMetricFamily(
+            "zhuqi_admission_admitted", "Requests admitted", value=stats.admitted
+        )
+        yield CounterMetricFamily(
+            "zhuqi_admission_rejected",
+            "Requests refused with 503 after waiting the admission timeout",
+            value=stats.rejected,
         )

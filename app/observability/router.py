@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from app.deps import DbSession, SettingsDep, api_key_scheme, oauth2_scheme, principal_from
 from app.errors import Forbidden
-from app.observability.collectors import DatabaseCollector
+from app.observability.collectors import AdmissionCollector, DatabaseCollector
 from app.observability.metrics import REGISTRY
 
 router = APIRouter(tags=["operations"])
@@ -37,5 +37,8 @@ def metrics(
             raise Forbidden("metrics are for administrators and the metrics scraper")
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(DatabaseCollector(session, getattr(request.app.state, "engine", None)))
+    admission = getattr(request.app.state, "admission", None)
+    if admission is not None:
+        scrape.register(AdmissionCollector(admission))
     body = generate_latest(REGISTRY) + generate_latest(scrape)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

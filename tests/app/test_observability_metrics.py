@@ -148,6 +148,20 @@ class TestFamilies:
             assert samples[f'zhuqi_assignments_open{{status="{status}"}}'] == 0
 
 
+class TestAdmission:
+    def test_the_admission_queue_is_exported(self, client: TestClient, settings: Settings) -> None:
+        first = scrape(client)
+        second = scrape(client)
+        assert first["zhuqi_admission_limit{}"] == settings.inflight_limit
+        assert first["zhuqi_admission_inflight{}"] == 1  # the scrape itself
+        assert first["zhuqi_admission_waiting{}"] == 0
+        assert (
+            second["zhuqi_admission_admitted_total{}"]
+            == first["zhuqi_admission_admitted_total{}"] + 1
+        )
+        assert second["zhuqi_admission_rejected_total{}"] == 0
+
+
 class TestPool:
     def test_checkouts_are_timed_and_give_ups_counted(self, database_url: str) -> None:
         tiny = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.05)
