@@ -50,10 +50,13 @@ def record(
 
     With ``before``, only the fields that changed are kept, and a change that changed nothing
     records nothing (returns None): the log says what happened, not what was attempted.
+    A removal passes ``before`` and ``after={}`` and keeps ``before`` whole.
     """
     session.flush()
     changed_after = after if after is not None else snapshot(entity)
-    if before is not None:
+    if before is not None and after == {}:
+        pass  # a removal: what was there is the whole record
+    elif before is not None:
         changed_after = {k: v for k, v in changed_after.items() if before.get(k) != v}
         if not set(changed_after) - _BOOKKEEPING:
             return None

@@ -74,3 +74,16 @@ def update_entry(
     )
     set_etag(response, updated.version)
     return glossary_service.read(updated)
+
+
+@router.delete(
+    "/{entry_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 412, 428),
+)
+def delete_entry(
+    entry: CurrentEntry, session: DbSession, admin: AdminOnly, if_match: IfMatch = None
+) -> None:
+    """Withdraw an entry (admins); the next match run no longer uses its terms."""
+    check_if_match(if_match, entry.version)
+    glossary_service.delete(session, principal=admin, entry=entry)

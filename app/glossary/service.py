@@ -78,6 +78,17 @@ def update(
     return entry
 
 
+def delete(session: Session, *, principal: Principal, entry: GlossaryEntry) -> None:
+    """Withdraw an entry: the next match run uses the shipped glossary without its terms
+    (a shipped concept keeps its shipped terms). The event keeps what was removed."""
+    before = event_service.snapshot(entry)
+    session.delete(entry)
+    session.flush()
+    event_service.record(
+        session, actor=principal, action="glossary.deleted", entity=entry, before=before, after={}
+    )
+
+
 def _unique(terms: list[str]) -> list[str]:
     return list(dict.fromkeys(terms))
 

@@ -359,6 +359,20 @@ class TestExclusions:
             == 403
         )
 
+    def test_lifting_is_audited_with_what_was_lifted(
+        self, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        body = {"provider_id": cast.expert.id, "enterprise_id": cast.ent.id, "reason": "亲属关系"}
+        staff = cast.headers(cast.coordinator)
+        made = client.post("/api/v1/exclusions", json=body, headers=staff).json()
+        lifted = client.delete(f"/api/v1/exclusions/{made['id']}", headers=staff)
+        assert lifted.status_code == 204, lifted.text
+        event = db.scalars(select(Event).where(Event.action == "exclusion.lifted")).one()
+        assert event.entity_id == made["id"]
+        assert event.before is not None
+        assert event.before["reason"] == "亲属关系"
+        assert event.after == {}
+
     def test_needs_exactly_one_target(self, client: TestClient, cast: Cast) -> None:
         r = client.post(
             "/api/v1/exclusions",

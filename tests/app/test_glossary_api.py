@@ -90,6 +90,22 @@ class TestListAndEdit:
         )
         assert r.status_code == 403
 
+    def test_delete_withdraws_an_entry_under_if_match_and_is_audited(
+        self, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        made = _create(client, cast, concept="slang_x", zh=["压款"])
+        url, admin = f"{URL}/{made['id']}", cast.headers(cast.admin)
+        assert client.delete(url, headers=cast.headers(cast.coordinator)).status_code == 403
+        assert client.delete(url, headers=admin).status_code == 428
+        assert client.delete(url, headers=admin | {"If-Match": '"7"'}).status_code == 412
+        assert client.delete(url, headers=admin | {"If-Match": '"1"'}).status_code == 204
+        assert client.get(url, headers=admin).status_code == 404
+        assert glossary_service.compiled(db) is None  # the next run uses the shipped glossary
+        event = db.scalars(select(Event).where(Event.action == "glossary.deleted")).one()
+        assert event.before is not None
+        assert event.before["zh"] == ["压款"]
+        assert event.after == {}
+
 
 class TestTheEngineReceivesIt:
     def test_without_entries_the_shipped_glossary_is_used(self, db: Session) -> None:
