@@ -121,6 +121,7 @@ REQUESTS: tuple[Column, ...] = (
     Column("紧急程度", "Urgency", HelpRequest.urgency),
     Column("严重程度", "Severity", HelpRequest.severity, _word),
     Column("期望解决日期", "Wanted by", HelpRequest.wanted_by_date),
+    Column("所需服务方数", "Providers wanted", HelpRequest.providers_wanted),
     Column("状态", "Status", HelpRequest.status, _word),
     Column("提交时间(UTC)", "Submitted at (UTC)", HelpRequest.created_at),
     Column("解决时间(UTC)", "Resolved at (UTC)", HelpRequest.resolved_at),

@@ -124,6 +124,7 @@ REQUESTS: tuple[ImportColumn, ...] = (
     ImportColumn("urgency", "紧急程度", "Urgency", required=True),
     ImportColumn("severity", "严重程度", "Severity", word),
     ImportColumn("wanted_by_date", "期望解决日期", "Wanted by"),
+    ImportColumn("providers_wanted", "所需服务方数", "Providers wanted"),
 )
 
 PROVIDERS: tuple[ImportColumn, ...] = (

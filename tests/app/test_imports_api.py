@@ -182,6 +182,31 @@ def test_requests_import_by_enterprise_uscc_and_natural_key(
     assert _count(db, HelpRequest) == count
 
 
+def test_a_team_request_is_imported_and_exported_with_its_size(
+    client: TestClient, db: Session, cast: Cast
+) -> None:
+    header = ["统一社会信用代码", "类别", "标题", "紧急程度", "所需服务方数"]
+    rows: list[list[Any]] = [
+        [cast.ent.uscc, "融资", "三方会诊", 3, 3],
+        [cast.ent.uscc, "融资", "单人即可", 3, ""],
+    ]
+    done = _post(client, cast, "requests", _csv([header, *rows]))
+    assert done.status_code == 200, done.text
+    stored = db.scalars(select(HelpRequest).where(HelpRequest.enterprise_id == cast.ent.id)).all()
+    assert {r.title: r.providers_wanted for r in stored} == {"三方会诊": 3, "单人即可": 1}
+    too_many = [[cast.ent.uscc, "融资", "十个人", 3, 10]]
+    refused = _post(client, cast, "requests", _csv([header, *too_many]))
+    assert refused.status_code == 422
+    assert [(e["row"], e["field"]) for e in refused.json()["errors"]] == [(2, "providers_wanted")]
+    exported = client.get(
+        "/api/v1/exports/requests", params={"format": "csv"}, headers=cast.headers(cast.coordinator)
+    )
+    assert exported.status_code == 200
+    table = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    column = table[0].index("所需服务方数")
+    assert {row[column] for row in table[1:]} == {"3", "1"}
+
+
 def test_providers_round_trip_through_their_export(
     client: TestClient, db: Session, cast: Cast
 ) -> None:
