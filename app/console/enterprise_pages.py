@@ -51,13 +51,14 @@ def _request_form(ctx: Ctx, values: dict[str, str], errors: dict[str, str]) -> R
         errors=errors,
         urgencies=urgencies,
         categories=categories,
+        team_sizes=[(str(n), str(n)) for n in range(1, 6)],
     )
 
 
 @router.get("/enterprise/requests/new")
 def new_request(ctx: PageCtx) -> Response:
     ctx.need(Role.ENTERPRISE)
-    return _request_form(ctx, {"urgency": "3"}, {})
+    return _request_form(ctx, {"urgency": "3", "providers_wanted": "1"}, {})
 
 
 @router.post("/enterprise/requests/new")
@@ -65,7 +66,10 @@ def file_request(ctx: PageCtx, values: FormData) -> Response:
     """The API's schema and ``request_service.create``; errors come back beside the field."""
     principal = ctx.need(Role.ENTERPRISE)
     body: dict[str, Any] = clean(
-        {k: values.get(k, "") for k in ("title", "description", "category", "urgency")}
+        {
+            k: values.get(k, "")
+            for k in ("title", "description", "category", "urgency", "providers_wanted")
+        }
     )
     if values.get("wanted_by"):
         body["wanted_by_date"] = values["wanted_by"]

@@ -232,6 +232,26 @@ class TestForms:
         assert web.post("/enterprise/requests/new", data=body).status_code == 303
         assert _requests(db) == 1
 
+    def test_a_team_request_is_filed_with_its_size(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        token = sign_in(web, cast.ent_user)
+        assert 'name="providers_wanted"' in web.get("/enterprise/requests/new").text
+        body = {
+            "title": "三方会诊",
+            "category": "cost_reduction",
+            "urgency": "3",
+            "providers_wanted": "9",  # beyond the API's 1-5: shown at the field
+            "csrf_token": token,
+        }
+        refused = web.post("/enterprise/requests/new", data=body)
+        assert 'id="providers_wanted-error"' in refused.text
+        assert _requests(db) == 0
+        body["providers_wanted"] = "3"
+        assert web.post("/enterprise/requests/new", data=body).status_code == 303
+        stored = db.scalars(select(HelpRequest).where(HelpRequest.title == "三方会诊")).one()
+        assert stored.providers_wanted == 3
+
     def test_uscc_is_checked_as_they_type(self, web: TestClient) -> None:
         good = make_uscc("350582", 77)
         assert "✓" in web.get("/register/uscc", params={"uscc": good}).text
