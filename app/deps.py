@@ -1,4 +1,5 @@
-"""Typed dependencies every router uses: the request's session and who is asking.
+"""Typed dependencies every router uses: the request's session, who is asking, and the
+``Idempotency-Key`` of creates.
 
 The session dependency is function-scoped so its commit runs after the endpoint returns and
 *before* the response is sent (FastAPI >= 0.121); a failed commit is an error response, not
@@ -11,16 +12,17 @@ from collections.abc import Callable, Coroutine, Iterator
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.security import api_key_digest, decode_access_token, digests_match
-from app.auth.throttle import LogInThrottle
-from app.auth.usage import ApiKeyUsage
 from app.common.clock import utc_now
+from app.common.credentials import api_key_digest, decode_access_token, digests_match
+from app.common.idempotency import Idempotency
+from app.common.key_usage import ApiKeyUsage
 from app.common.principal import Principal
+from app.common.throttle import LogInThrottle
 from app.db import SessionScopes, session_scope
 from app.errors import Forbidden, Unauthorized
 from app.models import ApiKey, Role, User
@@ -196,3 +198,50 @@ def require_roles_apart(*roles: Role) -> RoleCheck:
 Staff = Annotated[Principal, Depends(require_roles(Role.COORDINATOR, Role.ADMIN))]
 AdminOnly = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 AdminApart = Annotated[Principal, Depends(require_roles_apart(Role.ADMIN))]
+
+
+# ``Idempotency-Key`` on creates (the store itself is app.common.idempotency).
+KeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Retry-safe creates: the same key and body replay the first response "
+        "for 24 h; the same key with another body is 422.",
+    ),
+]
+
+
+def _idempotency(
+    request: Request, session: Session, principal: Principal, key: str | None
+) -> Idempotency:
+    return Idempotency(
+        session=session,
+        user_id=principal.user_id,
+        key=key,
+        method=request.method,
+        path=request.url.path,
+    )
+
+
+def get_idempotency(
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    idempotency_key: KeyHeader = None,
+) -> Idempotency:
+    return _idempotency(request, session, principal, idempotency_key)
+
+
+def get_idempotency_apart(
+    request: Request,
+    session: DbSession,
+    principal: PrincipalApart,
+    idempotency_key: KeyHeader = None,
+) -> Idempotency:
+    """For endpoints whose principal is read apart (they hash before they write)."""
+    return _idempotency(request, session, principal, idempotency_key)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
+IdempotencyApart = Annotated[Idempotency, Depends(get_idempotency_apart)]

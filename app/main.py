@@ -15,12 +15,12 @@ from sqlalchemy import Engine
 from app import console
 from app.admission import AdmissionControl, AdmissionStats
 from app.api import api_router
-from app.auth.throttle import LogInThrottle
-from app.auth.usage import ApiKeyUsage
 from app.common.cache import TTLCache
 from app.common.edges import InputEdgesMiddleware
+from app.common.key_usage import ApiKeyUsage
 from app.common.retry import RetryTransientMiddleware
 from app.common.schemas import ProblemDetail
+from app.common.throttle import LogInThrottle
 from app.db import make_engine, make_session_factory, session_scope
 from app.errors import install_error_handlers
 from app.health.router import router as health_router

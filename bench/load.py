@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from app.assignments import service as assignment_service
 from app.assignments.schemas import ManualAssign
-from app.auth.security import create_access_token, hash_secret
+from app.common.credentials import create_access_token, hash_secret
 from app.common.principal import Principal
 from app.db import make_engine
 from app.errors import AppError

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from app.auth.security import hash_secret
 from app.common.clock import utc_now
+from app.common.credentials import hash_secret
 from app.models import (
     Category,
     Enterprise,

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from app.auth.security import create_access_token, hash_secret
 from app.common.codes import make_uscc
+from app.common.credentials import create_access_token, hash_secret
 from app.models import (
     Enterprise,
     EnterpriseSize,

@@ -18,11 +18,10 @@ from app.assignments.schemas import (
 )
 from app.assignments.views import AssignmentView, assignment_view
 from app.common.concurrency import set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId, QueryId
-from app.deps import CurrentPrincipal, DbSession, Staff
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, Staff
 from app.models import Assignment, AssignmentStatus
 
 router = APIRouter(prefix="/assignments", tags=["assignments"])

@@ -19,7 +19,6 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.idempotency import IdempotencyApart
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
@@ -28,6 +27,7 @@ from app.deps import (
     AdminOnly,
     CurrentPrincipal,
     DbSession,
+    IdempotencyApart,
     PrincipalApart,
     Scopes,
     SettingsDep,

@@ -17,14 +17,14 @@ from app.auth.schemas import (
     UserRead,
     UserUpdate,
 )
-from app.auth.security import (
+from app.common.clock import utc_now
+from app.common.credentials import (
     api_key_digest,
     create_access_token,
     hash_secret,
     new_api_key,
     verify_secret,
 )
-from app.common.clock import utc_now
 from app.common.pagination import PageParams, paginate
 from app.common.principal import Principal
 from app.common.schemas import Page

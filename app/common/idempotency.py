@@ -4,7 +4,9 @@ creating a duplicate. Stored in the same transaction as the create itself.
 Same key and same body replays; same key and another body is 422; keys expire after
 ``KEY_LIFETIME`` and are purged set-based (a caller's own on each store, everyone's by the
 sweep). The dependency touches the database only when the endpoint calls ``replay``, so an
-endpoint may hash a password before its transaction begins.
+endpoint may hash a password before its transaction begins. The dependencies that build one
+per request (``IdempotencyDep``, ``IdempotencyApart``) live with the rest of the request
+plumbing in app.deps, which sits above app.common.
 """
 
 from __future__ import annotations
@@ -12,18 +14,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.common.clock import as_utc, utc_now
-from app.common.principal import Principal
 from app.db import rows_matched
-from app.deps import CurrentPrincipal, DbSession, PrincipalApart
 from app.errors import InvalidInput
 from app.models import IdempotencyKey
 
@@ -90,49 +89,3 @@ class Idempotency:
             )
             self.session.flush()
         return result
-
-
-KeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=200,
-        description="Retry-safe creates: the same key and body replay the first response "
-        "for 24 h; the same key with another body is 422.",
-    ),
-]
-
-
-def _idempotency(
-    request: Request, session: Session, principal: Principal, key: str | None
-) -> Idempotency:
-    return Idempotency(
-        session=session,
-        user_id=principal.user_id,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-    )
-
-
-def get_idempotency(
-    request: Request,
-    session: DbSession,
-    principal: CurrentPrincipal,
-    idempotency_key: KeyHeader = None,
-) -> Idempotency:
-    return _idempotency(request, session, principal, idempotency_key)
-
-
-def get_idempotency_apart(
-    request: Request,
-    session: DbSession,
-    principal: PrincipalApart,
-    idempotency_key: KeyHeader = None,
-) -> Idempotency:
-    """For endpoints whose principal is read apart (they hash before they write)."""
-    return _idempotency(request, session, principal, idempotency_key)
-
-
-IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]
-IdempotencyApart = Annotated[Idempotency, Depends(get_idempotency_apart)]

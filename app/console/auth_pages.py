@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.auth import service as auth_service
 from app.auth.schemas import EnterpriseRegistration
-from app.auth.security import decode_access_token
+from app.common.credentials import decode_access_token
 from app.common.types import Uscc
 from app.console import i18n
 from app.console.forms import Invalid, attempt, clean, parse

@@ -5,11 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, StaffDecision, problem_responses
 from app.common.types import IndustryPrefix, PathId, RegionPrefix
-from app.deps import CurrentPrincipal, DbSession, Staff
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, Staff
 from app.enterprises import repository
 from app.enterprises import service as enterprise_service
 from app.enterprises import tier as tier_service

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId, QueryId
-from app.deps import DbSession, Staff
+from app.deps import DbSession, IdempotencyDep, Staff
 from app.exclusions import service as exclusion_service
 from app.exclusions.schemas import ExclusionCreate, ExclusionRead
 

@@ -5,11 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
-from app.deps import AdminOnly, DbSession, Staff
+from app.deps import AdminOnly, DbSession, IdempotencyDep, Staff
 from app.glossary import service as glossary_service
 from app.glossary.schemas import GlossaryEntryCreate, GlossaryEntryRead, GlossaryEntryUpdate
 from app.models import GlossaryEntry

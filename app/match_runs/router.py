@@ -5,11 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from app.common.concurrency import check_if_match, set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
-from app.deps import DbSession, Staff
+from app.deps import DbSession, IdempotencyDep, Staff
 from app.match_runs import publishing, repository
 from app.match_runs import service as match_run_service
 from app.match_runs.schemas import (

@@ -5,10 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Response, status
 
 from app.common.concurrency import set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
-from app.deps import CurrentPrincipal, DbSession, SettingsDep
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, SettingsDep
 from app.models import WebhookSubscription
 from app.notifications import service as notification_service
 from app.notifications.channels import available_channels

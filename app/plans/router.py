@@ -6,12 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
-from app.deps import CurrentPrincipal, DbSession, Staff
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, Staff
 from app.models import Milestone, Plan, PlanStatus
 from app.plans import service as plan_service
 from app.plans.schemas import (

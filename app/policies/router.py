@@ -6,11 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
-from app.deps import AdminOnly, CurrentPrincipal, DbSession
+from app.deps import AdminOnly, CurrentPrincipal, DbSession, IdempotencyDep
 from app.models import Policy
 from app.policies import service as policy_service
 from app.policies.schemas import PolicyCreate, PolicyRead, PolicyUpdate

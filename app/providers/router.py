@@ -5,11 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, StaffDecision, problem_responses
 from app.common.types import PathId, RegionPrefix
-from app.deps import CurrentPrincipal, DbSession, SettingsDep, Staff
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, SettingsDep, Staff
 from app.models import Provider, ProviderKind, Vetting
 from app.providers import repository
 from app.providers import service as provider_service

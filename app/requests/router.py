@@ -5,12 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
 from app.common.types import CategoryKey, IndustryPrefix, PathId, QueryId, RegionPrefix
-from app.deps import CurrentPrincipal, DbSession, Staff, require_roles
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, Staff, require_roles
 from app.models import HelpRequest, RequestStatus, Role, Tier
 from app.requests import repository, suggestions
 from app.requests import service as request_service

@@ -3,11 +3,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import KeyPageDep, PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import CategoryKey
-from app.deps import AdminOnly, CurrentPrincipal, DbSession
+from app.deps import AdminOnly, CurrentPrincipal, DbSession, IdempotencyDep
 from app.models import Category, MilestoneTemplate
 from app.taxonomy import service as taxonomy_service
 from app.taxonomy import templates as template_service

@@ -6,11 +6,10 @@ from fastapi import APIRouter, Depends, Header, Response, status
 from pydantic import BaseModel
 
 from app.common.concurrency import set_etag
-from app.common.idempotency import IdempotencyDep
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
-from app.deps import AdminOnly, DbSession, SettingsDep
+from app.deps import AdminOnly, DbSession, IdempotencyDep, SettingsDep
 from app.models import WebhookSubscription
 from app.webhooks import service as webhook_service
 from app.webhooks.schemas import (

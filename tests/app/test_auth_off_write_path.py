@@ -18,8 +18,8 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
-from app.auth import security
 from app.auth import service as auth_service
+from app.common import credentials
 from app.db import session_scope
 from app.main import create_app
 from app.migrate import upgrade
@@ -91,8 +91,8 @@ def test_argon2_runs_with_no_connection_held(
 
         return watched
 
-    monkeypatch.setattr(auth_service, "verify_secret", watch("verify", security.verify_secret))
-    monkeypatch.setattr(auth_service, "hash_secret", watch("hash", security.hash_secret))
+    monkeypatch.setattr(auth_service, "verify_secret", watch("verify", credentials.verify_secret))
+    monkeypatch.setattr(auth_service, "hash_secret", watch("hash", credentials.hash_secret))
     client = live.client
     token = client.post(f"{API}/auth/token", data={"username": admin.email, "password": PASSWORD})
     assert token.status_code == 200

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.security import api_key_digest, new_api_key
 from app.common.clock import utc_now
+from app.common.credentials import api_key_digest, new_api_key
 from app.models import (
     ApiKey,
     Assignment,

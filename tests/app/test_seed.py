@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.security import hash_secret, verify_secret
 from app.common.codes import (
     check_industry_code,
     check_region_code,
     check_region_prefix,
     normalise_uscc,
 )
+from app.common.credentials import hash_secret, verify_secret
 from app.models import (
     Category,
     Enterprise,

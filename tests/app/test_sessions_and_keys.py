@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.auth.security import api_key_digest
+from app.common.credentials import api_key_digest
 from app.models import ApiKey
 from app.settings import Settings
 from tests.app.conftest import Cast

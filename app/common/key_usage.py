@@ -4,7 +4,8 @@ A GET authenticated by a key only notes the time in memory; the notes are writte
 batched statement of their own short transaction, at most every few seconds (or at shutdown).
 On SQLite a write inside the GET's read transaction failed with "database is locked" as soon
 as anyone else committed; here a failed batch is logged and kept for the next one, and the
-request that triggered it never sees the failure.
+request that triggered it never sees the failure. Below app.deps (which notes each key's
+use as it resolves the caller), hence in app.common.
 """
 
 from __future__ import annotations

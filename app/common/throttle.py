@@ -4,6 +4,7 @@ Each attempt costs an argon2 computation (~260 ms of CPU, 64 MiB), so the limit 
 also caps the CPU an anonymous caller can burn; the limit per account stops password
 guessing spread over many addresses. The counters live in this process (the ``limits``
 library's memory storage): with several server processes each one limits on its own.
+Below app.deps (which hands it to the log-in and sign-up endpoints), hence in app.common.
 """
 
 from __future__ import annotations

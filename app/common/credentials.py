@@ -1,5 +1,8 @@
 """Password hashing (argon2 via pwdlib), API-key digests (keyed SHA-256) and JWT bearer tokens.
 
+In app.common, not app.auth: the request plumbing (app.deps) resolves every caller with
+these, and auth's routers use that plumbing like every router, so they sit below both.
+
 Passwords are low-entropy, so they get a slow memory-hard hash, verified only at log-in. API
 keys are 256-bit random secrets, so a keyed digest (HMAC-SHA-256 with the service's secret
 key) is as strong and costs microseconds: keys are looked up by digest on every request.
