@@ -1,15 +1,28 @@
-"""A real uvicorn server on a thread, for tests that need real sockets and committed data."""
+"""Real servers and databases of their own, for tests that need real sockets, separate
+connections and committed data (races, overload, lock order, the browser, shutdown).
+
+One place for them: each of these tests used to carry its own free-port probe, uvicorn thread
+and fresh-database fixture.
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+
+from app.migrate import upgrade
+from app.settings import Settings
+from tests.conftest import TEST_SECRET, fresh_postgres_database, require_postgres
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 def free_port() -> int:
@@ -19,7 +32,38 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: FastAPI, *, startup_seconds: float = 20) -> Iterator[str]:
+def own_database(backend: str, directory: Path, *, migrate: bool = True) -> Iterator[str]:
+    """A database of its own on ``backend`` (a SQLite file in ``directory``, or a fresh
+    PostgreSQL database dropped afterwards), migrated to head unless ``migrate`` is False.
+    These tests commit, so they must not share the suite's rolled-back database."""
+    drop: Callable[[], None] = lambda: None  # noqa: E731
+    if backend == "sqlite":
+        url = f"sqlite:///{directory / 'own.db'}"
+    else:
+        require_postgres()
+        url, drop = fresh_postgres_database()
+    try:
+        if migrate:
+            upgrade(url=url)
+        yield url
+    finally:
+        drop()
+
+
+def settings_for(url: str, *, embedded_worker: bool = False, **overrides: Any) -> Settings:
+    """Test settings on ``url`` (validated like any other); no embedded worker unless the
+    test wants runs processed."""
+    return Settings(
+        environment="test",
+        secret_key=TEST_SECRET,
+        database_url=url,
+        embedded_worker=embedded_worker,
+        **overrides,
+    )
+
+
+@contextmanager
+def serve(app: FastAPI, *, startup_seconds: float = 30) -> Iterator[str]:
     """Serve ``app`` on a free loopback port; yield its base URL; stop it afterwards."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")

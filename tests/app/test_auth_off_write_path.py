@@ -22,11 +22,10 @@ from app.auth import service as auth_service
 from app.common import credentials
 from app.db import session_scope
 from app.main import create_app
-from app.migrate import upgrade
 from app.models import ApiKey, Role, User
-from app.settings import Settings
-from tests.conftest import TEST_SECRET, fresh_postgres_database, require_postgres
+from tests.conftest import TEST_SECRET
 from tests.factories import PASSWORD, auth_headers, make_user
+from tests.live import BACKENDS, own_database, settings_for
 
 API = "/api/v1"
 
@@ -42,26 +41,14 @@ class Live:
         return Session(self.engine, expire_on_commit=False)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
-    drop: Callable[[], None] = lambda: None  # noqa: E731
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('authpath') / 'auth.db'}"
-    else:
-        require_postgres()
-        url, drop = fresh_postgres_database()
-    try:
-        upgrade(url=url)
-        settings = Settings(
-            environment="test", secret_key=TEST_SECRET, database_url=url, embedded_worker=False
-        )
-        app = create_app(settings)
+    with own_database(request.param, tmp_path_factory.mktemp("authpath")) as url:
+        app = create_app(settings_for(url))
         with TestClient(app, raise_server_exceptions=False) as client:
             yield Live(app, client, app.state.engine, request.param)
-    finally:
-        drop()
 
 
 @pytest.fixture

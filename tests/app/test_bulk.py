@@ -14,8 +14,8 @@ from app.common.clock import utc_now
 from app.common.idsets import in_ids
 from app.models import Event, HelpRequest
 from seed.__main__ import main as seed_main
-from tests.conftest import fresh_postgres_database, require_postgres
 from tests.factories import make_enterprise, make_request
+from tests.live import BACKENDS, own_database
 
 
 def test_an_id_set_larger_than_any_parameter_limit_is_one_parameter(db: Session) -> None:
@@ -53,18 +53,11 @@ def test_insert_rows_round_trips_json_text_and_times(db: Session) -> None:
     ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of its own: the load commits, so it must not share the session's."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'seeded.db'}"
-        return
-    require_postgres()
-    url, drop = fresh_postgres_database()
-    try:
+    with own_database(request.param, tmp_path, migrate=False) as url:
         yield url
-    finally:
-        drop()
 
 
 def test_a_seed_leaves_the_planner_statistics_fresh(fresh_url: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from app.models import (
 )
 from tests.conftest import TEST_SECRET
 from tests.factories import make_enterprise, make_provider, make_request
+from tests.live import free_port
 
 REGION = "350524"  # Anxi: a scope no other test uses, since these rows are really committed
 STUCK_ENGINE = """
@@ -94,13 +94,6 @@ def queued(engine: Engine) -> Iterator[Queued]:
             session.execute(delete(HelpRequest).where(HelpRequest.id.in_(ids[2])))
             session.execute(delete(Provider).where(Provider.id.in_(ids[1])))
             session.execute(delete(Enterprise).where(Enterprise.id == ids[0]))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def start(database_url: str, *args: str) -> subprocess.Popen[str]:

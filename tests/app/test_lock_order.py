@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from threading import Barrier
@@ -24,12 +24,10 @@ from sqlalchemy.orm import Session
 
 from app.db import make_engine
 from app.main import create_app
-from app.migrate import upgrade
 from app.models import Assignment, AssignmentOrigin, AssignmentStatus, Role
-from app.settings import Settings
-from tests.conftest import TEST_SECRET, fresh_postgres_database, require_postgres
+from tests.conftest import TEST_SECRET
 from tests.factories import auth_headers, make_enterprise, make_provider, make_request, make_user
-from tests.live import serve
+from tests.live import BACKENDS, own_database, serve, settings_for
 
 PAIRS = 12
 
@@ -45,27 +43,15 @@ class _Deadlock(Exception):
     sqlstate = "40P01"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
-    drop: Callable[[], None] = lambda: None  # noqa: E731
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('locks') / 'locks.db'}"
-    else:
-        require_postgres()
-        url, drop = fresh_postgres_database()
-    try:
-        upgrade(url=url)
-        settings = Settings(
-            environment="test", secret_key=TEST_SECRET, database_url=url, embedded_worker=False
-        )
-        app = create_app(settings)
+    with own_database(request.param, tmp_path_factory.mktemp("locks")) as url:
+        app = create_app(settings_for(url))
         _add_failing_routes(app)
         with serve(app) as base_url:
             yield Live(base_url, url, app)
-    finally:
-        drop()
 
 
 def _add_failing_routes(app: FastAPI) -> None:

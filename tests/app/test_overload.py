@@ -25,12 +25,10 @@ from sqlalchemy.orm import Session
 
 from app.db import make_engine
 from app.main import create_app
-from app.migrate import upgrade
 from app.models import HelpRequest, Role
-from app.settings import Settings
-from tests.conftest import TEST_SECRET, fresh_postgres_database, require_postgres
+from tests.conftest import TEST_SECRET
 from tests.factories import auth_headers, make_enterprise, make_request, make_user
-from tests.live import serve
+from tests.live import BACKENDS, own_database, serve, settings_for
 
 BURST_CLIENTS = 48
 ROUNDS = 2
@@ -44,19 +42,12 @@ class World:
     coordinator_headers: dict[str, str]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     """A committed database of its own with one enterprise, its user and a coordinator."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('overload') / 'overload.db'}"
-        drop = None
-    else:
-        require_postgres()
-        url, drop = fresh_postgres_database()
-    try:
-        upgrade(url=url)
+    with own_database(request.param, tmp_path_factory.mktemp("overload")) as url:
         engine = make_engine(url)
         with Session(engine) as session, session.begin():
             enterprise = make_enterprise(session)
@@ -64,28 +55,18 @@ def world(
                 make_request(session, enterprise)
             ent_user = make_user(session, Role.ENTERPRISE, enterprise_id=enterprise.id)
             coordinator = make_user(session, Role.COORDINATOR, region_prefixes=["35"])
-            yield_value = World(
+            world = World(
                 database_url=url,
                 enterprise_id=enterprise.id,
                 enterprise_headers=auth_headers(ent_user, TEST_SECRET),
                 coordinator_headers=auth_headers(coordinator, TEST_SECRET),
             )
         engine.dispose()
-        yield yield_value
-    finally:
-        if drop is not None:
-            drop()
+        yield world
 
 
 def _app(world: World, **limits: Any) -> FastAPI:
-    settings = Settings(
-        environment="test",
-        secret_key=TEST_SECRET,
-        database_url=world.database_url,
-        embedded_worker=False,
-        **limits,
-    )
-    return create_app(settings)
+    return create_app(settings_for(world.database_url, **limits))
 
 
 def _client_session(base_url: str, world: World, index: int) -> list[tuple[str, int, int | None]]:

@@ -6,9 +6,6 @@ fresh database of each backend (not the rolled-back per-test transaction).
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,13 +13,11 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import make_engine
 from app.main import create_app
-from app.migrate import upgrade
 from app.models import (
     Assignment,
     AssignmentOrigin,
@@ -32,9 +27,9 @@ from app.models import (
     PlanStatus,
     Role,
 )
-from app.settings import Settings
-from tests.conftest import TEST_SECRET, fresh_postgres_database, require_postgres
+from tests.conftest import TEST_SECRET
 from tests.factories import auth_headers, make_enterprise, make_provider, make_request, make_user
+from tests.live import BACKENDS, own_database, serve, settings_for
 
 CLICKS = 20
 
@@ -45,50 +40,16 @@ class Live:
     database_url: str
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def fresh_database(
+@pytest.fixture(scope="module", params=BACKENDS)
+def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A database of its own: these tests commit, so they must not share the suite's."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('races') / 'races.db'}"
-        return
-    require_postgres()
-    url, drop = fresh_postgres_database()
-    try:
-        yield url
-    finally:
-        drop()
-
-
-@pytest.fixture(scope="module")
-def live(fresh_database: str) -> Iterator[Live]:
-    """A uvicorn server on its own thread."""
-    database_url = fresh_database
-    upgrade(url=database_url)
-    settings = Settings(
-        environment="test", secret_key=TEST_SECRET, database_url=database_url, embedded_worker=False
-    )
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("test server did not start")
-        time.sleep(0.05)
-    yield Live(base_url=f"http://127.0.0.1:{port}", database_url=database_url)
-    server.should_exit = True
-    thread.join(timeout=10)
+) -> Iterator[Live]:
+    """A uvicorn server on its own thread, on a database of its own."""
+    with (
+        own_database(request.param, tmp_path_factory.mktemp("races")) as url,
+        serve(create_app(settings_for(url))) as base_url,
+    ):
+        yield Live(base_url=base_url, database_url=url)
 
 
 def _offer(live: Live) -> tuple[int, dict[str, str], dict[str, str]]:

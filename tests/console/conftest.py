@@ -7,9 +7,6 @@ import importlib
 import json
 import re
 import secrets
-import socket
-import threading
-import time
 from base64 import b64encode
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
@@ -27,12 +23,11 @@ from sqlalchemy import Engine
 from app.console import SESSION_COOKIE
 from app.db import make_engine
 from app.main import create_app
-from app.migrate import upgrade
 from app.models import User
-from app.settings import Settings
 from tests.app.conftest import cast  # noqa: F401 - the shared cast of users, re-used here
-from tests.conftest import TEST_SECRET, fresh_postgres_database, require_postgres
+from tests.conftest import TEST_SECRET
 from tests.console.browser import chromium_path, in_ci, launch
+from tests.live import BACKENDS, own_database, serve, settings_for
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -84,59 +79,33 @@ class Live:
     engine: Engine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _serve(url: str) -> Iterator[Live]:
     """A uvicorn server (with its embedded match-run worker) on the migrated database ``url``."""
-    upgrade(url=url)
-    settings = Settings(environment="test", secret_key=TEST_SECRET, database_url=url)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            pytest.fail("test server did not start")
-        time.sleep(0.05)
     engine = make_engine(url)
     try:
-        yield Live(base_url=f"http://127.0.0.1:{port}", database_url=url, engine=engine)
+        with serve(create_app(settings_for(url, embedded_worker=True))) as base_url:
+            yield Live(base_url=base_url, database_url=url, engine=engine)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         engine.dispose()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     """A live server on a fresh database of each backend (the main path runs on both)."""
-    if request.param == "sqlite":
-        with _serve(f"sqlite:///{tmp_path_factory.mktemp('console') / 'console.db'}") as live:
-            yield live
-        return
-    require_postgres()
-    url, drop = fresh_postgres_database()
-    try:
-        with _serve(url) as live:
-            yield live
-    finally:
-        drop()
+    with (
+        own_database(request.param, tmp_path_factory.mktemp("console")) as url,
+        _serve(url) as live,
+    ):
+        yield live
 
 
 @pytest.fixture(scope="module")
 def live_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """One live server for checks that do not depend on the database backend."""
-    with _serve(f"sqlite:///{tmp_path_factory.mktemp('console') / 'pages.db'}") as live:
+    with own_database("sqlite", tmp_path_factory.mktemp("pages")) as url, _serve(url) as live:
         yield live
 
 
