@@ -26,6 +26,7 @@ from app.console import (
     docs,
     enterprise_pages,
     i18n,
+    plan_pages,
     provider_pages,
     run_pages,
 )
@@ -63,6 +64,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         enterprise_pages,
         provider_pages,
         coordinator_pages,
+        plan_pages,
         run_pages,
         dashboard_pages,
         admin_pages,

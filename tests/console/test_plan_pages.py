@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Milestone, MilestoneTemplate
+from app.models import HelpRequest, Milestone, MilestoneTemplate, Plan, PlanStatus
 from tests.app.conftest import Cast
 from tests.console.conftest import sign_in
 from tests.factories import fetch, make_request
@@ -108,3 +108,67 @@ class TestEnterprisePlan:
         assert "资金回笼慢，想申请续贷" in page.split('id="plan-summary"')[1].split("</div>")[0]
         assert said in page
         assert "对接金融机构" in page
+
+
+class TestCoordinatorPlans:
+    def test_plans_of_my_regions_are_listed_and_others_are_not_found(
+        self, web: TestClient, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        assignment = _accepted(client, cast, db)
+        plan_id = fetch(db, HelpRequest, assignment["request_id"]).plan_id
+        sign_in(web, cast.coordinator)
+        listed = web.get("/coordinator/plans").text
+        assert f'id="plan-{plan_id}"' in listed
+        assert cast.ent.name in listed
+        page = web.get(f"/coordinator/plans/{plan_id}")
+        assert page.status_code == 200
+        assert "资金回笼慢，想申请续贷" in page.text
+        assert "Mark done" in page.text or "标记完成" in page.text
+        sign_in(web, cast.other_coordinator)
+        assert f'id="plan-{plan_id}"' not in web.get("/coordinator/plans").text
+        assert web.get(f"/coordinator/plans/{plan_id}").status_code == 404
+        sign_in(web, cast.ent_user)
+        assert web.get("/coordinator/plans").status_code == 403
+
+    def test_summary_milestones_and_closing_go_through_the_plan_rules(
+        self, web: TestClient, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        assignment = _accepted(client, cast, db)
+        plan_id = fetch(db, HelpRequest, assignment["request_id"]).plan_id
+        token = sign_in(web, cast.coordinator)
+        url = f"/coordinator/plans/{plan_id}"
+
+        words = {"csrf_token": token, "summary": "先续贷，再降本", "summary_en": ""}
+        assert web.post(f"{url}/summary", data=words).status_code == 303
+        db.expire_all()
+        plan = fetch(db, Plan, plan_id)
+        assert (plan.summary, plan.summary_edited) == ("先续贷，再降本", True)
+        back = {"csrf_token": token, "summary": "", "summary_en": ""}
+        assert web.post(f"{url}/summary", data=back).status_code == 303
+        db.expire_all()
+        assert fetch(db, Plan, plan_id).summary_edited is False
+
+        step = db.scalars(
+            select(Milestone).where(Milestone.plan_id == plan_id).order_by(Milestone.position)
+        ).first()
+        assert step is not None
+        tick = {"csrf_token": token, "version": str(step.version)}
+        assert web.post(f"{url}/milestones/{step.id}/done", data=tick).status_code == 303
+        db.expire_all()
+        assert fetch(db, Milestone, step.id).done is True
+        stale = web.post(f"{url}/milestones/{step.id}/reopen", data=tick)
+        assert f'id="milestone{step.id}-error"' in stale.text
+
+        refused = web.post(f"{url}/close", data={"csrf_token": token})
+        assert refused.status_code == 200
+        assert str(assignment["request_id"]) in refused.text.split('id="plan-close-form"')[1]
+        db.expire_all()
+        assert fetch(db, Plan, plan_id).status != PlanStatus.CLOSED
+
+    def test_the_enterprise_page_has_no_staff_controls(
+        self, web: TestClient, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        _accepted(client, cast, db)
+        sign_in(web, cast.ent_user)
+        page = web.get("/enterprise/plan").text
+        assert "/coordinator/plans/" not in page
