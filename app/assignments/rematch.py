@@ -23,11 +23,11 @@ import matching
 from app.assignments import offers, repository
 from app.assignments import unmatched as unmatched_store
 from app.assignments.encode import Scope, breakdown, snapshot
+from app.bundling import attach
 from app.common.principal import Principal
 from app.errors import AppError
 from app.events import service as event_service
 from app.models import Assignment, AssignmentOrigin, HelpRequest
-from app.plans import attach
 
 logger = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from app.assignments.schemas import (
 )
 from app.assignments.transitions import OPEN
 from app.assignments.views import AssignmentView, assignment_view
+from app.bundling import service as bundling
 from app.common.clock import as_utc, utc_now
 from app.common.locking import lock_assignment_path
 from app.common.pagination import PageParams, paginate
@@ -39,8 +40,6 @@ from app.models import (
     HelpRequest,
     RequestStatus,
 )
-from app.plans import service as plan_service
-from app.requests import service as request_service
 
 
 def get(session: Session, *, principal: Principal, assignment_id: int) -> Assignment:
@@ -175,10 +174,18 @@ def _ensure_staff_of(session: Session, principal: Principal, assignment: Assignm
         raise Forbidden("only coordinators of the enterprise's region manage its assignments")
 
 
+def _request_in_regions(session: Session, principal: Principal, request_id: int) -> HelpRequest:
+    """The request staff offer by hand; 404 outside the caller's regions, as the requests'
+    own role scoping answers staff (only staff reach here: routers and pages check the role).
+    Read here rather than through app.requests, which builds on this package."""
+    request = session.get(HelpRequest, request_id)
+    if request is None or not principal.covers_region(region_of(session, request)):
+        raise NotFound(f"help request {request_id} not found")
+    return request
+
+
 def assign_by_hand(session: Session, *, principal: Principal, data: ManualAssign) -> Assignment:
-    request = request_service.get(session, principal=principal, request_id=data.request_id)
-    if not principal.covers_region(region_of(session, request)):
-        raise Forbidden("only coordinators of the enterprise's region assign its requests")
+    request = _request_in_regions(session, principal, data.request_id)
     members = list(session.scalars(repository.open_for_request(request.id)))
     if len(members) >= request.providers_wanted:
         raise Conflict(
@@ -217,7 +224,7 @@ def assign_by_hand(session: Session, *, principal: Principal, data: ManualAssign
             region_code=region_of(session, assignment),
             after={"rules": list(verdict.overridden), "reason": data.override_reason},
         )
-    plan_service.attach_requests(session, enterprise_id=request.enterprise_id, actor=principal)
+    bundling.attach_requests(session, enterprise_id=request.enterprise_id, actor=principal)
     return assignment
 
 
@@ -312,7 +319,7 @@ def rate(
             region_code=region_of(session, assignment),
             before=before,
         )
-        plan_service.refresh_status(session, request.plan_id, principal)
+        bundling.refresh_status(session, request.plan_id, principal)
         return feedback
     request.status = RequestStatus.TRIAGED
     session.flush()

@@ -6,10 +6,11 @@ cancelled on the way. ``OPEN`` states hold a slot of the provider's capacity.
 
 from __future__ import annotations
 
+from app.models import LIVE_ASSIGNMENT_STATUSES, OPEN_ASSIGNMENT_STATUSES
 from app.models import AssignmentStatus as S
 
-OPEN = (S.OFFERED, S.ACCEPTED, S.ACTIVE)
-LIVE = (S.OFFERED, S.ACCEPTED, S.ACTIVE, S.COMPLETED)
+OPEN = OPEN_ASSIGNMENT_STATUSES
+LIVE = LIVE_ASSIGNMENT_STATUSES
 TERMINAL = (S.COMPLETED, S.DECLINED, S.EXPIRED, S.WITHDRAWN, S.CANCELLED)
 
 ALLOWED: dict[S, tuple[S, ...]] = {

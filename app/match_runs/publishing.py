@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.assignments import offers
 from app.assignments.encode import MATCHABLE
+from app.bundling import attach
 from app.common.clock import utc_now
 from app.common.principal import Principal
 from app.db import rows_matched
@@ -28,7 +29,6 @@ from app.models import (
     RequestStatus,
     Vetting,
 )
-from app.plans import attach
 
 KEPT_ON_REVERT = (AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE, AssignmentStatus.COMPLETED)
 

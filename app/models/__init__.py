@@ -4,6 +4,8 @@ from app.models.assignment import Assignment, Exclusion
 from app.models.base import Base, table_of
 from app.models.enterprise import Enterprise
 from app.models.enums import (
+    LIVE_ASSIGNMENT_STATUSES,
+    OPEN_ASSIGNMENT_STATUSES,
     AssignmentOrigin,
     AssignmentStatus,
     CategorySource,
@@ -32,6 +34,8 @@ from app.models.user import ApiKey, User
 from app.models.webhook import WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
 
 __all__ = [
+    "LIVE_ASSIGNMENT_STATUSES",
+    "OPEN_ASSIGNMENT_STATUSES",
     "ApiKey",
     "Assignment",
     "AssignmentOrigin",

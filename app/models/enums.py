@@ -89,6 +89,16 @@ class AssignmentStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Status groups every layer queries by (the moves between states: app.assignments.transitions).
+# An open assignment holds a slot of the provider's capacity; a live one is or was worked on.
+OPEN_ASSIGNMENT_STATUSES = (
+    AssignmentStatus.OFFERED,
+    AssignmentStatus.ACCEPTED,
+    AssignmentStatus.ACTIVE,
+)
+LIVE_ASSIGNMENT_STATUSES = (*OPEN_ASSIGNMENT_STATUSES, AssignmentStatus.COMPLETED)
+
+
 class AssignmentOrigin(StrEnum):
     MATCH_RUN = "match_run"
     MANUAL = "manual"

@@ -69,7 +69,7 @@ class MilestoneTemplate(IdMixin, TimestampMixin, VersionMixin, Base):
     ``steps`` is a list of ``{"title_zh", "title_en", "owner": "provider" | "coordinator",
     "clock": "route" | "first_feedback" | "resolve", "after_days": n}``: a step falls due
     ``after_days`` working days after the category's named clock runs out, counted from the
-    day the plan gets the request's offer (see :mod:`app.plans.milestones`).
+    day the plan gets the request's offer (see :mod:`app.bundling.milestones`).
     """
 
     __tablename__ = "milestone_templates"

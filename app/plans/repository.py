@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Select, false, select
+from sqlalchemy import Select, false, select
 
-from app.assignments.transitions import LIVE, OPEN
+from app.assignments.transitions import LIVE
+from app.bundling.repository import open_assignment
 from app.common.principal import Principal
 from app.common.regions import region_clause
 from app.models import Assignment, Enterprise, FollowUp, HelpRequest, Milestone, Plan
@@ -39,17 +40,6 @@ def plan_requests(plan_id: int, provider_id: int | None) -> Select[HelpRequest]:
         Assignment.provider_id == provider_id, Assignment.status.in_(LIVE)
     )
     return statement.where(HelpRequest.id.in_(serving))
-
-
-def open_assignment() -> ColumnElement[bool]:
-    """An assignment that holds a slot now (offered, accepted, active): its provider owns
-    the request's provider milestones."""
-    return Assignment.status.in_(OPEN)
-
-
-def live_assignment() -> ColumnElement[bool]:
-    """An assignment someone works or worked on (open, or completed): who helps, in a summary."""
-    return Assignment.status.in_(LIVE)
 
 
 def provider_steps(provider_id: int, request_ids: Sequence[int]) -> Select[Milestone]:

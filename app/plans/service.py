@@ -10,6 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.assignments.lifecycle import move
+from app.bundling import milestones, summaries
+from app.bundling.service import touch, unsettled
 from app.common.clock import utc_now
 from app.common.concurrency import check_if_match
 from app.common.locking import lock_in_order
@@ -28,9 +30,8 @@ from app.models import (
     Milestone,
     Plan,
     PlanStatus,
-    RequestStatus,
 )
-from app.plans import attach, milestones, repository, summaries
+from app.plans import repository
 from app.plans.schemas import (
     FollowUpCreate,
     FollowUpRead,
@@ -40,8 +41,6 @@ from app.plans.schemas import (
 )
 
 T = TypeVar("T")
-
-SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
 
 
 class PlanParts(TypedDict):
@@ -89,15 +88,6 @@ def open_plan(session: Session, enterprise_id: int) -> Plan | None:
     )
 
 
-def attach_requests(session: Session, *, enterprise_id: int, actor: Principal | None) -> Plan:
-    """Create or update the enterprise's open plan so it bundles all its unsettled requests
-    (the one-enterprise case of :func:`app.plans.attach.attach_many`)."""
-    plan_id = attach.attach_many(session, enterprise_ids=[enterprise_id], actor=actor)
-    plan = session.get(Plan, plan_id[enterprise_id], populate_existing=True)
-    assert plan is not None  # just created or found under the enterprise's lock
-    return plan
-
-
 def detail(session: Session, plan: Plan, *, provider_id: int | None = None) -> PlanParts:
     """The plan's parts; for a provider (``provider_id``) only those of its own assignments:
     the requests it serves, its assignments and the follow-ups logged on them."""
@@ -135,15 +125,6 @@ def _ensure_staff(session: Session, principal: Principal, plan: Plan) -> None:
         raise Conflict("the plan is closed")
 
 
-def _touch(session: Session, plan: Plan, principal: Principal | None, action: str) -> None:
-    """Every edit bumps the plan's version, so a concurrent editor's If-Match goes stale."""
-    plan.updated_at = utc_now()
-    session.flush()
-    event_service.record(
-        session, actor=principal, action=action, entity=plan, region_code=region_of(session, plan)
-    )
-
-
 def update(session: Session, *, principal: Principal, plan: Plan, data: PlanUpdate) -> Plan:
     """A coordinator's words replace the generated summary and stay (publishing no longer
     rewrites it); ``summary_edited: false`` hands the summary back to the generator."""
@@ -157,7 +138,7 @@ def update(session: Session, *, principal: Principal, plan: Plan, data: PlanUpda
         plan.summary_edited = False
     if event_service.snapshot(plan) == before:
         return plan  # nothing changed: no new version, no event
-    _touch(session, plan, principal, "plan.updated")
+    touch(session, plan, principal, "plan.updated")
     if not plan.summary_edited:
         _regenerate(session, plan)
     return plan
@@ -181,7 +162,7 @@ def add_milestone(
     _ensure_staff(session, principal, plan)
     milestone = Milestone(plan_id=plan.id, **data.model_dump())
     session.add(milestone)
-    _touch(session, plan, principal, "plan.milestone_added")
+    touch(session, plan, principal, "plan.milestone_added")
     _regenerate(session, plan)
     return milestone
 
@@ -207,7 +188,7 @@ def update_milestone(
         milestone.done_at = utc_now() if data.done else None
     if event_service.snapshot(milestone) == before:
         return milestone  # nothing changed: no new version, no event
-    _touch(session, plan, principal, "plan.milestone_updated")
+    touch(session, plan, principal, "plan.milestone_updated")
     _regenerate(session, plan)
     return milestone
 
@@ -296,7 +277,7 @@ def delete_milestone(
     _ensure_staff(session, principal, plan)
     _lock_plan(session, plan)
     session.delete(_milestone(session, plan, milestone_id))
-    _touch(session, plan, principal, "plan.milestone_deleted")
+    touch(session, plan, principal, "plan.milestone_deleted")
     _regenerate(session, plan)
 
 
@@ -386,29 +367,9 @@ def page_follow_ups(
     return paginate(session, statement, FollowUp.id, page, FollowUpRead.model_validate, count=True)
 
 
-def refresh_status(session: Session, plan_id: int | None, actor: Principal | None) -> None:
-    """When every request is settled the plan moves to follow-up, ready to be closed."""
-    plan = session.get(Plan, plan_id) if plan_id else None
-    if plan is None or plan.status != PlanStatus.ACTIVE:
-        return
-    if not _unsettled(session, plan):
-        plan.status = PlanStatus.FOLLOW_UP
-        _touch(session, plan, actor, "plan.ready_to_close")
-
-
-def _unsettled(session: Session, plan: Plan) -> list[int]:
-    return list(
-        session.scalars(
-            select(HelpRequest.id).where(
-                HelpRequest.plan_id == plan.id, HelpRequest.status.not_in(SETTLED)
-            )
-        )
-    )
-
-
 def close(session: Session, *, principal: Principal, plan: Plan) -> Plan:
     _ensure_staff(session, principal, plan)
-    open_ids = _unsettled(session, plan)
+    open_ids = unsettled(session, plan)
     if open_ids:
         raise Conflict(
             f"requests {', '.join(map(str, open_ids))} are not yet resolved, withdrawn or "
@@ -417,5 +378,5 @@ def close(session: Session, *, principal: Principal, plan: Plan) -> Plan:
         )
     plan.status = PlanStatus.CLOSED
     plan.closed_at = utc_now()
-    _touch(session, plan, principal, "plan.closed")
+    touch(session, plan, principal, "plan.closed")
     return plan

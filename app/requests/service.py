@@ -12,6 +12,7 @@ from app.assignments import offers
 from app.assignments import unmatched as unmatched_store
 from app.assignments.schemas import RequestUnmatchedRead
 from app.assignments.transitions import OPEN
+from app.bundling import service as bundling
 from app.common.clock import today, utc_now
 from app.common.locking import lock_request_path
 from app.common.pagination import PageParams, paginate
@@ -30,7 +31,6 @@ from app.models import (
     HelpRequest,
     RequestStatus,
 )
-from app.plans import service as plan_service
 from app.requests import repository, suggestions
 from app.requests.schemas import (
     HelpRequestCreate,
@@ -284,7 +284,7 @@ def _settle(
         action=action,
     )
     _withdraw_assignments(session, request)
-    plan_service.refresh_status(session, request.plan_id, principal)
+    bundling.refresh_status(session, request.plan_id, principal)
     return request
 
 

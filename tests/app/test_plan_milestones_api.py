@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from app.bundling import attach
 from app.common import clock
 from app.common.workdays import add_working_days
 from app.models import (
@@ -25,7 +26,6 @@ from app.models import (
     Milestone,
     Severity,
 )
-from app.plans import attach
 from tests.app.conftest import Cast
 from tests.factories import make_enterprise, make_policy, make_request
 

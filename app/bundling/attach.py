@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.bundling import milestones, summaries
 from app.common.bulk import refresh_planner_statistics
 from app.common.clock import today, utc_now
 from app.common.idsets import in_ids
@@ -24,7 +25,6 @@ from app.common.principal import Principal
 from app.errors import NotFound
 from app.events import service as event_service
 from app.models import Enterprise, HelpRequest, Plan, PlanStatus, Policy, RequestStatus
-from app.plans import milestones, summaries
 from app.policies.eligibility import recommend
 from app.taxonomy import service as taxonomy_service
 

@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from app.bundling import repository
 from app.common import clock
 from app.common.idsets import in_ids
 from app.common.workdays import due_date_if_known
@@ -54,7 +55,6 @@ from app.models import (
     RequestStatus,
     Severity,
 )
-from app.plans import repository
 from app.taxonomy import templates as template_service
 
 SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)

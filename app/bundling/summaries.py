@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from app.bundling import repository
 from app.common.clock import utc_now
 from app.common.idsets import in_ids
 from app.models import Assignment, Category, HelpRequest, Milestone, Plan, Provider, RequestStatus
-from app.plans import repository
 
 SHOWN = 5  # at most this many requests, helpers or policies are named; the rest are counted
 BATCH = 2000
