@@ -11,6 +11,7 @@ from typing import Protocol
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from app.common.backoff import backoff
 from app.common.clock import utc_now
 from app.models import Notification, NotificationStatus
 from app.notifications.email import SmtpSender
@@ -19,7 +20,11 @@ from app.observability import metrics
 from app.settings import Settings
 
 logger = logging.getLogger("zhuqi.notifications")
-MAX_ATTEMPTS = 5
+# Dead-lettered (``failed``) after this many tries. With the back-off between them (30 s
+# doubling, full jitter) the last one comes about 2 to 4 hours after the first, so a relay
+# that is down for a while does not lose the notice, and one that never comes back does not
+# keep it retrying for ever.
+MAX_ATTEMPTS = 10
 LEASE_MARGIN = timedelta(seconds=60)
 LONGEST_LEASE = timedelta(minutes=10)
 
@@ -101,6 +106,7 @@ def _claim(
         .where(
             Notification.status == NotificationStatus.PENDING,
             or_(Notification.leased_until.is_(None), Notification.leased_until <= now),
+            or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now),
         )
         .order_by(Notification.id)
         .limit(limit)
@@ -130,15 +136,18 @@ def _claim(
 
 
 def _settle(notification: Notification, error: str | None, now: datetime) -> str:
-    """The outcome on the (attached) row: sent, failed (pending again) or dead."""
+    """The outcome on the (attached) row: sent, failed (pending again, not due before its
+    back-off has passed) or dead."""
     notification.leased_until = None
     if error is None:
         notification.status, notification.sent_at = NotificationStatus.SENT, now
+        notification.next_attempt_at = None
         return "sent"
     notification.last_error = error
     if notification.attempts >= MAX_ATTEMPTS:
-        notification.status = NotificationStatus.FAILED
+        notification.status, notification.next_attempt_at = NotificationStatus.FAILED, None
         return "dead"
+    notification.next_attempt_at = now + backoff(notification.attempts)
     return "failed"
 
 
@@ -170,26 +179,31 @@ def deliver_pending(
     PostgreSQL): claim in a short transaction, send with none open, record in another.
     At-least-once: a crash after a send and before the record sends again once the lease
     runs out, so receivers should tolerate duplicates (``dedupe_key``, ``Message-ID``)."""
+    # A failure backs off from when its answer came (a relay refusing a log-in can take
+    # seconds); a caller that sets ``now`` (the tests) sets the time of every answer too.
+    fixed = now
     now, limit = now or utc_now(), batch_for(senders, limit)
     with open_session() as session, session.begin():
         leased, handed = _claim(session, senders, now, limit)
-    answers: list[tuple[Notification, str | None]] = []
+    answers: list[tuple[Notification, str | None, datetime]] = []
     for notification in leased:
         sender = senders.get(notification.channel) or senders["log"]
         try:
             sender.send(notification)
         except Exception as exc:
-            answers.append((notification, str(exc)[:2000] or type(exc).__name__))
+            answers.append(
+                (notification, str(exc)[:2000] or type(exc).__name__, fixed or utc_now())
+            )
         else:
-            answers.append((notification, None))
+            answers.append((notification, None, fixed or utc_now()))
     results = [
         (notification.channel, "sent" if error is None else _dead_or_failed(notification))
         for notification, error in handed
     ]
     if answers:
         with open_session() as session, session.begin():
-            for notification, error in answers:
-                result = _record(session, notification, error, now)
+            for notification, error, at in answers:
+                result = _record(session, notification, error, at)
                 if result is not None:
                     results.append((notification.channel, result))
     for channel, result in results:
