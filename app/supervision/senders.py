@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.common.backoff import backoff
@@ -167,35 +167,95 @@ def _record(session: Session, sent: Notification, error: str | None, now: dateti
     return None if row is None else _settle(row, error, now)
 
 
+def _renew(
+    open_session: Callable[[], Session], notices: list[Notification], until: datetime
+) -> set[int]:
+    """Push the lease of notices still ours to ``until`` (compare-and-set on the lease they
+    share, one statement); returns the ids kept. A notice whose lease ran out and that
+    another worker took is no longer ours: it is neither sent nor recorded here."""
+    ids, held = [n.id for n in notices], {n.leased_until for n in notices}
+    with open_session() as session, session.begin():
+        session.execute(
+            update(Notification)
+            .where(
+                Notification.id.in_(ids),
+                Notification.status == NotificationStatus.PENDING,
+                Notification.leased_until.in_(held),
+            )
+            .values(leased_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        kept = set(
+            session.scalars(
+                select(Notification.id).where(
+                    Notification.id.in_(ids), Notification.leased_until == until
+                )
+            )
+        )
+    for notification in notices:
+        if notification.id in kept:
+            notification.leased_until = until
+    return kept
+
+
 def deliver_pending(
     open_session: Callable[[], Session],
     senders: Mapping[str, Sender] = DEFAULT_SENDERS,
     *,
     limit: int = 500,
     now: datetime | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> tuple[int, int]:
     """Send one batch of what is pending; returns (sent, failed). No network call runs in a
     transaction (an SMTP relay taking its time held SQLite's one write lock, or row locks on
     PostgreSQL): claim in a short transaction, send with none open, record in another.
     At-least-once: a crash after a send and before the record sends again once the lease
-    runs out, so receivers should tolerate duplicates (``dedupe_key``, ``Message-ID``)."""
-    # A failure backs off from when its answer came (a relay refusing a log-in can take
-    # seconds); a caller that sets ``now`` (the tests) sets the time of every answer too.
-    fixed = now
-    now, limit = now or utc_now(), batch_for(senders, limit)
+    runs out, so receivers should tolerate duplicates (``dedupe_key``, ``Message-ID``).
+
+    The lease budgets each send its sender's timeout, but SMTP's timeout bounds each socket
+    operation, not the whole conversation, so a relay answering slowly can outlast it.
+    Before each send, when less than a send's timeout (and half the margin) of the lease is
+    left, the whole batch's lease (sent ones are recorded only at its end) is renewed for as
+    long as the claim took: one short transaction, only in a slow batch. A rival worker
+    therefore never re-sends a notice still in this batch; a single send longer than a whole
+    lease (minutes) can still go twice, as can one whose worker crashed: at-least-once.
+
+    ``clock`` reads the time during the batch (answers, renewals); ``now`` alone fixes it."""
+    start = now
+
+    def read() -> datetime:
+        if clock is not None:
+            return clock()
+        return start if start is not None else utc_now()
+
+    now, limit = now or read(), batch_for(senders, limit)
     with open_session() as session, session.begin():
         leased, handed = _claim(session, senders, now, limit)
+    # Renewed below a send's timeout plus half the margin: never in a batch going at pace (a
+    # claim leases at least a timeout plus the whole margin per notice).
+    low_water, full_lease = _timeout(senders) + LEASE_MARGIN / 2, lease_for(senders, limit)
     answers: list[tuple[Notification, str | None, datetime]] = []
+    lost: set[int] = set()
     for notification in leased:
+        if notification.id in lost:
+            continue
+        current = read()
+        assert notification.leased_until is not None  # leased by the claim
+        if notification.leased_until - current < low_water:
+            # the whole batch: those sent are recorded only at its end
+            ours = [n for n in leased if n.id not in lost]
+            kept = _renew(open_session, ours, current + full_lease)
+            lost.update(n.id for n in ours if n.id not in kept)
+            if notification.id in lost:
+                continue
         sender = senders.get(notification.channel) or senders["log"]
         try:
             sender.send(notification)
         except Exception as exc:
-            answers.append(
-                (notification, str(exc)[:2000] or type(exc).__name__, fixed or utc_now())
-            )
+            # A failure backs off from when its answer came (a refused log-in can take seconds).
+            answers.append((notification, str(exc)[:2000] or type(exc).__name__, read()))
         else:
-            answers.append((notification, None, fixed or utc_now()))
+            answers.append((notification, None, read()))
     results = [
         (notification.channel, "sent" if error is None else _dead_or_failed(notification))
         for notification, error in handed

@@ -1,19 +1,23 @@
 """The notification outbox backs off after a failed attempt and dead-letters after a bounded
-number of them. No sleeping: each delivery is run at a chosen ``now``, the stored
-``next_attempt_at`` or just before it."""
+number of them; a slow batch renews its lease so a rival worker does not send its notices
+again. No sleeping: each delivery is run at a chosen ``now`` (the stored ``next_attempt_at``
+or just before it), or on a clock the gateway moves as it "takes its time"."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy.orm import Session
 
 from app.common.backoff import backoff
 from app.common.clock import utc_now
 from app.models import Notification, NotificationStatus
-from app.supervision.senders import MAX_ATTEMPTS, deliver_pending
+from app.supervision import senders
+from app.supervision.senders import MAX_ATTEMPTS, deliver_pending, lease_for
 from tests.factories import sessions_of_test
 
 TICK = timedelta(microseconds=1)
@@ -129,3 +133,82 @@ class TestDeadLetter:
         two hours after the first (the shortest jitter on every wait)."""
         shortest = sum((backoff(a, lambda: 0.0) for a in range(1, MAX_ATTEMPTS)), timedelta())
         assert shortest >= timedelta(hours=2)
+
+
+@dataclass
+class SlowGateway:
+    """Each send moves the shared clock on by ``step`` (a relay answering slowly), and lets a
+    rival worker run its own delivery in the middle of it."""
+
+    clock: list[datetime]
+    step: timedelta
+    timeout: float = 30.0  # what the lease budgets a send (SMTP's default)
+    sent: list[str] = field(default_factory=list)
+    rival: Callable[[], None] | None = None
+
+    def send(self, notification: Notification) -> None:
+        self.clock[0] += self.step
+        if self.rival is not None:
+            self.rival()
+        self.sent.append(notification.dedupe_key)
+
+
+class TestLeaseRenewal:
+    def test_a_slow_batch_renews_its_lease_so_a_rival_sends_nothing(self, db: Session) -> None:
+        ids = [pending_notice(db, f"slow:{i}") for i in range(3)]
+        sessions, start = sessions_of_test(db), utc_now()
+        clock = [start]
+        slow = SlowGateway(clock, step=timedelta(seconds=100))
+        rival = SlowGateway(clock, step=timedelta(0))
+        tries: list[tuple[int, int]] = []
+        slow.rival = lambda: tries.append(deliver_pending(sessions, {"sms": rival}, now=clock[0]))
+        assert deliver_pending(sessions, {"sms": slow}, limit=3, clock=lambda: clock[0]) == (3, 0)
+        assert clock[0] - start > lease_for({"sms": slow}, 3)  # outlasted its first lease
+        assert (rival.sent, tries) == ([], [(0, 0)] * 3)
+        assert slow.sent == ["slow:0", "slow:1", "slow:2"]
+        for notice_id in ids:
+            row = row_of(db, notice_id)
+            assert (row.status, row.attempts, row.leased_until) == ("sent", 1, None)
+
+    def test_a_batch_at_pace_never_renews(
+        self, db: Session, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for i in range(3):
+            pending_notice(db, f"pace:{i}")
+        renewals: list[int] = []
+
+        def renew(*args: object) -> set[int]:
+            renewals.append(1)
+            return set()
+
+        monkeypatch.setattr(senders, "_renew", renew)
+        clock = [utc_now()]
+        gateway = SlowGateway(clock, step=timedelta(seconds=5))
+        sessions = sessions_of_test(db)
+        assert deliver_pending(sessions, {"sms": gateway}, limit=3, clock=lambda: clock[0]) == (
+            3,
+            0,
+        )
+        assert renewals == []
+
+    def test_what_a_rival_took_after_the_lease_ran_out_is_left_to_it(self, db: Session) -> None:
+        """A send longer than the whole lease: the rival takes the batch over (the notice in
+        flight goes twice, at-least-once); the slow worker sends no more of it and records
+        nothing over the rival's claim."""
+        ids = [pending_notice(db, f"stuck:{i}") for i in range(3)]
+        sessions, start = sessions_of_test(db), utc_now()
+        clock = [start]
+        slow = SlowGateway(clock, step=timedelta(hours=1))
+        rival = SlowGateway(clock, step=timedelta(0))
+
+        def rival_once() -> None:
+            slow.rival, slow.step = None, timedelta(0)
+            assert deliver_pending(sessions, {"sms": rival}, now=clock[0]) == (3, 0)
+
+        slow.rival = rival_once
+        assert deliver_pending(sessions, {"sms": slow}, limit=3, clock=lambda: clock[0]) == (0, 0)
+        assert slow.sent == ["stuck:0"]
+        assert rival.sent == ["stuck:0", "stuck:1", "stuck:2"]
+        for notice_id in ids:
+            row = row_of(db, notice_id)
+            assert (row.status, row.attempts) == ("sent", 2)
