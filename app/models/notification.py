@@ -46,3 +46,6 @@ class Notification(IdMixin, Base):
     # Set while a sender has it in flight (claimed, being sent outside any transaction); a
     # crashed sender's notice is due again once this has passed.
     leased_until: Mapped[datetime | None] = mapped_column()
+    # After a failed attempt, not due before this (exponential back-off with jitter, the same
+    # helper as webhooks'); ``None`` is due at once.
+    next_attempt_at: Mapped[datetime | None] = mapped_column()

@@ -19,7 +19,6 @@ that crashes mid-batch leaves its rows to come due again when the lease expires.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
+from app.common.backoff import backoff
 from app.common.clock import utc_now
 from app.models import WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
 from app.observability import metrics
@@ -39,18 +39,8 @@ from app.webhooks import repository
 from app.webhooks.targets import TargetRefused, check_target
 
 logger = get_logger("zhuqi.webhooks")
-FIRST_RETRY = timedelta(seconds=30)
-LONGEST_WAIT = timedelta(hours=4)
 BATCH = 50
 LEASE_MARGIN = timedelta(seconds=60)
-
-
-def backoff(attempt: int, rng: Callable[[], float] = random.random) -> timedelta:
-    """Wait before attempt ``attempt + 1``: 30 s doubling per attempt, capped at 4 h, with
-    full jitter (a uniform share of it) so a receiver back from an outage is not hit by
-    every delivery at once. Over a 26 h window that is about 15 attempts."""
-    ceiling = min(FIRST_RETRY * (1 << min(max(attempt - 1, 0), 20)), LONGEST_WAIT)
-    return ceiling / 2 + ceiling / 2 * rng()
 
 
 @dataclass(frozen=True)

@@ -294,7 +294,12 @@ class TestSmtp:
         assert row.status == NotificationStatus.PENDING
         assert row.attempts == 1
         assert "wrong" not in row.last_error
-        assert deliver_pending(sessions_of_test(db), {"email": relay.sender()}) == (1, 0)
+        assert row.next_attempt_at is not None  # backing off: not retried on the next sweep
+        assert deliver_pending(sessions_of_test(db), {"email": relay.sender()}) == (0, 0)
+        retry = deliver_pending(
+            sessions_of_test(db), {"email": relay.sender()}, now=row.next_attempt_at
+        )
+        assert retry == (1, 0)
         assert len(relay.inbox.messages) == 1
 
     def test_a_relay_that_is_down_leaves_it_pending_then_it_goes(
@@ -306,8 +311,10 @@ class TestSmtp:
         assert deliver_pending(sessions_of_test(db), {"email": down}) == (0, 1)
         row = fresh(db, row)  # the outbox sent a detached copy; read the row again
         assert (row.status, row.attempts) == (NotificationStatus.PENDING, 1)
-        assert deliver_pending(sessions_of_test(db), {"email": relay.sender()}) == (1, 0)
-        assert deliver_pending(sessions_of_test(db), {"email": relay.sender()}) == (
+        assert row.next_attempt_at is not None
+        later = row.next_attempt_at
+        assert deliver_pending(sessions_of_test(db), {"email": relay.sender()}, now=later) == (1, 0)
+        assert deliver_pending(sessions_of_test(db), {"email": relay.sender()}, now=later) == (
             0,
             0,
         )  # sent once only

@@ -192,7 +192,9 @@ class TestSweep:
         assert failed > 0
         pending = db.scalars(select(Notification)).all()
         assert all(n.status == NotificationStatus.PENDING and n.attempts == 1 for n in pending)
-        sent, failed = deliver_pending(sessions_of_test(db), {"log": LogSender()})
+        assert deliver_pending(sessions_of_test(db), {"log": LogSender()}) == (0, 0)  # backing off
+        later = max(n.next_attempt_at for n in pending if n.next_attempt_at is not None)
+        sent, failed = deliver_pending(sessions_of_test(db), {"log": LogSender()}, now=later)
         assert (sent, failed) == (len(pending), 0)
         assert all(n.status == NotificationStatus.SENT for n in db.scalars(select(Notification)))
 

@@ -11,10 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.common.backoff import backoff
 from app.common.clock import utc_now
 from app.models import WebhookDelivery, WebhookDeliveryStatus
 from app.settings import Settings
-from app.webhooks.delivery import backoff, deliver_due
+from app.webhooks.delivery import deliver_due
 from app.webhooks.targets import TargetRefused, check_target
 from tests.app.conftest import Cast
 from tests.app.webhook_receiver import Receiver, loopback_settings
