@@ -7,7 +7,6 @@ The SMTP tests run aiosmtpd on loopback (with STARTTLS on a throw-away certifica
 from __future__ import annotations
 
 import email
-import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from app.supervision.senders import deliver_pending, senders_for
 from tests.app.conftest import Cast
 from tests.app.test_supervision_api import backdated_request
 from tests.factories import fetch, sessions_of_test
+from tests.live import free_port
 
 URL = "/api/v1/users/me/notification-settings"
 SMTP_USER, SMTP_PASSWORD = "zhuqi", "relay-password-42"
@@ -72,13 +72,6 @@ class Inbox:
         if ok:
             self.logins.append(SMTP_USER)
         return AuthResult(success=ok)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
