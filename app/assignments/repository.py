@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, false, func, or_, select
+from sqlalchemy import Select, Update, and_, exists, false, func, or_, select, update
 
 from app.assignments.transitions import OPEN
 from app.common.idsets import in_ids
@@ -20,6 +21,7 @@ from app.models import (
     HelpRequest,
     MatchRun,
     ProviderConflict,
+    RequestStatus,
 )
 
 
@@ -112,3 +114,68 @@ def offer_blocked(request: HelpRequest, provider_id: int) -> Select[tuple[bool]]
         ProviderConflict.enterprise_id == request.enterprise_id,
     )
     return select(or_(held, excluded, conflict))
+
+
+# --- taking back many offers at once (``app.assignments.reopen``) ---------------------------
+
+
+def requests_of(assignment_ids: Sequence[int]) -> Select[int]:
+    return select(Assignment.request_id).where(in_ids(Assignment.id, assignment_ids))
+
+
+def offered_with_region(
+    assignment_ids: Sequence[int],
+) -> Select[int, int, int, AssignmentStatus, int, datetime, str]:
+    """The columns ``move`` records of the rows still offered, with their region."""
+    return (
+        select(
+            Assignment.id,
+            Assignment.request_id,
+            Assignment.provider_id,
+            Assignment.status,
+            Assignment.version,
+            Assignment.updated_at,
+            Enterprise.region_code,
+        )
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .outerjoin(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .where(in_ids(Assignment.id, assignment_ids), Assignment.status == AssignmentStatus.OFFERED)
+    )
+
+
+def move_offered(assignment_ids: Sequence[int], to: AssignmentStatus, now: datetime) -> Update:
+    """Compare-and-set of many offers: only rows still offered move; ``RETURNING`` them."""
+    return (
+        update(Assignment)
+        .where(in_ids(Assignment.id, assignment_ids), Assignment.status == AssignmentStatus.OFFERED)
+        .values(status=to, version=Assignment.version + 1, updated_at=now)
+        .returning(Assignment.id, Assignment.status, Assignment.version, Assignment.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def reopen_requests(request_ids: Sequence[int], now: datetime) -> Update:
+    """Requests whose offer was taken back go back to ``triaged``: a single request that was
+    ``matched``, or a team (its working members stay) whose emptied seat is matchable again.
+    The version bump makes a concurrent editor's ``If-Match`` stale."""
+    team_with_a_seat = and_(
+        HelpRequest.providers_wanted > 1, HelpRequest.status == RequestStatus.IN_PROGRESS
+    )
+    return (
+        update(HelpRequest)
+        .where(
+            in_ids(HelpRequest.id, request_ids),
+            or_(HelpRequest.status == RequestStatus.MATCHED, team_with_a_seat),
+        )
+        .values(status=RequestStatus.TRIAGED, version=HelpRequest.version + 1, updated_at=now)
+        .returning(HelpRequest.id, HelpRequest.status, HelpRequest.version, HelpRequest.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def excluded_pairs(pairs: Sequence[tuple[int, int]]) -> Select[int | None, int]:
+    """(request, provider) request-level exclusions among (a superset of) ``pairs``."""
+    return select(Exclusion.request_id, Exclusion.provider_id).where(
+        in_ids(Exclusion.request_id, [r for r, _ in pairs]),
+        in_ids(Exclusion.provider_id, [p for _, p in pairs]),
+    )
