@@ -251,7 +251,9 @@ def test_sweep_against_declines_each_offer_ends_once(live: Live) -> None:
     assert set(declines) <= {200, 409}, Counter(declines)
     with Session(engine) as session:
         status = dict(
-            session.execute(select(Assignment.id, Assignment.status).where(Assignment.id.in_(ids)))
+            session.execute(
+                select(Assignment.id, Assignment.status).where(Assignment.id.in_(ids))
+            ).all()
         )
         moves = Counter(
             session.scalars(
