@@ -15,7 +15,7 @@ from app.assignments.transitions import OPEN
 from app.common.clock import utc_now
 from app.common.principal import Principal
 from app.enterprises.repository import region_of
-from app.errors import Conflict, NotFound
+from app.errors import NotFound
 from app.events import service as event_service
 from app.models import (
     Assignment,
@@ -25,7 +25,6 @@ from app.models import (
     HelpRequest,
     Provider,
     RequestStatus,
-    Vetting,
 )
 
 OFFER_TTL = timedelta(days=2)
@@ -45,17 +44,6 @@ def open_load(session: Session, provider_id: int) -> int:
         .where(Assignment.provider_id == provider_id, Assignment.status.in_(OPEN))
     )
     return int(count or 0)
-
-
-def check_pair_allowed(session: Session, request: HelpRequest, provider: Provider) -> None:
-    """Re-check, under the provider's row lock, what a concurrent transaction may have changed
-    since the engine chose this pair in a re-match: availability and free capacity. The
-    pair-level rules were judged by the engine itself on this transaction's snapshot (hand
-    paths go through :func:`app.assignments.rules.check_offer`)."""
-    if not provider.active or provider.vetting != Vetting.APPROVED:
-        raise Conflict(f"provider {provider.id} is not available", field="provider_id")
-    if provider.capacity - open_load(session, provider.id) <= 0:
-        raise Conflict(f"provider {provider.id} has no free capacity", field="provider_id")
 
 
 def exclude_pair(

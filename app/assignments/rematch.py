@@ -15,19 +15,17 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 import matching
-from app.assignments import offers, repository
+from app.assignments import bulk_offers, repository
 from app.assignments import unmatched as unmatched_store
 from app.assignments.encode import Scope, breakdown, snapshot
 from app.bundling import attach
 from app.common.principal import Principal
-from app.errors import AppError
 from app.events import service as event_service
-from app.models import Assignment, AssignmentOrigin, HelpRequest
+from app.models import Assignment
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +68,7 @@ def rematch_requests(
 class Planned:
     """One group's re-match, decided from a snapshot and not yet written: the sweep decides
     in a read transaction (no write lock while the engine runs) and writes in a short one,
-    where each offer is checked again (:func:`_offer`)."""
+    where each offer is checked again (:func:`app.assignments.bulk_offers.write_offers`)."""
 
     result: matching.MatchResult
     run_id: int | None
@@ -140,31 +138,51 @@ def _plan_group(
 def _apply_group(
     session: Session, group: Planned, actor: Principal | None, planned_apart: bool
 ) -> list[Assignment]:
+    """The group's offers in one batch (``bulk_offers``), its unmatched reasons and their
+    events, and the plans of the enterprises that got an offer."""
     result, run_id = group.result, group.run_id
-    offers = [_offer(session, result, a, actor, run_id, planned_apart) for a in result.assignments]
+    choices = [
+        bulk_offers.Choice(
+            request_id=int(chosen.request),
+            provider_id=int(chosen.provider),
+            score=chosen.score,
+            breakdown=breakdown(result, int(chosen.request), int(chosen.provider))
+            | ({WEIGHTS_OF_RUN: run_id} if run_id else {}),
+        )
+        for chosen in result.assignments
+    ]
+    made = bulk_offers.write_offers(session, choices, actor=actor, planned_apart=planned_apart)
     unmatched_store.record(
         session,
         source=unmatched_store.REMATCH,
         decided=list(group.decided),
         unmatched=result.unmatched,
     )
-    for unmatched in result.unmatched:
-        request = session.get(HelpRequest, unmatched.request)
-        if request is not None:
-            event_service.record(
-                session,
-                actor=actor,
+    existing = set(
+        session.scalars(repository.existing_requests([int(u.request) for u in result.unmatched]))
+    )
+    event_service.record_many(
+        session,
+        actor=actor,
+        changes=(
+            event_service.Change(
                 action="request.unmatched",
-                entity=request,
-                region_code=group.request_region.get(request.id, ""),
-                after=unmatched_store.structured(unmatched),
+                entity_type="help_requests",
+                entity_id=int(u.request),
+                region_code=group.request_region.get(int(u.request), ""),
+                after=unmatched_store.structured(u),
             )
+            for u in result.unmatched
+            if int(u.request) in existing
+        ),
+        webhooks=True,
+    )
     attach.attach_many(
         session,
-        enterprise_ids=[group.request_enterprise[o.request_id] for o in offers if o],
+        enterprise_ids=[group.request_enterprise[o.request_id] for o in made],
         actor=actor,
     )
-    return [o for o in offers if o is not None]
+    return made
 
 
 _NO_STATS = matching.Stats(
@@ -183,35 +201,3 @@ _NO_STATS = matching.Stats(
     gap=0.0,
     seconds={},
 )  # the "previous result" of a re-match that keeps nothing of its own: the rest is load
-
-
-def _offer(
-    session: Session,
-    result: matching.MatchResult,
-    chosen: Any,
-    actor: Principal | None,
-    run_id: int | None,
-    planned_apart: bool = False,
-) -> Assignment | None:
-    request = session.get(HelpRequest, chosen.request)
-    provider = offers.lock_provider(session, chosen.provider)
-    if request is None:
-        return None
-    if planned_apart and session.scalar(repository.offer_blocked(request, provider.id)):
-        logger.info("re-match of request %s went stale since its plan; skipped", request.id)
-        return None
-    try:
-        offers.check_pair_allowed(session, request, provider)
-    except AppError as exc:  # capacity went elsewhere since the snapshot: leave it for a run
-        logger.info("re-match of request %s skipped provider %s: %s", request.id, provider.id, exc)
-        return None
-    return offers.create_offer(
-        session,
-        request=request,
-        provider=provider,
-        origin=AssignmentOrigin.REMATCH,
-        actor=actor,
-        score=chosen.score,
-        breakdown=breakdown(result, request.id, provider.id)
-        | ({WEIGHTS_OF_RUN: run_id} if run_id else {}),
-    )

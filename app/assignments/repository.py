@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, false, func, or_, select
+from sqlalchemy import Select, Update, and_, false, func, or_, select, update
 
 from app.assignments.transitions import OPEN
 from app.common.idsets import in_ids
@@ -19,7 +20,10 @@ from app.models import (
     Exclusion,
     HelpRequest,
     MatchRun,
+    Provider,
     ProviderConflict,
+    RequestStatus,
+    Vetting,
 )
 
 
@@ -99,16 +103,152 @@ def run_weights(run_ids: Sequence[int]) -> Select[int, dict[str, Any]]:
     return select(MatchRun.id, MatchRun.weights).where(in_ids(MatchRun.id, run_ids))
 
 
-def offer_blocked(request: HelpRequest, provider_id: int) -> Select[tuple[bool]]:
-    """Whether a planned re-match offer went stale since its snapshot: the request holds an
-    open assignment again, or the pair was excluded or declared a conflict meanwhile."""
-    held = exists().where(Assignment.request_id == request.id, Assignment.status.in_(OPEN))
-    excluded = exists().where(
-        Exclusion.provider_id == provider_id,
-        or_(Exclusion.request_id == request.id, Exclusion.enterprise_id == request.enterprise_id),
+# --- taking back many offers at once (``app.assignments.reopen``) ---------------------------
+
+
+def requests_of(assignment_ids: Sequence[int]) -> Select[int]:
+    return select(Assignment.request_id).where(in_ids(Assignment.id, assignment_ids))
+
+
+def offered_with_region(
+    assignment_ids: Sequence[int],
+) -> Select[int, int, int, AssignmentStatus, int, datetime, str]:
+    """The columns ``move`` records of the rows still offered, with their region."""
+    return (
+        select(
+            Assignment.id,
+            Assignment.request_id,
+            Assignment.provider_id,
+            Assignment.status,
+            Assignment.version,
+            Assignment.updated_at,
+            Enterprise.region_code,
+        )
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .outerjoin(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .where(in_ids(Assignment.id, assignment_ids), Assignment.status == AssignmentStatus.OFFERED)
     )
-    conflict = exists().where(
-        ProviderConflict.provider_id == provider_id,
-        ProviderConflict.enterprise_id == request.enterprise_id,
+
+
+def move_offered(assignment_ids: Sequence[int], to: AssignmentStatus, now: datetime) -> Update:
+    """Compare-and-set of many offers: only rows still offered move; ``RETURNING`` them."""
+    return (
+        update(Assignment)
+        .where(in_ids(Assignment.id, assignment_ids), Assignment.status == AssignmentStatus.OFFERED)
+        .values(status=to, version=Assignment.version + 1, updated_at=now)
+        .returning(Assignment.id, Assignment.status, Assignment.version, Assignment.updated_at)
+        .execution_options(synchronize_session=False)
     )
-    return select(or_(held, excluded, conflict))
+
+
+def reopen_requests(request_ids: Sequence[int], now: datetime) -> Update:
+    """Requests whose offer was taken back go back to ``triaged``: a single request that was
+    ``matched``, or a team (its working members stay) whose emptied seat is matchable again.
+    The version bump makes a concurrent editor's ``If-Match`` stale."""
+    team_with_a_seat = and_(
+        HelpRequest.providers_wanted > 1, HelpRequest.status == RequestStatus.IN_PROGRESS
+    )
+    return (
+        update(HelpRequest)
+        .where(
+            in_ids(HelpRequest.id, request_ids),
+            or_(HelpRequest.status == RequestStatus.MATCHED, team_with_a_seat),
+        )
+        .values(status=RequestStatus.TRIAGED, version=HelpRequest.version + 1, updated_at=now)
+        .returning(HelpRequest.id, HelpRequest.status, HelpRequest.version, HelpRequest.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def excluded_pairs(pairs: Sequence[tuple[int, int]]) -> Select[int | None, int]:
+    """(request, provider) request-level exclusions among (a superset of) ``pairs``."""
+    return select(Exclusion.request_id, Exclusion.provider_id).where(
+        in_ids(Exclusion.request_id, [r for r, _ in pairs]),
+        in_ids(Exclusion.provider_id, [p for _, p in pairs]),
+    )
+
+
+# --- writing a re-match's offers at once (``app.assignments.bulk_offers``) ------------------
+
+
+def request_paths(request_ids: Sequence[int]) -> Select[int, int, int | None]:
+    """(request, enterprise, plan): the rows to lock before the requests (common/locking)."""
+    return select(HelpRequest.id, HelpRequest.enterprise_id, HelpRequest.plan_id).where(
+        in_ids(HelpRequest.id, request_ids)
+    )
+
+
+def request_facts(
+    request_ids: Sequence[int],
+) -> Select[int, RequestStatus, int, int, str]:
+    return (
+        select(
+            HelpRequest.id,
+            HelpRequest.status,
+            HelpRequest.providers_wanted,
+            HelpRequest.enterprise_id,
+            Enterprise.region_code,
+        )
+        .outerjoin(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .where(in_ids(HelpRequest.id, request_ids))
+    )
+
+
+def provider_facts(provider_ids: Sequence[int]) -> Select[int, bool, Vetting, int]:
+    return select(Provider.id, Provider.active, Provider.vetting, Provider.capacity).where(
+        in_ids(Provider.id, provider_ids)
+    )
+
+
+def holding_open(request_ids: Sequence[int]) -> Select[int]:
+    """Those of the requests that hold an open assignment."""
+    return (
+        select(Assignment.request_id)
+        .where(in_ids(Assignment.request_id, request_ids), Assignment.status.in_(OPEN))
+        .distinct()
+    )
+
+
+def open_statuses(request_ids: Sequence[int]) -> Select[int, AssignmentStatus]:
+    return select(Assignment.request_id, Assignment.status).where(
+        in_ids(Assignment.request_id, request_ids), Assignment.status.in_(OPEN)
+    )
+
+
+def exclusions_of(
+    request_ids: Sequence[int], enterprise_ids: Sequence[int], provider_ids: Sequence[int]
+) -> Select[int | None, int | None, int]:
+    """(request, enterprise, provider) of exclusions touching these pairs' providers."""
+    return select(Exclusion.request_id, Exclusion.enterprise_id, Exclusion.provider_id).where(
+        in_ids(Exclusion.provider_id, provider_ids),
+        or_(
+            in_ids(Exclusion.request_id, request_ids),
+            in_ids(Exclusion.enterprise_id, enterprise_ids),
+        ),
+    )
+
+
+def conflicts_of(provider_ids: Sequence[int], enterprise_ids: Sequence[int]) -> Select[int, int]:
+    return select(ProviderConflict.provider_id, ProviderConflict.enterprise_id).where(
+        in_ids(ProviderConflict.provider_id, provider_ids),
+        in_ids(ProviderConflict.enterprise_id, enterprise_ids),
+    )
+
+
+def by_ids(assignment_ids: Sequence[int]) -> Select[Assignment]:
+    return select(Assignment).where(in_ids(Assignment.id, assignment_ids)).order_by(Assignment.id)
+
+
+def set_request_status(request_ids: Sequence[int], to: RequestStatus, now: datetime) -> Update:
+    """Requests not yet ``to`` become it, version bumped; ``RETURNING`` what loaded copies need."""
+    return (
+        update(HelpRequest)
+        .where(in_ids(HelpRequest.id, request_ids), HelpRequest.status != to)
+        .values(status=to, version=HelpRequest.version + 1, updated_at=now)
+        .returning(HelpRequest.id, HelpRequest.status, HelpRequest.version, HelpRequest.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def existing_requests(request_ids: Sequence[int]) -> Select[int]:
+    return select(HelpRequest.id).where(in_ids(HelpRequest.id, request_ids))

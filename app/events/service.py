@@ -22,7 +22,8 @@ from app.webhooks import service as webhook_service
 _BOOKKEEPING = frozenset({"updated_at", "version"})
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A column value as JSON data (what events store)."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Enum):
@@ -33,7 +34,7 @@ def _jsonable(value: Any) -> Any:
 def snapshot(obj: Base) -> dict[str, Any]:
     """Column values of a row as JSON-ready data (relationships are not followed)."""
     mapper = inspect(type(obj))
-    return {c.key: _jsonable(getattr(obj, c.key)) for c in mapper.column_attrs}
+    return {c.key: jsonable(getattr(obj, c.key)) for c in mapper.column_attrs}
 
 
 def record(
@@ -92,9 +93,19 @@ class Change:
 EVENT_BATCH = 2000  # rows per executemany batch
 
 
-def record_many(session: Session, *, actor: Principal | None, changes: Iterable[Change]) -> int:
+def record_many(
+    session: Session,
+    *,
+    actor: Principal | None,
+    changes: Iterable[Change],
+    webhooks: bool = False,
+) -> int:
     """Append one event per change in executemany batches (a publish of 80,000 offers writes
-    80,000 events without building 80,000 ORM objects). Returns how many were written."""
+    80,000 events without building 80,000 ORM objects). Returns how many were written.
+
+    ``webhooks``: also fan each event out to the subscriptions' outbox, as :func:`record`
+    does (the ids come back from the insert's ``RETURNING``)."""
+    write = _insert_announced if webhooks else _insert
     now = utc_now()
     table = Event.__table__
     assert isinstance(table, Table)  # one table per model
@@ -116,11 +127,23 @@ def record_many(session: Session, *, actor: Principal | None, changes: Iterable[
             }
         )
         if len(batch) >= EVENT_BATCH:
-            written += _insert(session, table, batch)
+            written += write(session, table, batch)
             batch = []
-    return written + (_insert(session, table, batch) if batch else 0)
+    return written + (write(session, table, batch) if batch else 0)
 
 
 def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> int:
     session.execute(insert(table), rows)
+    return len(rows)
+
+
+def _insert_announced(session: Session, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert and fan out to the webhook outbox. ``RETURNING`` gives back exactly what a
+    delivery's payload names (no need to pair rows with parameters, which would cost SQLite
+    a statement per row); with no subscriber to these actions it is a plain executemany."""
+    if not webhook_service.subscribed_to_any(session, {row["action"] for row in rows}):
+        return _insert(session, table, rows)
+    identity = (table.c.id, table.c.action, table.c.entity_type, table.c.entity_id)
+    written = session.execute(insert(table).returning(*identity, table.c.region_code), rows)
+    webhook_service.enqueue_many(session, [dict(row) for row in written.mappings()])
     return len(rows)

@@ -70,7 +70,7 @@ class _Facts:
     """Everything publishing re-checks, read in a handful of statements joined against the
     run's own rows (no id list travels, however large the draft).
 
-    The per-pair twin of these rules is ``offers.check_pair_allowed``; here they run over the
+    The re-match's twin of these rules is ``bulk_offers._why_not``; here they run over the
     whole draft at once, with capacity counted for all of a provider's proposals together.
     """
 

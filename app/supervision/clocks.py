@@ -501,21 +501,54 @@ class PausedWork:
     paused_until_date: date | None
 
 
-def paused_work(session: Session, on: date, regions: Regions = None) -> list[PausedWork]:
+_PAUSED_COLUMNS: tuple[Any, ...] = (
+    Assignment.id,
+    Assignment.request_id,
+    Assignment.provider_id,
+    Assignment.status,
+    Enterprise.region_code,
+    Provider.paused_until_date,
+)
+
+
+def _paused_work(on: date, regions: Regions) -> Select[Any]:
+    """Accepted or active work of providers paused on ``on``, in ``regions``."""
     paused: ColumnElement[bool] = (
         (Provider.paused_from_date.is_not(None) | Provider.paused_until_date.is_not(None))
         & (Provider.paused_from_date.is_(None) | (Provider.paused_from_date <= on))
         & (Provider.paused_until_date.is_(None) | (Provider.paused_until_date >= on))
     )
     statement = (
-        select(Assignment, Enterprise.region_code, Provider.paused_until_date)
+        select(*_PAUSED_COLUMNS)
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)
         .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
         .join(Provider, Provider.id == Assignment.provider_id)
         .where(Assignment.status.in_((AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE)), paused)
-        .order_by(Assignment.id)
     )
-    return [
-        PausedWork(a.id, a.request_id, a.provider_id, a.status.value, region, until)
-        for a, region, until in session.execute(_scoped(statement, regions)).all()
+    return _scoped(statement, regions)
+
+
+def paused_total(session: Session, now: datetime, regions: Regions) -> int:
+    return _count(session, _paused_work(local_date(now), regions))
+
+
+def paused_page(
+    session: Session, now: datetime, regions: Regions, page: PageParams, *, count: bool = True
+) -> Page[PausedWork]:
+    """Work of providers paused today (local date), in assignment order, with the total:
+    keyset-paged like the overdue lists (a province's pause can hold thousands)."""
+    statement = _paused_work(local_date(now), regions)
+    rows = session.execute(_keyset(statement, page)).all()
+    items = [
+        PausedWork(
+            r.id, r.request_id, r.provider_id, r.status.value, r.region_code, r.paused_until_date
+        )
+        for r in rows[: page.limit]
     ]
+    more = len(rows) > page.limit
+    found = Page[PausedWork](
+        items=items, next_cursor=encode_cursor(items[-1].assignment_id) if more else None
+    )
+    if count:
+        found.total = _count(session, statement)
+    return found

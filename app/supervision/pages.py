@@ -72,12 +72,34 @@ def overdue(
     return found
 
 
+def paused(
+    session: Session,
+    *,
+    principal: Principal,
+    region: str | None,
+    page: PageParams,
+    now: datetime | None = None,
+    cache: BoardCache | None = None,
+) -> Page[clocks.PausedWork]:
+    """One page of the work of paused providers, read live; its total as :func:`overdue`
+    gives its own (through ``cache`` when given)."""
+    now = now or utc_now()
+    regions = _regions(principal, region)
+    if cache is None:
+        return clocks.paused_page(session, now, regions, page)
+    found = clocks.paused_page(session, now, regions, page, count=False)
+    found.total = cache.get_or_compute(
+        ("paused", local_date(now), regions), lambda: clocks.paused_total(session, now, regions)
+    )
+    return found
+
+
 @dataclass
 class BoardPage:
     overdue_offers: Page[Overdue]
     overdue_follow_ups: Page[Overdue]
     overdue_requests: Page[Overdue]
-    paused_work: list[clocks.PausedWork]
+    paused_work: Page[clocks.PausedWork]
     ageing: dict[str, int]
     generated_at: datetime
 
@@ -90,7 +112,8 @@ def board(
     page: PageParams,
     cache: BoardCache | None = None,
 ) -> BoardPage:
-    """The first page of each list (or the page ``cursor`` names in each), with totals."""
+    """The first page of each list (or the page ``cursor`` names in each), with totals; the
+    paused providers' work is paged the same way."""
     now = utc_now()
     regions = _regions(principal, region)
     lists = {
@@ -114,7 +137,9 @@ def board(
         overdue_offers=lists[OverdueList.OFFERS],
         overdue_follow_ups=lists[OverdueList.FOLLOW_UPS],
         overdue_requests=lists[OverdueList.REQUESTS],
-        paused_work=clocks.paused_work(session, local_date(now), regions),
+        paused_work=paused(
+            session, principal=principal, region=region, page=page, now=now, cache=cache
+        ),
         ageing=aged,
         generated_at=now,
     )

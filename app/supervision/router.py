@@ -13,8 +13,14 @@ from app.errors import Forbidden
 from app.models import Notification
 from app.supervision import batches, pages, repository
 from app.supervision import service as supervision_service
-from app.supervision.clocks import Overdue
-from app.supervision.schemas import BoardRead, NotificationRead, OverdueRead, SweepRead
+from app.supervision.clocks import Overdue, PausedWork
+from app.supervision.schemas import (
+    BoardRead,
+    NotificationRead,
+    OverdueRead,
+    PausedWorkRead,
+    SweepRead,
+)
 
 router = APIRouter(tags=["supervision"])
 
@@ -69,6 +75,23 @@ def overdue_list(
     return pages.overdue(
         session, principal=principal, region=region, which=which, page=page, cache=cache
     )
+
+
+@router.get(
+    "/supervision/paused-work",
+    response_model=Page[PausedWorkRead],
+    responses=problem_responses(401, 403),
+)
+def paused_work(
+    session: DbSession,
+    principal: Staff,
+    page: PageDep,
+    cache: BoardCacheDep,
+    region: Region = None,
+) -> Page[PausedWork]:
+    """Accepted or active work of providers paused today, page by page (the board's list)."""
+    region = _checked_region(principal, region)
+    return pages.paused(session, principal=principal, region=region, page=page, cache=cache)
 
 
 @router.post("/supervision/sweep", response_model=SweepRead, responses=problem_responses(401, 403))

@@ -32,13 +32,13 @@ class PausedWorkRead(Schema):
 
 class BoardRead(Schema):
     """The supervision list (督办): what is late, work of paused providers, and how old the
-    open backlog is. Each overdue list is the first page (``total`` counts them all); page on
-    through ``GET /supervision/overdue/{list}``."""
+    open backlog is. Each list is the first page (``total`` counts them all); page on through
+    ``GET /supervision/overdue/{list}`` and ``GET /supervision/paused-work``."""
 
     overdue_offers: Page[OverdueRead]
     overdue_follow_ups: Page[OverdueRead]
     overdue_requests: Page[OverdueRead]
-    paused_work: list[PausedWorkRead]
+    paused_work: Page[PausedWorkRead]
     ageing: dict[str, int]
     generated_at: datetime
 

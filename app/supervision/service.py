@@ -17,9 +17,8 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.assignments import offers
 from app.assignments import rematch as rematch_service
-from app.assignments.lifecycle import move
+from app.assignments import reopen
 from app.common import idempotency
 from app.common.clock import local_zone, utc_now
 from app.common.idsets import in_ids
@@ -28,10 +27,8 @@ from app.common.regions import region_clause
 from app.models import (
     Assignment,
     AssignmentStatus,
-    HelpRequest,
     Notification,
     Provider,
-    RequestStatus,
     Role,
     User,
 )
@@ -167,44 +164,17 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
     session.execute(statement, rows)
 
 
-def _reopen(
-    session: Session, assignment: Assignment, *, to: AssignmentStatus, action: str, reason: str
-) -> int:
-    move(session, assignment, to=to, actor=None, action=action)
-    offers.exclude_pair(
-        session,
-        request_id=assignment.request_id,
-        provider_id=assignment.provider_id,
-        reason=reason,
-        actor=None,
-    )
-    request = session.get(HelpRequest, assignment.request_id)
-    if request is not None and (
-        request.status == RequestStatus.MATCHED
-        # a team keeps working members, but its emptied seat makes it matchable again
-        or (request.providers_wanted > 1 and request.status == RequestStatus.IN_PROGRESS)
-    ):
-        request.status = RequestStatus.TRIAGED
-        session.flush()
-    return assignment.request_id
-
-
 def expire_offers(session: Session, items: Iterable[Overdue]) -> list[int]:
-    """Offers past their deadline expire; their requests go to the next-best provider."""
-    reopened = []
-    for item in items:
-        assignment = session.get(Assignment, item.assignment_id)
-        if assignment is not None and assignment.status == AssignmentStatus.OFFERED:
-            reopened.append(
-                _reopen(
-                    session,
-                    assignment,
-                    to=AssignmentStatus.EXPIRED,
-                    action="assignment.expired",
-                    reason="offer expired",
-                )
-            )
-    return reopened
+    """Offers past their deadline expire, set-based for the whole batch (only those still
+    offered: an answer given meanwhile wins); returns their requests, for the next-best
+    provider."""
+    return reopen.reopen_offers(
+        session,
+        (i.assignment_id for i in items if i.assignment_id is not None),
+        to=AssignmentStatus.EXPIRED,
+        action="assignment.expired",
+        reason="offer expired",
+    )
 
 
 def _unavailable(on: date) -> ColumnElement[bool]:
@@ -221,7 +191,7 @@ def release_offers_of_unavailable(
 ) -> list[int]:
     """Offers held by providers who are inactive or paused today are withdrawn."""
     statement = (
-        select(Assignment)
+        select(Assignment.id)
         .join(Provider, Provider.id == Assignment.provider_id)
         .where(Assignment.status == AssignmentStatus.OFFERED, _unavailable(on))
         .order_by(Assignment.id)
@@ -230,16 +200,13 @@ def release_offers_of_unavailable(
         statement = statement.where(Provider.id == provider_id)
     if limit is not None:
         statement = statement.limit(limit)
-    return [
-        _reopen(
-            session,
-            a,
-            to=AssignmentStatus.WITHDRAWN,
-            action="assignment.released",
-            reason="provider unavailable",
-        )
-        for a in session.scalars(statement).all()
-    ]
+    return reopen.reopen_offers(
+        session,
+        session.scalars(statement).all(),
+        to=AssignmentStatus.WITHDRAWN,
+        action="assignment.released",
+        reason="provider unavailable",
+    )
 
 
 def rematch_after(session: Session, request_ids: list[int], actor: Principal | None) -> int:

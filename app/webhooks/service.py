@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
@@ -149,28 +151,78 @@ def subscribed(events: list[Any], event_type: str) -> bool:
     return any(e in ("*", event_type, family) for e in events)
 
 
-def payload_of(event: Event, at: datetime) -> dict[str, Any]:
-    """What a receiver gets: the event's identity, never row contents (a snapshot can hold
-    personal data or credentials' hashes); it reads the details through the API."""
+def _identity(event: Event) -> dict[str, Any]:
     return {
-        "type": event.action,
+        "id": event.id,
+        "action": event.action,
+        "entity_type": event.entity_type,
+        "entity_id": event.entity_id,
+        "region_code": event.region_code,
+    }
+
+
+def payload_of(event: Event | Mapping[str, Any], at: datetime) -> dict[str, Any]:
+    """What a receiver gets: the event's identity, never row contents (a snapshot can hold
+    personal data or credentials' hashes); it reads the details through the API. ``event``
+    is the row, or its columns as a bulk insert wrote them (with its ``id``)."""
+    fields = event if isinstance(event, Mapping) else _identity(event)
+    return {
+        "type": fields["action"],
         "timestamp": at.isoformat(),
         "data": {
-            "event_id": event.id,
-            "entity_type": event.entity_type,
-            "entity_id": event.entity_id,
-            "region_code": event.region_code,
+            "event_id": fields["id"],
+            "entity_type": fields["entity_type"],
+            "entity_id": fields["entity_id"],
+            "region_code": fields["region_code"],
         },
     }
 
 
-def enqueue(session: Session, event: Event) -> int:
-    """Write one outbox row per subscription to ``event``, in the event's transaction."""
-    cached = session.info.get(CACHE_KEY)
+def _subscriptions(session: Session) -> list[tuple[int, list[Any]]]:
+    """(id, event types) of the active subscriptions, read once per session."""
+    cached: list[tuple[int, list[Any]]] | None = session.info.get(CACHE_KEY)
     if cached is None:
         cached = [(s.id, list(s.events)) for s in repository.active_subscriptions(session)]
         session.info[CACHE_KEY] = cached
-    targets = [sid for sid, events in cached if subscribed(events, event.action)]
+    return cached
+
+
+def subscribed_to_any(session: Session, actions: Iterable[str]) -> bool:
+    """Whether an active subscription wants any of these event types."""
+    subscriptions = _subscriptions(session)
+    return any(subscribed(types, action) for action in actions for _, types in subscriptions)
+
+
+def enqueue_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
+    """The outbox rows of events a bulk insert wrote (each mapping holds the event's ``id``,
+    ``action``, ``entity_type``, ``entity_id``, ``region_code``): what :func:`enqueue` writes
+    per event, in one multi-row INSERT."""
+    subscriptions = _subscriptions(session)
+    now = utc_now()
+    rows = [
+        {
+            "subscription_id": subscription_id,
+            "event_type": event["action"],
+            "message_id": f"msg_{uuid.uuid4().hex}",
+            "payload": payload_of(event, now),
+            "status": WebhookDeliveryStatus.PENDING,
+            "attempts": 0,
+            "last_error": "",
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for event in events
+        for subscription_id, types in subscriptions
+        if subscribed(types, event["action"])
+    ]
+    if rows:
+        session.execute(insert(WebhookDelivery), rows)
+    return len(rows)
+
+
+def enqueue(session: Session, event: Event) -> int:
+    """Write one outbox row per subscription to ``event``, in the event's transaction."""
+    targets = [sid for sid, events in _subscriptions(session) if subscribed(events, event.action)]
     if not targets:
         return 0
     session.flush()  # the event's id goes into the payload

@@ -155,6 +155,8 @@ class TestUnavailableProviders:
         assert still is not None
         assert still.status == AssignmentStatus.ACCEPTED
         board = client.get("/api/v1/supervision", headers=cast.headers(cast.coordinator)).json()
-        assert [w["assignment_id"] for w in board["paused_work"]] == [accepted["id"]]
+        paused = board["paused_work"]
+        assert [w["assignment_id"] for w in paused["items"]] == [accepted["id"]]
+        assert paused["total"] == 1
         other = client.get("/api/v1/supervision", headers=cast.headers(cast.other_coordinator))
-        assert other.json()["paused_work"] == []
+        assert other.json()["paused_work"]["items"] == []

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.common.clock import utc_now
+from app.common.clock import today, utc_now
 from app.common.credentials import api_key_digest, new_api_key
 from app.models import (
     ApiKey,
@@ -149,6 +149,26 @@ def _overdue_offers(db: Session, cast: Cast) -> list[int]:
     return ids
 
 
+def _paused_work(db: Session, cast: Cast) -> list[int]:
+    """Accepted work of a provider paused since yesterday: it stays on the board, paged."""
+    ids = []
+    for _ in range(N):
+        request = make_request(db, cast.ent, status="in_progress")
+        assignment = Assignment(
+            request_id=request.id,
+            provider_id=cast.expert.id,
+            origin=AssignmentOrigin.MANUAL,
+            status=AssignmentStatus.ACCEPTED,
+            offered_at=utc_now(),
+        )
+        db.add(assignment)
+        db.flush()
+        ids.append(assignment.id)
+    cast.expert.paused_from_date = today() - timedelta(days=1)
+    db.flush()
+    return ids
+
+
 LISTS: dict[str, tuple[str, Callable[[Session, Cast], list[int]], str, str]] = {
     # name: (url, make the rows -> their ids in list order, who asks, item key)
     "users": ("/users?role=coordinator", _users, "admin", "id"),
@@ -158,6 +178,7 @@ LISTS: dict[str, tuple[str, Callable[[Session, Cast], list[int]], str, str]] = {
     "notifications": ("/notifications", _notifications, "coordinator", "id"),
     "events": ("/events?action=test.paged", _events, "admin", "id"),
     "overdue offers": ("/supervision/overdue/offers", _overdue_offers, "coordinator", "request_id"),
+    "paused work": ("/supervision/paused-work", _paused_work, "coordinator", "assignment_id"),
 }
 
 
@@ -189,6 +210,32 @@ def test_the_board_shows_first_pages_with_totals(
     assert len(offers["items"]) == 3
     assert offers["total"] == N
     assert offers["next_cursor"] is not None
+
+
+def test_the_board_pages_paused_work_with_its_total(
+    client: TestClient, cast: Cast, db: Session
+) -> None:
+    expected = _paused_work(db, cast)
+    db.commit()
+    board = client.get(
+        f"{API}/supervision", params={"limit": 3}, headers=cast.headers(cast.coordinator)
+    ).json()
+    paused = board["paused_work"]
+    assert [w["assignment_id"] for w in paused["items"]] == expected[:3]
+    assert paused["total"] == N
+    following = client.get(
+        f"{API}/supervision/paused-work",
+        params={"limit": 3, "cursor": paused["next_cursor"]},
+        headers=cast.headers(cast.coordinator),
+    ).json()
+    assert [w["assignment_id"] for w in following["items"]] == expected[3:6]
+    elsewhere = client.get(
+        f"{API}/supervision/paused-work", headers=cast.headers(cast.other_coordinator)
+    ).json()
+    assert (elsewhere["items"], elsewhere["total"]) == ([], 0)
+    for outsider in (cast.ent_user, cast.expert_user):
+        denied = client.get(f"{API}/supervision/paused-work", headers=cast.headers(outsider))
+        assert denied.status_code == 403
 
 
 def test_the_page_size_is_capped(client: TestClient, cast: Cast, db: Session) -> None:

@@ -10,18 +10,23 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
+from threading import Barrier
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.common.clock import utc_now
 from app.db import make_engine
 from app.main import create_app
 from app.models import (
     Assignment,
     AssignmentOrigin,
     AssignmentStatus,
+    Event,
+    Exclusion,
     Milestone,
     Plan,
     PlanStatus,
@@ -156,3 +161,78 @@ def test_concurrent_ticks_of_one_milestone_one_wins_the_rest_412(live: Live) -> 
         headers = auth_headers(coordinator, TEST_SECRET) | {"If-Match": 'W/"1"'}
     engine.dispose()
     assert _hammer(live, path, headers) == Counter({200: 1, 412: CLICKS - 1})
+
+
+def test_sweep_against_declines_each_offer_ends_once(live: Live) -> None:
+    """The sweep expires a batch of late offers set-based while their provider declines them
+    one by one: each offer is declined (200) or expired (the decline's 409), never both, no
+    500, and exactly one audit event and one exclusion per offer."""
+    engine = make_engine(live.database_url)
+    start = utc_now() - timedelta(days=4)
+    with Session(engine) as session, session.begin():
+        enterprise = make_enterprise(session)
+        provider = make_provider(session, capacity=50)
+        offers = []
+        for _ in range(CLICKS // 2):
+            request = make_request(session, enterprise, status="matched")
+            offers.append(
+                Assignment(
+                    request_id=request.id,
+                    provider_id=provider.id,
+                    origin=AssignmentOrigin.MANUAL,
+                    status=AssignmentStatus.OFFERED,
+                    offered_at=start,
+                    offer_expires_at=start + timedelta(days=2),
+                )
+            )
+        session.add_all(offers)
+        expert = make_user(session, Role.EXPERT, provider_id=provider.id)
+        admin = make_user(session, Role.ADMIN)
+        session.flush()
+        ids, provider_id = [a.id for a in offers], provider.id
+        expert_headers, admin_headers = (
+            auth_headers(expert, TEST_SECRET),
+            auth_headers(admin, TEST_SECRET),
+        )
+    calls = [("/api/v1/supervision/sweep", admin_headers, None)] + [
+        (f"/api/v1/assignments/{i}/decline", expert_headers, {"reason_code": "unavailable"})
+        for i in ids
+    ]
+    barrier = Barrier(len(calls))
+
+    def fire(call: tuple[str, dict[str, str], dict[str, str] | None]) -> int:
+        path, headers, body = call
+        with httpx.Client(base_url=live.base_url, timeout=120) as client:
+            barrier.wait()
+            return client.post(path, headers=headers, json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        sweep, *declines = pool.map(fire, calls)
+    assert sweep == 200
+    assert set(declines) <= {200, 409}, Counter(declines)
+    with Session(engine) as session:
+        status = dict(
+            session.execute(
+                select(Assignment.id, Assignment.status).where(Assignment.id.in_(ids))
+            ).all()
+        )
+        moves = Counter(
+            session.scalars(
+                select(Event.entity_id).where(
+                    Event.entity_type == "assignments",
+                    Event.entity_id.in_(ids),
+                    Event.action.in_(("assignment.expired", "assignment.declined")),
+                )
+            )
+        )
+        excluded = Counter(
+            session.scalars(
+                select(Exclusion.request_id).where(Exclusion.provider_id == provider_id)
+            )
+        )
+    engine.dispose()
+    for assignment_id, code in zip(ids, declines, strict=True):
+        wanted = AssignmentStatus.DECLINED if code == 200 else AssignmentStatus.EXPIRED
+        assert status[assignment_id] == wanted
+        assert moves[assignment_id] == 1
+    assert sorted(excluded.values()) == [1] * len(ids)
