@@ -15,8 +15,11 @@ quality so popular providers are contested):
 * ``--problems FILE.npz``: the product's own snapshots (``bench/dump_problem.py``).
 
 Every (instance, solver, repetition) runs in a fresh subprocess, ours and OR-Tools
-interleaved, so peak RSS (``ru_maxrss``) is per solver and load on the shared machine hits
-both alike; the table shows medians of ``--repeat`` runs (default 3), wall time and
+interleaved, so peak RSS is per solver and load on the shared machine hits both alike.
+Two memory figures: "MB" is the child's whole peak (``ru_maxrss``: interpreter, libraries,
+building the instance, solving); "solve MB" is the peak *during the solve* above the RSS
+before it (the kernel's high-water mark ``VmHWM`` is reset through
+``/proc/self/clear_refs`` just before the solver starts), the solver's own footprint; the table shows medians of ``--repeat`` runs (default 3), wall time and
 process CPU time (the fairer figure when the machine is shared: both solvers are
 single-threaded). OR-Tools needs
 integer costs: gains are scaled by 1e9 and rounded, and both objectives are recomputed
@@ -32,6 +35,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -219,10 +223,31 @@ def run_ortools(inst: Instance) -> dict[str, Any]:
     }
 
 
+def _status_mb(key: str) -> float:
+    """A ``kB`` line of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MB; 0 off Linux."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _reset_peak() -> None:
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def child(name: str, solver: str, seed: int) -> None:
     """Subprocess entry: build the instance, run one solver once, print a JSON line."""
     inst = build(name, seed)
+    before = _status_mb("VmRSS")
+    _reset_peak()
     out = run_ours(inst) if solver == "ours" else run_ortools(inst)
+    out["solve_mb"] = max(_status_mb("VmHWM") - before, 0.0)
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["shape"] = list(inst["scores"].shape)
     out["nnz"] = int(inst["scores"].nnz)
@@ -246,6 +271,7 @@ def measure(name: str, seed: int, repeat: int) -> dict[str, Any]:
     med = {s: statistics.median(r["seconds"] for r in runs[s]) for s in runs}
     cpu = {s: statistics.median(r["cpu"] for r in runs[s]) for s in runs}
     mb = {s: statistics.median(r["peak_mb"] for r in runs[s]) for s in runs}
+    solve_mb = {s: statistics.median(r["solve_mb"] for r in runs[s]) for s in runs}
     diff = max(abs(o["objective"] - t["objective"]) for o in ours for t in ort)
     return {
         "name": Path(name).stem if name.endswith(".npz") else name,
@@ -262,6 +288,8 @@ def measure(name: str, seed: int, repeat: int) -> dict[str, Any]:
         "rel_diff": diff / max(1.0, abs(ort[0]["objective"])),
         "ours_mb": mb["ours"],
         "ort_mb": mb["ortools"],
+        "ours_solve_mb": solve_mb["ours"],
+        "ort_solve_mb": solve_mb["ortools"],
         "method": ",".join(sorted({o["method"] for o in ours})),
     }
 
@@ -270,7 +298,7 @@ HEADER = (
     f"| {'instance':<20} | {'requests x providers':>20} | {'pairs':>9} | {'slots':>7} | "
     f"{'ours s':>7} | {'OR-Tools s':>10} | {'ratio':>5} | {'ours cpu':>8} | {'ORT cpu':>7} | "
     f"{'cpu ratio':>9} | {'gap':>7} | {'|obj diff|':>10} | "
-    f"{'ours MB':>7} | {'ORT MB':>6} | method |"
+    f"{'ours MB':>7} | {'ORT MB':>6} | {'ours solve MB':>13} | {'ORT solve MB':>12} | method |"
 )
 
 
@@ -279,7 +307,8 @@ def row(r: dict[str, Any]) -> str:
         f"| {r['name']:<20} | {r['shape']:>20} | {r['nnz']:>9} | {r['slots']:>7} | "
         f"{r['ours']:>7.2f} | {r['ortools']:>10.2f} | {r['ratio']:>5.2f} | "
         f"{r['ours_cpu']:>8.2f} | {r['ort_cpu']:>7.2f} | {r['cpu_ratio']:>9.2f} | {r['gap']:>7.0e} | "
-        f"{r['rel_diff']:>10.0e} | {r['ours_mb']:>7.0f} | {r['ort_mb']:>6.0f} | {r['method']} |"
+        f"{r['rel_diff']:>10.0e} | {r['ours_mb']:>7.0f} | {r['ort_mb']:>6.0f} | "
+        f"{r['ours_solve_mb']:>13.0f} | {r['ort_solve_mb']:>12.0f} | {r['method']} |"
     )
 
 
@@ -313,6 +342,9 @@ def main() -> None:
         worst = rows[ratios.index(max(ratios))]["name"]
         print(f"{key}: median {statistics.median(ratios):.2f}, worst {max(ratios):.2f} ({worst})")
     print(f"worst certified gap {max(r['gap'] for r in rows):.1e}")
+    for key in ("mb", "solve_mb"):
+        over = [r["name"] for r in rows if r[f"ours_{key}"] > r[f"ort_{key}"]]
+        print(f"peak {key.replace('_', ' ')} above OR-Tools' on: {', '.join(over) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ Bools = NDArray[np.bool_]
 
 UNASSIGNED, DUMMY, FROZEN = -1, -2, -3  # FROZEN: component handed to the exact solver
 WIDTH = 12  # listed candidates per person
+RELIST_CHUNK = 1 << 19  # padded block entries per relist pass (bounds its memory)
 
 
 @dataclass
@@ -47,7 +48,7 @@ class Market:
     owner: Ints  # (n,) slot held, or UNASSIGNED / DUMMY
     own_gain: Floats  # (n,) gain of the held slot (0 otherwise)
     csc: sp.csc_array | None = None  # full columns, built on first need (reverse rounds)
-    csc_cols: Ints | None = None  # (nnz,) provider of each CSC entry
+    csc_cols: Int32s | None = None  # (nnz,) provider of each CSC entry
     labels: Int32s | None = None  # (n + m,) connected component of persons then providers
     exact_of: Ints | None = None  # (n,) exact solver's provider for FROZEN persons
     exact_price: Floats | None = None  # (m,) exact solver's duals for frozen providers
@@ -57,11 +58,12 @@ class Market:
             self.csc = self.csr.tocsc()
         return self.csc
 
-    def column_of_entry(self) -> Ints:
-        """Provider of every entry of :meth:`columns`, in its order (cached)."""
+    def column_of_entry(self) -> Int32s:
+        """Provider of every entry of :meth:`columns`, in its order (cached; int32 like
+        scipy's own indices, half the memory of int64 on an array of every pair)."""
         if self.csc_cols is None:
             csc = self.columns()
-            self.csc_cols = np.repeat(np.arange(csc.shape[1], dtype=np.int64), np.diff(csc.indptr))
+            self.csc_cols = np.repeat(np.arange(csc.shape[1], dtype=np.int32), np.diff(csc.indptr))
         return self.csc_cols
 
 
@@ -92,11 +94,17 @@ def relist(mk: Market, persons: Ints) -> None:
     Rows are laid out in a padded ``(len(persons), max degree)`` block and cut with
     ``argpartition``, which costs O(block) rather than a sort; the list is then ordered
     by provider index. The choice among values tied at the cut depends only on the
-    row's own content, never on the order of the rows.
+    row's own content, never on the order of the rows. Large sets go in chunks of about
+    ``RELIST_CHUNK`` entries, so the working memory is a few MB whatever the problem.
     """
     indptr = mk.csr.indptr
     deg = indptr[persons + 1] - indptr[persons]
     width = mk.gain.shape[1]
+    entries = int(deg.sum()) + persons.size * (width + 1)
+    if persons.size > 1 and entries > RELIST_CHUNK:  # the block and its index arrays
+        for part in np.array_split(persons, -(-entries // RELIST_CHUNK)):  # cost ~7 words
+            relist(mk, part)  # per entry: 200k x 30 pairs in one pass peaked at +355 MB
+        return
     padded = persons.size * max(int(deg.max(initial=0)), width + 1)
     if persons.size > 1 and padded > 4 * (int(deg.sum()) + persons.size * (width + 1)):
         by_degree = persons[np.argsort(deg, kind="stable")]  # skewed degrees: split the

@@ -51,26 +51,35 @@ def update_prices(mk: Market, eps: float, stuck: Ints | None = None) -> int:
     n, m = mk.csr.shape
     everyone = np.arange(n, dtype=np.int64)
     held = mk.owner >= 0
-    home = np.where(held, mkt.home(mk, everyone), -1)
+    home = np.where(held, mkt.home(mk, everyone), -1).astype(np.int32)
     pi = np.where(held, mkt.profit(mk, everyone), 0.0)
     col = mk.column_of_entry()
     k = csc.indices
-    real = held[k] & (home[k] != col)
-    length = pi[k] - (csc.data - mk.entry[col]) + eps
-    heads = np.where(real, home[k], col)
-    length = np.where(real, np.maximum(length, 0.0), 0.0)
     to_sink = np.full(m, np.inf)  # arcs j -> T: a holder of j takes its dummy, or j has room
     np.minimum.at(to_sink, home[held], np.maximum(pi[held] + eps, 0.0))
     room = np.bincount(mk.slot_prov[mk.slot_holder >= 0], minlength=m) < mk.cap
     to_sink[room] = 0.0
     sink_arcs = np.flatnonzero(np.isfinite(to_sink))
+    # the graph's arrays are filled in place (int32 heads, no concatenation): at 200k x 30
+    # pairs the temporaries of the plain expressions peaked at +360 MB
+    nnz = k.size
+    data = np.empty(nnz + sink_arcs.size)
+    targets = np.empty(nnz + sink_arcs.size, dtype=np.int32)
+    heads, length = targets[:nnz], data[:nnz]
+    np.take(home, k, out=heads, mode="clip")  # "raise" buffers ``out``
+    real = held[k]
+    real &= heads != col
+    np.take(mk.entry, col, out=length, mode="clip")
+    np.subtract(csc.data, length, out=length)  # g - p_l, then pi - (g - p_l) + eps
+    np.subtract(np.take(pi, k), length, out=length)
+    length += eps
+    np.maximum(length, 0.0, out=length)
+    np.logical_not(real, out=real)
+    length[real], heads[real] = 0.0, col[real]
+    np.logical_not(real, out=real)
+    data[nnz:], targets[nnz:] = to_sink[sink_arcs], sink_arcs
     graph = sp.csr_array(
-        (
-            np.concatenate([length, to_sink[sink_arcs]]),
-            np.concatenate([heads, sink_arcs]),
-            np.concatenate([csc.indptr, [csc.indptr[-1] + sink_arcs.size]]),
-        ),
-        shape=(m + 1, m + 1),
+        (data, targets, np.concatenate([csc.indptr, [nnz + sink_arcs.size]])), shape=(m + 1, m + 1)
     )
     # one source, given as a list: scipy-stubs types only sequences of sources
     dists, preds = dijkstra(graph, directed=True, indices=[m], return_predecessors=True)
@@ -88,7 +97,7 @@ def update_prices(mk: Market, eps: float, stuck: Ints | None = None) -> int:
 
 
 def _movers(
-    tree: Bools, heads: Ints, length: Floats, person: Int32s | Ints, gain: Floats, m: int
+    tree: Bools, heads: Int32s, length: Floats, person: Int32s | Ints, gain: Floats, m: int
 ) -> tuple[Ints, Floats]:
     """Per provider ``j``: the holder that moves on along ``j``'s tree arc, and its gain there."""
     e = np.flatnonzero(tree)

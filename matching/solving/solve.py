@@ -317,15 +317,25 @@ def _lookup(
 ) -> NDArray[np.float64]:
     """Gains of pairs ``(rows[k], cols[k])``; 0 where the pair is not an explicit entry.
 
-    Gathers only the queried rows (canonical CSR: each pair occurs at most once).
+    A vectorised binary search within each queried row (canonical CSR: sorted, each pair
+    at most once): memory O(len(rows)), where gathering the queried rows whole took
+    ~190 MB at 200k x 30 pairs.
     """
-    deg = csr.indptr[rows + 1] - csr.indptr[rows]
-    query = np.repeat(np.arange(rows.size), deg)
-    idx = np.arange(query.size) - np.repeat(np.cumsum(deg) - deg, deg)
-    idx += np.repeat(csr.indptr[rows], deg)
-    hit = csr.indices[idx] == cols[query]
     out = np.zeros(rows.size)
-    out[query[hit]] = csr.data[idx[hit]]
+    if rows.size == 0:
+        return out
+    lo, hi = csr.indptr[rows].astype(np.int64), csr.indptr[rows + 1].astype(np.int64)
+    end = hi.copy()
+    todo = np.flatnonzero(lo < hi)
+    while todo.size:
+        mid = (lo[todo] + hi[todo]) // 2
+        right = csr.indices[mid] < cols[todo]
+        lo[todo[right]] = mid[right] + 1
+        hi[todo[~right]] = mid[~right]
+        todo = todo[lo[todo] < hi[todo]]
+    found = np.flatnonzero(lo < end)
+    found = found[csr.indices[lo[found]] == cols[found]]
+    out[found] = csr.data[lo[found]]
     return out
 
 
