@@ -11,7 +11,7 @@ one correlated ``UPDATE``, the catalogue read once, changed plans updated in bat
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, select, update
@@ -25,7 +25,7 @@ from app.common.principal import Principal
 from app.errors import NotFound
 from app.events import service as event_service
 from app.models import Enterprise, HelpRequest, Plan, PlanStatus, Policy, RequestStatus
-from app.policies.eligibility import recommend
+from app.policies.eligibility import Applicant, Catalogue
 from app.taxonomy import service as taxonomy_service
 
 BULK_PLANS = 1000  # attaching this many plans at once refreshes the planner statistics
@@ -40,11 +40,26 @@ def _table(model: type[Plan]) -> Table:
     return table
 
 
-def _lock_enterprises(session: Session, ids: Sequence[int]) -> dict[int, Enterprise]:
+def _lock_enterprises(session: Session, ids: Sequence[int]) -> dict[int, Applicant]:
     """Locked in id order: concurrent offers to one company queue here instead of both
-    creating its plan (unique index) or both bumping its version."""
-    statement = select(Enterprise).where(in_ids(Enterprise.id, ids)).order_by(Enterprise.id)
-    found = {e.id: e for e in session.scalars(statement.with_for_update())}
+    creating its plan (unique index) or both bumping its version. Only the columns that
+    eligibility and the audit need are read: no ORM object per enterprise."""
+    statement = (
+        select(
+            Enterprise.id,
+            Enterprise.tier,
+            Enterprise.size,
+            Enterprise.industry_code,
+            Enterprise.region_code,
+        )
+        .where(in_ids(Enterprise.id, ids))
+        .order_by(Enterprise.id)
+        .with_for_update()
+    )
+    found = {
+        e: Applicant(tier.value, size.value, industry, region)
+        for e, tier, size, industry, region in session.execute(statement)
+    }
     if missing := sorted(set(ids) - set(found)):
         raise NotFound(f"enterprise {missing[0]} not found")
     return found
@@ -63,6 +78,10 @@ def _open_plans(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any
             Plan.summary_edited,
         ).where(in_ids(Plan.enterprise_id, ids), Plan.status != PlanStatus.CLOSED)
     )
+    return _plan_columns(rows)
+
+
+def _plan_columns(rows: Iterable[Any]) -> dict[int, dict[str, Any]]:
     return {
         e: {
             "id": p,
@@ -94,10 +113,18 @@ def _create_missing(
         }
         for e in missing
     ]
+    table = _table(Plan)
+    returning = insert(table).returning(
+        table.c.enterprise_id,
+        table.c.id,
+        table.c.status,
+        table.c.recommended_policies,
+        table.c.summary,
+        table.c.summary_en,
+        table.c.summary_edited,
+    )  # the new plans' columns come back with the insert: no second read
     for start in range(0, len(rows), BATCH):
-        session.execute(insert(_table(Plan)), rows[start : start + BATCH])
-    if missing:
-        plans.update(_open_plans(session, missing))
+        plans.update(_plan_columns(session.execute(returning, rows[start : start + BATCH])))
     return set(missing)
 
 
@@ -154,16 +181,18 @@ def attach_many(
         refresh_planner_statistics(session, ["plans", "help_requests"])
     plan_ids = [plan["id"] for plan in plans.values()]
     helpers = milestones.helpers(session, plan_ids)
-    added = milestones.generate(session, helpers)
+    # Hand over first: the steps generated next already belong to the current provider, so
+    # only the older ones need reading.
     milestones.hand_over(session, helpers)
+    added = milestones.generate(session, helpers)
     categories = _categories(session, plan_ids)
-    policies = session.scalars(select(Policy).order_by(Policy.id)).all()
-    labels = taxonomy_service.labels(session)
-    on = today()
+    catalogue = Catalogue(
+        session.scalars(select(Policy).order_by(Policy.id)),
+        today(),
+        taxonomy_service.labels(session),
+    )
     wanted = {
-        plans[e]["id"]: recommend(
-            policies, enterprises[e], categories.get(plans[e]["id"], set()), on, labels
-        )
+        plans[e]["id"]: catalogue.recommend(enterprises[e], categories.get(plans[e]["id"], set()))
         for e in ids
     }
     texts = summaries.generate(
@@ -203,7 +232,7 @@ def attach_many(
 def _change(
     enterprise_id: int,
     plan_id: int,
-    enterprise: Enterprise,
+    enterprise: Applicant,
     created: set[int],
     old: dict[str, Any],
     changed: dict[str, Any],
