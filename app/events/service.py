@@ -100,15 +100,15 @@ def record_many(
     *,
     actor: Principal | None,
     changes: Iterable[Change],
-    webhooks: bool = False,
 ) -> int:
     """Append one event per change in bulk (a publish of 80,000 offers writes 80,000 events
     without building 80,000 ORM objects): ``COPY`` on PostgreSQL, executemany batches
     elsewhere. Returns how many were written.
 
-    ``webhooks``: also fan each event out to the subscriptions' outbox, as :func:`record`
-    does (the ids come back from the insert's ``RETURNING``, so a batch with subscribers is
-    an executemany even on PostgreSQL)."""
+    Every event reaches the webhook subscriptions that want it, as with :func:`record` (a
+    publish's offers were once written here without, and no subscriber heard of them): a
+    batch some subscription wants is inserted with ``RETURNING`` for the outbox rows, so it
+    is an executemany even on PostgreSQL; with no such subscriber it is a plain COPY."""
     now = utc_now()
     table = Event.__table__
     assert isinstance(table, Table)  # one table per model
@@ -130,15 +130,15 @@ def record_many(
             }
         )
         if len(batch) >= EVENT_BATCH:
-            written += _write(session, table, batch, webhooks=webhooks)
+            written += _write(session, table, batch)
             batch = []
-    return written + _write(session, table, batch, webhooks=webhooks)
+    return written + _write(session, table, batch)
 
 
-def _write(session: Session, table: Table, rows: list[dict[str, Any]], *, webhooks: bool) -> int:
+def _write(session: Session, table: Table, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
-    if webhooks and webhook_service.subscribed_to_any(session, {row["action"] for row in rows}):
+    if webhook_service.subscribed_to_any(session, {row["action"] for row in rows}):
         return _insert_announced(session, table, rows)
     if session.get_bind().dialect.name == "postgresql":
         # COPY takes JSON as text; ``null`` keeps an absent ``before`` what the executemany

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from app.common.bulk import insert_rows
 from app.common.clock import utc_now
 from app.common.idsets import in_ids
-from app.models import Event, HelpRequest
+from app.events import service as event_service
+from app.models import Event, HelpRequest, WebhookDelivery, WebhookSubscription
 from seed.__main__ import main as seed_main
 from tests.factories import make_enterprise, make_request
 from tests.live import BACKENDS, own_database
@@ -50,6 +51,29 @@ def test_insert_rows_round_trips_json_text_and_times(db: Session) -> None:
     stored = db.scalars(select(Event).where(Event.action == "bulk.test").order_by(Event.entity_id))
     assert [(e.entity_id, e.after, e.created_at) for e in stored] == [
         (r["entity_id"], r["after"], now) for r in rows
+    ]
+
+
+def test_bulk_events_reach_the_webhooks_that_want_them(db: Session) -> None:
+    """A publish's offers and a revert's withdrawals are written in bulk; a subscriber to
+    ``assignment.offered`` hears of each, as of an event written one at a time."""
+    db.add(
+        WebhookSubscription(
+            url="https://hooks.example.com/x", events=["assignment.offered"], secret="s"
+        )
+    )
+    db.flush()
+    changes = [
+        *(
+            event_service.Change("assignment.offered", "assignments", i, "350582", None, {"n": i})
+            for i in range(2, 5)
+        ),
+        event_service.Change("request.matched", "help_requests", 9, "350582"),
+    ]
+    assert event_service.record_many(db, actor=None, changes=changes) == 4
+    deliveries = db.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+    assert [(d.event_type, d.payload["data"]["entity_id"]) for d in deliveries] == [
+        ("assignment.offered", i) for i in range(2, 5)
     ]
 
 
