@@ -1,16 +1,14 @@
-"""Reduce the stats queries to the figures coordinators watch. Read-only: nothing is flushed.
+"""Shape the stats queries into the figures coordinators watch. Read-only: nothing is flushed.
 
-Four queries whatever the volume: per-request facts, per-pair facts (grouped by provider
-only), offer/rating tallies, provider loads. Medians and means are computed here because
-medians are not portable SQL; the rows are a few small columns each.
+At most four queries whatever the volume, each aggregated in the database (one row per
+group): request figures for the total, the same per group (per provider: over request ×
+provider pairs), offer/rating tallies, provider loads.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from statistics import fmean, median
 
 from sqlalchemy.orm import Session
 
@@ -19,7 +17,7 @@ from app.common.clock import utc_now
 from app.common.principal import Principal
 from app.errors import Forbidden, InvalidInput
 from app.stats import repository
-from app.stats.repository import OfferTally, ProviderLoadRow, StatsFilter, Unit
+from app.stats.repository import Figures, OfferTally, ProviderLoadRow, StatsFilter
 from app.stats.schemas import (
     Durations,
     Funnel,
@@ -83,18 +81,20 @@ def _summarise(
     filters: StatsFilter,
     group_by: GroupBy | None,
 ) -> StatsRead:
-    by_request = group_by if group_by is not GroupBy.PROVIDER else None
-    requests = repository.request_units(session, scope=scope, filters=filters, group_by=by_request)
+    totals = repository.request_figures(session, scope=scope, filters=filters, group_by=None)
     tallies = repository.offer_tallies(session, scope=scope, filters=filters, group_by=group_by)
     providers = repository.provider_loads(session)
     pool = _load(_supply(providers, scope, filters.category))
-    total = _block(None, requests, sum(tallies.values(), OfferTally()), pool)
+    total = _block(None, totals.get(None, Figures()), sum(tallies.values(), OfferTally()), pool)
     groups: list[StatsGroup] = []
     if group_by is GroupBy.PROVIDER:
-        pairs = repository.pair_units(session, scope=scope, filters=filters)
-        groups = _provider_groups(pairs, tallies, {p.id: p for p in providers})
+        pairs = repository.pair_figures(session, scope=scope, filters=filters)
+        groups = _provider_groups(_by_text(pairs), tallies, {p.id: p for p in providers})
     elif group_by is not None:
-        groups = _groups(_bucket(requests), tallies, sort_key=str)
+        figures = repository.request_figures(
+            session, scope=scope, filters=filters, group_by=group_by
+        )
+        groups = _groups(_by_text(figures), tallies, sort_key=str)
     return StatsRead(
         scope=None if scope.prefixes is None else list(scope.prefixes),
         group_by=group_by,
@@ -118,15 +118,13 @@ def _supply(
     ]
 
 
-def _bucket(units: Iterable[Unit]) -> dict[str, list[Unit]]:
-    buckets: dict[str, list[Unit]] = defaultdict(list)
-    for unit in units:
-        buckets[unit.key or ""].append(unit)
-    return buckets
+def _by_text(figures: dict[str | None, Figures]) -> dict[str, Figures]:
+    """Group keys as the response spells them (a missing key is the empty string)."""
+    return {key or "": value for key, value in figures.items()}
 
 
 def _groups(
-    units: dict[str, list[Unit]],
+    figures: dict[str, Figures],
     tallies: dict[str | None, OfferTally],
     *,
     sort_key: Callable[[str], str | int],
@@ -134,15 +132,19 @@ def _groups(
     load: Callable[[str], Load | None] = lambda _key: None,
 ) -> list[StatsGroup]:
     """One block per key that has requests or offers, in key order."""
-    keys = sorted({*units, *(k for k in tallies if k is not None)}, key=sort_key)
+    keys = sorted({*figures, *(k for k in tallies if k is not None)}, key=sort_key)
     return [
-        _block(key, units.get(key, []), tallies.get(key, OfferTally()), load(key), label(key))
+        _block(
+            key, figures.get(key, Figures()), tallies.get(key, OfferTally()), load(key), label(key)
+        )
         for key in keys
     ]
 
 
 def _provider_groups(
-    pairs: list[Unit], tallies: dict[str | None, OfferTally], providers: dict[int, ProviderLoadRow]
+    pairs: dict[str, Figures],
+    tallies: dict[str | None, OfferTally],
+    providers: dict[int, ProviderLoadRow],
 ) -> list[StatsGroup]:
     def label(key: str) -> str | None:
         found = providers.get(int(key))
@@ -152,34 +154,33 @@ def _provider_groups(
         found = providers.get(int(key))
         return _load([found]) if found else None
 
-    return _groups(_bucket(pairs), tallies, sort_key=int, label=label, load=load)
+    return _groups(pairs, tallies, sort_key=int, label=label, load=load)
 
 
 def _block(
     key: str | None,
-    units: Sequence[Unit],
+    figures: Figures,
     tally: OfferTally,
     load: Load | None,
     label: str | None = None,
 ) -> StatsGroup:
-    resolved = [u for u in units if u.resolved]
     return StatsGroup(
         key=key,
         label=label,
         funnel=Funnel(
-            submitted=len(units),
-            matched=sum(u.first_offered_at is not None for u in units),
-            accepted=sum(u.accepted for u in units),
-            first_follow_up=sum(u.followed_up for u in units),
-            resolved=len(resolved),
+            submitted=figures.submitted,
+            matched=figures.matched,
+            accepted=figures.accepted,
+            first_follow_up=figures.followed_up,
+            resolved=figures.resolved,
         ),
         time_to_match_hours=_durations(
-            _hours(u.first_offered_at, u.created_at) for u in units if u.first_offered_at
+            figures.match_count, figures.match_median, figures.match_mean
         ),
         time_to_resolution_hours=_durations(
-            _hours(u.resolved_at, u.created_at) for u in resolved if u.resolved_at
+            figures.resolution_count, figures.resolution_median, figures.resolution_mean
         ),
-        rates=_rates(tally, resolved=len(resolved), settled=sum(u.settled for u in units)),
+        rates=_rates(tally, resolved=figures.resolved, settled=figures.settled),
         load=load,
     )
 
@@ -211,17 +212,10 @@ def _load(providers: Sequence[ProviderLoadRow]) -> Load:
     )
 
 
-def _hours(later: datetime, earlier: datetime) -> float:
-    return (later - earlier).total_seconds() / 3600
-
-
-def _durations(hours: Iterable[float]) -> Durations:
-    values = list(hours)
-    if not values:
+def _durations(count: int, median: float | None, mean: float | None) -> Durations:
+    if count == 0 or median is None or mean is None:
         return Durations(count=0, median=None, mean=None)
-    return Durations(
-        count=len(values), median=round(median(values), 3), mean=round(fmean(values), 3)
-    )
+    return Durations(count=count, median=round(median, 3), mean=round(mean, 3))
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
