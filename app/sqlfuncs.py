@@ -1,4 +1,4 @@
-"""Two SQL functions the databases spell differently: hours between timestamps, and a median.
+"""SQL the two databases spell differently: hours between timestamps, a median, JSON reads.
 
 Why: ``/stats`` reduces every request in scope to a few figures. Shipping one row per request
 to Python and reducing it there cost seconds at province scale (150k requests), so the
@@ -12,6 +12,9 @@ means are portable SQL; these two are not:
   before 3.47's optional extension, so :func:`register_sqlite_functions` installs a small
   aggregate on every connection (app/db.py does it on connect). Both ignore NULLs and average
   the two middle values of an even count, as :func:`statistics.median` does.
+- :func:`json_array_elements` and :func:`json_has_key` read providers' ``regions`` and
+  ``skills`` (generic ``JSON`` columns: ``json`` on PostgreSQL, text on SQLite), so the
+  supply's load is summed in the database instead of decoding 50k providers in Python.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from __future__ import annotations
 from statistics import median as _median
 from typing import Any
 
-from sqlalchemy import Float
+from sqlalchemy import ColumnElement, Float, func
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import SQLColumnExpression
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 SQLITE_MEDIAN = "zhuqi_median"
 
@@ -90,6 +94,21 @@ class _SQLiteMedian:
 
     def finalize(self) -> float | None:
         return _median(self.values) if self.values else None
+
+
+def json_array_elements(column: SQLColumnExpression[Any], dialect: str) -> TableValuedAlias:
+    """The elements of a JSON array of strings as a FROM with one column, ``value``."""
+    if dialect == "postgresql":
+        return func.json_array_elements_text(column).table_valued("value")
+    return func.json_each(column).table_valued("value")
+
+
+def json_has_key(column: SQLColumnExpression[Any], key: str, dialect: str) -> ColumnElement[bool]:
+    """Whether a JSON object has ``key`` (whatever its value, ``null`` included)."""
+    if dialect == "postgresql":
+        return func.json_extract_path(column, key).is_not(None)
+    quoted = key.replace("\\", "\\\\").replace('"', '\\"')
+    return func.json_type(column, f'$."{quoted}"').is_not(None)
 
 
 def register_sqlite_functions(dbapi_connection: Any) -> None:

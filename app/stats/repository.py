@@ -18,6 +18,8 @@ from sqlalchemy import (
     SQLColumnExpression,
     and_,
     case,
+    exists,
+    false,
     func,
     null,
     or_,
@@ -40,7 +42,7 @@ from app.models import (
     Provider,
     RequestStatus,
 )
-from app.sqlfuncs import hours_between, median
+from app.sqlfuncs import hours_between, json_array_elements, json_has_key, median
 from app.stats.schemas import GroupBy
 
 YES = (AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE, AssignmentStatus.COMPLETED)
@@ -59,12 +61,31 @@ class Scope:
             return true()
         return region_clause(Enterprise.region_code, self.prefixes)
 
-    def served_by(self, regions: Sequence[str], remote_ok: bool) -> bool:
+    def serves(self, dialect: str) -> ColumnElement[bool]:
         """Whether a provider is supply for this scope, by the matching engine's hard rule:
-        empty ``regions`` means anywhere, remote providers serve anywhere too."""
-        if self.prefixes is None or not regions or remote_ok:
-            return True
-        return any(r.startswith(p) or p.startswith(r) for r in regions for p in self.prefixes)
+        empty ``regions`` means anywhere, remote providers serve anywhere too; otherwise one
+        of its regions lies under one of the scope's prefixes, or contains one."""
+        if self.prefixes is None:
+            return true()
+        code = json_array_elements(Provider.regions, dialect)
+        overlaps = [
+            or_(func.substr(code.c.value, 1, len(p)) == p, code.c.value.in_(_heads(p)))
+            for p in self.prefixes
+        ]
+        return or_(
+            func.json_array_length(Provider.regions) == 0,
+            Provider.remote_ok.is_(true()),
+            exists().select_from(code).where(or_(false(), *overlaps)),
+        )
+
+    @property
+    def everywhere(self) -> bool:
+        return self.prefixes is None
+
+
+def _heads(prefix: str) -> list[str]:
+    """``prefix`` and every shorter code it starts with: a region containing the prefix."""
+    return [prefix[:n] for n in range(1, len(prefix) + 1)]
 
 
 def visible_to(principal: Principal, *, region: str | None = None) -> Scope:
@@ -134,20 +155,39 @@ class OfferTally:
 
 
 @dataclass(frozen=True)
-class ProviderLoadRow:
-    id: int
+class LoadFigures:
+    """Providers, their summed capacity and open assignments (offered, accepted, active)."""
+
+    providers: int = 0
+    capacity: int = 0
+    open_assignments: int = 0
+
+
+@dataclass(frozen=True)
+class ProviderFigures:
+    """One provider's figures over the pairs it was offered, with its name and load now."""
+
+    figures: Figures
     name: str
-    capacity: int
-    active: bool
-    regions: list[str]
-    remote_ok: bool
-    skills: dict[str, Any]
-    open_assignments: int
+    load: LoadFigures
+
+
+def _needs_enterprise(scope: Scope, f: StatsFilter, group_by: GroupBy | None) -> bool:
+    """Whether a statement must join ``Enterprise``: for the scope, the tier filter or a
+    region/tier group key. Everywhere and ungrouped, the join (100k rows) is pure cost."""
+    return not scope.everywhere or f.tier is not None or group_by in (GroupBy.REGION, GroupBy.TIER)
+
+
+def _in_scope(statement: Any, scope: Scope, f: StatsFilter, group_by: GroupBy | None) -> Any:
+    """``statement`` (whose FROM has ``HelpRequest``) narrowed to the scope and filters."""
+    if _needs_enterprise(scope, f, group_by):
+        statement = statement.join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+    return statement.where(*_conditions(scope, f))
 
 
 def _conditions(scope: Scope, f: StatsFilter) -> list[ColumnElement[bool]]:
-    """WHERE terms for a statement that joins ``HelpRequest`` and ``Enterprise``."""
-    terms = [scope.clause()]
+    """WHERE terms; they name ``Enterprise`` only when _needs_enterprise says so."""
+    terms = [] if scope.everywhere else [scope.clause()]
     if f.category:
         terms.append(HelpRequest.category == f.category)
     if f.tier:
@@ -240,25 +280,30 @@ def _figures(
     ]
 
 
-def _read_figures(session: Session, statement: Any) -> dict[str | None, Figures]:
-    def number(value: Any) -> float | None:
-        return None if value is None else float(value)
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
+
+def _figures_of(row: Any) -> Figures:
+    return Figures(
+        submitted=int(row.submitted),
+        matched=int(row.matched),
+        accepted=int(row.accepted),
+        followed_up=int(row.followed_up),
+        resolved=int(row.resolved or 0),
+        settled=int(row.settled or 0),
+        match_count=int(row.match_count),
+        match_median=_number(row.match_median),
+        match_mean=_number(row.match_mean),
+        resolution_count=int(row.resolution_count),
+        resolution_median=_number(row.resolution_median),
+        resolution_mean=_number(row.resolution_mean),
+    )
+
+
+def _read_figures(session: Session, statement: Any) -> dict[str | None, Figures]:
     return {
-        _as_key(row.group_key): Figures(
-            submitted=int(row.submitted),
-            matched=int(row.matched),
-            accepted=int(row.accepted),
-            followed_up=int(row.followed_up),
-            resolved=int(row.resolved or 0),
-            settled=int(row.settled or 0),
-            match_count=int(row.match_count),
-            match_median=number(row.match_median),
-            match_mean=number(row.match_mean),
-            resolution_count=int(row.resolution_count),
-            resolution_median=number(row.resolution_median),
-            resolution_mean=number(row.resolution_mean),
-        )
+        _as_key(row.group_key): _figures_of(row)
         for row in session.execute(statement)
         if row.submitted
     }
@@ -287,10 +332,9 @@ def request_figures(
             )
         )
         .select_from(HelpRequest)
-        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
         .outerjoin(offers, offers.c.request_id == HelpRequest.id)
-        .where(*_conditions(scope, filters))
     )
+    statement = _in_scope(statement, scope, filters, group_by)
     if group_by is not None:
         statement = statement.group_by(key)
     return _read_figures(session, statement)
@@ -298,8 +342,9 @@ def request_figures(
 
 def pair_figures(
     session: Session, *, scope: Scope, filters: StatsFilter
-) -> dict[str | None, Figures]:
-    """Figures per provider over request × provider pairs it was offered, keyed by its id.
+) -> dict[str, ProviderFigures]:
+    """Figures per provider over request × provider pairs it was offered, keyed by its id,
+    with its name and its load now (over all regions, as in :func:`supply_load`).
 
     A provider is credited with a resolution only for work it completed that was not rated
     unsatisfied, and its ``settled`` counts only requests it accepted, so a provider that
@@ -322,12 +367,15 @@ def pair_figures(
         )
         .select_from(Assignment)
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)
-        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
         .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
-        .where(Assignment.offered_at.is_not(None), *_conditions(scope, filters))
+        .where(Assignment.offered_at.is_not(None))
+    )
+    pairs = (
+        _in_scope(pairs, scope, filters, None)
         .group_by(HelpRequest.id, Assignment.provider_id)
         .subquery("pairs")
     )
+    open_now = _open_counts()
     resolved = and_(pairs.c.status == RequestStatus.RESOLVED, pairs.c.delivered == 1)
     statement = select(
         *_figures(
@@ -339,9 +387,26 @@ def pair_figures(
             followed_up=pairs.c.followed_up,
             resolved=resolved,
             settled=or_(resolved, and_(pairs.c.status.in_(SETTLED), pairs.c.accepted == 1)),
+        ),
+        Provider.name,
+        Provider.capacity,
+        func.coalesce(open_now.c.open_assignments, 0).label("open_assignments"),
+    )
+    statement = (
+        statement.join(Provider, Provider.id == pairs.c.provider_id)
+        .outerjoin(open_now, open_now.c.provider_id == Provider.id)
+        .group_by(
+            pairs.c.provider_id, Provider.name, Provider.capacity, open_now.c.open_assignments
         )
-    ).group_by(pairs.c.provider_id)
-    return _read_figures(session, statement)
+    )
+    return {
+        str(row.group_key): ProviderFigures(
+            _figures_of(row),
+            row.name,
+            LoadFigures(1, int(row.capacity), int(row.open_assignments)),
+        )
+        for row in session.execute(statement)
+    }
 
 
 def offer_tallies(
@@ -360,10 +425,10 @@ def offer_tallies(
         )
         .select_from(Assignment)
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)
-        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
         .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
-        .where(Assignment.offered_at.is_not(None), *_conditions(scope, filters))
+        .where(Assignment.offered_at.is_not(None))
     )
+    statement = _in_scope(statement, scope, filters, group_by)
     if group_by is not None:
         statement = statement.group_by(key)
     return {
@@ -378,35 +443,34 @@ def offer_tallies(
     }
 
 
-def provider_loads(session: Session) -> list[ProviderLoadRow]:
-    """Every provider with its open assignments now, counted over all regions: capacity is
-    one number per provider, so a slot taken elsewhere is not free here."""
-    open_counts = (
+def _open_counts() -> Any:
+    """Open assignments per provider now, over all regions: capacity is one number per
+    provider, so a slot taken elsewhere is not free here."""
+    return (
         select(Assignment.provider_id, func.count().label("open_assignments"))
         .where(Assignment.status.in_(OPEN))
         .group_by(Assignment.provider_id)
         .subquery("open_counts")
     )
-    statement = select(
-        Provider.id,
-        Provider.name,
-        Provider.capacity,
-        Provider.active,
-        Provider.regions,
-        Provider.remote_ok,
-        Provider.skills,
-        func.coalesce(open_counts.c.open_assignments, 0).label("open_assignments"),
-    ).outerjoin(open_counts, open_counts.c.provider_id == Provider.id)
-    return [
-        ProviderLoadRow(
-            id=row.id,
-            name=row.name,
-            capacity=row.capacity,
-            active=row.active,
-            regions=list(row.regions or ()),
-            remote_ok=row.remote_ok,
-            skills=dict(row.skills or {}),
-            open_assignments=int(row.open_assignments),
+
+
+def supply_load(session: Session, *, scope: Scope, category: str | None) -> LoadFigures:
+    """The load of the active providers the scope can draw on (serving its regions, or
+    remote, or anywhere) and, with a category, skilled in it; summed in the database, so
+    50k providers' JSON never reaches Python."""
+    dialect = session.get_bind().dialect.name
+    open_now = _open_counts()
+    terms = [Provider.active.is_(true()), scope.serves(dialect)]
+    if category is not None:
+        terms.append(json_has_key(Provider.skills, category, dialect))
+    row = session.execute(
+        select(
+            func.count().label("providers"),
+            func.coalesce(func.sum(Provider.capacity), 0).label("capacity"),
+            func.coalesce(func.sum(open_now.c.open_assignments), 0).label("open_assignments"),
         )
-        for row in session.execute(statement)
-    ]
+        .select_from(Provider)
+        .outerjoin(open_now, open_now.c.provider_id == Provider.id)
+        .where(*terms)
+    ).one()
+    return LoadFigures(int(row.providers), int(row.capacity), int(row.open_assignments))

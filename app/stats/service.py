@@ -2,12 +2,12 @@
 
 At most four queries whatever the volume, each aggregated in the database (one row per
 group): request figures for the total, the same per group (per provider: over request ×
-provider pairs), offer/rating tallies, provider loads.
+provider pairs, with each provider's name and load), offer/rating tallies, the supply's load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
@@ -17,7 +17,7 @@ from app.common.clock import utc_now
 from app.common.principal import Principal
 from app.errors import Forbidden, InvalidInput
 from app.stats import repository
-from app.stats.repository import Figures, OfferTally, ProviderLoadRow, StatsFilter
+from app.stats.repository import Figures, LoadFigures, OfferTally, ProviderFigures, StatsFilter
 from app.stats.schemas import (
     Durations,
     Funnel,
@@ -83,13 +83,12 @@ def _summarise(
 ) -> StatsRead:
     totals = repository.request_figures(session, scope=scope, filters=filters, group_by=None)
     tallies = repository.offer_tallies(session, scope=scope, filters=filters, group_by=group_by)
-    providers = repository.provider_loads(session)
-    pool = _load(_supply(providers, scope, filters.category))
+    pool = _load(repository.supply_load(session, scope=scope, category=filters.category))
     total = _block(None, totals.get(None, Figures()), sum(tallies.values(), OfferTally()), pool)
     groups: list[StatsGroup] = []
     if group_by is GroupBy.PROVIDER:
         pairs = repository.pair_figures(session, scope=scope, filters=filters)
-        groups = _provider_groups(_by_text(pairs), tallies, {p.id: p for p in providers})
+        groups = _provider_groups(pairs, tallies)
     elif group_by is not None:
         figures = repository.request_figures(
             session, scope=scope, filters=filters, group_by=group_by
@@ -102,20 +101,6 @@ def _summarise(
         total=total,
         groups=groups,
     )
-
-
-def _supply(
-    providers: Iterable[ProviderLoadRow], scope: repository.Scope, category: str | None
-) -> list[ProviderLoadRow]:
-    """The active providers the scope can draw on: serving its regions (or remote or
-    anywhere) and, with a category filter, skilled in that category."""
-    return [
-        p
-        for p in providers
-        if p.active
-        and scope.served_by(p.regions, p.remote_ok)
-        and (category is None or category in p.skills)
-    ]
 
 
 def _by_text(figures: dict[str | None, Figures]) -> dict[str, Figures]:
@@ -142,19 +127,18 @@ def _groups(
 
 
 def _provider_groups(
-    pairs: dict[str, Figures],
-    tallies: dict[str | None, OfferTally],
-    providers: dict[int, ProviderLoadRow],
+    pairs: dict[str, ProviderFigures], tallies: dict[str | None, OfferTally]
 ) -> list[StatsGroup]:
     def label(key: str) -> str | None:
-        found = providers.get(int(key))
+        found = pairs.get(key)
         return found.name if found else None
 
     def load(key: str) -> Load | None:
-        found = providers.get(int(key))
-        return _load([found]) if found else None
+        found = pairs.get(key)
+        return _load(found.load) if found else None
 
-    return _groups(pairs, tallies, sort_key=int, label=label, load=load)
+    figures = {key: found.figures for key, found in pairs.items()}
+    return _groups(figures, tallies, sort_key=int, label=label, load=load)
 
 
 def _block(
@@ -201,14 +185,12 @@ def _rates(tally: OfferTally, *, resolved: int, settled: int) -> Rates:
     )
 
 
-def _load(providers: Sequence[ProviderLoadRow]) -> Load:
-    capacity = sum(p.capacity for p in providers)
-    open_assignments = sum(p.open_assignments for p in providers)
+def _load(figures: LoadFigures) -> Load:
     return Load(
-        providers=len(providers),
-        capacity=capacity,
-        open_assignments=open_assignments,
-        utilisation=_ratio(open_assignments, capacity),
+        providers=figures.providers,
+        capacity=figures.capacity,
+        open_assignments=figures.open_assignments,
+        utilisation=_ratio(figures.open_assignments, figures.capacity),
     )
 
 

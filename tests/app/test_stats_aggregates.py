@@ -3,8 +3,9 @@
 ``/stats`` reduces requests (and request × provider pairs) to counts, medians and means in
 the database (app/stats/repository.py, app/sqlfuncs.py). Here random histories are built row
 by row, then changed (offers answered, completed, rated, requests resolved), and after each
-round every figure is recounted in Python from the rows themselves, for several scopes,
-filters and groupings, on both databases.
+round every figure (and the supply's load, whose providers' regions and skills are JSON) is
+recounted in Python from the rows themselves, for several scopes, filters and groupings, on
+both databases.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.assignments.transitions import OPEN
 from app.common.clock import utc_now
 from app.common.principal import Principal
 from app.models import (
@@ -30,6 +32,7 @@ from app.models import (
     FollowUp,
     HelpRequest,
     Plan,
+    Provider,
     RequestStatus,
     Role,
     Tier,
@@ -45,6 +48,7 @@ REGIONS = ("350582", "350203", "410105")
 CATEGORIES = ("financing", "digital_transformation", "management")
 STATUSES = list(AssignmentStatus)
 ADMIN = Principal(user_id=0, email="admin@test", role=Role.ADMIN)
+ZHENGZHOU = Principal(user_id=0, email="z@test", role=Role.COORDINATOR, region_prefixes=("4101",))
 FUJIAN = Principal(user_id=0, email="c@test", role=Role.COORDINATOR, region_prefixes=("35",))
 
 
@@ -65,7 +69,25 @@ def _world(db: Session, seed: int) -> World:
         for region in REGIONS
         for tier in (Tier.SPECIALISED, Tier.LITTLE_GIANT)
     ]
-    providers = [make_provider(db).id for _ in range(4)]
+    providers = [
+        make_provider(
+            db,
+            regions=regions,
+            remote_ok=remote,
+            active=active,
+            capacity=rng.randint(0, 6),
+            skills=dict.fromkeys(rng.sample(CATEGORIES, rng.randint(0, 2)), 2),
+        ).id
+        for regions, remote, active in [
+            (["35"], False, True),
+            (["3505", "41"], False, True),
+            ([], False, True),
+            (["4101"], True, True),
+            (["3"], False, True),
+            (["350582"], False, False),
+            (["44"], False, True),
+        ]
+    ]
     plans = {}
     for enterprise in enterprises:
         plan = Plan(enterprise_id=enterprise.id)
@@ -273,6 +295,35 @@ def _reference_durations(values: list[float]) -> tuple[int, float | None, float 
     return (len(values), median(values), fmean(values))
 
 
+def _reference_load(
+    db: Session, scope: tuple[str, ...] | None, category: str | None, only: int | None = None
+) -> dict[str, int]:
+    """The supply's load (or one provider's, ``only``), open assignments over all regions."""
+    open_now = [a.provider_id for a in db.scalars(select(Assignment)) if a.status in OPEN]
+
+    def serves(p: Provider) -> bool:
+        if scope is None or not p.regions or p.remote_ok:
+            return True
+        return any(r.startswith(s) or s.startswith(r) for r in p.regions for s in scope)
+
+    chosen = [
+        p
+        for p in db.scalars(select(Provider))
+        if (p.id == only if only is not None else p.active and serves(p))
+        and (only is not None or category is None or category in p.skills)
+    ]
+    return {
+        "providers": len(chosen),
+        "capacity": sum(p.capacity for p in chosen),
+        "open_assignments": sum(open_now.count(p.id) for p in chosen),
+    }
+
+
+def _answer_load(group: StatsGroup) -> dict[str, int]:
+    assert group.load is not None
+    return group.load.model_dump(exclude={"utilisation"})
+
+
 def _answer_block(group: StatsGroup) -> dict[str, Any]:
     f = group.funnel
     return {
@@ -311,6 +362,8 @@ CASES: list[tuple[Principal, StatsFilter, GroupBy | None]] = [
     (FUJIAN, StatsFilter(), GroupBy.PROVIDER),
     (FUJIAN, StatsFilter(region="3502", tier=Tier.LITTLE_GIANT), GroupBy.TIER),
     (ADMIN, StatsFilter(category="financing"), GroupBy.PROVIDER),
+    (FUJIAN, StatsFilter(category="management"), None),
+    (ZHENGZHOU, StatsFilter(), GroupBy.PROVIDER),
 ]
 
 
@@ -322,6 +375,7 @@ def _check_every_case(db: Session, world: World) -> None:
             scope = visible_to(principal, region=window.region).prefixes
             total_units = _reference_units(db, scope, window, None)
             _same(_answer_block(answer.total), _reference_block(total_units))
+            assert _answer_load(answer.total) == _reference_load(db, scope, window.category)
             if group_by is None:
                 continue
             units = _reference_units(db, scope, window, group_by)
@@ -333,6 +387,12 @@ def _check_every_case(db: Session, world: World) -> None:
             for key, group in groups.items():
                 assert key is not None
                 _same(_answer_block(group), _reference_block(buckets[key]))
+                if group_by is GroupBy.PROVIDER:
+                    provider = db.get(Provider, int(key))
+                    assert provider is not None
+                    assert group.label == provider.name
+                    only = _reference_load(db, scope, None, only=provider.id)
+                    assert _answer_load(group) == only
 
 
 @pytest.mark.parametrize("seed", [1, 2])
