@@ -113,28 +113,6 @@ class StatsFilter:
 
 
 @dataclass(frozen=True)
-class Figures:
-    """The request-side figures of one group, aggregated in the database.
-
-    A request (or, grouped by provider, a request × provider pair) is one unit. Durations are
-    in hours over the units that reached the step; medians and means are ``None`` without any.
-    """
-
-    submitted: int = 0
-    matched: int = 0
-    accepted: int = 0
-    followed_up: int = 0
-    resolved: int = 0
-    settled: int = 0
-    match_count: int = 0
-    match_median: float | None = None
-    match_mean: float | None = None
-    resolution_count: int = 0
-    resolution_median: float | None = None
-    resolution_mean: float | None = None
-
-
-@dataclass(frozen=True)
 class OfferTally:
     """Additive per-group counts over offers, so the total is the sum of the groups."""
 
@@ -152,6 +130,30 @@ class OfferTally:
             self.rating_sum + other.rating_sum,
             self.satisfied + other.satisfied,
         )
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The request-side figures of one group, aggregated in the database.
+
+    A request (or, grouped by provider, a request × provider pair) is one unit. Durations are
+    in hours over the units that reached the step; medians and means are ``None`` without any.
+    ``offers`` tallies the units' offers, counted in the same pass.
+    """
+
+    submitted: int = 0
+    matched: int = 0
+    accepted: int = 0
+    followed_up: int = 0
+    resolved: int = 0
+    settled: int = 0
+    match_count: int = 0
+    match_median: float | None = None
+    match_mean: float | None = None
+    resolution_count: int = 0
+    resolution_median: float | None = None
+    resolution_mean: float | None = None
+    offers: OfferTally = OfferTally()
 
 
 @dataclass(frozen=True)
@@ -235,15 +237,32 @@ def _followed_up() -> ColumnElement[bool]:
     return Assignment.id.in_(logged)
 
 
+def _tally_columns(offered: ColumnElement[bool]) -> list[Label[Any]]:
+    """Answers and ratings over the rows (assignments joined to their feedback) that are
+    offers; summed again per group, they are the group's :class:`OfferTally`."""
+    return [
+        func.sum(case((and_(offered, _answered_yes()), 1), else_=0)).label("yes"),
+        func.sum(case((and_(offered, Assignment.status.in_(NO)), 1), else_=0)).label("no"),
+        func.count(case((offered, Feedback.id), else_=null())).label("feedback"),
+        func.sum(case((offered, Feedback.rating), else_=0)).label("rating_sum"),
+        func.sum(case((and_(offered, Feedback.satisfied.is_(true())), 1), else_=0)).label(
+            "satisfied"
+        ),
+    ]
+
+
 def _per_request_offers() -> Any:
-    """First offer, ever-accepted and any-follow-up per request, over all its assignments."""
+    """First offer, ever-accepted and any-follow-up per request, over all its assignments,
+    and the tally of its offers: one pass over assignments serves every figure."""
     return (
         select(
             Assignment.request_id.label("request_id"),
             func.min(Assignment.offered_at).label("first_offered_at"),
             _flag(_answered_yes()).label("accepted"),
             _flag(_followed_up()).label("followed_up"),
+            *_tally_columns(Assignment.offered_at.is_not(None)),
         )
+        .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
         .group_by(Assignment.request_id)
         .subquery("per_request")
     )
@@ -259,6 +278,7 @@ def _figures(
     followed_up: SQLColumnExpression[Any],
     resolved: SQLColumnExpression[bool],
     settled: SQLColumnExpression[bool],
+    offers: Any,
 ) -> list[SQLColumnExpression[Any]]:
     """The aggregate columns of :class:`Figures`, over units that are rows of the FROM."""
     to_match = hours_between(first_offered_at, created_at)
@@ -277,6 +297,10 @@ def _figures(
         func.count(to_resolve).label("resolution_count"),
         median(to_resolve).label("resolution_median"),
         func.avg(to_resolve).label("resolution_mean"),
+        *(
+            func.coalesce(func.sum(offers[name]), 0).label(name)
+            for name in ("yes", "no", "feedback", "rating_sum", "satisfied")
+        ),
     ]
 
 
@@ -298,6 +322,9 @@ def _figures_of(row: Any) -> Figures:
         resolution_count=int(row.resolution_count),
         resolution_median=_number(row.resolution_median),
         resolution_mean=_number(row.resolution_mean),
+        offers=OfferTally(
+            int(row.yes), int(row.no), int(row.feedback), int(row.rating_sum), int(row.satisfied)
+        ),
     )
 
 
@@ -329,6 +356,7 @@ def request_figures(
                 followed_up=offers.c.followed_up,
                 resolved=HelpRequest.status == RequestStatus.RESOLVED,
                 settled=HelpRequest.status.in_(SETTLED),
+                offers=offers.c,
             )
         )
         .select_from(HelpRequest)
@@ -364,6 +392,7 @@ def pair_figures(
             _flag(_answered_yes()).label("accepted"),
             _flag(_followed_up()).label("followed_up"),
             _flag(delivered).label("delivered"),
+            *_tally_columns(true()),
         )
         .select_from(Assignment)
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)
@@ -387,6 +416,7 @@ def pair_figures(
             followed_up=pairs.c.followed_up,
             resolved=resolved,
             settled=or_(resolved, and_(pairs.c.status.in_(SETTLED), pairs.c.accepted == 1)),
+            offers=pairs.c,
         ),
         Provider.name,
         Provider.capacity,
@@ -404,40 +434,6 @@ def pair_figures(
             _figures_of(row),
             row.name,
             LoadFigures(1, int(row.capacity), int(row.open_assignments)),
-        )
-        for row in session.execute(statement)
-    }
-
-
-def offer_tallies(
-    session: Session, *, scope: Scope, filters: StatsFilter, group_by: GroupBy | None
-) -> dict[str | None, OfferTally]:
-    """Answers and ratings per group, over offers (assignments with ``offered_at``)."""
-    key: Label[Any] = _group_key(group_by).label("group_key")
-    statement = (
-        select(
-            key,
-            func.sum(case((_answered_yes(), 1), else_=0)).label("yes"),
-            func.sum(case((Assignment.status.in_(NO), 1), else_=0)).label("no"),
-            func.count(Feedback.id).label("feedback"),
-            func.coalesce(func.sum(Feedback.rating), 0).label("rating_sum"),
-            func.sum(case((Feedback.satisfied.is_(true()), 1), else_=0)).label("satisfied"),
-        )
-        .select_from(Assignment)
-        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
-        .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
-        .where(Assignment.offered_at.is_not(None))
-    )
-    statement = _in_scope(statement, scope, filters, group_by)
-    if group_by is not None:
-        statement = statement.group_by(key)
-    return {
-        _as_key(row.group_key): OfferTally(
-            int(row.yes or 0),
-            int(row.no or 0),
-            int(row.feedback),
-            int(row.rating_sum),
-            int(row.satisfied or 0),
         )
         for row in session.execute(statement)
     }

@@ -1,8 +1,9 @@
 """Shape the stats queries into the figures coordinators watch. Read-only: nothing is flushed.
 
-At most four queries whatever the volume, each aggregated in the database (one row per
-group): request figures for the total, the same per group (per provider: over request ×
-provider pairs, with each provider's name and load), offer/rating tallies, the supply's load.
+At most three queries whatever the volume, each aggregated in the database (one row per
+group): request figures for the total (offer and rating tallies counted in the same pass),
+the same per group (per provider: over request × provider pairs, with each provider's name
+and load), the supply's load.
 """
 
 from __future__ import annotations
@@ -82,18 +83,17 @@ def _summarise(
     group_by: GroupBy | None,
 ) -> StatsRead:
     totals = repository.request_figures(session, scope=scope, filters=filters, group_by=None)
-    tallies = repository.offer_tallies(session, scope=scope, filters=filters, group_by=group_by)
     pool = _load(repository.supply_load(session, scope=scope, category=filters.category))
-    total = _block(None, totals.get(None, Figures()), sum(tallies.values(), OfferTally()), pool)
+    total = _block(None, totals.get(None, Figures()), pool)
     groups: list[StatsGroup] = []
     if group_by is GroupBy.PROVIDER:
         pairs = repository.pair_figures(session, scope=scope, filters=filters)
-        groups = _provider_groups(pairs, tallies)
+        groups = _provider_groups(pairs)
     elif group_by is not None:
         figures = repository.request_figures(
             session, scope=scope, filters=filters, group_by=group_by
         )
-        groups = _groups(_by_text(figures), tallies, sort_key=str)
+        groups = _groups(_by_text(figures), sort_key=str)
     return StatsRead(
         scope=None if scope.prefixes is None else list(scope.prefixes),
         group_by=group_by,
@@ -110,25 +110,18 @@ def _by_text(figures: dict[str | None, Figures]) -> dict[str, Figures]:
 
 def _groups(
     figures: dict[str, Figures],
-    tallies: dict[str | None, OfferTally],
     *,
     sort_key: Callable[[str], str | int],
     label: Callable[[str], str | None] = lambda _key: None,
     load: Callable[[str], Load | None] = lambda _key: None,
 ) -> list[StatsGroup]:
-    """One block per key that has requests or offers, in key order."""
-    keys = sorted({*figures, *(k for k in tallies if k is not None)}, key=sort_key)
+    """One block per key that has requests (by provider: offers), in key order."""
     return [
-        _block(
-            key, figures.get(key, Figures()), tallies.get(key, OfferTally()), load(key), label(key)
-        )
-        for key in keys
+        _block(key, figures[key], load(key), label(key)) for key in sorted(figures, key=sort_key)
     ]
 
 
-def _provider_groups(
-    pairs: dict[str, ProviderFigures], tallies: dict[str | None, OfferTally]
-) -> list[StatsGroup]:
+def _provider_groups(pairs: dict[str, ProviderFigures]) -> list[StatsGroup]:
     def label(key: str) -> str | None:
         found = pairs.get(key)
         return found.name if found else None
@@ -138,13 +131,12 @@ def _provider_groups(
         return _load(found.load) if found else None
 
     figures = {key: found.figures for key, found in pairs.items()}
-    return _groups(figures, tallies, sort_key=int, label=label, load=load)
+    return _groups(figures, sort_key=int, label=label, load=load)
 
 
 def _block(
     key: str | None,
     figures: Figures,
-    tally: OfferTally,
     load: Load | None,
     label: str | None = None,
 ) -> StatsGroup:
@@ -164,7 +156,7 @@ def _block(
         time_to_resolution_hours=_durations(
             figures.resolution_count, figures.resolution_median, figures.resolution_mean
         ),
-        rates=_rates(tally, resolved=figures.resolved, settled=figures.settled),
+        rates=_rates(figures.offers, resolved=figures.resolved, settled=figures.settled),
         load=load,
     )
 

@@ -3,7 +3,7 @@
 ``/stats`` reduces requests (and request × provider pairs) to counts, medians and means in
 the database (app/stats/repository.py, app/sqlfuncs.py). Here random histories are built row
 by row, then changed (offers answered, completed, rated, requests resolved), and after each
-round every figure (and the supply's load, whose providers' regions and skills are JSON) is
+round every figure (offer and rating tallies included, and the supply's load, whose providers' regions and skills are JSON) is
 recounted in Python from the rows themselves, for several scopes, filters and groupings, on
 both databases.
 """
@@ -190,6 +190,19 @@ class Unit:
     resolved: bool
     resolved_at: datetime | None
     settled: bool
+    offers: tuple[int, ...]  # yes, no, feedback, rating sum, satisfied
+
+
+def _tally(offers: list[Assignment], feedback: dict[int, Feedback]) -> tuple[int, ...]:
+    offered = [a for a in offers if a.offered_at is not None]
+    rated = [feedback[a.id] for a in offered if a.id in feedback]
+    return (
+        sum(_answered_yes(a) for a in offered),
+        sum(a.status in NO for a in offered),
+        len(rated),
+        sum(f.rating for f in rated),
+        sum(f.satisfied for f in rated),
+    )
 
 
 def _answered_yes(a: Assignment) -> bool:
@@ -242,6 +255,7 @@ def _reference_units(
                         resolved,
                         r.resolved_at if resolved else None,
                         resolved or (r.status in SETTLED and accepted),
+                        _tally(mine, feedback),
                     )
                 )
             continue
@@ -262,6 +276,7 @@ def _reference_units(
                 r.status is RequestStatus.RESOLVED,
                 r.resolved_at,
                 r.status in SETTLED,
+                _tally(offers[r.id], feedback),
             )
         )
     return units
@@ -284,9 +299,18 @@ def _reference_block(units: list[Unit]) -> dict[str, Any]:
             len(resolved),
         ],
         "settled": sum(u.settled for u in units),
+        "offers": _reference_rates(
+            [sum(column) for column in zip(*(u.offers for u in units), strict=True)]
+        ),
         "to_match": _reference_durations(to_match),
         "to_resolve": _reference_durations(to_resolve),
     }
+
+
+def _reference_rates(tally: list[int]) -> tuple[Any, ...]:
+    yes, no, rated, rating_sum, satisfied = tally or [0] * 5
+    share = (lambda n: round(n / rated, 4)) if rated else (lambda _n: None)
+    return (yes + no, yes, rated, share(rating_sum), share(satisfied))
 
 
 def _reference_durations(values: list[float]) -> tuple[int, float | None, float | None]:
@@ -329,6 +353,13 @@ def _answer_block(group: StatsGroup) -> dict[str, Any]:
     return {
         "funnel": [f.submitted, f.matched, f.accepted, f.first_follow_up, f.resolved],
         "settled": group.rates.settled,
+        "offers": (
+            group.rates.offers_answered,
+            group.rates.offers_accepted,
+            group.rates.satisfaction.feedback,
+            group.rates.satisfaction.mean_rating,
+            group.rates.satisfaction.satisfied_share,
+        ),
         "to_match": (
             group.time_to_match_hours.count,
             group.time_to_match_hours.median,
@@ -345,6 +376,7 @@ def _answer_block(group: StatsGroup) -> dict[str, Any]:
 def _same(answer: dict[str, Any], reference: dict[str, Any]) -> None:
     assert answer["funnel"] == reference["funnel"]
     assert answer["settled"] == reference["settled"]
+    assert answer["offers"] == reference["offers"]
     for figure in ("to_match", "to_resolve"):
         count, mid, mean = reference[figure]
         assert answer[figure] == (
