@@ -21,10 +21,12 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal_column,
     null,
     or_,
     select,
     true,
+    tuple_,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Label
@@ -203,8 +205,8 @@ def _conditions(scope: Scope, f: StatsFilter) -> list[ColumnElement[bool]]:
 
 def _group_key(group_by: GroupBy | None) -> SQLColumnExpression[Any]:
     """The group key as SQL; ``provider`` needs ``Assignment`` in the FROM clause."""
-    if group_by is GroupBy.REGION:
-        return func.substr(Enterprise.region_code, 1, 4)
+    if group_by is GroupBy.REGION:  # literal bounds: the same text in SELECT and GROUP BY
+        return func.substr(Enterprise.region_code, literal_column("1"), literal_column("4"))
     if group_by is GroupBy.CATEGORY:
         return HelpRequest.category
     if group_by is GroupBy.TIER:
@@ -338,11 +340,36 @@ def _read_figures(session: Session, statement: Any) -> dict[str | None, Figures]
 
 def request_figures(
     session: Session, *, scope: Scope, filters: StatsFilter, group_by: GroupBy | None
-) -> dict[str | None, Figures]:
-    """Figures per group over the requests in scope (one key, ``None``, without
-    ``group_by``); ``group_by`` must not be ``provider`` (see pair_figures)."""
+) -> tuple[Figures, dict[str, Figures]]:
+    """The total over the requests in scope and, with ``group_by`` (not ``provider``: see
+    pair_figures), the same figures per group.
+
+    The total's medians cannot be summed from the groups'. PostgreSQL computes both in one
+    pass (``GROUPING SETS ((key), ())``; every group key is a NOT NULL column, so the row
+    whose key is NULL is the total); SQLite has no grouping sets, so there the total is a
+    second statement.
+    """
     if group_by is GroupBy.PROVIDER:
         raise ValueError("a request has no single provider; use pair_figures")
+    if group_by is None:
+        rows = _read_figures(session, _request_statement(scope, filters, None))
+        return rows.get(None, Figures()), {}
+    if session.get_bind().dialect.name == "postgresql":
+        rows = _read_figures(
+            session, _request_statement(scope, filters, group_by, grouping_sets=True)
+        )
+        total = rows.pop(None, Figures())
+    else:
+        rows = _read_figures(session, _request_statement(scope, filters, group_by))
+        total = _read_figures(session, _request_statement(scope, filters, None)).get(
+            None, Figures()
+        )
+    return total, {key or "": figures for key, figures in rows.items()}
+
+
+def _request_statement(
+    scope: Scope, filters: StatsFilter, group_by: GroupBy | None, *, grouping_sets: bool = False
+) -> Any:
     offers = _per_request_offers()
     key: Label[Any] = _group_key(group_by).label("group_key")
     statement = (
@@ -363,9 +390,11 @@ def request_figures(
         .outerjoin(offers, offers.c.request_id == HelpRequest.id)
     )
     statement = _in_scope(statement, scope, filters, group_by)
+    if grouping_sets:
+        return statement.group_by(func.grouping_sets(tuple_(_group_key(group_by)), tuple_()))
     if group_by is not None:
-        statement = statement.group_by(key)
-    return _read_figures(session, statement)
+        return statement.group_by(key)
+    return statement
 
 
 def pair_figures(

@@ -1,9 +1,9 @@
 """Shape the stats queries into the figures coordinators watch. Read-only: nothing is flushed.
 
 At most three queries whatever the volume, each aggregated in the database (one row per
-group): request figures for the total (offer and rating tallies counted in the same pass),
-the same per group (per provider: over request × provider pairs, with each provider's name
-and load), the supply's load.
+group): request figures for the total and per group (offer and rating tallies counted in the
+same pass; one statement on PostgreSQL, two on SQLite), per provider the figures over request
+× provider pairs with each provider's name and load, and the supply's load.
 """
 
 from __future__ import annotations
@@ -82,18 +82,18 @@ def _summarise(
     filters: StatsFilter,
     group_by: GroupBy | None,
 ) -> StatsRead:
-    totals = repository.request_figures(session, scope=scope, filters=filters, group_by=None)
+    by_request = None if group_by is GroupBy.PROVIDER else group_by
+    totals, figures = repository.request_figures(
+        session, scope=scope, filters=filters, group_by=by_request
+    )
     pool = _load(repository.supply_load(session, scope=scope, category=filters.category))
-    total = _block(None, totals.get(None, Figures()), pool)
+    total = _block(None, totals, pool)
     groups: list[StatsGroup] = []
     if group_by is GroupBy.PROVIDER:
         pairs = repository.pair_figures(session, scope=scope, filters=filters)
         groups = _provider_groups(pairs)
     elif group_by is not None:
-        figures = repository.request_figures(
-            session, scope=scope, filters=filters, group_by=group_by
-        )
-        groups = _groups(_by_text(figures), sort_key=str)
+        groups = _groups(figures, sort_key=str)
     return StatsRead(
         scope=None if scope.prefixes is None else list(scope.prefixes),
         group_by=group_by,
@@ -101,11 +101,6 @@ def _summarise(
         total=total,
         groups=groups,
     )
-
-
-def _by_text(figures: dict[str | None, Figures]) -> dict[str, Figures]:
-    """Group keys as the response spells them (a missing key is the empty string)."""
-    return {key or "": value for key, value in figures.items()}
 
 
 def _groups(
