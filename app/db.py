@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import CursorResult, Delete, Engine, Update, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.sqlfuncs import register_sqlite_functions
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "zhuqi_sqlite_begin"
 
@@ -78,6 +80,7 @@ def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        register_sqlite_functions(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -1,8 +1,9 @@
 """The few aggregate queries behind ``/stats``; ``visible_to`` is the one place their scoping lives.
 
-Counts and sums are done in SQL (portable ``COUNT``/``SUM``/``GROUP BY``). Medians are not
-portable SQL, so the funnel comes back as one compact row per request (or request × provider
-pair) and is reduced in Python. Every function is one query, whatever the number of rows.
+Everything is aggregated in SQL and only one row per group comes back: at province scale
+(150k requests) shipping a row per request to Python and reducing it there took seconds.
+Counts, sums and means are portable; the median and hours between timestamps come from
+app/sqlfuncs.py. Every function is one query, whatever the number of rows.
 """
 
 from __future__ import annotations
@@ -10,18 +11,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     SQLColumnExpression,
     and_,
     case,
+    exists,
+    false,
     func,
+    literal_column,
     null,
     or_,
     select,
     true,
+    tuple_,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Label
@@ -39,6 +44,7 @@ from app.models import (
     Provider,
     RequestStatus,
 )
+from app.sqlfuncs import hours_between, json_array_elements, json_has_key, median
 from app.stats.schemas import GroupBy
 
 YES = (AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE, AssignmentStatus.COMPLETED)
@@ -57,12 +63,31 @@ class Scope:
             return true()
         return region_clause(Enterprise.region_code, self.prefixes)
 
-    def served_by(self, regions: Sequence[str], remote_ok: bool) -> bool:
+    def serves(self, dialect: str) -> ColumnElement[bool]:
         """Whether a provider is supply for this scope, by the matching engine's hard rule:
-        empty ``regions`` means anywhere, remote providers serve anywhere too."""
-        if self.prefixes is None or not regions or remote_ok:
-            return True
-        return any(r.startswith(p) or p.startswith(r) for r in regions for p in self.prefixes)
+        empty ``regions`` means anywhere, remote providers serve anywhere too; otherwise one
+        of its regions lies under one of the scope's prefixes, or contains one."""
+        if self.prefixes is None:
+            return true()
+        code = json_array_elements(Provider.regions, dialect)
+        overlaps = [
+            or_(func.substr(code.c.value, 1, len(p)) == p, code.c.value.in_(_heads(p)))
+            for p in self.prefixes
+        ]
+        return or_(
+            func.json_array_length(Provider.regions) == 0,
+            Provider.remote_ok.is_(true()),
+            exists().select_from(code).where(or_(false(), *overlaps)),
+        )
+
+    @property
+    def everywhere(self) -> bool:
+        return self.prefixes is None
+
+
+def _heads(prefix: str) -> list[str]:
+    """``prefix`` and every shorter code it starts with: a region containing the prefix."""
+    return [prefix[:n] for n in range(1, len(prefix) + 1)]
 
 
 def visible_to(principal: Principal, *, region: str | None = None) -> Scope:
@@ -89,23 +114,6 @@ class StatsFilter:
     until: datetime | None = None
 
 
-class Unit(NamedTuple):
-    """A request (or a request × provider pair) reduced to what the funnel and timings need.
-
-    A named tuple, not a dataclass: there is one per request and building them is the hot
-    loop at 10k requests.
-    """
-
-    key: str | None
-    created_at: datetime
-    first_offered_at: datetime | None
-    accepted: bool
-    followed_up: bool
-    resolved: bool
-    resolved_at: datetime | None
-    settled: bool
-
-
 @dataclass(frozen=True)
 class OfferTally:
     """Additive per-group counts over offers, so the total is the sum of the groups."""
@@ -127,20 +135,63 @@ class OfferTally:
 
 
 @dataclass(frozen=True)
-class ProviderLoadRow:
-    id: int
+class Figures:
+    """The request-side figures of one group, aggregated in the database.
+
+    A request (or, grouped by provider, a request × provider pair) is one unit. Durations are
+    in hours over the units that reached the step; medians and means are ``None`` without any.
+    ``offers`` tallies the units' offers, counted in the same pass.
+    """
+
+    submitted: int = 0
+    matched: int = 0
+    accepted: int = 0
+    followed_up: int = 0
+    resolved: int = 0
+    settled: int = 0
+    match_count: int = 0
+    match_median: float | None = None
+    match_mean: float | None = None
+    resolution_count: int = 0
+    resolution_median: float | None = None
+    resolution_mean: float | None = None
+    offers: OfferTally = OfferTally()
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    """Providers, their summed capacity and open assignments (offered, accepted, active)."""
+
+    providers: int = 0
+    capacity: int = 0
+    open_assignments: int = 0
+
+
+@dataclass(frozen=True)
+class ProviderFigures:
+    """One provider's figures over the pairs it was offered, with its name and load now."""
+
+    figures: Figures
     name: str
-    capacity: int
-    active: bool
-    regions: list[str]
-    remote_ok: bool
-    skills: dict[str, Any]
-    open_assignments: int
+    load: LoadFigures
+
+
+def _needs_enterprise(scope: Scope, f: StatsFilter, group_by: GroupBy | None) -> bool:
+    """Whether a statement must join ``Enterprise``: for the scope, the tier filter or a
+    region/tier group key. Everywhere and ungrouped, the join (100k rows) is pure cost."""
+    return not scope.everywhere or f.tier is not None or group_by in (GroupBy.REGION, GroupBy.TIER)
+
+
+def _in_scope(statement: Any, scope: Scope, f: StatsFilter, group_by: GroupBy | None) -> Any:
+    """``statement`` (whose FROM has ``HelpRequest``) narrowed to the scope and filters."""
+    if _needs_enterprise(scope, f, group_by):
+        statement = statement.join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+    return statement.where(*_conditions(scope, f))
 
 
 def _conditions(scope: Scope, f: StatsFilter) -> list[ColumnElement[bool]]:
-    """WHERE terms for a statement that joins ``HelpRequest`` and ``Enterprise``."""
-    terms = [scope.clause()]
+    """WHERE terms; they name ``Enterprise`` only when _needs_enterprise says so."""
+    terms = [] if scope.everywhere else [scope.clause()]
     if f.category:
         terms.append(HelpRequest.category == f.category)
     if f.tier:
@@ -154,8 +205,8 @@ def _conditions(scope: Scope, f: StatsFilter) -> list[ColumnElement[bool]]:
 
 def _group_key(group_by: GroupBy | None) -> SQLColumnExpression[Any]:
     """The group key as SQL; ``provider`` needs ``Assignment`` in the FROM clause."""
-    if group_by is GroupBy.REGION:
-        return func.substr(Enterprise.region_code, 1, 4)
+    if group_by is GroupBy.REGION:  # literal bounds: the same text in SELECT and GROUP BY
+        return func.substr(Enterprise.region_code, literal_column("1"), literal_column("4"))
     if group_by is GroupBy.CATEGORY:
         return HelpRequest.category
     if group_by is GroupBy.TIER:
@@ -188,68 +239,169 @@ def _followed_up() -> ColumnElement[bool]:
     return Assignment.id.in_(logged)
 
 
+def _tally_columns(offered: ColumnElement[bool]) -> list[Label[Any]]:
+    """Answers and ratings over the rows (assignments joined to their feedback) that are
+    offers; summed again per group, they are the group's :class:`OfferTally`."""
+    return [
+        func.sum(case((and_(offered, _answered_yes()), 1), else_=0)).label("yes"),
+        func.sum(case((and_(offered, Assignment.status.in_(NO)), 1), else_=0)).label("no"),
+        func.count(case((offered, Feedback.id), else_=null())).label("feedback"),
+        func.sum(case((offered, Feedback.rating), else_=0)).label("rating_sum"),
+        func.sum(case((and_(offered, Feedback.satisfied.is_(true())), 1), else_=0)).label(
+            "satisfied"
+        ),
+    ]
+
+
 def _per_request_offers() -> Any:
-    """First offer, ever-accepted and any-follow-up per request, over all its assignments."""
+    """First offer, ever-accepted and any-follow-up per request, over all its assignments,
+    and the tally of its offers: one pass over assignments serves every figure."""
     return (
         select(
             Assignment.request_id.label("request_id"),
             func.min(Assignment.offered_at).label("first_offered_at"),
             _flag(_answered_yes()).label("accepted"),
             _flag(_followed_up()).label("followed_up"),
+            *_tally_columns(Assignment.offered_at.is_not(None)),
         )
+        .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
         .group_by(Assignment.request_id)
         .subquery("per_request")
     )
 
 
-def request_units(
+def _figures(
+    keys: Sequence[SQLColumnExpression[Any]],
+    *,
+    created_at: SQLColumnExpression[datetime],
+    first_offered_at: SQLColumnExpression[datetime | None],
+    resolved_at: SQLColumnExpression[datetime | None],
+    accepted: SQLColumnExpression[Any],
+    followed_up: SQLColumnExpression[Any],
+    resolved: SQLColumnExpression[bool],
+    settled: SQLColumnExpression[bool],
+    offers: Any,
+) -> list[SQLColumnExpression[Any]]:
+    """The aggregate columns of :class:`Figures`, over units that are rows of the FROM."""
+    to_match = hours_between(first_offered_at, created_at)
+    to_resolve = case((resolved, hours_between(resolved_at, created_at)), else_=null())
+    return [
+        *keys,
+        func.count().label("submitted"),
+        func.count(first_offered_at).label("matched"),
+        func.coalesce(func.sum(accepted), 0).label("accepted"),
+        func.coalesce(func.sum(followed_up), 0).label("followed_up"),
+        func.sum(case((resolved, 1), else_=0)).label("resolved"),
+        func.sum(case((settled, 1), else_=0)).label("settled"),
+        func.count(to_match).label("match_count"),
+        median(to_match).label("match_median"),
+        func.avg(to_match).label("match_mean"),
+        func.count(to_resolve).label("resolution_count"),
+        median(to_resolve).label("resolution_median"),
+        func.avg(to_resolve).label("resolution_mean"),
+        *(
+            func.coalesce(func.sum(offers[name]), 0).label(name)
+            for name in ("yes", "no", "feedback", "rating_sum", "satisfied")
+        ),
+    ]
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _figures_of(row: Any) -> Figures:
+    return Figures(
+        submitted=int(row.submitted),
+        matched=int(row.matched),
+        accepted=int(row.accepted),
+        followed_up=int(row.followed_up),
+        resolved=int(row.resolved or 0),
+        settled=int(row.settled or 0),
+        match_count=int(row.match_count),
+        match_median=_number(row.match_median),
+        match_mean=_number(row.match_mean),
+        resolution_count=int(row.resolution_count),
+        resolution_median=_number(row.resolution_median),
+        resolution_mean=_number(row.resolution_mean),
+        offers=OfferTally(
+            int(row.yes), int(row.no), int(row.feedback), int(row.rating_sum), int(row.satisfied)
+        ),
+    )
+
+
+def _read_figures(session: Session, statement: Any) -> dict[str | None, Figures]:
+    return {
+        _as_key(row.group_key): _figures_of(row)
+        for row in session.execute(statement)
+        if row.submitted
+    }
+
+
+def request_figures(
     session: Session, *, scope: Scope, filters: StatsFilter, group_by: GroupBy | None
-) -> list[Unit]:
-    """One unit per request in scope; ``group_by`` must not be ``provider`` (see pair_units)."""
+) -> tuple[Figures, dict[str, Figures]]:
+    """The total over the requests in scope and, with ``group_by`` (not ``provider``: see
+    pair_figures), the same figures per group.
+
+    The total's medians cannot be summed from the groups'. PostgreSQL computes both in one
+    pass (``GROUPING SETS ((key), ())``; every group key is a NOT NULL column, so the row
+    whose key is NULL is the total); SQLite has no grouping sets, so there the total is a
+    second statement.
+    """
     if group_by is GroupBy.PROVIDER:
-        raise ValueError("a request has no single provider; use pair_units")
+        raise ValueError("a request has no single provider; use pair_figures")
+    if group_by is None:
+        rows = _read_figures(session, _request_statement(scope, filters, None))
+        return rows.get(None, Figures()), {}
+    if session.get_bind().dialect.name == "postgresql":
+        rows = _read_figures(
+            session, _request_statement(scope, filters, group_by, grouping_sets=True)
+        )
+        total = rows.pop(None, Figures())
+    else:
+        rows = _read_figures(session, _request_statement(scope, filters, group_by))
+        total = _read_figures(session, _request_statement(scope, filters, None)).get(
+            None, Figures()
+        )
+    return total, {key or "": figures for key, figures in rows.items()}
+
+
+def _request_statement(
+    scope: Scope, filters: StatsFilter, group_by: GroupBy | None, *, grouping_sets: bool = False
+) -> Any:
     offers = _per_request_offers()
+    key: Label[Any] = _group_key(group_by).label("group_key")
     statement = (
         select(
-            _group_key(group_by).label("group_key"),
-            HelpRequest.status,
-            HelpRequest.created_at,
-            HelpRequest.resolved_at,
-            offers.c.first_offered_at,
-            offers.c.accepted,
-            offers.c.followed_up,
+            *_figures(
+                [key],
+                created_at=HelpRequest.created_at,
+                first_offered_at=offers.c.first_offered_at,
+                resolved_at=HelpRequest.resolved_at,
+                accepted=offers.c.accepted,
+                followed_up=offers.c.followed_up,
+                resolved=HelpRequest.status == RequestStatus.RESOLVED,
+                settled=HelpRequest.status.in_(SETTLED),
+                offers=offers.c,
+            )
         )
         .select_from(HelpRequest)
-        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
         .outerjoin(offers, offers.c.request_id == HelpRequest.id)
-        .where(*_conditions(scope, filters))
     )
-    return [_request_unit(*row) for row in session.execute(statement)]
+    statement = _in_scope(statement, scope, filters, group_by)
+    if grouping_sets:
+        return statement.group_by(func.grouping_sets(tuple_(_group_key(group_by)), tuple_()))
+    if group_by is not None:
+        return statement.group_by(key)
+    return statement
 
 
-def _request_unit(
-    key: object,
-    status: RequestStatus,
-    created_at: datetime,
-    resolved_at: datetime | None,
-    first_offered_at: datetime | None,
-    accepted: int | None,
-    followed_up: int | None,
-) -> Unit:
-    return Unit(
-        _as_key(key),
-        created_at,
-        first_offered_at,
-        bool(accepted),
-        bool(followed_up),
-        status == RequestStatus.RESOLVED,
-        resolved_at,
-        status in SETTLED,
-    )
-
-
-def pair_units(session: Session, *, scope: Scope, filters: StatsFilter) -> list[Unit]:
-    """One unit per request × provider it was offered to, keyed by provider id.
+def pair_figures(
+    session: Session, *, scope: Scope, filters: StatsFilter
+) -> dict[str, ProviderFigures]:
+    """Figures per provider over request × provider pairs it was offered, keyed by its id,
+    with its name and its load now (over all regions, as in :func:`supply_load`).
 
     A provider is credited with a resolution only for work it completed that was not rated
     unsatisfied, and its ``settled`` counts only requests it accepted, so a provider that
@@ -259,113 +411,91 @@ def pair_units(session: Session, *, scope: Scope, filters: StatsFilter) -> list[
         Assignment.status == AssignmentStatus.COMPLETED,
         or_(Feedback.id.is_(None), Feedback.satisfied.is_(true())),
     )
-    statement = (
+    pairs = (
         select(
-            Assignment.provider_id,
-            HelpRequest.status,
-            HelpRequest.created_at,
-            HelpRequest.resolved_at,
-            func.min(Assignment.offered_at),
-            _flag(_answered_yes()),
-            _flag(_followed_up()),
-            _flag(delivered),
+            Assignment.provider_id.label("provider_id"),
+            HelpRequest.status.label("status"),
+            HelpRequest.created_at.label("created_at"),
+            HelpRequest.resolved_at.label("resolved_at"),
+            func.min(Assignment.offered_at).label("first_offered_at"),
+            _flag(_answered_yes()).label("accepted"),
+            _flag(_followed_up()).label("followed_up"),
+            _flag(delivered).label("delivered"),
+            *_tally_columns(true()),
         )
         .select_from(Assignment)
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)
-        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
         .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
-        .where(Assignment.offered_at.is_not(None), *_conditions(scope, filters))
+        .where(Assignment.offered_at.is_not(None))
+    )
+    pairs = (
+        _in_scope(pairs, scope, filters, None)
         .group_by(HelpRequest.id, Assignment.provider_id)
+        .subquery("pairs")
     )
-    return [_pair_unit(*row) for row in session.execute(statement)]
-
-
-def _pair_unit(
-    provider_id: int,
-    status: RequestStatus,
-    created_at: datetime,
-    resolved_at: datetime | None,
-    first_offered_at: datetime | None,
-    accepted: int,
-    followed_up: int,
-    delivered: int,
-) -> Unit:
-    resolved = status == RequestStatus.RESOLVED and bool(delivered)
-    return Unit(
-        str(provider_id),
-        created_at,
-        first_offered_at,
-        bool(accepted),
-        bool(followed_up),
-        resolved,
-        resolved_at if resolved else None,
-        resolved or (status in SETTLED and bool(accepted)),
+    open_now = _open_counts()
+    resolved = and_(pairs.c.status == RequestStatus.RESOLVED, pairs.c.delivered == 1)
+    statement = select(
+        *_figures(
+            [pairs.c.provider_id.label("group_key")],
+            created_at=pairs.c.created_at,
+            first_offered_at=pairs.c.first_offered_at,
+            resolved_at=pairs.c.resolved_at,
+            accepted=pairs.c.accepted,
+            followed_up=pairs.c.followed_up,
+            resolved=resolved,
+            settled=or_(resolved, and_(pairs.c.status.in_(SETTLED), pairs.c.accepted == 1)),
+            offers=pairs.c,
+        ),
+        Provider.name,
+        Provider.capacity,
+        func.coalesce(open_now.c.open_assignments, 0).label("open_assignments"),
     )
-
-
-def offer_tallies(
-    session: Session, *, scope: Scope, filters: StatsFilter, group_by: GroupBy | None
-) -> dict[str | None, OfferTally]:
-    """Answers and ratings per group, over offers (assignments with ``offered_at``)."""
-    key: Label[Any] = _group_key(group_by).label("group_key")
     statement = (
-        select(
-            key,
-            func.sum(case((_answered_yes(), 1), else_=0)).label("yes"),
-            func.sum(case((Assignment.status.in_(NO), 1), else_=0)).label("no"),
-            func.count(Feedback.id).label("feedback"),
-            func.coalesce(func.sum(Feedback.rating), 0).label("rating_sum"),
-            func.sum(case((Feedback.satisfied.is_(true()), 1), else_=0)).label("satisfied"),
+        statement.join(Provider, Provider.id == pairs.c.provider_id)
+        .outerjoin(open_now, open_now.c.provider_id == Provider.id)
+        .group_by(
+            pairs.c.provider_id, Provider.name, Provider.capacity, open_now.c.open_assignments
         )
-        .select_from(Assignment)
-        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
-        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
-        .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
-        .where(Assignment.offered_at.is_not(None), *_conditions(scope, filters))
     )
-    if group_by is not None:
-        statement = statement.group_by(key)
     return {
-        _as_key(row.group_key): OfferTally(
-            int(row.yes or 0),
-            int(row.no or 0),
-            int(row.feedback),
-            int(row.rating_sum),
-            int(row.satisfied or 0),
+        str(row.group_key): ProviderFigures(
+            _figures_of(row),
+            row.name,
+            LoadFigures(1, int(row.capacity), int(row.open_assignments)),
         )
         for row in session.execute(statement)
     }
 
 
-def provider_loads(session: Session) -> list[ProviderLoadRow]:
-    """Every provider with its open assignments now, counted over all regions: capacity is
-    one number per provider, so a slot taken elsewhere is not free here."""
-    open_counts = (
+def _open_counts() -> Any:
+    """Open assignments per provider now, over all regions: capacity is one number per
+    provider, so a slot taken elsewhere is not free here."""
+    return (
         select(Assignment.provider_id, func.count().label("open_assignments"))
         .where(Assignment.status.in_(OPEN))
         .group_by(Assignment.provider_id)
         .subquery("open_counts")
     )
-    statement = select(
-        Provider.id,
-        Provider.name,
-        Provider.capacity,
-        Provider.active,
-        Provider.regions,
-        Provider.remote_ok,
-        Provider.skills,
-        func.coalesce(open_counts.c.open_assignments, 0).label("open_assignments"),
-    ).outerjoin(open_counts, open_counts.c.provider_id == Provider.id)
-    return [
-        ProviderLoadRow(
-            id=row.id,
-            name=row.name,
-            capacity=row.capacity,
-            active=row.active,
-            regions=list(row.regions or ()),
-            remote_ok=row.remote_ok,
-            skills=dict(row.skills or {}),
-            open_assignments=int(row.open_assignments),
+
+
+def supply_load(session: Session, *, scope: Scope, category: str | None) -> LoadFigures:
+    """The load of the active providers the scope can draw on (serving its regions, or
+    remote, or anywhere) and, with a category, skilled in it; summed in the database, so
+    50k providers' JSON never reaches Python."""
+    dialect = session.get_bind().dialect.name
+    open_now = _open_counts()
+    terms = [Provider.active.is_(true()), scope.serves(dialect)]
+    if category is not None:
+        terms.append(json_has_key(Provider.skills, category, dialect))
+    row = session.execute(
+        select(
+            func.count().label("providers"),
+            func.coalesce(func.sum(Provider.capacity), 0).label("capacity"),
+            func.coalesce(func.sum(open_now.c.open_assignments), 0).label("open_assignments"),
         )
-        for row in session.execute(statement)
-    ]
+        .select_from(Provider)
+        .outerjoin(open_now, open_now.c.provider_id == Provider.id)
+        .where(*terms)
+    ).one()
+    return LoadFigures(int(row.providers), int(row.capacity), int(row.open_assignments))

@@ -1,16 +1,15 @@
-"""Reduce the stats queries to the figures coordinators watch. Read-only: nothing is flushed.
+"""Shape the stats queries into the figures coordinators watch. Read-only: nothing is flushed.
 
-Four queries whatever the volume: per-request facts, per-pair facts (grouped by provider
-only), offer/rating tallies, provider loads. Medians and means are computed here because
-medians are not portable SQL; the rows are a few small columns each.
+At most three queries whatever the volume, each aggregated in the database (one row per
+group): request figures for the total and per group (offer and rating tallies counted in the
+same pass; one statement on PostgreSQL, two on SQLite), per provider the figures over request
+× provider pairs with each provider's name and load, and the supply's load.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
-from statistics import fmean, median
 
 from sqlalchemy.orm import Session
 
@@ -19,7 +18,7 @@ from app.common.clock import utc_now
 from app.common.principal import Principal
 from app.errors import Forbidden, InvalidInput
 from app.stats import repository
-from app.stats.repository import OfferTally, ProviderLoadRow, StatsFilter, Unit
+from app.stats.repository import Figures, LoadFigures, OfferTally, ProviderFigures, StatsFilter
 from app.stats.schemas import (
     Durations,
     Funnel,
@@ -83,18 +82,18 @@ def _summarise(
     filters: StatsFilter,
     group_by: GroupBy | None,
 ) -> StatsRead:
-    by_request = group_by if group_by is not GroupBy.PROVIDER else None
-    requests = repository.request_units(session, scope=scope, filters=filters, group_by=by_request)
-    tallies = repository.offer_tallies(session, scope=scope, filters=filters, group_by=group_by)
-    providers = repository.provider_loads(session)
-    pool = _load(_supply(providers, scope, filters.category))
-    total = _block(None, requests, sum(tallies.values(), OfferTally()), pool)
+    by_request = None if group_by is GroupBy.PROVIDER else group_by
+    totals, figures = repository.request_figures(
+        session, scope=scope, filters=filters, group_by=by_request
+    )
+    pool = _load(repository.supply_load(session, scope=scope, category=filters.category))
+    total = _block(None, totals, pool)
     groups: list[StatsGroup] = []
     if group_by is GroupBy.PROVIDER:
-        pairs = repository.pair_units(session, scope=scope, filters=filters)
-        groups = _provider_groups(pairs, tallies, {p.id: p for p in providers})
+        pairs = repository.pair_figures(session, scope=scope, filters=filters)
+        groups = _provider_groups(pairs)
     elif group_by is not None:
-        groups = _groups(_bucket(requests), tallies, sort_key=str)
+        groups = _groups(figures, sort_key=str)
     return StatsRead(
         scope=None if scope.prefixes is None else list(scope.prefixes),
         group_by=group_by,
@@ -104,82 +103,55 @@ def _summarise(
     )
 
 
-def _supply(
-    providers: Iterable[ProviderLoadRow], scope: repository.Scope, category: str | None
-) -> list[ProviderLoadRow]:
-    """The active providers the scope can draw on: serving its regions (or remote or
-    anywhere) and, with a category filter, skilled in that category."""
-    return [
-        p
-        for p in providers
-        if p.active
-        and scope.served_by(p.regions, p.remote_ok)
-        and (category is None or category in p.skills)
-    ]
-
-
-def _bucket(units: Iterable[Unit]) -> dict[str, list[Unit]]:
-    buckets: dict[str, list[Unit]] = defaultdict(list)
-    for unit in units:
-        buckets[unit.key or ""].append(unit)
-    return buckets
-
-
 def _groups(
-    units: dict[str, list[Unit]],
-    tallies: dict[str | None, OfferTally],
+    figures: dict[str, Figures],
     *,
     sort_key: Callable[[str], str | int],
     label: Callable[[str], str | None] = lambda _key: None,
     load: Callable[[str], Load | None] = lambda _key: None,
 ) -> list[StatsGroup]:
-    """One block per key that has requests or offers, in key order."""
-    keys = sorted({*units, *(k for k in tallies if k is not None)}, key=sort_key)
+    """One block per key that has requests (by provider: offers), in key order."""
     return [
-        _block(key, units.get(key, []), tallies.get(key, OfferTally()), load(key), label(key))
-        for key in keys
+        _block(key, figures[key], load(key), label(key)) for key in sorted(figures, key=sort_key)
     ]
 
 
-def _provider_groups(
-    pairs: list[Unit], tallies: dict[str | None, OfferTally], providers: dict[int, ProviderLoadRow]
-) -> list[StatsGroup]:
+def _provider_groups(pairs: dict[str, ProviderFigures]) -> list[StatsGroup]:
     def label(key: str) -> str | None:
-        found = providers.get(int(key))
+        found = pairs.get(key)
         return found.name if found else None
 
     def load(key: str) -> Load | None:
-        found = providers.get(int(key))
-        return _load([found]) if found else None
+        found = pairs.get(key)
+        return _load(found.load) if found else None
 
-    return _groups(_bucket(pairs), tallies, sort_key=int, label=label, load=load)
+    figures = {key: found.figures for key, found in pairs.items()}
+    return _groups(figures, sort_key=int, label=label, load=load)
 
 
 def _block(
     key: str | None,
-    units: Sequence[Unit],
-    tally: OfferTally,
+    figures: Figures,
     load: Load | None,
     label: str | None = None,
 ) -> StatsGroup:
-    resolved = [u for u in units if u.resolved]
     return StatsGroup(
         key=key,
         label=label,
         funnel=Funnel(
-            submitted=len(units),
-            matched=sum(u.first_offered_at is not None for u in units),
-            accepted=sum(u.accepted for u in units),
-            first_follow_up=sum(u.followed_up for u in units),
-            resolved=len(resolved),
+            submitted=figures.submitted,
+            matched=figures.matched,
+            accepted=figures.accepted,
+            first_follow_up=figures.followed_up,
+            resolved=figures.resolved,
         ),
         time_to_match_hours=_durations(
-            _hours(u.first_offered_at, u.created_at) for u in units if u.first_offered_at
+            figures.match_count, figures.match_median, figures.match_mean
         ),
         time_to_resolution_hours=_durations(
-            _hours(u.resolved_at, u.created_at) for u in resolved if u.resolved_at
+            figures.resolution_count, figures.resolution_median, figures.resolution_mean
         ),
-        rates=_rates(tally, resolved=len(resolved), settled=sum(u.settled for u in units)),
+        rates=_rates(figures.offers, resolved=figures.resolved, settled=figures.settled),
         load=load,
     )
 
@@ -200,28 +172,19 @@ def _rates(tally: OfferTally, *, resolved: int, settled: int) -> Rates:
     )
 
 
-def _load(providers: Sequence[ProviderLoadRow]) -> Load:
-    capacity = sum(p.capacity for p in providers)
-    open_assignments = sum(p.open_assignments for p in providers)
+def _load(figures: LoadFigures) -> Load:
     return Load(
-        providers=len(providers),
-        capacity=capacity,
-        open_assignments=open_assignments,
-        utilisation=_ratio(open_assignments, capacity),
+        providers=figures.providers,
+        capacity=figures.capacity,
+        open_assignments=figures.open_assignments,
+        utilisation=_ratio(figures.open_assignments, figures.capacity),
     )
 
 
-def _hours(later: datetime, earlier: datetime) -> float:
-    return (later - earlier).total_seconds() / 3600
-
-
-def _durations(hours: Iterable[float]) -> Durations:
-    values = list(hours)
-    if not values:
+def _durations(count: int, median: float | None, mean: float | None) -> Durations:
+    if count == 0 or median is None or mean is None:
         return Durations(count=0, median=None, mean=None)
-    return Durations(
-        count=len(values), median=round(median(values), 3), mean=round(fmean(values), 3)
-    )
+    return Durations(count=count, median=round(median, 3), mean=round(mean, 3))
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

@@ -1,0 +1,270 @@
+"""``/stats`` cold at province scale (issue 7.2): how long one uncached computation takes.
+
+Seeds a scratch database (or reuses ``--database-url``, already seeded), adds a synthetic
+offer history once (about 60 % of requests offered, one in three of those twice; accepted,
+active, completed with ratings and follow-ups, declined, expired, withdrawn; some requests
+resolved or unresolvable), then times ``app.stats.service.summarise`` with the cache off for
+an admin (everything) and a coordinator of the largest province, with and without
+``group_by``. Each figure is the best of ``--repeat`` runs, every one cold (no cache).
+
+Usage::
+
+    .venv/bin/python bench/stats.py --database postgresql --enterprises 100k --providers 50k
+    .venv/bin/python bench/stats.py --database sqlite --enterprises 100k --providers 50k
+    .venv/bin/python bench/stats.py --database-url postgresql+psycopg://postgres@127.0.0.1/db
+
+With ``--keep FILE`` (SQLite) the seeded database is copied there, so a second run with
+``--database-url sqlite:///FILE`` skips the seed. The history is added only to a database
+that has no assignments yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scratch import scratch_database
+
+from app.common.principal import Principal
+from app.db import make_engine, make_session_factory
+from app.models import (
+    Assignment,
+    AssignmentStatus,
+    Enterprise,
+    Feedback,
+    FollowUp,
+    HelpRequest,
+    Plan,
+    Provider,
+    RequestStatus,
+    Role,
+)
+from app.models.base import table_of
+from app.stats import service
+from app.stats.repository import StatsFilter
+from app.stats.schemas import GroupBy
+
+PYTHON = sys.executable
+STATUSES = (
+    AssignmentStatus.OFFERED,
+    AssignmentStatus.ACCEPTED,
+    AssignmentStatus.ACTIVE,
+    AssignmentStatus.COMPLETED,
+    AssignmentStatus.COMPLETED,
+    AssignmentStatus.DECLINED,
+    AssignmentStatus.EXPIRED,
+    AssignmentStatus.WITHDRAWN,
+)
+
+
+def count(text_value: str) -> int:
+    value = text_value.lower().replace("_", "")
+    return int(float(value[:-1]) * 1000) if value.endswith("k") else int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="sqlite")
+    parser.add_argument("--database-url", help="an already seeded database to reuse")
+    parser.add_argument("--enterprises", type=count, default=count("10k"))
+    parser.add_argument("--providers", type=count, default=count("10k"))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", help="SQLite: copy the seeded database to this file")
+    return parser
+
+
+@contextmanager
+def database(args: argparse.Namespace) -> Iterator[str]:
+    if args.database_url:
+        yield args.database_url
+        return
+    with scratch_database(args.database, "stats") as url:
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                *(PYTHON, "-m", "seed", "--database-url", url),
+                *("--enterprises", str(args.enterprises), "--providers", str(args.providers)),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        print(f"  seed {time.perf_counter() - started:.1f} s")
+        yield url
+
+
+def add_history(session: Session) -> int:
+    """A deterministic offer history over the seeded requests, written set-wise."""
+    if session.scalar(select(func.count()).select_from(Assignment)):
+        return 0
+    providers = list(session.scalars(select(Provider.id).order_by(Provider.id)))
+    requests = session.execute(
+        select(HelpRequest.id, HelpRequest.enterprise_id, HelpRequest.created_at).order_by(
+            HelpRequest.id
+        )
+    ).all()
+    offers: list[dict[str, Any]] = []
+    for n, (request_id, _enterprise_id, created_at) in enumerate(requests):
+        if n % 10 >= 6:
+            continue
+        for k in range(1 + (n % 3 == 0)):
+            status = STATUSES[(n + 3 * k) % len(STATUSES)]
+            offered_at = created_at + timedelta(hours=1 + (n * 7 + k) % 97)
+            answered = status not in (AssignmentStatus.OFFERED, AssignmentStatus.WITHDRAWN)
+            offers.append(
+                {
+                    "request_id": request_id,
+                    "provider_id": providers[(n * 7919 + k) % len(providers)],
+                    "origin": "match_run",
+                    "status": status,
+                    "offered_at": offered_at,
+                    "responded_at": offered_at + timedelta(hours=2) if answered else None,
+                    "completed_at": offered_at + timedelta(days=3)
+                    if status is AssignmentStatus.COMPLETED
+                    else None,
+                }
+            )
+    session.execute(insert(Assignment), offers)
+    completed: list[Any] = list(
+        session.execute(
+            select(Assignment.id, Assignment.request_id, Assignment.completed_at).where(
+                Assignment.status == AssignmentStatus.COMPLETED
+            )
+        )
+    )
+    session.execute(
+        insert(Feedback),
+        [
+            {
+                "assignment_id": a,
+                "rating": 1 + a % 5,
+                "satisfied": a % 5 >= 2,
+                "created_at": done + timedelta(hours=5),
+            }
+            for a, _r, done in completed
+            if a % 4
+        ],
+    )
+    resolved = [(r, done) for a, r, done in completed if a % 5 >= 2]
+    table = table_of(HelpRequest)
+    session.connection().execute(
+        table.update()
+        .where(table.c.id == bindparam("rid"))
+        .values(status=RequestStatus.RESOLVED.value, resolved_at=bindparam("at")),
+        [{"rid": r, "at": done + timedelta(days=1)} for r, done in resolved],
+    )
+    unresolvable = [r for n, (r, _e, _c) in enumerate(requests) if n % 23 == 0]
+    session.execute(
+        update(HelpRequest)
+        .where(HelpRequest.id.in_(unresolvable), HelpRequest.status != RequestStatus.RESOLVED)
+        .values(status=RequestStatus.UNRESOLVABLE),
+        execution_options={"synchronize_session": False},
+    )
+    _add_follow_ups(session, completed)
+    return len(offers)
+
+
+def _add_follow_ups(session: Session, completed: list[Any]) -> None:
+    """One visit per completed offer, on a plan of the request's enterprise."""
+    owners = dict(
+        session.execute(
+            select(HelpRequest.id, HelpRequest.enterprise_id).where(
+                HelpRequest.id.in_({r for _a, r, _d in completed})
+            )
+        ).all()
+    )
+    plans = dict(session.execute(select(Plan.enterprise_id, Plan.id)).all())
+    missing = sorted(set(owners.values()) - set(plans))
+    if missing:
+        session.execute(insert(Plan), [{"enterprise_id": e} for e in missing])
+        plans = dict(session.execute(select(Plan.enterprise_id, Plan.id)).all())
+    session.execute(
+        insert(FollowUp),
+        [
+            {
+                "plan_id": plans[owners[r]],
+                "assignment_id": a,
+                "kind": "visit",
+                "occurred_at": done,
+                "created_at": done,
+            }
+            for a, r, done in completed
+        ],
+    )
+
+
+def largest_province(session: Session) -> str:
+    code = func.substr(Enterprise.region_code, 1, 2)
+    return str(
+        session.execute(
+            select(code).group_by(code).order_by(func.count().desc()).limit(1)
+        ).scalar_one()
+    )
+
+
+def timed(factory: Any, principal: Principal, group_by: GroupBy | None, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        with factory() as session:
+            started = time.perf_counter()
+            service.summarise(
+                session, principal=principal, filters=StatsFilter(), group_by=group_by
+            )
+            best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    with database(args) as url:
+        engine = make_engine(url)
+        factory = make_session_factory(engine)
+        with factory() as session:
+            started = time.perf_counter()
+            added = add_history(session)
+            session.commit()
+            if added:
+                print(f"  history: {added} offers in {time.perf_counter() - started:.1f} s")
+            province = largest_province(session)
+            sizes = {
+                "enterprises": session.scalar(select(func.count()).select_from(Enterprise)),
+                "providers": session.scalar(select(func.count()).select_from(Provider)),
+                "requests": session.scalar(select(func.count()).select_from(HelpRequest)),
+                "offers": session.scalar(select(func.count()).select_from(Assignment)),
+            }
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as connection:
+                connection.exec_driver_sql("ANALYZE")
+        print(
+            f"/stats cold, {engine.dialect.name}: "
+            + ", ".join(f"{v} {k}" for k, v in sizes.items())
+        )
+        admin = Principal(user_id=0, email="admin@bench", role=Role.ADMIN)
+        coordinator = Principal(
+            user_id=0, email="c@bench", role=Role.COORDINATOR, region_prefixes=(province,)
+        )
+        for who, principal in (("admin", admin), (f"coordinator {province}", coordinator)):
+            for group_by in (None, GroupBy.REGION, GroupBy.PROVIDER):
+                seconds = timed(factory, principal, group_by, args.repeat)
+                label = f"{who}, group_by={group_by.value if group_by else '-'}"
+                print(f"  {label:<40} {seconds:7.3f} s")
+        engine.dispose()
+        if args.keep and url.startswith("sqlite:///"):
+            shutil.copy(url.removeprefix("sqlite:///"), args.keep)
+
+
+if __name__ == "__main__":
+    main()
