@@ -118,7 +118,6 @@ def write_offers(
             )
             for a in made
         ),
-        webhooks=True,
     )
     return made
 

@@ -175,7 +175,6 @@ def _apply_group(
             for u in result.unmatched
             if int(u.request) in existing
         ),
-        webhooks=True,
     )
     attach.attach_many(
         session,

@@ -62,7 +62,6 @@ def reopen_offers(
         session,
         actor=None,
         changes=(_moved(action, old, new) for old, new in rows),
-        webhooks=True,
     )
     sync_loaded(session, Assignment, [new for _, new in rows])
     sync_loaded(session, HelpRequest, reopened)
