@@ -20,6 +20,10 @@ For each database (SQLite file, PostgreSQL on 127.0.0.1), this script
    each request, so the offered rate is about ``clients / T`` requests/s instead of "as fast
    as the server answers". It never replaces the closed-loop (saturation) figures.
 
+The driver is ``bench/lean_http.py`` (a minimal keep-alive HTTP/1.1 client; ``--driver httpx``
+for httpx's async client, which cost about 3 ms of CPU per request here, more than the bare
+peer's server did, so the driver set the peer's ceiling).
+
 ``--pin`` runs the servers under ``taskset`` on cores ``0..P-1`` (1 process: one core; 2: two
 cores), so one process cannot spread over both cores; the driver and PostgreSQL stay unpinned.
 
@@ -77,7 +81,13 @@ from app.models import (
 from seed.load import DEMO_ADMIN, load_demo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lean_http import LeanClient, LeanError, LeanResponse
 from scratch import scratch_database
+
+Client = httpx.AsyncClient | LeanClient
+Reply = httpx.Response | LeanResponse
+# What a failed exchange raises, whichever client made it.
+TRANSPORT_ERRORS = (httpx.HTTPError, LeanError, OSError, TimeoutError)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -341,8 +351,8 @@ def server(target: str, url: str, processes: int, *, pin: bool = False) -> Itera
 
 
 async def _zhuqi_call(
-    client: httpx.AsyncClient, world: World, label: str, rng: random.Random, result: Result
-) -> httpx.Response:
+    client: Client, world: World, label: str, rng: random.Random, result: Result
+) -> Reply:
     coord = world.coordinator
     params: dict[str, str | int]
     if label == "requests.list":
@@ -391,12 +401,12 @@ async def _zhuqi_call(
     raise ValueError(label)
 
 
-def _record(result: Result, label: str, response: httpx.Response, seconds: float) -> None:
+def _record(result: Result, label: str, response: Reply, seconds: float) -> None:
     if response.status_code >= 400:
         result.errors[f"{label} {response.status_code}"] += 1
         return
     result.latencies[label].append(seconds)
-    path = response.request.url.path
+    path = response.path if isinstance(response, LeanResponse) else response.request.url.path
     if label == "requests.create":
         result.created.append(int(response.json()["id"]))
     elif label in ("offers.accept", "offers.decline") and "assignments" in path:
@@ -413,6 +423,7 @@ async def drive(
     world: World | None,
     seed: int,
     think: float = 0.0,
+    lean: bool = True,
 ) -> Result:
     """``clients`` loops share one request budget; all stop at the deadline.
 
@@ -423,7 +434,8 @@ async def drive(
     weights = [w for _, w in MIX]
     remaining = [budget]
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as pooled:
+        client: Client = LeanClient(base) if lean else pooled
         started = time.perf_counter()
         stop_at = started + deadline
 
@@ -442,7 +454,7 @@ async def drive(
                         response = await client.get(f"/items/{rng.randint(1, 10_000)}")
                     else:
                         response = await _zhuqi_call(client, world, label, rng, result)
-                except httpx.HTTPError as exc:
+                except TRANSPORT_ERRORS as exc:
                     result.errors[f"{label} {type(exc).__name__}"] += 1
                     continue
                 _record(result, label, response, time.perf_counter() - t0)
@@ -453,6 +465,8 @@ async def drive(
         )
         result.seconds = time.perf_counter() - started
         result.driver_cpu = time.process_time() - cpu_before
+        if isinstance(client, LeanClient):
+            await client.aclose()
     return result
 
 
@@ -466,7 +480,16 @@ def measure(
     """One level against a running server, with the server's CPU over the same interval."""
     before = tree_cpu_seconds(served.pid)
     result = asyncio.run(
-        drive(served.base, clients, args.requests, args.deadline, world, clients, think)
+        drive(
+            served.base,
+            clients,
+            args.requests,
+            args.deadline,
+            world,
+            clients,
+            think,
+            lean=args.driver == "lean",
+        )
     )
     result.server_cpu = tree_cpu_seconds(served.pid) - before
     return result
@@ -583,6 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="offers to prepare (each made through the hand-offer use case, which fits a text "
         "model: slow on a loaded machine); default: enough for every accept and decline; when "
         "they run out, accepts and declines become reads of /users/me",
+    )
+    parser.add_argument(
+        "--driver",
+        choices=("lean", "httpx"),
+        default="lean",
+        help="lean: bench/lean_http.py (about a tenth of httpx's CPU per request); httpx: as before",
     )
     parser.add_argument(
         "--pin", action="store_true", help="run P server processes on cores 0..P-1 (taskset)"
