@@ -442,8 +442,9 @@ async def drive(
         async def one_client(index: int) -> None:
             rng = random.Random(seed * 1000 + index)
             while remaining[0] > 0 and time.perf_counter() < stop_at:
-                if think > 0:
-                    await asyncio.sleep(min(rng.expovariate(1 / think), 10 * think))
+                if think > 0:  # never past the deadline: the level's seconds stay its own
+                    pause = rng.expovariate(1 / think)
+                    await asyncio.sleep(min(pause, max(0.0, stop_at - time.perf_counter())))
                     if remaining[0] <= 0 or time.perf_counter() >= stop_at:
                         break
                 remaining[0] -= 1
