@@ -8,10 +8,11 @@ a silent loss after a 200.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import partial
 from typing import Annotated, Any
 
+from anyio import CancelScope, CapacityLimiter, to_thread
 from fastapi import Depends, Header, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import select
@@ -35,12 +36,34 @@ api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit when the endpoint returns, roll back if it raises."""
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request: commit when the endpoint returns, roll back if it raises.
+
+    Opened in the event loop: a session and its ``begin()`` are lazy (no connection is taken
+    until the first statement, which runs in a worker thread), so a thread hand-off for them
+    was pure overhead on every request. Closed in a worker thread (commit, rollback and the
+    connection's return talk to the database), shielded from cancellation and outside the
+    request thread limit, as FastAPI closes a sync generator dependency: a client that hangs
+    up can never leave a transaction open or a connection checked out.
+    """
     factories = request.app.state.session_factories
     factory = factories["read"] if request.method in READ_METHODS else factories["write"]
-    with factory() as session, session.begin():
+    transaction = session_scope(factory)
+    session = transaction.__enter__()
+    try:
         yield session
+    except BaseException as exc:
+        with CancelScope(shield=True):
+            suppressed = await to_thread.run_sync(
+                transaction.__exit__, type(exc), exc, exc.__traceback__, limiter=CapacityLimiter(1)
+            )
+        if not suppressed:
+            raise
+    else:
+        with CancelScope(shield=True):
+            await to_thread.run_sync(
+                transaction.__exit__, None, None, None, limiter=CapacityLimiter(1)
+            )
 
 
 DbSession = Annotated[Session, Depends(get_db, scope="function")]

@@ -12,7 +12,20 @@ For each database (SQLite file, PostgreSQL on 127.0.0.1), this script
 3. starts the peer, ``bench/bare_app.py`` (one indexed query per request, nothing of ours),
    under the same server, processes and clients, and measures it the same way;
 4. prints throughput, p50/p95/p99 per endpoint, errors, and zhuqi ÷ peer; afterwards checks
-   that every acknowledged write is in the database.
+   that every acknowledged write is in the database. Beside each it prints the CPU the load
+   driver itself used and the servers used (share of one core): on a 2-core machine the
+   driver competes with the servers it measures;
+5. with ``--think T``, an extra, clearly labelled mode after the closed-loop one: the same
+   clients as *users* who wait an exponentially distributed think time (mean ``T`` s) before
+   each request, so the offered rate is about ``clients / T`` requests/s instead of "as fast
+   as the server answers". It never replaces the closed-loop (saturation) figures.
+
+The driver is ``bench/lean_http.py`` (a minimal keep-alive HTTP/1.1 client; ``--driver httpx``
+for httpx's async client, which cost about 3 ms of CPU per request here, more than the bare
+peer's server did, so the driver set the peer's ceiling).
+
+``--pin`` runs the servers under ``taskset`` on cores ``0..P-1`` (1 process: one core; 2: two
+cores), so one process cannot spread over both cores; the driver and PostgreSQL stay unpinned.
 
 Targets (issue 7): zhuqi >= 0.5 × the peer's throughput, p99 < 1 s at 200 clients, 0 errors,
 every acknowledged write present; throughput grows with processes on PostgreSQL.
@@ -22,6 +35,7 @@ Usage::
     .venv/bin/python bench/load.py                                   # both databases, 50/200/400
     .venv/bin/python bench/load.py --databases sqlite --clients 200 --requests 2000
     .venv/bin/python bench/load.py --databases postgresql --processes 1,2 --clients 200
+    .venv/bin/python bench/load.py --databases postgresql --clients 200 --think 2   # + users
 """
 
 from __future__ import annotations
@@ -34,6 +48,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -66,7 +81,13 @@ from app.models import (
 from seed.load import DEMO_ADMIN, load_demo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lean_http import LeanClient, LeanError, LeanResponse
 from scratch import scratch_database
+
+Client = httpx.AsyncClient | LeanClient
+Reply = httpx.Response | LeanResponse
+# What a failed exchange raises, whichever client made it.
+TRANSPORT_ERRORS = (httpx.HTTPError, LeanError, OSError, TimeoutError)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,6 +131,8 @@ class Result:
     accepted: list[int] = field(default_factory=list)
     declined: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    driver_cpu: float = 0.0  # CPU seconds this process spent driving the level
+    server_cpu: float = 0.0  # CPU seconds of the server's processes during the level
 
     @property
     def done(self) -> int:
@@ -235,8 +258,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Served:
+    base: str
+    pid: int
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a process and every live descendant (uvicorn's workers),
+    from /proc; 0 where there is no /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 @contextmanager
-def server(target: str, url: str, processes: int) -> Iterator[str]:
+def server(target: str, url: str, processes: int, *, pin: bool = False) -> Iterator[Served]:
     port = _free_port()
     env = os.environ | {
         "DATABASE_URL": url,
@@ -263,7 +309,15 @@ def server(target: str, url: str, processes: int) -> Iterator[str]:
         "--timeout-keep-alive",
         "30",
     ]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    if pin:
+        cores = ",".join(str(i % (os.cpu_count() or 1)) for i in range(processes))
+        command = ["taskset", "-c", cores, *command]
+    # The servers' logs (one access line per request: a cost production pays too) go to a
+    # file, not to this report.
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed with the server below
+        "w", prefix="zhuqi-load-server-", suffix=".log", delete=False
+    )
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -279,24 +333,26 @@ def server(target: str, url: str, processes: int) -> Iterator[str]:
             pass
         if time.monotonic() > deadline or process.poll() is not None:
             process.kill()
-            raise RuntimeError(f"{target} did not start")
+            raise RuntimeError(f"{target} did not start; its log: {log.name}")
         time.sleep(0.2)
     try:
-        yield base
+        yield Served(base, process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
+        os.unlink(log.name)
 
 
 # ---------------------------------------------------------------- the drivers
 
 
 async def _zhuqi_call(
-    client: httpx.AsyncClient, world: World, label: str, rng: random.Random, result: Result
-) -> httpx.Response:
+    client: Client, world: World, label: str, rng: random.Random, result: Result
+) -> Reply:
     coord = world.coordinator
     params: dict[str, str | int]
     if label == "requests.list":
@@ -345,12 +401,12 @@ async def _zhuqi_call(
     raise ValueError(label)
 
 
-def _record(result: Result, label: str, response: httpx.Response, seconds: float) -> None:
+def _record(result: Result, label: str, response: Reply, seconds: float) -> None:
     if response.status_code >= 400:
         result.errors[f"{label} {response.status_code}"] += 1
         return
     result.latencies[label].append(seconds)
-    path = response.request.url.path
+    path = response.path if isinstance(response, LeanResponse) else response.request.url.path
     if label == "requests.create":
         result.created.append(int(response.json()["id"]))
     elif label in ("offers.accept", "offers.decline") and "assignments" in path:
@@ -360,21 +416,37 @@ def _record(result: Result, label: str, response: httpx.Response, seconds: float
 
 
 async def drive(
-    base: str, clients: int, budget: int, deadline: float, world: World | None, seed: int
+    base: str,
+    clients: int,
+    budget: int,
+    deadline: float,
+    world: World | None,
+    seed: int,
+    think: float = 0.0,
+    lean: bool = True,
 ) -> Result:
-    """``clients`` loops share one request budget; all stop at the deadline."""
+    """``clients`` loops share one request budget; all stop at the deadline.
+
+    ``think`` > 0: each loop is a user who waits an exponential think time (mean ``think``
+    seconds) before each request; latency is still timed from the request's send."""
     result = Result()
     labels = [label for label, _ in MIX]
     weights = [w for _, w in MIX]
     remaining = [budget]
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as pooled:
+        client: Client = LeanClient(base) if lean else pooled
         started = time.perf_counter()
         stop_at = started + deadline
 
         async def one_client(index: int) -> None:
             rng = random.Random(seed * 1000 + index)
             while remaining[0] > 0 and time.perf_counter() < stop_at:
+                if think > 0:  # never past the deadline: the level's seconds stay its own
+                    pause = rng.expovariate(1 / think)
+                    await asyncio.sleep(min(pause, max(0.0, stop_at - time.perf_counter())))
+                    if remaining[0] <= 0 or time.perf_counter() >= stop_at:
+                        break
                 remaining[0] -= 1
                 label = rng.choices(labels, weights)[0] if world else "bare.get"
                 t0 = time.perf_counter()
@@ -383,15 +455,44 @@ async def drive(
                         response = await client.get(f"/items/{rng.randint(1, 10_000)}")
                     else:
                         response = await _zhuqi_call(client, world, label, rng, result)
-                except httpx.HTTPError as exc:
+                except TRANSPORT_ERRORS as exc:
                     result.errors[f"{label} {type(exc).__name__}"] += 1
                     continue
                 _record(result, label, response, time.perf_counter() - t0)
 
+        cpu_before = time.process_time()
         await asyncio.wait_for(
             asyncio.gather(*(one_client(i) for i in range(clients))), timeout=deadline + 60
         )
         result.seconds = time.perf_counter() - started
+        result.driver_cpu = time.process_time() - cpu_before
+        if isinstance(client, LeanClient):
+            await client.aclose()
+    return result
+
+
+def measure(
+    served: Served,
+    clients: int,
+    args: argparse.Namespace,
+    world: World | None,
+    think: float = 0.0,
+) -> Result:
+    """One level against a running server, with the server's CPU over the same interval."""
+    before = tree_cpu_seconds(served.pid)
+    result = asyncio.run(
+        drive(
+            served.base,
+            clients,
+            args.requests,
+            args.deadline,
+            world,
+            clients,
+            think,
+            lean=args.driver == "lean",
+        )
+    )
+    result.server_cpu = tree_cpu_seconds(served.pid) - before
     return result
 
 
@@ -446,17 +547,37 @@ def check_writes(url: str, result: Result) -> str:
     )
 
 
-def report(name: str, clients: int, processes: int, ours: Result, peer: Result) -> None:
+def _p(result: Result, q: float) -> float:
+    every = [x for v in result.latencies.values() for x in v]
+    return float(np.percentile(every, q)) * 1000 if every else float("nan")
+
+
+def _cpu(result: Result) -> str:
+    return (
+        f"driver {result.driver_cpu / result.seconds:.0%} of a core, "
+        f"server {result.server_cpu / result.seconds:.0%} "
+        f"({result.server_cpu / max(result.done, 1) * 1000:.1f} ms CPU/request)"
+    )
+
+
+def report(
+    name: str, clients: int, processes: int, ours: Result, peer: Result, mode: str, think: float
+) -> None:
     ours_rps = ours.done / ours.seconds
     peer_rps = peer.done / peer.seconds
-    every = [x for v in ours.latencies.values() for x in v]
-    p99_all = float(np.percentile(every, 99)) if every else float("nan")
+    ratio = (
+        f"ratio {ours_rps / peer_rps:.2f} (target >= 0.5)"
+        if think == 0
+        else f"offered about {clients / think:.0f} req/s, so no throughput ratio"
+    )
     print(
-        f"\n  {name}: {clients} clients, {processes} process(es) — zhuqi {ours_rps:.0f} req/s "
-        f"({ours.done} in {ours.seconds:.1f} s), bare peer {peer_rps:.0f} req/s, "
-        f"ratio {ours_rps / peer_rps:.2f} (target >= 0.5); p99 all {p99_all * 1000:.0f} ms; "
+        f"\n  {name} [{mode}]: {clients} clients, {processes} process(es) — zhuqi "
+        f"{ours_rps:.0f} req/s ({ours.done} in {ours.seconds:.1f} s), bare peer "
+        f"{peer_rps:.0f} req/s, {ratio}; zhuqi p50 "
+        f"{_p(ours, 50):.0f} ms, p99 {_p(ours, 99):.0f} ms (peer p99 {_p(peer, 99):.0f} ms); "
         f"errors {sum(ours.errors.values())} (peer {sum(peer.errors.values())})"
     )
+    print(f"    CPU zhuqi: {_cpu(ours)}\n    CPU peer:  {_cpu(peer)}")
     print(f"    {'endpoint':<18}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
     for label, values in sorted(ours.latencies.items()):
         p50, p95, p99 = np.percentile(values, [50, 95, 99]) * 1000
@@ -473,6 +594,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--requests", type=int, default=3000, help="request budget per level")
     parser.add_argument("--deadline", type=float, default=60, help="seconds per level")
     parser.add_argument("--size", type=int, default=10_000, help="enterprises and providers")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="extra mode: clients as users with this mean think time (s) between requests",
+    )
+    parser.add_argument(
+        "--offers",
+        type=int,
+        default=0,
+        help="offers to prepare (each made through the hand-offer use case, which fits a text "
+        "model: slow on a loaded machine); default: enough for every accept and decline; when "
+        "they run out, accepts and declines become reads of /users/me",
+    )
+    parser.add_argument(
+        "--driver",
+        choices=("lean", "httpx"),
+        default="lean",
+        help="lean: bench/lean_http.py (about a tenth of httpx's CPU per request); httpx: as before",
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="run P server processes on cores 0..P-1 (taskset)"
+    )
     return parser
 
 
@@ -483,20 +627,24 @@ def main() -> None:
     for kind in args.databases.split(","):
         print(f"\n== {kind}", flush=True)
         with scratch_database(kind, "load") as url:
-            offers_needed = int(args.requests * 0.09 * len(levels) * len(process_counts)) + 50
+            modes = [("closed loop", 0.0)] + (
+                [(f"users, think {args.think:g} s", args.think)] if args.think else []
+            )
+            offers_needed = args.offers or (
+                int(args.requests * 0.09 * len(levels) * len(process_counts) * len(modes)) + 50
+            )
             world = build_world(url, size=args.size, offers=offers_needed)
             for processes in process_counts if kind == "postgresql" else [1]:
                 for clients in levels:
-                    with server("app.main:app_factory", url, processes) as base:
-                        ours = asyncio.run(
-                            drive(base, clients, args.requests, args.deadline, world, seed=clients)
-                        )
-                    with server("bench.bare_app:app_factory", url, processes) as base:
-                        peer = asyncio.run(
-                            drive(base, clients, args.requests, args.deadline, None, seed=clients)
-                        )
-                    report(kind, clients, processes, ours, peer)
-                    print("    " + check_writes(url, ours), flush=True)
+                    with server("app.main:app_factory", url, processes, pin=args.pin) as served:
+                        ours = [measure(served, clients, args, world, t) for _, t in modes]
+                    with server(
+                        "bench.bare_app:app_factory", url, processes, pin=args.pin
+                    ) as served:
+                        peer = [measure(served, clients, args, None, t) for _, t in modes]
+                    for (mode, think), mine, theirs in zip(modes, ours, peer, strict=True):
+                        report(kind, clients, processes, mine, theirs, mode, think)
+                        print("    " + check_writes(url, mine), flush=True)
 
 
 if __name__ == "__main__":

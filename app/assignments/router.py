@@ -37,7 +37,7 @@ def get_assignment(
 CurrentAssignment = Annotated[Assignment, Depends(get_assignment)]
 
 
-def assignment_filter(
+async def assignment_filter(
     status: AssignmentStatus | None = None,
     provider_id: QueryId = None,
     request_id: QueryId = None,

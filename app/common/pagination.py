@@ -49,7 +49,7 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidInput("cursor is not one this API returned", field="cursor") from exc
 
 
-def page_params(
+async def page_params(
     request: Request,
     limit: Annotated[int, Query(ge=1, description="Page size; capped by the server.")] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -101,7 +101,7 @@ def decode_key_cursor(cursor: str) -> str:
     return _cursor_value(cursor, "key")
 
 
-def key_page_params(
+async def key_page_params(
     request: Request,
     limit: Annotated[int, Query(ge=1, description="Page size; capped by the server.")] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,

@@ -33,7 +33,7 @@ def get_enterprise(
 CurrentEnterprise = Annotated[Enterprise, Depends(get_enterprise)]
 
 
-def enterprise_filter(
+async def enterprise_filter(
     region: Annotated[RegionPrefix | None, Query(description="Region code prefix")] = None,
     industry: Annotated[IndustryPrefix | None, Query(description="Industry code prefix")] = None,
     tier: Tier | None = None,

@@ -15,7 +15,7 @@ from app.models import Event
 router = APIRouter(prefix="/events", tags=["audit"])
 
 
-def event_filter(
+async def event_filter(
     action: Annotated[
         str | None, Query(max_length=60, description="e.g. assignment.declined")
     ] = None,

@@ -34,7 +34,7 @@ def get_run(run_id: int, session: DbSession, principal: Staff) -> MatchRun:
 CurrentRun = Annotated[MatchRun, Depends(get_run)]
 
 
-def run_filter(
+async def run_filter(
     status: MatchRunStatus | None = None,
     region: Annotated[RegionPrefix | None, Query()] = None,
 ) -> repository.MatchRunFilter:

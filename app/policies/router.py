@@ -24,7 +24,7 @@ def get_policy(policy_id: PathId, session: DbSession, _principal: CurrentPrincip
 CurrentPolicy = Annotated[Policy, Depends(get_policy)]
 
 
-def policy_filter(
+async def policy_filter(
     valid_on: Annotated[
         date | None, Query(description="Only policies in force on this date")
     ] = None,

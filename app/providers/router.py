@@ -33,7 +33,7 @@ def get_provider(provider_id: PathId, session: DbSession, principal: CurrentPrin
 CurrentProvider = Annotated[Provider, Depends(get_provider)]
 
 
-def provider_filter(
+async def provider_filter(
     kind: ProviderKind | None = None,
     active: bool | None = None,
     home_region: Annotated[RegionPrefix | None, Query()] = None,

@@ -34,7 +34,7 @@ def get_request(request_id: PathId, session: DbSession, principal: CurrentPrinci
 CurrentRequest = Annotated[HelpRequest, Depends(get_request)]
 
 
-def request_filter(
+async def request_filter(
     region: Annotated[RegionPrefix | None, Query()] = None,
     industry: Annotated[IndustryPrefix | None, Query()] = None,
     category: Annotated[CategoryKey | None, Query()] = None,

@@ -16,7 +16,7 @@ from app.stats.schemas import GroupBy, StatsRead
 router = APIRouter(prefix="/stats", tags=["stats"])
 
 
-def stats_filter(
+async def stats_filter(
     region: Annotated[
         RegionPrefix | None, Query(description="Narrow to a region inside your own")
     ] = None,
