@@ -52,6 +52,7 @@ class Market:
     labels: Int32s | None = None  # (n + m,) connected component of persons then providers
     exact_of: Ints | None = None  # (n,) exact solver's provider for FROZEN persons
     exact_price: Floats | None = None  # (m,) exact solver's duals for frozen providers
+    reach: float = np.inf  # distance cap of the next global price update (see there)
 
     def columns(self) -> sp.csc_array:
         if self.csc is None:

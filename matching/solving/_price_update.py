@@ -21,6 +21,16 @@ eps-CS: for a holder ``k`` of ``j`` and a candidate ``l``, ``pi_k - d_j >= g_kl 
 arc gives ``pi_k - d_j >= -eps``. Free capacity keeps ``d = 0``, so free slots stay at
 price 0. Prices only rise, so every ``gout`` bound stays valid; the certificate is
 computed independently at the end, whatever the prices.
+
+Capped distances: for any cap ``D >= 0``, ``r = min(d, D)`` keeps the triangle inequality
+(``min(d_j, D) <= length + min(d_l, D)``) and the dummy arcs (``r <= d``), so raising by
+``r`` keeps eps-CS too. Arcs of length ``>= D`` then lie on no path that matters, and a
+Dijkstra search limited to ``D`` over the shorter arcs alone gives every ``d <= D``
+exactly (providers beyond it are raised by ``D``). Arcs no shorter than the head's own
+arc to ``T`` are dropped as well (``d_j`` is at most that arc). ``D`` is twice the largest
+distance the previous update found (unbounded for the first): on a dense market (10k x
+10k, K = 100, capacity 1) distances are ~1% of the gains and 2% of the pairs are shorter,
+so Dijkstra, the tree and the movers run on those alone.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from matching.solving import _market as mkt
 from matching.solving._market import DUMMY, Bools, Floats, Int32s, Ints, Market
 
 __all__ = ["update_prices"]
+
+_REACH = 2.0  # distance cap of the next update, in units of this one's largest distance
 
 
 def update_prices(mk: Market, eps: float, stuck: Ints | None = None) -> int:
@@ -51,48 +63,60 @@ def update_prices(mk: Market, eps: float, stuck: Ints | None = None) -> int:
     n, m = mk.csr.shape
     everyone = np.arange(n, dtype=np.int64)
     held = mk.owner >= 0
-    home = np.where(held, mkt.home(mk, everyone), -1).astype(np.int32)
+    home = np.where(held, mkt.home(mk, everyone), m).astype(np.int32)  # m: holds nothing
     pi = np.where(held, mkt.profit(mk, everyone), 0.0)
     col = mk.column_of_entry()
     k = csc.indices
-    to_sink = np.full(m, np.inf)  # arcs j -> T: a holder of j takes its dummy, or j has room
+    to_sink = np.full(m + 1, np.inf)  # arcs j -> T: a holder of j takes its dummy, or j has room
     np.minimum.at(to_sink, home[held], np.maximum(pi[held] + eps, 0.0))
     room = np.bincount(mk.slot_prov[mk.slot_holder >= 0], minlength=m) < mk.cap
-    to_sink[room] = 0.0
-    sink_arcs = np.flatnonzero(np.isfinite(to_sink))
-    # the graph's arrays are filled in place (int32 heads, no concatenation): at 200k x 30
-    # pairs the temporaries of the plain expressions peaked at +360 MB
-    nnz = k.size
-    data = np.empty(nnz + sink_arcs.size)
-    targets = np.empty(nnz + sink_arcs.size, dtype=np.int32)
-    heads, length = targets[:nnz], data[:nnz]
-    np.take(home, k, out=heads, mode="clip")  # "raise" buffers ``out``
-    real = held[k]
-    real &= heads != col
-    np.take(mk.entry, col, out=length, mode="clip")
+    to_sink[:m][room] = 0.0
+    sink_arcs = np.flatnonzero(np.isfinite(to_sink[:m]))
+    to_sink[m] = -np.inf  # persons holding nothing have no arcs: pruned below
+    # in place, mode="clip" (the default "raise" buffers ``out``): at 200k x 30 pairs the
+    # temporaries of the plain expressions peaked at +360 MB
+    heads = np.take(home, k, mode="clip")
+    length = np.take(mk.entry, col, mode="clip")
     np.subtract(csc.data, length, out=length)  # g - p_l, then pi - (g - p_l) + eps
-    np.subtract(np.take(pi, k), length, out=length)
+    np.subtract(np.take(pi, k, mode="clip"), length, out=length)
     length += eps
-    np.maximum(length, 0.0, out=length)
-    np.logical_not(real, out=real)
-    length[real], heads[real] = 0.0, col[real]
-    np.logical_not(real, out=real)
-    data[nnz:], targets[nnz:] = to_sink[sink_arcs], sink_arcs
+    keep = length < np.take(to_sink, heads, mode="clip")  # see "Capped distances" above
+    keep &= length < mk.reach
+    keep &= heads != col
+    arcs = np.flatnonzero(keep)
+    del keep
+    heads, length = heads[arcs], np.maximum(length[arcs], 0.0)
+    tails = col[arcs]  # ascending: the CSC lists columns in order
+    per_tail = np.bincount(tails, minlength=m + 1)
+    per_tail[m] = sink_arcs.size
     graph = sp.csr_array(
-        (data, targets, np.concatenate([csc.indptr, [nnz + sink_arcs.size]])), shape=(m + 1, m + 1)
+        (
+            np.concatenate([length, to_sink[sink_arcs]]),
+            np.concatenate([heads, sink_arcs.astype(np.int32)]),
+            np.concatenate([[0], np.cumsum(per_tail)]),
+        ),
+        shape=(m + 1, m + 1),
     )
     # one source, given as a list: scipy-stubs types only sequences of sources
-    dists, preds = dijkstra(graph, directed=True, indices=[m], return_predecessors=True)
+    dists, preds = dijkstra(
+        graph, directed=True, indices=[m], return_predecessors=True, limit=mk.reach
+    )
     dist, pred = dists[0], preds[0]
-    raise_by = np.where(np.isfinite(dist[:m]), dist[:m], 0.0)
+    reached = np.isfinite(dist[:m])
+    beyond = np.isfinite(mk.reach) and not np.all(reached | (mk.cap == 0))
+    raise_by = np.where(reached, dist[:m], mk.reach if beyond else 0.0)
+    raise_by[mk.cap == 0] = 0.0  # no slots: nothing to raise (and no entry to refresh)
+    farthest = max(float(dist[:m][reached].max(initial=0.0)), eps)
+    mk.reach = np.inf if beyond else _REACH * farthest  # the cap bit: none next time
     raised = np.flatnonzero(raise_by > 0)
     if raised.size:
         slots = mkt.slots_of(mk, raised)
         mk.slot_price[slots] += raise_by[mk.slot_prov[slots]]
         mkt.refresh_entry(mk, raised)
     if stuck is not None and stuck.size:
-        tree = real & (pred[heads] == col)  # the arc heads[e] -> col[e] is a tree arc
-        _augment(mk, stuck, pred[:m], _movers(tree, heads, length, k, csc.data, m), room)
+        tree = pred[heads] == tails  # the arc heads[e] -> tails[e] is a tree arc
+        movers = _movers(tree, heads, length, k[arcs], csc.data[arcs], m)
+        _augment(mk, stuck, pred[:m], movers, room)
     return int(k.size)
 
 
