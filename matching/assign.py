@@ -60,8 +60,22 @@ def slot_columns(
     one unit-capacity column per free slot, the k-th slot of a provider (counted from its
     load plus its pins) multiplying gains by ``(1 - φ)^k``; by the rearrangement
     inequality the optimum fills a provider's best slots with its best pairs, so the
-    expansion is exact. Returns per expanded entry the candidate position and column, its
-    multiplier, and per column the capacity.
+    expansion is exact. A provider gets at most ``min(free capacity, its candidates)``
+    slot columns: a slot beyond its number of candidates can never be filled.
+
+    Why slots at all (issue 9, item 2): the discount multiplies the pair's gain, so the
+    k-th slot is worth ``g_ij (1 - φ)^k``, a value that depends on *which* request fills
+    it. A min-cost-flow with one arc per candidate pair and convex per-slot arcs on the
+    provider -> sink side can only express ``g_ij - c_k`` (a slot cost independent of the
+    request): two requests of gains ``a > b`` on one provider are worth ``a + b - b φ``,
+    so the second slot costs ``b φ``, which changes with ``b``, and no fixed ``c_k``
+    reproduces the optimum in general. The exact concave form of a provider's value,
+    ``sum_t φ (1 - φ)^(t-1) top_t(S)`` (``top_t``: the sum of the t best gains in S), needs
+    one variable per pair and per t in its LP, i.e. the same pairs x slots as the
+    expansion. Capacity stays one object with a multiplicity without fairness, where
+    slots are identical.
+    Returns per expanded entry the candidate position and column, its multiplier, and per
+    column the capacity.
     """
     enc = ctx.enc
     providers, column, per = np.unique(prov, return_inverse=True, return_counts=True)
