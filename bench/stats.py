@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scratch import scratch_database
 
+from app.common.bulk import refresh_planner_statistics
 from app.common.principal import Principal
 from app.db import make_engine, make_session_factory
 from app.models import (
@@ -245,9 +246,8 @@ def main(argv: list[str] | None = None) -> None:
                 "requests": session.scalar(select(func.count()).select_from(HelpRequest)),
                 "offers": session.scalar(select(func.count()).select_from(Assignment)),
             }
-        if engine.dialect.name == "postgresql":
-            with engine.connect() as connection:
-                connection.exec_driver_sql("ANALYZE")
+        # Committed (engine.connect() without a commit rolled the ANALYZE's statistics back).
+        refresh_planner_statistics(engine)
         print(
             f"/stats cold, {engine.dialect.name}: "
             + ", ".join(f"{v} {k}" for k, v in sizes.items())
