@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
 
 from app.common.codes import make_uscc
@@ -148,3 +150,21 @@ def app_of(client: TestClient) -> FastAPI:
     """The application behind a test client (typed as any ASGI app), to read its state."""
     assert isinstance(client.app, FastAPI)
     return client.app
+
+
+@contextmanager
+def statements(target: Session | Connection | Engine) -> Iterator[list[str]]:
+    """The SQL statements run meanwhile (an executemany counts once): for tests that prove
+    a use case's statement count does not grow with its rows. A session is watched on its
+    connection (the transaction's), an engine on every connection."""
+    watched = target.connection() if isinstance(target, Session) else target
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(watched, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(watched, "before_cursor_execute", count)

@@ -3,11 +3,7 @@ whatever their number, the per-pair rules applied in order, the same audit event
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.assignments import bulk_offers
@@ -26,22 +22,7 @@ from app.models import (
 )
 from app.models.base import utc_now
 from tests.app.conftest import Cast
-from tests.factories import fetch, make_provider, make_request
-
-
-@contextmanager
-def _statements(db: Session) -> Iterator[list[str]]:
-    seen: list[str] = []
-    connection = db.connection()
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(connection, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(connection, "before_cursor_execute", count)
+from tests.factories import fetch, make_provider, make_request, statements
 
 
 def _choices(db: Session, cast: Cast, provider: Provider, n: int) -> list[Choice]:
@@ -55,7 +36,7 @@ def test_a_group_costs_the_same_statements_whatever_its_size(db: Session, cast: 
     counts = []
     for size in (1, 2, 7):  # the first also reads the webhook subscriptions (once a session)
         choices = _choices(db, cast, provider, size)
-        with _statements(db) as seen:
+        with statements(db) as seen:
             made = bulk_offers.write_offers(db, choices, actor=None, planned_apart=True)
         assert len(made) == size
         counts.append(len(seen))

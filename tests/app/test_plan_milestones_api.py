@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.bundling import attach
@@ -27,7 +27,7 @@ from app.models import (
     Severity,
 )
 from tests.app.conftest import Cast
-from tests.factories import make_enterprise, make_policy, make_request
+from tests.factories import make_enterprise, make_policy, make_request, statements
 
 API = "/api/v1"
 MONDAY = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)  # 10:00 in Beijing, an ordinary working day
@@ -419,17 +419,8 @@ class TestSetBased:
             )
             ids.append(enterprise.id)
         db.flush()
-        seen: list[str] = []
-
-        def count(*args: Any) -> None:
-            seen.append(str(args[2]))
-
-        connection = db.connection()
-        event.listen(connection, "before_cursor_execute", count)
-        try:
+        with statements(db) as seen:
             plans = attach.attach_many(db, enterprise_ids=ids, actor=None)
-        finally:
-            event.remove(connection, "before_cursor_execute", count)
         added = dict(
             db.execute(
                 select(Milestone.plan_id, func.count())

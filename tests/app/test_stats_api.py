@@ -27,13 +27,13 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, Provider
 from tests.app.conftest import Cast
-from tests.factories import make_request
+from tests.factories import make_request, statements
 
 URL = "/api/v1/stats"
 A_URL = "/api/v1/assignments"
@@ -390,16 +390,8 @@ def test_query_count_does_not_grow_with_the_data(
     """One query per figure family, never one per row: more requests, same statements."""
 
     def selects() -> int:
-        seen: list[str] = []
-
-        def record(*args: Any) -> None:
-            seen.append(args[2])
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        with statements(engine) as seen:
             stats(client, cast, cast.admin, group_by="provider")
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
         return sum(s.lstrip().upper().startswith("SELECT") for s in seen)
 
     before = selects()

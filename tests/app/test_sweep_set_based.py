@@ -4,12 +4,9 @@ row-by-row moves wrote, and an offer answered meanwhile is left alone."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
@@ -29,7 +26,7 @@ from app.supervision import clocks
 from app.supervision import service as supervision_service
 from app.supervision.clocks import Overdue
 from tests.app.conftest import Cast
-from tests.factories import fetch, make_request
+from tests.factories import fetch, make_request, statements
 
 
 def _late(db: Session, cast: Cast, n: int) -> list[Assignment]:
@@ -56,22 +53,6 @@ def _overdue(db: Session) -> list[Overdue]:
     return clocks.offers_page(db, utc_now(), None, PageParams(100, None), count=False).items
 
 
-@contextmanager
-def _statements(db: Session) -> Iterator[list[str]]:
-    """The SQL statements the session's connection runs meanwhile (an executemany is one)."""
-    seen: list[str] = []
-    connection = db.connection()
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(connection, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(connection, "before_cursor_execute", count)
-
-
 def test_a_batch_costs_the_same_statements_whatever_its_size(db: Session, cast: Cast) -> None:
     db.add(WebhookSubscription(url="https://hooks.example.com/x", events=["*"], secret="s"))
     counts = []
@@ -79,7 +60,7 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(db: Session, cast: 
         _late(db, cast, size)
         items = _overdue(db)
         assert len(items) == size
-        with _statements(db) as seen:
+        with statements(db) as seen:
             reopened = supervision_service.expire_offers(db, items)
         assert len(reopened) == size
         counts.append(len(seen))
