@@ -35,6 +35,7 @@ from app.models import (
     Role,
 )
 from tests.app.conftest import Cast
+from tests.app.test_supervision_api import offered
 from tests.conftest import TEST_SECRET
 from tests.factories import app_of, make_enterprise, make_provider, make_request, make_user
 
@@ -131,22 +132,10 @@ def _events(db: Session, cast: Cast) -> list[int]:
 
 
 def _overdue_offers(db: Session, cast: Cast) -> list[int]:
-    ids = []
-    for _ in range(N):
-        request = make_request(db, cast.ent, status="matched")
-        start = utc_now() - timedelta(days=5)
-        assignment = Assignment(
-            request_id=request.id,
-            provider_id=cast.expert.id,
-            origin=AssignmentOrigin.MANUAL,
-            status=AssignmentStatus.OFFERED,
-            offered_at=start,
-            offer_expires_at=start + timedelta(days=2),
-        )
-        db.add(assignment)
-        db.flush()
-        ids.append(request.id)
-    return ids
+    return [
+        offered(db, make_request(db, cast.ent), cast.expert.id, days_ago=5).request_id
+        for _ in range(N)
+    ]
 
 
 def _paused_work(db: Session, cast: Cast) -> list[int]:

@@ -4,8 +4,6 @@ row-by-row moves wrote, and an offer answered meanwhile is left alone."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -13,7 +11,6 @@ from app.common.clock import utc_now
 from app.common.pagination import PageParams
 from app.models import (
     Assignment,
-    AssignmentOrigin,
     AssignmentStatus,
     Event,
     Exclusion,
@@ -26,27 +23,13 @@ from app.supervision import clocks
 from app.supervision import service as supervision_service
 from app.supervision.clocks import Overdue
 from tests.app.conftest import Cast
+from tests.app.test_supervision_api import offered
 from tests.factories import fetch, make_request, statements
 
 
 def _late(db: Session, cast: Cast, n: int) -> list[Assignment]:
     """``n`` offers to the expert, each on its own matched request, two days past due."""
-    made = []
-    for _ in range(n):
-        request = make_request(db, cast.ent, status="matched")
-        start = utc_now() - timedelta(days=4)
-        offer = Assignment(
-            request_id=request.id,
-            provider_id=cast.expert.id,
-            origin=AssignmentOrigin.MANUAL,
-            status=AssignmentStatus.OFFERED,
-            offered_at=start,
-            offer_expires_at=start + timedelta(days=2),
-        )
-        db.add(offer)
-        db.flush()
-        made.append(offer)
-    return made
+    return [offered(db, make_request(db, cast.ent), cast.expert.id, days_ago=4) for _ in range(n)]
 
 
 def _overdue(db: Session) -> list[Overdue]:
