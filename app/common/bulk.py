@@ -17,7 +17,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, text
+from sqlalchemy import JSON, Connection, Engine, Table, insert, text
 from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
@@ -29,9 +29,11 @@ def _dialect(bind: Session | Connection) -> str:
     return bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
 
 
-def _copy_value(value: Any) -> Any:
-    """What COPY's text format takes for a value: JSON as text, enums by value."""
-    if isinstance(value, dict | list):
+def _copy_value(value: Any, *, json_column: bool) -> Any:
+    """What COPY's text format takes for a value: a JSON column's value as its JSON text
+    (``None`` included: ``null``, what the JSON type stores on the executemany path, not SQL
+    NULL, so both paths and both databases store the same), enums by value."""
+    if json_column or isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, Enum):
         return value.value
@@ -55,9 +57,15 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = list(rows[0])
     if _dialect(session) == "postgresql" and (cursor := _psycopg_cursor(session)) is not None:
         names = ", ".join(f'"{c}"' for c in columns)
+        as_json = [isinstance(table.c[c].type, JSON) for c in columns]
         with cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
             for row in rows:
-                copy.write_row([_copy_value(row[c]) for c in columns])
+                copy.write_row(
+                    [
+                        _copy_value(row[c], json_column=j)
+                        for c, j in zip(columns, as_json, strict=True)
+                    ]
+                )
         return len(rows)
     for start in range(0, len(rows), BATCH):
         session.execute(insert(table), list(rows[start : start + BATCH]))

@@ -5,7 +5,6 @@ Callers pass the session of the change itself, so the event commits or rolls bac
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -140,13 +139,6 @@ def _write(session: Session, table: Table, rows: list[dict[str, Any]]) -> int:
         return 0
     if webhook_service.subscribed_to_any(session, {row["action"] for row in rows}):
         return _insert_announced(session, table, rows)
-    if session.get_bind().dialect.name == "postgresql":
-        # COPY takes JSON as text; ``null`` keeps an absent ``before`` what the executemany
-        # path stores (JSON null, the column type's default), not SQL NULL.
-        rows = [
-            row | {"before": _json_text(row["before"]), "after": _json_text(row["after"])}
-            for row in rows
-        ]
     return insert_rows(session, table, rows)
 
 
@@ -158,7 +150,3 @@ def _insert_announced(session: Session, table: Table, rows: list[dict[str, Any]]
     written = session.execute(insert(table).returning(*identity, table.c.region_code), rows)
     webhook_service.enqueue_many(session, [dict(row) for row in written.mappings()])
     return len(rows)
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)

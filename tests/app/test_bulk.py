@@ -52,6 +52,9 @@ def test_insert_rows_round_trips_json_text_and_times(db: Session) -> None:
     assert [(e.entity_id, e.after, e.created_at) for e in stored] == [
         (r["entity_id"], r["after"], now) for r in rows
     ]
+    # A None in a JSON column is JSON null on COPY too, as the executemany path stores it.
+    sql_null = select(func.count()).where(table.c.action == "bulk.test", table.c.before.is_(None))
+    assert db.scalar(sql_null) == 0
 
 
 def test_bulk_events_reach_the_webhooks_that_want_them(db: Session) -> None:
