@@ -14,7 +14,7 @@ from app.console import repository as console_repository
 from app.console.coordinator_pages import STAFF, page_params
 from app.console.forms import Invalid, attempt, parse
 from app.console.web import Ctx, FormData, PageCtx, redirect
-from app.models import AssignmentStatus, Plan, PlanStatus
+from app.models import AssignmentStatus, PlanStatus
 from app.plans import service as plan_service
 from app.plans.schemas import PlanUpdate
 
@@ -67,10 +67,6 @@ def plan_page(ctx: PageCtx, plan_id: PathId) -> Response:
     return _plan_page(ctx, plan_id, {}, {})
 
 
-def _plan(ctx: Ctx, plan_id: int) -> Plan:
-    return plan_service.get(ctx.session, principal=ctx.need(*STAFF), plan_id=plan_id)
-
-
 @router.post("/coordinator/plans/{plan_id}/summary")
 def edit_summary(ctx: PageCtx, plan_id: PathId, values: FormData) -> Response:
     """The coordinator's words replace the generated summary; an empty form hands it back to
@@ -84,7 +80,7 @@ def edit_summary(ctx: PageCtx, plan_id: PathId, values: FormData) -> Response:
     )
     try:
         data = parse(PlanUpdate, body)
-        plan = _plan(ctx, plan_id)
+        plan = plan_service.get(ctx.session, principal=principal, plan_id=plan_id)
         attempt(
             ctx.session,
             lambda: plan_service.update(ctx.session, principal=principal, plan=plan, data=data),
@@ -105,7 +101,7 @@ def tick_milestone(
         return redirect(f"/coordinator/plans/{plan_id}")
     version = values.get("version", "")
     try:
-        plan = _plan(ctx, plan_id)
+        plan = plan_service.get(ctx.session, principal=principal, plan_id=plan_id)
         attempt(
             ctx.session,
             lambda: plan_service.set_milestone_done(
@@ -129,7 +125,7 @@ def close(ctx: PageCtx, plan_id: PathId) -> Response:
     """Close the plan once every request in it is settled (the API's rule, its message)."""
     principal = ctx.need(*STAFF)
     try:
-        plan = _plan(ctx, plan_id)
+        plan = plan_service.get(ctx.session, principal=principal, plan_id=plan_id)
         attempt(
             ctx.session, lambda: plan_service.close(ctx.session, principal=principal, plan=plan)
         )
