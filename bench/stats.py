@@ -5,7 +5,10 @@ offer history once (about 60 % of requests offered, one in three of those twice;
 active, completed with ratings and follow-ups, declined, expired, withdrawn; some requests
 resolved or unresolvable), then times ``app.stats.service.summarise`` with the cache off for
 an admin (everything) and a coordinator of the largest province, with and without
-``group_by``. Each figure is the best of ``--repeat`` runs, every one cold (no cache).
+``group_by``. Grouped, ``summarise`` answers one page of groups (``--limit``, the API's
+default 50): the first page and the page after it are timed, and, grouped by provider, the
+export's stream of every group (``every_group``, consumed to the end). Each figure is the
+best of ``--repeat`` runs, every one cold (no cache).
 
 Usage::
 
@@ -25,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -85,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--providers", type=count, default=count("10k"))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", help="SQLite: copy the seeded database to this file")
+    parser.add_argument("--limit", type=int, default=50, help="groups per page")
     return parser
 
 
@@ -216,16 +220,48 @@ def largest_province(session: Session) -> str:
     )
 
 
-def timed(factory: Any, principal: Principal, group_by: GroupBy | None, repeat: int) -> float:
+def timed(compute: Callable[[Session], object], factory: Any, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         with factory() as session:
             started = time.perf_counter()
-            service.summarise(
-                session, principal=principal, filters=StatsFilter(), group_by=group_by
-            )
+            compute(session)
             best = min(best, time.perf_counter() - started)
     return best
+
+
+def time_grouping(
+    factory: Any, principal: Principal, group_by: GroupBy | None, args: argparse.Namespace
+) -> list[tuple[str, float]]:
+    """The first page, the page after it and (by provider) the stream of every group."""
+    first = service.GroupPageParams(limit=args.limit)
+
+    def page(cursor: str | None) -> Callable[[Session], object]:
+        params = service.GroupPageParams(limit=args.limit, cursor=cursor)
+        return lambda session: service.summarise(
+            session, principal=principal, filters=StatsFilter(), group_by=group_by, page=params
+        )
+
+    with factory() as session:
+        head = service.summarise(
+            session, principal=principal, filters=StatsFilter(), group_by=group_by, page=first
+        )
+    label = "first page" if group_by else "total"
+    if group_by:
+        label += f" of {head.total_groups} groups"
+    figures = [(label, timed(page(None), factory, args.repeat))]
+    if head.next_cursor:
+        figures.append(("next page", timed(page(head.next_cursor), factory, args.repeat)))
+    if group_by is GroupBy.PROVIDER:
+
+        def stream(session: Session) -> object:
+            _head, groups = service.every_group(
+                session, principal=principal, filters=StatsFilter(), group_by=group_by
+            )
+            return sum(1 for _ in groups)
+
+        figures.append(("every group (export stream)", timed(stream, factory, args.repeat)))
+    return figures
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -258,9 +294,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         for who, principal in (("admin", admin), (f"coordinator {province}", coordinator)):
             for group_by in (None, GroupBy.REGION, GroupBy.PROVIDER):
-                seconds = timed(factory, principal, group_by, args.repeat)
-                label = f"{who}, group_by={group_by.value if group_by else '-'}"
-                print(f"  {label:<40} {seconds:7.3f} s")
+                for what, seconds in time_grouping(factory, principal, group_by, args):
+                    label = f"{who}, group_by={group_by.value if group_by else '-'}, {what}"
+                    print(f"  {label:<72} {seconds:7.3f} s")
         engine.dispose()
         if args.keep and url.startswith("sqlite:///"):
             shutil.copy(url.removeprefix("sqlite:///"), args.keep)

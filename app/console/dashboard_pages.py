@@ -15,6 +15,7 @@ from app.supervision import pages as supervision_pages
 
 router = APIRouter(include_in_schema=False)
 TOP_PROVIDERS = 15
+GROUPS_PER_PAGE = 1000  # the dashboard's own page of category and city groups, not the API's cap
 
 
 def _matched(ctx: Ctx, title: str, groups: list[StatsGroup], names: dict[str, str]) -> str:
@@ -55,17 +56,14 @@ def _funnel(ctx: Ctx, stats: StatsRead) -> str:
     return charts.bars(ctx._("Funnel"), rows)
 
 
-def _load(ctx: Ctx, stats: StatsRead) -> str:
-    loaded = [g for g in stats.groups if g.load and g.load.capacity]
-    loaded.sort(key=lambda g: -(g.load.utilisation or 0.0) if g.load else 0.0)
+def _load(ctx: Ctx, busiest: list[stats_service.ProviderLoad]) -> str:
     rows = [
         charts.Bar(
-            g.label or g.key or "—",
-            (g.load.open_assignments, max(0, g.load.capacity - g.load.open_assignments)),
-            f"{g.load.open_assignments}/{g.load.capacity}",
+            p.label or p.key,
+            (p.load.open_assignments, max(0, p.load.capacity - p.load.open_assignments)),
+            f"{p.load.open_assignments}/{p.load.capacity}",
         )
-        for g in loaded[:TOP_PROVIDERS]
-        if g.load
+        for p in busiest
     ]
     return charts.bars(ctx._("Provider load"), rows, legend=(ctx._("Open"), ctx._("Free")))
 
@@ -77,15 +75,34 @@ def dashboard(ctx: PageCtx) -> Response:
     cache: stats_service.StatsCache = ctx.request.app.state.stats_cache
 
     def stats(group_by: GroupBy) -> StatsRead:
-        """The API's figures, through the same per-process cache as ``GET /stats``."""
-        return stats_service.summarise(
-            ctx.session, principal=principal, filters=StatsFilter(), group_by=group_by, cache=cache
+        """The API's figures, through the same per-process cache as ``GET /stats``, with every
+        group (categories and cities: a few hundred at most, so one page in practice)."""
+        page = stats_service.GroupPageParams(limit=GROUPS_PER_PAGE)
+        first = stats_service.summarise(
+            ctx.session,
+            principal=principal,
+            filters=StatsFilter(),
+            group_by=group_by,
+            page=page,
+            cache=cache,
         )
+        groups, found = list(first.groups), first
+        while found.next_cursor is not None:
+            page = stats_service.GroupPageParams(GROUPS_PER_PAGE, found.next_cursor)
+            found = stats_service.summarise(
+                ctx.session,
+                principal=principal,
+                filters=StatsFilter(),
+                group_by=group_by,
+                page=page,
+                cache=cache,
+            )
+            groups += found.groups
+        return first.model_copy(update={"groups": groups, "next_cursor": None})
 
-    by_category, by_region, by_provider = (
-        stats(GroupBy.CATEGORY),
-        stats(GroupBy.REGION),
-        stats(GroupBy.PROVIDER),
+    by_category, by_region = stats(GroupBy.CATEGORY), stats(GroupBy.REGION)
+    busiest = stats_service.busiest_providers(
+        ctx.session, principal=principal, filters=StatsFilter(), limit=TOP_PROVIDERS
     )
     names = ctx.category_names()
     backlog = supervision_pages.ageing(ctx.session, principal=principal)
@@ -99,7 +116,7 @@ def dashboard(ctx: PageCtx) -> Response:
             ctx._("Satisfied by category"), by_category.groups, names
         ),
         "satisfied_region": _satisfaction(ctx._("Satisfied by region"), by_region.groups, {}),
-        "load": _load(ctx, by_provider),
+        "load": _load(ctx, busiest),
     }
     return ctx.render(
         "coordinator/dashboard.html",

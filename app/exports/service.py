@@ -120,13 +120,13 @@ def export_stats(
     fmt: Format,
     lang: Lang,
 ) -> Export:
-    """The same figures ``GET /stats`` returns (its own scope checks included)."""
-    stats = stats_service.summarise(
+    """The same figures ``GET /stats`` returns (its own scope checks included), with every
+    group rather than a page, streamed from the database in batches."""
+    stats, groups = stats_service.every_group(
         session, principal=principal, filters=filters, group_by=group_by
     )
     names = labels.load(session, lang)
     sheet = "stats" if lang is Lang.EN else _SHEET_ZH["stats"]
-    file = spool(
-        fmt, stats_export.headers(stats, names), stats_export.rows(stats, names), title=sheet
-    )
+    table = stats_export.rows(stats, groups, names)
+    file = spool(fmt, stats_export.headers(stats, names), table, title=sheet)
     return Export("stats", fmt, file)

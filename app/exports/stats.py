@@ -1,8 +1,10 @@
-"""The stats export: ``GET /stats`` flattened, one row for the total and one per group."""
+"""The stats export: ``GET /stats`` flattened, one row for the total and one per group (every
+group, not a page: the groups arrive as a stream, so 35,000 provider groups are never all in
+memory)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from app.exports.columns import Cell
@@ -75,9 +77,9 @@ def _key(stats: StatsRead, group: StatsGroup, labels: Labels) -> Cell:
     return group.key
 
 
-def rows(stats: StatsRead, labels: Labels) -> list[list[Cell]]:
-    """A few dozen rows at most (one per city, category, tier or provider): built in memory."""
-    return [
-        [_key(stats, g, labels), *(c.value(g) for c in COLUMNS)]
-        for g in (stats.total, *stats.groups)
-    ]
+def rows(stats: StatsRead, groups: Iterable[StatsGroup], labels: Labels) -> Iterator[list[Cell]]:
+    """The total's row, then one per group as ``groups`` yields them."""
+    for g in (stats.total, *stats.groups):
+        yield [_key(stats, g, labels), *(c.value(g) for c in COLUMNS)]
+    for g in groups:
+        yield [_key(stats, g, labels), *(c.value(g) for c in COLUMNS)]

@@ -8,7 +8,7 @@ app/sqlfuncs.py. Every function is one query, whatever the number of rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,17 +16,21 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     SQLColumnExpression,
+    String,
     and_,
     case,
+    distinct,
     exists,
     false,
     func,
+    literal,
     literal_column,
     null,
     or_,
     select,
     true,
     tuple_,
+    union_all,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import Label
@@ -50,6 +54,7 @@ from app.stats.schemas import GroupBy
 YES = (AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE, AssignmentStatus.COMPLETED)
 NO = (AssignmentStatus.DECLINED, AssignmentStatus.EXPIRED)
 SETTLED = (RequestStatus.RESOLVED, RequestStatus.UNRESOLVABLE)
+BATCH = 1000  # groups fetched at a time when every group is streamed
 
 
 @dataclass(frozen=True)
@@ -338,33 +343,75 @@ def _read_figures(session: Session, statement: Any) -> dict[str | None, Figures]
     }
 
 
-def request_figures(
-    session: Session, *, scope: Scope, filters: StatsFilter, group_by: GroupBy | None
-) -> tuple[Figures, dict[str, Figures]]:
-    """The total over the requests in scope and, with ``group_by`` (not ``provider``: see
-    pair_figures), the same figures per group.
+def request_total(session: Session, *, scope: Scope, filters: StatsFilter) -> Figures:
+    """The figures over every request in scope, ungrouped: one statement."""
+    rows = _read_figures(session, _request_statement(scope, filters, None))
+    return rows.get(None, Figures())
 
-    The total's medians cannot be summed from the groups'. PostgreSQL computes both in one
-    pass (``GROUPING SETS ((key), ())``; every group key is a NOT NULL column, so the row
-    whose key is NULL is the total); SQLite has no grouping sets, so there the total is a
-    second statement.
+
+@dataclass(frozen=True)
+class GroupPage:
+    """The total, one page of groups in key order and how many groups there are in all."""
+
+    total: Figures
+    groups: list[tuple[str, Figures]]
+    group_count: int
+    more: bool
+
+
+def request_page(
+    session: Session,
+    *,
+    scope: Scope,
+    filters: StatsFilter,
+    group_by: GroupBy,
+    after: str | None,
+    limit: int,
+) -> GroupPage:
+    """The total, the first ``limit`` groups (region, category or tier) whose key sorts after
+    ``after``, and the number of groups, in one statement.
+
+    The total's medians cannot be summed from the groups', so the statement reads rows of both
+    kinds: PostgreSQL computes them in one pass (``GROUPING SETS ((key), ())``), SQLite, which
+    has no grouping sets, as a ``UNION ALL`` of the grouped and the ungrouped statement. Every
+    group key is a NOT NULL column, so the row whose key is NULL is the total. ``count(key)
+    OVER ()`` counts the groups before the keyset filter, which is applied outside (a window
+    keeps the planner from pushing it inside); the total row always passes the filter, so the
+    count comes back even past the last page.
     """
     if group_by is GroupBy.PROVIDER:
-        raise ValueError("a request has no single provider; use pair_figures")
-    if group_by is None:
-        rows = _read_figures(session, _request_statement(scope, filters, None))
-        return rows.get(None, Figures()), {}
+        raise ValueError("a request has no single provider; use provider_page")
     if session.get_bind().dialect.name == "postgresql":
-        rows = _read_figures(
-            session, _request_statement(scope, filters, group_by, grouping_sets=True)
-        )
-        total = rows.pop(None, Figures())
+        both = _request_statement(scope, filters, group_by, grouping_sets=True).subquery("both")
     else:
-        rows = _read_figures(session, _request_statement(scope, filters, group_by))
-        total = _read_figures(session, _request_statement(scope, filters, None)).get(
-            None, Figures()
-        )
-    return total, {key or "": figures for key, figures in rows.items()}
+        both = union_all(
+            _request_statement(scope, filters, group_by),
+            _request_statement(scope, filters, None),
+        ).subquery("both")
+    counted = select(both, func.count(both.c.group_key).over().label("group_count")).subquery(
+        "counted"
+    )
+    key = counted.c.group_key
+    statement = select(counted).order_by(key.asc().nulls_first()).limit(limit + 2)
+    if after is not None:
+        statement = statement.where(or_(key.is_(None), key > literal(after, String())))
+    rows = list(session.execute(statement))
+    count = int(rows[0].group_count) if rows else 0
+    total = next((_figures_of(r) for r in rows if r.group_key is None and r.submitted), None)
+    groups = [(_as_key(r.group_key) or "", _figures_of(r)) for r in rows if r.group_key is not None]
+    return GroupPage(total or Figures(), groups[:limit], count, len(groups) > limit)
+
+
+def request_groups(
+    session: Session, *, scope: Scope, filters: StatsFilter, group_by: GroupBy
+) -> Iterator[tuple[str, Figures]]:
+    """Every group (region, category or tier) in key order, streamed ``BATCH`` rows at a time,
+    for the export, which wants them all rather than a page."""
+    if group_by is GroupBy.PROVIDER:
+        raise ValueError("a request has no single provider; use provider_groups")
+    statement = _request_statement(scope, filters, group_by).order_by("group_key")
+    for row in session.execute(statement.execution_options(yield_per=BATCH)):
+        yield _as_key(row.group_key) or "", _figures_of(row)
 
 
 def _request_statement(
@@ -397,11 +444,59 @@ def _request_statement(
     return statement
 
 
-def pair_figures(
+def _offered_in_scope(scope: Scope, filters: StatsFilter) -> Any:
+    """Ids of the providers offered a request in scope (one row per offer, not distinct);
+    never correlated, as it goes inside statements that read ``assignments`` themselves."""
+    statement = (
+        select(Assignment.provider_id)
+        .correlate(None)
+        .select_from(Assignment)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .where(Assignment.offered_at.is_not(None))
+    )
+    return _in_scope(statement, scope, filters, None)
+
+
+def provider_page(
+    session: Session, *, scope: Scope, filters: StatsFilter, after: int | None, limit: int
+) -> tuple[list[tuple[str, ProviderFigures]], int, bool]:
+    """The first ``limit`` provider groups whose id is above ``after``, in id order, how many
+    providers were offered a request in scope, and whether more groups follow.
+
+    The page's ids are picked first (``DISTINCT ... ORDER BY ... LIMIT``), and the pairs and
+    load are computed for those providers only, so a page costs about ``limit`` providers'
+    offers (indexed on ``assignments.provider_id``), not the province's 35,000 groups.
+    """
+    keys = _offered_in_scope(scope, filters).distinct()
+    if after is not None:
+        keys = keys.where(Assignment.provider_id > after)
+    keys = keys.order_by(Assignment.provider_id).limit(limit + 1)
+    figures = list(_provider_figures(session, _pair_statement(scope, filters, keys)))
+    counted = _offered_in_scope(scope, filters).with_only_columns(
+        func.count(distinct(Assignment.provider_id))
+    )
+    count = int(session.scalar(counted) or 0)
+    return figures[:limit], count, len(figures) > limit
+
+
+def provider_groups(
     session: Session, *, scope: Scope, filters: StatsFilter
-) -> dict[str, ProviderFigures]:
+) -> Iterator[tuple[str, ProviderFigures]]:
+    """Every provider group in id order, streamed ``BATCH`` rows at a time (the export)."""
+    statement = _pair_statement(scope, filters, None).execution_options(yield_per=BATCH)
+    return _provider_figures(session, statement)
+
+
+def _provider_figures(session: Session, statement: Any) -> Iterator[tuple[str, ProviderFigures]]:
+    for row in session.execute(statement):
+        load = LoadFigures(1, int(row.capacity), int(row.open_assignments))
+        yield str(row.group_key), ProviderFigures(_figures_of(row), row.name, load)
+
+
+def _pair_statement(scope: Scope, filters: StatsFilter, providers: Any | None) -> Any:
     """Figures per provider over request × provider pairs it was offered, keyed by its id,
-    with its name and its load now (over all regions, as in :func:`supply_load`).
+    with its name and its load now (over all regions, as in :func:`supply_load`); only the
+    ``providers`` (a statement selecting their ids) if given; in provider id order.
 
     A provider is credited with a resolution only for work it completed that was not rated
     unsatisfied, and its ``settled`` counts only requests it accepted, so a provider that
@@ -428,12 +523,14 @@ def pair_figures(
         .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
         .where(Assignment.offered_at.is_not(None))
     )
+    if providers is not None:
+        pairs = pairs.where(Assignment.provider_id.in_(providers))
     pairs = (
         _in_scope(pairs, scope, filters, None)
         .group_by(HelpRequest.id, Assignment.provider_id)
         .subquery("pairs")
     )
-    open_now = _open_counts()
+    open_now = _open_counts(providers)
     resolved = and_(pairs.c.status == RequestStatus.RESOLVED, pairs.c.delivered == 1)
     statement = select(
         *_figures(
@@ -451,32 +548,48 @@ def pair_figures(
         Provider.capacity,
         func.coalesce(open_now.c.open_assignments, 0).label("open_assignments"),
     )
-    statement = (
+    return (
         statement.join(Provider, Provider.id == pairs.c.provider_id)
         .outerjoin(open_now, open_now.c.provider_id == Provider.id)
         .group_by(
             pairs.c.provider_id, Provider.name, Provider.capacity, open_now.c.open_assignments
         )
+        .order_by(pairs.c.provider_id)
     )
-    return {
-        str(row.group_key): ProviderFigures(
-            _figures_of(row),
-            row.name,
-            LoadFigures(1, int(row.capacity), int(row.open_assignments)),
-        )
+
+
+def busiest_providers(
+    session: Session, *, scope: Scope, filters: StatsFilter, limit: int
+) -> list[tuple[str, str, LoadFigures]]:
+    """Up to ``limit`` providers offered a request in scope, with capacity, by utilisation
+    now (open assignments ÷ capacity, highest first; ties by id): id, name and load.
+
+    The dashboard's load chart wants the top of that order, which no page in id order gives.
+    """
+    open_now = _open_counts(None)
+    opened = func.coalesce(open_now.c.open_assignments, 0)
+    statement = (
+        select(Provider.id, Provider.name, Provider.capacity, opened.label("open_assignments"))
+        .outerjoin(open_now, open_now.c.provider_id == Provider.id)
+        .where(Provider.id.in_(_offered_in_scope(scope, filters)), Provider.capacity > 0)
+        .order_by((opened * literal(1.0) / Provider.capacity).desc(), Provider.id)
+        .limit(limit)
+    )
+    return [
+        (str(row.id), row.name, LoadFigures(1, int(row.capacity), int(row.open_assignments)))
         for row in session.execute(statement)
-    }
+    ]
 
 
-def _open_counts() -> Any:
+def _open_counts(providers: Any | None) -> Any:
     """Open assignments per provider now, over all regions: capacity is one number per
-    provider, so a slot taken elsewhere is not free here."""
-    return (
-        select(Assignment.provider_id, func.count().label("open_assignments"))
-        .where(Assignment.status.in_(OPEN))
-        .group_by(Assignment.provider_id)
-        .subquery("open_counts")
+    provider, so a slot taken elsewhere is not free here. Only the ``providers`` if given."""
+    statement = select(Assignment.provider_id, func.count().label("open_assignments")).where(
+        Assignment.status.in_(OPEN)
     )
+    if providers is not None:
+        statement = statement.where(Assignment.provider_id.in_(providers))
+    return statement.group_by(Assignment.provider_id).subquery("open_counts")
 
 
 def supply_load(session: Session, *, scope: Scope, category: str | None) -> LoadFigures:
@@ -484,7 +597,7 @@ def supply_load(session: Session, *, scope: Scope, category: str | None) -> Load
     remote, or anywhere) and, with a category, skilled in it; summed in the database, so
     50k providers' JSON never reaches Python."""
     dialect = session.get_bind().dialect.name
-    open_now = _open_counts()
+    open_now = _open_counts(None)
     terms = [Provider.active.is_(true()), scope.serves(dialect)]
     if category is not None:
         terms.append(json_has_key(Provider.skills, category, dialect))

@@ -1,5 +1,8 @@
 """Response shape of ``GET /stats``: one block for the total, the same block per group.
 
+Groups are a page, like every list of the API: ``limit`` and ``cursor`` in, ``next_cursor``
+and ``total_groups`` out (``total`` was already the figures' total block, hence the name).
+
 Rates are ``null`` when they have no denominator (nothing answered, settled or rated yet),
 so a dashboard can tell "no data" from "0 %".
 """
@@ -102,4 +105,15 @@ class StatsRead(Schema):
     group_by: GroupBy | None
     generated_at: datetime
     total: StatsGroup
-    groups: list[StatsGroup]
+    groups: list[StatsGroup] = Field(
+        description="One page of groups in key order (provider id, else the key's text); "
+        "empty without group_by."
+    )
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` (with the same group_by and filters) for the next page "
+        "of groups; null on the last page.",
+    )
+    total_groups: int | None = Field(
+        default=None, description="How many groups there are over all pages; null without group_by."
+    )

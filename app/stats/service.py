@@ -1,20 +1,30 @@
 """Shape the stats queries into the figures coordinators watch. Read-only: nothing is flushed.
 
-At most three queries whatever the volume, each aggregated in the database (one row per
-group): request figures for the total and per group (offer and rating tallies counted in the
-same pass; one statement on PostgreSQL, two on SQLite), per provider the figures over request
-× provider pairs with each provider's name and load, and the supply's load.
+At most four queries whatever the volume, each aggregated in the database (one row per
+group): the supply's load; request figures for the total and one page of groups with the
+number of groups (offer and rating tallies counted in the same pass; one statement); or,
+grouped by provider, the request total, one page of providers' figures over request ×
+provider pairs with each one's name and load, and the number of providers offered work.
+Groups are paged like every list of the API (keyset on the group key, capped ``limit``), so
+a province's 35,000 provider groups cost a page each, not one 35,000-group body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
 from app.common.cache import TTLCache
 from app.common.clock import utc_now
+from app.common.pagination import (
+    decode_cursor,
+    decode_key_cursor,
+    encode_cursor,
+    encode_key_cursor,
+)
 from app.common.principal import Principal
 from app.errors import Forbidden, InvalidInput
 from app.stats import repository
@@ -52,27 +62,101 @@ def _check(principal: Principal, filters: StatsFilter) -> None:
 StatsCache = TTLCache[StatsRead]
 
 
+@dataclass(frozen=True)
+class GroupPageParams:
+    """Which page of groups to answer: at most ``limit`` groups whose key sorts after the one
+    the ``cursor`` carries (a provider id grouped by provider, else the region, category or
+    tier key), in key order, as every list of the API pages."""
+
+    limit: int = 50
+    cursor: str | None = None
+
+
+FIRST_PAGE = GroupPageParams()
+
+
 def summarise(
     session: Session,
     *,
     principal: Principal,
     filters: StatsFilter,
     group_by: GroupBy | None,
+    page: GroupPageParams = FIRST_PAGE,
     cache: StatsCache | None = None,
 ) -> StatsRead:
-    """The total over the caller's scope and, with ``group_by``, the same figures per group.
+    """The total over the caller's scope and, with ``group_by``, one page of the same figures
+    per group, with the number of groups and the cursor of the next page.
 
-    With a ``cache``, callers with the same scope, filters and grouping share one computation
-    per TTL (``generated_at`` tells how old it is); see app/common/cache.py for why.
+    With a ``cache``, callers with the same scope, filters, grouping and page share one
+    computation per TTL (``generated_at`` tells how old it is); see app/common/cache.py for why.
     """
     _check(principal, filters)
+    after = _after(group_by, page.cursor)
     scope = repository.visible_to(principal, region=filters.region)
+
+    def compute() -> StatsRead:
+        return _summarise(
+            session, scope=scope, filters=filters, group_by=group_by, limit=page.limit, after=after
+        )
+
     if cache is None:
-        return _summarise(session, scope=scope, filters=filters, group_by=group_by)
-    return cache.get_or_compute(
-        (scope, filters, group_by),
-        lambda: _summarise(session, scope=scope, filters=filters, group_by=group_by),
-    )
+        return compute()
+    return cache.get_or_compute((scope, filters, group_by, page.limit, after), compute)
+
+
+def every_group(
+    session: Session, *, principal: Principal, filters: StatsFilter, group_by: GroupBy | None
+) -> tuple[StatsRead, Iterator[StatsGroup]]:
+    """The total (``groups`` left empty) and every group in key order, streamed from the
+    database in batches: for the export, which gives all groups however many there are."""
+    _check(principal, filters)
+    scope = repository.visible_to(principal, region=filters.region)
+    head = _summarise(session, scope=scope, filters=filters, group_by=None, limit=0, after=None)
+    head = head.model_copy(update={"group_by": group_by})
+    if group_by is None:
+        return head, iter(())
+    if group_by is GroupBy.PROVIDER:
+        pairs = repository.provider_groups(session, scope=scope, filters=filters)
+        return head, (_provider_block(key, found) for key, found in pairs)
+    rows = repository.request_groups(session, scope=scope, filters=filters, group_by=group_by)
+    return head, (_block(key, figures, None) for key, figures in rows)
+
+
+@dataclass(frozen=True)
+class ProviderLoad:
+    """A provider offered work in the caller's scope, and its load now."""
+
+    key: str
+    label: str
+    load: Load
+
+
+def busiest_providers(
+    session: Session, *, principal: Principal, filters: StatsFilter, limit: int
+) -> list[ProviderLoad]:
+    """The ``limit`` providers offered work in scope with the highest utilisation now."""
+    _check(principal, filters)
+    scope = repository.visible_to(principal, region=filters.region)
+    found = repository.busiest_providers(session, scope=scope, filters=filters, limit=limit)
+    return [ProviderLoad(key, name, _load(load)) for key, name, load in found]
+
+
+def _after(group_by: GroupBy | None, cursor: str | None) -> str | int | None:
+    """The key a cursor carries; one made up, or given without ``group_by``, is a 422."""
+    if cursor is None:
+        return None
+    if group_by is None:
+        raise InvalidInput("cursor pages groups: give group_by with it", field="cursor")
+    if group_by is GroupBy.PROVIDER:
+        return decode_cursor(cursor)
+    return decode_key_cursor(cursor)
+
+
+@dataclass(frozen=True)
+class _GroupsPart:
+    groups: list[StatsGroup]
+    total_groups: int | None = None
+    next_cursor: str | None = None
 
 
 def _summarise(
@@ -81,52 +165,63 @@ def _summarise(
     scope: repository.Scope,
     filters: StatsFilter,
     group_by: GroupBy | None,
+    limit: int,
+    after: str | int | None,
 ) -> StatsRead:
-    by_request = None if group_by is GroupBy.PROVIDER else group_by
-    totals, figures = repository.request_figures(
-        session, scope=scope, filters=filters, group_by=by_request
-    )
     pool = _load(repository.supply_load(session, scope=scope, category=filters.category))
-    total = _block(None, totals, pool)
-    groups: list[StatsGroup] = []
-    if group_by is GroupBy.PROVIDER:
-        pairs = repository.pair_figures(session, scope=scope, filters=filters)
-        groups = _provider_groups(pairs)
-    elif group_by is not None:
-        groups = _groups(figures, sort_key=str)
+    if group_by is None:
+        totals, part = repository.request_total(session, scope=scope, filters=filters), None
+    elif group_by is GroupBy.PROVIDER:
+        totals = repository.request_total(session, scope=scope, filters=filters)
+        part = _provider_part(session, scope, filters, after, limit)
+    else:
+        totals, part = _request_part(session, scope, filters, group_by, after, limit)
     return StatsRead(
         scope=None if scope.prefixes is None else list(scope.prefixes),
         group_by=group_by,
         generated_at=utc_now(),
-        total=total,
-        groups=groups,
+        total=_block(None, totals, pool),
+        groups=part.groups if part else [],
+        next_cursor=part.next_cursor if part else None,
+        total_groups=part.total_groups if part else None,
     )
 
 
-def _groups(
-    figures: dict[str, Figures],
-    *,
-    sort_key: Callable[[str], str | int],
-    label: Callable[[str], str | None] = lambda _key: None,
-    load: Callable[[str], Load | None] = lambda _key: None,
-) -> list[StatsGroup]:
-    """One block per key that has requests (by provider: offers), in key order."""
-    return [
-        _block(key, figures[key], load(key), label(key)) for key in sorted(figures, key=sort_key)
-    ]
+def _provider_part(
+    session: Session,
+    scope: repository.Scope,
+    filters: StatsFilter,
+    after: str | int | None,
+    limit: int,
+) -> _GroupsPart:
+    start = after if isinstance(after, int) else None
+    pairs, count, more = repository.provider_page(
+        session, scope=scope, filters=filters, after=start, limit=limit
+    )
+    next_cursor = encode_cursor(int(pairs[-1][0])) if more and pairs else None
+    return _GroupsPart([_provider_block(key, found) for key, found in pairs], count, next_cursor)
 
 
-def _provider_groups(pairs: dict[str, ProviderFigures]) -> list[StatsGroup]:
-    def label(key: str) -> str | None:
-        found = pairs.get(key)
-        return found.name if found else None
+def _request_part(
+    session: Session,
+    scope: repository.Scope,
+    filters: StatsFilter,
+    group_by: GroupBy,
+    after: str | int | None,
+    limit: int,
+) -> tuple[Figures, _GroupsPart]:
+    start = after if isinstance(after, str) else None
+    found = repository.request_page(
+        session, scope=scope, filters=filters, group_by=group_by, after=start, limit=limit
+    )
+    groups = [_block(key, figures, None) for key, figures in found.groups]
+    last = found.groups[-1][0] if found.groups else None
+    next_cursor = encode_key_cursor(last) if found.more and last is not None else None
+    return found.total, _GroupsPart(groups, found.group_count, next_cursor)
 
-    def load(key: str) -> Load | None:
-        found = pairs.get(key)
-        return _load(found.load) if found else None
 
-    figures = {key: found.figures for key, found in pairs.items()}
-    return _groups(figures, sort_key=int, label=label, load=load)
+def _provider_block(key: str, found: ProviderFigures) -> StatsGroup:
+    return _block(key, found.figures, _load(found.load), found.name)
 
 
 def _block(

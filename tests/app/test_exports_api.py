@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.common.clock import utc_now
 from app.models import Assignment, AssignmentOrigin, AssignmentStatus, Plan, PlanStatus
 from tests.app.conftest import Cast
 from tests.factories import make_request
@@ -239,6 +241,33 @@ def test_stats_export_is_for_staff_inside_their_regions(client: TestClient, worl
     assert outside.status_code == 403
     anonymous = client.get(f"{URL}/requests")
     assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize("group_by", ["provider", "region"])
+def test_stats_export_has_every_group_not_a_page(
+    client: TestClient, world: World, db: Session, group_by: str
+) -> None:
+    """``GET /stats`` pages its groups; the export streams all of them, in the same order."""
+    for a in db.scalars(select(Assignment)):
+        if a.status is AssignmentStatus.OFFERED:
+            a.offered_at = utc_now()
+    db.commit()
+    headers = world.cast.headers(world.cast.admin)
+    params = {"group_by": group_by, "lang": "en"}
+    pages = [client.get("/api/v1/stats", params={**params, "limit": 1}, headers=headers).json()]
+    while pages[-1]["next_cursor"] and len(pages) < 10:
+        cursor = pages[-1]["next_cursor"]
+        pages.append(
+            client.get(
+                "/api/v1/stats", params={**params, "limit": 1, "cursor": cursor}, headers=headers
+            ).json()
+        )
+    groups = [g for page in pages for g in page["groups"]]
+    assert len(groups) == pages[0]["total_groups"] == 2
+    rows = _csv(client.get(f"{URL}/stats", params=params, headers=headers).content)
+    assert rows[1][0] == "Total"
+    assert [row[0] for row in rows[2:]] == [g["label"] or g["key"] for g in groups]
+    assert [int(row[1]) for row in rows[2:]] == [g["funnel"]["submitted"] for g in groups]
 
 
 def test_columns_follow_the_need_to_know_of_the_per_role_views(

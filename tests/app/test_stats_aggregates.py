@@ -41,7 +41,8 @@ from app.sqlfuncs import hours_between
 from app.sqlfuncs import median as sql_median
 from app.stats import service
 from app.stats.repository import NO, SETTLED, YES, StatsFilter, visible_to
-from app.stats.schemas import GroupBy, StatsGroup
+from app.stats.schemas import GroupBy, StatsGroup, StatsRead
+from app.stats.service import GroupPageParams
 from tests.factories import make_enterprise, make_provider, make_request
 
 REGIONS = ("350582", "350203", "410105")
@@ -427,6 +428,98 @@ def _check_every_case(db: Session, world: World) -> None:
                     assert _answer_load(group) == only
 
 
+def _pages(
+    db: Session, principal: Principal, filters: StatsFilter, group_by: GroupBy, limit: int
+) -> list[StatsRead]:
+    """Every page of groups, following ``next_cursor`` (bounded, so a loop fails the test)."""
+    pages = [
+        service.summarise(
+            db,
+            principal=principal,
+            filters=filters,
+            group_by=group_by,
+            page=GroupPageParams(limit=limit),
+        )
+    ]
+    while pages[-1].next_cursor is not None and len(pages) < 100:
+        cursor = pages[-1].next_cursor
+        pages.append(
+            service.summarise(
+                db,
+                principal=principal,
+                filters=filters,
+                group_by=group_by,
+                page=GroupPageParams(limit=limit, cursor=cursor),
+            )
+        )
+    return pages
+
+
+def _check_pages(db: Session) -> None:
+    """Pages of any size, concatenated, are the whole: the same groups in the same order,
+    each once, the same total block on every page, and ``total_groups`` the count; the
+    export's stream of every group is the same sequence (the figures already equal the
+    recount, by _check_every_case)."""
+    for principal, filters, group_by in CASES:
+        if group_by is None:
+            continue
+        whole = service.summarise(
+            db,
+            principal=principal,
+            filters=filters,
+            group_by=group_by,
+            page=GroupPageParams(limit=10_000),
+        )
+        assert whole.next_cursor is None
+        assert whole.total_groups == len(whole.groups)
+        for limit in (1, 2, 3):
+            pages = _pages(db, principal, filters, group_by, limit)
+            _same_groups([g for page in pages for g in page.groups], whole.groups)
+            assert all(len(page.groups) <= limit for page in pages)
+            assert {page.total_groups for page in pages} == {whole.total_groups}
+            for page in pages:
+                _same_groups([page.total], [whole.total])
+            assert pages[-1].next_cursor is None
+        head, every = service.every_group(
+            db, principal=principal, filters=filters, group_by=group_by
+        )
+        _same_groups([head.total], [whole.total])
+        _same_groups(list(every), whole.groups)
+
+
+def _same_groups(found: list[StatsGroup], expected: list[StatsGroup]) -> None:
+    """The same groups in the same order. Another statement may sum float hours in another
+    order, so a mean may differ in its last rounded digit: figures are compared as _same."""
+    assert [(g.key, g.label, g.load) for g in found] == [(g.key, g.label, g.load) for g in expected]
+    for one, other in zip(found, expected, strict=True):
+        _same(_answer_block(one), _answer_block(other))
+
+
+def _check_busiest(db: Session) -> None:
+    """The dashboard's most loaded providers: offered work in scope, with capacity, by open
+    assignments ÷ capacity now, highest first, ties by id."""
+    regions = {e.id: e.region_code for e in db.scalars(select(Enterprise))}
+    owner = {r.id: regions[r.enterprise_id] for r in db.scalars(select(HelpRequest))}
+    capacity = {p.id: p.capacity for p in db.scalars(select(Provider))}
+    for principal in (ADMIN, FUJIAN, ZHENGZHOU):
+        scope = visible_to(principal).prefixes
+        offered = {
+            a.provider_id
+            for a in db.scalars(select(Assignment))
+            if a.offered_at is not None
+            and (scope is None or any(owner[a.request_id].startswith(p) for p in scope))
+        }
+        loads = {p: _reference_load(db, scope, None, only=p) for p in offered if capacity[p] > 0}
+        expected = sorted(
+            loads, key=lambda p: (-loads[p]["open_assignments"] / loads[p]["capacity"], p)
+        )[:4]
+        found = service.busiest_providers(db, principal=principal, filters=StatsFilter(), limit=4)
+        assert [int(b.key) for b in found] == expected
+        assert [b.load.model_dump(exclude={"utilisation"}) for b in found] == [
+            loads[p] for p in expected
+        ]
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_sql_figures_equal_a_count_from_scratch_after_each_round_of_changes(
     db: Session, seed: int
@@ -434,10 +527,13 @@ def test_sql_figures_equal_a_count_from_scratch_after_each_round_of_changes(
     world = _world(db, seed)
     _add_requests(db, world, 40)
     _check_every_case(db, world)
+    _check_pages(db)
     for _ in range(3):
         _change_requests(db, world)
         _add_requests(db, world, 10)
         _check_every_case(db, world)
+    _check_pages(db)
+    _check_busiest(db)
 
 
 def test_median_averages_the_middle_pair_and_skips_nulls(db: Session) -> None:

@@ -12,6 +12,7 @@ The history (Jinjiang enterprise, coordinator for "35"), hours = age of the requ
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -284,6 +285,98 @@ class TestGroups:
     def test_by_tier(self, client: TestClient, cast: Cast, history: History) -> None:
         groups = by_key(stats(client, cast, cast.coordinator, group_by="tier"))
         assert list(groups) == [cast.ent.tier.value]
+
+
+def every_page(
+    client: TestClient, cast: Cast, user: Any, limit: int, **params: Any
+) -> list[dict[str, Any]]:
+    """Follow ``next_cursor`` to the end (bounded, so a cursor that loops fails the test)."""
+    pages = [stats(client, cast, user, limit=limit, **params)]
+    while pages[-1]["next_cursor"] is not None and len(pages) < 20:
+        pages.append(
+            stats(client, cast, user, limit=limit, cursor=pages[-1]["next_cursor"], **params)
+        )
+    return pages
+
+
+class TestPages:
+    @pytest.mark.parametrize(
+        ("who", "group_by", "groups"),
+        [
+            ("coordinator", "provider", 2),
+            ("admin", "region", 2),
+            ("coordinator", "category", 3),
+        ],
+    )
+    def test_pages_of_one_concatenate_to_the_whole(
+        self, client: TestClient, cast: Cast, history: History, who: str, group_by: str, groups: int
+    ) -> None:
+        user = cast.by_role()[who]
+        whole = stats(client, cast, user, group_by=group_by)
+        pages = every_page(client, cast, user, 1, group_by=group_by)
+        assert len(pages) == groups
+        assert [g for page in pages for g in page["groups"]] == whole["groups"]
+        assert {page["total_groups"] for page in pages} == {groups}
+        assert all(page["total"] == whole["total"] for page in pages)
+        assert whole["next_cursor"] is None
+        assert whole["total_groups"] == len(whole["groups"]) == groups
+
+    def test_ungrouped_has_no_groups_to_count(
+        self, client: TestClient, cast: Cast, history: History
+    ) -> None:
+        body = stats(client, cast, cast.coordinator, limit=1)
+        assert (body["groups"], body["next_cursor"], body["total_groups"]) == ([], None, None)
+
+    def test_limit_is_capped_by_the_server(
+        self, client: TestClient, cast: Cast, history: History
+    ) -> None:
+        body = stats(client, cast, cast.coordinator, group_by="provider", limit=10**6)
+        assert len(body["groups"]) == body["total_groups"] == 2
+
+    def test_a_cursor_never_widens_the_scope(
+        self, client: TestClient, cast: Cast, history: History
+    ) -> None:
+        """A coordinator of "41" replaying a page cursor of a coordinator of "35" gets their
+        own (empty) provider groups, not the rest of the other's."""
+        cursor = stats(client, cast, cast.coordinator, group_by="provider", limit=1)["next_cursor"]
+        body = stats(client, cast, cast.other_coordinator, group_by="provider", cursor=cursor)
+        assert (body["groups"], body["total_groups"], body["scope"]) == ([], 0, ["41"])
+        region = stats(client, cast, cast.coordinator, group_by="region", limit=10)
+        assert [g["key"] for g in region["groups"]] == ["3505"]
+        assert region["total_groups"] == 1
+
+    def test_a_cursor_past_the_last_group_is_an_empty_last_page(
+        self, client: TestClient, cast: Cast, history: History
+    ) -> None:
+        """A well-formed key that is no group (or a tier that does not exist) is a position
+        in key order, not an error."""
+        for group_by, cursor in (("tier", "key:zzz"), ("provider", "id:999999999")):
+            token = base64.urlsafe_b64encode(cursor.encode()).decode()
+            body = stats(client, cast, cast.coordinator, group_by=group_by, cursor=token)
+            assert body["groups"] == []
+            assert body["next_cursor"] is None
+            assert body["total_groups"] == (1 if group_by == "tier" else 2)
+            assert body["total"]["funnel"]["submitted"] == 5
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"group_by": "provider", "cursor": "not a cursor!"},
+            {"group_by": "provider", "cursor": "a2V5OjM1MDU"},  # key:3505, a region cursor
+            {"group_by": "region", "cursor": "aWQ6Nw"},  # id:7, a provider cursor
+            {"group_by": "provider", "cursor": "aWQ6eA"},  # id:x
+            {"cursor": "aWQ6Nw"},  # no group_by: nothing to page
+            {"group_by": "category", "cursor": "x" * 101},
+            {"group_by": "category", "limit": 0},
+        ],
+    )
+    def test_a_bad_cursor_or_limit_is_a_422_naming_it(
+        self, client: TestClient, cast: Cast, params: dict[str, Any]
+    ) -> None:
+        r = client.get(URL, params=params, headers=cast.headers(cast.coordinator))
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["field"] == ("limit" if "limit" in params else "cursor")
 
 
 class TestFilters:

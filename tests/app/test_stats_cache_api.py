@@ -40,6 +40,21 @@ class TestStatsCache:
         assert fujian["total"]["funnel"]["submitted"] >= 1
         assert henan["total"]["funnel"]["submitted"] == 0
 
+    def test_each_page_of_groups_is_its_own_entry(
+        self, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        make_request(db, cast.ent, category="financing", status="triaged")
+        make_request(db, cast.ent, category="management", status="triaged")
+        db.commit()
+        headers = cast.headers(cast.coordinator)
+        params = {"group_by": "category", "limit": 1}
+        first = client.get("/api/v1/stats", params=params, headers=headers).json()
+        cursor = first["next_cursor"]
+        second = client.get("/api/v1/stats", params={**params, "cursor": cursor}, headers=headers)
+
+        assert [g["key"] for g in first["groups"]] == ["financing"]
+        assert [g["key"] for g in second.json()["groups"]] == ["management"]
+
 
 @pytest.fixture
 def settings() -> Settings:
