@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, insert, select, update
+from sqlalchemy import Table, bindparam, case, false, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from app.bundling import milestones, summaries
@@ -30,6 +30,12 @@ from app.policies.eligibility import Applicant, Catalogue
 from app.taxonomy import service as taxonomy_service
 
 BULK_PLANS = 1000  # attaching this many plans at once refreshes the planner statistics
+# ... of the columns the statements after the link filter and join by: the new plans, and
+# the requests' plan and status (plans found by enterprise, requests by plan).
+PLANNER_COLUMNS = {
+    "plans": ("id", "enterprise_id", "status"),
+    "help_requests": ("plan_id", "status"),
+}
 SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
 REOPENED = (PlanStatus.DRAFT, PlanStatus.FOLLOW_UP)  # attaching work makes these active again
 BATCH = 2000
@@ -99,33 +105,49 @@ def _plan_columns(rows: Iterable[Any]) -> dict[int, dict[str, Any]]:
 def _create_missing(
     session: Session, ids: Sequence[int], plans: dict[int, dict[str, Any]]
 ) -> set[int]:
-    """Insert the plans that do not exist yet (status active); returns their enterprises."""
+    """Insert the plans that do not exist yet (status active) in one ``INSERT ... SELECT``
+    over the (locked) enterprises; returns their enterprises. One statement with one id
+    list: the multi-row ``VALUES`` it replaced spent most of its time in the driver,
+    converting seven bind parameters per plan (0.6 s of a 10k publish against 0.06 s in the
+    database)."""
     missing = [e for e in ids if e not in plans]
-    now = utc_now()
-    rows = [
-        {
-            "enterprise_id": e,
-            "status": PlanStatus.ACTIVE,
-            "summary": "",
-            "recommended_policies": [],
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for e in missing
-    ]
+    if not missing:
+        return set()
     table = _table(Plan)
-    returning = insert(table).returning(
-        table.c.enterprise_id,
-        table.c.id,
-        table.c.status,
-        table.c.recommended_policies,
-        table.c.summary,
-        table.c.summary_en,
-        table.c.summary_edited,
+    now = literal(utc_now(), table.c.created_at.type)
+    source = (
+        select(
+            Enterprise.id,
+            literal(PlanStatus.ACTIVE, table.c.status.type),
+            literal("", table.c.summary.type),
+            literal("", table.c.summary_en.type),
+            false(),
+            literal([], table.c.recommended_policies.type),
+            literal(1, table.c.version.type),
+            now,
+            now,
+        )
+        .where(in_ids(Enterprise.id, missing))
+        .order_by(Enterprise.id)  # plan ids ascend with enterprise ids, as one by one
+    )
+    columns = (
+        "enterprise_id", "status", "summary", "summary_en", "summary_edited",
+        "recommended_policies", "version", "created_at", "updated_at",
+    )  # fmt: skip
+    statement = (
+        insert(table)
+        .from_select(columns, source)
+        .returning(
+            table.c.enterprise_id,
+            table.c.id,
+            table.c.status,
+            table.c.recommended_policies,
+            table.c.summary,
+            table.c.summary_en,
+            table.c.summary_edited,
+        )
     )  # the new plans' columns come back with the insert: no second read
-    for start in range(0, len(rows), BATCH):
-        plans.update(_plan_columns(session.execute(returning, rows[start : start + BATCH])))
+    plans.update(_plan_columns(session.execute(statement)))
     return set(missing)
 
 
@@ -229,7 +251,7 @@ def attach_and_move(
         # The next statements find requests by plan: with statistics from before these plans
         # existed, the planner's estimates are off by orders of magnitude (a province's
         # publish outlived the statement timeout).
-        refresh_planner_statistics(session, ["plans", "help_requests"])
+        refresh_planner_statistics(session, list(PLANNER_COLUMNS), PLANNER_COLUMNS)
     plan_ids = [plan["id"] for plan in plans.values()]
     helpers = milestones.helpers(session, plan_ids)
     # Hand over first: the steps generated next already belong to the current provider, so
