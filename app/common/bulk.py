@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -29,15 +29,23 @@ def _dialect(bind: Session | Connection) -> str:
     return bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
 
 
+_TO_JSON = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per value
+_AS_IS = frozenset({str, int, float, bool, datetime, date, type(None)})
+
+
 def _copy_value(value: Any, *, json_column: bool) -> Any:
     """What COPY's text format takes for a value: a JSON column's value as its JSON text
     (``None`` included: ``null``, what the JSON type stores on the executemany path, not SQL
     NULL, so both paths and both databases store the same), enums by value."""
-    if json_column or isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
+    if json_column:
+        return _TO_JSON(value)
+    if type(value) in _AS_IS:  # the common case first: a publish COPYs ~60,000 values
+        return value
+    if isinstance(value, dict | list):
+        return _TO_JSON(value)
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, datetime | date | str | int | float | bool) or value is None:
+    if isinstance(value, datetime | date | str | int | float | bool):
         return value
     raise TypeError(f"cannot COPY a {type(value).__name__}")
 
@@ -59,13 +67,9 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         names = ", ".join(f'"{c}"' for c in columns)
         as_json = [isinstance(table.c[c].type, JSON) for c in columns]
         with cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            pairs = list(zip(columns, as_json, strict=True))
             for row in rows:
-                copy.write_row(
-                    [
-                        _copy_value(row[c], json_column=j)
-                        for c, j in zip(columns, as_json, strict=True)
-                    ]
-                )
+                copy.write_row([_copy_value(row[c], json_column=j) for c, j in pairs])
         return len(rows)
     for start in range(0, len(rows), BATCH):
         session.execute(insert(table), list(rows[start : start + BATCH]))
@@ -73,19 +77,25 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
 
 
 def refresh_planner_statistics(
-    bind: Engine | Connection | Session, tables: Sequence[str] = ()
+    bind: Engine | Connection | Session,
+    tables: Sequence[str] = (),
+    columns: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """Refresh the query planner's statistics after a bulk load (of ``tables``, or of
     everything). PostgreSQL: ``ANALYZE`` (transactional: inside a transaction it sees that
-    transaction's rows). SQLite: ``PRAGMA optimize``, preceded by a bounded ``ANALYZE`` the
-    first time (optimize alone skips tables it has never seen queried)."""
+    transaction's rows), of only the ``columns`` given for a table if any: a table's row
+    count is refreshed either way, and skipping its wide text columns makes it several times
+    cheaper (``help_requests``: 0.06 s against 0.25 s at 15k rows). SQLite: ``PRAGMA
+    optimize``, preceded by a bounded ``ANALYZE`` the first time (optimize alone skips
+    tables it has never seen queried)."""
     if isinstance(bind, Engine):
         with bind.begin() as connection:
-            refresh_planner_statistics(connection, tables)
+            refresh_planner_statistics(connection, tables, columns)
         return
     dialect = _dialect(bind)
     if dialect == "postgresql":
-        for statement in [f'ANALYZE "{name}"' for name in tables] or ["ANALYZE"]:
+        statements = [f'ANALYZE "{name}"{_column_list(name, columns)}' for name in tables]
+        for statement in statements or ["ANALYZE"]:
             bind.execute(text(statement))
     elif dialect == "sqlite":
         analysed = bind.execute(
@@ -96,3 +106,9 @@ def refresh_planner_statistics(
             bind.execute(text("ANALYZE"))
         bind.execute(text("PRAGMA optimize"))
     logger.info("planner statistics refreshed (%s)", dialect)
+
+
+def _column_list(table: str, columns: Mapping[str, Sequence[str]] | None) -> str:
+    """`` ("a", "b")`` for ``ANALYZE``, or nothing for every column."""
+    quoted = [f'"{name}"' for name in (columns or {}).get(table, ())]
+    return f" ({', '.join(quoted)})" if quoted else ""

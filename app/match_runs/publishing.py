@@ -182,8 +182,9 @@ def publish(session: Session, *, principal: Principal, run: MatchRun) -> Publish
     """Turn every proposal of a succeeded draft into an offer, or none of them (409).
 
     Set-based throughout: one ``UPDATE`` offers the whole draft, one moves its requests to
-    ``matched``, audit events and plans are written in executemany batches, so publishing
-    costs about what writing the draft did, not a round trip per row.
+    ``matched`` and links them to their plans (their rows were locked when checked), audit
+    events and plans are written in bulk, so publishing costs a small multiple of what
+    writing the draft did, not a round trip per row.
     """
     run = _locked_run(session, run, expected=MatchRunStatus.SUCCEEDED)
     if superseded_by := run.stats.get("superseded_by_run_id"):
@@ -196,21 +197,21 @@ def publish(session: Session, *, principal: Principal, run: MatchRun) -> Publish
     now, expires = utc_now(), utc_now() + offers.OFFER_TTL
     _cas(session, repository.offer_proposals(run.id, now, expires), len(proposals))
     complete = _complete_requests(facts)
-    moved = session.scalars(
-        repository.mark_requests(complete, MATCHABLE, RequestStatus.MATCHED, now)
-    ).all()
-    if len(moved) != len(complete):  # a request was withdrawn or matched meanwhile
-        raise Conflict("the draft changed while it was being published; reload and retry")
     event_service.record_many(
         session,
         actor=principal,
         changes=(_moved(p.id, p.region, AssignmentStatus.OFFERED) for p in proposals),
     )
     session.expire_all()  # the bulk UPDATEs bypassed the identity map
-    plans = attach.attach_many(
-        session, enterprise_ids=[p.enterprise_id for p in proposals], actor=principal
+    attached = attach.attach_and_move(  # complete requests → matched in the UPDATE linking them
+        session,
+        enterprise_ids=[p.enterprise_id for p in proposals],
+        actor=principal,
+        move=attach.StatusMove(complete, MATCHABLE, RequestStatus.MATCHED),
     )
-    plan_ids = sorted(set(plans.values()))
+    if attached.moved != complete:  # locked and checked above: a guard, not a race
+        raise Conflict("the draft changed while it was being published; reload and retry")
+    plan_ids = sorted(set(attached.plans.values()))
     run.status, run.published_at = MatchRunStatus.PUBLISHED, now
     session.flush()
     event_service.record(

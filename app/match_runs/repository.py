@@ -299,7 +299,8 @@ def _of_run(run_id: int, status: AssignmentStatus) -> ColumnElement[bool]:
 
 def proposal_rows(run_id: int) -> Select[int, int, int, RequestStatus, int, str, int]:
     """(assignment, request, provider, request status, enterprise, region, providers
-    wanted) per proposal."""
+    wanted) per proposal, the requests locked in id order: the status publish checks here is
+    the one it writes over, without a compare-and-set ``UPDATE`` of its own."""
     return (
         select(
             Assignment.id,
@@ -314,6 +315,7 @@ def proposal_rows(run_id: int) -> Select[int, int, int, RequestStatus, int, str,
         .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
         .where(_of_run(run_id, AssignmentStatus.PROPOSED))
         .order_by(Assignment.request_id, Assignment.id)
+        .with_for_update(of=HelpRequest)
     )
 
 
