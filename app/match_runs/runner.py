@@ -34,6 +34,7 @@ from app.assignments import unmatched as unmatched_store
 from app.assignments.encode import Scope
 from app.common.bulk import insert_rows, refresh_planner_statistics
 from app.common.clock import utc_now
+from app.common.collector import paused
 from app.events import service as event_service
 from app.match_runs import repository as run_repository
 from app.match_runs.claims import (
@@ -121,7 +122,7 @@ def _one_pin_per_request(session: Session, pairs: list[tuple[int, int]]) -> list
 
 def read_inputs(sessions: Sessions, claimed: Claim) -> Inputs:
     start = time.perf_counter()
-    with sessions.read() as session, session.begin():
+    with paused(), sessions.read() as session, session.begin():
         _consistent_read(session)
         run = session.get(MatchRun, claimed.run_id)
         if run is None:
@@ -237,7 +238,7 @@ def _check_pins_unchanged(session: Session, inputs: Inputs) -> None:
 def write_result(sessions: Sessions, claimed: Claim, inputs: Inputs, computed: Computed) -> None:
     """All or nothing: proposals, superseded drafts, the final status and its audit event."""
     start = time.perf_counter()
-    with sessions.write() as session, session.begin():
+    with paused(), sessions.write() as session, session.begin():
         fenced(session, claimed, stage="write")  # proves the claim and locks the row
         _check_pins_unchanged(session, inputs)
         run = session.get(MatchRun, claimed.run_id, populate_existing=True)
