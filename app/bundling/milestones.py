@@ -21,6 +21,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Date,
     Integer,
     String,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app.bundling import repository
@@ -163,9 +165,19 @@ def _step_table(
     return union_all(*selects).subquery("steps")
 
 
-def _insert_steps(session: Session, request_ids: list[int], steps: Subquery) -> None:
+COLUMNS = (
+    "plan_id", "request_id", "position", "title", "title_en", "owner_role",
+    "owner_provider_id", "owner", "due_date", "done", "version", "created_at", "updated_at",
+)  # fmt: skip
+
+
+def _insert_steps(session: Session, todo: list[Helper], steps: Subquery) -> None:
     """One ``INSERT ... SELECT``: each request × its category's steps, owned by the provider
     of its first open assignment (the coordinator for coordination steps)."""
+    if session.get_bind().dialect.name == "postgresql":
+        _insert_steps_unnested(session, todo, steps)
+        return
+    request_ids = [h.request_id for h in todo]
     table = _table()
     now = literal(clock.utc_now(), table.c.created_at.type)
     first_open = (
@@ -200,12 +212,57 @@ def _insert_steps(session: Session, request_ids: list[int], steps: Subquery) -> 
             & (steps.c.severity == cast(HelpRequest.severity, String)),
         )
         .where(in_ids(HelpRequest.id, request_ids))
+        .order_by(HelpRequest.id, steps.c.position)  # ids in a stable order: see generate
     )
-    columns = (
-        "plan_id", "request_id", "position", "title", "title_en", "owner_role",
-        "owner_provider_id", "owner", "due_date", "done", "version", "created_at", "updated_at",
-    )  # fmt: skip
-    session.execute(insert(table).from_select(columns, source))
+    session.execute(insert(table).from_select(COLUMNS, source))
+
+
+def _insert_steps_unnested(session: Session, todo: list[Helper], steps: Subquery) -> None:
+    """PostgreSQL: the same rows, from the helpers already read (request, plan, category,
+    severity, provider, its name) sent as six arrays and ``unnest``ed, joined to the steps
+    alone. Looking up each request's first open assignment and provider again cost two index
+    probes per request × step (15,675 in a 10k publish). (SQLite keeps the joins: it would
+    re-read a JSON list for each step.)"""
+    table = _table()
+    now = literal(clock.utc_now(), table.c.created_at.type)
+    ids, texts = ARRAY(BigInteger()), ARRAY(String())
+    helpers = (
+        func.unnest(
+            bindparam(None, [h.request_id for h in todo], type_=ids),
+            bindparam(None, [h.plan_id for h in todo], type_=ids),
+            bindparam(None, [h.category for h in todo], type_=texts),
+            bindparam(None, [h.severity.value for h in todo], type_=texts),
+            bindparam(None, [h.provider_id for h in todo], type_=ids),
+            bindparam(None, [h.provider_name[:100] for h in todo], type_=texts),
+        )
+        .table_valued("request_id", "plan_id", "category", "severity", "provider_id", "owner")
+        .render_derived(name="helpers")
+    )
+    by_provider = steps.c.owner_role == "provider"
+    source = (
+        select(
+            helpers.c.plan_id,
+            helpers.c.request_id,
+            steps.c.position,
+            steps.c.title,
+            steps.c.title_en,
+            steps.c.owner_role,
+            case((by_provider, helpers.c.provider_id), else_=null()),
+            case((by_provider, helpers.c.owner), else_=COORDINATOR_LABEL),
+            steps.c.due_date,
+            false(),
+            literal(1, Integer),
+            now,
+            now,
+        )
+        .select_from(helpers)
+        .join(
+            steps,
+            (steps.c.category == helpers.c.category) & (steps.c.severity == helpers.c.severity),
+        )
+        .order_by(helpers.c.request_id, steps.c.position)  # ids in a stable order: see generate
+    )
+    session.execute(insert(table).from_select(COLUMNS, source))
 
 
 def generate(session: Session, found: dict[int, Helper]) -> dict[int, int]:
@@ -226,7 +283,7 @@ def generate(session: Session, found: dict[int, Helper]) -> dict[int, int]:
         return {}
     categories = {c.key: c for c in session.scalars(select(Category).where(Category.key.in_(keys)))}
     due = DueDates(clock.today(), clock.utc_now())
-    _insert_steps(session, [h.request_id for h in todo], _step_table(categories, steps, due))
+    _insert_steps(session, todo, _step_table(categories, steps, due))
     added: dict[int, int] = defaultdict(int)
     for helper in todo:
         added[helper.plan_id] += len(steps[helper.category])
