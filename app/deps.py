@@ -23,6 +23,7 @@ from app.common.credentials import api_key_digest, decode_access_token, digests_
 from app.common.idempotency import Idempotency
 from app.common.key_usage import ApiKeyUsage
 from app.common.principal import Principal
+from app.common.principal_cache import PrincipalCache, credential_digest, credential_epoch
 from app.common.throttle import LogInThrottle
 from app.db import SessionScopes, session_scope
 from app.errors import Forbidden, Unauthorized
@@ -125,13 +126,30 @@ def principal_from(
     request: Request | None = None,
 ) -> tuple[Principal, ApiKey | None]:
     """Who sends this token or key; 401 when nobody (unknown, stale, revoked, deactivated)."""
+    principal, key, _expires_at = _resolve_caller(
+        session, settings, token=token, api_key=api_key, request=request
+    )
+    return principal, key
+
+
+def _resolve_caller(
+    session: Session,
+    settings: Settings,
+    *,
+    token: str | None,
+    api_key: str | None,
+    request: Request | None = None,
+) -> tuple[Principal, ApiKey | None, float | None]:
+    """``principal_from``, plus when the credential itself ends (a token's expiry)."""
     user: User | None = None
     key: ApiKey | None = None
+    expires_at: float | None = None
     if token:
         claims = decode_access_token(token, secret_key=settings.secret_key)
         user = session.get(User, claims.user_id) if claims is not None else None
         if user is not None and claims is not None and user.token_version != claims.token_version:
             user = None  # issued before a password change or a deactivation
+        expires_at = claims.expires_at if claims is not None else None
     elif api_key:
         key = _api_key_of(session, api_key, settings)
         user = session.get(User, key.user_id) if key is not None else None
@@ -139,7 +157,7 @@ def principal_from(
         user = _console_user(request, session)
     if user is None or not user.is_active:
         raise Unauthorized("a valid bearer token or X-API-Key is required")
-    return Principal.of(user, via_api_key=key is not None), key
+    return Principal.of(user, via_api_key=key is not None), key, expires_at
 
 
 def _console_user(request: Request, session: Session) -> User | None:
@@ -154,7 +172,7 @@ def _console_user(request: Request, session: Session) -> User | None:
     return user_of_console_session(session, request.scope.get("session") or {})
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     session: DbSession,
     settings: SettingsDep,
@@ -162,14 +180,65 @@ def get_principal(
     token: Annotated[str | None, Depends(oauth2_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
-    principal, key = principal_from(
+    """The caller: from the principal cache when this credential was resolved moments ago
+    (app/common/principal_cache.py says when a change takes effect), else looked up in a
+    worker thread with the request's session."""
+    cache: PrincipalCache = request.app.state.principal_cache
+    usage: ApiKeyUsage = request.app.state.api_key_usage
+    digest = (
+        credential_digest("bearer", token)
+        if token
+        else credential_digest("key", api_key)
+        if api_key
+        else None
+    )
+    cached = cache.get(digest) if digest is not None else None
+    if cached is not None:
+        if cached.api_key_id is not None:
+            _note_key_use(usage, cached.api_key_id)
+            if usage.due():
+                await to_thread.run_sync(usage.flush_soon, scopes.write)
+        return cached.principal
+    epoch = credential_epoch()
+    principal, key, expires_at = await to_thread.run_sync(
+        partial(
+            _caller_noting_key_use,
+            session,
+            settings,
+            token=token,
+            api_key=api_key,
+            request=request,
+            usage=usage,
+            scopes=scopes,
+        )
+    )
+    if digest is not None:
+        key_id = key.id if key is not None else None
+        cache.put(digest, principal, epoch=epoch, api_key_id=key_id, expires_at=expires_at)
+    return principal
+
+
+def _note_key_use(usage: ApiKeyUsage, key_id: int) -> None:
+    usage.touch(key_id, utc_now())
+
+
+def _caller_noting_key_use(
+    session: Session,
+    settings: Settings,
+    *,
+    token: str | None,
+    api_key: str | None,
+    request: Request,
+    usage: ApiKeyUsage,
+    scopes: SessionScopes,
+) -> tuple[Principal, ApiKey | None, float | None]:
+    principal, key, expires_at = _resolve_caller(
         session, settings, token=token, api_key=api_key, request=request
     )
     if key is not None:
-        usage: ApiKeyUsage = request.app.state.api_key_usage
-        usage.touch(key.id, utc_now())
+        _note_key_use(usage, key.id)
         usage.flush_soon(scopes.write)
-    return principal
+    return principal, key, expires_at
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -247,7 +316,7 @@ def _idempotency(
     )
 
 
-def get_idempotency(
+async def get_idempotency(
     request: Request,
     session: DbSession,
     principal: CurrentPrincipal,
@@ -256,7 +325,7 @@ def get_idempotency(
     return _idempotency(request, session, principal, idempotency_key)
 
 
-def get_idempotency_apart(
+async def get_idempotency_apart(
     request: Request,
     session: DbSession,
     principal: PrincipalApart,

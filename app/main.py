@@ -19,6 +19,7 @@ from app.api import api_router
 from app.common.cache import TTLCache
 from app.common.edges import InputEdgesMiddleware
 from app.common.key_usage import ApiKeyUsage
+from app.common.principal_cache import PrincipalCache, watch_credentials
 from app.common.retry import RetryTransientMiddleware
 from app.common.schemas import ProblemDetail
 from app.common.throttle import LogInThrottle
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     app.state.api_key_usage = ApiKeyUsage(flush_seconds=settings.api_key_usage_flush_seconds)
     app.state.admission = AdmissionStats(limit=settings.inflight_limit)
     app.state.stats_cache = StatsCache(settings.stats_cache_seconds)
+    app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)
+    watch_credentials()
     app.state.board_cache = TTLCache[Any](settings.stats_cache_seconds)  # supervision totals
     app.add_middleware(
         AdmissionControl,

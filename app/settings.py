@@ -112,6 +112,16 @@ class Settings(BaseSettings):
         le=1000,
         description="Requests served at once; default min(db_pool_size, request_threads)",
     )
+    principal_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description=(
+            "How long a resolved bearer token or API key is reused without a database look-up; "
+            "changes made in this process take effect at once, in other processes within this "
+            "time (0: looked up on every request)"
+        ),
+    )
     stats_cache_seconds: float = Field(
         default=15.0,
         ge=0,

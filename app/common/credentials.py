@@ -43,6 +43,7 @@ def verify_secret(secret: str, hashed: str | None) -> bool:
 class TokenClaims:
     user_id: int
     token_version: int
+    expires_at: float = 0.0  # Unix seconds
 
 
 def create_access_token(
@@ -69,7 +70,11 @@ def decode_access_token(token: str, *, secret_key: str) -> TokenClaims | None:
         )
         if payload.get("typ") != "access":
             return None
-        return TokenClaims(user_id=int(payload["sub"]), token_version=int(payload["ver"]))
+        return TokenClaims(
+            user_id=int(payload["sub"]),
+            token_version=int(payload["ver"]),
+            expires_at=float(payload["exp"]),
+        )
     except (jwt.PyJWTError, ValueError, TypeError):
         return None
 

@@ -38,7 +38,7 @@ async def stats_filter(
     )
 
 
-def stats_cache(request: Request) -> stats_service.StatsCache:
+async def stats_cache(request: Request) -> stats_service.StatsCache:
     cache: stats_service.StatsCache = request.app.state.stats_cache
     return cache
 
