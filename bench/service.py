@@ -3,13 +3,16 @@
 Seeds a fresh database, starts ``zhuqi serve`` (API) on loopback and runs the match run in a
 ``zhuqi worker --once`` process, then times: seed, a match run for the largest province
 (snapshot, supply, match, write as the run reports them), publish (HTTP), a decline's
-re-match, a deadline sweep of expired offers (bounded batches), ``/stats`` and
-``/supervision``. Prints each time, the peak RSS of the worker and API processes, and the
+re-match (the process's first, then a second of the same category), a deadline sweep of
+expired offers (bounded batches), ``/stats`` and ``/supervision``. Prints each time, the peak RSS of the worker and API processes, and the
 ratios against peers measured in the same run:
 
 - run ÷ bare ``matching.match`` on the same snapshot (target <= 1.5);
 - publish ÷ the run's own write stage (target <= 2);
-- re-match ÷ full run (target <= 0.05).
+- re-match ÷ full run (target <= 0.05): the decline that is the process's first re-match
+  (the engine's memo of analyzed provider texts emptied first, so the bare match run in this
+  process does not warm it), and apart from it a second decline of the same category, as a
+  long-lived API or worker process meets it.
 
 Usage::
 
@@ -35,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,11 +56,17 @@ from app.common.principal import Principal
 from app.db import make_engine, make_session_factory
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, Role, User
 from app.supervision import batches
+from matching.scoring.text import clear_token_memo
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
-TARGETS = {"run_vs_bare": 1.5, "publish_vs_write": 2.0, "rematch_vs_run": 0.05}
+TARGETS = {
+    "run_vs_bare": 1.5,
+    "publish_vs_write": 2.0,
+    "rematch_vs_run": 0.05,
+    "rematch_warm_vs_run": 0.05,
+}
 
 
 def count(text_value: str) -> int:
@@ -229,8 +239,9 @@ def _through_the_api(
         published = client.post(f"/api/v1/match-runs/{run_id}/publish", headers=auth)
         assert published.status_code == 200, published.text
         _timed(times, "publish", started)
-        times["re-match"] = _decline_one(url, run_id)
-        print(f"  {'decline + re-match':<22} {times['re-match']:9.2f} s")
+        times["re-match"], times["re-match warm"] = _decline_two(url, run_id)
+        print(f"  {'decline + re-match':<22} {times['re-match']:9.2f} s  (first in the process)")
+        print(f"  {'  next, same category':<22} {times['re-match warm']:9.2f} s")
         results["sweep"] = _sweep(url, run_id, args.sweep_offers, times)
         for path in ("/api/v1/stats", "/api/v1/supervision"):
             started = time.perf_counter()
@@ -239,16 +250,38 @@ def _through_the_api(
     return results
 
 
-def _decline_one(url: str, run_id: int) -> float:
+def _decline_two(url: str, run_id: int) -> tuple[float, float]:
+    """Seconds of two declines, each with its re-match: the process's first re-match (the
+    engine's token memo emptied), then another offer of the first one's category."""
     engine = make_engine(url)
     factory = make_session_factory(engine)
-    with factory() as session, session.begin():
-        offer = session.scalars(
-            select(Assignment)
-            .where(Assignment.match_run_id == run_id, Assignment.status == AssignmentStatus.OFFERED)
-            .order_by(Assignment.id)
+    clear_token_memo()
+    with factory() as session:
+        first = session.scalars(_offers(run_id).limit(1)).one()
+        category = session.scalar(select(HelpRequest.category).filter_by(id=first.request_id))
+        second = session.scalars(
+            _offers(run_id)
+            .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+            .where(HelpRequest.category == category, Assignment.id != first.id)
             .limit(1)
         ).one()
+        ids = (first.id, second.id)
+    seconds = tuple(_decline(factory, offer_id) for offer_id in ids)
+    engine.dispose()
+    return seconds[0], seconds[1]
+
+
+def _offers(run_id: int) -> Select[Assignment]:
+    return (
+        select(Assignment)
+        .where(Assignment.match_run_id == run_id, Assignment.status == AssignmentStatus.OFFERED)
+        .order_by(Assignment.id)
+    )
+
+
+def _decline(factory: sessionmaker[Session], offer_id: int) -> float:
+    with factory() as session, session.begin():
+        offer = session.get_one(Assignment, offer_id)
         someone = session.scalar(select(User.id).order_by(User.id).limit(1)) or 0
         provider = Principal(
             user_id=someone, email="bench", role=Role.EXPERT, provider_id=offer.provider_id
@@ -257,9 +290,7 @@ def _decline_one(url: str, run_id: int) -> float:
         assignment_service.decline(
             session, principal=provider, assignment=offer, data=Decline(reason_code="no_capacity")
         )
-    seconds = time.perf_counter() - started
-    engine.dispose()
-    return seconds
+    return time.perf_counter() - started
 
 
 def _sweep(url: str, run_id: int, offers: int, times: dict[str, float]) -> dict[str, float]:
@@ -317,6 +348,7 @@ def _report(
         "run_vs_bare": run_seconds / max(times["bare match"], 1e-9),
         "publish_vs_write": times["publish"] / max(stats["seconds"].get("write", 0.0), 1e-9),
         "rematch_vs_run": times["re-match"] / max(run_seconds, 1e-9),
+        "rematch_warm_vs_run": times["re-match warm"] / max(run_seconds, 1e-9),
     }
     print(
         f"\nrequests {stats['requests']}, providers {stats['providers']}, "
@@ -325,7 +357,7 @@ def _report(
     print(f"peak RSS: worker {results['worker_rss_mb']:.0f} MB, API {results['api_rss_mb']:.0f} MB")
     for name, value in ratios.items():
         verdict = "ok" if value <= TARGETS[name] else "OVER"
-        print(f"ratio {name:<18} {value:6.2f}  (target <= {TARGETS[name]})  {verdict}")
+        print(f"ratio {name:<19} {value:6.2f}  (target <= {TARGETS[name]})  {verdict}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ full one.
 from __future__ import annotations
 
 import re
+import sys
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -35,6 +38,7 @@ __all__ = [
     "TextCache",
     "TextModel",
     "analyze",
+    "clear_token_memo",
     "fit_text_model",
     "normalise",
     "segment",
@@ -206,21 +210,85 @@ def shared_terms(
     return out
 
 
+class _TokenMemo:
+    """The analyzed tokens of provider texts, per glossary, least recently used out first.
+
+    Analysis (normalising, segmenting, bigrams, glossary concepts) is nearly all of a fit's
+    cost (~65 µs per text), while IDF and vectors are cheap counting. A re-match fits on
+    the providers skilled in the request's categories, a thousand or more at 10k providers,
+    and the next re-match in the process fits on mostly the same texts: tokens are a pure
+    function of (text, glossary), so remembering them changes nothing but the time.
+    Tokens are interned (a few thousand distinct ones are shared by every entry): about
+    0.75 kB per text. Thread-safe (re-matches run in the API's request threads).
+    """
+
+    def __init__(self, max_texts: int) -> None:
+        self.max_texts = max_texts
+        self.lock = threading.Lock()
+        self.glossary: Glossary | None = None  # the glossary the entries were analyzed with
+        self.entries: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+
+    def tokens(self, texts: Sequence[str], glossary: Glossary | None) -> list[tuple[str, ...]]:
+        """``analyze(text, glossary)`` of each text, as tuples."""
+        with self.lock:
+            if glossary is not self.glossary:  # identity: glossaries are cached, immutable
+                self.entries.clear()
+                self.glossary = glossary
+            entries = self.entries
+            found = [entries.get(t) for t in texts]
+            for text, tokens in zip(texts, found, strict=True):
+                if tokens is not None:
+                    entries.move_to_end(text)
+        missing = {t for t, tokens in zip(texts, found, strict=True) if tokens is None}
+        fresh = {t: tuple(map(sys.intern, analyze(t, glossary))) for t in missing}
+        with self.lock:
+            if glossary is self.glossary:
+                self.entries.update(fresh)
+                while len(self.entries) > self.max_texts:
+                    self.entries.popitem(last=False)
+        return [
+            fresh[t] if tokens is None else tokens for t, tokens in zip(texts, found, strict=True)
+        ]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.glossary = None
+
+
+#: Per process. 100,000 texts is twice the providers of a province run (~75 MB when full).
+_TOKENS = _TokenMemo(max_texts=100_000)
+
+
+def clear_token_memo() -> None:
+    """Forget every remembered analysis (benchmarks measuring a process's first fit)."""
+    _TOKENS.clear()
+
+
+def _given(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """The analyzer a fit runs with: its documents are already token tuples."""
+    return tokens
+
+
 def fit_text_model(expertise: Sequence[str], glossary: Glossary | None = None) -> TextModel:
     """Fit TF-IDF on the providers' ``expertise`` texts (shape ``(n_providers,)``).
 
     ``glossary`` is the problem's (:class:`matching.Lexicon`); None means the shipped one.
     An empty corpus, or one without any token, gives an empty vocabulary and all-zero
     similarities rather than an error: text is one feature among five.
+
+    The texts' tokens come from the process's memo (:class:`_TokenMemo`), so the fit runs
+    on token tuples; the fitted vectorizer then gets the real analyzer for the requests'
+    texts it transforms. Vocabulary, IDF and vectors are those of fitting on the texts.
     """
-    vectorizer = TfidfVectorizer(
-        analyzer=partial(analyze, glossary=glossary), sublinear_tf=True, dtype=np.float64
-    )
+    tokens = _TOKENS.tokens(list(expertise), glossary)
+    vectorizer = TfidfVectorizer(analyzer=_given, sublinear_tf=True, dtype=np.float64)
     try:
-        matrix = sp.csr_array(vectorizer.fit_transform(expertise))
+        matrix = sp.csr_array(vectorizer.fit_transform(tokens))
     except ValueError:  # empty vocabulary: no provider wrote anything usable
         vectorizer.vocabulary_ = {}
         matrix = sp.csr_array((len(expertise), 0), dtype=np.float64)
+    vectorizer.set_params(analyzer=partial(analyze, glossary=glossary))
     return TextModel(vectorizer, matrix)
 
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
 import numpy as np
 import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from matching.scoring.glossary import CONCEPT_PREFIX, Glossary, default_glossary
-from matching.scoring.text import analyze, fit_text_model, normalise, vectorise
+from matching.scoring.text import (
+    _TokenMemo,
+    analyze,
+    clear_token_memo,
+    fit_text_model,
+    normalise,
+    vectorise,
+)
 
 
 class TestAnalyzer:
@@ -128,3 +140,53 @@ class TestCache:
         first = vectorise(self.providers, ("a",), ("数据库",))
         again = vectorise((*self.providers, "商标 trademark"), ("a",), ("数据库",), first)
         assert again.model is not first.model
+
+
+class TestTokenMemo:
+    """Fits take providers' tokens from a per-process memo: nothing may change but time."""
+
+    texts = ("数据库设计与数据治理", "专利申请与商标注册 patents", "出口报关 export customs", "")
+
+    @staticmethod
+    def plain_fit(
+        texts: Sequence[str], glossary: Glossary | None = None
+    ) -> tuple[Any, TfidfVectorizer]:
+        vectorizer = TfidfVectorizer(
+            analyzer=partial(analyze, glossary=glossary), sublinear_tf=True, dtype=np.float64
+        )
+        return vectorizer.fit_transform(texts), vectorizer
+
+    def test_a_remembered_fit_equals_fitting_on_the_texts(self) -> None:
+        clear_token_memo()
+        cold = fit_text_model(self.texts)
+        warm = fit_text_model(self.texts[1:] + self.texts[:1])  # all remembered, other order
+        expected, vectorizer = self.plain_fit(self.texts)
+        assert cold.vectorizer.vocabulary_ == vectorizer.vocabulary_
+        assert np.array_equal(cold.providers.toarray(), expected.toarray())
+        assert warm.vectorizer.vocabulary_ == vectorizer.vocabulary_
+        assert np.array_equal(warm.providers.toarray()[[3, 0, 1, 2]], expected.toarray())
+
+    def test_the_fitted_model_analyzes_new_texts_itself(self) -> None:
+        model = fit_text_model(self.texts)
+        _, vectorizer = self.plain_fit(self.texts)
+        query = ["We need a database and patents 数据库"]
+        assert np.array_equal(
+            model.transform(query).toarray(), vectorizer.transform(query).toarray()
+        )
+
+    def test_another_glossary_is_not_served_the_first_ones_tokens(self) -> None:
+        none = Glossary.from_data({"concepts": []})
+        fit_text_model(self.texts)  # remembered with the shipped glossary
+        model = fit_text_model(self.texts, none)
+        expected, vectorizer = self.plain_fit(self.texts, none)
+        assert model.vectorizer.vocabulary_ == vectorizer.vocabulary_
+        assert not any(t.startswith(CONCEPT_PREFIX) for t in model.vectorizer.vocabulary_)
+        assert np.array_equal(model.providers.toarray(), expected.toarray())
+
+    def test_the_memo_keeps_at_most_its_bound_dropping_the_least_recent(self) -> None:
+        memo = _TokenMemo(max_texts=2)
+        memo.tokens(["a b", "c d"], None)
+        memo.tokens(["a b"], None)  # "a b" is now the most recent
+        memo.tokens(["e f"], None)
+        assert list(memo.entries) == ["a b", "e f"]
+        assert memo.tokens(["c d", "a b"], None) == [tuple(analyze("c d")), tuple(analyze("a b"))]
