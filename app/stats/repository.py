@@ -459,9 +459,9 @@ def _offered_in_scope(scope: Scope, filters: StatsFilter) -> Any:
 
 def provider_page(
     session: Session, *, scope: Scope, filters: StatsFilter, after: int | None, limit: int
-) -> tuple[list[tuple[str, ProviderFigures]], int, bool]:
-    """The first ``limit`` provider groups whose id is above ``after``, in id order, how many
-    providers were offered a request in scope, and whether more groups follow.
+) -> tuple[list[tuple[str, ProviderFigures]], bool]:
+    """The first ``limit`` provider groups whose id is above ``after``, in id order, and
+    whether more groups follow.
 
     The page's ids are picked first (``DISTINCT ... ORDER BY ... LIMIT``), and the pairs and
     load are computed for those providers only, so a page costs about ``limit`` providers'
@@ -472,11 +472,15 @@ def provider_page(
         keys = keys.where(Assignment.provider_id > after)
     keys = keys.order_by(Assignment.provider_id).limit(limit + 1)
     figures = list(_provider_figures(session, _pair_statement(scope, filters, keys)))
+    return figures[:limit], len(figures) > limit
+
+
+def provider_count(session: Session, *, scope: Scope, filters: StatsFilter) -> int:
+    """How many providers were offered a request in scope: the number of provider groups."""
     counted = _offered_in_scope(scope, filters).with_only_columns(
         func.count(distinct(Assignment.provider_id))
     )
-    count = int(session.scalar(counted) or 0)
-    return figures[:limit], count, len(figures) > limit
+    return int(session.scalar(counted) or 0)
 
 
 def provider_groups(

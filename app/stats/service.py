@@ -6,7 +6,8 @@ number of groups (offer and rating tallies counted in the same pass; one stateme
 grouped by provider, the request total, one page of providers' figures over request ×
 provider pairs with each one's name and load, and the number of providers offered work.
 Groups are paged like every list of the API (keyset on the group key, capped ``limit``), so
-a province's 35,000 provider groups cost a page each, not one 35,000-group body.
+a province's 35,000 provider groups cost a page each, not one 35,000-group body; with the
+cache, the pages by provider share everything but the page itself.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -89,12 +91,23 @@ def summarise(
 
     With a ``cache``, callers with the same scope, filters, grouping and page share one
     computation per TTL (``generated_at`` tells how old it is); see app/common/cache.py for why.
+    Grouped by provider, the pages also share their head (the total, the supply's load and the
+    number of providers: a pass over the scope), so walking the pages costs a page each.
     """
     _check(principal, filters)
     after = _after(group_by, page.cursor)
     scope = repository.visible_to(principal, region=filters.region)
 
+    def head() -> StatsRead:
+        compute_head = partial(_provider_head, session, scope, filters)
+        if cache is None:
+            return compute_head()
+        return cache.get_or_compute((scope, filters, group_by, "head"), compute_head)
+
     def compute() -> StatsRead:
+        if group_by is GroupBy.PROVIDER:
+            start = after if isinstance(after, int) else None
+            return _provider_page(session, scope, filters, head(), start, page.limit)
         return _summarise(
             session, scope=scope, filters=filters, group_by=group_by, limit=page.limit, after=after
         )
@@ -168,12 +181,12 @@ def _summarise(
     limit: int,
     after: str | int | None,
 ) -> StatsRead:
+    """The answer without groups, or with a page of region, category or tier groups."""
+    if group_by is GroupBy.PROVIDER:
+        raise ValueError("provider pages share a head: see summarise")
     pool = _load(repository.supply_load(session, scope=scope, category=filters.category))
     if group_by is None:
         totals, part = repository.request_total(session, scope=scope, filters=filters), None
-    elif group_by is GroupBy.PROVIDER:
-        totals = repository.request_total(session, scope=scope, filters=filters)
-        part = _provider_part(session, scope, filters, after, limit)
     else:
         totals, part = _request_part(session, scope, filters, group_by, after, limit)
     return StatsRead(
@@ -187,19 +200,27 @@ def _summarise(
     )
 
 
-def _provider_part(
+def _provider_head(session: Session, scope: repository.Scope, filters: StatsFilter) -> StatsRead:
+    """What every page by provider shares: the total, the supply's load, the group count."""
+    head = _summarise(session, scope=scope, filters=filters, group_by=None, limit=0, after=None)
+    count = repository.provider_count(session, scope=scope, filters=filters)
+    return head.model_copy(update={"group_by": GroupBy.PROVIDER, "total_groups": count})
+
+
+def _provider_page(
     session: Session,
     scope: repository.Scope,
     filters: StatsFilter,
-    after: str | int | None,
+    head: StatsRead,
+    after: int | None,
     limit: int,
-) -> _GroupsPart:
-    start = after if isinstance(after, int) else None
-    pairs, count, more = repository.provider_page(
-        session, scope=scope, filters=filters, after=start, limit=limit
+) -> StatsRead:
+    pairs, more = repository.provider_page(
+        session, scope=scope, filters=filters, after=after, limit=limit
     )
     next_cursor = encode_cursor(int(pairs[-1][0])) if more and pairs else None
-    return _GroupsPart([_provider_block(key, found) for key, found in pairs], count, next_cursor)
+    groups = [_provider_block(key, found) for key, found in pairs]
+    return head.model_copy(update={"groups": groups, "next_cursor": next_cursor})
 
 
 def _request_part(
