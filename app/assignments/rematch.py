@@ -23,6 +23,7 @@ from app.assignments import bulk_offers, repository
 from app.assignments import unmatched as unmatched_store
 from app.assignments.encode import Scope, breakdown, snapshot
 from app.bundling import attach
+from app.common.collector import paused
 from app.common.principal import Principal
 from app.events import service as event_service
 from app.models import Assignment
@@ -90,10 +91,13 @@ def plan(session: Session, *, request_ids: Iterable[int]) -> list[Planned]:
         run_id = runs.get(request_id)
         groups[run_id if run_id in weights else None].append(request_id)
     planned: list[Planned] = []
-    for run_id, members in sorted(groups.items(), key=lambda g: (g[0] is not None, g[0] or 0)):
-        chosen = weights.get(run_id) if run_id is not None else None
-        if (group := _plan_group(session, members, chosen, run_id)) is not None:
-            planned.append(group)
+    # The snapshot of a thousand or more skilled providers is an allocation burst in a
+    # process holding much more (the API's, the worker's): collector passes cost as much.
+    with paused():
+        for run_id, members in sorted(groups.items(), key=lambda g: (g[0] is not None, g[0] or 0)):
+            chosen = weights.get(run_id) if run_id is not None else None
+            if (group := _plan_group(session, members, chosen, run_id)) is not None:
+                planned.append(group)
     return planned
 
 
