@@ -12,9 +12,11 @@ remember that run (``breakdown["weights_of_run"]``) so the next decline keeps it
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -119,6 +121,36 @@ def apply(
     return made
 
 
+class _TextModels:
+    """The text models re-matches fitted lately, by the categories whose providers they read.
+
+    A re-match fits TF-IDF on the providers skilled in its requests' categories; the next
+    one of the same categories usually reads the very same texts. Handed back as the
+    "previous result's" text cache, :func:`matching.rematch` reuses a model only when the
+    providers' texts (and the glossary) are exactly the same, and refits otherwise: the
+    scores are those of a fresh fit either way. Per process, the last ``size`` category sets.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.lock = threading.Lock()
+        self.models: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+
+    def get(self, key: tuple[str, ...]) -> Any:
+        with self.lock:
+            return self.models.get(key)
+
+    def put(self, key: tuple[str, ...], model: Any) -> None:
+        with self.lock:
+            self.models[key] = model
+            self.models.move_to_end(key)
+            while len(self.models) > self.size:
+                self.models.popitem(last=False)
+
+
+_TEXT_MODELS = _TextModels(size=16)
+
+
 def _plan_group(
     session: Session,
     ids: Sequence[int],
@@ -129,10 +161,18 @@ def _plan_group(
     if len(snap.problem.requests) == 0:
         return None
     chosen = weights or matching.Weights()
+    requests = snap.problem.requests
+    categories = tuple(sorted({*requests.category, *(c for x in requests.extra for c in x)}))
     previous = matching.MatchResult(
-        assignments=(), unmatched=(), runners_up={}, stats=_NO_STATS, weights=chosen
+        assignments=(),
+        unmatched=(),
+        runners_up={},
+        stats=_NO_STATS,
+        weights=chosen,
+        text_cache=_TEXT_MODELS.get(categories),
     )
     result = matching.rematch(previous, snap.problem, changed=ids, weights=chosen)
+    _TEXT_MODELS.put(categories, result.text_cache)
     decided = tuple(int(r) for r in snap.problem.requests.id)
     return Planned(
         result, run_id, dict(snap.request_enterprise), dict(snap.request_region), decided
