@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.db import SessionScopes, make_engine
-from app.deps import get_db, get_session_scopes
+from app.deps import COMMITTED_IN_ENDPOINT, REQUEST_SESSION, get_db, get_session_scopes
 from app.main import create_app
 from app.migrate import upgrade
 from app.settings import Settings
@@ -149,14 +149,19 @@ def app(db: Session, engine: Engine, settings: Settings) -> FastAPI:
     application.state.engine = engine
 
     def override_get_db() -> Iterator[Session]:
-        # Like production: a clean identity map per request, commit on success.
+        # Like production: a clean identity map per request, commit on success — marked as
+        # the request's session, so a OneHopRoute endpoint commits it in its own thread.
         db.expunge_all()
+        db.info[REQUEST_SESSION] = True
         try:
             yield db
             db.commit()
         except Exception:
             db.rollback()
             raise
+        finally:
+            db.info.pop(REQUEST_SESSION, None)
+            db.info.pop(COMMITTED_IN_ENDPOINT, None)
 
     @contextmanager
     def test_scope() -> Iterator[Session]:

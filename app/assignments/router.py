@@ -21,10 +21,10 @@ from app.common.concurrency import set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId, QueryId
-from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, Staff
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, Staff
 from app.models import Assignment, AssignmentStatus
 
-router = APIRouter(prefix="/assignments", tags=["assignments"])
+router = APIRouter(route_class=OneHopRoute, prefix="/assignments", tags=["assignments"])
 ACTION_ERRORS = problem_responses(401, 403, 404, 409)
 
 

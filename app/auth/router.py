@@ -28,6 +28,7 @@ from app.deps import (
     CurrentPrincipal,
     DbSession,
     IdempotencyApart,
+    OneHopRoute,
     PrincipalApart,
     Scopes,
     SettingsDep,
@@ -36,7 +37,7 @@ from app.deps import (
 )
 from app.models import Role, User
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(route_class=OneHopRoute, tags=["auth"])
 
 
 @router.post("/auth/token", response_model=Token, responses=problem_responses(401, 429))

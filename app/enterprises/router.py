@@ -8,7 +8,7 @@ from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, StaffDecision, problem_responses
 from app.common.types import IndustryPrefix, PathId, RegionPrefix
-from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, Staff
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, Staff
 from app.enterprises import repository
 from app.enterprises import service as enterprise_service
 from app.enterprises import tier as tier_service
@@ -21,7 +21,7 @@ from app.enterprises.schemas import (
 )
 from app.models import Enterprise, EnterpriseSize, Tier
 
-router = APIRouter(prefix="/enterprises", tags=["enterprises"])
+router = APIRouter(route_class=OneHopRoute, prefix="/enterprises", tags=["enterprises"])
 
 
 def get_enterprise(

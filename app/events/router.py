@@ -7,12 +7,12 @@ from fastapi import APIRouter, Depends, Query
 from app.common.pagination import PageDep, paginate
 from app.common.schemas import Page, problem_responses
 from app.common.types import BoundedDateTime, QueryId
-from app.deps import DbSession, Staff
+from app.deps import DbSession, OneHopRoute, Staff
 from app.events import repository
 from app.events.schemas import EventRead
 from app.models import Event
 
-router = APIRouter(prefix="/events", tags=["audit"])
+router = APIRouter(route_class=OneHopRoute, prefix="/events", tags=["audit"])
 
 
 async def event_filter(

@@ -5,11 +5,11 @@ from fastapi import APIRouter, status
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId, QueryId
-from app.deps import DbSession, IdempotencyDep, Staff
+from app.deps import DbSession, IdempotencyDep, OneHopRoute, Staff
 from app.exclusions import service as exclusion_service
 from app.exclusions.schemas import ExclusionCreate, ExclusionRead
 
-router = APIRouter(prefix="/exclusions", tags=["exclusions"])
+router = APIRouter(route_class=OneHopRoute, prefix="/exclusions", tags=["exclusions"])
 
 
 @router.get("", response_model=Page[ExclusionRead], responses=problem_responses(401, 403))

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from app.assignments.repository import AssignmentFilter
 from app.assignments.router import assignment_filter
 from app.common.schemas import problem_responses
-from app.deps import CurrentPrincipal, DbSession, Staff
+from app.deps import CurrentPrincipal, DbSession, OneHopRoute, Staff
 from app.exports import service as export_service
 from app.exports.negotiation import FormatDep, LangDep
 from app.exports.service import Export
@@ -25,7 +25,7 @@ from app.stats.repository import StatsFilter
 from app.stats.router import stats_filter
 from app.stats.schemas import GroupBy
 
-router = APIRouter(prefix="/exports", tags=["exports"])
+router = APIRouter(route_class=OneHopRoute, prefix="/exports", tags=["exports"])
 
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {

@@ -8,12 +8,12 @@ from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
-from app.deps import AdminOnly, DbSession, IdempotencyDep, Staff
+from app.deps import AdminOnly, DbSession, IdempotencyDep, OneHopRoute, Staff
 from app.glossary import service as glossary_service
 from app.glossary.schemas import GlossaryEntryCreate, GlossaryEntryRead, GlossaryEntryUpdate
 from app.models import GlossaryEntry
 
-router = APIRouter(prefix="/glossary", tags=["glossary"])
+router = APIRouter(route_class=OneHopRoute, prefix="/glossary", tags=["glossary"])
 
 
 def get_entry(entry_id: PathId, session: DbSession, _staff: Staff) -> GlossaryEntry:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, UploadFile
 from fastapi.responses import Response
 
 from app.common.schemas import problem_responses
-from app.deps import DbSession, Staff
+from app.deps import DbSession, OneHopRoute, Staff
 from app.errors import InvalidInput
 from app.exports.negotiation import FormatDep, LangDep
 from app.exports.router import FILE_RESPONSES
@@ -18,7 +18,7 @@ from app.imports import service as import_service
 from app.imports.columns import Kind
 from app.imports.schemas import ImportReport
 
-router = APIRouter(prefix="/imports", tags=["imports"])
+router = APIRouter(route_class=OneHopRoute, prefix="/imports", tags=["imports"])
 
 MAX_BYTES = 20 * 1024 * 1024
 

@@ -8,7 +8,7 @@ from app.common.concurrency import check_if_match, set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
-from app.deps import DbSession, IdempotencyDep, Staff
+from app.deps import DbSession, IdempotencyDep, OneHopRoute, Staff
 from app.match_runs import publishing, repository
 from app.match_runs import service as match_run_service
 from app.match_runs.schemas import (
@@ -22,7 +22,7 @@ from app.match_runs.schemas import (
 )
 from app.models import MatchRun, MatchRunStatus
 
-router = APIRouter(prefix="/match-runs", tags=["match runs"])
+router = APIRouter(route_class=OneHopRoute, prefix="/match-runs", tags=["match runs"])
 ACTION_ERRORS = problem_responses(401, 403, 404, 409, 412)
 IfMatch = Annotated[str | None, Header(description="The run's ETag; 412 when it is stale")]
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Header, Response, status
 from app.common.concurrency import set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
-from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, SettingsDep
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, SettingsDep
 from app.models import WebhookSubscription
 from app.notifications import service as notification_service
 from app.notifications.channels import available_channels
@@ -21,7 +21,7 @@ from app.webhooks.schemas import (
     WebhookDeliveryRead,
 )
 
-router = APIRouter(tags=["notifications"])
+router = APIRouter(route_class=OneHopRoute, tags=["notifications"])
 PATH = "/users/me/notification-settings"
 
 

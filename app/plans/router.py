@@ -10,7 +10,7 @@ from app.common.pagination import PageDep
 from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
-from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, Staff
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, Staff
 from app.models import Milestone, Plan, PlanStatus
 from app.plans import service as plan_service
 from app.plans.schemas import (
@@ -25,7 +25,7 @@ from app.plans.schemas import (
 )
 from app.plans.views import PlanDetailView, PlanView, plan_detail, plan_view
 
-router = APIRouter(prefix="/plans", tags=["plans"])
+router = APIRouter(route_class=OneHopRoute, prefix="/plans", tags=["plans"])
 EDIT_ERRORS = problem_responses(401, 403, 404, 409, 412, 428)
 
 

@@ -9,12 +9,12 @@ from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
-from app.deps import AdminOnly, CurrentPrincipal, DbSession, IdempotencyDep
+from app.deps import AdminOnly, CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute
 from app.models import Policy
 from app.policies import service as policy_service
 from app.policies.schemas import PolicyCreate, PolicyRead, PolicyUpdate
 
-router = APIRouter(prefix="/policies", tags=["policies"])
+router = APIRouter(route_class=OneHopRoute, prefix="/policies", tags=["policies"])
 
 
 def get_policy(policy_id: PathId, session: DbSession, _principal: CurrentPrincipal) -> Policy:

@@ -8,7 +8,7 @@ from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, StaffDecision, problem_responses
 from app.common.types import PathId, RegionPrefix
-from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, SettingsDep, Staff
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, SettingsDep, Staff
 from app.models import Provider, ProviderKind, Vetting
 from app.providers import repository
 from app.providers import service as provider_service
@@ -23,7 +23,7 @@ from app.providers.schemas import (
     provider_view,
 )
 
-router = APIRouter(prefix="/providers", tags=["providers"])
+router = APIRouter(route_class=OneHopRoute, prefix="/providers", tags=["providers"])
 
 
 def get_provider(provider_id: PathId, session: DbSession, principal: CurrentPrincipal) -> Provider:

@@ -9,7 +9,7 @@ from app.common.pagination import PageDep
 from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
 from app.common.types import CategoryKey, IndustryPrefix, PathId, QueryId, RegionPrefix
-from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, Staff, require_roles
+from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, Staff, require_roles
 from app.models import HelpRequest, RequestStatus, Role, Tier
 from app.requests import repository, suggestions
 from app.requests import service as request_service
@@ -22,7 +22,7 @@ from app.requests.schemas import (
     SuggestCategoryRead,
 )
 
-router = APIRouter(prefix="/requests", tags=["help requests"])
+router = APIRouter(route_class=OneHopRoute, prefix="/requests", tags=["help requests"])
 
 Filer = Annotated[Principal, Depends(require_roles(Role.ENTERPRISE, Role.COORDINATOR, Role.ADMIN))]
 

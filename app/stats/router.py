@@ -7,13 +7,13 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from app.common.schemas import problem_responses
 from app.common.types import CategoryKey, RegionPrefix
-from app.deps import DbSession, Staff
+from app.deps import DbSession, OneHopRoute, Staff
 from app.models import Tier
 from app.stats import service as stats_service
 from app.stats.repository import StatsFilter
 from app.stats.schemas import GroupBy, StatsRead
 
-router = APIRouter(prefix="/stats", tags=["stats"])
+router = APIRouter(route_class=OneHopRoute, prefix="/stats", tags=["stats"])
 
 
 async def stats_filter(

@@ -8,7 +8,7 @@ from app.common.pagination import PageDep, paginate
 from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
-from app.deps import AdminApart, CurrentPrincipal, DbSession, Scopes, Staff
+from app.deps import AdminApart, CurrentPrincipal, DbSession, OneHopRoute, Scopes, Staff
 from app.errors import Forbidden
 from app.models import Notification
 from app.supervision import batches, pages, repository
@@ -22,7 +22,7 @@ from app.supervision.schemas import (
     SweepRead,
 )
 
-router = APIRouter(tags=["supervision"])
+router = APIRouter(route_class=OneHopRoute, tags=["supervision"])
 
 
 def _checked_region(principal: Principal, region: str | None) -> str | None:

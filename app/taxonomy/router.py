@@ -6,7 +6,7 @@ from app.common.concurrency import IfMatch, check_if_match, set_etag
 from app.common.pagination import KeyPageDep, PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import CategoryKey
-from app.deps import AdminOnly, CurrentPrincipal, DbSession, IdempotencyDep
+from app.deps import AdminOnly, CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute
 from app.models import Category, MilestoneTemplate
 from app.taxonomy import service as taxonomy_service
 from app.taxonomy import templates as template_service
@@ -18,8 +18,10 @@ from app.taxonomy.schemas import (
     MilestoneTemplateUpdate,
 )
 
-router = APIRouter(prefix="/categories", tags=["taxonomy"])
-templates_router = APIRouter(prefix="/milestone-templates", tags=["taxonomy"])
+router = APIRouter(route_class=OneHopRoute, prefix="/categories", tags=["taxonomy"])
+templates_router = APIRouter(
+    route_class=OneHopRoute, prefix="/milestone-templates", tags=["taxonomy"]
+)
 
 
 @router.get("", response_model=Page[CategoryRead], responses=problem_responses(401))

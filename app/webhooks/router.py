@@ -9,7 +9,7 @@ from app.common.concurrency import set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
-from app.deps import AdminOnly, DbSession, IdempotencyDep, SettingsDep
+from app.deps import AdminOnly, DbSession, IdempotencyDep, OneHopRoute, SettingsDep
 from app.models import WebhookSubscription
 from app.webhooks import service as webhook_service
 from app.webhooks.schemas import (
@@ -20,7 +20,7 @@ from app.webhooks.schemas import (
     WebhookWithSecret,
 )
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(route_class=OneHopRoute, prefix="/webhooks", tags=["webhooks"])
 
 
 def get_subscription(
