@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement
+from collections.abc import Sequence
 
-from app.models import LIVE_ASSIGNMENT_STATUSES, OPEN_ASSIGNMENT_STATUSES, Assignment
+from sqlalchemy import ColumnElement, select
+
+from app.common.idsets import in_ids
+from app.models import LIVE_ASSIGNMENT_STATUSES, OPEN_ASSIGNMENT_STATUSES, Assignment, HelpRequest
 
 
 def open_assignment() -> ColumnElement[bool]:
@@ -16,3 +19,15 @@ def open_assignment() -> ColumnElement[bool]:
 def live_assignment() -> ColumnElement[bool]:
     """An assignment someone works or worked on (open, or completed): who helps, in a summary."""
     return Assignment.status.in_(LIVE_ASSIGNMENT_STATUSES)
+
+
+def request_of_plans(plan_ids: Sequence[int]) -> ColumnElement[bool]:
+    """A request of one of ``plan_ids``, phrased for a statement joining assignments.
+
+    The same rows as ``in_ids(HelpRequest.plan_id, plan_ids)``, but as a set of request ids:
+    joined to assignments, SQLite otherwise scans every assignment and looks each request up
+    (its sampled statistics, ``PRAGMA analysis_limit``, say a plan holds a thousand requests,
+    and it cannot see how few ids ``json_each`` carries): 4-8 ms of a decline's plan update at
+    10k x 10k, twice, against 0.04 ms through the ``plan_id`` index. PostgreSQL plans either
+    form as a semi-join."""
+    return HelpRequest.id.in_(select(HelpRequest.id).where(in_ids(HelpRequest.plan_id, plan_ids)))
