@@ -22,6 +22,7 @@ from app.bundling import milestones, summaries
 from app.common.bulk import refresh_planner_statistics
 from app.common.clock import today, utc_now
 from app.common.idsets import in_ids
+from app.common.locking import lock_rows
 from app.common.principal import Principal
 from app.errors import NotFound
 from app.events import service as event_service
@@ -215,11 +216,21 @@ def _categories(session: Session, plan_ids: Sequence[int]) -> dict[int, set[str]
 
 @dataclass
 class Attached:
-    """What :func:`attach_many` did: enterprise id → its open plan's id, and the requests
-    its :class:`StatusMove` moved (sorted)."""
+    """What :func:`attach_many` did: enterprise id → its open plan's id, the requests its
+    :class:`StatusMove` moved (sorted), and whether the plans' preparation was deferred."""
 
     plans: dict[int, int]
     moved: list[int]
+    deferred: bool = False
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """Prepare the plans later (the worker, :mod:`app.bundling.preparation`) when there are
+    more than ``inline_max`` of them, marking each with ``run_id`` (the publishing run)."""
+
+    run_id: int
+    inline_max: int
 
 
 def attach_many(
@@ -237,9 +248,12 @@ def attach_and_move(
     enterprise_ids: Sequence[int],
     actor: Principal | None,
     move: StatusMove | None = None,
+    defer: Deferral | None = None,
 ) -> Attached:
     """:func:`attach_many`, with ``move`` changing the status of some of those requests in
-    the same statement that links them to their plans."""
+    the same statement that links them to their plans; with ``defer`` and more plans than
+    its ``inline_max``, the plans are created and linked here but only marked for
+    preparation (milestones, policies, summaries), which the worker does afterwards."""
     ids = sorted(set(enterprise_ids))
     if not ids:
         return Attached({}, [])
@@ -247,12 +261,76 @@ def attach_and_move(
     plans = _open_plans(session, ids)
     created = _create_missing(session, ids, plans)
     moved = _link_requests(session, ids, move)
+    found = {e: plans[e]["id"] for e in ids}
+    if defer is not None and len(ids) > defer.inline_max:
+        _mark_for_preparation(session, list(found.values()), defer.run_id)
+        event_service.record_many(  # the worker records each plan's update when it prepares it
+            session,
+            actor=actor,
+            changes=[_change(e, plans[e]["id"], enterprises[e], created, {}, {}) for e in created],
+        )
+        return Attached(found, moved, deferred=True)
     if len(ids) >= BULK_PLANS:
         # The next statements find requests by plan: with statistics from before these plans
         # existed, the planner's estimates are off by orders of magnitude (a province's
         # publish outlived the statement timeout).
         refresh_planner_statistics(session, list(PLANNER_COLUMNS), PLANNER_COLUMNS)
-    plan_ids = [plan["id"] for plan in plans.values()]
+    prepare(session, ids, enterprises, plans, created, actor)
+    return Attached(found, moved)
+
+
+def _mark_for_preparation(session: Session, plan_ids: list[int], run_id: int) -> None:
+    """The durable mark the worker drains, in the publish's own transaction. A plan that was
+    in draft or follow-up becomes active here already (as inline preparation would make it):
+    it has work again, whether or not its milestones exist yet."""
+    reopened = Plan.status.in_(REOPENED)
+    session.execute(
+        update(Plan)
+        .where(in_ids(Plan.id, plan_ids))
+        .values(
+            preparation_run_id=run_id,
+            status=case((reopened, PlanStatus.ACTIVE), else_=Plan.status),
+            version=Plan.version + case((reopened, 1), else_=0),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def prepare_enterprises(session: Session, ids: Sequence[int], actor: Principal | None) -> int:
+    """Prepare the open plans of these (already locked, id-ordered) enterprises from their
+    current state and clear their preparation marks; returns how many plans were prepared.
+    The worker's half of a deferred publish: the same :func:`prepare` the inline path runs."""
+    ids = sorted(set(ids))
+    if not ids:
+        return 0
+    enterprises = _lock_enterprises(session, ids)
+    plans = _open_plans(session, ids)
+    # enterprise → plan, the global lock order (app.common.locking), before any milestone
+    lock_rows(session, Plan, [plan["id"] for plan in plans.values()])
+    session.execute(
+        update(Plan)
+        .where(in_ids(Plan.enterprise_id, ids), Plan.preparation_run_id.is_not(None))
+        .values(preparation_run_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    open_ids = [e for e in ids if e in plans]  # a plan closed meanwhile just loses its mark
+    prepare(session, open_ids, enterprises, plans, set(), actor)
+    return len(open_ids)
+
+
+def prepare(
+    session: Session,
+    ids: Sequence[int],
+    enterprises: dict[int, Applicant],
+    plans: dict[int, dict[str, Any]],
+    created: set[int],
+    actor: Principal | None,
+) -> None:
+    """Template milestones, policy matching and summaries of the enterprises' open plans,
+    computed from the current state, written in bulk with one audit event per plan."""
+    if not ids:
+        return
+    plan_ids = [plans[e]["id"] for e in ids]
     helpers = milestones.helpers(session, plan_ids)
     # Hand over first: the steps generated next already belong to the current provider, so
     # only the older ones need reading.
@@ -299,7 +377,6 @@ def attach_and_move(
         changes.append(_change(e, plan["id"], enterprises[e], created, old, changed))
     _update_plans(session, updates, utc_now())
     event_service.record_many(session, actor=actor, changes=changes)
-    return Attached({e: plans[e]["id"] for e in ids}, moved)
 
 
 def _change(

@@ -30,6 +30,7 @@ from app.models import (
     Vetting,
 )
 
+INLINE_PREPARATION_MAX = 500  # the setting's default (ZHUQI_PLAN_PREPARATION_INLINE_MAX)
 KEPT_ON_REVERT = (AssignmentStatus.ACCEPTED, AssignmentStatus.ACTIVE, AssignmentStatus.COMPLETED)
 
 
@@ -178,13 +179,21 @@ def _cas(session: Session, statement: Update, expected: int) -> None:
         raise Conflict("the draft changed while it was being published; reload and retry")
 
 
-def publish(session: Session, *, principal: Principal, run: MatchRun) -> Published:
+def publish(
+    session: Session,
+    *,
+    principal: Principal,
+    run: MatchRun,
+    inline_max: int = INLINE_PREPARATION_MAX,
+) -> Published:
     """Turn every proposal of a succeeded draft into an offer, or none of them (409).
 
     Set-based throughout: one ``UPDATE`` offers the whole draft, one moves its requests to
     ``matched`` and links them to their plans (their rows were locked when checked), audit
     events and plans are written in bulk, so publishing costs a small multiple of what
-    writing the draft did, not a round trip per row.
+    writing the draft did, not a round trip per row. More than ``inline_max`` plans are only
+    created, linked and marked here; the worker prepares them after the commit
+    (:mod:`app.bundling.preparation`), and the run's ``stats`` say how many it owes.
     """
     run = _locked_run(session, run, expected=MatchRunStatus.SUCCEEDED)
     if superseded_by := run.stats.get("superseded_by_run_id"):
@@ -208,11 +217,14 @@ def publish(session: Session, *, principal: Principal, run: MatchRun) -> Publish
         enterprise_ids=[p.enterprise_id for p in proposals],
         actor=principal,
         move=attach.StatusMove(complete, MATCHABLE, RequestStatus.MATCHED),
+        defer=attach.Deferral(run.id, inline_max),
     )
     if attached.moved != complete:  # locked and checked above: a guard, not a race
         raise Conflict("the draft changed while it was being published; reload and retry")
     plan_ids = sorted(set(attached.plans.values()))
     run.status, run.published_at = MatchRunStatus.PUBLISHED, now
+    if attached.deferred:  # a new dict: the JSON column only sees a replaced value
+        run.stats = {**run.stats, "plans_to_prepare": len(plan_ids)}
     session.flush()
     event_service.record(
         session,
@@ -220,7 +232,11 @@ def publish(session: Session, *, principal: Principal, run: MatchRun) -> Publish
         action="match_run.published",
         entity=run,
         region_code=run.scope_region,
-        after={"offered": len(proposals), "plans": len(plan_ids)},
+        after={
+            "offered": len(proposals),
+            "plans": len(plan_ids),
+            "plans_prepared_later": attached.deferred,
+        },
     )
     return Published(run, [p.id for p in proposals], plan_ids)
 

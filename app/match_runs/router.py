@@ -8,7 +8,7 @@ from app.common.concurrency import check_if_match, set_etag
 from app.common.pagination import PageDep
 from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
-from app.deps import DbSession, IdempotencyDep, OneHopRoute, Staff
+from app.deps import DbSession, IdempotencyDep, OneHopRoute, SettingsDep, Staff
 from app.match_runs import publishing, repository
 from app.match_runs import service as match_run_service
 from app.match_runs.schemas import (
@@ -104,11 +104,18 @@ def run_advice(
 
 @router.post("/{run_id}/publish", response_model=PublishResult, responses=ACTION_ERRORS)
 def publish_run(
-    run: CurrentRun, session: DbSession, principal: Staff, if_match: IfMatch = None
+    run: CurrentRun,
+    session: DbSession,
+    principal: Staff,
+    settings: SettingsDep,
+    if_match: IfMatch = None,
 ) -> PublishResult:
-    """Offer every proposal at once, or nothing (409 naming the pairs that no longer fit)."""
+    """Offer every proposal at once, or nothing (409 naming the pairs that no longer fit).
+    A large draft's plans are prepared by the worker after the commit."""
     check_if_match(if_match, run.version, required=False)
-    done = publishing.publish(session, principal=principal, run=run)
+    done = publishing.publish(
+        session, principal=principal, run=run, inline_max=settings.plan_preparation_inline_max
+    )
     return PublishResult.model_validate(done)
 
 

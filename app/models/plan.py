@@ -22,6 +22,12 @@ class Plan(IdMixin, TimestampMixin, VersionMixin, Base):
             sqlite_where=text("status != 'closed'"),
             postgresql_where=text("status != 'closed'"),
         ),
+        Index(
+            "ix_plans_preparation_run_id",
+            "preparation_run_id",
+            sqlite_where=text("preparation_run_id IS NOT NULL"),
+            postgresql_where=text("preparation_run_id IS NOT NULL"),
+        ),
     )
 
     enterprise_id: Mapped[int] = mapped_column(
@@ -35,6 +41,11 @@ class Plan(IdMixin, TimestampMixin, VersionMixin, Base):
     summary_edited: Mapped[bool] = mapped_column(default=False, server_default=false())
     recommended_policies: Mapped[list[Any]] = mapped_column(JSON, default=list)
     closed_at: Mapped[datetime | None] = mapped_column()
+    # The match run whose publish still owes this plan its preparation (template milestones,
+    # policies, summary): a large publish commits first and the worker prepares its plans in
+    # short batches afterwards (app.bundling.preparation). NULL once prepared. A plain id,
+    # not a foreign key: it is a work mark, and the partial index holds only pending plans.
+    preparation_run_id: Mapped[int | None] = mapped_column(IdType)
 
 
 class Milestone(IdMixin, TimestampMixin, VersionMixin, Base):

@@ -22,6 +22,7 @@ from types import FrameType
 
 from sqlalchemy.orm import Session
 
+from app.bundling import preparation
 from app.match_runs.claims import DEFAULT_LEASE, Claim, Sessions, claim, release
 from app.match_runs.runner import Processed, ProgressFn, run_claimed
 from app.supervision import batches
@@ -79,11 +80,23 @@ class Worker:
             self._current = None
 
     def drain(self) -> list[Processed]:
-        """Execute what is claimable now, then return (``zhuqi worker --once``)."""
+        """Execute what is claimable now, plans awaiting preparation included, then return
+        (``zhuqi worker --once``)."""
         done: list[Processed] = []
+        self.prepare_plans()
         while not self.stopping.is_set() and (processed := self.step()) is not None:
             done.append(processed)
+            self.prepare_plans()
         return done
+
+    def prepare_plans(self) -> int:
+        """Plans a large publish left to prepare, in short batches until none is left (one
+        cheap indexed query when there are none): done on every poll, before the next run,
+        so a user waits seconds, not a sweep period, for a published plan's milestones."""
+        prepared = preparation.prepare_pending(batches.begin_each(self.sessions.write))
+        if prepared:
+            logger.info("worker %s prepared %d plan(s)", self.worker_id, prepared)
+        return prepared
 
     def housekeeping(self) -> supervision_service.SweepReport:
         """Deadline sweep, then the outbox drained at the senders' pace; both in bounded
@@ -102,6 +115,14 @@ class Worker:
         if self.webhooks is None:
             return
         self.webhooks(self.sessions.write)
+
+    def _prepare_plans_logged(self) -> None:
+        """A plan that fails to prepare must not stop runs from being claimed: logged, and
+        taken again on the next poll."""
+        try:
+            self.prepare_plans()
+        except Exception:
+            logger.exception("worker %s: plan preparation failed", self.worker_id)
 
     def _progress_log(self, phase: str, done: int) -> None:
         logger.info("worker %s housekeeping: %s %d", self.worker_id, phase, done)
@@ -137,6 +158,7 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 self.deliver_webhooks()
+                self._prepare_plans_logged()
                 processed = self.step()
                 failures = 0
             except Exception:
