@@ -75,3 +75,15 @@ def awaiting(session: Session, run_id: int | None = None) -> int:
     if run_id is not None:
         statement = statement.where(Plan.preparation_run_id == run_id)
     return int(session.scalar(statement) or 0)
+
+
+def awaiting_by_run(session: Session, run_ids: list[int]) -> dict[int, int]:
+    """run id → its plans still awaiting preparation (runs with none left are absent)."""
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        select(Plan.preparation_run_id, func.count())
+        .where(Plan.preparation_run_id.in_(run_ids))
+        .group_by(Plan.preparation_run_id)
+    )
+    return {int(run_id): int(n) for run_id, n in rows if run_id is not None}

@@ -74,10 +74,11 @@ def list_runs(
 
 
 @router.get("/{run_id}", response_model=MatchRunRead, responses=problem_responses(401, 403, 404))
-def read_run(run: CurrentRun, response: Response) -> MatchRun:
-    """Status, stage and progress; statistics and supply shortages once it has finished."""
+def read_run(run: CurrentRun, session: DbSession, response: Response) -> MatchRunRead:
+    """Status, stage and progress; statistics and supply shortages once it has finished;
+    once published, how many of its plans the worker has yet to prepare."""
     set_etag(response, run.version)
-    return run
+    return match_run_service.read(session, run)
 
 
 @router.get(
@@ -111,12 +112,17 @@ def publish_run(
     if_match: IfMatch = None,
 ) -> PublishResult:
     """Offer every proposal at once, or nothing (409 naming the pairs that no longer fit).
-    A large draft's plans are prepared by the worker after the commit."""
+    A large draft's plans are prepared by the worker after the commit (see the run's
+    ``plans_awaiting_preparation``)."""
     check_if_match(if_match, run.version, required=False)
     done = publishing.publish(
         session, principal=principal, run=run, inline_max=settings.plan_preparation_inline_max
     )
-    return PublishResult.model_validate(done)
+    result = PublishResult.model_validate(done)
+    result.run.plans_awaiting_preparation = (
+        result.run.stats.plans_to_prepare if result.run.stats else 0
+    )
+    return result
 
 
 @router.post("/{run_id}/revert", response_model=RevertResult, responses=ACTION_ERRORS)

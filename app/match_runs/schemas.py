@@ -98,6 +98,11 @@ class MatchRunStats(Schema):
         default_factory=dict,
         description="Requests of the scope the run did not decide, by why (e.g. untriaged)",
     )
+    plans_to_prepare: int = Field(
+        default=0,
+        description="Plans whose milestones, policies and summaries this run's publish left "
+        "to the worker (more than ZHUQI_PLAN_PREPARATION_INLINE_MAX); 0 when prepared inline",
+    )
     replaced_stuck_run_ids: list[int] = Field(
         default_factory=list, description="Runs of the scope found stuck and failed by this one"
     )
@@ -163,6 +168,10 @@ class MatchRunRead(Schema):
     finished_at: datetime | None
     published_at: datetime | None
     reverted_at: datetime | None
+    plans_awaiting_preparation: int = Field(
+        default=0,
+        description="Of stats.plans_to_prepare, the plans the worker has not prepared yet",
+    )
     version: int
     created_at: datetime
     updated_at: datetime

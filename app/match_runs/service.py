@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from app.assignments.schemas import UnmatchedReasonRead
+from app.bundling import preparation
 from app.common.clock import utc_now
 from app.common.pagination import PageParams, encode_cursor, page_sequence, paginate
 from app.common.principal import Principal
@@ -137,7 +138,24 @@ def list_(
     page: PageParams,
 ) -> Page[MatchRunRead]:
     statement = repository.filtered(repository.visible_to(principal), filters)
-    return paginate(session, statement, MatchRun.id, page, MatchRunRead.model_validate)
+    found = paginate(session, statement, MatchRun.id, page, MatchRunRead.model_validate)
+    with_preparation(session, found.items)
+    return found
+
+
+def read(session: Session, run: MatchRun) -> MatchRunRead:
+    """The run as the API shows it, with its publish's preparation progress."""
+    shown = MatchRunRead.model_validate(run)
+    with_preparation(session, [shown])
+    return shown
+
+
+def with_preparation(session: Session, runs: Sequence[MatchRunRead]) -> None:
+    """Fill in how many plans each run's publish still waits for (one grouped count, only
+    for runs that deferred any: the others' 0 is known without a query)."""
+    deferred = {r.id: r for r in runs if r.stats is not None and r.stats.plans_to_prepare}
+    for run_id, pending in preparation.awaiting_by_run(session, list(deferred)).items():
+        deferred[run_id].plans_awaiting_preparation = pending
 
 
 # -- diff --------------------------------------------------------------------------------

@@ -47,6 +47,11 @@ class Plan(IdMixin, TimestampMixin, VersionMixin, Base):
     # not a foreign key: it is a work mark, and the partial index holds only pending plans.
     preparation_run_id: Mapped[int | None] = mapped_column(IdType)
 
+    @property
+    def preparing(self) -> bool:
+        """Its milestones, policies and summary are still being prepared after a publish."""
+        return self.preparation_run_id is not None
+
 
 class Milestone(IdMixin, TimestampMixin, VersionMixin, Base):
     """A step of a plan. Generated ones come from the category's template for one request

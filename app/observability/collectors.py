@@ -66,6 +66,11 @@ class DatabaseCollector(Collector):
             "status",
             repository.open_assignments_by_status(self.session),
         )
+        yield GaugeMetricFamily(
+            "zhuqi_plans_awaiting_preparation",
+            "Published plans whose milestones, policies and summary the worker has yet to prepare",
+            value=repository.plans_awaiting_preparation(self.session),
+        )
         yield from self._pool()
 
     def _pool(self) -> Iterator[GaugeMetricFamily]:

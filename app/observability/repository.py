@@ -12,6 +12,7 @@ from app.models import (
     MatchRunStatus,
     Notification,
     NotificationStatus,
+    Plan,
     WebhookDelivery,
     WebhookDeliveryStatus,
 )
@@ -54,3 +55,9 @@ def open_assignments_by_status(session: Session) -> dict[str, int]:
     counts = {status.value: 0 for status in OPEN_ASSIGNMENTS}
     counts.update({str(status): int(n) for status, n in rows})
     return counts
+
+
+def plans_awaiting_preparation(session: Session) -> int:
+    """Plans a large publish left to the worker (a partial index holds exactly these)."""
+    statement = select(func.count()).where(Plan.preparation_run_id.is_not(None))
+    return int(session.scalar(statement.select_from(Plan)) or 0)

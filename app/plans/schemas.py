@@ -22,6 +22,11 @@ class PlanRead(Schema):
     summary_edited: bool = Field(description="A coordinator wrote the summary; kept as is")
     recommended_policies: list[dict[str, Any]]
     closed_at: datetime | None
+    preparing: bool = Field(
+        default=False,
+        description="True while the worker still prepares the milestones, policies and "
+        "summary a large publish left to it (seconds); until then they may be empty",
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -86,6 +91,11 @@ class PlanReadForProvider(Schema):
     enterprise_id: int
     status: PlanStatus
     closed_at: datetime | None
+    preparing: bool = Field(
+        default=False,
+        description="True while the worker still prepares the milestones, policies and "
+        "summary a large publish left to it (seconds); until then they may be empty",
+    )
     version: int
     created_at: datetime
     updated_at: datetime

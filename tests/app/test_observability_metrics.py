@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.match_runs import runner
-from app.models import Notification, NotificationStatus
+from app.models import Notification, NotificationStatus, Plan, PlanStatus
 from app.observability.metrics import REGISTRY, instrument_pool, start_exporter
 from app.settings import Settings
 from tests.app.conftest import Cast
@@ -141,6 +141,13 @@ class TestFamilies:
         assert samples['zhuqi_outbox_backlog{channel="email"}'] == 2
         assert samples['zhuqi_outbox_backlog{channel="log"}'] == 1
         assert samples['zhuqi_outbox_dead_letters{channel="email"}'] == 1
+
+    def test_plans_awaiting_preparation(self, client: TestClient, cast: Cast, db: Session) -> None:
+        assert scrape(client)["zhuqi_plans_awaiting_preparation{}"] == 0
+        for ent in (cast.ent, cast.other_ent):
+            db.add(Plan(enterprise_id=ent.id, status=PlanStatus.ACTIVE, preparation_run_id=9))
+        db.commit()
+        assert scrape(client)["zhuqi_plans_awaiting_preparation{}"] == 2
 
     def test_open_assignments_by_status(self, client: TestClient) -> None:
         samples = scrape(client)

@@ -213,6 +213,62 @@ class TestDeferred:
         assert len(prepared) == 2
 
 
+class TestProgress:
+    def test_the_run_counts_the_plans_it_still_waits_for(
+        self, client: TestClient, db: Session, scene: Scene
+    ) -> None:
+        run = drafted(client, db, scene)
+        assert run["plans_awaiting_preparation"] == 0
+        body = publish(client, scene, run["id"])
+        assert body["run"]["stats"]["plans_to_prepare"] == 2
+        assert body["run"]["plans_awaiting_preparation"] == 2
+        shown = client.get(f"{URL}/{run['id']}", headers=scene.staff()).json()
+        assert shown["stats"]["plans_to_prepare"] == 2
+        assert shown["plans_awaiting_preparation"] == 2
+        listed = client.get(URL, headers=scene.staff()).json()["items"]
+        assert [r["plans_awaiting_preparation"] for r in listed if r["id"] == run["id"]] == [2]
+        assert preparation.prepare_batch(db, batch=1) == 1
+        db.commit()
+        shown = client.get(f"{URL}/{run['id']}", headers=scene.staff()).json()
+        assert shown["plans_awaiting_preparation"] == 1
+        drain(db)
+        shown = client.get(f"{URL}/{run['id']}", headers=scene.staff()).json()
+        assert shown["plans_awaiting_preparation"] == 0
+        assert shown["stats"]["plans_to_prepare"] == 2
+
+    def test_a_plan_awaiting_preparation_says_so_to_whoever_may_read_it(
+        self, client: TestClient, db: Session, scene: Scene
+    ) -> None:
+        run = drafted(client, db, scene)
+        body = publish(client, scene, run["id"])
+        cast = scene.cast
+        mine = fetch(db, Plan, db.scalar(select(Plan.id).where(Plan.enterprise_id == cast.ent.id)))
+        assert mine.id in body["plan_ids"]
+        readers = {
+            "coordinator": cast.coordinator,
+            "enterprise": cast.ent_user,
+            "provider": scene.wide_user,
+        }
+
+        def seen(user: Any) -> tuple[int, Any]:
+            r = client.get(f"/api/v1/plans/{mine.id}", headers=cast.headers(user))
+            return r.status_code, r.json().get("preparing")
+
+        assert {role: seen(user) for role, user in readers.items()} == dict.fromkeys(
+            readers, (200, True)
+        )
+        listed = client.get("/api/v1/plans", headers=cast.headers(cast.coordinator)).json()
+        assert {p["preparing"] for p in listed["items"] if p["id"] in body["plan_ids"]} == {True}
+        # Those who could not read the plan before still cannot.
+        for outsider in (cast.other_coordinator, cast.other_ent_user, cast.platform_user):
+            r = client.get(f"/api/v1/plans/{mine.id}", headers=cast.headers(outsider))
+            assert r.status_code == 404, (outsider.role, r.text)
+        drain(db)
+        assert {role: seen(user) for role, user in readers.items()} == dict.fromkeys(
+            readers, (200, False)
+        )
+
+
 def test_two_drainers_never_take_the_same_plans(tmp_path: Path) -> None:
     """On PostgreSQL the second worker skips the first one's locked batch instead of
     waiting for it or preparing it again (a lock wait would fail fast, not hang)."""
