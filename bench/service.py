@@ -2,13 +2,16 @@
 
 Seeds a fresh database, starts ``zhuqi serve`` (API) on loopback and runs the match run in a
 ``zhuqi worker --once`` process, then times: seed, a match run for the largest province
-(snapshot, supply, match, write as the run reports them), publish (HTTP), a decline's
+(snapshot, supply, match, write as the run reports them), publish (HTTP), the worker's
+preparation of the plans a large publish leaves to it (its batches, run here in-process as
+``Worker.prepare_plans`` runs them, until the run reports none awaiting), a decline's
 re-match (the process's first, then a second of the same category), a deadline sweep of
 expired offers (bounded batches), ``/stats`` and ``/supervision``. Prints each time, the peak RSS of the worker and API processes, and the
 ratios against peers measured in the same run:
 
 - run ÷ bare ``matching.match`` on the same snapshot (target <= 1.5);
-- publish ÷ the run's own write stage (target <= 2);
+- publish ÷ the run's own write stage (target <= 2): the HTTP publish only; the deferred
+  plan preparation is its own row;
 - re-match ÷ full run (target <= 0.05): the decline that is the process's first re-match
   (the engine's memo of analyzed provider texts emptied first, so the bare match run in this
   process does not warm it), and apart from it a second decline of the same category, as a
@@ -50,6 +53,7 @@ import matching
 from app.assignments import service as assignment_service
 from app.assignments.encode import Scope, locked_pairs, snapshot
 from app.assignments.schemas import Decline
+from app.bundling import preparation
 from app.common.clock import utc_now
 from app.common.idsets import in_ids
 from app.common.principal import Principal
@@ -239,6 +243,15 @@ def _through_the_api(
         published = client.post(f"/api/v1/match-runs/{run_id}/publish", headers=auth)
         assert published.status_code == 200, published.text
         _timed(times, "publish", started)
+        deferred = published.json()["run"]["plans_awaiting_preparation"]
+        times["plans prepared"] = _prepare_plans(url)
+        prepared = client.get(f"/api/v1/match-runs/{run_id}", headers=auth).json()
+        assert prepared["plans_awaiting_preparation"] == 0, prepared
+        print(
+            f"  {'  plans prepared after':<22} {times['plans prepared']:9.2f} s  "
+            f"({deferred} of {len(published.json()['plan_ids'])} plans deferred, "
+            f"{preparation.BATCH} per transaction)"
+        )
         times["re-match"], times["re-match warm"] = _decline_two(url, run_id)
         print(f"  {'decline + re-match':<22} {times['re-match']:9.2f} s  (first in the process)")
         print(f"  {'  next, same category':<22} {times['re-match warm']:9.2f} s")
@@ -248,6 +261,18 @@ def _through_the_api(
             assert client.get(path, headers=auth).status_code == 200
             _timed(times, path, started)
     return results
+
+
+def _prepare_plans(url: str) -> float:
+    """Seconds the worker's preparation pass takes: the same call ``Worker.prepare_plans``
+    makes on every poll, in short transactions of its own."""
+    engine = make_engine(url)
+    try:
+        started = time.perf_counter()
+        preparation.prepare_pending(batches.begin_each(make_session_factory(engine)))
+        return time.perf_counter() - started
+    finally:
+        engine.dispose()
 
 
 def _decline_two(url: str, run_id: int) -> tuple[float, float]:
