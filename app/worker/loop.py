@@ -93,6 +93,9 @@ class Worker:
         """Plans a large publish left to prepare, in short batches until none is left (one
         cheap indexed query when there are none): done on every poll, before the next run,
         so a user waits seconds, not a sweep period, for a published plan's milestones."""
+        with self.sessions.read() as session:  # no write transaction (SQLite: the file's
+            if not preparation.awaiting(session):  # one write lock) on an idle poll
+                return 0
         prepared = preparation.prepare_pending(batches.begin_each(self.sessions.write))
         if prepared:
             logger.info("worker %s prepared %d plan(s)", self.worker_id, prepared)
