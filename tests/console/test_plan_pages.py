@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.models import HelpRequest, Milestone, MilestoneTemplate, Plan, PlanStatus
@@ -172,3 +172,29 @@ class TestCoordinatorPlans:
         sign_in(web, cast.ent_user)
         page = web.get("/enterprise/plan").text
         assert "/coordinator/plans/" not in page
+
+
+class TestPlanBeingPrepared:
+    """After a large publish the worker fills a plan in moments later; both pages say so
+    instead of showing an empty plan without a word."""
+
+    def test_both_pages_say_the_plan_is_being_prepared_until_it_is(
+        self, web: TestClient, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        assignment = _accepted(client, cast, db)
+        plan_id = fetch(db, HelpRequest, assignment["request_id"]).plan_id
+        pages = {
+            cast.coordinator: f"/coordinator/plans/{plan_id}",
+            cast.ent_user: "/enterprise/plan",
+        }
+        for user, url in pages.items():
+            sign_in(web, user)
+            assert 'id="plan-preparing"' not in web.get(url).text
+        marked = update(Plan).where(Plan.id == plan_id).values(preparation_run_id=1)
+        db.execute(marked)  # as a publish that defers preparation leaves it
+        db.commit()
+        for user, url in pages.items():
+            sign_in(web, user)
+            page = web.get(url)
+            assert page.status_code == 200
+            assert 'id="plan-preparing"' in page.text
