@@ -56,7 +56,7 @@ def _facts(session: Session, plan_ids: Sequence[int]) -> dict[int, _Facts]:
         select(HelpRequest.plan_id, Provider.name, HelpRequest.category)
         .join(Assignment, Assignment.request_id == HelpRequest.id)
         .join(Provider, Provider.id == Assignment.provider_id)
-        .where(repository.request_of_plans(plan_ids), repository.live_assignment())
+        .where(repository.request_of_plans(session, plan_ids), repository.live_assignment())
         .order_by(Assignment.id)
     )
     for plan_id, name, category in helpers:
