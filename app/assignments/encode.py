@@ -255,10 +255,29 @@ def _provider_rows(
     return providers
 
 
-def _exclusions(session: Session) -> list[matching.Exclusion]:
+def _exclusions(
+    session: Session, request_ids: Sequence[int], enterprise_ids: Sequence[int]
+) -> list[matching.Exclusion]:
+    """The forbidden pairs that can touch these requests, as plain columns.
+
+    Every decline adds an exclusion, so the table grows for as long as the service runs;
+    reading all of it (as ORM objects) made each one-request re-match pay for the province's
+    whole history. The engine ignores exclusions naming requests or enterprises outside the
+    problem, so this filter changes no result.
+    """
+    statement = (
+        select(Exclusion.provider_id, Exclusion.request_id, Exclusion.enterprise_id)
+        .where(
+            or_(
+                in_ids(Exclusion.request_id, request_ids),
+                in_ids(Exclusion.enterprise_id, enterprise_ids),
+            )
+        )
+        .order_by(Exclusion.id)
+    )
     return [
-        matching.Exclusion(provider=e.provider_id, request=e.request_id, enterprise=e.enterprise_id)
-        for e in session.scalars(select(Exclusion).order_by(Exclusion.id))
+        matching.Exclusion(provider=provider, request=request, enterprise=enterprise)
+        for provider, request, enterprise in session.execute(statement)
     ]
 
 
@@ -311,7 +330,11 @@ def snapshot(
             ),
         ),
         exclusions=[
-            *_exclusions(session),
+            *_exclusions(
+                session,
+                [int(r.id) for r in rows],
+                sorted({int(r.enterprise) for r in rows}),
+            ),
             *(matching.Exclusion(provider=p, request=r) for r, ps in members.items() for p in ps),
         ],
         pinned=pins,

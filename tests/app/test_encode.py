@@ -7,9 +7,10 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy.orm import Session
 
+import matching
 from app.assignments.encode import Scope, snapshot
-from app.common.clock import today
-from app.models import Assignment, AssignmentOrigin, AssignmentStatus, ProviderKind
+from app.common.clock import today, utc_now
+from app.models import Assignment, AssignmentOrigin, AssignmentStatus, Exclusion, ProviderKind
 from tests.factories import make_enterprise, make_provider, make_request
 
 
@@ -102,3 +103,32 @@ def test_snapshot_reads_every_provider_and_request_column_as_stored(db: Session)
     )
     assert int(requests.urgency[0]) == 5
     assert requests.text[0] == f"{request.title}\n{request.description}"
+
+
+def test_snapshot_reads_only_the_exclusions_that_can_touch_its_requests(db: Session) -> None:
+    """A re-match of one request must not read the province's whole history of declines;
+    exclusions of requests and enterprises outside the problem would be ignored anyway."""
+    ent = make_enterprise(db, region_code="350582")
+    other_ent = make_enterprise(db, region_code="350582")
+    banker = make_provider(db, skills={"financing": 3}, capacity=4)
+    lawyer = make_provider(db, skills={"legal_ip": 3}, capacity=4)
+    mine = make_request(db, ent, category="financing", status="triaged")
+    theirs = make_request(db, other_ent, category="financing", status="triaged")
+    now = utc_now()
+    db.add_all(
+        [
+            Exclusion(provider_id=banker.id, request_id=mine.id, created_at=now),
+            Exclusion(provider_id=lawyer.id, enterprise_id=ent.id, created_at=now),
+            Exclusion(provider_id=banker.id, request_id=theirs.id, created_at=now),
+            Exclusion(provider_id=lawyer.id, enterprise_id=other_ent.id, created_at=now),
+        ]
+    )
+    db.flush()
+
+    one = snapshot(db, Scope(request_ids=(mine.id,)))
+    assert one.problem.exclusions == (
+        matching.Exclusion(provider=banker.id, request=mine.id),
+        matching.Exclusion(provider=lawyer.id, enterprise=ent.id),
+    )
+    both = snapshot(db, Scope(region="35"))
+    assert len(both.problem.exclusions) == 4
