@@ -480,12 +480,16 @@ class TestValidation:
 def test_query_count_does_not_grow_with_the_data(
     client: TestClient, cast: Cast, db: Session, engine: Engine, history: History
 ) -> None:
-    """One query per figure family, never one per row: more requests, same statements."""
+    """One query per figure family, never one per row: more requests, same statements.
+
+    The caller's own look-up is left out: the principal cache answers it for a few seconds,
+    so whether it runs depends on how long the offers in between took, not on the data."""
 
     def selects() -> int:
         with statements(engine) as seen:
             stats(client, cast, cast.admin, group_by="provider")
-        return sum(s.lstrip().upper().startswith("SELECT") for s in seen)
+        reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+        return sum("FROM users" not in s for s in reads)
 
     before = selects()
     for hours in range(12):
