@@ -77,27 +77,20 @@ def dashboard(ctx: PageCtx) -> Response:
     def stats(group_by: GroupBy) -> StatsRead:
         """The API's figures, through the same per-process cache as ``GET /stats``, with every
         group (categories and cities: a few hundred at most, so one page in practice)."""
-        page = stats_service.GroupPageParams(limit=GROUPS_PER_PAGE)
-        first = stats_service.summarise(
-            ctx.session,
-            principal=principal,
-            filters=StatsFilter(),
-            group_by=group_by,
-            page=page,
-            cache=cache,
-        )
-        groups, found = list(first.groups), first
-        while found.next_cursor is not None:
-            page = stats_service.GroupPageParams(GROUPS_PER_PAGE, found.next_cursor)
+        pages: list[StatsRead] = []
+        cursor: str | None = None
+        while not pages or cursor is not None:
             found = stats_service.summarise(
                 ctx.session,
                 principal=principal,
                 filters=StatsFilter(),
                 group_by=group_by,
-                page=page,
+                page=stats_service.GroupPageParams(GROUPS_PER_PAGE, cursor),
                 cache=cache,
             )
-            groups += found.groups
+            pages.append(found)
+            cursor = found.next_cursor
+        first, groups = pages[0], [g for found in pages for g in found.groups]
         return first.model_copy(update={"groups": groups, "next_cursor": None})
 
     by_category, by_region = stats(GroupBy.CATEGORY), stats(GroupBy.REGION)
