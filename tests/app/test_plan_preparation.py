@@ -27,9 +27,8 @@ from app.models import Event, HelpRequest, MatchRun, Milestone, Plan
 from app.settings import Settings
 from app.worker.loop import Worker
 from tests.app.test_match_runs_api import URL, Scene, drafted, scene
-from tests.conftest import TEST_SECRET
 from tests.factories import fetch, make_enterprise, make_request, sessions_of_test
-from tests.live import own_database
+from tests.live import own_database, settings_for
 
 __all__ = ["scene"]  # the fixture, re-used from the match-run tests
 
@@ -38,10 +37,9 @@ INLINE_MAX = 1  # the scene publishes to two enterprises: one more than this
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(
-        environment="test",
-        secret_key=TEST_SECRET,
-        database_url="sqlite://",
+    return settings_for(
+        "sqlite://",
+        embedded_worker=True,
         stats_cache_seconds=0,
         plan_preparation_inline_max=INLINE_MAX,
     )

@@ -17,7 +17,7 @@ from app.common.principal_cache import PrincipalCache, credential_digest, creden
 from app.models import ApiKey, Role, User
 from app.settings import Settings
 from tests.app.conftest import Cast
-from tests.conftest import TEST_SECRET
+from tests.live import settings_for
 
 API = "/api/v1"
 
@@ -123,10 +123,9 @@ class TestRepeatedCredentials:
 class TestCacheOff:
     @pytest.fixture
     def settings(self) -> Settings:
-        return Settings(
-            environment="test",
-            secret_key=TEST_SECRET,
-            database_url="sqlite://",
+        return settings_for(
+            "sqlite://",
+            embedded_worker=True,
             stats_cache_seconds=0,
             principal_cache_seconds=0,
         )
@@ -189,10 +188,9 @@ class TestChangesTakeEffectAtOnce:
 class TestKeyUseIsStillNoted:
     @pytest.fixture
     def settings(self) -> Settings:
-        return Settings(
-            environment="test",
-            secret_key=TEST_SECRET,
-            database_url="sqlite://",
+        return settings_for(
+            "sqlite://",
+            embedded_worker=True,
             api_key_usage_flush_seconds=0,
         )
 

@@ -17,6 +17,7 @@ from app.settings import Settings
 from tests.app.conftest import Cast
 from tests.conftest import TEST_SECRET
 from tests.factories import PASSWORD
+from tests.live import settings_for
 
 API = "/api/v1"
 
@@ -108,10 +109,9 @@ class TestApiKeyDigests:
 class TestLastUsedIsBatched:
     @pytest.fixture
     def settings(self) -> Settings:
-        return Settings(
-            environment="test",
-            secret_key=TEST_SECRET,
-            database_url="sqlite://",
+        return settings_for(
+            "sqlite://",
+            embedded_worker=True,
             api_key_usage_flush_seconds=0,
         )
 
@@ -133,10 +133,9 @@ class TestLastUsedIsBatched:
 class TestThrottle:
     @pytest.fixture
     def settings(self) -> Settings:
-        return Settings(
-            environment="test",
-            secret_key=TEST_SECRET,
-            database_url="sqlite://",
+        return settings_for(
+            "sqlite://",
+            embedded_worker=True,
             login_rate_per_account="3/minute",
             login_rate_per_address="5/minute",
         )
