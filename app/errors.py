@@ -113,7 +113,8 @@ class CalendarUnavailable(AppError):
     """A working-day clock reached a year the official holiday calendar does not know yet.
 
     The State Council publishes each year's holidays late in the year before; the package
-    that carries them (chinese-calendar) must be upgraded then. Guessing would misplace
+    that carries them (chinese-calendar) must be upgraded then, or the operator types them
+    into ``ZHUQI_HOLIDAY_FILE`` (:mod:`app.holiday_file`). Guessing would misplace
     deadlines around the Spring Festival and National Day, so we refuse instead.
     """
 

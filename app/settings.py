@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import warnings
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from limits import parse
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app import holiday_file
 
 PLACEHOLDER_SECRET = "changethis-local-only-secret-key-0123456789"
 
@@ -154,6 +157,21 @@ class Settings(BaseSettings):
         default="Asia/Shanghai",
         description="IANA time zone whose calendar dates users see and rules read",
     )
+
+    holiday_file: Path | None = Field(
+        default=None,
+        description=(
+            "TOML file with the State Council's holidays and adjusted working days for years "
+            "chinese-calendar does not know yet (app/holiday_file.py shows the format)"
+        ),
+    )
+
+    @field_validator("holiday_file")
+    @classmethod
+    def _readable_holidays(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            holiday_file.load(value)  # a typo stops the start-up, not next year's deadlines
+        return value
 
     @field_validator("timezone")
     @classmethod

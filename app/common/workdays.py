@@ -4,28 +4,51 @@ The "13710" clocks count working days: the Spring Festival or National Day week 
 eat a 7-day deadline, and an adjusted Saturday (调休) is a working day. chinese-calendar
 carries the State Council's yearly schedule; outside the years it knows, a clock cannot be
 computed honestly, so :class:`~app.errors.CalendarUnavailable` says so rather than guess.
+An operator can type in a new year's schedule before the package knows it
+(``ZHUQI_HOLIDAY_FILE``, :mod:`app.holiday_file`); the years it lists are read from it.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
 
 import chinese_calendar
 
+from app import holiday_file
 from app.common.clock import local_zone
 from app.errors import CalendarUnavailable
+from app.settings import get_settings
 
 
 def is_working_day(day: date) -> bool:
+    return _is_working_day(day, get_settings().holiday_file)
+
+
+def calendar_source() -> Path | None:
+    """What, besides the package, says which days are worked: part of the key of every
+    cached answer, so a process (a test) that changes it never reads a stale one."""
+    return get_settings().holiday_file
+
+
+def _is_working_day(day: date, source: Path | None) -> bool:
+    if source is not None and (known := _schedule(source).is_workday(day)) is not None:
+        return known
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError as exc:
         raise CalendarUnavailable(
             f"the official holiday calendar does not cover {day.year} yet "
-            f"(chinese-calendar {_version()}): {exc}; upgrade chinese-calendar",
+            f"(chinese-calendar {_version()}): {exc}; upgrade chinese-calendar, or give the "
+            "State Council's schedule for that year in ZHUQI_HOLIDAY_FILE",
             year=day.year,
         ) from exc
+
+
+@cache
+def _schedule(source: Path) -> holiday_file.HolidaySchedule:
+    return holiday_file.load(source)  # already checked once, when the settings were read
 
 
 def add_working_days(start: date, days: int) -> date:
@@ -51,7 +74,7 @@ def due_date_if_known(start: date, days: int, now: datetime) -> date | None:
     run out, exactly, whatever the new year's holidays will be. Only once ``now`` itself is
     in an unknown year is the answer a guess, and :class:`CalendarUnavailable` still says so.
     """
-    found = _due_or_unknown_year(start, days)
+    found = _due_or_unknown_year(start, days, calendar_source())
     if isinstance(found, date):
         return found
     if local_date(now).year < found:
@@ -60,7 +83,7 @@ def due_date_if_known(start: date, days: int, now: datetime) -> date | None:
 
 
 @lru_cache(maxsize=8192)
-def _due_or_unknown_year(start: date, days: int) -> date | int:
+def _due_or_unknown_year(start: date, days: int, source: Path | None) -> date | int:
     """The due date, or the year the calendar does not know that the count runs into.
     Cached, failures included: a sweep or a publish counts from the same few start dates
     thousands of times, and in December every 30-day clock runs into next year."""

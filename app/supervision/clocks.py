@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -47,6 +48,7 @@ from app.common.pagination import PageParams, encode_cursor
 from app.common.regions import region_clause
 from app.common.schemas import Page
 from app.common.workdays import (
+    calendar_source,
     due_date_if_known,
     end_of_day,
     is_working_day,
@@ -106,7 +108,6 @@ class Overdue:
 # --- the cut-off: one calendar walk per clock length and day ------------------------------
 
 
-@lru_cache(maxsize=1024)
 def last_late_start(today: date, days: int) -> date:
     """The last local start date whose ``days``-working-day clock ran out before ``today``.
 
@@ -118,6 +119,11 @@ def last_late_start(today: date, days: int) -> date:
     :class:`~app.errors.CalendarUnavailable` only when today itself lies in a year the
     calendar does not know — where no clock can honestly be judged.
     """
+    return _last_late_start(today, days, calendar_source())
+
+
+@lru_cache(maxsize=1024)
+def _last_late_start(today: date, days: int, _source: Path | None) -> date:
     start, counted = today - timedelta(days=1), 0
     while counted < days:
         counted += is_working_day(start)
