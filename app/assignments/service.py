@@ -88,18 +88,23 @@ def accept(session: Session, *, principal: Principal, assignment: Assignment) ->
         and as_utc(expires) < now
     ):
         raise Conflict("this offer has expired", field="offer_expires_at")
-    lock_assignment_path(session, assignment)  # request before assignment (common/locking)
+    request, region = lock_assignment_path(session, assignment)  # request before assignment
     move(
         session,
         assignment,
         to=AssignmentStatus.ACCEPTED,
         actor=principal,
         action="assignment.accepted",
+        region_code=region,
         responded_at=now,
     )
-    request = session.get(HelpRequest, assignment.request_id)
-    if request is not None:  # a team with an empty seat stays triaged (offers.team_status)
-        _set_request_status(session, request.id, offers.team_status(session, request))
+    if request is None:
+        return assignment
+    # A team with an empty seat stays triaged (offers.team_status); a single provider's
+    # request is in progress now that its one open assignment is accepted.
+    solo = request.providers_wanted <= 1
+    status = RequestStatus.IN_PROGRESS if solo else offers.team_status(session, request)
+    _set_request_status(session, request.id, status)
     return assignment
 
 

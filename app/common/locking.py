@@ -58,23 +58,33 @@ def lock_in_order(
         lock_rows(session, model, by_model[model])
 
 
-def lock_assignment_path(session: Session, assignment: Assignment) -> None:
+def lock_assignment_path(
+    session: Session, assignment: Assignment
+) -> tuple[HelpRequest | None, str]:
     """What answering an offer may write: the enterprise (a re-match attaches its requests to
     its plan), the plan, the request, the assignment; providers come last, in the re-match.
+
+    Three statements: the enterprise is locked by the read that finds it (its region, the
+    answer's events are keyed on, comes along), and the request by the read that loads it
+    (returned: the identity map holds it only while someone does). The assignment is
+    locked by the caller's compare-and-set UPDATE, which is its very next statement: the
+    same place in the order. Returns the request and its enterprise's region code ("" if
+    the enterprise is gone).
     """
     row = session.execute(
-        select(HelpRequest.enterprise_id, HelpRequest.plan_id).where(
-            HelpRequest.id == assignment.request_id
-        )
+        select(Enterprise.id, Enterprise.region_code, HelpRequest.plan_id)
+        .join(HelpRequest, HelpRequest.enterprise_id == Enterprise.id)
+        .where(HelpRequest.id == assignment.request_id)
+        .with_for_update(of=Enterprise)
     ).one_or_none()
-    enterprise_id, plan_id = row if row is not None else (None, None)
-    lock_in_order(
-        session,
-        enterprises=[enterprise_id],
-        plans=[plan_id],
-        requests=[assignment.request_id],
-        assignments=[assignment.id],
-    )
+    lock_rows(session, Plan, [row.plan_id if row is not None else None])
+    request = session.scalars(
+        select(HelpRequest)
+        .where(HelpRequest.id == assignment.request_id)
+        .with_for_update(of=HelpRequest)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    return request, row.region_code if row is not None else ""
 
 
 def lock_request_path(
