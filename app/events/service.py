@@ -11,8 +11,22 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Table, insert, inspect
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    CursorResult,
+    Integer,
+    Select,
+    String,
+    Table,
+    cast,
+    insert,
+    inspect,
+    literal,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import SQLColumnExpression
 
 from app.common.bulk import insert_rows
 from app.common.clock import utc_now
@@ -150,3 +164,58 @@ def _insert_announced(session: Session, table: Table, rows: list[dict[str, Any]]
     written = session.execute(insert(table).returning(*identity, table.c.region_code), rows)
     webhook_service.enqueue_many(session, [dict(row) for row in written.mappings()])
     return len(rows)
+
+
+def json_value(value: Any) -> ColumnElement[Any]:
+    """A JSON value every row of :func:`record_selected` stores alike (``None`` is JSON
+    ``null``, as :func:`record_many` stores it)."""
+    return literal(value, JSON)
+
+
+def json_of_ids(session: Session, **columns: SQLColumnExpression[int]) -> ColumnElement[Any]:
+    """``{"key": <column>, ...}`` built in SQL from integer columns, as the very text
+    ``json.dumps`` gives (no string values: they would need escaping)."""
+    text: ColumnElement[str] = literal("{", String)
+    for n, (key, column) in enumerate(columns.items()):
+        text = text + literal(f'{", " if n else ""}"{key}": ', String) + cast(column, String)
+    text = text + literal("}", String)
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(text, JSON)
+    return type_coerce(text, JSON)
+
+
+def record_selected(
+    session: Session,
+    *,
+    actor: Principal | None,
+    action: str,
+    entity_type: str,
+    rows: Select[int, str, Any, Any],
+) -> int:
+    """One ``action`` event per row of ``rows`` (entity id, region code, ``before``,
+    ``after``: JSON as :func:`json_value` or :func:`json_of_ids` build it), in its order, with
+    one ``INSERT ... SELECT``. Why: a publish records one event per offer and per new plan,
+    rows the database already holds; sent back as parameters they cost more than the
+    statements that changed them (~0.3 s of a 10k publish on SQLite, most of it binding and
+    JSON-encoding per row). Subscribed webhooks get their outbox rows as with
+    :func:`record_many`. Returns how many were written."""
+    table = Event.__table__
+    assert isinstance(table, Table)  # one table per model
+    actor_id, label = (actor.user_id, actor.email) if actor else (None, "system")
+    source = rows.add_columns(
+        literal(actor_id, Integer),
+        literal(label, String),
+        literal(action, String),
+        literal(entity_type, String),
+        literal(utc_now(), table.c.created_at.type),
+    )
+    columns = ("entity_id", "region_code", "before", "after", "actor_id", "actor_label")
+    statement = insert(table).from_select((*columns, "action", "entity_type", "created_at"), source)
+    if not webhook_service.subscribed_to_any(session, {action}):
+        result = session.execute(statement)
+        return result.rowcount if isinstance(result, CursorResult) else 0
+    identity = (table.c.id, table.c.action, table.c.entity_type, table.c.entity_id)
+    written = session.execute(statement.returning(*identity, table.c.region_code)).mappings()
+    events = sorted((dict(row) for row in written), key=lambda row: row["id"])
+    webhook_service.enqueue_many(session, events)
+    return len(events)

@@ -412,6 +412,18 @@ def offer_proposals(run_id: int, now: datetime, expires: datetime) -> Update:
     )
 
 
+def offers_of_run(run_id: int) -> Select[int, str]:
+    """(assignment, its enterprise's region) of the run's offers, in the draft's order: what
+    the audit events of a publish are selected from."""
+    return (
+        select(Assignment.id, Enterprise.region_code)
+        .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .where(_of_run(run_id, AssignmentStatus.OFFERED))
+        .order_by(Assignment.request_id, Assignment.id)
+    )
+
+
 def mark_requests(
     request_ids: Sequence[int], sources: Sequence[RequestStatus], to: RequestStatus, now: datetime
 ) -> Update:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Table, create_engine, func, select, text
+from sqlalchemy import Table, create_engine, func, literal, select, text
 from sqlalchemy.orm import Session
 
 from app.common.bulk import insert_rows
 from app.common.clock import utc_now
 from app.common.idsets import in_ids
 from app.events import service as event_service
-from app.models import Event, HelpRequest, WebhookDelivery, WebhookSubscription
+from app.models import Enterprise, Event, HelpRequest, WebhookDelivery, WebhookSubscription
 from seed.__main__ import main as seed_main
 from tests.factories import make_enterprise, make_request
 from tests.live import BACKENDS, own_database
@@ -77,6 +78,48 @@ def test_bulk_events_reach_the_webhooks_that_want_them(db: Session) -> None:
     deliveries = db.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
     assert [(d.event_type, d.payload["data"]["entity_id"]) for d in deliveries] == [
         ("assignment.offered", i) for i in range(2, 5)
+    ]
+
+
+def test_events_selected_in_sql_are_those_record_many_writes(db: Session) -> None:
+    """``record_selected`` (one ``INSERT ... SELECT``) stores what ``record_many`` stores for
+    the same rows, JSON text included, and its subscribers hear of each event."""
+    db.add(WebhookSubscription(url="https://hooks.example.com/x", events=["x.*"], secret="s"))
+    enterprise = make_enterprise(db, region_code="350582")
+    ids = [make_request(db, enterprise).id for _ in range(3)]
+    changes = [
+        event_service.Change("y.listed", "help_requests", i, "350582", None, {"id": i, "n": 7})
+        for i in ids
+    ]
+    assert event_service.record_many(db, actor=None, changes=changes) == 3
+    rows = (
+        select(
+            HelpRequest.id,
+            Enterprise.region_code,
+            event_service.json_value(None),
+            event_service.json_of_ids(db, id=HelpRequest.id, n=literal(7)),
+        )
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .where(HelpRequest.id.in_(ids))
+        .order_by(HelpRequest.id.desc())
+    )
+    assert (
+        event_service.record_selected(
+            db, actor=None, action="x.listed", entity_type="help_requests", rows=rows
+        )
+        == 3
+    )
+    stored = text(
+        "SELECT entity_type, entity_id, region_code, actor_id, actor_label, "
+        "CAST(before AS TEXT), CAST(after AS TEXT) FROM events WHERE action = :a ORDER BY id"
+    )
+    by_many = db.execute(stored, {"a": "y.listed"}).all()
+    by_select = db.execute(stored, {"a": "x.listed"}).all()
+    assert by_select == by_many[::-1]  # in the select's order
+    assert by_select[0][5:] == ("null", json.dumps({"id": ids[-1], "n": 7}))
+    deliveries = db.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+    assert [(d.event_type, d.payload["data"]["entity_id"]) for d in deliveries] == [
+        ("x.listed", i) for i in reversed(ids)
     ]
 
 

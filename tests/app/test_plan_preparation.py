@@ -7,6 +7,7 @@ published inline (then rolled back) is the reference the worker's result must eq
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,16 @@ from app.common.principal import Principal
 from app.db import make_engine, make_session_factory
 from app.match_runs import publishing
 from app.match_runs.claims import Sessions
-from app.models import Event, HelpRequest, MatchRun, Milestone, Plan
+from app.models import (
+    Assignment,
+    Enterprise,
+    Event,
+    HelpRequest,
+    MatchRun,
+    Milestone,
+    Plan,
+    PlanStatus,
+)
 from app.settings import Settings
 from app.worker.loop import Worker
 from tests.app.test_match_runs_api import URL, Scene, drafted, scene
@@ -209,6 +219,64 @@ class TestDeferred:
             )
         )
         assert len(prepared) == 2
+
+    def test_a_deferred_publish_marks_every_plan_and_records_each_offer_and_new_plan(
+        self, client: TestClient, db: Session, scene: Scene
+    ) -> None:
+        """The new plans are marked as they are inserted and their events, like the offers',
+        are selected from the rows themselves: what one ``Change`` per row recorded."""
+        cast = scene.cast
+        db.add(Plan(enterprise_id=cast.ent.id, status=PlanStatus.FOLLOW_UP))
+        db.commit()
+        old = db.execute(select(Plan.id, Plan.version).filter_by(enterprise_id=cast.ent.id)).one()
+        run = drafted(client, db, scene)
+        body = publish(client, scene, run["id"])
+        new = db.scalar(select(Plan.id).filter_by(enterprise_id=scene.ent2.id))
+        assert sorted(body["plan_ids"]) == sorted([old.id, new])
+        marked = db.execute(
+            select(Plan.id, Plan.status, Plan.version, Plan.preparation_run_id).order_by(Plan.id)
+        ).all()
+        assert sorted(marked) == sorted(
+            [(old.id, PlanStatus.ACTIVE, old.version + 1, run["id"]), (new, "active", 1, run["id"])]
+        )
+        offers = db.execute(
+            select(Assignment.id, Enterprise.region_code)
+            .join(HelpRequest, HelpRequest.id == Assignment.request_id)
+            .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+            .where(Assignment.id.in_(body["offered"]))
+            .order_by(Assignment.request_id, Assignment.id)
+        ).all()
+        assert len(offers) == len(body["offered"]) == 3
+        expected: list[tuple[Any, ...]] = [
+            ("assignment.offered", "assignments", a, region, None, {"status": "offered"})
+            for a, region in offers
+        ]
+        created = {"id": new, "enterprise_id": scene.ent2.id}
+        expected.append(("plan.created", "plans", new, "350583", None, created))
+        recorded = db.execute(
+            select(
+                Event.action,
+                Event.entity_type,
+                Event.entity_id,
+                Event.region_code,
+                Event.before,
+                Event.after,
+                Event.actor_id,
+                Event.actor_label,
+            )
+            .where(Event.action.in_(("assignment.offered", "plan.created")))
+            .order_by(Event.id)
+        ).all()
+        by = (cast.coordinator.id, cast.coordinator.email)
+        assert [tuple(e) for e in recorded] == [(*e, *by) for e in expected]
+        # The very JSON text record_many writes (json.dumps), not just an equal value.
+        texts = db.execute(
+            text("SELECT after FROM events WHERE action = 'plan.created'")
+        ).scalar_one()
+        assert (json.loads(texts) if isinstance(texts, str) else texts) == created
+        assert db.execute(
+            text("SELECT CAST(after AS TEXT) FROM events WHERE action = 'plan.created'")
+        ).scalar_one() == json.dumps(created)
 
 
 class TestProgress:
