@@ -103,18 +103,21 @@ def create(session: Session, *, principal: Principal, data: HelpRequestCreate) -
     enterprise = _target_enterprise(session, principal, data.enterprise_id)
     check_wanted_by(data.wanted_by_date)
     source = CategorySource.GIVEN
+    given: Category | None = None  # held: the identity map keeps it only while someone does
     if data.category is None:
         primary, suggested = suggestions.primary_and_extra(
             session, f"{data.title}\n{data.description}"
         )
         source = CategorySource.SUGGESTED
     else:
-        taxonomy_service.ensure_known(session, [data.category], field="category")
+        given = session.get(Category, data.category)  # the row it needs anyway, if known
+        if given is None:
+            taxonomy_service.ensure_known(session, [data.category], field="category")  # 422
         primary, suggested = data.category, []
     extra = _extras(
         session, primary, suggested if data.extra_categories is None else data.extra_categories
     )
-    category = session.get(Category, primary)
+    category = given or session.get(Category, primary)
     assert category is not None  # known: checked above or suggested from the taxonomy
     request = HelpRequest(
         **data.model_dump(exclude={"enterprise_id", "severity", "category", "extra_categories"}),
