@@ -234,7 +234,10 @@ def _following(items: list[Overdue], page: PageParams) -> Page[Overdue]:
     items = [i for i in items if after is None or i.key > after]
     chunk = items[: page.limit]
     more = len(items) > page.limit
-    return Page[Overdue](items=chunk, next_cursor=encode_cursor(chunk[-1].key) if more else None)
+    # Built as is: the items are ours, and the response model validates them once anyway.
+    return Page[Overdue].model_construct(
+        items=chunk, next_cursor=encode_cursor(chunk[-1].key) if more else None, total=None
+    )
 
 
 def requests_page(
