@@ -24,6 +24,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from app import migrate
+from app.assignments.warmup import start_text_memo_warmup
 from app.auth import service as auth_service
 from app.auth.schemas import StaffCreate
 from app.common.bulk import refresh_planner_statistics
@@ -291,13 +292,18 @@ def worker_command(
         senders=senders_for(get_settings()),
         webhooks=partial(deliver_due, settings=get_settings()),
     )
-    if once:
+    if once:  # a run fits on every provider anyway: no warm-up competing with it
         done = worker.drain()
         console.print(
             f"{len(done)} match run(s) processed: {[(p.run_id, p.outcome) for p in done]}"
         )
         return
+    warmup = start_text_memo_warmup(
+        worker.sessions.read, limit=get_settings().text_warmup_providers
+    )
     worker.serve_until_signalled(grace=get_settings().shutdown_grace_seconds)
+    if warmup is not None:
+        warmup.stop()
 
 
 @cli.command("supervise")

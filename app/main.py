@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from app import console
 from app.admission import AdmissionControl, AdmissionStats
 from app.api import api_router
+from app.assignments.warmup import TextMemoWarmup, start_text_memo_warmup
 from app.common.cache import TTLCache
 from app.common.edges import InputEdgesMiddleware
 from app.common.key_usage import ApiKeyUsage
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker: Worker | None = None
         worker_engine: Engine | None = None
+        warmup: TextMemoWarmup | None = None
         # One thread per admitted request, plus a few for exempt and background hops.
         to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         if manage_engine:
@@ -66,9 +68,15 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
             if settings.embedded_worker:
                 worker, worker_engine = _embedded_worker(settings)
                 app.state.match_worker = worker
+            warmup = start_text_memo_warmup(
+                app.state.session_factories["read"], limit=settings.text_warmup_providers
+            )
+            app.state.text_memo_warmup = warmup
         try:
             yield
         finally:
+            if warmup is not None:
+                warmup.stop()
             if worker is not None:
                 worker.stop(timeout=settings.shutdown_grace_seconds)
             if worker_engine is not None:

@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     embedded_worker: bool = Field(
         default=True, description="Run queued match runs in a thread of the service process"
     )
+    text_warmup_providers: int = Field(
+        default=50_000,
+        ge=0,
+        le=100_000,
+        description=(
+            "Vetted providers' texts each API and worker process analyzes in the background "
+            "at start, so its first re-match finds them ready (0: off)"
+        ),
+    )
     self_capacity_expert: int = Field(
         default=3, ge=1, description="Most assignments an expert may take on by its own say"
     )

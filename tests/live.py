@@ -52,13 +52,14 @@ def own_database(backend: str, directory: Path, *, migrate: bool = True) -> Iter
 
 def settings_for(url: str, *, embedded_worker: bool = False, **overrides: Any) -> Settings:
     """Test settings on ``url`` (validated like any other); no embedded worker unless the
-    test wants runs processed."""
+    test wants runs processed, no text warm-up unless asked (its reads are background work
+    a test would see among its own statements)."""
     return Settings(
         environment="test",
         secret_key=TEST_SECRET,
         database_url=url,
         embedded_worker=embedded_worker,
-        **overrides,
+        **({"text_warmup_providers": 0} | overrides),
     )
 
 

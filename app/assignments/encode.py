@@ -288,6 +288,19 @@ def lexicon(session: Session) -> matching.Lexicon:
     )
 
 
+def text_memo_inputs(session: Session, limit: int) -> tuple[list[str], matching.Glossary | None]:
+    """What a re-match's text fit will look up in the engine's memo: vetted providers'
+    expertise exactly as :func:`snapshot` hands it over (at most ``limit``, by id), and the
+    glossary object of :func:`lexicon` (the memo knows a glossary by identity)."""
+    texts = session.scalars(
+        select(Provider.expertise)
+        .where(Provider.vetting == Vetting.APPROVED)
+        .order_by(Provider.id)
+        .limit(limit)
+    ).all()
+    return list(texts), lexicon(session).glossary
+
+
 def snapshot(
     session: Session,
     scope: Scope,
