@@ -30,6 +30,27 @@ def test_an_id_set_larger_than_any_parameter_limit_is_one_parameter(db: Session)
     assert db.scalar(nothing) == 0
 
 
+def test_a_cached_id_set_statement_binds_each_calls_own_ids(db: Session) -> None:
+    """The statement is compiled once per shape and cached: every call must still bind its
+    own ids (as a plain bind and inside a subquery), on both databases."""
+    enterprise = make_enterprise(db)
+    ids = [make_request(db, enterprise).id for _ in range(4)]
+
+    def found(wanted: list[int]) -> list[int]:
+        inner = select(HelpRequest.id).where(in_ids(HelpRequest.id, wanted[1:]))
+        statement = (
+            select(HelpRequest.id)
+            .where(in_ids(HelpRequest.id, wanted) & HelpRequest.id.in_(inner))
+            .order_by(HelpRequest.id)
+        )
+        return list(db.scalars(statement))
+
+    assert found(ids[:3]) == ids[1:3]
+    assert found(ids[1:]) == ids[2:]
+    assert found([ids[0], ids[3]]) == [ids[3]]
+    assert found([]) == []
+
+
 def test_insert_rows_round_trips_json_text_and_times(db: Session) -> None:
     table = Event.__table__
     assert isinstance(table, Table)
