@@ -13,9 +13,11 @@ ratios against peers measured in the same run:
 - publish ÷ the run's own write stage (target <= 2): the HTTP publish only; the deferred
   plan preparation is its own row;
 - re-match ÷ full run (target <= 0.05): the decline that is the process's first re-match
-  (the engine's memo of analyzed provider texts emptied first, so the bare match run in this
-  process does not warm it), and apart from it a second decline of the same category, as a
-  long-lived API or worker process meets it.
+  (the engine's memo of analyzed provider texts emptied, so the bare match run in this
+  process does not warm it, then warmed as a new API or worker process warms it in the
+  background at start), and apart from it a second decline of the same category, as a
+  long-lived API or worker process meets it. A first re-match without the warm-up is
+  printed for comparison.
 
 Usage::
 
@@ -50,21 +52,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scratch import scratch_database
 
 import matching
+from app.assignments import rematch
 from app.assignments import service as assignment_service
 from app.assignments.encode import Scope, locked_pairs, snapshot
 from app.assignments.schemas import Decline
+from app.assignments.warmup import warm_text_memo
 from app.bundling import preparation
 from app.common.clock import utc_now
 from app.common.idsets import in_ids
 from app.common.principal import Principal
 from app.db import make_engine, make_session_factory
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, Role, User
+from app.settings import Settings
 from app.supervision import batches
 from matching.scoring.text import clear_token_memo
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
+WARMUP_PROVIDERS = Settings.model_fields["text_warmup_providers"].default
 TARGETS = {
     "run_vs_bare": 1.5,
     "publish_vs_write": 2.0,
@@ -276,24 +282,58 @@ def _prepare_plans(url: str) -> float:
 
 
 def _decline_two(url: str, run_id: int) -> tuple[float, float]:
-    """Seconds of two declines, each with its re-match: the process's first re-match (the
-    engine's token memo emptied), then another offer of the first one's category."""
+    """Seconds of two declines, each with its re-match: the process's first re-match, then
+    another offer of the first one's category; the first as a new API or worker process
+    meets it, with the engine's token memo emptied and then warmed as the process's
+    background warm-up does at start (timed apart). Before those, for comparison in the
+    same run, a first re-match of the same category without the warm-up, on an engine of
+    its own (each first re-match compiles its statements afresh)."""
+    first, second, unwarmed = _three_offers(url, run_id)
+    _forget_texts()
+    print(f"  {'  first, no warm-up':<22} {_decline_on_new_engine(url, unwarmed)[0]:9.2f} s")
+    _forget_texts()
     engine = make_engine(url)
-    factory = make_session_factory(engine)
+    factory = make_session_factory(engine, read_only=True)
+    started = time.perf_counter()
+    analyzed = warm_text_memo(factory, limit=WARMUP_PROVIDERS)
+    print(
+        f"  {'  text memo warm-up':<22} {time.perf_counter() - started:9.2f} s  "
+        f"({analyzed} texts, in the background at process start)"
+    )
+    engine.dispose()
+    seconds = _decline_on_new_engine(url, first, second)
+    return seconds[0], seconds[1]
+
+
+def _forget_texts() -> None:
+    """A new process's state: no text analyzed, no text model fitted."""
     clear_token_memo()
-    with factory() as session:
+    rematch._TEXT_MODELS.models.clear()
+
+
+def _three_offers(url: str, run_id: int) -> tuple[int, int, int]:
+    """The run's first offer and two more of its category (same providers to fit on)."""
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
         first = session.scalars(_offers(run_id).limit(1)).one()
         category = session.scalar(select(HelpRequest.category).filter_by(id=first.request_id))
-        second = session.scalars(
+        others = session.scalars(
             _offers(run_id)
             .join(HelpRequest, HelpRequest.id == Assignment.request_id)
             .where(HelpRequest.category == category, Assignment.id != first.id)
-            .limit(1)
-        ).one()
-        ids = (first.id, second.id)
-    seconds = tuple(_decline(factory, offer_id) for offer_id in ids)
+            .limit(2)
+        ).all()
     engine.dispose()
-    return seconds[0], seconds[1]
+    return others[0].id, others[1].id, first.id
+
+
+def _decline_on_new_engine(url: str, *offer_ids: int) -> list[float]:
+    """Seconds of each decline in turn, on an engine of their own."""
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    seconds = [_decline(factory, offer_id) for offer_id in offer_ids]
+    engine.dispose()
+    return seconds
 
 
 def _offers(run_id: int) -> Select[Assignment]:
