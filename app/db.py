@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CursorResult, Delete, Engine, Update, create_engine, event, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from app.sqlfuncs import register_sqlite_functions
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "zhuqi_sqlite_begin"
+# session.info key of sessions that must not write (``make_session_factory(read_only=True)``).
+READ_ONLY = "zhuqi_read_only"
 
 
 def make_engine(
@@ -88,14 +90,59 @@ def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+def make_session_factory(
+    engine: Engine, *, read_only: bool = False, statement_reads: bool = False
+) -> sessionmaker[Session]:
     """``expire_on_commit=False``: responses are serialised from objects after the commit.
 
     ``read_only`` sessions start SQLite transactions DEFERRED, so reads under WAL run beside a
     writer instead of queueing behind it; PostgreSQL ignores the option.
+
+    ``statement_reads`` (with ``read_only``; the request path's reads): on PostgreSQL the
+    session runs each statement on its own, in autocommit, instead of inside BEGIN ... COMMIT.
+    Those were two of a GET's four round trips (ping, BEGIN, SELECT, COMMIT), each costing
+    the server about as much client-side work as the query itself. Nothing is lost: at READ
+    COMMITTED, PostgreSQL's level here, every statement of a transaction takes its own
+    snapshot anyway, so a transaction gave a read no consistency between its statements
+    (a list's total and its page are two statements either way). Where one picture matters
+    the code asks for it (the match runner's REPEATABLE READ snapshot, on its own factory).
+    Such sessions refuse to write, on both databases (``guard_read_only_sessions``): a write
+    there would commit statement by statement. SQLite keeps its deferred transaction, which
+    costs no round trip and gives the read one WAL snapshot.
     """
     bind = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}) if read_only else engine
-    return sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)
+    if read_only and statement_reads and engine.dialect.name == "postgresql":
+        bind = bind.execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(
+        bind=bind,
+        expire_on_commit=False,
+        autoflush=False,
+        info={READ_ONLY: True} if read_only and statement_reads else None,
+    )
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A read session was asked to write: a bug in the code path, never the client's fault."""
+
+
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(READ_ONLY):
+        raise ReadOnlySessionError("a read-only session (a GET's) cannot flush changes")
+
+
+def _refuse_dml(state: ORMExecuteState) -> None:
+    if state.session.info.get(READ_ONLY) and (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        raise ReadOnlySessionError("a read-only session (a GET's) cannot run INSERT/UPDATE/DELETE")
+
+
+def guard_read_only_sessions() -> None:
+    """Make every session marked ``READ_ONLY`` in its ``info`` refuse ORM flushes and DML
+    statements (idempotent). A GET's session is one: reads must never write."""
+    for name, listener in (("before_flush", _refuse_flush), ("do_orm_execute", _refuse_dml)):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)
 
 
 def rows_matched(session: Session, statement: Update | Delete) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -24,7 +25,12 @@ from app.common.principal_cache import PrincipalCache, watch_credentials
 from app.common.retry import RetryTransientMiddleware
 from app.common.schemas import ProblemDetail
 from app.common.throttle import LogInThrottle
-from app.db import make_engine, make_session_factory, session_scope
+from app.db import (
+    guard_read_only_sessions,
+    make_engine,
+    make_session_factory,
+    session_scope,
+)
 from app.errors import install_error_handlers
 from app.health.router import router as health_router
 from app.match_runs.claims import Sessions
@@ -63,7 +69,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
             app.state.engine = engine
             app.state.session_factories = {
                 "write": make_session_factory(engine),
-                "read": make_session_factory(engine, read_only=True),
+                "read": make_session_factory(engine, read_only=True, statement_reads=True),
             }
             if settings.embedded_worker:
                 worker, worker_engine = _embedded_worker(settings)
@@ -106,6 +112,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     app.state.stats_cache = StatsCache(settings.stats_cache_seconds)
     app.state.principal_cache = PrincipalCache(settings.principal_cache_seconds)
     watch_credentials()
+    guard_read_only_sessions()
     app.state.board_cache = TTLCache[Any](settings.stats_cache_seconds)  # supervision totals
     app.add_middleware(
         AdmissionControl,
@@ -167,4 +174,20 @@ def app_factory() -> FastAPI:
     configure_logging(settings.log_level, json=settings.log_json)
     app = create_app(settings)
     warm_routes(app)
+    freeze_startup_heap()
     return app
+
+
+def freeze_startup_heap() -> None:
+    """Leave the objects built at start-up out of every later garbage collection.
+
+    The process starts with about a million objects (numpy, scipy, scikit-learn, pydantic
+    schemas, the ORM mappers, every route's state) that live as long as it does. CPython's
+    oldest generation is collected again whenever enough objects have survived since the
+    last time, and each such collection walks the whole heap: measured here, one full
+    collection every few thousand requests cost half a second, about 0.1 ms per request on
+    average, spent re-proving that imported modules are alive. ``gc.freeze`` moves them to
+    the permanent generation (the collector still runs for everything made afterwards).
+    """
+    gc.collect()
+    gc.freeze()

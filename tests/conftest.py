@@ -13,17 +13,24 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.db import SessionScopes, make_engine
-from app.deps import COMMITTED_IN_ENDPOINT, REQUEST_SESSION, get_db, get_session_scopes
+from app.db import READ_ONLY, SessionScopes, make_engine
+from app.deps import (
+    COMMITTED_IN_ENDPOINT,
+    READ_METHODS,
+    REQUEST_SESSION,
+    get_db,
+    get_session_scopes,
+)
 from app.main import create_app
 from app.migrate import upgrade
 from app.settings import Settings
@@ -148,11 +155,14 @@ def app(db: Session, engine: Engine, settings: Settings) -> FastAPI:
     application = create_app(settings, manage_engine=False)
     application.state.engine = engine
 
-    def override_get_db() -> Iterator[Session]:
+    def override_get_db(request: Request) -> Iterator[Session]:
         # Like production: a clean identity map per request, commit on success — marked as
-        # the request's session, so a OneHopRoute endpoint commits it in its own thread.
+        # the request's session, so a OneHopRoute endpoint commits it in its own thread, and
+        # read-only for a GET, so a read that writes fails here as it would in production.
         db.expunge_all()
         db.info[REQUEST_SESSION] = True
+        if request.method in READ_METHODS:
+            db.info[READ_ONLY] = True
         try:
             yield db
             db.commit()
@@ -162,20 +172,29 @@ def app(db: Session, engine: Engine, settings: Settings) -> FastAPI:
         finally:
             db.info.pop(REQUEST_SESSION, None)
             db.info.pop(COMMITTED_IN_ENDPOINT, None)
+            db.info.pop(READ_ONLY, None)
 
     @contextmanager
-    def test_scope() -> Iterator[Session]:
-        # The endpoint's own short transactions are savepoints of the test's.
+    def test_scope(*, read_only: bool) -> Iterator[Session]:
+        # The endpoint's own short transactions are savepoints of the test's; like production,
+        # a read scope refuses to write and a write scope is never the GET's read-only one.
+        before = db.info.pop(READ_ONLY, None)
+        if read_only:
+            db.info[READ_ONLY] = True
         try:
             yield db
             db.commit()
         except Exception:
             db.rollback()
             raise
+        finally:
+            db.info.pop(READ_ONLY, None)
+            if before:
+                db.info[READ_ONLY] = before
 
     application.dependency_overrides[get_db] = override_get_db
     application.dependency_overrides[get_session_scopes] = lambda: SessionScopes(
-        read=test_scope, write=test_scope
+        read=partial(test_scope, read_only=True), write=partial(test_scope, read_only=False)
     )
     return application
 
