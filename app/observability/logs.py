@@ -140,6 +140,30 @@ def configure_logging(
     logging.getLogger("uvicorn.access").disabled = True
 
 
+_SHARED_PROCESSORS: Final = _shared_processors()
+
+
+def log_info(logger: logging.Logger, event: str, /, **fields: Any) -> None:
+    """``get_logger(name).info(event, **fields)`` for a line written on every request.
+
+    The very same line: the shared processors (request context, level, logger name, time,
+    redaction) build the event dict, and the logger's handlers render it with our
+    ``ProcessorFormatter`` as they render any structlog line (the record carries what
+    ``wrap_for_formatter`` would attach). What it skips is structlog's bound-logger dispatch
+    and stdlib's ``makeRecord``/``findCaller`` walk up the stack, which nothing here reads:
+    measured, about 40 % of the access line's cost.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    event_dict: EventDict = {**fields, "event": event}
+    for processor in _SHARED_PROCESSORS:
+        event_dict = processor(logger, "info", event_dict)  # type: ignore[assignment]
+    record = logging.LogRecord(logger.name, logging.INFO, __file__, 0, event_dict, (), None)
+    record._logger = logger  # as wrap_for_formatter does
+    record._name = "info"
+    logger.handle(record)
+
+
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger

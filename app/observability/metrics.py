@@ -81,9 +81,24 @@ def describe_process(kind: str) -> None:
     PROCESS.info({"kind": kind, "pid": str(os.getpid())})
 
 
+# The labelled children per (route, method, status): ``labels()`` checks and joins its
+# arguments and takes a lock on every call; the set is as bounded as the series themselves.
+_REQUEST_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
-    HTTP_SECONDS.labels(route=route, method=method).observe(seconds)
+    key = (route, method, status)
+    series = _REQUEST_SERIES.get(key)
+    if series is None:
+        series = _REQUEST_SERIES.setdefault(
+            key,
+            (
+                HTTP_REQUESTS.labels(route=route, method=method, status=str(status)),
+                HTTP_SECONDS.labels(route=route, method=method),
+            ),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def observe_run(outcome: str) -> None:

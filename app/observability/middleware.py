@@ -7,6 +7,7 @@ those written from the threadpool that runs our ``def`` endpoints.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -16,14 +17,14 @@ from typing import Final
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability.logs import bound, get_logger
+from app.observability.logs import bound, log_info
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 # Accept a caller's id only if it is short and harmless in a log line or a header.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 UNMATCHED: Final = "<unmatched>"
 
-access_log = get_logger("zhuqi.access")
+access_log = logging.getLogger("zhuqi.access")
 
 RequestObserver = Callable[[str, str, int, float], None]  # method, route, status, seconds
 
@@ -84,7 +85,8 @@ class RequestContextMiddleware:
 
     def _done(self, scope: Scope, status: int, seconds: float) -> None:
         method, route = scope["method"], route_template(scope)
-        access_log.info(
+        log_info(
+            access_log,
             "request",
             method=method,
             route=route,
