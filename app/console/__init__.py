@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import Receive, Scope, Send
 
 from app.console import (
     admin_pages,
@@ -49,7 +50,7 @@ Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 def install(app: FastAPI, settings: Settings) -> None:
     """Mount the console, its static files and the offline API docs on ``app``."""
     app.add_middleware(
-        SessionMiddleware,
+        ConsoleSessionMiddleware,
         secret_key=settings.secret_key,
         session_cookie=SESSION_COOKIE,
         max_age=settings.console_session_minutes * 60,
@@ -71,6 +72,33 @@ def install(app: FastAPI, settings: Settings) -> None:
     ):
         app.include_router(module.router, dependencies=[Depends(check_csrf)])
     _install_error_pages(app)
+
+
+class ConsoleSessionMiddleware(SessionMiddleware):
+    """Starlette's signed-cookie sessions, stepped over where they can do nothing.
+
+    Outside the console (the API, health, metrics) nothing writes the session; the API only
+    reads it, for a console download link (``app.deps._console_user``). So a request there
+    without the session cookie gets the empty session it would have got, without the
+    cookie parsing and the wrapped ``send`` that every API call paid for; with the cookie
+    (or on a console page) it takes Starlette's full path, expiry refresh included.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith(NOT_CONSOLE)
+            and not _may_carry_cookie(scope, self.session_cookie.encode())
+        ):
+            scope["session"] = {}
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _may_carry_cookie(scope: Scope, name: bytes) -> bool:
+    """Whether a ``Cookie`` header mentions ``name`` (a false alarm takes the full path)."""
+    return any(key == b"cookie" and name in value for key, value in scope["headers"])
 
 
 def is_console(request: Request) -> bool:
