@@ -48,29 +48,32 @@ def _table(model: type[Plan]) -> Table:
     return table
 
 
-def _lock_enterprises(session: Session, ids: Sequence[int]) -> dict[int, Applicant]:
+def _lock_enterprises(
+    session: Session, ids: Sequence[int], *, read: bool = True
+) -> dict[int, Applicant]:
     """Locked in id order: concurrent offers to one company queue here instead of both
     creating its plan (unique index) or both bumping its version. Only the columns that
-    eligibility and the audit need are read: no ORM object per enterprise."""
+    eligibility and the audit need are read: no ORM object per enterprise. With ``read``
+    false only the locks are taken and nothing is returned: a deferred publish needs no
+    applicant (~0.05 s of building 3k of them at 10k)."""
+    columns = (
+        (Enterprise.tier, Enterprise.size, Enterprise.industry_code, Enterprise.region_code)
+        if read
+        else ()
+    )
     statement = (
-        select(
-            Enterprise.id,
-            Enterprise.tier,
-            Enterprise.size,
-            Enterprise.industry_code,
-            Enterprise.region_code,
-        )
+        select(Enterprise.id, *columns)
         .where(in_ids(Enterprise.id, ids))
         .order_by(Enterprise.id)
         .with_for_update()
     )
-    found = {
-        e: Applicant(tier.value, size.value, industry, region)
-        for e, tier, size, industry, region in session.execute(statement)
-    }
-    if missing := sorted(set(ids) - set(found)):
+    rows = session.execute(statement).all()
+    if missing := sorted(set(ids) - {row[0] for row in rows}):
         raise NotFound(f"enterprise {missing[0]} not found")
-    return found
+    return {
+        e: Applicant(tier.value, size.value, industry, region)
+        for e, tier, size, industry, region in (rows if read else ())
+    }
 
 
 def _open_plans(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -258,31 +261,15 @@ def attach_and_move(
     ids = sorted(set(enterprise_ids))
     if not ids:
         return Attached({}, [])
-    enterprises = _lock_enterprises(session, ids)
-    plans = _open_plans(session, ids)
     deferred = defer.run_id if defer is not None and len(ids) > defer.inline_max else None
+    enterprises = _lock_enterprises(session, ids, read=deferred is None)
+    plans = _open_plans(session, ids)
     created = _create_missing(session, ids, plans, deferred)
     moved = _link_requests(session, ids, move)
     found = {e: plans[e]["id"] for e in ids}
     if deferred is not None:  # the new plans were marked as they were inserted
         _mark_for_preparation(session, [found[e] for e in ids if e not in created], deferred)
-        # what _change records for a plan just created; the worker records each plan's
-        # update when it prepares it
-        event_service.record_selected(
-            session,
-            actor=actor,
-            action="plan.created",
-            entity_type="plans",
-            rows=select(
-                Plan.id,
-                Enterprise.region_code,
-                event_service.json_value(None),
-                event_service.json_of_ids(session, id=Plan.id, enterprise_id=Plan.enterprise_id),
-            )
-            .join(Enterprise, Enterprise.id == Plan.enterprise_id)
-            .where(in_ids(Plan.id, [found[e] for e in created]))
-            .order_by(Plan.enterprise_id),
-        )
+        _record_created(session, [found[e] for e in created], actor)
         return Attached(found, moved, deferred=True)
     if len(ids) >= BULK_PLANS:
         # The next statements find requests by plan: with statistics from before these plans
@@ -291,6 +278,28 @@ def attach_and_move(
         refresh_planner_statistics(session, list(PLANNER_COLUMNS), PLANNER_COLUMNS)
     prepare(session, ids, enterprises, plans, created, actor)
     return Attached(found, moved)
+
+
+def _record_created(session: Session, plan_ids: list[int], actor: Principal | None) -> None:
+    """What :func:`_change` records for each plan just created, selected from the rows; the
+    worker records each plan's update when it prepares it."""
+    if not plan_ids:
+        return
+    event_service.record_selected(
+        session,
+        actor=actor,
+        action="plan.created",
+        entity_type="plans",
+        rows=select(
+            Plan.id,
+            Enterprise.region_code,
+            event_service.json_value(None),
+            event_service.json_of_ids(session, id=Plan.id, enterprise_id=Plan.enterprise_id),
+        )
+        .join(Enterprise, Enterprise.id == Plan.enterprise_id)
+        .where(in_ids(Plan.id, plan_ids))
+        .order_by(Plan.enterprise_id),
+    )
 
 
 def _mark_for_preparation(session: Session, plan_ids: list[int], run_id: int) -> None:
