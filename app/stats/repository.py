@@ -258,21 +258,58 @@ def _tally_columns(offered: ColumnElement[bool]) -> list[Label[Any]]:
     ]
 
 
-def _per_request_offers() -> Any:
-    """First offer, ever-accepted and any-follow-up per request, over all its assignments,
-    and the tally of its offers: one pass over assignments serves every figure."""
-    return (
-        select(
-            Assignment.request_id.label("request_id"),
-            func.min(Assignment.offered_at).label("first_offered_at"),
-            _flag(_answered_yes()).label("accepted"),
-            _flag(_followed_up()).label("followed_up"),
-            *_tally_columns(Assignment.offered_at.is_not(None)),
-        )
-        .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
-        .group_by(Assignment.request_id)
-        .subquery("per_request")
+def _per_request_offers(*, tallies: bool) -> Any:
+    """First offer, ever-accepted and any-follow-up per request, over all its assignments
+    (the facts that count a request once however many offers it had) and, with
+    ``tallies``, the tally of its offers, for groups of requests to sum.
+
+    Ungrouped, the tallies are summed straight over the offers instead
+    (:func:`_offer_tallies`): five more aggregates per request made this grouping spill to
+    disk on PostgreSQL and cost about a third of a province's cold total. Grouped, that
+    second pass would join the requests and enterprises again, which costs more."""
+    statement = select(
+        Assignment.request_id.label("request_id"),
+        func.min(Assignment.offered_at).label("first_offered_at"),
+        _flag(_answered_yes()).label("accepted"),
+        _flag(_followed_up()).label("followed_up"),
     )
+    if tallies:
+        statement = statement.add_columns(
+            *_tally_columns(Assignment.offered_at.is_not(None))
+        ).outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
+    return statement.group_by(Assignment.request_id).subquery("per_request")
+
+
+TALLIES = ("yes", "no", "feedback", "rating_sum", "satisfied")
+
+
+def _offer_tallies(scope: Scope, filters: StatsFilter, *, providers: bool) -> Any:
+    """The offer tallies over the assignments of the requests in scope, in one row; with
+    ``providers``, also how many distinct providers were offered one (the number of groups
+    by provider). Reads ``help_requests`` only when the scope or a filter needs it."""
+    offered = Assignment.offered_at.is_not(None)
+    columns: list[Any] = _tally_columns(offered)
+    if providers:
+        provider = case((offered, Assignment.provider_id), else_=null())
+        columns.append(func.count(distinct(provider)).label("offered_providers"))
+    statement = (
+        select(*columns)
+        .select_from(Assignment)
+        .outerjoin(Feedback, Feedback.assignment_id == Assignment.id)
+    )
+    if _needs_enterprise(scope, filters, None) or _conditions(scope, filters):
+        statement = statement.join(HelpRequest, HelpRequest.id == Assignment.request_id)
+        statement = _in_scope(statement, scope, filters, None)
+    return statement.subquery("tallies")
+
+
+def _grouped(statement: Any, group_by: GroupBy | None, *, grouping_sets: bool) -> Any:
+    """``statement`` grouped by the key (and, with ``grouping_sets``, also in total)."""
+    if grouping_sets:
+        return statement.group_by(func.grouping_sets(tuple_(_group_key(group_by)), tuple_()))
+    if group_by is not None:
+        return statement.group_by(_group_key(group_by))
+    return statement
 
 
 def _figures(
@@ -285,9 +322,10 @@ def _figures(
     followed_up: SQLColumnExpression[Any],
     resolved: SQLColumnExpression[bool],
     settled: SQLColumnExpression[bool],
-    offers: Any,
+    offers: Any | None,
 ) -> list[SQLColumnExpression[Any]]:
-    """The aggregate columns of :class:`Figures`, over units that are rows of the FROM."""
+    """The aggregate columns of :class:`Figures`, over units that are rows of the FROM; the
+    offer tallies summed from ``offers``' columns, or left to the caller without them."""
     to_match = hours_between(first_offered_at, created_at)
     to_resolve = case((resolved, hours_between(resolved_at, created_at)), else_=null())
     return [
@@ -305,10 +343,14 @@ def _figures(
         median(to_resolve).label("resolution_median"),
         func.avg(to_resolve).label("resolution_mean"),
         *(
-            func.coalesce(func.sum(offers[name]), 0).label(name)
-            for name in ("yes", "no", "feedback", "rating_sum", "satisfied")
+            func.coalesce(func.sum(column), 0).label(name)
+            for name, column in _tally_sources(offers)
         ),
     ]
+
+
+def _tally_sources(offers: Any | None) -> list[tuple[str, Any]]:
+    return [] if offers is None else [(name, offers[name]) for name in TALLIES]
 
 
 def _number(value: Any) -> float | None:
@@ -347,6 +389,18 @@ def request_total(session: Session, *, scope: Scope, filters: StatsFilter) -> Fi
     """The figures over every request in scope, ungrouped: one statement."""
     rows = _read_figures(session, _request_statement(scope, filters, None))
     return rows.get(None, Figures())
+
+
+def request_total_and_provider_count(
+    session: Session, *, scope: Scope, filters: StatsFilter
+) -> tuple[Figures, int]:
+    """:func:`request_total` and :func:`provider_count` in one statement: the head of the
+    pages by provider, whose two passes over the scope's offers were one too many."""
+    statement = _request_statement(scope, filters, None, providers=True)
+    row = session.execute(statement).one_or_none()
+    if row is None or not row.submitted:
+        return Figures(), int(row.offered_providers) if row is not None else 0
+    return _figures_of(row), int(row.offered_providers)
 
 
 @dataclass(frozen=True)
@@ -415,9 +469,19 @@ def request_groups(
 
 
 def _request_statement(
-    scope: Scope, filters: StatsFilter, group_by: GroupBy | None, *, grouping_sets: bool = False
+    scope: Scope,
+    filters: StatsFilter,
+    group_by: GroupBy | None,
+    *,
+    grouping_sets: bool = False,
+    providers: bool = False,
 ) -> Any:
-    offers = _per_request_offers()
+    """Figures per group (``group_key``) over the requests in scope, each joined to its
+    per-request offer facts. Ungrouped, the offer tallies (and, with ``providers``, the
+    number of providers offered one) come from one more pass over the offers, joined on
+    (as one row each side); grouped, from the per-request facts."""
+    split = group_by is None and not grouping_sets
+    offers = _per_request_offers(tallies=not split)
     key: Label[Any] = _group_key(group_by).label("group_key")
     statement = (
         select(
@@ -430,18 +494,27 @@ def _request_statement(
                 followed_up=offers.c.followed_up,
                 resolved=HelpRequest.status == RequestStatus.RESOLVED,
                 settled=HelpRequest.status.in_(SETTLED),
-                offers=offers.c,
+                offers=None if split else offers.c,
             )
         )
         .select_from(HelpRequest)
         .outerjoin(offers, offers.c.request_id == HelpRequest.id)
     )
-    statement = _in_scope(statement, scope, filters, group_by)
-    if grouping_sets:
-        return statement.group_by(func.grouping_sets(tuple_(_group_key(group_by)), tuple_()))
-    if group_by is not None:
-        return statement.group_by(key)
-    return statement
+    statement = _grouped(
+        _in_scope(statement, scope, filters, group_by), group_by, grouping_sets=grouping_sets
+    )
+    if not split:
+        if providers:
+            raise ValueError("the providers offered work are counted in the ungrouped total")
+        return statement
+    requests = statement.subquery("requests")
+    tallies = _offer_tallies(scope, filters, providers=providers)
+    extra = [tallies.c.offered_providers] if providers else []
+    return select(
+        requests,
+        *(func.coalesce(tallies.c[name], 0).label(name) for name in TALLIES),
+        *(func.coalesce(column, 0).label(column.name) for column in extra),
+    ).join_from(requests, tallies, true())
 
 
 def _offered_in_scope(scope: Scope, filters: StatsFilter) -> Any:

@@ -189,11 +189,17 @@ def _summarise(
         totals, part = repository.request_total(session, scope=scope, filters=filters), None
     else:
         totals, part = _request_part(session, scope, filters, group_by, after, limit)
+    return _answer(scope, group_by, _block(None, totals, pool), part)
+
+
+def _answer(
+    scope: repository.Scope, group_by: GroupBy | None, total: StatsGroup, part: _GroupsPart | None
+) -> StatsRead:
     return StatsRead(
         scope=None if scope.prefixes is None else list(scope.prefixes),
         group_by=group_by,
         generated_at=utc_now(),
-        total=_block(None, totals, pool),
+        total=total,
         groups=part.groups if part else [],
         next_cursor=part.next_cursor if part else None,
         total_groups=part.total_groups if part else None,
@@ -201,10 +207,13 @@ def _summarise(
 
 
 def _provider_head(session: Session, scope: repository.Scope, filters: StatsFilter) -> StatsRead:
-    """What every page by provider shares: the total, the supply's load, the group count."""
-    head = _summarise(session, scope=scope, filters=filters, group_by=None, limit=0, after=None)
-    count = repository.provider_count(session, scope=scope, filters=filters)
-    return head.model_copy(update={"group_by": GroupBy.PROVIDER, "total_groups": count})
+    """What every page by provider shares: the total, the supply's load, the group count
+    (the number of providers offered work, counted in the total's statement)."""
+    pool = _load(repository.supply_load(session, scope=scope, category=filters.category))
+    totals, count = repository.request_total_and_provider_count(
+        session, scope=scope, filters=filters
+    )
+    return _answer(scope, GroupBy.PROVIDER, _block(None, totals, pool), _GroupsPart([], count))
 
 
 def _provider_page(
