@@ -194,11 +194,25 @@ def _scoped(statement: AnySelect, regions: Regions) -> AnySelect:
 
 
 def _request_conditions(
-    clocks: CategoryClocks, today: date
+    clocks: CategoryClocks, today: date, *, every_row: bool = False
 ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     """(unrouted, unresolved): no open offer within ``route_days``; not settled within the
-    resolve clock of its severity."""
-    has_open = exists().where(Assignment.request_id == HelpRequest.id, Assignment.status.in_(OPEN))
+    resolve clock of its severity.
+
+    A page tests few rows, and probes the open offers per row; a count (``every_row``)
+    tests every open request of the scope, and reads the open offers once into a set
+    instead (the same test, as ``request_id`` is never NULL): 70k index probes made the
+    count most of a cold board at province scale, and their estimated cost woke
+    PostgreSQL's JIT compiler (~0.1 s per call)."""
+    has_open: ColumnElement[bool]
+    if every_row:
+        has_open = HelpRequest.id.in_(
+            select(Assignment.request_id).where(Assignment.status.in_(OPEN))
+        )
+    else:
+        has_open = exists().where(
+            Assignment.request_id == HelpRequest.id, Assignment.status.in_(OPEN)
+        )
     started = HelpRequest.created_at
     unrouted = and_(~has_open, _started_late(started, clocks.route, today))
     unresolved = or_(
@@ -278,13 +292,15 @@ def requests_page(
             items.append(clock_item("unresolved", row.created_at, days, now, **ids))
     found = _following(items, page)
     if count:
-        found.total = _late_requests(session, regions, unrouted, unresolved)
+        every = _request_conditions(clocks, local_date(now), every_row=True)
+        found.total = _late_requests(session, regions, *every)
     return found
 
 
 def requests_total(session: Session, now: datetime, regions: Regions) -> int:
     """How many items :func:`requests_page` walks through in all."""
-    unrouted, unresolved = _request_conditions(CategoryClocks.read(session), local_date(now))
+    clocks = CategoryClocks.read(session)
+    unrouted, unresolved = _request_conditions(clocks, local_date(now), every_row=True)
     return _late_requests(session, regions, unrouted, unresolved)
 
 
@@ -479,7 +495,7 @@ AGE_BUCKETS = (("<1d", 1), ("1-3d", 3), ("3-7d", 7), ("7-30d", 30), (">30d", Non
 
 
 def ageing(session: Session, now: datetime, regions: Regions = None) -> dict[str, int]:
-    """Open requests by age: the backlog shape a coordinator watches (one grouped count)."""
+    """Open requests by age: the backlog shape a coordinator watches (one pass)."""
     bucket = case(
         *(
             (HelpRequest.created_at > now - timedelta(days=limit), name)
@@ -488,13 +504,12 @@ def ageing(session: Session, now: datetime, regions: Regions = None) -> dict[str
         ),
         else_=AGE_BUCKETS[-1][0],
     ).label("bucket")
-    # Grouped over a subquery: PostgreSQL would see the CASE's parameters in GROUP BY as
-    # different expressions from those in the select list.
+    # One row of conditional counts over a subquery: grouped by the bucket, PostgreSQL
+    # sorted every open request (it cannot tell the CASE has five values) and spilled to disk.
     aged = _open_requests(regions, bucket, region_code=False).subquery()
-    counts = {name: 0 for name, _ in AGE_BUCKETS}
-    for name, n in session.execute(select(aged.c.bucket, func.count()).group_by(aged.c.bucket)):
-        counts[name] = n
-    return counts
+    counts = select(*(func.count(case((aged.c.bucket == name, 1))) for name, _ in AGE_BUCKETS))
+    row = session.execute(counts).one()
+    return {name: int(row[n]) for n, (name, _) in enumerate(AGE_BUCKETS)}
 
 
 @dataclass(frozen=True)
