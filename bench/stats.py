@@ -7,8 +7,13 @@ resolved or unresolvable), then times ``app.stats.service.summarise`` with the c
 an admin (everything) and a coordinator of the largest province, with and without
 ``group_by``. Grouped, ``summarise`` answers one page of groups (``--limit``, the API's
 default 50): the first page and the page after it are timed, and, grouped by provider, the
-export's stream of every group (``every_group``, consumed to the end). Each figure is the
-best of ``--repeat`` runs, every one cold (no cache).
+export's stream of every group (``every_group``, consumed to the end; ``--no-export`` leaves
+it out). Each figure is the best of ``--repeat`` runs, every one cold (no cache), in wall
+seconds and in CPU seconds (this process plus, on PostgreSQL, the server backend that ran the
+statements, read from ``/proc``: the server must be local; parallel workers are turned off in
+the timed sessions so that one backend does all the work), since on a loaded machine the wall
+time mostly measures the queue for a core. Then the supervision board (``/supervision``:
+the first page of each list with its total, and the ageing) is timed the same way, cold.
 
 Usage::
 
@@ -24,6 +29,7 @@ that has no assignments yet.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -31,10 +37,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scratch import scratch_database
 
 from app.common.bulk import refresh_planner_statistics
+from app.common.pagination import PageParams
 from app.common.principal import Principal
 from app.db import make_engine, make_session_factory
 from app.models import (
@@ -61,6 +69,7 @@ from app.models.base import table_of
 from app.stats import service
 from app.stats.repository import StatsFilter
 from app.stats.schemas import GroupBy
+from app.supervision import pages
 
 PYTHON = sys.executable
 STATUSES = (
@@ -89,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", help="SQLite: copy the seeded database to this file")
     parser.add_argument("--limit", type=int, default=50, help="groups per page")
+    parser.add_argument("--no-export", action="store_true", help="skip the every-group stream")
     return parser
 
 
@@ -220,19 +230,34 @@ def largest_province(session: Session) -> str:
     )
 
 
-def timed(compute: Callable[[Session], object], factory: Any, repeat: int) -> float:
-    best = float("inf")
+def _backend_cpu(session: Session) -> float:
+    """CPU seconds the PostgreSQL backend serving ``session`` has used so far (0 on SQLite,
+    whose work is this process's own)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return 0.0
+    session.execute(text("SET max_parallel_workers_per_gather = 0"))
+    pid = session.execute(select(func.pg_backend_pid())).scalar_one()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(compute: Callable[[Session], object], factory: Any, repeat: int) -> tuple[float, float]:
+    """Best wall and best CPU seconds of ``repeat`` cold runs."""
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
         with factory() as session:
-            started = time.perf_counter()
+            server = _backend_cpu(session)
+            started, cpu = time.perf_counter(), time.process_time()
             compute(session)
             best = min(best, time.perf_counter() - started)
-    return best
+            cpu = time.process_time() - cpu + _backend_cpu(session) - server
+            best_cpu = min(best_cpu, cpu)
+    return best, best_cpu
 
 
 def time_grouping(
     factory: Any, principal: Principal, group_by: GroupBy | None, args: argparse.Namespace
-) -> list[tuple[str, float]]:
+) -> list[tuple[str, tuple[float, float]]]:
     """The first page, the page after it and (by provider) the stream of every group."""
     first = service.GroupPageParams(limit=args.limit)
 
@@ -252,7 +277,7 @@ def time_grouping(
     figures = [(label, timed(page(None), factory, args.repeat))]
     if head.next_cursor:
         figures.append(("next page", timed(page(head.next_cursor), factory, args.repeat)))
-    if group_by is GroupBy.PROVIDER:
+    if group_by is GroupBy.PROVIDER and not args.no_export:
 
         def stream(session: Session) -> object:
             _head, groups = service.every_group(
@@ -262,6 +287,10 @@ def time_grouping(
 
         figures.append(("every group (export stream)", timed(stream, factory, args.repeat)))
     return figures
+
+
+def _board(principal: Principal, session: Session) -> object:
+    return pages.board(session, principal=principal, region=None, page=PageParams(50, None))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -292,11 +321,16 @@ def main(argv: list[str] | None = None) -> None:
         coordinator = Principal(
             user_id=0, email="c@bench", role=Role.COORDINATOR, region_prefixes=(province,)
         )
+        print(f"  {'call':<72} {'wall':>9} {'cpu':>9}")
         for who, principal in (("admin", admin), (f"coordinator {province}", coordinator)):
             for group_by in (None, GroupBy.REGION, GroupBy.PROVIDER):
-                for what, seconds in time_grouping(factory, principal, group_by, args):
+                for what, (wall, cpu) in time_grouping(factory, principal, group_by, args):
                     label = f"{who}, group_by={group_by.value if group_by else '-'}, {what}"
-                    print(f"  {label:<72} {seconds:7.3f} s")
+                    print(f"  {label:<72} {wall:7.3f} s {cpu:7.3f} s")
+        for who, principal in (("admin", admin), (f"coordinator {province}", coordinator)):
+            wall, cpu = timed(partial(_board, principal), factory, args.repeat)
+            label = f"{who}, /supervision board (first pages, totals, ageing)"
+            print(f"  {label:<72} {wall:7.3f} s {cpu:7.3f} s")
         engine.dispose()
         if args.keep and url.startswith("sqlite:///"):
             shutil.copy(url.removeprefix("sqlite:///"), args.keep)
