@@ -479,8 +479,14 @@ def _request_statement(
     """Figures per group (``group_key``) over the requests in scope, each joined to its
     per-request offer facts. Ungrouped, the offer tallies (and, with ``providers``, the
     number of providers offered one) come from one more pass over the offers, joined on
-    (as one row each side); grouped, from the per-request facts."""
-    split = group_by is None and not grouping_sets
+    (as one row each side); grouped, from the per-request facts. A total over a region scope
+    (or a tier) keeps them per request too unless it counts the providers: there the second
+    pass joins the enterprises again, which costs about what it saves (more on SQLite)."""
+    split = (
+        group_by is None
+        and not grouping_sets
+        and (providers or not _needs_enterprise(scope, filters, None))
+    )
     offers = _per_request_offers(tallies=not split)
     key: Label[Any] = _group_key(group_by).label("group_key")
     statement = (
