@@ -7,12 +7,14 @@ For each database (SQLite file, PostgreSQL on 127.0.0.1), this script
    (made through the product's own hand-offer use case), provider and enterprise users;
 2. starts ``zhuqi`` with uvicorn (``--workers P``) and drives it from this process with
    ``C`` concurrent loopback clients: filtered lists, single objects, creates, offers accepted
-   and declined (each decline re-matches), ``/stats`` and ``/supervision``. Every level is
-   bounded by a request budget *and* a hard deadline;
+   and declined (each decline marks its request; a ``zhuqi worker`` process beside the server
+   re-matches marked requests in batches, and its CPU counts in the server's), ``/stats`` and
+   ``/supervision``. Every level is bounded by a request budget *and* a hard deadline;
 3. starts the peer, ``bench/bare_app.py`` (one indexed query per request, nothing of ours),
    under the same server, processes and clients, and measures it the same way;
 4. prints throughput, p50/p95/p99 per endpoint, errors, and zhuqi ÷ peer; afterwards checks
-   that every acknowledged write is in the database. Beside each it prints the CPU the load
+   that every acknowledged write is in the database and every declined request was re-matched
+   (offered again, or recorded unmatched). Beside each it prints the CPU the load
    driver itself used and the servers used (share of one core): on a 2-core machine the
    driver competes with the servers it measures;
 5. with ``--think T``, an extra, clearly labelled mode after the closed-loop one: the same
@@ -58,11 +60,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session
 
 from app.assignments import service as assignment_service
 from app.assignments.schemas import ManualAssign
+from app.assignments.unmatched import REMATCH
 from app.common.credentials import create_access_token, hash_secret
 from app.common.principal import Principal
 from app.db import make_engine
@@ -70,12 +73,14 @@ from app.errors import AppError
 from app.migrate import upgrade
 from app.models import (
     Assignment,
+    AssignmentOrigin,
     AssignmentStatus,
     Enterprise,
     HelpRequest,
     Provider,
     RequestStatus,
     Role,
+    UnmatchedReason,
     User,
 )
 from seed.load import DEMO_ADMIN, load_demo
@@ -262,6 +267,13 @@ def _free_port() -> int:
 class Served:
     base: str
     pid: int
+    worker_pid: int | None = None  # zhuqi's ``zhuqi worker`` (re-matches declines)
+    url: str = ""
+
+    def cpu_seconds(self) -> float:
+        """The server's CPU and its worker's: the re-match a decline leaves is part of its cost."""
+        worker = tree_cpu_seconds(self.worker_pid) if self.worker_pid is not None else 0.0
+        return tree_cpu_seconds(self.pid) + worker
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -309,8 +321,8 @@ def server(target: str, url: str, processes: int, *, pin: bool = False) -> Itera
         "--timeout-keep-alive",
         "30",
     ]
+    cores = ",".join(str(i % (os.cpu_count() or 1)) for i in range(processes))
     if pin:
-        cores = ",".join(str(i % (os.cpu_count() or 1)) for i in range(processes))
         command = ["taskset", "-c", cores, *command]
     # The servers' logs (one access line per request: a cost production pays too) go to a
     # file, not to this report.
@@ -318,6 +330,14 @@ def server(target: str, url: str, processes: int, *, pin: bool = False) -> Itera
         "w", prefix="zhuqi-load-server-", suffix=".log", delete=False
     )
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    worker = None
+    if "app.main" in target:  # one worker beside the server, on the server's cores
+        run_worker = [sys.executable, "-c", "from app.cli import main; main()", "worker"]
+        if pin:
+            run_worker = ["taskset", "-c", cores, *run_worker]
+        worker = subprocess.Popen(
+            run_worker, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -333,16 +353,19 @@ def server(target: str, url: str, processes: int, *, pin: bool = False) -> Itera
             pass
         if time.monotonic() > deadline or process.poll() is not None:
             process.kill()
+            if worker is not None:
+                worker.kill()
             raise RuntimeError(f"{target} did not start; its log: {log.name}")
         time.sleep(0.2)
     try:
-        yield Served(base, process.pid)
+        yield Served(base, process.pid, worker.pid if worker is not None else None, url)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for running in [process] + ([worker] if worker is not None else []):
+            running.send_signal(signal.SIGTERM)
+            try:
+                running.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                running.kill()
         log.close()
         os.unlink(log.name)
 
@@ -482,8 +505,9 @@ def measure(
     world: World | None,
     think: float = 0.0,
 ) -> Result:
-    """One level against a running server, with the server's CPU over the same interval."""
-    before = tree_cpu_seconds(served.pid)
+    """One level against a running server, with the server's CPU over the same interval (and
+    its worker's, until the re-matches the level's declines left are done)."""
+    before = served.cpu_seconds()
     result = asyncio.run(
         drive(
             served.base,
@@ -496,8 +520,26 @@ def measure(
             lean=args.driver == "lean",
         )
     )
-    result.server_cpu = tree_cpu_seconds(served.pid) - before
+    if served.worker_pid is not None:
+        _wait_for_rematches(served.url, timeout=60)
+    result.server_cpu = served.cpu_seconds() - before
     return result
+
+
+def _wait_for_rematches(url: str, *, timeout: float) -> None:
+    """Until the worker has re-matched every declined request (bounded: a stuck worker shows
+    as re-matches missing in the writes check, not as a hang)."""
+    engine = make_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with Session(engine) as session:
+                marked = HelpRequest.rematch_requested_at.is_not(None)
+                if not session.scalar(select(func.count()).select_from(HelpRequest).where(marked)):
+                    return
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------- checks and report
@@ -539,16 +581,43 @@ def check_writes(url: str, result: Result) -> str:
             if result.declined
             else 0
         )
+        rematched, of = _rematched(session, result.declined)
     engine.dispose()
-    ok = (created, accepted, declined) == (
+    ok = (created, accepted, declined, rematched) == (
         len(result.created),
         len(result.accepted),
         len(result.declined),
+        of,
     )
     return (
         f"writes {'all present' if ok else 'MISSING'}: created {created}/{len(result.created)}, "
-        f"accepted {accepted}/{len(result.accepted)}, declined {declined}/{len(result.declined)}"
+        f"accepted {accepted}/{len(result.accepted)}, declined {declined}/{len(result.declined)}, "
+        f"declined requests re-matched (offered again or recorded unmatched) {rematched}/{of}"
     )
+
+
+def _rematched(session: Session, declined: list[int]) -> tuple[int, int]:
+    """(declined requests the re-match answered, declined requests): answered means no mark
+    left and a re-match offer made or an unmatched reason of a re-match recorded."""
+    if not declined:
+        return 0, 0
+    requests = select(Assignment.request_id).where(Assignment.id.in_(declined)).distinct()
+    of = len(session.scalars(requests).all())
+    answered = union(
+        select(Assignment.request_id).where(
+            Assignment.request_id.in_(requests), Assignment.origin == AssignmentOrigin.REMATCH
+        ),
+        select(UnmatchedReason.request_id).where(
+            UnmatchedReason.request_id.in_(requests), UnmatchedReason.source == REMATCH
+        ),
+    ).subquery()
+    done = select(func.count()).select_from(
+        select(HelpRequest.id)
+        .where(HelpRequest.id.in_(select(answered.c.request_id)))
+        .where(HelpRequest.rematch_requested_at.is_(None))
+        .subquery()
+    )
+    return int(session.scalar(done) or 0), of
 
 
 def _p(result: Result, q: float) -> float:
@@ -581,7 +650,7 @@ def report(
         f"{_p(ours, 50):.0f} ms, p99 {_p(ours, 99):.0f} ms (peer p99 {_p(peer, 99):.0f} ms); "
         f"errors {sum(ours.errors.values())} (peer {sum(peer.errors.values())})"
     )
-    print(f"    CPU zhuqi: {_cpu(ours)}\n    CPU peer:  {_cpu(peer)}")
+    print(f"    CPU zhuqi (server + re-match worker): {_cpu(ours)}\n    CPU peer:  {_cpu(peer)}")
     print(f"    {'endpoint':<18}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
     for label, values in sorted(ours.latencies.items()):
         p50, p95, p99 = np.percentile(values, [50, 95, 99]) * 1000

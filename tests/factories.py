@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.common.codes import make_uscc
 from app.common.credentials import create_access_token, hash_secret
+from app.match_runs.claims import Sessions
 from app.models import (
     Enterprise,
     EnterpriseSize,
@@ -28,6 +29,7 @@ from app.models import (
     Tier,
     User,
 )
+from app.worker.loop import Worker
 
 M = TypeVar("M")
 
@@ -168,3 +170,11 @@ def statements(target: Session | Connection | Engine) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(watched, "before_cursor_execute", count)
+
+
+def rematch_declined(db: Session) -> int:
+    """Run the worker's re-match of declined (reopened) requests now, the very call its poll
+    makes, in the test's transaction: where a test expects the runner-up's offer."""
+    factory = sessions_of_test(db)
+    worker = Worker(Sessions(factory, factory), worker_id="test", sweep_every=None)
+    return worker.rematch_declined()

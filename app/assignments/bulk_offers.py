@@ -66,7 +66,8 @@ class _Facts:
     requests: dict[int, Any]  # id → (status, providers_wanted, enterprise_id, region_code)
     providers: dict[int, Any]  # id → (active, vetting, capacity)
     load: Counter[int]
-    held: set[int] = field(default_factory=set)  # requests with an open assignment
+    held: set[int] = field(default_factory=set)  # requests whose every seat is taken
+    seats: Counter[int] = field(default_factory=Counter)  # request → open assignments
     excluded: set[tuple[int, int]] = field(default_factory=set)  # (request, provider)
     conflicts: set[tuple[int, int]] = field(default_factory=set)  # (provider, enterprise)
 
@@ -135,7 +136,10 @@ def _read(
     of_enterprise: dict[int, list[int]] = defaultdict(list)
     for r in facts.requests.values():
         of_enterprise[r.enterprise_id].append(r.id)
-    facts.held = set(session.scalars(repository.holding_open(request_ids)))
+    facts.seats = Counter(r for r, _ in session.execute(repository.open_statuses(request_ids)))
+    facts.held = {  # a team's other members hold their own seats, not the one re-matched
+        r.id for r in facts.requests.values() if facts.seats[r.id] >= r.providers_wanted
+    }
     for request_id, enterprise_id, provider_id in session.execute(
         repository.exclusions_of(request_ids, sorted(of_enterprise), provider_ids)
     ):  # a request's own exclusion, or one of its whole enterprise
@@ -176,7 +180,10 @@ def _checked(choices: Sequence[Choice], facts: _Facts, planned_apart: bool) -> l
             continue
         kept.append(choice)
         facts.load[choice.provider_id] += 1
-        facts.held.add(choice.request_id)
+        facts.seats[choice.request_id] += 1
+        wanted = facts.requests[choice.request_id].providers_wanted
+        if facts.seats[choice.request_id] >= wanted:
+            facts.held.add(choice.request_id)
     return kept
 
 

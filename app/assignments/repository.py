@@ -200,15 +200,6 @@ def provider_facts(provider_ids: Sequence[int]) -> Select[int, bool, Vetting, in
     )
 
 
-def holding_open(request_ids: Sequence[int]) -> Select[int]:
-    """Those of the requests that hold an open assignment."""
-    return (
-        select(Assignment.request_id)
-        .where(in_ids(Assignment.request_id, request_ids), Assignment.status.in_(OPEN))
-        .distinct()
-    )
-
-
 def open_statuses(request_ids: Sequence[int]) -> Select[int, AssignmentStatus]:
     return select(Assignment.request_id, Assignment.status).where(
         in_ids(Assignment.request_id, request_ids), Assignment.status.in_(OPEN)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.assignments import offers, repository, rules
+from app.assignments import offers, rematch_queue, repository, rules
 from app.assignments import rematch as rematch_service
 from app.assignments.lifecycle import move
 from app.assignments.schemas import (
@@ -111,7 +111,9 @@ def accept(session: Session, *, principal: Principal, assignment: Assignment) ->
 def decline(
     session: Session, *, principal: Principal, assignment: Assignment, data: Decline
 ) -> Assignment:
-    """The pair is excluded and the request goes back to be re-matched."""
+    """The pair is excluded and the request goes back to be re-matched: marked here, offered
+    to the best runner-up by the worker within a poll (``rematch_queue``), so the provider's
+    answer does not wait on the engine."""
     _ensure_own(principal, assignment)
     lock_assignment_path(session, assignment)  # request before assignment (common/locking)
     move(
@@ -132,7 +134,7 @@ def decline(
         actor=principal,
     )
     _set_request_status(session, assignment.request_id, RequestStatus.TRIAGED)
-    rematch_service.rematch_requests(session, request_ids=[assignment.request_id], actor=principal)
+    rematch_queue.mark(session, [assignment.request_id])
     return assignment
 
 

@@ -140,7 +140,7 @@ def decline(ctx: PageCtx, assignment_id: PathId, values: FormData) -> Response:
         )
     except Invalid as exc:
         return _refused(ctx, assignment_id, values, exc)
-    ctx.flash(ctx._("Offer declined; it goes to the next provider."))
+    ctx.flash(ctx._("Offer declined; the request will be offered to the next provider shortly."))
     return redirect("/provider")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, IdMixin, IdType, TimestampMixin, VersionMixin, str_enum
@@ -21,6 +21,12 @@ class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
     __table_args__ = (
         CheckConstraint("urgency BETWEEN 1 AND 5", name="urgency_range"),
         CheckConstraint("providers_wanted BETWEEN 1 AND 5", name="providers_wanted_range"),
+        Index(
+            "ix_help_requests_rematch_requested_at",
+            "rematch_requested_at",
+            sqlite_where=text("rematch_requested_at IS NOT NULL"),
+            postgresql_where=text("rematch_requested_at IS NOT NULL"),
+        ),
     )
 
     enterprise_id: Mapped[int] = mapped_column(
@@ -48,6 +54,15 @@ class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
         IdType, ForeignKey("plans.id", ondelete="SET NULL"), index=True
     )
     resolved_at: Mapped[datetime | None] = mapped_column()
+    # Set when a decline (or another reopening) leaves the request to be re-matched by the
+    # worker (app.assignments.rematch_queue), which clears it in the transaction that writes
+    # the offer; NULL otherwise. The partial index holds only the marked requests.
+    rematch_requested_at: Mapped[datetime | None] = mapped_column()
 
     enterprise: Mapped[Enterprise] = relationship(lazy="raise")
     plan: Mapped[Plan | None] = relationship(lazy="raise")
+
+    @property
+    def rematch_pending(self) -> bool:
+        """Its provider declined (or it was reopened) and the worker has yet to re-match it."""
+        return self.rematch_requested_at is not None

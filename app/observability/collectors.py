@@ -71,6 +71,11 @@ class DatabaseCollector(Collector):
             "Published plans whose milestones, policies and summary the worker has yet to prepare",
             value=repository.plans_awaiting_preparation(self.session),
         )
+        yield GaugeMetricFamily(
+            "zhuqi_requests_awaiting_rematch",
+            "Requests a provider declined (or that were reopened) the worker has yet to re-match",
+            value=repository.requests_awaiting_rematch(self.session),
+        )
         yield from self._pool()
 
     def _pool(self) -> Iterator[GaugeMetricFamily]:

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from app.models import (
     Assignment,
     AssignmentStatus,
+    HelpRequest,
     MatchRun,
     MatchRunStatus,
     Notification,
@@ -61,3 +62,9 @@ def plans_awaiting_preparation(session: Session) -> int:
     """Plans a large publish left to the worker (a partial index holds exactly these)."""
     statement = select(func.count()).where(Plan.preparation_run_id.is_not(None))
     return int(session.scalar(statement.select_from(Plan)) or 0)
+
+
+def requests_awaiting_rematch(session: Session) -> int:
+    """Requests a decline left to the worker's re-match (a partial index holds exactly these)."""
+    statement = select(func.count()).where(HelpRequest.rematch_requested_at.is_not(None))
+    return int(session.scalar(statement.select_from(HelpRequest)) or 0)

@@ -64,6 +64,11 @@ class HelpRequestRead(Schema):
     status: RequestStatus
     plan_id: int | None
     resolved_at: datetime | None
+    rematch_pending: bool = Field(
+        default=False,
+        description="A provider declined (or the request was reopened) and the worker is about "
+        "to offer it to the next provider; false once it has (or found none)",
+    )
     version: int
     created_at: datetime
     updated_at: datetime

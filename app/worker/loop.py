@@ -22,6 +22,7 @@ from types import FrameType
 
 from sqlalchemy.orm import Session
 
+from app.assignments import rematch_queue
 from app.bundling import preparation
 from app.match_runs.claims import DEFAULT_LEASE, Claim, Sessions, claim, release
 from app.match_runs.runner import Processed, ProgressFn, run_claimed
@@ -84,10 +85,23 @@ class Worker:
         (``zhuqi worker --once``)."""
         done: list[Processed] = []
         self.prepare_plans()
+        self.rematch_declined()
         while not self.stopping.is_set() and (processed := self.step()) is not None:
             done.append(processed)
             self.prepare_plans()
+            self.rematch_declined()
         return done
+
+    def rematch_declined(self) -> int:
+        """Requests declined (or reopened) since the last poll, re-matched in batches: one
+        snapshot and text model per batch, planned in a read transaction (an idle poll is one
+        indexed read, no write lock) and written in a short write transaction."""
+        taken = rematch_queue.drain(
+            batches.begin_each(self.sessions.read), batches.begin_each(self.sessions.write)
+        )
+        if taken:
+            logger.info("worker %s re-matched %d request(s)", self.worker_id, taken)
+        return taken
 
     def prepare_plans(self) -> int:
         """Plans a large publish left to prepare, in short batches until none is left (one
@@ -120,12 +134,16 @@ class Worker:
         self.webhooks(self.sessions.write)
 
     def _prepare_plans_logged(self) -> None:
-        """A plan that fails to prepare must not stop runs from being claimed: logged, and
-        taken again on the next poll."""
+        """A plan that fails to prepare (or a re-match that fails) must not stop runs from
+        being claimed: logged, and taken again on the next poll."""
         try:
             self.prepare_plans()
         except Exception:
             logger.exception("worker %s: plan preparation failed", self.worker_id)
+        try:
+            self.rematch_declined()
+        except Exception:
+            logger.exception("worker %s: re-matching declined requests failed", self.worker_id)
 
     def _progress_log(self, phase: str, done: int) -> None:
         logger.info("worker %s housekeeping: %s %d", self.worker_id, phase, done)

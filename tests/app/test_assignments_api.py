@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Assignment, AssignmentStatus, Event, Exclusion, HelpRequest, Provider
 from tests.app.conftest import Cast
-from tests.factories import fetch, make_provider, make_request
+from tests.factories import fetch, make_provider, make_request, rematch_declined
 
 URL = "/api/v1/assignments"
 
@@ -142,6 +142,10 @@ class TestAnswer:
                 Exclusion.request_id == req.id, Exclusion.provider_id == cast.expert.id
             )
         )
+        staff = cast.headers(cast.coordinator)
+        assert client.get(f"/api/v1/requests/{req.id}", headers=staff).json()["rematch_pending"]
+        assert rematch_declined(db) == 1
+        assert not client.get(f"/api/v1/requests/{req.id}", headers=staff).json()["rematch_pending"]
         new = db.scalars(
             select(Assignment).where(
                 Assignment.request_id == req.id, Assignment.status == AssignmentStatus.OFFERED

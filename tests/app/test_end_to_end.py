@@ -22,6 +22,7 @@ from tests.factories import (
     make_policy,
     make_provider,
     make_user,
+    rematch_declined,
     sessions_of_test,
 )
 
@@ -137,6 +138,9 @@ def test_the_closed_loop(client: TestClient, cast: Cast, db: Session) -> None:
         client.get(f"{API}/requests/{request_id}", headers=people[first["provider_id"]]).status_code
         == 404
     )
+    seen = client.get(f"{API}/requests/{request_id}", headers=ent).json()
+    assert seen["rematch_pending"] is True  # the worker offers it to the next one shortly
+    assert rematch_declined(db) == 1
     second = the_offer(client, coord, request_id)
     assert second["provider_id"] != first["provider_id"]
     helper = people[second["provider_id"]]
@@ -168,6 +172,7 @@ def test_the_closed_loop(client: TestClient, cast: Cast, db: Session) -> None:
     assert unhappy.status_code == 201
 
     # 6. re-matched to the one provider not yet tried, who solves it
+    rematch_declined(db)
     third_offer = the_offer(client, coord, request_id)
     assert third_offer["provider_id"] not in (first["provider_id"], second["provider_id"])
     solver = people[third_offer["provider_id"]]

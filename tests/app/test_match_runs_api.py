@@ -44,6 +44,7 @@ from tests.factories import (
     make_provider,
     make_request,
     make_user,
+    rematch_declined,
     sessions_of_test,
 )
 
@@ -644,6 +645,7 @@ class TestRematchKeepsTheRunsWeights:
             headers=cast.headers(strong_user),
         )
         assert declined.status_code == 200, declined.text
+        assert rematch_declined(db) == 1  # the worker's re-match, with the run's weights
         db.expire_all()
         after = db.scalars(select(Assignment).where(Assignment.request_id == request.id)).all()
         assert not [a for a in after if a.provider_id == weak.id and a.status == "offered"]

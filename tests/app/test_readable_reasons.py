@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.models import Enterprise, EnterpriseSize, Policy, Tier
 from app.policies.eligibility import eligibility_reason
 from tests.app.test_match_runs_api import URL, Scene, drafted, proposals, scene, work
-from tests.factories import make_provider, make_request
+from tests.factories import make_provider, make_request, rematch_declined
 
 __all__ = ["scene"]  # the fixture, re-used from the match-run tests
 
@@ -117,7 +117,8 @@ class TestRequestPage:
             headers=scene.cast.headers(scene.wide_user),
         )
         assert declined.status_code == 200, declined.text
-        assert work(db) is None  # the re-match ran inside the decline, not as a run
+        assert work(db) is None  # the re-match is the worker's queue, not a run
+        assert rematch_declined(db) == 1
         got = client.get(f"/api/v1/requests/{offer.request_id}", headers=scene.staff()).json()
         by_source = {u["source"]: u for u in got["unmatched"]}
         assert "rematch" in by_source

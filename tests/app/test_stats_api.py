@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from app.common.clock import utc_now
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, Provider
 from tests.app.conftest import Cast
-from tests.factories import make_request, statements
+from tests.factories import make_request, rematch_declined, statements
 
 URL = "/api/v1/stats"
 A_URL = "/api/v1/assignments"
@@ -98,6 +98,7 @@ def _resolve_r1(client: TestClient, cast: Cast, request_id: int) -> None:
 def _decline_then_reoffer_r2(client: TestClient, cast: Cast, db: Session, request_id: int) -> None:
     a = _offer(client, cast, request_id, cast.expert)
     _post(client, cast, f"{A_URL}/{a}/decline", cast.expert_user, {"reason_code": "no_capacity"})
+    rematch_declined(db)
     second = _open_offer(db, request_id)
     assert second.provider_id == cast.platform.id
     _post(client, cast, f"{A_URL}/{second.id}/accept", cast.platform_user)

@@ -26,7 +26,7 @@ from app.models import (
 )
 from tests.app.conftest import Cast
 from tests.app.test_match_runs_api import work
-from tests.factories import fetch, make_provider, make_request, make_user
+from tests.factories import fetch, make_provider, make_request, make_user, rematch_declined
 
 REQUESTS = "/api/v1/requests"
 RUNS = "/api/v1/match-runs"
@@ -187,6 +187,7 @@ class TestTeamService:
             headers=cast.headers(users[leaving.provider_id]),
         )
         assert r.status_code == 200, r.text
+        assert rematch_declined(db) == 1
         members = _open_members(db, request.id)
         assert staying.id in {m.id for m in members}  # the same row: never re-decided
         assert leaving.provider_id not in {m.provider_id for m in members}
