@@ -288,7 +288,7 @@ def rate(
     session: Session, *, principal: Principal, assignment: Assignment, data: FeedbackCreate
 ) -> Feedback:
     """The enterprise confirms completed help and rates it. Satisfied resolves the request;
-    not satisfied reopens it and offers it to someone else (this pair is excluded)."""
+    not satisfied reopens it for the worker to offer to someone else (this pair is excluded)."""
     request = session.get(HelpRequest, assignment.request_id)
     if request is None or not (
         principal.is_enterprise and principal.enterprise_id == request.enterprise_id
@@ -345,5 +345,5 @@ def rate(
         reason="enterprise not satisfied",
         actor=principal,
     )
-    rematch_service.rematch_requests(session, request_ids=[request.id], actor=principal)
+    rematch_queue.mark(session, [request.id])  # offered by the worker within a poll
     return feedback

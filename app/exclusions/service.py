@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import Session
 
-from app.assignments import rematch as rematch_service
+from app.assignments import rematch_queue
 from app.assignments.lifecycle import move
 from app.common.clock import utc_now
 from app.common.pagination import PageParams, paginate
@@ -119,7 +119,8 @@ def forbid(session: Session, *, principal: Principal, data: ExclusionCreate) -> 
 def _withdraw_forbidden_offers(
     session: Session, principal: Principal, exclusion: Exclusion, enterprise_id: int
 ) -> None:
-    """Not-yet-accepted pairs that the new rule forbids are withdrawn and re-matched."""
+    """Not-yet-accepted pairs that the new rule forbids are withdrawn; their requests are
+    left to the worker's re-match (``rematch_queue``), which offers them within a poll."""
     statement = (
         select(Assignment)
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)
@@ -148,7 +149,7 @@ def _withdraw_forbidden_offers(
                 request.status = RequestStatus.TRIAGED
                 reopened.append(request.id)
     session.flush()
-    rematch_service.rematch_requests(session, request_ids=reopened, actor=principal)
+    rematch_queue.mark(session, reopened)
 
 
 def lift(session: Session, *, principal: Principal, exclusion_id: int) -> None:

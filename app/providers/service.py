@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.assignments import offers
+from app.assignments import offers, rematch_queue
 from app.common.clock import today, utc_now
 from app.common.pagination import PageParams, paginate
 from app.common.principal import Principal
@@ -153,13 +153,14 @@ def update(
 def _release_if_unavailable(session: Session, principal: Principal, provider: Provider) -> None:
     """Pausing hands the provider's unanswered offers to someone else now (its accepted and
     active work stays, flagged on the supervision board); deactivating releases all of its
-    open work, and every released request is re-matched at once."""
+    open work; every released request is left to the worker's re-match (``rematch_queue``):
+    a deactivation may release dozens, one engine run in the worker rather than in here."""
     released = supervision_service.release_offers_of_unavailable(
         session, today(), provider_id=provider.id
     )
     if not provider.active:
         released += offers.release_open_work(session, provider_id=provider.id, actor=principal)
-    supervision_service.rematch_after(session, sorted(set(released)), principal)
+    rematch_queue.mark(session, released)
 
 
 def _ensure_may_declare(principal: Principal, provider: Provider) -> None:

@@ -209,6 +209,9 @@ class TestLoopToClosure:
             headers=cast.headers(cast.ent_user),
         )
         assert bad.status_code == 201
+        reopened = client.get(f"/api/v1/requests/{req.id}", headers=cast.headers(cast.ent_user))
+        assert (reopened.json()["status"], reopened.json()["rematch_pending"]) == ("triaged", True)
+        assert rematch_declined(db) == 1  # the worker offers it to someone else
         assert (
             client.get(f"/api/v1/requests/{req.id}", headers=cast.headers(cast.ent_user)).json()[
                 "status"
@@ -344,6 +347,7 @@ class TestExclusions:
             headers=cast.headers(cast.coordinator),
         )
         assert r.status_code == 201, r.text
+        assert rematch_declined(db) == 1  # the withdrawn offer's request, re-matched
         live = db.scalars(
             select(Assignment).where(
                 Assignment.request_id == req.id, Assignment.status == AssignmentStatus.OFFERED

@@ -172,7 +172,7 @@ def test_the_closed_loop(client: TestClient, cast: Cast, db: Session) -> None:
     assert unhappy.status_code == 201
 
     # 6. re-matched to the one provider not yet tried, who solves it
-    rematch_declined(db)
+    assert rematch_declined(db) == 1  # not satisfied: reopened for the worker's re-match
     third_offer = the_offer(client, coord, request_id)
     assert third_offer["provider_id"] not in (first["provider_id"], second["provider_id"])
     solver = people[third_offer["provider_id"]]

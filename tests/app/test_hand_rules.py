@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.common.clock import today
 from app.models import Assignment, AssignmentStatus, Event, HelpRequest, Provider
 from tests.app.conftest import Cast
-from tests.factories import make_provider, make_request
+from tests.factories import make_provider, make_request, rematch_declined
 
 URL = "/api/v1/assignments"
 
@@ -138,6 +138,7 @@ class TestUnavailableProviders:
         old = db.get(Assignment, accepted["id"], populate_existing=True)
         assert old is not None
         assert old.status == AssignmentStatus.WITHDRAWN
+        assert rematch_declined(db) == 1  # released work goes to the worker's re-match
         new = db.scalars(
             select(Assignment).where(
                 Assignment.request_id == req.id, Assignment.status == AssignmentStatus.OFFERED

@@ -117,6 +117,24 @@ class TestDeclineLeavesTheRematchToTheWorker:
             chosen.append([providers.index(o[0].provider_id) for o in offered])
         assert chosen[0] == chosen[1] == [3, 4, 5]  # each request's own runner-up
 
+    def test_a_request_withdrawn_or_offered_by_hand_meanwhile_only_loses_its_mark(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        withdrawn, by_hand = make_request(db, cast.ent), make_request(db, cast.ent)
+        db.commit()
+        for request in (withdrawn, by_hand):
+            offer = _offer_by_hand(client, cast, request.id, cast.expert.id)
+            _decline(client, cast, offer, cast.expert_user)
+        ent = cast.headers(cast.ent_user)
+        assert (
+            client.post(f"{API}/requests/{withdrawn.id}/withdraw", headers=ent).status_code == 200
+        )
+        hand = _offer_by_hand(client, cast, by_hand.id, cast.platform.id)
+        assert rematch_declined(db) == 2
+        assert _offers(db, withdrawn.id) == []
+        assert [a.id for a in _offers(db, by_hand.id)] == [hand]
+        assert rematch_queue.pending(db) == 0
+
     @staticmethod
     def _world(db: Session, region: str, serves: list[str]) -> Any:
         enterprise = make_enterprise(db, region_code=region)

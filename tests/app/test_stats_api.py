@@ -109,6 +109,7 @@ def _unsatisfied_r3(client: TestClient, cast: Cast, db: Session, request_id: int
     _post(client, cast, f"{A_URL}/{a}/accept", cast.platform_user)
     _post(client, cast, f"{A_URL}/{a}/complete", cast.platform_user)
     _post(client, cast, f"{A_URL}/{a}/feedback", cast.ent_user, {"rating": 2, "satisfied": False})
+    rematch_declined(db)
     assert _open_offer(db, request_id).provider_id == cast.expert.id
 
 

@@ -33,7 +33,7 @@ from app.supervision import service as supervision_service
 from app.supervision.senders import LogSender, deliver_pending
 from app.worker.loop import Worker
 from tests.app.conftest import Cast
-from tests.factories import fetch, make_request, make_user, sessions_of_test
+from tests.factories import fetch, make_request, make_user, rematch_declined, sessions_of_test
 
 
 def working_days_ago(days: float) -> datetime:
@@ -224,6 +224,7 @@ def test_pausing_a_provider_hands_its_offers_on(
     assert r.status_code == 200, r.text
     db.expire_all()
     assert fetch(db, Assignment, old.id).status == AssignmentStatus.WITHDRAWN
+    assert rematch_declined(db) == 1  # handed on by the worker's re-match
     new = db.scalars(
         select(Assignment).where(
             Assignment.request_id == request.id, Assignment.status == AssignmentStatus.OFFERED
