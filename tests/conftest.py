@@ -10,12 +10,16 @@ code under test are real but leave nothing behind.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from functools import partial
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import chinese_calendar
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
@@ -33,7 +37,47 @@ from app.deps import (
 )
 from app.main import create_app
 from app.migrate import upgrade
-from app.settings import Settings
+from app.settings import Settings, get_settings
+
+# Test data, not a State Council notice: the fixed-date holidays, no Spring Festival.
+_STAND_IN_HOLIDAYS = """
+[{year}]
+holidays = ["{year}-01-01", "{year}-05-01..{year}-05-03", "{year}-10-01..{year}-10-07"]
+"""
+
+
+def _stand_in_calendar_for_this_year() -> None:
+    """Once the real date passes the last year chinese-calendar knows, every working-day
+    clock computed from "now" answers 503 until the operator supplies the year
+    (``ZHUQI_HOLIDAY_FILE``). The suite tests the logic, not the calendar's edition: it
+    supplies a stand-in for the current year only when the package does not know it (so
+    this changes nothing while it does). Tests that are about the packaged calendar's
+    edge use :func:`packaged_calendar_only`."""
+    if "ZHUQI_HOLIDAY_FILE" in os.environ:
+        return
+    year = datetime.now(ZoneInfo("Asia/Shanghai")).year
+    try:
+        chinese_calendar.is_workday(date(year, 6, 1))
+        return
+    except NotImplementedError:
+        pass
+    path = Path(tempfile.gettempdir()) / f"zhuqi-test-holidays-{year}-{os.getpid()}.toml"
+    path.write_text(_STAND_IN_HOLIDAYS.format(year=year), encoding="utf-8")
+    os.environ["ZHUQI_HOLIDAY_FILE"] = str(path)  # read by settings here and in live servers
+
+
+_stand_in_calendar_for_this_year()
+
+
+@pytest.fixture
+def packaged_calendar_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Working days from chinese-calendar alone, whatever today's date supplied."""
+    monkeypatch.delenv("ZHUQI_HOLIDAY_FILE", raising=False)
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
 
 PG_SERVER = os.environ.get("ZHUQI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"

@@ -28,6 +28,8 @@ workdays = ["2027-02-14", "2027-02-20"]
 
 Use = Callable[[str], Path]
 
+pytestmark = pytest.mark.usefixtures("packaged_calendar_only")
+
 
 @pytest.fixture
 def use_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Use]:

@@ -220,6 +220,7 @@ class TestGeneratedMilestones:
         assert owners["对接金融机构"] == owners["授信/放款"] == cast.platform.id
         assert len(plan["milestones"]) == len(FINANCING)  # not generated twice
 
+    @pytest.mark.usefixtures("packaged_calendar_only")  # 2026 known to the package, 2027 not
     def test_beyond_the_calendars_years_the_step_waits_for_a_date_not_a_503(
         self, client: TestClient, cast: Cast, db: Session, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -20,6 +20,9 @@ from app.errors import CalendarUnavailable
 from app.settings import Settings
 from app.supervision.clocks import clock_item, last_late_start, late_before
 
+# These tests are about the packaged calendar's edge (2026 known, 2027 not).
+pytestmark = pytest.mark.usefixtures("packaged_calendar_only")
+
 
 class TestAddWorkingDays:
     def test_national_day_week_does_not_count(self) -> None:
