@@ -47,15 +47,8 @@ def mark(session: Session, request_ids: Iterable[int]) -> None:
     ids = sorted(set(request_ids))
     if not ids:
         return
-    now = utc_now()
     session.flush()
-    session.execute(
-        update(HelpRequest)
-        .where(HelpRequest.id.in_(ids))
-        .values(rematch_requested_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    _sync(session, ids, now)
+    _set_mark(session, ids, utc_now())
 
 
 def pending(session: Session) -> int:
@@ -107,13 +100,7 @@ def apply_batch(session: Session, planned: Batch) -> int:
     )
     if not ours:
         return 0
-    session.execute(
-        update(HelpRequest)
-        .where(HelpRequest.id.in_(ours))
-        .values(rematch_requested_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    _sync(session, ours, None)
+    _set_mark(session, ours, None)
     taken = set(ours)
     rematch_service.apply(
         session, [_only(g, taken) for g in planned.planned], actor=None, planned_apart=True
@@ -152,8 +139,15 @@ def _only(group: rematch_service.Planned, taken: set[int]) -> rematch_service.Pl
     return dataclasses.replace(group, result=kept, decided=decided)
 
 
-def _sync(session: Session, ids: list[int], value: datetime | None) -> None:
-    """Loaded copies of the requests take the mark as committed state (no query)."""
+def _set_mark(session: Session, ids: list[int], value: datetime | None) -> None:
+    """One UPDATE for the requests' mark; their loaded copies take it as committed state
+    (no query to refresh them)."""
+    session.execute(
+        update(HelpRequest)
+        .where(HelpRequest.id.in_(ids))
+        .values(rematch_requested_at=value)
+        .execution_options(synchronize_session=False)
+    )
     for request_id in ids:
         loaded = session.identity_map.get(session.identity_key(HelpRequest, request_id))
         if loaded is not None:
