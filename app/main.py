@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from app import console
 from app.admission import AdmissionControl, AdmissionStats
-from app.api import api_router
+from app.api import API_PREFIX, API_ROUTERS
 from app.assignments.warmup import TextMemoWarmup, start_text_memo_warmup
 from app.common.cache import TTLCache
 from app.common.edges import InputEdgesMiddleware
@@ -127,7 +127,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     app.add_middleware(InputEdgesMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(health_router)
-    app.include_router(api_router)
+    for router in API_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
     console.install(app, settings)
     install_observability(app, settings)
     return app
