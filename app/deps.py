@@ -83,12 +83,21 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
 
 
-async def get_session_scopes(request: Request) -> SessionScopes:
+def request_scopes(request: Request) -> SessionScopes:
+    """Short transactions of the request's own app: ``app.state.session_scopes`` when set (the
+    tests' rolled-back ones), else scopes over the app's session factories."""
+    scopes: SessionScopes | None = getattr(request.app.state, "session_scopes", None)
+    if scopes is not None:
+        return scopes
     factories = request.app.state.session_factories
     return SessionScopes(
         read=partial(session_scope, factories["read"]),
         write=partial(session_scope, factories["write"]),
     )
+
+
+async def get_session_scopes(request: Request) -> SessionScopes:
+    return request_scopes(request)
 
 
 Scopes = Annotated[SessionScopes, Depends(get_session_scopes)]
@@ -188,14 +197,19 @@ def _console_user(request: Request, session: Session) -> User | None:
 async def get_principal(
     request: Request,
     session: DbSession,
-    settings: SettingsDep,
-    scopes: Scopes,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal:
     """The caller: from the principal cache when this credential was resolved moments ago
     (app/common/principal_cache.py says when a change takes effect), else looked up in a
-    worker thread with the request's session."""
+    worker thread with the request's session.
+
+    Settings and session scopes are read from the app here rather than declared as
+    sub-dependencies: FastAPI solves every node of this tree again each time a route names
+    it (through a role check, an idempotency key, a path resource), tens of µs per node per
+    request. The security schemes stay declared, so the OpenAPI document keeps them.
+    """
+    settings: Settings = request.app.state.settings
     cache: PrincipalCache = request.app.state.principal_cache
     usage: ApiKeyUsage = request.app.state.api_key_usage
     digest = (
@@ -210,7 +224,7 @@ async def get_principal(
         if cached.api_key_id is not None:
             _note_key_use(usage, cached.api_key_id)
             if usage.due():
-                await to_thread.run_sync(usage.flush_soon, scopes.write)
+                await to_thread.run_sync(usage.flush_soon, request_scopes(request).write)
         return cached.principal
     epoch = credential_epoch()
     principal, key, expires_at = await to_thread.run_sync(
@@ -222,7 +236,7 @@ async def get_principal(
             api_key=api_key,
             request=request,
             usage=usage,
-            scopes=scopes,
+            scopes=request_scopes(request),
         )
     )
     if digest is not None:

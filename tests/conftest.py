@@ -33,7 +33,6 @@ from app.deps import (
     READ_METHODS,
     REQUEST_SESSION,
     get_db,
-    get_session_scopes,
 )
 from app.main import create_app
 from app.migrate import upgrade
@@ -237,7 +236,7 @@ def app(db: Session, engine: Engine, settings: Settings) -> FastAPI:
                 db.info[READ_ONLY] = before
 
     application.dependency_overrides[get_db] = override_get_db
-    application.dependency_overrides[get_session_scopes] = lambda: SessionScopes(
+    application.state.session_scopes = SessionScopes(
         read=partial(test_scope, read_only=True), write=partial(test_scope, read_only=False)
     )
     return application
