@@ -65,13 +65,15 @@ class _Attempt:
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = list(message.get("headers", []))
-            marked = any(name == RETRY_MARKER for name, _ in headers)
-            if marked and self._may_retry:
-                self.retry = True
-                return
-            headers = [(name, value) for name, value in headers if name != RETRY_MARKER]
-            message = {**message, "headers": headers}
+            headers = message.get("headers", ())
+            if any(name == RETRY_MARKER for name, _ in headers):
+                if self._may_retry:
+                    self.retry = True
+                    return
+                # The last attempt's answer goes out, without the marker; an unmarked one (every
+                # request but a deadlocked one) goes out as it is, uncopied.
+                headers = [(name, value) for name, value in headers if name != RETRY_MARKER]
+                message = {**message, "headers": headers}
             self.started = True
         if self.retry:
             return

@@ -14,12 +14,13 @@ import uuid
 from collections.abc import Callable
 from typing import Final
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
-from app.observability.logs import bound, log_info
+from app.observability.logs import log_info
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
+REQUEST_ID_KEY: Final = REQUEST_ID_HEADER.lower().encode("latin-1")  # as ASGI headers carry it
 # Accept a caller's id only if it is short and harmless in a log line or a header.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 UNMATCHED: Final = "<unmatched>"
@@ -48,10 +49,18 @@ def route_template(scope: Scope) -> str:
 
 
 def incoming_request_id(scope: Scope) -> str | None:
-    value = Headers(scope=scope).get(REQUEST_ID_HEADER)
-    if value and VALID_REQUEST_ID.fullmatch(value):
-        return value
+    for name, raw in scope["headers"]:
+        if name == REQUEST_ID_KEY:
+            value: str = raw.decode("latin-1")
+            return value if VALID_REQUEST_ID.fullmatch(value) else None
     return None
+
+
+def _with_request_id(message: Message, request_id: bytes) -> None:
+    """Set the response's ``X-Request-ID`` (replacing one the app set) on the start message."""
+    headers = [item for item in message.get("headers", ()) if item[0] != REQUEST_ID_KEY]
+    headers.append((REQUEST_ID_KEY, request_id))
+    message["headers"] = headers
 
 
 class RequestContextMiddleware:
@@ -73,15 +82,19 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                _with_request_id(message, request_id.encode("latin-1"))
             await send(message)
 
         started = time.perf_counter()
-        with bound(request_id=request_id):
+        # ``bound()`` without its generator-based context manager: this runs on every request.
+        tokens = bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
             try:
-                await self.app(scope, receive, send_with_id)
-            finally:
                 self._done(scope, status, time.perf_counter() - started)
+            finally:
+                reset_contextvars(**tokens)
 
     def _done(self, scope: Scope, status: int, seconds: float) -> None:
         method, route = scope["method"], route_template(scope)
