@@ -115,13 +115,14 @@ def decline(
     to the best runner-up by the worker within a poll (``rematch_queue``), so the provider's
     answer does not wait on the engine."""
     _ensure_own(principal, assignment)
-    lock_assignment_path(session, assignment)  # request before assignment (common/locking)
+    request, region = lock_assignment_path(session, assignment)  # request before assignment
     move(
         session,
         assignment,
         to=AssignmentStatus.DECLINED,
         actor=principal,
         action="assignment.declined",
+        region_code=region,
         responded_at=utc_now(),
         decline_reason_code=data.reason_code,
         decline_reason=data.reason,
@@ -133,8 +134,14 @@ def decline(
         reason=f"declined: {data.reason_code} {data.reason}".strip(),
         actor=principal,
     )
-    _set_request_status(session, assignment.request_id, RequestStatus.TRIAGED)
-    rematch_queue.mark(session, [assignment.request_id])
+    if request is not None and request.status != RequestStatus.TRIAGED:
+        # The status and the re-match mark in one UPDATE (``rematch_queue.mark`` would be a
+        # second): the mark is only the time, as the queue's own helper sets it.
+        request.status = RequestStatus.TRIAGED
+        request.rematch_requested_at = utc_now()
+        session.flush()
+    else:
+        rematch_queue.mark(session, [assignment.request_id])
     return assignment
 
 

@@ -61,30 +61,27 @@ def lock_in_order(
 def lock_assignment_path(
     session: Session, assignment: Assignment
 ) -> tuple[HelpRequest | None, str]:
-    """What answering an offer may write: the enterprise (a re-match attaches its requests to
-    its plan), the plan, the request, the assignment; providers come last, in the re-match.
+    """Lock what answering an offer writes, in the global order: the request, then (by the
+    caller's compare-and-set UPDATE, its very next statement) the assignment.
 
-    Three statements: the enterprise is locked by the read that finds it (its region, the
-    answer's events are keyed on, comes along), and the request by the read that loads it
-    (returned: the identity map holds it only while someone does). The assignment is
-    locked by the caller's compare-and-set UPDATE, which is its very next statement: the
-    same place in the order. Returns the request and its enterprise's region code ("" if
-    the enterprise is gone).
+    One statement: the request is loaded and locked by the same read, its enterprise's region
+    (the answer's events are keyed on it) rides along on an outer join that locks nothing.
+    The enterprise and the plan are not locked: an answer writes neither (its re-match is
+    the worker's, which locks them in its own transaction), and taking a suffix of the
+    order cannot deadlock against a use case that takes the whole of it. Returns the
+    request (the identity map holds it only while someone does) and the region code (""
+    if the enterprise is gone).
     """
     row = session.execute(
-        select(Enterprise.id, Enterprise.region_code, HelpRequest.plan_id)
-        .join(HelpRequest, HelpRequest.enterprise_id == Enterprise.id)
-        .where(HelpRequest.id == assignment.request_id)
-        .with_for_update(of=Enterprise)
-    ).one_or_none()
-    lock_rows(session, Plan, [row.plan_id if row is not None else None])
-    request = session.scalars(
-        select(HelpRequest)
+        select(HelpRequest, Enterprise.region_code)
+        .outerjoin(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
         .where(HelpRequest.id == assignment.request_id)
         .with_for_update(of=HelpRequest)
         .execution_options(populate_existing=True)
     ).one_or_none()
-    return request, row.region_code if row is not None else ""
+    if row is None:
+        return None, ""
+    return row[0], row[1] or ""
 
 
 def lock_request_path(

@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from app.common.clock import utc_now
 from app.models import Assignment, AssignmentStatus, Event, Exclusion, HelpRequest, Provider
 from tests.app.conftest import Cast
-from tests.factories import fetch, make_provider, make_request, rematch_declined
+from tests.factories import fetch, make_provider, make_request, rematch_declined, statements
 
 URL = "/api/v1/assignments"
 
@@ -166,6 +168,53 @@ class TestAnswer:
         )
         assert r.status_code == 422
         assert r.json()["field"] == "reason_code"
+
+    def test_decline_of_an_already_excluded_pair_keeps_one_exclusion(
+        self, client: TestClient, cast: Cast, db: Session, req: HelpRequest
+    ) -> None:
+        a = offer(client, cast, req, cast.expert)
+        db.add(Exclusion(request_id=req.id, provider_id=cast.expert.id, created_at=utc_now()))
+        db.commit()
+        r = client.post(
+            f"{URL}/{a['id']}/decline",
+            json={"reason_code": "no_capacity"},
+            headers=cast.headers(cast.expert_user),
+        )
+        assert r.status_code == 200, r.text
+        pairs = db.scalars(select(Exclusion).where(Exclusion.request_id == req.id)).all()
+        assert [p.provider_id for p in pairs] == [cast.expert.id]
+
+    @pytest.mark.parametrize(("answer", "most"), [("accept", 5), ("decline", 6)])
+    def test_an_answer_is_a_few_statements(
+        self,
+        client: TestClient,
+        cast: Cast,
+        db: Session,
+        engine: Engine,
+        req: HelpRequest,
+        answer: str,
+        most: int,
+    ) -> None:
+        """Read the offer, lock and read the request (its region along), move the offer,
+        record the event, update the request (a decline: insert the exclusion too, and the
+        re-match mark rides on the request's UPDATE): once one per step, now one in all."""
+        a = offer(client, cast, req, cast.expert)
+        headers = cast.headers(cast.expert_user)
+        client.get("/api/v1/users/me", headers=headers)  # the caller's principal is cached
+        body = {"reason_code": "no_capacity", "reason": "出差"} if answer == "decline" else None
+        with statements(engine) as seen:
+            r = client.post(f"{URL}/{a['id']}/{answer}", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        work = [s for s in seen if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE"))]
+        assert len(work) <= most, work
+        request = db.scalars(
+            select(HelpRequest)
+            .where(HelpRequest.id == req.id)
+            .execution_options(populate_existing=True)
+        ).one()
+        expected = "triaged" if answer == "decline" else "in_progress"
+        assert request.status == expected
+        assert (request.rematch_requested_at is not None) == (answer == "decline")
 
 
 class TestLoopToClosure:
