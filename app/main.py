@@ -38,6 +38,7 @@ from app.observability import install_observability
 from app.observability.logs import configure_logging
 from app.settings import Settings, get_settings
 from app.stats.service import StatsCache
+from app.supervision.pages import board_pages
 from app.supervision.senders import senders_for
 from app.webhooks.delivery import deliver_due
 from app.worker.loop import Worker, default_worker_id
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     watch_credentials()
     guard_read_only_sessions()
     app.state.board_cache = TTLCache[Any](settings.stats_cache_seconds)  # supervision totals
+    app.state.board_pages = board_pages(settings.board_cache_seconds)  # whole first pages
     app.add_middleware(
         AdmissionControl,
         limit=settings.inflight_limit,

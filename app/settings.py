@@ -152,6 +152,15 @@ class Settings(BaseSettings):
             "reused (0: computed on every call)"
         ),
     )
+    board_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description=(
+            "How long a page of the supervision board (GET /supervision) is reused for callers "
+            "of the same regions asking the same page (0: its lists are read on every call)"
+        ),
+    )
     admission_timeout: float = Field(
         default=10.0, gt=0, le=300, description="Seconds a request may queue before 503"
     )

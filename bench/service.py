@@ -122,6 +122,7 @@ def _env(url: str) -> dict[str, str]:
         "ZHUQI_SECRET_KEY": SECRET,
         "ZHUQI_EMBEDDED_WORKER": "false",
         "ZHUQI_STATS_CACHE_SECONDS": "0",
+        "ZHUQI_BOARD_CACHE_SECONDS": "0",
     }
 
 

@@ -190,6 +190,7 @@ def settings() -> Settings:
         secret_key=TEST_SECRET,
         database_url="sqlite://",
         stats_cache_seconds=0,
+        board_cache_seconds=0,
     )
 
 

@@ -62,8 +62,20 @@ def overdue(
     coordinators would count it for each; deadlines run in days, so a total up to
     ``stats_cache_seconds`` old is shown, computed once per scope meanwhile.
     """
-    now = now or utc_now()
     regions = _regions(principal, region)
+    return _overdue(session, regions=regions, which=which, page=page, now=now, cache=cache)
+
+
+def _overdue(
+    session: Session,
+    *,
+    regions: clocks.Regions,
+    which: OverdueList,
+    page: PageParams,
+    now: datetime | None,
+    cache: BoardCache | None,
+) -> Page[Overdue]:
+    now = now or utc_now()
     lister, total = _LISTS[which]
     if cache is None:
         return lister(session, now, regions, page)
@@ -83,8 +95,19 @@ def paused(
 ) -> Page[clocks.PausedWork]:
     """One page of the work of paused providers, read live; its total as :func:`overdue`
     gives its own (through ``cache`` when given)."""
-    now = now or utc_now()
     regions = _regions(principal, region)
+    return _paused(session, regions=regions, page=page, now=now, cache=cache)
+
+
+def _paused(
+    session: Session,
+    *,
+    regions: clocks.Regions,
+    page: PageParams,
+    now: datetime | None,
+    cache: BoardCache | None,
+) -> Page[clocks.PausedWork]:
+    now = now or utc_now()
     if cache is None:
         return clocks.paused_page(session, now, regions, page)
     found = clocks.paused_page(session, now, regions, page, count=False)
@@ -104,6 +127,15 @@ class BoardPage:
     generated_at: datetime
 
 
+BoardPages = TTLCache[BoardPage]
+BOARD_PAGES_KEPT = 128  # scopes × page sizes; an entry is at most four pages of ``limit`` items
+
+
+def board_pages(ttl: float) -> BoardPages:
+    """The whole-board cache: bounded, least recently stored first out."""
+    return BoardPages(ttl, max_entries=BOARD_PAGES_KEPT)
+
+
 def board(
     session: Session,
     *,
@@ -111,21 +143,34 @@ def board(
     region: str | None,
     page: PageParams,
     cache: BoardCache | None = None,
+    boards: BoardPages | None = None,
 ) -> BoardPage:
     """The first page of each list (or the page ``cursor`` names in each), with totals; the
-    paused providers' work is paged the same way."""
-    now = utc_now()
+    paused providers' work is paged the same way.
+
+    Through ``boards`` when given: the board is polled by every coordinator's screen, and a
+    live read is six statements and a calendar walk per item (9.6 ms of CPU a call at 2k).
+    What it shows depends only on the regions read (the caller's, or the one region asked
+    for inside them: :func:`_regions`) and the page, so that is the key; a coordinator never
+    gets a board computed for other regions. It is up to ``board_cache_seconds`` old, and
+    says so in ``generated_at``.
+    """
     regions = _regions(principal, region)
+
+    def compute() -> BoardPage:
+        return _board(session, regions=regions, page=page, cache=cache)
+
+    if boards is None:
+        return compute()
+    return boards.get_or_compute((regions, page.limit, page.after_id), compute)
+
+
+def _board(
+    session: Session, *, regions: clocks.Regions, page: PageParams, cache: BoardCache | None
+) -> BoardPage:
+    now = utc_now()
     lists = {
-        which: overdue(
-            session,
-            principal=principal,
-            region=region,
-            which=which,
-            page=page,
-            now=now,
-            cache=cache,
-        )
+        which: _overdue(session, regions=regions, which=which, page=page, now=now, cache=cache)
         for which in OverdueList
     }
     aged: dict[str, int] = (
@@ -137,9 +182,7 @@ def board(
         overdue_offers=lists[OverdueList.OFFERS],
         overdue_follow_ups=lists[OverdueList.FOLLOW_UPS],
         overdue_requests=lists[OverdueList.REQUESTS],
-        paused_work=paused(
-            session, principal=principal, region=region, page=page, now=now, cache=cache
-        ),
+        paused_work=_paused(session, regions=regions, page=page, now=now, cache=cache),
         ageing=aged,
         generated_at=now,
     )

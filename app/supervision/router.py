@@ -42,19 +42,32 @@ async def board_cache(request: Request) -> pages.BoardCache:
 BoardCacheDep = Annotated[pages.BoardCache, Depends(board_cache)]
 
 
+async def board_pages(request: Request) -> pages.BoardPages:
+    boards: pages.BoardPages = request.app.state.board_pages
+    return boards
+
+
+BoardPagesDep = Annotated[pages.BoardPages, Depends(board_pages)]
+
+
 @router.get("/supervision", response_model=BoardRead, responses=problem_responses(401, 403))
 def supervision_board(
     session: DbSession,
     principal: Staff,
     page: PageDep,
     cache: BoardCacheDep,
+    boards: BoardPagesDep,
     region: Region = None,
 ) -> pages.BoardPage:
     """Overdue offers, first follow-ups and requests (first page of each, with totals), and
-    the ageing of the open backlog. Pages are live; totals and ageing may be up to
-    ``ZHUQI_STATS_CACHE_SECONDS`` old."""
+    the ageing of the open backlog. The board may be up to ``ZHUQI_BOARD_CACHE_SECONDS`` old
+    (callers of the same regions share it), its totals and ageing up to
+    ``ZHUQI_STATS_CACHE_SECONDS``; ``generated_at`` says when it was read. The lists below
+    are read live."""
     region = _checked_region(principal, region)
-    return pages.board(session, principal=principal, region=region, page=page, cache=cache)
+    return pages.board(
+        session, principal=principal, region=region, page=page, cache=cache, boards=boards
+    )
 
 
 @router.get(
