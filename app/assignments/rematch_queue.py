@@ -16,29 +16,49 @@ and offered (compare-and-set on the mark's time). Another worker that drained th
 cleared the mark; a decline since (a new mark) makes the plan stale and the next poll plans
 again. What happened to a request meanwhile (withdrawn, resolved, offered by hand) is caught
 by ``planned_apart``: it loses its mark and gets no offer.
+
+A request whose re-match raises (its data breaks the snapshot or the engine) must not hold
+up the others: a batch that fails is planned (or written) again in halves, each under a
+savepoint, until the failing requests stand alone; the rest are offered as usual. A failed
+request keeps its mark, moved to the time of its next attempt (``RETRY_AFTER``, doubled per
+failure, counted in ``help_requests.rematch_failures``); after ``ATTEMPTS`` failures the
+worker gives it up: the mark goes, the request shows the unmatched reason
+``rematch_failed`` (and its ``request.unmatched`` event), and a coordinator assigns it by
+hand. Connection-level errors (``OperationalError``: the database gone, a deadlock) are not
+the request's fault: they fail the poll as before, and the next poll tries again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.assignments import rematch as rematch_service
 from app.assignments import repository
+from app.assignments import unmatched as unmatched_store
 from app.common.clock import as_utc, utc_now
 from app.common.locking import lock_in_order
-from app.models import HelpRequest
+from app.events import service as event_service
+from app.models import Enterprise, HelpRequest
+from app.observability import metrics
+
+logger = logging.getLogger(__name__)
 
 BATCH = 250  # requests per engine run: the snapshot and text model are the fixed cost
 MARKED = HelpRequest.rematch_requested_at.is_not(None)
 Transaction = Callable[[], AbstractContextManager[Session]]  # one short transaction per call
+ATTEMPTS = 5  # failed re-matches of one request before the worker gives it up
+RETRY_AFTER = timedelta(minutes=1)  # before the 2nd attempt; doubled for each one after
 
 
 def mark(session: Session, request_ids: Iterable[int]) -> None:
@@ -62,6 +82,7 @@ class Batch:
 
     marks: dict[int, datetime]
     planned: list[rematch_service.Planned]
+    failed: dict[int, str] = field(default_factory=dict)  # request → the error its plan raised
 
 
 def plan_batch(session: Session, *, batch: int = BATCH) -> Batch | None:
@@ -69,14 +90,35 @@ def plan_batch(session: Session, *, batch: int = BATCH) -> Batch | None:
     when nothing is marked (one indexed query: an idle poll costs no more)."""
     rows = session.execute(
         select(HelpRequest.id, HelpRequest.rematch_requested_at)
-        .where(MARKED)
+        .where(MARKED, HelpRequest.rematch_requested_at <= utc_now())  # not a retry's future
         .order_by(HelpRequest.rematch_requested_at, HelpRequest.id)
         .limit(batch)
     ).all()
     if not rows:
         return None
     marks = {int(i): as_utc(at) for i, at in rows if at is not None}
-    return Batch(marks, rematch_service.plan(session, request_ids=marks))
+    planned, failed = _plan_isolated(session, sorted(marks))
+    return Batch(marks, planned, failed)
+
+
+def _plan_isolated(
+    session: Session, ids: Sequence[int]
+) -> tuple[list[rematch_service.Planned], dict[int, str]]:
+    """Plan ``ids`` under a savepoint (an error inside it leaves the transaction usable on
+    PostgreSQL); when that raises, plan each half the same way, down to single requests."""
+    try:
+        with session.begin_nested():
+            return rematch_service.plan(session, request_ids=ids), {}
+    except OperationalError:
+        raise
+    except Exception as error:
+        if len(ids) == 1:
+            logger.warning("re-match of request %s failed", ids[0], exc_info=True)
+            return [], {ids[0]: type(error).__name__}
+    half = len(ids) // 2
+    first, first_failed = _plan_isolated(session, ids[:half])
+    second, second_failed = _plan_isolated(session, ids[half:])
+    return first + second, first_failed | second_failed
 
 
 def apply_batch(session: Session, planned: Batch) -> int:
@@ -100,12 +142,88 @@ def apply_batch(session: Session, planned: Batch) -> int:
     )
     if not ours:
         return 0
-    _set_mark(session, ours, None)
     taken = set(ours)
-    rematch_service.apply(
-        session, [_only(g, taken) for g in planned.planned], actor=None, planned_apart=True
-    )
+    failed = {r: error for r, error in planned.failed.items() if r in taken}
+    _set_mark(session, sorted(taken - failed.keys()), None)
+    for group in planned.planned:
+        failed |= _apply_isolated(session, _only(group, taken))
+    if failed:
+        _record_failures(session, failed)
     return len(ours)
+
+
+def _apply_isolated(session: Session, group: rematch_service.Planned) -> dict[int, str]:
+    """Write the group under a savepoint; when that raises, write each half the same way,
+    down to single requests. Returns the requests whose writing failed."""
+    try:
+        with session.begin_nested():
+            rematch_service.apply(session, [group], actor=None, planned_apart=True)
+        return {}
+    except OperationalError:
+        raise
+    except Exception as error:
+        if len(group.decided) <= 1:
+            logger.warning("re-match of request(s) %s failed", group.decided, exc_info=True)
+            return dict.fromkeys(group.decided, type(error).__name__)
+    half = len(group.decided) // 2
+    return _apply_isolated(session, _only(group, set(group.decided[:half]))) | _apply_isolated(
+        session, _only(group, set(group.decided[half:]))
+    )
+
+
+def _record_failures(session: Session, failed: dict[int, str]) -> None:
+    """Count each failed request's failure: its mark moves to the next attempt's time, or,
+    at ``ATTEMPTS`` failures, it is given up (mark cleared, reason and event recorded)."""
+    rows = session.execute(
+        select(HelpRequest.id, HelpRequest.rematch_failures, Enterprise.region_code)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .where(HelpRequest.id.in_(sorted(failed)))
+    ).all()
+    now = utc_now()
+    retry: dict[int, list[int]] = defaultdict(list)  # failures so far → requests
+    given_up: list[tuple[int, int, str]] = []
+    for request_id, before, region in rows:
+        count = int(before) + 1
+        if count >= ATTEMPTS:
+            given_up.append((int(request_id), count, region))
+        else:
+            retry[count].append(int(request_id))
+    for count, ids in retry.items():
+        _set_mark(session, ids, now + RETRY_AFTER * 2 ** (count - 1), failures=count)
+        metrics.REMATCH_FAILURES.labels("retried").inc(len(ids))
+    if given_up:
+        _give_up(session, given_up, failed)
+
+
+def _give_up(
+    session: Session, given_up: list[tuple[int, int, str]], failed: dict[int, str]
+) -> None:
+    """The requests the worker no longer retries: unmarked, with the reason a coordinator
+    reads on the request (and in its ``request.unmatched`` event)."""
+    for count in {c for _, c, _ in given_up}:
+        _set_mark(session, [r for r, c, _ in given_up if c == count], None, failures=count)
+    reasons = {r: unmatched_store.failed(r, c) for r, c, _ in given_up}
+    unmatched_store.record_failed(session, list(reasons.values()))
+    event_service.record_many(
+        session,
+        actor=None,
+        changes=(
+            event_service.Change(
+                action="request.unmatched",
+                entity_type="help_requests",
+                entity_id=request_id,
+                region_code=region,
+                after=reasons[request_id] | {"error": failed[request_id]},
+            )
+            for request_id, _, region in given_up
+        ),
+    )
+    metrics.REMATCH_FAILURES.labels("given_up").inc(len(given_up))
+    logger.error(
+        "re-match given up after %d failures for request(s) %s",
+        ATTEMPTS,
+        sorted(r for r, _, _ in given_up),
+    )
 
 
 def drain(
@@ -139,16 +257,22 @@ def _only(group: rematch_service.Planned, taken: set[int]) -> rematch_service.Pl
     return dataclasses.replace(group, result=kept, decided=decided)
 
 
-def _set_mark(session: Session, ids: list[int], value: datetime | None) -> None:
-    """One UPDATE for the requests' mark; their loaded copies take it as committed state
+def _set_mark(
+    session: Session, ids: list[int], value: datetime | None, *, failures: int = 0
+) -> None:
+    """One UPDATE for the requests' mark and failure count (a new mark and a re-match that
+    went through start the count again); their loaded copies take them as committed state
     (no query to refresh them)."""
+    if not ids:
+        return
     session.execute(
         update(HelpRequest)
         .where(HelpRequest.id.in_(ids))
-        .values(rematch_requested_at=value)
+        .values(rematch_requested_at=value, rematch_failures=failures)
         .execution_options(synchronize_session=False)
     )
     for request_id in ids:
         loaded = session.identity_map.get(session.identity_key(HelpRequest, request_id))
         if loaded is not None:
             set_committed_value(loaded, "rematch_requested_at", value)
+            set_committed_value(loaded, "rematch_failures", failures)

@@ -21,7 +21,8 @@ class UnmatchedReasonRead(Schema):
     request_id: int
     reason: str = Field(
         description="category, inactive, capacity, region, conflict, "
-        "excluded, min_score or capacity_taken"
+        "excluded, min_score, capacity_taken or rematch_failed (the worker gave up "
+        "re-matching it after repeated failures)"
     )
     removed: dict[str, int] = Field(default_factory=dict, description="Providers per rule")
     taken_by: list[int] = Field(

@@ -68,6 +68,39 @@ def record(
     insert_rows(session, table, rows)
 
 
+#: Not an engine rule: the worker's re-match of the request kept failing (its data breaks the
+#: snapshot or the engine, say) and was given up after its retries; a coordinator offers by hand.
+REMATCH_FAILED = "rematch_failed"
+
+
+def failed(request_id: int, attempts: int) -> dict[str, Any]:
+    """The reason recorded (and sent in its event) for a re-match the worker gave up on."""
+    return {
+        "request_id": request_id,
+        "reason": REMATCH_FAILED,
+        "removed": {},
+        "taken_by": [],
+        "message_zh": f"自动重新匹配连续失败 {attempts} 次,已停止重试,请协调员手动指派",
+        "message_en": f"automatic re-matching failed {attempts} times and was given up; "
+        "assign a provider by hand",
+    }
+
+
+def record_failed(session: Session, reasons: Sequence[dict[str, Any]]) -> None:
+    """Replace the re-match reasons of these requests with their :func:`failed` reasons."""
+    ids = [int(r["request_id"]) for r in reasons]
+    session.execute(
+        delete(UnmatchedReason).where(
+            UnmatchedReason.source == REMATCH, in_ids(UnmatchedReason.request_id, ids)
+        )
+    )
+    now = utc_now()
+    rows = [{**r, "source": REMATCH, "match_run_id": None, "decided_at": now} for r in reasons]
+    table = UnmatchedReason.__table__
+    assert isinstance(table, Table)  # one table per model
+    insert_rows(session, table, rows)
+
+
 def latest(session: Session, request_id: int) -> list[UnmatchedReason]:
     """The request's reasons, the run's first (none: each source matched it, or never ran)."""
     statement = (

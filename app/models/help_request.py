@@ -57,7 +57,10 @@ class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
     # Set when a decline (or another reopening) leaves the request to be re-matched by the
     # worker (app.assignments.rematch_queue), which clears it in the transaction that writes
     # the offer; NULL otherwise. The partial index holds only the marked requests.
+    # While the worker retries a re-match that failed, the mark holds the time of the next
+    # attempt and this counts the failures (reset by a new mark and by a re-match that works).
     rematch_requested_at: Mapped[datetime | None] = mapped_column()
+    rematch_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     enterprise: Mapped[Enterprise] = relationship(lazy="raise")
     plan: Mapped[Plan | None] = relationship(lazy="raise")

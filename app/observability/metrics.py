@@ -61,6 +61,12 @@ DELIVERIES = Counter(
     ["channel", "result"],
     registry=REGISTRY,
 )
+REMATCH_FAILURES = Counter(
+    "zhuqi_rematch_failures",
+    "Worker re-matches of a request that raised, by outcome (retried later, or given up)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 POOL_CHECKOUT_SECONDS = Histogram(
     "zhuqi_db_pool_checkout_seconds",
     "Time spent waiting for a pooled database connection",

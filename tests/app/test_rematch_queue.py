@@ -5,20 +5,22 @@ declined offer. The drain is the worker's own call (``tests.factories.rematch_de
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.assignments import rematch_queue
 from app.assignments import service as assignment_service
 from app.assignments.schemas import Decline, ManualAssign
+from app.common.clock import as_utc, utc_now
 from app.common.principal import Principal
 from app.db import make_engine, make_session_factory
-from app.models import Assignment, AssignmentStatus, Provider, Role, User
+from app.models import Assignment, AssignmentStatus, Event, HelpRequest, Provider, Role, User
 from app.supervision.batches import begin_each
 from tests.app.conftest import Cast
 from tests.app.test_match_runs_api import URL as RUNS
@@ -253,6 +255,82 @@ def test_two_drainers_offer_a_request_once(backend: str, tmp_path: Path) -> None
                 assert last.provider_id not in (providers[0], offer.provider_id)
         finally:
             engine.dispose()
+
+
+class TestAFailingRematchIsIsolated:
+    """A request whose re-match raises (here: its extra categories are a number, which the
+    snapshot cannot read) must not hold up the others: they are offered; it is retried with
+    back-off, then given up with a reason coordinators see."""
+
+    def test_the_others_are_offered_and_the_failing_one_is_retried_then_given_up(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        requests = [make_request(db, cast.ent) for _ in range(3)]
+        db.commit()
+        for request in requests:
+            offer = _offer_by_hand(client, cast, request.id, cast.expert.id)
+            _decline(client, cast, offer, cast.expert_user)
+        poison = requests[1].id
+        db.execute(
+            text("UPDATE help_requests SET extra_categories = '7' WHERE id = :id"), {"id": poison}
+        )
+
+        assert rematch_declined(db) == 3
+        assert [len(_offers(db, r.id)) for r in requests] == [1, 0, 1]
+        failing = fetch(db, HelpRequest, poison)
+        assert failing.rematch_failures == 1
+        assert failing.rematch_requested_at is not None
+        assert as_utc(failing.rematch_requested_at) > utc_now()  # waits for its retry
+        assert rematch_declined(db) == 0  # not due yet
+
+        for attempt in range(2, rematch_queue.ATTEMPTS + 1):
+            self._due_now(db, poison)
+            assert rematch_declined(db) == 1
+            db.expire_all()
+            assert fetch(db, HelpRequest, poison).rematch_failures == attempt
+        given_up = fetch(db, HelpRequest, poison)
+        assert given_up.rematch_requested_at is None
+        assert rematch_queue.pending(db) == 0
+        assert rematch_declined(db) == 0
+        (event,) = db.scalars(
+            select(Event).where(Event.entity_id == poison, Event.action == "request.unmatched")
+        )
+        assert event.after is not None
+        assert event.after["reason"] == "rematch_failed"
+        assert event.after["error"] == "TypeError"
+
+        db.execute(
+            text("UPDATE help_requests SET extra_categories = '[]' WHERE id = :id"), {"id": poison}
+        )
+        db.commit()
+        r = client.get(f"{API}/requests/{poison}", headers=cast.headers(cast.coordinator))
+        assert r.status_code == 200, r.text
+        assert [u["reason"] for u in r.json()["unmatched"]] == ["rematch_failed"]
+
+    def test_a_new_decline_after_giving_up_starts_the_count_again(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        request = make_request(db, cast.ent)
+        db.commit()
+        db.execute(
+            text("UPDATE help_requests SET rematch_failures = :n WHERE id = :id"),
+            {"n": rematch_queue.ATTEMPTS, "id": request.id},
+        )
+        db.commit()
+        offer = _offer_by_hand(client, cast, request.id, cast.expert.id)
+        _decline(client, cast, offer, cast.expert_user)
+        assert fetch(db, HelpRequest, request.id).rematch_failures == 0
+        assert rematch_declined(db) == 1
+        assert len(_offers(db, request.id)) == 1
+
+    @staticmethod
+    def _due_now(db: Session, request_id: int) -> None:
+        """Time passes (the back-off is minutes): the retry's mark is made due."""
+        db.execute(
+            text("UPDATE help_requests SET rematch_requested_at = :at WHERE id = :id"),
+            {"at": utc_now() - timedelta(seconds=1), "id": request_id},
+        )
+        db.commit()
 
 
 def _open(session: Session, request_id: int) -> list[Assignment]:
