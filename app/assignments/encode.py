@@ -288,6 +288,16 @@ def lexicon(session: Session) -> matching.Lexicon:
     )
 
 
+def skilled_providers(session: Session, category: str) -> matching.Problem:
+    """The providers a re-match of ``category``'s requests reads (:func:`snapshot` with
+    ``skilled_only``), in a problem without requests: what the text warm-up fits on."""
+    return matching.Problem.build(
+        requests=[],
+        providers=_provider_rows(session, {}, _providers([category], ())),
+        lexicon=lexicon(session),
+    )
+
+
 def text_memo_inputs(session: Session, limit: int) -> tuple[list[str], matching.Glossary | None]:
     """What a re-match's text fit will look up in the engine's memo: vetted providers'
     expertise exactly as :func:`snapshot` hands it over (at most ``limit``, by id), and the

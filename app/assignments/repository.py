@@ -99,6 +99,19 @@ def weights_sources(request_ids: Sequence[int]) -> Select[int, int | None, dict[
     )
 
 
+def offered_categories(limit: int) -> Select[str]:
+    """Categories of requests with an open offer, most offers first: where the next declines
+    (and so the next re-matches) will come from."""
+    return (
+        select(HelpRequest.category)
+        .join(Assignment, Assignment.request_id == HelpRequest.id)
+        .where(Assignment.status == AssignmentStatus.OFFERED)
+        .group_by(HelpRequest.category)
+        .order_by(func.count().desc(), HelpRequest.category)
+        .limit(limit)
+    )
+
+
 def run_weights(run_ids: Sequence[int]) -> Select[int, dict[str, Any]]:
     return select(MatchRun.id, MatchRun.weights).where(in_ids(MatchRun.id, run_ids))
 

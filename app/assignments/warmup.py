@@ -1,4 +1,5 @@
-"""Analyze the providers' texts at process start, so the first re-match costs what the next does.
+"""Analyze the providers' texts at process start, and fit the text models of the categories
+with the most open offers, so the first re-match costs what the next does.
 
 A re-match fits its text model on the expertise of the providers skilled in its requests'
 categories, and the engine remembers each text's analysis per process
@@ -25,6 +26,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from app.assignments import rematch as rematch_service
 from app.assignments.encode import text_memo_inputs
 from app.common.collector import paused
 from matching.scoring.text import warm_token_memo
@@ -49,10 +51,15 @@ def warm_text_memo(
             break
         with paused():
             analyzed += warm_token_memo(texts[start : start + CHUNK], glossary)
+    fitted = 0
+    if stop is None or not stop.is_set():
+        with sessions() as session:
+            fitted = rematch_service.warm_text_models(session, stop=stop)
     logger.info(
-        "text memo warmed: %d of %d provider texts analyzed in %.2f s",
+        "text memo warmed: %d of %d provider texts analyzed, %d text models fitted in %.2f s",
         analyzed,
         len(texts),
+        fitted,
         time.perf_counter() - started,
     )
     return analyzed

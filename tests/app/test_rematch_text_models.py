@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from app.assignments import rematch
+from app.models import Assignment, AssignmentOrigin, AssignmentStatus
 from tests.factories import make_enterprise, make_provider, make_request
 
 
@@ -59,3 +60,37 @@ def test_changed_provider_texts_are_fitted_again(db: Session) -> None:
     assert refitted.model is not before.model
     rematch._TEXT_MODELS.models.clear()
     assert _decided(rematch.plan(db, request_ids=[request.id])) == _decided(after)
+
+
+def test_the_warm_up_fits_the_model_a_first_rematch_of_an_offered_category_uses(
+    db: Session,
+) -> None:
+    """A new process's first re-match finds the model the start-up warm-up fitted for the
+    categories with open offers, and decides as a fresh fit would."""
+    ent = make_enterprise(db)
+    banker = make_provider(db, expertise="银行贷款 融资 bank loans", skills={"financing": 3})
+    make_provider(db, expertise="股权融资 上市辅导", skills={"financing": 2})
+    make_provider(db, expertise="专利 商标", skills={"legal_ip": 3})
+    offered = make_request(db, ent, category="financing", status="matched")
+    db.add(
+        Assignment(
+            request_id=offered.id,
+            provider_id=banker.id,
+            origin=AssignmentOrigin.MANUAL,
+            status=AssignmentStatus.OFFERED,
+        )
+    )
+    declined = make_request(db, ent, category="financing", title="想做股权融资", description="上市")
+    db.flush()
+
+    assert rematch.warm_text_models(db) == 1  # financing only: legal_ip has no offer
+    assert rematch.warm_text_models(db) == 0  # already there
+    warmed = rematch._TEXT_MODELS.get(("financing",))
+    planned = rematch.plan(db, request_ids=[declined.id])
+    used = planned[0].result.text_cache
+    assert warmed is not None
+    assert used is not None
+    assert used.model is warmed.model
+
+    rematch._TEXT_MODELS.models.clear()
+    assert _decided(rematch.plan(db, request_ids=[declined.id])) == _decided(planned)
