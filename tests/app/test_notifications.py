@@ -71,7 +71,10 @@ class Inbox:
         )
         if ok:
             self.logins.append(SMTP_USER)
-        return AuthResult(success=ok)
+        # handled=False: aiosmtpd then answers a refusal with 535 itself. Its default
+        # (handled=True) means "the hook already replied", so a refused client would wait
+        # for an answer that never comes, until its own timeout.
+        return AuthResult(success=ok, handled=False)
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +290,7 @@ class TestSmtp:
         assert row.status == NotificationStatus.PENDING
         assert row.attempts == 1
         assert "wrong" not in row.last_error
+        assert "535" in row.last_error  # the relay's refusal, not a timeout waiting for it
         assert row.next_attempt_at is not None  # backing off: not retried on the next sweep
         assert deliver_pending(sessions_of_test(db), {"email": relay.sender()}) == (0, 0)
         retry = deliver_pending(
