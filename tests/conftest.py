@@ -33,6 +33,7 @@ from app.deps import (
     READ_METHODS,
     REQUEST_SESSION,
     get_db,
+    get_db_yielding,
 )
 from app.main import create_app
 from app.migrate import upgrade
@@ -237,6 +238,7 @@ def app(db: Session, engine: Engine, settings: Settings) -> FastAPI:
                 db.info[READ_ONLY] = before
 
     application.dependency_overrides[get_db] = override_get_db
+    application.dependency_overrides[get_db_yielding] = override_get_db
     application.state.session_scopes = SessionScopes(
         read=partial(test_scope, read_only=True), write=partial(test_scope, read_only=False)
     )

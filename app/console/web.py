@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.common.principal import Principal
 from app.console import i18n
-from app.deps import DbSession
+from app.deps import PlainRouteDbSession
 from app.errors import AppError, Forbidden
 from app.models import Role, User
 from app.models.user import user_of_console_session
@@ -207,7 +207,7 @@ def console_user(request: Request, session: Session) -> User | None:
     return user
 
 
-def get_ctx(request: Request, session: DbSession) -> Ctx:
+def get_ctx(request: Request, session: PlainRouteDbSession) -> Ctx:
     user = console_user(request, session)
     return Ctx(
         request=request,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from app.deps import DbSession, SettingsDep, api_key_scheme, oauth2_scheme, principal_from
+from app.deps import PlainRouteDbSession, SettingsDep, api_key_scheme, oauth2_scheme, principal_from
 from app.errors import Forbidden
 from app.observability.collectors import AdmissionCollector, DatabaseCollector
 from app.observability.metrics import REGISTRY
@@ -23,7 +23,7 @@ def _scraper(token: str | None, expected: str | None) -> bool:
 @router.get("/metrics", include_in_schema=False)
 def metrics(
     request: Request,
-    session: DbSession,
+    session: PlainRouteDbSession,
     settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],

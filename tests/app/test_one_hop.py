@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from app.db import make_session_factory
-from app.deps import DbSession, OneHopRoute
+from app.deps import DbSession, OneHopRoute, get_db
+from app.main import create_app
+from app.settings import Settings
 
 TABLE = "zz_one_hop_notes"
 
@@ -29,6 +32,11 @@ def notes(engine: Engine) -> Iterator[Engine]:
     finally:
         with engine.begin() as connection:
             connection.execute(text(f"DROP TABLE {TABLE}"))
+
+
+def write_then_refuse(note_id: int, session: DbSession) -> None:
+    session.execute(text(f"INSERT INTO {TABLE} (id, note) VALUES (:id, 'n')"), {"id": note_id})
+    raise HTTPException(status.HTTP_401_UNAUTHORIZED, "after the write")
 
 
 def note_app(engine: Engine) -> FastAPI:
@@ -45,12 +53,30 @@ def note_app(engine: Engine) -> FastAPI:
         session.execute(text(f"INSERT INTO {TABLE} (id, note) VALUES (:id, 'n')"), {"id": note_id})
         raise RuntimeError("after the write")
 
+    @router.post("/refused/{note_id}")
+    def refused(
+        note_id: int, session: DbSession, _: Annotated[None, Depends(write_then_refuse)]
+    ) -> dict[str, int]:
+        return {"id": note_id}
+
+    @router.post("/async/{note_id}")
+    async def add_in_the_loop(note_id: int, session: DbSession) -> dict[str, int]:
+        session.execute(text(f"INSERT INTO {TABLE} (id, note) VALUES (:id, 'n')"), {"id": note_id})
+        return {"id": note_id}
+
+    plain = APIRouter()
+
+    @plain.get("/plain")
+    def not_one_hop(session: DbSession) -> dict[str, int]:
+        return {"one": 1}
+
     app = FastAPI()
     app.state.session_factories = {
         "write": make_session_factory(engine),
         "read": make_session_factory(engine, read_only=True),
     }
     app.include_router(router)
+    app.include_router(plain)
     return app
 
 
@@ -97,3 +123,36 @@ class TestOneHop:
         assert [p["name"] for p in operation["parameters"]] == ["note_id"]
         route = next(r for r in iter_route_contexts(app.routes) if r.path == "/notes/{note_id}")
         assert inspect.iscoroutinefunction(route.endpoint)
+
+    def test_a_dependency_that_raises_after_writing_leaves_nothing(self, notes: Engine) -> None:
+        with TestClient(note_app(notes), raise_server_exceptions=False) as client:
+            assert client.post("/refused/3").status_code == 401
+        assert count(notes) == 0
+        assert notes.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+    def test_an_async_endpoint_is_committed_before_the_response(self, notes: Engine) -> None:
+        with TestClient(note_app(notes)) as client:
+            assert client.post("/async/4").status_code == 200
+            assert count(notes) == 1
+        assert notes.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+    def test_the_session_is_refused_outside_a_one_hop_route(self, notes: Engine) -> None:
+        with TestClient(note_app(notes), raise_server_exceptions=False) as client:
+            assert client.get("/plain").status_code == 500
+
+
+def _uses_get_db(dependant: Dependant) -> bool:
+    return any(d.call is get_db or _uses_get_db(d) for d in dependant.dependencies)
+
+
+def test_every_route_of_the_app_using_the_request_session_is_one_hop() -> None:
+    """``get_db``'s transaction is ended by ``OneHopRoute``: any other route would leak it."""
+    app = create_app(Settings(environment="test", database_url="sqlite://"), manage_engine=False)
+    using = [
+        route
+        for route in iter_route_contexts(app.routes)
+        if isinstance(dependant := getattr(route, "dependant", None), Dependant)
+        and _uses_get_db(dependant)
+    ]
+    assert len(using) > 50
+    assert all(isinstance(route.original_route, OneHopRoute) for route in using)
