@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Table, create_engine, func, literal, select, text
 from sqlalchemy.orm import Session
 
-from app.common.bulk import insert_rows
+from app.common.bulk import insert_rows, refresh_planner_statistics
 from app.common.clock import utc_now
 from app.common.idsets import in_ids
 from app.events import service as event_service
@@ -169,3 +169,27 @@ def test_a_seed_leaves_the_planner_statistics_fresh(fresh_url: str) -> None:
                 assert {"enterprises", "help_requests", "providers"} <= tables
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_refresh_never_waits_on_the_shared_catalogs(backend: str, tmp_path: Path) -> None:
+    """Another database of the same server analysing a shared catalog (``pg_authid``) inside an
+    open transaction holds its lock until it ends: a bare ``ANALYZE`` here would wait for it
+    (the lock timeout makes that wait an error instead of a hang)."""
+    with own_database(backend, tmp_path) as ours, own_database(backend, tmp_path) as theirs:
+        other, engine = create_engine(theirs), create_engine(ours)
+        try:
+            with other.begin() as holding:
+                holding.execute(text("ANALYZE pg_catalog.pg_authid"))
+                with engine.begin() as connection:
+                    connection.execute(text("SET LOCAL lock_timeout = '2s'"))
+                    refresh_planner_statistics(connection)
+                    analysed = connection.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_class WHERE relname = 'enterprises' AND reltuples >= 0"
+                        )
+                    )
+            assert analysed == 1
+        finally:
+            other.dispose()
+            engine.dispose()
