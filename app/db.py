@@ -8,12 +8,14 @@ start of a transaction instead of failing half-way with "database is locked".
 
 from __future__ import annotations
 
+import select
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CursorResult, Delete, Engine, Update, create_engine, event, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from app.sqlfuncs import register_sqlite_functions
@@ -60,15 +62,35 @@ def make_engine(
     connect_args: dict[str, Any] = {"connect_timeout": 10}
     if statement_timeout_ms is not None:
         connect_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
-        pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout,
         connect_args=connect_args,
     )
+    event.listen(engine, "checkout", _refuse_a_closed_connection)
+    return engine
+
+
+def _refuse_a_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pessimistic disconnect handling without ``pool_pre_ping``'s ``SELECT 1`` round trip.
+
+    A pooled connection sits idle, outside any transaction, so the server has nothing to say
+    to it: if its socket is readable, the server has ended the session (a terminated backend,
+    a restart, an idle timeout send their FATAL message and close). Polling the socket costs
+    microseconds where the ping cost a round trip on every request (~7 % of a cheap request's
+    active samples). Raising ``DisconnectionError`` here is SQLAlchemy's documented way to have
+    the pool discard the connection and check out a fresh one. A peer that vanished without a
+    word (no FIN) is not caught, but a ping would only have hung on it too.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the pooled connection is closed")
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    if poller.poll(0):
+        raise DisconnectionError("the server ended the pooled connection's session")
 
 
 def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
