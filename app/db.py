@@ -87,10 +87,18 @@ def _refuse_a_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any
     """
     if dbapi_connection.closed or dbapi_connection.broken:
         raise DisconnectionError("the pooled connection is closed")
-    poller = select.poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN)
-    if poller.poll(0):
+    if _readable(dbapi_connection.fileno()):
         raise DisconnectionError("the server ended the pooled connection's session")
+
+
+def _readable(fd: int) -> bool:
+    """Without waiting. ``poll`` has no descriptor limit; Windows has only ``select``."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
