@@ -71,6 +71,13 @@ def mark(session: Session, request_ids: Iterable[int]) -> None:
     _set_mark(session, ids, utc_now())
 
 
+def mark_loaded(request: HelpRequest) -> None:
+    """``mark`` for a request the caller loaded and flushes anyway: the mark (a new one starts
+    the failure count again) rides on that UPDATE instead of a statement of its own."""
+    request.rematch_requested_at = utc_now()
+    request.rematch_failures = 0
+
+
 def pending(session: Session) -> int:
     """Requests awaiting their re-match (a partial index holds exactly these)."""
     return int(session.scalar(select(func.count()).select_from(HelpRequest).where(MARKED)) or 0)

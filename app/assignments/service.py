@@ -136,9 +136,9 @@ def decline(
     )
     if request is not None and request.status != RequestStatus.TRIAGED:
         # The status and the re-match mark in one UPDATE (``rematch_queue.mark`` would be a
-        # second): the mark is only the time, as the queue's own helper sets it.
+        # second).
         request.status = RequestStatus.TRIAGED
-        request.rematch_requested_at = utc_now()
+        rematch_queue.mark_loaded(request)
         session.flush()
     else:
         rematch_queue.mark(session, [assignment.request_id])
