@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
@@ -53,6 +54,7 @@ from app.models import Enterprise, HelpRequest
 from app.observability import metrics
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BATCH = 250  # requests per engine run: the snapshot and text model are the fixed cost
 MARKED = HelpRequest.rematch_requested_at.is_not(None)
@@ -111,20 +113,32 @@ def plan_batch(session: Session, *, batch: int = BATCH) -> Batch | None:
 def _plan_isolated(
     session: Session, ids: Sequence[int]
 ) -> tuple[list[rematch_service.Planned], dict[int, str]]:
-    """Plan ``ids`` under a savepoint (an error inside it leaves the transaction usable on
-    PostgreSQL); when that raises, plan each half the same way, down to single requests."""
+    """Plan ``ids``, isolating the requests whose planning raises (:func:`_isolated`)."""
+    plans, failed = _isolated(
+        session, ids, lambda part: rematch_service.plan(session, request_ids=part)
+    )
+    return [group for plan in plans for group in plan], failed
+
+
+def _isolated(
+    session: Session, ids: Sequence[int], step: Callable[[Sequence[int]], T]
+) -> tuple[list[T], dict[int, str]]:
+    """``step`` over ``ids`` under a savepoint (an error inside it leaves the transaction
+    usable on PostgreSQL); when that raises, each half the same way, down to single
+    requests. Returns what the steps that went through returned, and the requests whose
+    step raised (with the error's name)."""
     try:
         with session.begin_nested():
-            return rematch_service.plan(session, request_ids=ids), {}
+            return [step(ids)], {}
     except OperationalError:
         raise
     except Exception as error:
-        if len(ids) == 1:
-            logger.warning("re-match of request %s failed", ids[0], exc_info=True)
-            return [], {ids[0]: type(error).__name__}
+        if len(ids) <= 1:
+            logger.warning("re-match of request(s) %s failed", list(ids), exc_info=True)
+            return [], dict.fromkeys(ids, type(error).__name__)
     half = len(ids) // 2
-    first, first_failed = _plan_isolated(session, ids[:half])
-    second, second_failed = _plan_isolated(session, ids[half:])
+    first, first_failed = _isolated(session, ids[:half], step)
+    second, second_failed = _isolated(session, ids[half:], step)
     return first + second, first_failed | second_failed
 
 
@@ -160,22 +174,13 @@ def apply_batch(session: Session, planned: Batch) -> int:
 
 
 def _apply_isolated(session: Session, group: rematch_service.Planned) -> dict[int, str]:
-    """Write the group under a savepoint; when that raises, write each half the same way,
-    down to single requests. Returns the requests whose writing failed."""
-    try:
-        with session.begin_nested():
-            rematch_service.apply(session, [group], actor=None, planned_apart=True)
-        return {}
-    except OperationalError:
-        raise
-    except Exception as error:
-        if len(group.decided) <= 1:
-            logger.warning("re-match of request(s) %s failed", group.decided, exc_info=True)
-            return dict.fromkeys(group.decided, type(error).__name__)
-    half = len(group.decided) // 2
-    return _apply_isolated(session, _only(group, set(group.decided[:half]))) | _apply_isolated(
-        session, _only(group, set(group.decided[half:]))
-    )
+    """Write the group, isolating the requests whose writing raises (:func:`_isolated`)."""
+
+    def write(part: Sequence[int]) -> None:
+        rematch_service.apply(session, [_only(group, set(part))], actor=None, planned_apart=True)
+
+    _, failed = _isolated(session, list(group.decided), write)
+    return failed
 
 
 def _record_failures(session: Session, failed: dict[int, str]) -> None:
