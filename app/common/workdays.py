@@ -10,6 +10,7 @@ An operator can type in a new year's schedule before the package knows it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache, lru_cache
 from pathlib import Path
@@ -104,6 +105,59 @@ def end_of_day(day: date) -> datetime:
 def local_date(moment: datetime) -> date:
     """The calendar date of an aware ``moment`` in the service's time zone."""
     return moment.astimezone(local_zone()).date()
+
+
+NOTICE_DAYS = 61  # how long before the calendar runs out an operator is told, every day
+
+
+@dataclass(frozen=True)
+class CalendarOutlook:
+    """How far ahead the working-day clocks can count, and what an operator must do about it.
+
+    The State Council announces a year's holidays in the autumn before it; until the package
+    (or the operator's file) carries them, every clock that reaches that year answers 503 from
+    its first day. Readiness and the metrics say so weeks ahead, so the fix is made in time.
+    """
+
+    known_through: int | None  # the last year of the unbroken run from today's; None: not today's
+    days_left: int  # days until the first unknown day; 0 when today is in an unknown year
+    warning: str | None
+
+
+def calendar_outlook(today: date, source: Path | None) -> CalendarOutlook:
+    if not _year_known(today.year, source):
+        return CalendarOutlook(
+            None, 0, _fix(f"does not cover {today.year}: every working-day clock answers 503 now")
+        )
+    last = today.year
+    while _year_known(last + 1, source):
+        last += 1
+    days_left = (date(last + 1, 1, 1) - today).days
+    warning = None
+    if days_left <= NOTICE_DAYS:
+        warning = _fix(
+            f"ends on {last}-12-31, in {days_left} days; from then on every working-day clock "
+            "answers 503"
+        )
+    return CalendarOutlook(last, days_left, warning)
+
+
+def _fix(what: str) -> str:
+    return (
+        f"the official holiday calendar (chinese-calendar {_version()}) {what}; upgrade "
+        "chinese-calendar, or give the State Council's schedule in ZHUQI_HOLIDAY_FILE"
+    )
+
+
+@lru_cache(maxsize=64)
+def _year_known(year: int, source: Path | None) -> bool:
+    if source is not None and year in _schedule(source).years:
+        return True
+    try:
+        chinese_calendar.is_workday(date(year, 1, 1))
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _version() -> str:

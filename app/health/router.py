@@ -3,6 +3,8 @@
 ``/healthz`` is async and touches nothing shared: it answers while every admission slot,
 thread and connection is busy, which is exactly when a load balancer asks. ``/readyz`` asks
 the database with a short deadline, so a stuck database reads as "not ready" within seconds.
+It also says how far ahead the holiday calendar reaches: a warning weeks before the year it
+does not know, never "not ready" (the rest of the service works without it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.common.clock import today
+from app.common.workdays import calendar_outlook
 from app.db import SQLITE_BEGIN_OPTION
 
 router = APIRouter(tags=["health"])
@@ -45,7 +49,18 @@ async def readyz(request: Request) -> JSONResponse:
         return _unavailable("TimeoutError")
     except SQLAlchemyError as exc:
         return _unavailable(type(exc).__name__)
-    return JSONResponse({"status": "ready", "schema_revision": revision})
+    outlook = calendar_outlook(today(), request.app.state.settings.holiday_file)
+    return JSONResponse(
+        {
+            "status": "ready",
+            "schema_revision": revision,
+            "holiday_calendar": {
+                "known_through": outlook.known_through,
+                "days_left": outlook.days_left,
+                "warning": outlook.warning,
+            },
+        }
+    )
 
 
 def _unavailable(reason: str) -> JSONResponse:

@@ -4,6 +4,7 @@ whichever process is asked (so ``max`` them across instances, do not sum)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -12,6 +13,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from app.admission import AdmissionStats
+from app.common.clock import today
+from app.common.workdays import calendar_outlook
 from app.models import MatchRunStatus, NotificationStatus, WebhookDeliveryStatus
 from app.observability import repository
 
@@ -119,4 +122,20 @@ class AdmissionCollector(Collector):
             "zhuqi_admission_rejected",
             "Requests refused with 503 after waiting the admission timeout",
             value=stats.rejected,
+        )
+
+
+class CalendarCollector(Collector):
+    """How many days the working-day clocks can still count: alert on it well before the
+    year the holiday calendar does not know (see :class:`app.common.workdays.CalendarOutlook`)."""
+
+    def __init__(self, source: Path | None) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        outlook = calendar_outlook(today(), self.source)
+        yield GaugeMetricFamily(
+            "zhuqi_holiday_calendar_days_left",
+            "Days until the first day the holiday calendar does not know (0: today)",
+            value=outlook.days_left,
         )

@@ -10,7 +10,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from app.deps import PlainRouteDbSession, SettingsDep, api_key_scheme, oauth2_scheme, principal_from
 from app.errors import Forbidden
-from app.observability.collectors import AdmissionCollector, DatabaseCollector
+from app.observability.collectors import (
+    AdmissionCollector,
+    CalendarCollector,
+    DatabaseCollector,
+)
 from app.observability.metrics import REGISTRY
 
 router = APIRouter(tags=["operations"])
@@ -37,6 +41,7 @@ def metrics(
             raise Forbidden("metrics are for administrators and the metrics scraper")
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(DatabaseCollector(session, getattr(request.app.state, "engine", None)))
+    scrape.register(CalendarCollector(settings.holiday_file))
     admission = getattr(request.app.state, "admission", None)
     if admission is not None:
         scrape.register(AdmissionCollector(admission))

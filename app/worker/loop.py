@@ -17,13 +17,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from types import FrameType
 
 from sqlalchemy.orm import Session
 
 from app.assignments import rematch_queue
 from app.bundling import preparation
+from app.common.clock import today
+from app.common.workdays import calendar_outlook, calendar_source
 from app.match_runs.claims import DEFAULT_LEASE, Claim, Sessions, claim, release
 from app.match_runs.runner import Processed, ProgressFn, run_claimed
 from app.supervision import batches
@@ -61,6 +63,7 @@ class Worker:
         self.webhooks = webhooks
         self.sweep_every = sweep_every
         self._last_sweep = time.monotonic()  # first sweep one period after start
+        self._calendar_told: date | None = None
         self.worker_id = worker_id or default_worker_id()
         self.poll_seconds = poll_seconds
         self.lease = lease
@@ -120,11 +123,22 @@ class Worker:
         batches of short transactions, safe beside other workers (CAS moves, ``dedupe_key``
         and ``SKIP LOCKED`` make them idempotent)."""
         self._last_sweep = time.monotonic()
+        self._warn_of_the_calendar()
         report = batches.sweep(
             self.sessions.write, open_read=self.sessions.read, progress=self._progress_log
         )
         batches.drain_outbox(self.sessions.write, self.senders, progress=self._progress_log)
         return report
+
+    def _warn_of_the_calendar(self) -> None:
+        """Once a day, while the holiday calendar runs out within weeks: the deadline sweep is
+        the first thing that stops on the first unknown day, so its log says it first."""
+        day = today()
+        if self._calendar_told == day:
+            return
+        self._calendar_told = day
+        if (warning := calendar_outlook(day, calendar_source()).warning) is not None:
+            logger.warning("worker %s: %s", self.worker_id, warning)
 
     def deliver_webhooks(self) -> None:
         """Webhooks go out on every poll (their first retry is 30 s away, not a sweep's 5 min);

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import chinese_calendar
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from app.common.workdays import add_working_days, due_date_if_known, is_working_day
+from app.common.clock import today
+from app.common.workdays import (
+    add_working_days,
+    calendar_outlook,
+    due_date_if_known,
+    is_working_day,
+)
 from app.errors import CalendarUnavailable
 from app.holiday_file import HolidayFileError, load
 from app.settings import Settings, get_settings
@@ -127,6 +134,58 @@ class TestClocksAcrossTheYearEnd:
         start = last_late_start(date(2027, 1, 20), 5)
         assert add_working_days(start, 5) < date(2027, 1, 20)
         assert add_working_days(start + timedelta(1), 5) >= date(2027, 1, 20)
+
+
+def first_unknown_year() -> int:
+    year = date.today().year
+    while not _unknown_to_the_package(year):
+        year += 1
+    return year
+
+
+class TestTheOperatorIsToldBeforeTheCalendarRunsOut:
+    """Readiness, the metrics and the worker's log say how far the clocks can count, weeks
+    before the first day of a year nobody has given the calendar for."""
+
+    def test_two_months_ahead_it_warns_with_the_days_left_and_the_fix(self) -> None:
+        unknown = first_unknown_year()
+        outlook = calendar_outlook(date(unknown - 1, 11, 30), None)
+        assert outlook.known_through == unknown - 1
+        assert outlook.days_left == 32
+        assert outlook.warning is not None
+        assert "in 32 days" in outlook.warning
+        assert "ZHUQI_HOLIDAY_FILE" in outlook.warning
+
+    def test_earlier_in_the_year_it_is_quiet(self) -> None:
+        unknown = first_unknown_year()
+        outlook = calendar_outlook(date(unknown - 1, 6, 1), None)
+        assert outlook.known_through == unknown - 1
+        assert outlook.days_left == (date(unknown, 1, 1) - date(unknown - 1, 6, 1)).days
+        assert outlook.warning is None
+
+    def test_in_the_unknown_year_it_says_the_clocks_stopped(self) -> None:
+        outlook = calendar_outlook(date(first_unknown_year(), 1, 2), None)
+        assert (outlook.known_through, outlook.days_left) == (None, 0)
+        assert outlook.warning is not None
+        assert "503 now" in outlook.warning
+
+    def test_the_operators_file_extends_it_and_ends_the_warning(self, use_file: Use) -> None:
+        unknown = first_unknown_year()
+        path = use_file(f'[{unknown}]\nholidays = ["{unknown}-01-01"]\n')
+        outlook = calendar_outlook(date(unknown - 1, 11, 30), path)
+        assert outlook.known_through == unknown
+        assert outlook.days_left == (date(unknown + 1, 1, 1) - date(unknown - 1, 11, 30)).days
+        assert outlook.warning is None
+
+    def test_readiness_reports_it(self, client: TestClient, settings: Settings) -> None:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        outlook = calendar_outlook(today(), settings.holiday_file)
+        assert ready.json()["holiday_calendar"] == {
+            "known_through": outlook.known_through,
+            "days_left": outlook.days_left,
+            "warning": outlook.warning,
+        }
 
 
 class TestAWrongFileStopsTheStartUp:

@@ -11,7 +11,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from app.common.clock import utc_now
+from app.common.clock import today, utc_now
+from app.common.workdays import calendar_outlook
 from app.match_runs import runner
 from app.models import Notification, NotificationStatus, Plan, PlanStatus
 from app.observability.metrics import REGISTRY, instrument_pool, start_exporter
@@ -167,6 +168,14 @@ class TestAdmission:
             == first["zhuqi_admission_admitted_total{}"] + 1
         )
         assert second["zhuqi_admission_rejected_total{}"] == 0
+
+
+class TestHolidayCalendar:
+    def test_the_days_the_clocks_can_still_count_are_exported(
+        self, client: TestClient, settings: Settings
+    ) -> None:
+        expected = calendar_outlook(today(), settings.holiday_file).days_left
+        assert scrape(client)["zhuqi_holiday_calendar_days_left{}"] == expected
 
 
 class TestPool:

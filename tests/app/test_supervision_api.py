@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.common import clock
 from app.common.clock import local_zone, today, utc_now
 from app.common.pagination import PageParams
 from app.common.principal import Principal
@@ -33,6 +35,7 @@ from app.supervision import service as supervision_service
 from app.supervision.senders import LogSender, deliver_pending
 from app.worker.loop import Worker
 from tests.app.conftest import Cast
+from tests.app.test_holiday_file import first_unknown_year
 from tests.factories import fetch, make_request, make_user, rematch_declined, sessions_of_test
 
 
@@ -258,6 +261,26 @@ def test_worker_housekeeping_sweeps_and_delivers(db: Session, cast: Cast) -> Non
     assert report.expired_offers == 1
     assert report.notifications >= 2
     assert all(n.status == NotificationStatus.SENT for n in db.scalars(select(Notification)))
+
+
+@pytest.mark.usefixtures("packaged_calendar_only")
+def test_the_worker_warns_daily_before_the_holiday_calendar_runs_out(
+    db: Session, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    year = first_unknown_year()
+    # 10:00 in Beijing, 32 days before the first day the packaged calendar does not know
+    monkeypatch.setattr(clock, "utc_now", lambda: datetime(year - 1, 11, 30, 2, tzinfo=UTC))
+    sessions = sessions_of_test(db)
+    worker = Worker(Sessions(write=sessions, read=sessions), worker_id="test")
+    with caplog.at_level(logging.WARNING, logger="app.worker.loop"):
+        worker.housekeeping()
+        worker.housekeeping()  # the same day: said once
+        monkeypatch.setattr(clock, "utc_now", lambda: datetime(year - 1, 12, 1, 2, tzinfo=UTC))
+        worker.housekeeping()
+    told = [r.getMessage() for r in caplog.records if "holiday calendar" in r.getMessage()]
+    assert len(told) == 2
+    assert "in 32 days" in told[0]
+    assert "in 31 days" in told[1]
 
 
 class TestBatches:
