@@ -13,6 +13,10 @@ judged by the engine on its snapshot): the provider's availability and free capa
 for a plan made in an earlier transaction, whether the request was offered or the pair
 excluded or declared a conflict since. They apply in order, so a provider's capacity counts
 the offers made earlier in the same group.
+
+An offer refused is not the end of its request: unless the request is gone or its seats were
+filled meanwhile, it still wants a provider, so it is handed back (``Written.refused``) for
+the caller to plan again (:func:`app.assignments.rematch.apply` marks it for the worker).
 """
 
 from __future__ import annotations
@@ -72,19 +76,29 @@ class _Facts:
     conflicts: set[tuple[int, int]] = field(default_factory=set)  # (provider, enterprise)
 
 
+@dataclass(frozen=True)
+class Written:
+    """The offers made (loaded), and the requests that still want a provider because an
+    offer of theirs was refused (its provider is gone, unavailable or full now, or the pair
+    was forbidden since): planning them again gives them one that fits."""
+
+    made: list[Assignment] = field(default_factory=list)
+    refused: tuple[int, ...] = ()
+
+
 def write_offers(
     session: Session,
     choices: Sequence[Choice],
     *,
     actor: Principal | None,
     planned_apart: bool,
-) -> list[Assignment]:
-    """Make the offers among ``choices`` that still pass the checks; returns them, loaded.
+) -> Written:
+    """Make the offers among ``choices`` that still pass the checks.
 
     ``planned_apart``: the choices were made in an earlier transaction, so an offer is also
     skipped when its request was offered meanwhile or its pair excluded since."""
     if not choices:
-        return []
+        return Written()
     session.flush()  # the statements below read and write past the ORM
     request_ids = sorted({c.request_id for c in choices})
     provider_ids = sorted({c.provider_id for c in choices})
@@ -97,9 +111,9 @@ def write_offers(
         providers=provider_ids,
     )
     facts = _read(session, request_ids, provider_ids, planned_apart)
-    kept = _checked(choices, facts, planned_apart)
+    kept, refused = _checked(choices, facts, planned_apart)
     if not kept:
-        return []
+        return Written(refused=refused)
     now = utc_now()
     table = table_of(Assignment)
     rows = [_row(c, now) for c in kept]
@@ -120,7 +134,7 @@ def write_offers(
             for a in made
         ),
     )
-    return made
+    return Written(made, refused)
 
 
 def _read(
@@ -150,41 +164,52 @@ def _read(
     return facts
 
 
-def _why_not(choice: Choice, facts: _Facts, planned_apart: bool) -> str | None:
-    """Why this offer cannot be made now (None: it can); the per-pair rules, in order."""
+def _why_not(choice: Choice, facts: _Facts, planned_apart: bool) -> tuple[str, bool] | None:
+    """Why this offer cannot be made now, and whether its request still wants a provider
+    (None: it can be made); the per-pair rules, in order."""
     request = facts.requests.get(choice.request_id)
     provider = facts.providers.get(choice.provider_id)
-    if request is None or provider is None:
-        return "its request or provider is gone"
+    if request is None:
+        return "its request is gone", False
+    if planned_apart and choice.request_id in facts.held:
+        return "its seats were filled since its plan", False
+    if provider is None:
+        return f"provider {choice.provider_id} is gone", True
     if planned_apart and (
-        choice.request_id in facts.held
-        or (choice.request_id, choice.provider_id) in facts.excluded
+        (choice.request_id, choice.provider_id) in facts.excluded
         or (choice.provider_id, request.enterprise_id) in facts.conflicts
     ):
-        return "it went stale since its plan"
+        return "the pair was forbidden since its plan", True
     if not provider.active or provider.vetting != Vetting.APPROVED:
-        return f"provider {provider.id} is not available"
+        return f"provider {provider.id} is not available", True
     if provider.capacity - facts.load[provider.id] <= 0:
-        return f"provider {provider.id} has no free capacity"
+        return f"provider {provider.id} has no free capacity", True
     return None
 
 
-def _checked(choices: Sequence[Choice], facts: _Facts, planned_apart: bool) -> list[Choice]:
-    """The choices that pass, in order: each kept offer takes a slot of its provider and (the
-    staleness rule) makes its request held for the choices after it."""
-    kept = []
+def _checked(
+    choices: Sequence[Choice], facts: _Facts, planned_apart: bool
+) -> tuple[list[Choice], tuple[int, ...]]:
+    """The choices that pass, in order, and the requests refused that still want a provider:
+    each kept offer takes a slot of its provider and (the staleness rule) makes its request
+    held for the choices after it."""
+    kept: list[Choice] = []
+    refused: set[int] = set()
     for choice in choices:
-        reason = _why_not(choice, facts, planned_apart)
-        if reason is not None:
+        why = _why_not(choice, facts, planned_apart)
+        if why is not None:
+            reason, wanted = why
             logger.info("re-match of request %s skipped: %s", choice.request_id, reason)
+            if wanted:
+                refused.add(choice.request_id)
             continue
         kept.append(choice)
         facts.load[choice.provider_id] += 1
         facts.seats[choice.request_id] += 1
-        wanted = facts.requests[choice.request_id].providers_wanted
-        if facts.seats[choice.request_id] >= wanted:
+        wanted_seats = facts.requests[choice.request_id].providers_wanted
+        if facts.seats[choice.request_id] >= wanted_seats:
             facts.held.add(choice.request_id)
-    return kept
+    return kept, tuple(sorted(refused - facts.held))
 
 
 def _row(choice: Choice, now: datetime) -> dict[str, Any]:

@@ -6,8 +6,9 @@ providers, the text model, the engine, the offers), 5–25× any other call; at 
 it was a quarter of the server's CPU. Now the decline commits the declined offer, the
 exclusion and the request's return to ``triaged`` with ``help_requests.rematch_requested_at``
 set, and the worker (every poll) drains the marks: up to ``BATCH`` requests planned in a read
-transaction (one snapshot and one text model for all of them), then written in a short
-write transaction, as the sweep re-matches expired offers
+transaction (one snapshot for all of them; each request decided with the text model of its
+own category set, as it would be alone: :mod:`app.assignments.rematch`), then written in a
+short write transaction, as the sweep re-matches expired offers
 (``app.supervision.batches._rematched``), with each request's run weights.
 
 Exactly once with several workers: the write transaction locks the requests (in the global
@@ -15,7 +16,11 @@ order), and only requests whose mark is still the one the plan was made under ar
 and offered (compare-and-set on the mark's time). Another worker that drained them first
 cleared the mark; a decline since (a new mark) makes the plan stale and the next poll plans
 again. What happened to a request meanwhile (withdrawn, resolved, offered by hand) is caught
-by ``planned_apart``: it loses its mark and gets no offer.
+by ``planned_apart``: it loses its mark and gets no offer. A request whose planned offer no
+longer fits when it is written (its provider filled up or went away since, by a concurrent
+change or by an offer of the same poll planned under other weights) is marked again, and
+planned again against what is true then; a batch whose every request went back so ends the
+drain (the next poll re-plans), so a mismatch between plan and write never spins.
 
 A request whose re-match raises (its data breaks the snapshot or the engine) must not hold
 up the others: a batch that fails is planned (or written) again in halves, each under a
@@ -39,13 +44,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.assignments import rematch as rematch_service
-from app.assignments import repository
+from app.assignments import rematch_marks, repository
 from app.assignments import unmatched as unmatched_store
 from app.common.clock import as_utc, utc_now
 from app.common.locking import lock_in_order
@@ -57,7 +61,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BATCH = 250  # requests per engine run: the snapshot and text model are the fixed cost
-MARKED = HelpRequest.rematch_requested_at.is_not(None)
+MARKED = rematch_marks.MARKED
 Transaction = Callable[[], AbstractContextManager[Session]]  # one short transaction per call
 ATTEMPTS = 5  # failed re-matches of one request before the worker gives it up
 RETRY_AFTER = timedelta(minutes=1)  # before the 2nd attempt; doubled for each one after
@@ -70,7 +74,7 @@ def mark(session: Session, request_ids: Iterable[int]) -> None:
     if not ids:
         return
     session.flush()
-    _set_mark(session, ids, utc_now())
+    rematch_marks.set_marks(session, ids, utc_now())
 
 
 def mark_loaded(request: HelpRequest) -> None:
@@ -144,7 +148,8 @@ def _isolated(
 
 def apply_batch(session: Session, planned: Batch) -> int:
     """Clear the marks still as planned and write those requests' offers, in the caller's
-    (write) transaction; returns the requests this call took (cleared)."""
+    (write) transaction; returns the requests this call settled (taken, and not marked
+    again because their offer no longer fitted)."""
     ids = sorted(planned.marks)
     paths = session.execute(repository.request_paths(ids)).all()
     lock_in_order(  # before the mark's UPDATE: the offers lock enterprises and plans first
@@ -165,22 +170,30 @@ def apply_batch(session: Session, planned: Batch) -> int:
         return 0
     taken = set(ours)
     failed = {r: error for r, error in planned.failed.items() if r in taken}
-    _set_mark(session, sorted(taken - failed.keys()), None)
-    for group in planned.planned:
-        failed |= _apply_isolated(session, _only(group, taken))
+    rematch_marks.set_marks(session, sorted(taken - failed.keys()), None)
+    requeued, apply_failed = _apply_isolated(session, planned.planned, taken - failed.keys())
+    failed |= apply_failed
     if failed:
         _record_failures(session, failed)
-    return len(ours)
+    return len(ours) - len(requeued)
 
 
-def _apply_isolated(session: Session, group: rematch_service.Planned) -> dict[int, str]:
-    """Write the group, isolating the requests whose writing raises (:func:`_isolated`)."""
+def _apply_isolated(
+    session: Session, groups: Sequence[rematch_service.Planned], taken: set[int]
+) -> tuple[set[int], dict[int, str]]:
+    """Write the groups' decisions for ``taken`` in one batch, isolating the requests whose
+    writing raises (:func:`_isolated`); returns the requests marked again (their offer no
+    longer fitted) and those that failed."""
 
-    def write(part: Sequence[int]) -> None:
-        rematch_service.apply(session, [_only(group, set(part))], actor=None, planned_apart=True)
+    def write(part: Sequence[int]) -> tuple[int, ...]:
+        only = [_only(group, set(part)) for group in groups]
+        return rematch_service.apply(session, only, actor=None, planned_apart=True).requeued
 
-    _, failed = _isolated(session, list(group.decided), write)
-    return failed
+    decided = sorted(r for group in groups for r in group.decided if r in taken)
+    if not decided:
+        return set(), {}
+    written, failed = _isolated(session, decided, write)
+    return {r for again in written for r in again}, failed
 
 
 def _record_failures(session: Session, failed: dict[int, str]) -> None:
@@ -201,7 +214,7 @@ def _record_failures(session: Session, failed: dict[int, str]) -> None:
         else:
             retry[count].append(int(request_id))
     for count, ids in retry.items():
-        _set_mark(session, ids, now + RETRY_AFTER * 2 ** (count - 1), failures=count)
+        rematch_marks.set_marks(session, ids, now + RETRY_AFTER * 2 ** (count - 1), failures=count)
         metrics.REMATCH_FAILURES.labels("retried").inc(len(ids))
     if given_up:
         _give_up(session, given_up, failed)
@@ -213,7 +226,9 @@ def _give_up(
     """The requests the worker no longer retries: unmarked, with the reason a coordinator
     reads on the request (and in its ``request.unmatched`` event)."""
     for count in {c for _, c, _ in given_up}:
-        _set_mark(session, [r for r, c, _ in given_up if c == count], None, failures=count)
+        rematch_marks.set_marks(
+            session, [r for r, c, _ in given_up if c == count], None, failures=count
+        )
     reasons = {r: unmatched_store.failed(r, c) for r, c, _ in given_up}
     unmatched_store.record_failed(session, list(reasons.values()))
     event_service.record_many(
@@ -267,24 +282,3 @@ def _only(group: rematch_service.Planned, taken: set[int]) -> rematch_service.Pl
     )
     decided = tuple(r for r in group.decided if r in taken)
     return dataclasses.replace(group, result=kept, decided=decided)
-
-
-def _set_mark(
-    session: Session, ids: list[int], value: datetime | None, *, failures: int = 0
-) -> None:
-    """One UPDATE for the requests' mark and failure count (a new mark and a re-match that
-    went through start the count again); their loaded copies take them as committed state
-    (no query to refresh them)."""
-    if not ids:
-        return
-    session.execute(
-        update(HelpRequest)
-        .where(HelpRequest.id.in_(ids))
-        .values(rematch_requested_at=value, rematch_failures=failures)
-        .execution_options(synchronize_session=False)
-    )
-    for request_id in ids:
-        loaded = session.identity_map.get(session.identity_key(HelpRequest, request_id))
-        if loaded is not None:
-            set_committed_value(loaded, "rematch_requested_at", value)
-            set_committed_value(loaded, "rematch_failures", failures)

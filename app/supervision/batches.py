@@ -91,7 +91,8 @@ def _rematched(scopes: _Scopes, request_ids: list[int]) -> int:
     with scopes.read() as session:
         planned = rematch_service.plan(session, request_ids=request_ids)
     with scopes.write() as session:
-        return len(rematch_service.apply(session, planned, actor=None, planned_apart=True))
+        applied = rematch_service.apply(session, planned, actor=None, planned_apart=True)
+        return len(applied.made)
 
 
 def _late_offers(

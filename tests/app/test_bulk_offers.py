@@ -37,7 +37,7 @@ def test_a_group_costs_the_same_statements_whatever_its_size(db: Session, cast: 
     for size in (1, 2, 7):  # the first also reads the webhook subscriptions (once a session)
         choices = _choices(db, cast, provider, size)
         with statements(db) as seen:
-            made = bulk_offers.write_offers(db, choices, actor=None, planned_apart=True)
+            made = bulk_offers.write_offers(db, choices, actor=None, planned_apart=True).made
         assert len(made) == size
         counts.append(len(seen))
     assert counts[1] == counts[2], counts
@@ -49,7 +49,7 @@ def test_offers_and_events_are_those_one_offer_at_a_time_made(db: Session, cast:
     choices = _choices(db, cast, provider, 3)
     loaded = fetch(db, HelpRequest, choices[0].request_id)
 
-    made = bulk_offers.write_offers(db, choices, actor=None, planned_apart=False)
+    made = bulk_offers.write_offers(db, choices, actor=None, planned_apart=False).made
 
     assert [a.request_id for a in made] == [c.request_id for c in choices]
     for offer in made:
@@ -73,11 +73,13 @@ def test_offers_and_events_are_those_one_offer_at_a_time_made(db: Session, cast:
 
 
 def test_capacity_counts_the_offers_made_earlier_in_the_group(db: Session, cast: Cast) -> None:
+    """The two offers past the provider's capacity are refused, and their requests handed
+    back: they still want a provider."""
     provider = make_provider(db, capacity=2)
-    made = bulk_offers.write_offers(
-        db, _choices(db, cast, provider, 4), actor=None, planned_apart=False
-    )
-    assert len(made) == 2
+    choices = _choices(db, cast, provider, 4)
+    written = bulk_offers.write_offers(db, choices, actor=None, planned_apart=False)
+    assert [a.request_id for a in written.made] == [c.request_id for c in choices[:2]]
+    assert written.refused == tuple(c.request_id for c in choices[2:])
 
 
 def test_a_stale_plan_skips_what_changed_since(db: Session, cast: Cast) -> None:
@@ -96,14 +98,18 @@ def test_a_stale_plan_skips_what_changed_since(db: Session, cast: Cast) -> None:
     db.add(Exclusion(request_id=excluded.request_id, provider_id=provider.id, created_at=utc_now()))
     paused = make_provider(db, capacity=50, active=False)
     gone = Choice(make_request(db, cast.ent, status="triaged").id, paused.id, 0.5, {})
-    made = bulk_offers.write_offers(
+    written = bulk_offers.write_offers(
         db, [offered, excluded, fine, gone], actor=None, planned_apart=True
     )
-    assert [a.request_id for a in made] == [fine.request_id]
+    assert [a.request_id for a in written.made] == [fine.request_id]
+    # the request offered meanwhile wants nobody more; the others still want a provider
+    assert written.refused == tuple(sorted((excluded.request_id, gone.request_id)))
 
 
 def test_an_enterprise_wide_exclusion_blocks_a_stale_plan(db: Session, cast: Cast) -> None:
     provider = make_provider(db, capacity=50)
     choices = _choices(db, cast, provider, 2)
     db.add(Exclusion(enterprise_id=cast.ent.id, provider_id=provider.id, created_at=utc_now()))
-    assert bulk_offers.write_offers(db, choices, actor=None, planned_apart=True) == []
+    written = bulk_offers.write_offers(db, choices, actor=None, planned_apart=True)
+    assert written.made == []
+    assert written.refused == tuple(c.request_id for c in choices)
