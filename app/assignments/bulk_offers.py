@@ -39,6 +39,7 @@ from app.common.locking import lock_in_order
 from app.common.principal import Principal
 from app.events import service as event_service
 from app.models import (
+    REQUEST_CLOSED,
     Assignment,
     AssignmentOrigin,
     AssignmentStatus,
@@ -171,6 +172,8 @@ def _why_not(choice: Choice, facts: _Facts, planned_apart: bool) -> tuple[str, b
     provider = facts.providers.get(choice.provider_id)
     if request is None:
         return "its request is gone", False
+    if request.status in REQUEST_CLOSED:  # withdrawn (or settled) after its plan was made
+        return f"its request is {request.status.value}", False
     if planned_apart and choice.request_id in facts.held:
         return "its seats were filled since its plan", False
     if provider is None:

@@ -48,17 +48,16 @@ from app.common.idsets import in_ids
 from app.common.workdays import due_date_if_known
 from app.errors import CalendarUnavailable
 from app.models import (
+    REQUEST_CLOSED,
     Assignment,
     Category,
     HelpRequest,
     Milestone,
     Provider,
-    RequestStatus,
     Severity,
 )
 from app.taxonomy import templates as template_service
 
-SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
 COORDINATOR_LABEL = "协调员"
 BATCH = 2000
 
@@ -96,7 +95,7 @@ def helpers(session: Session, plan_ids: Sequence[int]) -> dict[int, Helper]:
         .join(Provider, Provider.id == Assignment.provider_id)
         .where(
             repository.request_of_plans(session, plan_ids),
-            HelpRequest.status.not_in(SETTLED),
+            HelpRequest.status.not_in(REQUEST_CLOSED),
             repository.open_assignment(),
         )
         .order_by(HelpRequest.id, Assignment.id)

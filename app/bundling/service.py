@@ -11,9 +11,7 @@ from app.common.clock import utc_now
 from app.common.principal import Principal
 from app.enterprises.repository import region_of
 from app.events import service as event_service
-from app.models import HelpRequest, Plan, PlanStatus, RequestStatus
-
-SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
+from app.models import REQUEST_CLOSED, HelpRequest, Plan, PlanStatus
 
 
 def attach_requests(session: Session, *, enterprise_id: int, actor: Principal | None) -> Plan:
@@ -49,7 +47,7 @@ def unsettled(session: Session, plan: Plan) -> list[int]:
     return list(
         session.scalars(
             select(HelpRequest.id).where(
-                HelpRequest.plan_id == plan.id, HelpRequest.status.not_in(SETTLED)
+                HelpRequest.plan_id == plan.id, HelpRequest.status.not_in(REQUEST_CLOSED)
             )
         )
     )

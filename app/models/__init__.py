@@ -6,6 +6,7 @@ from app.models.enterprise import Enterprise
 from app.models.enums import (
     LIVE_ASSIGNMENT_STATUSES,
     OPEN_ASSIGNMENT_STATUSES,
+    REQUEST_CLOSED,
     AssignmentOrigin,
     AssignmentStatus,
     CategorySource,
@@ -36,6 +37,7 @@ from app.models.webhook import WebhookDelivery, WebhookDeliveryStatus, WebhookSu
 __all__ = [
     "LIVE_ASSIGNMENT_STATUSES",
     "OPEN_ASSIGNMENT_STATUSES",
+    "REQUEST_CLOSED",
     "ApiKey",
     "Assignment",
     "AssignmentOrigin",

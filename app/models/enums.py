@@ -48,6 +48,10 @@ class RequestStatus(StrEnum):
     UNRESOLVABLE = "unresolvable"
 
 
+# A request in one of these wants nothing more: no offer, no plan step, no re-match.
+REQUEST_CLOSED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
+
+
 class Severity(StrEnum):
     """Ordinary problems are due in 7 days, major ones in 30 (the "13710" rule)."""
 

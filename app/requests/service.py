@@ -23,6 +23,7 @@ from app.enterprises.repository import region_of
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events import service as event_service
 from app.models import (
+    REQUEST_CLOSED,
     Assignment,
     AssignmentStatus,
     Category,
@@ -43,7 +44,6 @@ from app.taxonomy import service as taxonomy_service
 #: Statuses that follow a team's seats (offers.team_status) when its size changes.
 TEAM_FOLLOWS_SEATS = (RequestStatus.TRIAGED, RequestStatus.MATCHED, RequestStatus.IN_PROGRESS)
 EDITABLE_BY_ENTERPRISE = (RequestStatus.SUBMITTED, RequestStatus.TRIAGED)
-CLOSED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
 
 
 def get(session: Session, *, principal: Principal, request_id: int) -> HelpRequest:
@@ -148,7 +148,7 @@ def _ensure_may_edit(session: Session, principal: Principal, request: HelpReques
             )
         return
     if principal.covers_region(region_of(session, request)):
-        if request.status in CLOSED:
+        if request.status in REQUEST_CLOSED:
             raise Conflict(f"the request is {request.status.value}")
         return
     raise Forbidden("only the enterprise or the coordinators of its region may change this request")
@@ -277,7 +277,7 @@ def _settle(
     lock_request_path(
         session, enterprise_id=request.enterprise_id, plan_id=request.plan_id, request_id=request.id
     )
-    open_states = tuple(s for s in RequestStatus if s not in CLOSED)
+    open_states = tuple(s for s in RequestStatus if s not in REQUEST_CLOSED)
     _transition(
         session,
         principal=principal,

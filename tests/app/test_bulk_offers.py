@@ -113,3 +113,22 @@ def test_an_enterprise_wide_exclusion_blocks_a_stale_plan(db: Session, cast: Cas
     written = bulk_offers.write_offers(db, choices, actor=None, planned_apart=True)
     assert written.made == []
     assert written.refused == tuple(c.request_id for c in choices)
+
+
+def test_a_request_closed_since_its_plan_gets_no_offer_and_stays_closed(
+    db: Session, cast: Cast
+) -> None:
+    """Withdrawn, resolved or unresolvable between the plan and the write: no offer, and its
+    status is not set back to ``matched``; it wants nobody, so it is not handed back."""
+    provider = make_provider(db, capacity=50)
+    choices = _choices(db, cast, provider, 4)
+    closed = (RequestStatus.WITHDRAWN, RequestStatus.RESOLVED, RequestStatus.UNRESOLVABLE)
+    for choice, status in zip(choices, closed, strict=False):
+        fetch(db, HelpRequest, choice.request_id).status = status
+    db.flush()
+    written = bulk_offers.write_offers(db, choices, actor=None, planned_apart=True)
+    assert [a.request_id for a in written.made] == [choices[3].request_id]
+    assert written.refused == ()
+    for choice, status in zip(choices, closed, strict=False):
+        db.expire_all()
+        assert fetch(db, HelpRequest, choice.request_id).status == status
