@@ -6,26 +6,44 @@ refuses the statement ("number of parameters must be between 0 and 65535"), SQLi
 whole set as a single value instead — a PostgreSQL ``BIGINT[]`` array, or JSON text that
 SQLite unpacks with ``json_each`` — so the statement's text and parameter count no longer
 depend on how many rows a run has.
+
+On PostgreSQL the array travels as its text form (``'{1,2,3}'``), not as a Python list:
+psycopg adapts a list element by element in Python, ~6 ms for the 3,000 ids of a 10k publish
+against ~0.3 ms to join them into one string, and a publish binds six such sets. The text is
+sent untyped and cast in the statement (``$1::BIGINT[]``), so the server reads it as the
+array itself when it binds the value: the planner sees the same constant array as before
+(same plans). A text-typed parameter cast to an array instead (``$1::VARCHAR::BIGINT[]``)
+is an expression the planner does not fold; evaluated per row, it made a 10k publish's
+request ``UPDATE`` take seconds.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ColumnElement, String, bindparam
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Boolean, ColumnElement, String, bindparam
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import coercions, roles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import UserDefinedType
+
+
+class _ArrayText(UserDefinedType[str]):
+    """A PostgreSQL array's text, bound as is and with no cast of its own (psycopg sends a
+    ``str`` untyped): the statement casts it to the array type."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "BIGINT[]"
 
 
 class InIds(ColumnElement[bool]):
     """``column IN ids`` rendered per dialect with the ids bound as one value.
 
-    Cacheable: the ids travel as bind parameters (a JSON text for SQLite, an array for
+    Cacheable: the ids travel as bind parameters (a JSON text for SQLite, an array's text for
     PostgreSQL; each dialect renders its own and ignores the other), so a statement is
     compiled once per shape, not once per call (a decline ran 24 of its 55 statements through
     the compiler every time, ~20-40 ms of its ~110-150 ms of CPU at 10k x 10k). The SQL
@@ -44,8 +62,9 @@ class InIds(ColumnElement[bool]):
     def __init__(self, column: Any, ids: Iterable[int]) -> None:
         self.column = coercions.expect(roles.ExpressionElementRole, column)
         self.ids = sorted({int(i) for i in ids})
-        self.as_json = bindparam(None, json.dumps(self.ids), type_=String(), unique=True)
-        self.as_array = bindparam(None, self.ids, type_=ARRAY(BigInteger()), unique=True)
+        listed = ",".join(map(str, self.ids))  # JSON's and PostgreSQL's array text alike
+        self.as_json = bindparam(None, f"[{listed}]", type_=String(), unique=True)
+        self.as_array = bindparam(None, f"{{{listed}}}", type_=_ArrayText(), unique=True)
 
 
 def in_ids(column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
@@ -65,4 +84,4 @@ def _json_each(element: InIds, compiler: SQLCompiler, **kw: Any) -> str:
 def _any_array(element: InIds, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
     ids = compiler.process(element.as_array, **kw)
-    return f"{column} = ANY({ids})"
+    return f"{column} = ANY({ids}::BIGINT[])"
