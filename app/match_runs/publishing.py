@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import Update
 from sqlalchemy.orm import Session
@@ -56,8 +57,10 @@ def _locked_run(session: Session, run: MatchRun, *, expected: MatchRunStatus) ->
     return locked
 
 
-@dataclass(frozen=True)
-class _Proposal:
+class _Proposal(NamedTuple):
+    """One proposal as publish checks it: a named tuple, built straight from its row (a
+    frozen dataclass's ``__init__`` cost ~10 ms for the 3,566 rows of a 10k draft)."""
+
     id: int
     request_id: int
     provider_id: int
@@ -96,7 +99,7 @@ def _facts(session: Session, run_id: int) -> _Facts:
     ):
         live[request_id].append((assignment_id, status, provider_id))
     return _Facts(
-        proposals=[_Proposal(*row) for row in session.execute(repository.proposal_rows(run_id))],
+        proposals=list(map(_Proposal._make, session.execute(repository.proposal_rows(run_id)))),
         providers=providers,
         live=live,
         load=dict(session.execute(repository.load_of_proposed_providers(run_id)).all()),
