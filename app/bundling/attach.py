@@ -26,7 +26,15 @@ from app.common.locking import lock_rows
 from app.common.principal import Principal
 from app.errors import NotFound
 from app.events import service as event_service
-from app.models import Enterprise, HelpRequest, Plan, PlanStatus, Policy, RequestStatus
+from app.models import (
+    REQUEST_CLOSED,
+    Enterprise,
+    HelpRequest,
+    Plan,
+    PlanStatus,
+    Policy,
+    RequestStatus,
+)
 from app.policies.eligibility import Applicant, Catalogue
 from app.taxonomy import service as taxonomy_service
 
@@ -37,7 +45,6 @@ PLANNER_COLUMNS = {
     "plans": ("id", "enterprise_id", "status"),
     "help_requests": ("plan_id", "status"),
 }
-SETTLED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
 REOPENED = (PlanStatus.DRAFT, PlanStatus.FOLLOW_UP)  # attaching work makes these active again
 BATCH = 2000
 
@@ -192,7 +199,7 @@ def _link_requests(session: Session, ids: Sequence[int], move: StatusMove | None
     linking = (
         in_ids(requests.c.enterprise_id, ids)
         & requests.c.plan_id.is_(None)
-        & requests.c.status.not_in(SETTLED)
+        & requests.c.status.not_in(REQUEST_CLOSED)
     )
     statement = update(requests)
     if move is None or not move.request_ids:
