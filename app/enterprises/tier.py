@@ -44,7 +44,7 @@ def decide(
         enterprise.tier_verified_at = utc_now()
     session.flush()
     action = "enterprise.tier_verified" if approve else "enterprise.tier_rejected"
-    event = event_service.record(
+    event_id = event_service.record(
         session,
         actor=principal,
         action=action,
@@ -69,6 +69,6 @@ def decide(
             "approved": approve,
         },
         region_code=enterprise.region_code,
-        cause=f"event:{event.id}" if event is not None else f"enterprise:{enterprise.id}",
+        cause=f"event:{event_id}" if event_id is not None else f"enterprise:{enterprise.id}",
     )
     return enterprise

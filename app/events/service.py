@@ -31,7 +31,7 @@ from sqlalchemy.sql.elements import SQLColumnExpression
 from app.common.bulk import insert_rows
 from app.common.clock import utc_now
 from app.common.principal import Principal
-from app.models import Base, Event
+from app.models import Base, Event, table_of
 from app.webhooks import service as webhook_service
 
 _BOOKKEEPING = frozenset({"updated_at", "version"})
@@ -61,12 +61,16 @@ def record(
     region_code: str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> Event | None:
-    """Append one event; ``after`` defaults to the entity's current snapshot.
+) -> int | None:
+    """Append one event; ``after`` defaults to the entity's current snapshot. Returns the
+    event's id (what a notification names as its cause).
 
     With ``before``, only the fields that changed are kept, and a change that changed nothing
     records nothing (returns None): the log says what happened, not what was attempted.
     A removal passes ``before`` and ``after={}`` and keeps ``before`` whole.
+
+    A Core ``INSERT ... RETURNING id``, not an ORM object: the event is never read back in
+    the change's session, and its unit-of-work flush was ~30 % of answering an offer.
     """
     session.flush()
     changed_after = after if after is not None else snapshot(entity)
@@ -77,20 +81,22 @@ def record(
         if not set(changed_after) - _BOOKKEEPING:
             return None
         before = {k: before.get(k) for k in changed_after}
-    event = Event(
-        actor_id=actor.user_id if actor else None,
-        actor_label=actor.email if actor else "system",
-        action=action,
-        entity_type=type(entity).__tablename__,
-        entity_id=getattr(entity, "id", None),
-        region_code=region_code,
-        before=before,
-        after=changed_after,
-        created_at=utc_now(),
-    )
-    session.add(event)
-    webhook_service.enqueue(session, event)
-    return event
+    row = {
+        "actor_id": actor.user_id if actor else None,
+        "actor_label": actor.email if actor else "system",
+        "action": action,
+        "entity_type": type(entity).__tablename__,
+        "entity_id": getattr(entity, "id", None),
+        "region_code": region_code,
+        "before": before,
+        "after": changed_after,
+        "created_at": utc_now(),
+    }
+    table = table_of(Event)
+    event_id: int = session.execute(insert(table).returning(table.c.id), row).scalar_one()
+    if webhook_service.subscribed_to_any(session, (action,)):
+        webhook_service.enqueue_many(session, [{**row, "id": event_id}])
+    return event_id
 
 
 @dataclass(frozen=True)

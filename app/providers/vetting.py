@@ -51,7 +51,7 @@ def decide(
     before = event_service.snapshot(provider)
     provider.vetting, provider.vetting_reason, provider.vetted_at = to, data.reason, utc_now()
     session.flush()
-    event = event_service.record(
+    event_id = event_service.record(
         session,
         actor=principal,
         action=f"provider.{to.value}",
@@ -68,6 +68,6 @@ def decide(
         body=data.reason,
         payload={"provider_id": provider.id, "vetting": to.value},
         region_code=provider.home_region_code or "",
-        cause=f"event:{event.id}" if event is not None else f"provider:{provider.id}",
+        cause=f"event:{event_id}" if event_id is not None else f"provider:{provider.id}",
     )
     return provider

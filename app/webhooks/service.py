@@ -22,7 +22,7 @@ from app.common.pagination import PageParams, paginate
 from app.common.principal import Principal
 from app.common.schemas import Page
 from app.errors import InvalidInput, NotFound
-from app.models import Event, WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
+from app.models import WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
 from app.settings import Settings
 from app.webhooks import repository
 from app.webhooks.schemas import (
@@ -151,29 +151,18 @@ def subscribed(events: list[Any], event_type: str) -> bool:
     return any(e in ("*", event_type, family) for e in events)
 
 
-def _identity(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "action": event.action,
-        "entity_type": event.entity_type,
-        "entity_id": event.entity_id,
-        "region_code": event.region_code,
-    }
-
-
-def payload_of(event: Event | Mapping[str, Any], at: datetime) -> dict[str, Any]:
+def payload_of(event: Mapping[str, Any], at: datetime) -> dict[str, Any]:
     """What a receiver gets: the event's identity, never row contents (a snapshot can hold
     personal data or credentials' hashes); it reads the details through the API. ``event``
-    is the row, or its columns as a bulk insert wrote them (with its ``id``)."""
-    fields = event if isinstance(event, Mapping) else _identity(event)
+    is the event's columns as its insert wrote them (with its ``id``)."""
     return {
-        "type": fields["action"],
+        "type": event["action"],
         "timestamp": at.isoformat(),
         "data": {
-            "event_id": fields["id"],
-            "entity_type": fields["entity_type"],
-            "entity_id": fields["entity_id"],
-            "region_code": fields["region_code"],
+            "event_id": event["id"],
+            "entity_type": event["entity_type"],
+            "entity_id": event["entity_id"],
+            "region_code": event["region_code"],
         },
     }
 
@@ -194,9 +183,9 @@ def subscribed_to_any(session: Session, actions: Iterable[str]) -> bool:
 
 
 def enqueue_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
-    """The outbox rows of events a bulk insert wrote (each mapping holds the event's ``id``,
-    ``action``, ``entity_type``, ``entity_id``, ``region_code``): what :func:`enqueue` writes
-    per event, in one multi-row INSERT."""
+    """One outbox row per subscription to each of these events, in the events' transaction,
+    in one INSERT. Each mapping holds the event's ``id``, ``action``, ``entity_type``,
+    ``entity_id`` and ``region_code``, as its insert wrote them."""
     subscriptions = _subscriptions(session)
     now = utc_now()
     rows = [
@@ -218,24 +207,3 @@ def enqueue_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
     if rows:
         session.execute(insert(WebhookDelivery), rows)
     return len(rows)
-
-
-def enqueue(session: Session, event: Event) -> int:
-    """Write one outbox row per subscription to ``event``, in the event's transaction."""
-    targets = [sid for sid, events in _subscriptions(session) if subscribed(events, event.action)]
-    if not targets:
-        return 0
-    session.flush()  # the event's id goes into the payload
-    now = utc_now()
-    for subscription_id in targets:
-        session.add(
-            WebhookDelivery(
-                subscription_id=subscription_id,
-                event_type=event.action,
-                message_id=f"msg_{uuid.uuid4().hex}",
-                payload=payload_of(event, now),
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
-    return len(targets)
