@@ -30,6 +30,20 @@ def get(session: Session, *, principal: Principal, enterprise_id: int) -> Enterp
     return enterprise
 
 
+def region_of_visible(session: Session, *, principal: Principal, enterprise_id: int) -> str:
+    """The region of an enterprise the caller may see (404 as ``get`` otherwise), without
+    loading the row: filing a request needs nothing else of it, and the whole row was ~28 %
+    of a create's CPU."""
+    region = session.scalar(
+        repository.visible_to(principal)
+        .with_only_columns(Enterprise.region_code)
+        .where(Enterprise.id == enterprise_id)
+    )
+    if region is None:
+        raise NotFound(f"enterprise {enterprise_id} not found")
+    return region
+
+
 def list_(
     session: Session,
     *,

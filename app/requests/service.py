@@ -28,7 +28,6 @@ from app.models import (
     AssignmentStatus,
     Category,
     CategorySource,
-    Enterprise,
     HelpRequest,
     RequestStatus,
 )
@@ -71,9 +70,10 @@ def list_(
     return paginate(session, statement, HelpRequest.id, page, HelpRequestRead.model_validate)
 
 
-def _target_enterprise(
+def _target_region(
     session: Session, principal: Principal, enterprise_id: int | None
-) -> Enterprise:
+) -> tuple[int, str]:
+    """The enterprise a request is filed for, and its region: all filing needs of it."""
     if principal.is_enterprise:
         if enterprise_id not in (None, principal.enterprise_id):
             raise Forbidden("enterprises file requests for themselves only", field="enterprise_id")
@@ -82,7 +82,10 @@ def _target_enterprise(
         raise InvalidInput(
             "enterprise_id is required when staff file a request", field="enterprise_id"
         )
-    return enterprise_service.get(session, principal=principal, enterprise_id=enterprise_id)
+    region = enterprise_service.region_of_visible(
+        session, principal=principal, enterprise_id=enterprise_id
+    )
+    return enterprise_id, region
 
 
 def check_wanted_by(value: Any) -> None:
@@ -100,32 +103,33 @@ def _extras(session: Session, primary: str, extra: list[str]) -> list[str]:
 def create(session: Session, *, principal: Principal, data: HelpRequestCreate) -> HelpRequest:
     """File a request; without a category it goes under the top suggestion for its text,
     marked ``suggested`` so that triage checks it."""
-    enterprise = _target_enterprise(session, principal, data.enterprise_id)
+    enterprise_id, region_code = _target_region(session, principal, data.enterprise_id)
     check_wanted_by(data.wanted_by_date)
     source = CategorySource.GIVEN
-    given: Category | None = None  # held: the identity map keeps it only while someone does
     if data.category is None:
         primary, suggested = suggestions.primary_and_extra(
             session, f"{data.title}\n{data.description}"
         )
         source = CategorySource.SUGGESTED
     else:
-        given = session.get(Category, data.category)  # the row it needs anyway, if known
-        if given is None:
-            taxonomy_service.ensure_known(session, [data.category], field="category")  # 422
         primary, suggested = data.category, []
+    # the one column of the category it needs (read anyway), its absence the given one's 422
+    default_severity = session.scalar(
+        select(Category.default_severity).where(Category.key == primary)
+    )
+    if default_severity is None:
+        taxonomy_service.ensure_known(session, [primary], field="category")  # 422
     extra = _extras(
         session, primary, suggested if data.extra_categories is None else data.extra_categories
     )
-    category = given or session.get(Category, primary)
-    assert category is not None  # known: checked above or suggested from the taxonomy
+    assert default_severity is not None  # known: checked above or suggested from the taxonomy
     request = HelpRequest(
         **data.model_dump(exclude={"enterprise_id", "severity", "category", "extra_categories"}),
         category=primary,
         category_source=source,
         extra_categories=extra,
-        enterprise_id=enterprise.id,
-        severity=data.severity or category.default_severity,
+        enterprise_id=enterprise_id,
+        severity=data.severity or default_severity,
         status=RequestStatus.SUBMITTED,
     )
     session.add(request)
@@ -135,7 +139,7 @@ def create(session: Session, *, principal: Principal, data: HelpRequestCreate) -
         actor=principal,
         action="request.submitted",
         entity=request,
-        region_code=enterprise.region_code,
+        region_code=region_code,
     )
     return request
 
