@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Update, and_, false, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, false, func, or_, select, update
 
 from app.assignments.transitions import OPEN
 from app.common.idsets import in_ids
@@ -38,17 +38,30 @@ def visible_to(principal: Principal) -> Select[Assignment]:
     if principal.is_coordinator:
         return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))
     if principal.is_provider:
-        # Drafts are the coordinators' business until published.
-        return statement.where(
-            Assignment.provider_id == principal.provider_id,
-            Assignment.status != AssignmentStatus.PROPOSED,
-        )
+        return statement.where(*_provider_scope(principal))
     if principal.is_enterprise:
         return statement.where(
             HelpRequest.enterprise_id == principal.enterprise_id,
             Assignment.status != AssignmentStatus.PROPOSED,
         )
     return statement.where(false())
+
+
+def _provider_scope(principal: Principal) -> tuple[ColumnElement[bool], ...]:
+    # Drafts are the coordinators' business until published.
+    return (
+        Assignment.provider_id == principal.provider_id,
+        Assignment.status != AssignmentStatus.PROPOSED,
+    )
+
+
+def one_visible_to(principal: Principal, assignment_id: int) -> Select[Assignment]:
+    """One assignment as ``visible_to`` scopes it. A provider's scope lies on the assignment
+    itself, so its lookup (every answer to an offer starts with it) joins nothing: the
+    request and its enterprise always exist (foreign keys, deleted in cascade)."""
+    if principal.is_provider:
+        return select(Assignment).where(Assignment.id == assignment_id, *_provider_scope(principal))
+    return visible_to(principal).where(Assignment.id == assignment_id)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from app.models import (
 
 
 def get(session: Session, *, principal: Principal, assignment_id: int) -> Assignment:
-    found = session.scalar(repository.visible_to(principal).where(Assignment.id == assignment_id))
+    found = session.scalar(repository.one_visible_to(principal, assignment_id))
     if found is None:
         raise NotFound(f"assignment {assignment_id} not found")
     return found
