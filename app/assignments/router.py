@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, Field
 
 from app.assignments import repository
 from app.assignments import service as assignment_service
@@ -18,9 +19,9 @@ from app.assignments.schemas import (
 )
 from app.assignments.views import AssignmentView, assignment_view
 from app.common.concurrency import set_etag
-from app.common.pagination import PageDep
+from app.common.pagination import PageQuery
 from app.common.schemas import Page, problem_responses
-from app.common.types import PathId, QueryId
+from app.common.types import MAX_ID, PathId
 from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, Staff
 from app.models import Assignment, AssignmentStatus
 
@@ -37,26 +38,44 @@ def get_assignment(
 CurrentAssignment = Annotated[Assignment, Depends(get_assignment)]
 
 
+class AssignmentQuery(BaseModel):
+    """The list's filters, as one query model (validated once per request)."""
+
+    status: AssignmentStatus | None = None
+    provider_id: Annotated[int | None, Field(ge=1, le=MAX_ID)] = None
+    request_id: Annotated[int | None, Field(ge=1, le=MAX_ID)] = None
+    match_run_id: Annotated[int | None, Field(ge=1, le=MAX_ID)] = None
+
+    def filter(self) -> repository.AssignmentFilter:
+        return repository.AssignmentFilter(
+            status=self.status,
+            provider_id=self.provider_id,
+            request_id=self.request_id,
+            match_run_id=self.match_run_id,
+        )
+
+
+class AssignmentListQuery(AssignmentQuery, PageQuery):
+    """A page of the list: ``limit`` and ``cursor`` first, then the filters."""
+
+
 async def assignment_filter(
-    status: AssignmentStatus | None = None,
-    provider_id: QueryId = None,
-    request_id: QueryId = None,
-    match_run_id: QueryId = None,
+    query: Annotated[AssignmentQuery, Query()],
 ) -> repository.AssignmentFilter:
-    return repository.AssignmentFilter(
-        status=status, provider_id=provider_id, request_id=request_id, match_run_id=match_run_id
-    )
+    """The list's filters, for the export of the same list."""
+    return query.filter()
 
 
 @router.get("", response_model=Page[AssignmentView], responses=problem_responses(401))
 def list_assignments(
     session: DbSession,
     principal: CurrentPrincipal,
-    page: PageDep,
-    filters: Annotated[repository.AssignmentFilter, Depends(assignment_filter)],
+    query: Annotated[AssignmentListQuery, Query()],
+    request: Request,
 ) -> Page[AssignmentView]:
     """Providers see their offers and work; enterprises theirs; coordinators their regions."""
-    return assignment_service.list_(session, principal=principal, filters=filters, page=page)
+    page = query.page(request)
+    return assignment_service.list_(session, principal=principal, filters=query.filter(), page=page)
 
 
 @router.post(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -61,6 +62,22 @@ async def page_params(
 ) -> PageParams:
     cap: int = request.app.state.settings.page_limit_max
     return PageParams(limit=min(limit, cap), after_id=decode_cursor(cursor) if cursor else None)
+
+
+class PageQuery(BaseModel):
+    """``limit`` and ``cursor`` as the first fields of a list's query model: a list declaring
+    its filters and page as one ``Annotated[Model, Query()]`` is validated once, where each
+    separate query parameter (and each dependency) costs FastAPI its own pass per request.
+    The OpenAPI document lists the same parameters, in the same order, as ``PageDep``."""
+
+    limit: Annotated[int, Field(ge=1, description="Page size; capped by the server.")] = 50
+    cursor: Annotated[str | None, Field(max_length=100)] = None
+
+    def page(self, request: Request) -> PageParams:
+        """The page asked for, capped as ``page_params`` caps it; a made-up cursor is 422."""
+        cap: int = request.app.state.settings.page_limit_max
+        after = decode_cursor(self.cursor) if self.cursor else None
+        return PageParams(limit=min(self.limit, cap), after_id=after)
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, Field
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.pagination import PageDep
+from app.common.pagination import PageQuery
 from app.common.schemas import Page, StaffDecision, problem_responses
 from app.common.types import IndustryPrefix, PathId, RegionPrefix
 from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, Staff
@@ -33,27 +34,36 @@ def get_enterprise(
 CurrentEnterprise = Annotated[Enterprise, Depends(get_enterprise)]
 
 
-async def enterprise_filter(
-    region: Annotated[RegionPrefix | None, Query(description="Region code prefix")] = None,
-    industry: Annotated[IndustryPrefix | None, Query(description="Industry code prefix")] = None,
-    tier: Tier | None = None,
-    size: EnterpriseSize | None = None,
-    q: Annotated[
-        str | None, Query(max_length=100, description="Name contains, or exact USCC")
-    ] = None,
-) -> repository.EnterpriseFilter:
-    return repository.EnterpriseFilter(region=region, industry=industry, tier=tier, size=size, q=q)
+class EnterpriseQuery(BaseModel):
+    """The list's filters, as one query model (validated once per request)."""
+
+    region: Annotated[RegionPrefix | None, Field(description="Region code prefix")] = None
+    industry: Annotated[IndustryPrefix | None, Field(description="Industry code prefix")] = None
+    tier: Tier | None = None
+    size: EnterpriseSize | None = None
+    q: Annotated[str | None, Field(max_length=100, description="Name contains, or exact USCC")] = (
+        None
+    )
+
+
+class EnterpriseListQuery(EnterpriseQuery, PageQuery):
+    """A page of the list: ``limit`` and ``cursor`` first, then the filters."""
 
 
 @router.get("", response_model=Page[EnterpriseView], responses=problem_responses(401))
 def list_enterprises(
     session: DbSession,
     principal: CurrentPrincipal,
-    page: PageDep,
-    filters: Annotated[repository.EnterpriseFilter, Depends(enterprise_filter)],
+    query: Annotated[EnterpriseListQuery, Query()],
+    request: Request,
 ) -> Page[EnterpriseView]:
     """Enterprises you may see: your own, those in your regions, or those you serve."""
-    return enterprise_service.list_(session, principal=principal, filters=filters, page=page)
+    filters = repository.EnterpriseFilter(
+        region=query.region, industry=query.industry, tier=query.tier, size=query.size, q=query.q
+    )
+    return enterprise_service.list_(
+        session, principal=principal, filters=filters, page=query.page(request)
+    )
 
 
 @router.post(

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, Field
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.pagination import PageDep
+from app.common.pagination import PageDep, PageQuery
 from app.common.schemas import Page, StaffDecision, problem_responses
 from app.common.types import PathId, RegionPrefix
 from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, SettingsDep, Staff
@@ -33,26 +34,43 @@ def get_provider(provider_id: PathId, session: DbSession, principal: CurrentPrin
 CurrentProvider = Annotated[Provider, Depends(get_provider)]
 
 
-async def provider_filter(
-    kind: ProviderKind | None = None,
-    active: bool | None = None,
-    home_region: Annotated[RegionPrefix | None, Query()] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    vetting: Vetting | None = None,
-) -> repository.ProviderFilter:
-    return repository.ProviderFilter(
-        kind=kind, active=active, home_region=home_region, q=q, vetting=vetting
-    )
+class ProviderQuery(BaseModel):
+    """The list's filters, as one query model (validated once per request)."""
+
+    kind: ProviderKind | None = None
+    active: bool | None = None
+    home_region: RegionPrefix | None = None
+    q: Annotated[str | None, Field(max_length=100)] = None
+    vetting: Vetting | None = None
+
+    def filter(self) -> repository.ProviderFilter:
+        return repository.ProviderFilter(
+            kind=self.kind,
+            active=self.active,
+            home_region=self.home_region,
+            q=self.q,
+            vetting=self.vetting,
+        )
+
+
+class ProviderListQuery(ProviderQuery, PageQuery):
+    """A page of the list: ``limit`` and ``cursor`` first, then the filters."""
+
+
+async def provider_filter(query: Annotated[ProviderQuery, Query()]) -> repository.ProviderFilter:
+    """The list's filters, for the export of the same list."""
+    return query.filter()
 
 
 @router.get("", response_model=Page[ProviderView], responses=problem_responses(401))
 def list_providers(
     session: DbSession,
     principal: CurrentPrincipal,
-    page: PageDep,
-    filters: Annotated[repository.ProviderFilter, Depends(provider_filter)],
+    query: Annotated[ProviderListQuery, Query()],
+    request: Request,
 ) -> Page[ProviderView]:
-    return provider_service.list_(session, principal=principal, filters=filters, page=page)
+    page = query.page(request)
+    return provider_service.list_(session, principal=principal, filters=query.filter(), page=page)
 
 
 @router.post(

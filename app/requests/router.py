@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, Field
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.pagination import PageDep
+from app.common.pagination import PageQuery
 from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
-from app.common.types import CategoryKey, IndustryPrefix, PathId, QueryId, RegionPrefix
+from app.common.types import MAX_ID, CategoryKey, IndustryPrefix, PathId, RegionPrefix
 from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, Staff, require_roles
 from app.models import HelpRequest, RequestStatus, Role, Tier
 from app.requests import repository, suggestions
@@ -34,36 +35,49 @@ def get_request(request_id: PathId, session: DbSession, principal: CurrentPrinci
 CurrentRequest = Annotated[HelpRequest, Depends(get_request)]
 
 
-async def request_filter(
-    region: Annotated[RegionPrefix | None, Query()] = None,
-    industry: Annotated[IndustryPrefix | None, Query()] = None,
-    category: Annotated[CategoryKey | None, Query()] = None,
-    status: RequestStatus | None = None,
-    tier: Tier | None = None,
-    min_urgency: Annotated[int | None, Query(ge=1, le=5)] = None,
-    enterprise_id: QueryId = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-) -> repository.RequestFilter:
-    return repository.RequestFilter(
-        region=region,
-        industry=industry,
-        category=category,
-        status=status,
-        tier=tier,
-        min_urgency=min_urgency,
-        enterprise_id=enterprise_id,
-        q=q,
-    )
+class RequestQuery(BaseModel):
+    """The list's filters, as one query model (validated once per request)."""
+
+    region: RegionPrefix | None = None
+    industry: IndustryPrefix | None = None
+    category: CategoryKey | None = None
+    status: RequestStatus | None = None
+    tier: Tier | None = None
+    min_urgency: Annotated[int | None, Field(ge=1, le=5)] = None
+    enterprise_id: Annotated[int | None, Field(ge=1, le=MAX_ID)] = None
+    q: Annotated[str | None, Field(max_length=100)] = None
+
+    def filter(self) -> repository.RequestFilter:
+        return repository.RequestFilter(
+            region=self.region,
+            industry=self.industry,
+            category=self.category,
+            status=self.status,
+            tier=self.tier,
+            min_urgency=self.min_urgency,
+            enterprise_id=self.enterprise_id,
+            q=self.q,
+        )
+
+
+class RequestListQuery(RequestQuery, PageQuery):
+    """A page of the list: ``limit`` and ``cursor`` first, then the filters."""
+
+
+async def request_filter(query: Annotated[RequestQuery, Query()]) -> repository.RequestFilter:
+    """The list's filters, for the export of the same list."""
+    return query.filter()
 
 
 @router.get("", response_model=Page[HelpRequestRead], responses=problem_responses(401))
 def list_requests(
     session: DbSession,
     principal: CurrentPrincipal,
-    page: PageDep,
-    filters: Annotated[repository.RequestFilter, Depends(request_filter)],
+    query: Annotated[RequestListQuery, Query()],
+    request: Request,
 ) -> Page[HelpRequestRead]:
-    return request_service.list_(session, principal=principal, filters=filters, page=page)
+    page = query.page(request)
+    return request_service.list_(session, principal=principal, filters=query.filter(), page=page)
 
 
 @router.post(
