@@ -86,9 +86,12 @@ def create_enterprise(
     "/{enterprise_id}", response_model=EnterpriseView, responses=problem_responses(401, 404)
 )
 def read_enterprise(
-    enterprise: CurrentEnterprise, principal: CurrentPrincipal, response: Response
+    enterprise_id: PathId, session: DbSession, principal: CurrentPrincipal, response: Response
 ) -> EnterpriseView:
     """A provider serving the enterprise reads its contact card, not its registry record."""
+    # Loaded here, not through ``CurrentEnterprise``: a synchronous dependency is a
+    # worker-thread hop of its own, and a read needs only the endpoint's (``OneHopRoute``).
+    enterprise = enterprise_service.get(session, principal=principal, enterprise_id=enterprise_id)
     set_etag(response, enterprise.version)
     return enterprise_view(principal, enterprise)
 

@@ -99,9 +99,12 @@ def create_provider(
 
 @router.get("/{provider_id}", response_model=ProviderView, responses=problem_responses(401, 404))
 def read_provider(
-    provider: CurrentProvider, principal: CurrentPrincipal, response: Response
+    provider_id: PathId, session: DbSession, principal: CurrentPrincipal, response: Response
 ) -> ProviderView:
     """An enterprise the provider serves reads its card; staff and the provider the record."""
+    # Loaded here, not through ``CurrentProvider``: a synchronous dependency is a worker-thread
+    # hop of its own, and a read needs only the endpoint's (``OneHopRoute``).
+    provider = provider_service.get(session, principal=principal, provider_id=provider_id)
     set_etag(response, provider.version)
     return provider_view(principal, provider)
 

@@ -111,9 +111,12 @@ def suggest_category(
     "/{request_id}", response_model=HelpRequestDetail, responses=problem_responses(401, 404)
 )
 def read_request(
-    request: CurrentRequest, session: DbSession, principal: CurrentPrincipal, response: Response
+    request_id: PathId, session: DbSession, principal: CurrentPrincipal, response: Response
 ) -> HelpRequestDetail:
     """The request, and why the latest run and re-match left it unmatched (if they did)."""
+    # Loaded here, not through ``CurrentRequest``: a synchronous dependency is a worker-thread
+    # hop of its own, and a read needs only the endpoint's (``OneHopRoute``).
+    request = request_service.get(session, principal=principal, request_id=request_id)
     set_etag(response, request.version)
     return request_service.detail(session, principal=principal, request=request)
 

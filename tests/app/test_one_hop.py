@@ -14,11 +14,14 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from app.db import make_session_factory
 from app.deps import DbSession, OneHopRoute, get_db
 from app.main import create_app
 from app.settings import Settings
+from tests.app.conftest import Cast
+from tests.factories import make_request
 
 TABLE = "zz_one_hop_notes"
 
@@ -156,3 +159,25 @@ def test_every_route_of_the_app_using_the_request_session_is_one_hop() -> None:
     ]
     assert len(using) > 50
     assert all(isinstance(route.original_route, OneHopRoute) for route in using)
+
+
+@pytest.mark.parametrize("kind", ["requests", "enterprises", "providers"])
+def test_reading_one_object_takes_one_hop(
+    client: TestClient, cast: Cast, db: Session, hops: list[str], kind: str
+) -> None:
+    """The object is loaded in the endpoint's own hop, not in one more for its dependency."""
+    object_id = {
+        "requests": lambda: make_request(db, cast.ent).id,
+        "enterprises": lambda: cast.ent.id,
+        "providers": lambda: cast.expert.id,
+    }[kind]()
+    db.commit()
+    url, headers = f"/api/v1/{kind}/{object_id}", cast.headers(cast.admin)
+    assert client.get(url, headers=headers).status_code == 200  # the caller is now cached
+    hops.clear()
+    response = client.get(url, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == object_id
+    # The tests' stand-in for ``get_db`` opens and closes its session in hops of its own.
+    ours = [name for name in hops if "__enter__" not in name and "__exit__" not in name]
+    assert ours == ["run_and_commit"]
