@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, String, Text
+from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, IdMixin, IdType, TimestampMixin, VersionMixin, str_enum
@@ -18,6 +18,10 @@ class Assignment(IdMixin, TimestampMixin, VersionMixin, Base):
     """A request × provider pair, from a match run or by hand, with its score explained."""
 
     __tablename__ = "assignments"
+    # Status first, so every lookup by status still has its index; the provider after it
+    # counts a provider's open assignments from the index alone (the supply's load in
+    # /stats read 120k rows for that on SQLite: 0.2 s at province scale, 0.04 s now).
+    __table_args__ = (Index("ix_assignments_status_provider_id", "status", "provider_id"),)
 
     request_id: Mapped[int] = mapped_column(
         IdType, ForeignKey("help_requests.id", ondelete="CASCADE"), index=True
@@ -29,7 +33,7 @@ class Assignment(IdMixin, TimestampMixin, VersionMixin, Base):
         IdType, ForeignKey("match_runs.id", ondelete="SET NULL"), index=True
     )
     origin: Mapped[AssignmentOrigin] = mapped_column(str_enum(AssignmentOrigin, 20))
-    status: Mapped[AssignmentStatus] = mapped_column(str_enum(AssignmentStatus, 20), index=True)
+    status: Mapped[AssignmentStatus] = mapped_column(str_enum(AssignmentStatus, 20))
     score: Mapped[float] = mapped_column(Float, default=0.0)
     breakdown: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     locked: Mapped[bool] = mapped_column(default=False)

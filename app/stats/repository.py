@@ -755,20 +755,28 @@ def _open_counts(providers: Any | None) -> Any:
 def supply_load(session: Session, *, scope: Scope, category: str | None) -> LoadFigures:
     """The load of the active providers the scope can draw on (serving its regions, or
     remote, or anywhere) and, with a category, skilled in it; summed in the database, so
-    50k providers' JSON never reaches Python."""
+    50k providers' JSON never reaches Python.
+
+    The open assignments are counted as those of the chosen providers (the sum of their
+    per-provider counts, without grouping every open assignment by provider first), which
+    the status-and-provider index answers alone: on SQLite the grouped form scanned every
+    assignment by provider, 0.2 s at province scale."""
     dialect = session.get_bind().dialect.name
-    open_now = _open_counts(None)
     terms = [Provider.active.is_(true()), scope.serves(dialect)]
     if category is not None:
         terms.append(json_has_key(Provider.skills, category, dialect))
+    chosen = select(Provider.id, Provider.capacity).where(*terms).cte("chosen")
+    open_now = (
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.status.in_(OPEN), Assignment.provider_id.in_(select(chosen.c.id)))
+        .scalar_subquery()
+    )
     row = session.execute(
         select(
             func.count().label("providers"),
-            func.coalesce(func.sum(Provider.capacity), 0).label("capacity"),
-            func.coalesce(func.sum(open_now.c.open_assignments), 0).label("open_assignments"),
-        )
-        .select_from(Provider)
-        .outerjoin(open_now, open_now.c.provider_id == Provider.id)
-        .where(*terms)
+            func.coalesce(func.sum(chosen.c.capacity), 0).label("capacity"),
+            open_now.label("open_assignments"),
+        ).select_from(chosen)
     ).one()
     return LoadFigures(int(row.providers), int(row.capacity), int(row.open_assignments))
