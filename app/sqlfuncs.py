@@ -19,6 +19,8 @@ means are portable SQL; these two are not:
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Sequence
 from statistics import median as _median
 from typing import Any
 
@@ -41,6 +43,19 @@ class hours_between(FunctionElement[float]):  # noqa: N801 - a SQL function, nam
 
     def __init__(self, later: SQLColumnExpression[Any], earlier: SQLColumnExpression[Any]) -> None:
         super().__init__(later, earlier)
+
+
+class unindexed(FunctionElement[Any]):  # noqa: N801 - a SQL expression, named like one
+    """``value`` itself, which SQLite's planner may not drive a join through (its documented
+    unary ``+``); other databases get ``value`` unchanged."""
+
+    inherit_cache = True
+    name = "unindexed"
+
+    def __init__(self, value: SQLColumnExpression[Any]) -> None:
+        super().__init__(value)
+        (argument,) = self.clauses
+        self.type = argument.type
 
 
 class median(FunctionElement[float]):  # noqa: N801 - a SQL aggregate, named like one
@@ -70,6 +85,18 @@ def _hours_between_sqlite(element: hours_between, compiler: SQLCompiler, **kw: A
     return f"((julianday({later}) - julianday({earlier})) * 24.0)"
 
 
+@compiles(unindexed)
+def _unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    (value,) = _arguments(element, compiler, **kw)
+    return value
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    (value,) = _arguments(element, compiler, **kw)
+    return f"(+{value})"
+
+
 @compiles(median, "postgresql")
 def _median_postgresql(element: median, compiler: SQLCompiler, **kw: Any) -> str:
     (value,) = _arguments(element, compiler, **kw)
@@ -96,6 +123,84 @@ class _SQLiteMedian:
         return _median(self.values) if self.values else None
 
 
+class median_values(FunctionElement[bytes]):  # noqa: N801 - a SQL aggregate, named like one
+    """SQLite only: a group's non-NULL values, packed (doubles), for :class:`median_of` to
+    answer the group's median and :class:`merged_median` the median over several groups."""
+
+    inherit_cache = True
+    name = "zhuqi_median_values"
+
+    def __init__(self, value: SQLColumnExpression[Any]) -> None:
+        super().__init__(value)
+
+
+class median_of(FunctionElement[float]):  # noqa: N801 - a SQL function, named like one
+    """SQLite only: the median of values packed by :class:`median_values` (NULL if none)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "zhuqi_median_of"
+
+    def __init__(self, packed: SQLColumnExpression[Any]) -> None:
+        super().__init__(packed)
+
+
+class merged_median(FunctionElement[float]):  # noqa: N801 - a SQL aggregate, named like one
+    """SQLite only: the median of every value packed in a group's rows by
+    :class:`median_values`: the same number as :class:`median` over the rows they came from."""
+
+    type = Float()
+    inherit_cache = True
+    name = "zhuqi_merged_median"
+
+    def __init__(self, packed: SQLColumnExpression[Any]) -> None:
+        super().__init__(packed)
+
+
+@compiles(median_values, "sqlite")
+@compiles(median_of, "sqlite")
+@compiles(merged_median, "sqlite")
+def _packed_sqlite(
+    element: median_values | median_of | merged_median, compiler: SQLCompiler, **kw: Any
+) -> str:
+    return f"{element.name}({', '.join(_arguments(element, compiler, **kw))})"
+
+
+def _unpack(packed: bytes | None) -> array[float]:
+    values = array("d")
+    if packed:
+        values.frombytes(packed)
+    return values
+
+
+def _median_or_none(values: Sequence[float]) -> float | None:
+    return _median(values) if values else None
+
+
+class _SQLiteValues:
+    def __init__(self) -> None:
+        self.values = array("d")
+
+    def step(self, value: float | None) -> None:
+        if value is not None:
+            self.values.append(value)
+
+    def finalize(self) -> bytes:
+        return self.values.tobytes()
+
+
+class _SQLiteMergedMedian:
+    def __init__(self) -> None:
+        self.values = array("d")
+
+    def step(self, packed: bytes | None) -> None:
+        if packed:
+            self.values.frombytes(packed)
+
+    def finalize(self) -> float | None:
+        return _median_or_none(self.values)
+
+
 def json_array_elements(column: SQLColumnExpression[Any], dialect: str) -> TableValuedAlias:
     """The elements of a JSON array of strings as a FROM with one column, ``value``."""
     if dialect == "postgresql":
@@ -114,3 +219,8 @@ def json_has_key(column: SQLColumnExpression[Any], key: str, dialect: str) -> Co
 def register_sqlite_functions(dbapi_connection: Any) -> None:
     """Install the SQLite side of :class:`median` on one DB-API connection."""
     dbapi_connection.create_aggregate(SQLITE_MEDIAN, 1, _SQLiteMedian)
+    dbapi_connection.create_aggregate(median_values.name, 1, _SQLiteValues)
+    dbapi_connection.create_aggregate(merged_median.name, 1, _SQLiteMergedMedian)
+    dbapi_connection.create_function(
+        median_of.name, 1, lambda packed: _median_or_none(_unpack(packed)), deterministic=True
+    )
