@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"  {'call':<72} {'wall':>9} {'cpu':>9}")
         for who, principal in (("admin", admin), (f"coordinator {province}", coordinator)):
-            for group_by in (None, GroupBy.REGION, GroupBy.PROVIDER):
+            for group_by in (None, *GroupBy):
                 for what, (wall, cpu) in time_grouping(factory, principal, group_by, args):
                     label = f"{who}, group_by={group_by.value if group_by else '-'}, {what}"
                     print(f"  {label:<72} {wall:7.3f} s {cpu:7.3f} s")
