@@ -848,14 +848,36 @@ def supply_load(session: Session, *, scope: Scope, category: str | None) -> Load
     remote, or anywhere) and, with a category, skilled in it; summed in the database, so
     50k providers' JSON never reaches Python.
 
-    The open assignments are counted as those of the chosen providers (the sum of their
-    per-provider counts, without grouping every open assignment by provider first), which
-    the status-and-provider index answers alone: on SQLite the grouped form scanned every
-    assignment by provider, 0.2 s at province scale."""
+    On SQLite the open assignments are counted as those of the chosen providers (the sum of
+    their per-provider counts, without grouping every open assignment by provider first),
+    which the status-and-provider index answers alone: the grouped form scanned every
+    assignment by provider there, 0.2 s at province scale. PostgreSQL keeps the grouped form,
+    which it hashes in 0.07 s where the counted form took 0.33 s."""
     dialect = session.get_bind().dialect.name
     terms = [Provider.active.is_(true()), scope.serves(dialect)]
     if category is not None:
         terms.append(json_has_key(Provider.skills, category, dialect))
+    if dialect == "postgresql":
+        open_counts = _open_counts(None)
+        statement = (
+            select(
+                func.count().label("providers"),
+                func.coalesce(func.sum(Provider.capacity), 0).label("capacity"),
+                func.coalesce(func.sum(open_counts.c.open_assignments), 0).label(
+                    "open_assignments"
+                ),
+            )
+            .select_from(Provider)
+            .outerjoin(open_counts, open_counts.c.provider_id == Provider.id)
+            .where(*terms)
+        )
+    else:
+        statement = _counted_supply(terms)
+    row = session.execute(statement).one()
+    return LoadFigures(int(row.providers), int(row.capacity), int(row.open_assignments))
+
+
+def _counted_supply(terms: list[ColumnElement[bool]]) -> Any:
     chosen = select(Provider.id, Provider.capacity).where(*terms).cte("chosen")
     open_now = (
         select(func.count())
@@ -863,11 +885,8 @@ def supply_load(session: Session, *, scope: Scope, category: str | None) -> Load
         .where(Assignment.status.in_(OPEN), Assignment.provider_id.in_(select(chosen.c.id)))
         .scalar_subquery()
     )
-    row = session.execute(
-        select(
-            func.count().label("providers"),
-            func.coalesce(func.sum(chosen.c.capacity), 0).label("capacity"),
-            open_now.label("open_assignments"),
-        ).select_from(chosen)
-    ).one()
-    return LoadFigures(int(row.providers), int(row.capacity), int(row.open_assignments))
+    return select(
+        func.count().label("providers"),
+        func.coalesce(func.sum(chosen.c.capacity), 0).label("capacity"),
+        open_now.label("open_assignments"),
+    ).select_from(chosen)
