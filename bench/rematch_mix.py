@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scratch import scratch_database
+from scratch import count, scratch_database
 
 from app.assignments import rematch_queue
 from app.assignments import service as assignment_service
@@ -61,12 +61,6 @@ from app.supervision import batches
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP_PROVIDERS = Settings.model_fields["text_warmup_providers"].default
-
-
-def count(text_value: str) -> int:
-    """``10k``, ``2k`` or a plain number."""
-    value = text_value.lower().replace("_", "")
-    return int(float(value[:-1]) * 1000) if value.endswith("k") else int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:

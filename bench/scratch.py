@@ -31,3 +31,9 @@ def scratch_database(kind: str, label: str = "bench") -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def count(text_value: str) -> int:
+    """A size on the command line: ``10k``, ``100k``, ``2k`` or a plain number."""
+    value = text_value.lower().replace("_", "")
+    return int(float(value[:-1]) * 1000) if value.endswith("k") else int(value)

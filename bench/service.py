@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session, sessionmaker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scratch import scratch_database
+from scratch import count, scratch_database
 
 import matching
 from app.assignments import rematch, rematch_queue
@@ -79,12 +79,6 @@ TARGETS = {
     "rematch_vs_run": 0.05,
     "rematch_warm_vs_run": 0.05,
 }
-
-
-def count(text_value: str) -> int:
-    """``10k``, ``100k``, ``2k`` or a plain number."""
-    value = text_value.lower().replace("_", "")
-    return int(float(value[:-1]) * 1000) if value.endswith("k") else int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scratch import scratch_database
+from scratch import count, scratch_database
 
 from app.common.bulk import refresh_planner_statistics
 from app.common.pagination import PageParams
@@ -82,11 +82,6 @@ STATUSES = (
     AssignmentStatus.EXPIRED,
     AssignmentStatus.WITHDRAWN,
 )
-
-
-def count(text_value: str) -> int:
-    value = text_value.lower().replace("_", "")
-    return int(float(value[:-1]) * 1000) if value.endswith("k") else int(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
