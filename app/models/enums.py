@@ -50,6 +50,8 @@ class RequestStatus(StrEnum):
 
 # A request in one of these wants nothing more: no offer, no plan step, no re-match.
 REQUEST_CLOSED = (RequestStatus.RESOLVED, RequestStatus.WITHDRAWN, RequestStatus.UNRESOLVABLE)
+# ... and the rest, still open: listed, so SQL can test membership with an index-friendly IN.
+REQUEST_OPEN = tuple(s for s in RequestStatus if s not in REQUEST_CLOSED)
 
 
 class Severity(StrEnum):

@@ -24,6 +24,7 @@ from app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.events import service as event_service
 from app.models import (
     REQUEST_CLOSED,
+    REQUEST_OPEN,
     Assignment,
     AssignmentStatus,
     Category,
@@ -281,13 +282,12 @@ def _settle(
     lock_request_path(
         session, enterprise_id=request.enterprise_id, plan_id=request.plan_id, request_id=request.id
     )
-    open_states = tuple(s for s in RequestStatus if s not in REQUEST_CLOSED)
     _transition(
         session,
         principal=principal,
         request=request,
         to=to,
-        allowed_from=open_states,
+        allowed_from=REQUEST_OPEN,
         action=action,
     )
     _withdraw_assignments(session, request)

@@ -55,6 +55,7 @@ from app.common.workdays import (
     local_date,
 )
 from app.models import (
+    REQUEST_OPEN,
     Assignment,
     AssignmentStatus,
     Category,
@@ -62,19 +63,12 @@ from app.models import (
     FollowUp,
     HelpRequest,
     Provider,
-    RequestStatus,
     Severity,
 )
 
 Regions = tuple[str, ...] | None
 AnySelect = TypeVar("AnySelect", bound="Select[*tuple[Any, ...]]")
 
-UNSETTLED = (
-    RequestStatus.SUBMITTED,
-    RequestStatus.TRIAGED,
-    RequestStatus.MATCHED,
-    RequestStatus.IN_PROGRESS,
-)
 REQUEST_KINDS = ("unrouted", "unresolved")  # one request can be both: keys interleave them
 WALK = 500  # rows per query when a caller walks a whole list (the one-transaction sweep)
 
@@ -230,7 +224,9 @@ def _request_conditions(
 
 def _open_requests(regions: Regions, *columns: Any, region_code: bool = True) -> Select[Any]:
     """Open requests; the enterprise is joined for a region scope or its region code only."""
-    statement = select(*columns).select_from(HelpRequest).where(HelpRequest.status.in_(UNSETTLED))
+    statement = (
+        select(*columns).select_from(HelpRequest).where(HelpRequest.status.in_(REQUEST_OPEN))
+    )
     if regions is None and not region_code:
         return statement
     statement = statement.join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
