@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     embedded_worker: bool = Field(
         default=True, description="Run queued match runs in a thread of the service process"
     )
+    worker_stall_seconds: float = Field(
+        default=300,
+        ge=10,
+        le=86_400,
+        description=(
+            "/readyz warns once a re-match, a queued run or a plan to prepare has waited this "
+            "long for a worker"
+        ),
+    )
     text_warmup_providers: int = Field(
         default=50_000,
         ge=0,

@@ -3,8 +3,9 @@
 ``/healthz`` is async and touches nothing shared: it answers while every admission slot,
 thread and connection is busy, which is exactly when a load balancer asks. ``/readyz`` asks
 the database with a short deadline, so a stuck database reads as "not ready" within seconds.
-It also says how far ahead the holiday calendar reaches: a warning weeks before the year it
-does not know, never "not ready" (the rest of the service works without it).
+It also says how far ahead the holiday calendar reaches (a warning weeks before the year it
+does not know) and how long work only a worker does has waited (a warning when no worker seems
+to run); neither is ever "not ready": the API itself works without them.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app.common.clock import today
 from app.common.workdays import calendar_outlook
 from app.db import SQLITE_BEGIN_OPTION
+from app.worker.backlog import Backlog, backlog
 
 router = APIRouter(tags=["health"])
 
@@ -30,26 +33,33 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _schema_revision(engine: Engine) -> str | None:
+def _readiness(engine: Engine, stall_seconds: float) -> tuple[str | None, Backlog | None]:
+    """The schema revision and, once migrated, the worker's backlog (three indexed reads)."""
     # A reader never queues behind a writer's lock on SQLite.
     reader = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
     with reader.connect() as connection:
         revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    return None if revision is None else str(revision)
+        if revision is None:
+            return None, None
+        with Session(bind=connection) as session:
+            return str(revision), backlog(session, stall_seconds=stall_seconds)
 
 
 @router.get("/readyz", responses={503: {"description": "The database does not answer in time"}})
 async def readyz(request: Request) -> JSONResponse:
     """The database answers, within a short deadline, and is migrated."""
     engine: Engine = request.app.state.engine
+    settings = request.app.state.settings
     try:
         with fail_after(READY_DEADLINE_SECONDS):
-            revision = await to_thread.run_sync(_schema_revision, engine, abandon_on_cancel=True)
+            revision, work = await to_thread.run_sync(
+                _readiness, engine, settings.worker_stall_seconds, abandon_on_cancel=True
+            )
     except TimeoutError:
         return _unavailable("TimeoutError")
     except SQLAlchemyError as exc:
         return _unavailable(type(exc).__name__)
-    outlook = calendar_outlook(today(), request.app.state.settings.holiday_file)
+    outlook = calendar_outlook(today(), settings.holiday_file)
     return JSONResponse(
         {
             "status": "ready",
@@ -59,6 +69,9 @@ async def readyz(request: Request) -> JSONResponse:
                 "days_left": outlook.days_left,
                 "warning": outlook.warning,
             },
+            "background": None
+            if work is None
+            else {"oldest_wait_seconds": work.oldest_seconds, "warning": work.warning},
         }
     )
 

@@ -3,6 +3,7 @@ whichever process is asked (so ``max`` them across instances, do not sum)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -17,10 +18,11 @@ from app.common.clock import today
 from app.common.workdays import calendar_outlook
 from app.models import MatchRunStatus, NotificationStatus, WebhookDeliveryStatus
 from app.observability import repository
+from app.worker.backlog import backlog
 
 
 def _family(
-    name: str, documentation: str, label: str, counts: Mapping[str, int]
+    name: str, documentation: str, label: str, counts: Mapping[str, float]
 ) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, documentation, labels=[label])
     for value, count in sorted(counts.items()):
@@ -78,6 +80,13 @@ class DatabaseCollector(Collector):
             "zhuqi_requests_awaiting_rematch",
             "Requests a provider declined (or that were reopened) the worker has yet to re-match",
             value=repository.requests_awaiting_rematch(self.session),
+        )
+        waited = backlog(self.session, stall_seconds=math.inf).oldest_seconds
+        yield _family(
+            "zhuqi_background_oldest_wait_seconds",
+            "How long the oldest item a worker has yet to take has waited, by queue (0: none)",
+            "queue",
+            waited,
         )
         yield from self._pool()
 
