@@ -30,6 +30,7 @@ from app.models.notification import Notification, NotificationStatus
 from app.models.plan import Feedback, FollowUp, Milestone, MilestoneTemplate, Plan
 from app.models.policy import Policy
 from app.models.provider import Provider, ProviderConflict
+from app.models.request_facts import RequestFacts
 from app.models.taxonomy import Category
 from app.models.unmatched import UnmatchedReason
 from app.models.user import ApiKey, User
@@ -69,6 +70,7 @@ __all__ = [
     "Provider",
     "ProviderConflict",
     "ProviderKind",
+    "RequestFacts",
     "RequestStatus",
     "Role",
     "Severity",
