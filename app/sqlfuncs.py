@@ -45,19 +45,6 @@ class hours_between(FunctionElement[float]):  # noqa: N801 - a SQL function, nam
         super().__init__(later, earlier)
 
 
-class unindexed(FunctionElement[Any]):  # noqa: N801 - a SQL expression, named like one
-    """``value`` itself, which SQLite's planner may not drive a join through (its documented
-    unary ``+``); other databases get ``value`` unchanged."""
-
-    inherit_cache = True
-    name = "unindexed"
-
-    def __init__(self, value: SQLColumnExpression[Any]) -> None:
-        super().__init__(value)
-        (argument,) = self.clauses
-        self.type = argument.type
-
-
 class median(FunctionElement[float]):  # noqa: N801 - a SQL aggregate, named like one
     """The median of the non-NULL values of a group (NULL when there are none)."""
 
@@ -83,18 +70,6 @@ def _hours_between_postgresql(element: hours_between, compiler: SQLCompiler, **k
 def _hours_between_sqlite(element: hours_between, compiler: SQLCompiler, **kw: Any) -> str:
     later, earlier = _arguments(element, compiler, **kw)
     return f"((julianday({later}) - julianday({earlier})) * 24.0)"
-
-
-@compiles(unindexed)
-def _unindexed(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _arguments(element, compiler, **kw)
-    return value
-
-
-@compiles(unindexed, "sqlite")
-def _unindexed_sqlite(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = _arguments(element, compiler, **kw)
-    return f"(+{value})"
 
 
 @compiles(median, "postgresql")
