@@ -23,7 +23,7 @@ from app.models import (
     Plan,
     Provider,
 )
-from tests.app.test_request_facts import from_scratch, maintained
+from tests.app.test_request_facts import from_scratch, keeps_facts, maintained
 from tests.factories import make_enterprise, make_provider, make_request
 
 
@@ -47,8 +47,8 @@ def test_upgrade_downgrade_upgrade_and_no_drift(database_url: str) -> None:
 
 
 def test_request_facts_are_backfilled_in_batches_from_existing_rows(database_url: str) -> None:
-    """Requests and offers written before the facts table existed get their facts on upgrade,
-    ids far enough apart that the backfill takes several batches (5,000 ids each)."""
+    """Requests and offers written before the facts table existed get their facts on upgrade
+    (SQLite), ids far enough apart that the backfill takes several batches (5,000 ids each)."""
     engine = make_engine(database_url)
     try:
         downgrade(url=database_url, revision="base")
@@ -60,7 +60,8 @@ def test_request_facts_are_backfilled_in_batches_from_existing_rows(database_url
         with Session(engine) as session:
             facts = from_scratch(session)
             assert len(facts) == 3
-            assert maintained(session) == facts
+            # SQLite keeps the facts (triggers); PostgreSQL's /stats reads the sources instead.
+            assert maintained(session) == (facts if keeps_facts(session) else {})
             assert [f[7:] for f in facts.values()].count((0,) * 7) == 1
             for model in (FollowUp, Feedback, Assignment, Plan, HelpRequest, Provider, Enterprise):
                 session.execute(delete(model))  # as it came: what the migrations seed only
