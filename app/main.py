@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from app import console
 from app.admission import AdmissionControl, AdmissionStats
-from app.api import API_PREFIX, API_ROUTERS
+from app.api import API_PREFIX, API_ROUTERS, gate_included_routers
 from app.assignments.warmup import TextMemoWarmup, start_text_memo_warmup
 from app.common.cache import TTLCache
 from app.common.edges import InputEdgesMiddleware
@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         app.include_router(router, prefix=API_PREFIX)
     console.install(app, settings)
     install_observability(app, settings)
+    gate_included_routers(app.router.routes)
     return app
 
 
