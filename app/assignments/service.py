@@ -22,11 +22,11 @@ from app.assignments.schemas import (
     Reassign,
 )
 from app.assignments.transitions import OPEN
-from app.assignments.views import AssignmentView, assignment_view
+from app.assignments.views import AssignmentView, assignment_view_model
 from app.bundling import service as bundling
 from app.common.clock import as_utc, utc_now
 from app.common.locking import lock_assignment_path
-from app.common.pagination import PageParams, paginate
+from app.common.pagination import PageParams, paginate, schema_columns
 from app.common.principal import Principal
 from app.common.schemas import Page
 from app.enterprises.repository import region_of
@@ -57,9 +57,9 @@ def list_(
     page: PageParams,
 ) -> Page[AssignmentView]:
     statement = repository.filtered(repository.visible_to(principal), filters)
-    return paginate(
-        session, statement, Assignment.id, page, lambda a: assignment_view(principal, a)
-    )
+    view = assignment_view_model(principal)
+    columns = schema_columns(view, Assignment)
+    return paginate(session, statement, Assignment.id, page, view.model_validate, columns=columns)
 
 
 def _ensure_own(principal: Principal, assignment: Assignment) -> None:

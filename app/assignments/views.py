@@ -19,10 +19,14 @@ def is_staff(principal: Principal) -> bool:
     return principal.is_admin or principal.is_coordinator
 
 
+def assignment_view_model(
+    principal: Principal,
+) -> type[AssignmentRead] | type[AssignmentReadForParty]:
+    return AssignmentRead if is_staff(principal) else AssignmentReadForParty
+
+
 def assignment_view(principal: Principal, assignment: Assignment) -> AssignmentView:
-    if is_staff(principal):
-        return AssignmentRead.model_validate(assignment)
-    return AssignmentReadForParty.model_validate(assignment)
+    return assignment_view_model(principal).model_validate(assignment)
 
 
 def assignment_views(principal: Principal, rows: Iterable[Assignment]) -> list[AssignmentView]:

@@ -6,6 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
@@ -83,6 +84,23 @@ class PageQuery(BaseModel):
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
+@cache
+def schema_columns(schema: type[BaseModel], entity: type[Any]) -> tuple[Any, ...]:
+    """What a page of ``entity`` selects for ``schema`` (:func:`paginate`'s ``columns``),
+    built once: the entity's whole table, whose rows carry each column under its own name,
+    plus each field no column of that name holds (a hybrid: a SQL expression), labelled.
+
+    The table as one selectable, not each column: a statement is built anew per request,
+    and its cache key, worked out on each execution, grows with every column listed (twenty
+    cost ~45 µs more than the table); fields the schema lacks are ignored by it.
+    """
+    table = entity.__table__
+    extra = [
+        getattr(entity, name).label(name) for name in schema.model_fields if name not in table.c
+    ]
+    return (table, *extra)
+
+
 def paginate(
     session: Session,
     statement: Select[Any],
@@ -92,19 +110,37 @@ def paginate(
     *,
     newest_first: bool = False,
     count: bool = False,
+    columns: Sequence[Any] | None = None,
 ) -> Page[T]:
-    """One page in id order (``newest_first``: descending); ``count`` adds the total."""
+    """One page in id order (``newest_first``: descending); ``count`` adds the total.
+
+    With ``columns`` (:func:`schema_columns`) the page reads those columns instead of the
+    statement's entities, and ``convert`` gets each row as a dict keyed by their labels: a
+    list whose items are a response model built from plain columns has no use for ORM
+    entities, whose loading (identity map, instance state, attribute instrumentation) cost
+    more CPU than the rows they are made of: measured in process on PostgreSQL, a page of 20
+    of any of the four main lists cost 0.05-0.08 ms less (of ~0.8 ms) read as rows.
+    """
     total = _count(session, statement) if count else None
     if params.after_id is not None:
         after = id_column < params.after_id if newest_first else id_column > params.after_id
         statement = statement.where(after)
     order = id_column.desc() if newest_first else id_column
-    rows: Sequence[Any] = session.scalars(statement.order_by(order).limit(params.limit + 1)).all()
+    statement = statement.order_by(order).limit(params.limit + 1)
+    rows: Sequence[Any]
+    if columns is None:
+        rows = session.scalars(statement).all()
+    else:
+        rows = [row._asdict() for row in session.execute(statement.with_only_columns(*columns))]
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
-    last = getattr(rows[-1], id_column.key) if rows else None  # tables keyed on (a, b) page on b
+    last = _key_of(rows[-1], id_column.key) if rows else None  # (a, b) keys page on b
     next_cursor = encode_cursor(last) if has_more and last is not None else None
     return Page(items=[convert(r) for r in rows], next_cursor=next_cursor, total=total)
+
+
+def _key_of(row: Any, key: str) -> Any:
+    return row[key] if isinstance(row, dict) else getattr(row, key)
 
 
 @dataclass(frozen=True)

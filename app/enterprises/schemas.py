@@ -90,8 +90,10 @@ class EnterpriseContact(Schema):
 EnterpriseView = EnterpriseRead | EnterpriseContact
 
 
-def enterprise_view(principal: Principal, enterprise: Enterprise) -> EnterpriseView:
+def enterprise_view_model(principal: Principal) -> type[EnterpriseRead] | type[EnterpriseContact]:
     """Providers get the contact card; the enterprise itself and staff the whole record."""
-    if principal.is_provider:
-        return EnterpriseContact.model_validate(enterprise)
-    return EnterpriseRead.model_validate(enterprise)
+    return EnterpriseContact if principal.is_provider else EnterpriseRead
+
+
+def enterprise_view(principal: Principal, enterprise: Enterprise) -> EnterpriseView:
+    return enterprise_view_model(principal).model_validate(enterprise)

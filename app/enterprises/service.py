@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.common.pagination import PageParams, paginate
+from app.common.pagination import PageParams, paginate, schema_columns
 from app.common.principal import Principal
 from app.common.schemas import Page
 from app.enterprises import repository
@@ -14,7 +14,7 @@ from app.enterprises.schemas import (
     EnterpriseCreate,
     EnterpriseUpdate,
     EnterpriseView,
-    enterprise_view,
+    enterprise_view_model,
 )
 from app.errors import Conflict, Forbidden, NotFound
 from app.events import service as event_service
@@ -52,9 +52,9 @@ def list_(
     page: PageParams,
 ) -> Page[EnterpriseView]:
     statement = repository.filtered(repository.visible_to(principal), filters)
-    return paginate(
-        session, statement, Enterprise.id, page, lambda e: enterprise_view(principal, e)
-    )
+    view = enterprise_view_model(principal)
+    columns = schema_columns(view, Enterprise)
+    return paginate(session, statement, Enterprise.id, page, view.model_validate, columns=columns)
 
 
 def _ensure_unique_uscc(session: Session, uscc: str) -> None:

@@ -3,7 +3,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, IdMixin, IdType, TimestampMixin, VersionMixin, str_enum
@@ -65,7 +76,15 @@ class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
     enterprise: Mapped[Enterprise] = relationship(lazy="raise")
     plan: Mapped[Plan | None] = relationship(lazy="raise")
 
-    @property
+    @hybrid_property
     def rematch_pending(self) -> bool:
-        """Its provider declined (or it was reopened) and the worker has yet to re-match it."""
+        """Its provider declined (or it was reopened) and the worker has yet to re-match it.
+
+        A hybrid, so lists that read column rows rather than entities select the same answer
+        as SQL (``rematch_requested_at IS NOT NULL``)."""
         return self.rematch_requested_at is not None
+
+    @rematch_pending.inplace.expression
+    @classmethod
+    def _rematch_pending_expression(cls) -> ColumnElement[bool]:
+        return cls.rematch_requested_at.is_not(None)

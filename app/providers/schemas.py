@@ -119,10 +119,13 @@ class ProviderCard(Schema):
 ProviderView = ProviderRead | ProviderCard
 
 
+def provider_view_model(principal: Principal) -> type[ProviderRead] | type[ProviderCard]:
+    """An enterprise reads the card of a provider serving it; staff and providers the record."""
+    return ProviderCard if principal.is_enterprise else ProviderRead
+
+
 def provider_view(principal: Principal, provider: Provider) -> ProviderView:
-    if principal.is_enterprise:
-        return ProviderCard.model_validate(provider)
-    return ProviderRead.model_validate(provider)
+    return provider_view_model(principal).model_validate(provider)
 
 
 class ConflictCreate(InputSchema):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.assignments import offers, rematch_queue
 from app.common.clock import today, utc_now
-from app.common.pagination import PageParams, paginate
+from app.common.pagination import PageParams, paginate, schema_columns
 from app.common.principal import Principal
 from app.common.schemas import Page
 from app.errors import Conflict, Forbidden, NotFound
@@ -22,7 +22,7 @@ from app.providers.schemas import (
     ProviderCreate,
     ProviderUpdate,
     ProviderView,
-    provider_view,
+    provider_view_model,
 )
 from app.supervision import service as supervision_service
 from app.taxonomy import service as taxonomy_service
@@ -39,7 +39,9 @@ def list_(
     session: Session, *, principal: Principal, filters: repository.ProviderFilter, page: PageParams
 ) -> Page[ProviderView]:
     statement = repository.filtered(repository.visible_to(principal), filters)
-    return paginate(session, statement, Provider.id, page, lambda p: provider_view(principal, p))
+    view = provider_view_model(principal)
+    columns = schema_columns(view, Provider)
+    return paginate(session, statement, Provider.id, page, view.model_validate, columns=columns)
 
 
 def _ensure_capacity_allowed(capacity: int, ceiling: int) -> None:

@@ -15,7 +15,7 @@ from app.assignments.transitions import OPEN
 from app.bundling import service as bundling
 from app.common.clock import today, utc_now
 from app.common.locking import lock_request_path
-from app.common.pagination import PageParams, paginate
+from app.common.pagination import PageParams, paginate, schema_columns
 from app.common.principal import Principal
 from app.common.schemas import Page
 from app.enterprises import service as enterprise_service
@@ -68,7 +68,10 @@ def list_(
     session: Session, *, principal: Principal, filters: repository.RequestFilter, page: PageParams
 ) -> Page[HelpRequestRead]:
     statement = repository.filtered(repository.visible_to(principal), filters)
-    return paginate(session, statement, HelpRequest.id, page, HelpRequestRead.model_validate)
+    columns = schema_columns(HelpRequestRead, HelpRequest)
+    return paginate(
+        session, statement, HelpRequest.id, page, HelpRequestRead.model_validate, columns=columns
+    )
 
 
 def _target_region(
