@@ -95,8 +95,11 @@ def assign_by_hand(
     "/{assignment_id}", response_model=AssignmentView, responses=problem_responses(401, 404)
 )
 def read_assignment(
-    assignment: CurrentAssignment, principal: CurrentPrincipal, response: Response
+    assignment_id: PathId, session: DbSession, principal: CurrentPrincipal, response: Response
 ) -> AssignmentView:
+    # Loaded here, not through ``CurrentAssignment``: a synchronous dependency is a
+    # worker-thread hop of its own, and a read needs only the endpoint's (``OneHopRoute``).
+    assignment = assignment_service.get(session, principal=principal, assignment_id=assignment_id)
     set_etag(response, assignment.version)
     return assignment_view(principal, assignment)
 
