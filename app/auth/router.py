@@ -19,7 +19,7 @@ from app.auth.schemas import (
     UserUpdate,
 )
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.pagination import PageDep
+from app.common.pagination import PageDep, PageInQuery
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
 from app.deps import (
@@ -160,9 +160,10 @@ def update_user(
 
 @router.get("/api-keys", response_model=Page[ApiKeyRead], responses=problem_responses(401))
 def list_api_keys(
-    session: DbSession, principal: CurrentPrincipal, page: PageDep
+    session: DbSession, principal: CurrentPrincipal, page_query: PageInQuery, request: Request
 ) -> Page[ApiKeyRead]:
     """Your keys (revoked ones too), paged with the total."""
+    page = page_query.page(request)
     return auth_service.page_api_keys(session, principal=principal, page=page)
 
 

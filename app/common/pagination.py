@@ -82,6 +82,9 @@ class PageQuery(BaseModel):
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
+# A list with no other query parameters: its page as the endpoint's own query model (validated
+# with its parameters, no dependency of its own); ``page_query.page(request)`` is its page.
+PageInQuery = Annotated[PageQuery, Query()]
 
 
 @cache

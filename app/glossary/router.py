@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.pagination import PageDep
+from app.common.pagination import PageInQuery
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
 from app.deps import AdminOnly, DbSession, IdempotencyDep, OneHopRoute, Staff
@@ -24,15 +24,23 @@ CurrentEntry = Annotated[GlossaryEntry, Depends(get_entry)]
 
 
 @router.get("", response_model=Page[GlossaryEntryRead], responses=problem_responses(401, 403))
-def list_entries(session: DbSession, _staff: Staff, page: PageDep) -> Page[GlossaryEntryRead]:
+def list_entries(
+    session: DbSession, _staff: Staff, page_query: PageInQuery, request: Request
+) -> Page[GlossaryEntryRead]:
     """The admins' additions to the shipped glossary (staff)."""
+    page = page_query.page(request)
     return glossary_service.list_(session, page=page)
 
 
 @router.get(
     "/{entry_id}", response_model=GlossaryEntryRead, responses=problem_responses(401, 403, 404)
 )
-def read_entry(entry: CurrentEntry, response: Response) -> GlossaryEntryRead:
+def read_entry(
+    entry_id: PathId, session: DbSession, _staff: Staff, response: Response
+) -> GlossaryEntryRead:
+    # Loaded here, not through ``CurrentEntry``: a synchronous dependency is a worker-thread hop
+    # of its own, and a read needs only the endpoint's (``OneHopRoute``).
+    entry = glossary_service.get(session, entry_id)
     set_etag(response, entry.version)
     return glossary_service.read(entry)
 

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from app.common.concurrency import check_if_match, set_etag
-from app.common.pagination import PageDep
+from app.common.pagination import PageDep, PageInQuery
 from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
 from app.deps import DbSession, IdempotencyDep, OneHopRoute, SettingsDep, Staff
@@ -74,9 +74,12 @@ def list_runs(
 
 
 @router.get("/{run_id}", response_model=MatchRunRead, responses=problem_responses(401, 403, 404))
-def read_run(run: CurrentRun, session: DbSession, response: Response) -> MatchRunRead:
+def read_run(run_id: int, session: DbSession, principal: Staff, response: Response) -> MatchRunRead:
     """Status, stage and progress; statistics and supply shortages once it has finished;
     once published, how many of its plans the worker has yet to prepare."""
+    # Loaded here, not through ``CurrentRun``: a synchronous dependency is a worker-thread hop
+    # of its own, and a read needs only the endpoint's (``OneHopRoute``).
+    run = match_run_service.get(session, principal=principal, run_id=run_id)
     set_etag(response, run.version)
     return match_run_service.read(session, run)
 
@@ -97,9 +100,10 @@ def diff_run(
     responses=problem_responses(401, 403, 404, 409),
 )
 def run_advice(
-    run: CurrentRun, session: DbSession, principal: Staff, page: PageDep
+    run: CurrentRun, session: DbSession, principal: Staff, page_query: PageInQuery, request: Request
 ) -> Page[AdviceRead]:
     """Where one more unit of capacity would help most, per category × region (recruiting)."""
+    page = page_query.page(request)
     return match_run_service.advice(session, principal=principal, run=run, page=page)
 
 

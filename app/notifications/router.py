@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 
 from app.common.concurrency import set_etag
-from app.common.pagination import PageDep
+from app.common.pagination import PageInQuery
 from app.common.schemas import Page, problem_responses
 from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, SettingsDep
 from app.models import WebhookSubscription
@@ -81,7 +81,12 @@ def create_webhook(
 
 
 @router.get(HOOK, response_model=NotificationWebhookRead, responses=problem_responses(401, 404))
-def read_webhook(webhook: OwnWebhook, response: Response) -> WebhookSubscription:
+def read_webhook(
+    session: DbSession, principal: CurrentPrincipal, response: Response
+) -> WebhookSubscription:
+    # Loaded here, not through ``OwnWebhook``: a synchronous dependency is a worker-thread hop
+    # of its own, and a read needs only the endpoint's (``OneHopRoute``).
+    webhook = personal.get(session, principal.user_id)
     set_etag(response, webhook.version)
     return webhook
 
@@ -129,7 +134,8 @@ def rotate_webhook_secret(webhook: OwnWebhook, session: DbSession) -> Notificati
     responses=problem_responses(401, 404),
 )
 def list_webhook_deliveries(
-    webhook: OwnWebhook, session: DbSession, page: PageDep
+    webhook: OwnWebhook, session: DbSession, page_query: PageInQuery, request: Request
 ) -> Page[WebhookDeliveryRead]:
     """What was sent to your endpoint: status, attempts, last answer, oldest first."""
+    page = page_query.page(request)
     return personal.deliveries(session, endpoint=webhook, page=page)

@@ -3,10 +3,10 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.pagination import PageDep
+from app.common.pagination import PageDep, PageInQuery
 from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
@@ -59,10 +59,13 @@ def list_plans(
 
 @router.get("/{plan_id}", response_model=PlanDetailView, responses=problem_responses(401, 404))
 def read_plan(
-    plan: CurrentPlan, session: DbSession, principal: CurrentPrincipal, response: Response
+    plan_id: PathId, session: DbSession, principal: CurrentPrincipal, response: Response
 ) -> PlanDetailView:
     """The plan with its requests, assignments (with explanations), milestones, follow-ups;
     a provider reads only the parts of its own assignments."""
+    # Loaded here, not through ``CurrentPlan``: a synchronous dependency is a worker-thread hop
+    # of its own, and a read needs only the endpoint's (``OneHopRoute``).
+    plan = plan_service.get(session, principal=principal, plan_id=plan_id)
     return _detail(session, principal, plan, response)
 
 
@@ -203,10 +206,15 @@ def delete_milestone(
     responses=problem_responses(401, 404),
 )
 def list_follow_ups(
-    plan: CurrentPlan, session: DbSession, principal: CurrentPrincipal, page: PageDep
+    plan: CurrentPlan,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page_query: PageInQuery,
+    request: Request,
 ) -> Page[FollowUpRead]:
     """The plan's follow-ups, paged with the total; a provider's list holds those on its own
     assignments only."""
+    page = page_query.page(request)
     provider_id = principal.provider_id if principal.is_provider else None
     return plan_service.page_follow_ups(session, plan, provider_id=provider_id, page=page)
 

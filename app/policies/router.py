@@ -59,7 +59,12 @@ def create_policy(
 
 
 @router.get("/{policy_id}", response_model=PolicyRead, responses=problem_responses(401, 404))
-def read_policy(policy: CurrentPolicy, response: Response) -> Policy:
+def read_policy(
+    policy_id: PathId, session: DbSession, _principal: CurrentPrincipal, response: Response
+) -> Policy:
+    # Loaded here, not through ``CurrentPolicy``: a synchronous dependency is a worker-thread hop
+    # of its own, and a read needs only the endpoint's (``OneHopRoute``).
+    policy = policy_service.get(session, policy_id=policy_id)
     set_etag(response, policy.version)
     return policy
 

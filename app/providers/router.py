@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.pagination import PageDep, PageQuery
+from app.common.pagination import PageInQuery, PageQuery
 from app.common.schemas import Page, StaffDecision, problem_responses
 from app.common.types import PathId, RegionPrefix
 from app.deps import CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute, SettingsDep, Staff
@@ -154,9 +154,14 @@ def vet_provider(
     responses=problem_responses(401, 403, 404),
 )
 def list_conflicts(
-    provider: CurrentProvider, session: DbSession, principal: CurrentPrincipal, page: PageDep
+    provider: CurrentProvider,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    page_query: PageInQuery,
+    request: Request,
 ) -> Page[ConflictRead]:
     """The enterprises this provider must never serve, paged with the total."""
+    page = page_query.page(request)
     return provider_service.list_conflicts(
         session, principal=principal, provider=provider, page=page
     )

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from app.common.pagination import PageDep, paginate
+from app.common.pagination import PageDep, PageInQuery, paginate
 from app.common.principal import Principal
 from app.common.schemas import Page, problem_responses
 from app.common.types import RegionPrefix
@@ -121,9 +121,10 @@ def sweep_now(scopes: Scopes, _admin: AdminApart) -> supervision_service.SweepRe
     "/notifications", response_model=Page[NotificationRead], responses=problem_responses(401)
 )
 def list_notifications(
-    session: DbSession, principal: CurrentPrincipal, page: PageDep
+    session: DbSession, principal: CurrentPrincipal, page_query: PageInQuery, request: Request
 ) -> Page[NotificationRead]:
     """Your reminders; coordinators also see those of their regions, admins all. Newest first."""
+    page = page_query.page(request)
     statement = repository.notifications_visible_to(principal)
     return paginate(
         session,

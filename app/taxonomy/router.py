@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.common.concurrency import IfMatch, check_if_match, set_etag
-from app.common.pagination import KeyPageDep, PageDep
+from app.common.pagination import KeyPageDep, PageInQuery
 from app.common.schemas import Page, problem_responses
 from app.common.types import CategoryKey
 from app.deps import AdminOnly, CurrentPrincipal, DbSession, IdempotencyDep, OneHopRoute
@@ -72,10 +72,11 @@ def update_category(
     "", response_model=Page[MilestoneTemplateRead], responses=problem_responses(401)
 )
 def list_milestone_templates(
-    session: DbSession, _principal: CurrentPrincipal, page: PageDep
+    session: DbSession, _principal: CurrentPrincipal, page_query: PageInQuery, request: Request
 ) -> Page[MilestoneTemplateRead]:
     """Each category's milestone template, paged with the total (anyone logged in reads them:
     they say what a plan will look like)."""
+    page = page_query.page(request)
     return template_service.list_page(
         session, page=page, convert=MilestoneTemplateRead.model_validate
     )

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 from pydantic import BaseModel
 
 from app.common.concurrency import set_etag
-from app.common.pagination import PageDep
+from app.common.pagination import PageInQuery
 from app.common.schemas import Page, problem_responses
 from app.common.types import PathId
 from app.deps import AdminOnly, DbSession, IdempotencyDep, OneHopRoute, SettingsDep
@@ -53,12 +53,20 @@ def create_webhook(
 
 
 @router.get("", response_model=Page[WebhookRead], responses=problem_responses(401, 403))
-def list_webhooks(session: DbSession, _admin: AdminOnly, page: PageDep) -> Page[WebhookRead]:
+def list_webhooks(
+    session: DbSession, _admin: AdminOnly, page_query: PageInQuery, request: Request
+) -> Page[WebhookRead]:
+    page = page_query.page(request)
     return webhook_service.list_(session, page=page)
 
 
 @router.get("/{webhook_id}", response_model=WebhookRead, responses=problem_responses(401, 403, 404))
-def read_webhook(webhook: CurrentWebhook, response: Response) -> WebhookSubscription:
+def read_webhook(
+    webhook_id: PathId, session: DbSession, _admin: AdminOnly, response: Response
+) -> WebhookSubscription:
+    # Loaded here, not through ``CurrentWebhook``: a synchronous dependency is a worker-thread hop
+    # of its own, and a read needs only the endpoint's (``OneHopRoute``).
+    webhook = webhook_service.get(session, webhook_id)
     set_etag(response, webhook.version)
     return webhook
 
@@ -100,9 +108,10 @@ def rotate_secret(webhook: CurrentWebhook, session: DbSession) -> WebhookWithSec
     responses=problem_responses(401, 403, 404),
 )
 def list_deliveries(
-    webhook: CurrentWebhook, session: DbSession, page: PageDep
+    webhook: CurrentWebhook, session: DbSession, page_query: PageInQuery, request: Request
 ) -> Page[WebhookDeliveryRead]:
     """The delivery log: status, attempts, last answer and the next attempt, oldest first."""
+    page = page_query.page(request)
     return webhook_service.deliveries(session, subscription=webhook, page=page)
 
 

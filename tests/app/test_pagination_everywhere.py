@@ -299,3 +299,26 @@ def test_a_made_up_cursor_is_a_422_on_cursor(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert "cursor" in response.text
+
+
+# Lists whose page is their own query model (``PageInQuery``) rather than a dependency.
+PAGE_QUERY_LISTS = {
+    "/api-keys": "coordinator",
+    "/notifications": "coordinator",
+    "/glossary": "coordinator",
+    "/milestone-templates": "enterprise",
+    "/webhooks": "admin",
+}
+
+
+@pytest.mark.parametrize("path", sorted(PAGE_QUERY_LISTS))
+def test_a_page_query_list_refuses_a_made_up_cursor_or_limit_and_caps_the_size(
+    client: TestClient, cast: Cast, path: str
+) -> None:
+    headers = cast.headers(cast.by_role()[PAGE_QUERY_LISTS[path]])
+    made_up = client.get(API + path, params={"cursor": "bm90LWFuLWlk"}, headers=headers)
+    assert (made_up.status_code, made_up.json()["field"]) == (422, "cursor")
+    too_small = client.get(API + path, params={"limit": 0}, headers=headers)
+    assert too_small.status_code == 422
+    assert "limit" in too_small.text
+    assert client.get(API + path, params={"limit": 10**6}, headers=headers).status_code == 200
