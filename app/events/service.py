@@ -218,7 +218,8 @@ def record_selected(
     columns = ("entity_id", "region_code", "before", "after", "actor_id", "actor_label")
     statement = insert(table).from_select((*columns, "action", "entity_type", "created_at"), source)
     if not webhook_service.subscribed_to_any(session, {action}):
-        result = session.execute(statement)
+        # kept: SQLAlchemy closes an INSERT's cursor, and with it its rowcount, otherwise
+        result = session.execute(statement.execution_options(preserve_rowcount=True))
         return result.rowcount if isinstance(result, CursorResult) else 0
     identity = (table.c.id, table.c.action, table.c.entity_type, table.c.entity_id)
     written = session.execute(statement.returning(*identity, table.c.region_code)).mappings()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from typing import NamedTuple
 
 from sqlalchemy import Update
@@ -183,6 +185,35 @@ def _cas(session: Session, statement: Update, expected: int) -> None:
         raise Conflict("the draft changed while it was being published; reload and retry")
 
 
+def _offer(
+    session: Session,
+    principal: Principal,
+    run_id: int,
+    expected: int,
+    now: datetime,
+    expires: datetime,
+) -> None:
+    """Every proposal of the run becomes an offer, each with the audit event ``_moved``
+    would record, or 409. On PostgreSQL one statement does both (the ``UPDATE`` feeds the
+    events' ``INSERT`` through a ``WITH``: no second scan of the run's rows, no second
+    round trip); SQLite, which has no ``UPDATE`` in a ``WITH``, selects the offers after
+    moving them."""
+    offered = AssignmentStatus.OFFERED.value
+    record = partial(
+        event_service.record_selected,
+        session,
+        actor=principal,
+        action=f"assignment.{offered}",
+        entity_type="assignments",
+    )
+    audit = (event_service.json_value(None), event_service.json_value({"status": offered}))
+    if session.get_bind().dialect.name != "postgresql":
+        _cas(session, repository.offer_proposals(run_id, now, expires), expected)
+        record(rows=repository.offers_of_run(run_id).add_columns(*audit))
+    elif record(rows=repository.offered_now(run_id, now, expires).add_columns(*audit)) != expected:
+        raise Conflict("the draft changed while it was being published; reload and retry")
+
+
 def publish(
     session: Session,
     *,
@@ -220,18 +251,8 @@ def _publish(
     facts = _check_draft(session, run.id)
     proposals = facts.proposals
     now, expires = utc_now(), utc_now() + offers.OFFER_TTL
-    _cas(session, repository.offer_proposals(run.id, now, expires), len(proposals))
+    _offer(session, principal, run.id, len(proposals), now, expires)
     complete = _complete_requests(facts)
-    event_service.record_selected(  # what _moved records, from the rows just offered
-        session,
-        actor=principal,
-        action=f"assignment.{AssignmentStatus.OFFERED.value}",
-        entity_type="assignments",
-        rows=repository.offers_of_run(run.id).add_columns(
-            event_service.json_value(None),
-            event_service.json_value({"status": AssignmentStatus.OFFERED.value}),
-        ),
-    )
     session.expire_all()  # the bulk UPDATEs bypassed the identity map
     attached = attach.attach_and_move(  # complete requests → matched in the UPDATE linking them
         session,

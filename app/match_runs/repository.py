@@ -424,6 +424,23 @@ def offers_of_run(run_id: int) -> Select[int, str]:
     )
 
 
+def offered_now(run_id: int, now: datetime, expires: datetime) -> Select[int, str]:
+    """:func:`offers_of_run` selected from the rows :func:`offer_proposals` moves, as one
+    ``WITH offered AS (UPDATE ... RETURNING ...)`` (PostgreSQL): the events are inserted by
+    the statement that offers, without scanning the run's assignments again."""
+    moved = (
+        offer_proposals(run_id, now, expires)
+        .returning(Assignment.id, Assignment.request_id)
+        .cte("offered")
+    )
+    return (
+        select(moved.c.id, Enterprise.region_code)
+        .join(HelpRequest, HelpRequest.id == moved.c.request_id)
+        .join(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+        .order_by(moved.c.request_id, moved.c.id)
+    )
+
+
 def mark_requests(
     request_ids: Sequence[int], sources: Sequence[RequestStatus], to: RequestStatus, now: datetime
 ) -> Update:

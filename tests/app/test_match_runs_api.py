@@ -36,6 +36,8 @@ from app.models import (
     RequestStatus,
     Role,
     User,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from tests.app.conftest import Cast
 from tests.factories import (
@@ -454,6 +456,37 @@ class TestPublish:
         assert actions["match_run.published"] == 1
         mine = client.get("/api/v1/assignments", headers=scene.cast.headers(scene.wide_user))
         assert {a["status"] for a in mine.json()["items"]} == {"offered"}
+
+    def test_each_offer_is_recorded_and_heard_by_its_subscribers_in_the_drafts_order(
+        self, client: TestClient, db: Session, scene: Scene
+    ) -> None:
+        """The offers' events come from the statement that offers (one ``WITH`` on
+        PostgreSQL, two statements on SQLite): one per offer, in the draft's order, with its
+        enterprise's region, and a webhook delivery each for a subscriber."""
+        hook = "https://hooks.example.com/o"
+        db.add(WebhookSubscription(url=hook, events=["assignment.*"], secret="s"))
+        db.commit()
+        run = drafted(client, db, scene)
+        r = client.post(f"{URL}/{run['id']}/publish", headers=scene.staff())
+        assert r.status_code == 200, r.text
+        rows = sorted(proposals(db, run["id"]), key=lambda a: (a.request_id, a.id))
+        regions = {
+            q.id: db.get_one(Enterprise, q.enterprise_id).region_code for q in scene.requests
+        }
+        offered = db.execute(
+            select(Event.entity_type, Event.entity_id, Event.region_code, Event.after)
+            .where(Event.action == "assignment.offered")
+            .order_by(Event.id)
+        ).all()
+        assert [tuple(e) for e in offered] == [
+            ("assignments", a.id, regions[a.request_id], {"status": "offered"}) for a in rows
+        ]
+        deliveries = db.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.event_type == "assignment.offered")
+            .order_by(WebhookDelivery.id)
+        ).all()
+        assert [d.payload["data"]["entity_id"] for d in deliveries] == [a.id for a in rows]
 
     def test_a_stale_if_match_is_412(self, client: TestClient, db: Session, scene: Scene) -> None:
         run = drafted(client, db, scene)
