@@ -18,6 +18,10 @@ down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
+# SQLite: a batch-mode change (op.batch_alter_table) copies the table and drops the old one
+# with its triggers. help_requests, enterprises, assignments, feedback and follow_ups carry
+# the request_facts triggers (migration request_facts): re-create them after such a change.
+
 
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}
