@@ -104,19 +104,24 @@ def read_assignment(
     return assignment_view(principal, assignment)
 
 
+# The answers load the offer in the endpoint's own hop, not through ``CurrentAssignment``: a
+# synchronous dependency is a worker-thread hop of its own, and an answer is a third of the
+# mix's writes.
 @router.post("/{assignment_id}/accept", response_model=AssignmentView, responses=ACTION_ERRORS)
 def accept(
-    assignment: CurrentAssignment, session: DbSession, principal: CurrentPrincipal
+    assignment_id: PathId, session: DbSession, principal: CurrentPrincipal
 ) -> AssignmentView:
+    assignment = get_assignment(assignment_id, session, principal)
     accepted = assignment_service.accept(session, principal=principal, assignment=assignment)
     return assignment_view(principal, accepted)
 
 
 @router.post("/{assignment_id}/decline", response_model=AssignmentView, responses=ACTION_ERRORS)
 def decline(
-    data: Decline, assignment: CurrentAssignment, session: DbSession, principal: CurrentPrincipal
+    assignment_id: PathId, data: Decline, session: DbSession, principal: CurrentPrincipal
 ) -> AssignmentView:
     """Decline with a reason code; the request is offered to the next-best provider at once."""
+    assignment = get_assignment(assignment_id, session, principal)
     declined = assignment_service.decline(
         session, principal=principal, assignment=assignment, data=data
     )
