@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ScalarSelect, Select, func, select
 from sqlalchemy.orm import Session
 
 from app.models import WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
@@ -23,6 +23,17 @@ def active_subscriptions(session: Session) -> Sequence[WebhookSubscription]:
     """Paused ones too: their deliveries queue up and go out when they resume. Users' own
     notification endpoints never get audit events."""
     return session.scalars(subscriptions().order_by(WebhookSubscription.id)).all()
+
+
+def subscription_count() -> ScalarSelect[int]:
+    """How many event subscriptions there are (paused too, as ``active_subscriptions``), as a
+    scalar subquery: an event's INSERT returns it alongside the event's id."""
+    return (
+        select(func.count())
+        .select_from(WebhookSubscription)
+        .where(WebhookSubscription.owner_user_id.is_(None))
+        .scalar_subquery()
+    )
 
 
 def due(session: Session, now: datetime, limit: int) -> Sequence[WebhookDelivery]:

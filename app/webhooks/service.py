@@ -176,6 +176,20 @@ def _subscriptions(session: Session) -> list[tuple[int, list[Any]]]:
     return cached
 
 
+def known_to_have_none(session: Session) -> bool | None:
+    """Whether this session already knows there is no subscription (None: it has not read
+    them yet), so that an event's INSERT asks for their count only when it is needed."""
+    cached: list[tuple[int, list[Any]]] | None = session.info.get(CACHE_KEY)
+    return None if cached is None else not cached
+
+
+def note_count(session: Session, count: int) -> None:
+    """What an event's INSERT said of the subscriptions: none at all is the whole list (the
+    SELECT ``_subscriptions`` would make is saved); some are read when first needed."""
+    if count == 0:
+        session.info[CACHE_KEY] = []
+
+
 def subscribed_to_any(session: Session, actions: Iterable[str]) -> bool:
     """Whether an active subscription wants any of these event types."""
     subscriptions = _subscriptions(session)
