@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, insert, literal, select
+from sqlalchemy import Insert, bindparam, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.assignments.lifecycle import move
@@ -25,6 +25,7 @@ from app.models import (
     HelpRequest,
     Provider,
     RequestStatus,
+    table_of,
 )
 
 OFFER_TTL = timedelta(days=2)
@@ -46,6 +47,22 @@ def open_load(session: Session, provider_id: int) -> int:
     return int(count or 0)
 
 
+def _exclude_pair_statement() -> Insert:
+    """``exclude_pair``'s statement with its values bound (``v_`` + column), built once:
+    building it and its cache key cost more CPU than running it."""
+    columns = table_of(Exclusion).c
+    keys = ("request_id", "provider_id", "reason", "created_by_id", "created_at")
+    known = exists().where(
+        Exclusion.request_id == bindparam("v_request_id"),
+        Exclusion.provider_id == bindparam("v_provider_id"),
+    )
+    row = select(*(bindparam(f"v_{k}", type_=columns[k].type) for k in keys)).where(~known)
+    return insert(table_of(Exclusion)).from_select(list(keys), row)  # Core: bound, not bulk
+
+
+_EXCLUDE_PAIR = _exclude_pair_statement()
+
+
 def exclude_pair(
     session: Session, *, request_id: int, provider_id: int, reason: str, actor: Principal | None
 ) -> None:
@@ -54,7 +71,6 @@ def exclude_pair(
     One ``INSERT ... SELECT ... WHERE NOT EXISTS`` rather than a read and an ORM insert:
     answering an offer paid two round trips and a unit-of-work flush for it. Callers hold
     the request's lock, so two of them cannot both find the pair missing."""
-    columns = Exclusion.__table__.c
     values = {
         "request_id": request_id,
         "provider_id": provider_id,
@@ -62,9 +78,7 @@ def exclude_pair(
         "created_by_id": actor.user_id if actor else None,
         "created_at": utc_now(),
     }
-    known = exists().where(Exclusion.request_id == request_id, Exclusion.provider_id == provider_id)
-    row = select(*(literal(v, columns[k].type) for k, v in values.items())).where(~known)
-    session.execute(insert(Exclusion).from_select(list(values), row))
+    session.execute(_EXCLUDE_PAIR, {f"v_{key}": value for key, value in values.items()})
 
 
 def create_offer(

@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, and_, false, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from app.assignments.transitions import OPEN
 from app.common.idsets import in_ids
@@ -56,12 +67,20 @@ def _provider_scope(principal: Principal) -> tuple[ColumnElement[bool], ...]:
 
 
 def one_visible_to(principal: Principal, assignment_id: int) -> Select[Assignment]:
-    """One assignment as ``visible_to`` scopes it. A provider's scope lies on the assignment
-    itself, so its lookup (every answer to an offer starts with it) joins nothing: the
-    request and its enterprise always exist (foreign keys, deleted in cascade)."""
-    if principal.is_provider:
-        return select(Assignment).where(Assignment.id == assignment_id, *_provider_scope(principal))
+    """One assignment as ``visible_to`` scopes it. A provider's is ``ONE_OF_PROVIDER``: its
+    scope lies on the assignment itself, so it joins nothing (the request and its
+    enterprise always exist: foreign keys, deleted in cascade)."""
     return visible_to(principal).where(Assignment.id == assignment_id)
+
+
+#: ``one_visible_to`` for a provider, built once (every answer to an offer starts with it;
+#: building a statement and its cache key cost more CPU than running it): bind
+#: ``assignment_id`` and ``provider_id``.
+ONE_OF_PROVIDER: Select[Assignment] = select(Assignment).where(
+    Assignment.id == bindparam("assignment_id"),
+    Assignment.provider_id == bindparam("provider_id"),
+    Assignment.status != AssignmentStatus.PROPOSED,
+)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,13 @@ with a row-count check, so of two racing clicks exactly one wins and the other g
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Update, bindparam, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.assignments import offers, rematch_queue, repository, rules
 from app.assignments import rematch as rematch_service
@@ -39,11 +42,18 @@ from app.models import (
     Feedback,
     HelpRequest,
     RequestStatus,
+    table_of,
 )
 
 
 def get(session: Session, *, principal: Principal, assignment_id: int) -> Assignment:
-    found = session.scalar(repository.one_visible_to(principal, assignment_id))
+    if principal.is_provider:
+        found = session.scalar(
+            repository.ONE_OF_PROVIDER,
+            {"assignment_id": assignment_id, "provider_id": principal.provider_id},
+        )
+    else:
+        found = session.scalar(repository.one_visible_to(principal, assignment_id))
     if found is None:
         raise NotFound(f"assignment {assignment_id} not found")
     return found
@@ -78,6 +88,37 @@ def _set_request_status(
         session.flush()
 
 
+@cache
+def _request_update(keys: tuple[str, ...]) -> Update:
+    """``_write_request``'s UPDATE for these columns, built once (bound ``v_`` + column)."""
+    table = table_of(HelpRequest)
+    return (
+        sql_update(table)
+        .where(table.c.id == bindparam("request_id"))
+        .values(
+            version=table.c.version + 1,
+            updated_at=bindparam("v_updated_at"),
+            **{key: bindparam(f"v_{key}") for key in keys},
+        )
+        .returning(table.c.version)
+    )
+
+
+def _write_request(session: Session, request: HelpRequest, **values: Any) -> None:
+    """Write ``values`` to a request this transaction locked and loaded, in one Core UPDATE
+    that bumps its version and ``updated_at`` as the ORM's flush would; the loaded copy takes
+    them as its committed state. Why: the unit-of-work flush of this one row was ~15 % of
+    the CPU an answer to an offer costs in its use case, and the lock makes the flush's
+    version check moot (nobody else can have changed the row)."""
+    now = utc_now()
+    params = {f"v_{key}": value for key, value in values.items()}
+    version = session.execute(
+        _request_update(tuple(values)), {"request_id": request.id, "v_updated_at": now, **params}
+    ).scalar_one()
+    for key, value in (values | {"version": version, "updated_at": now}).items():
+        set_committed_value(request, key, value)
+
+
 def accept(session: Session, *, principal: Principal, assignment: Assignment) -> Assignment:
     _ensure_own(principal, assignment)
     now = utc_now()
@@ -104,7 +145,8 @@ def accept(session: Session, *, principal: Principal, assignment: Assignment) ->
     # request is in progress now that its one open assignment is accepted.
     solo = request.providers_wanted <= 1
     status = RequestStatus.IN_PROGRESS if solo else offers.team_status(session, request)
-    _set_request_status(session, request.id, status)
+    if request.status != status:
+        _write_request(session, request, status=status)
     return assignment
 
 
@@ -136,10 +178,18 @@ def decline(
     )
     if request is not None and request.status != RequestStatus.TRIAGED:
         # The status and the re-match mark in one UPDATE (``rematch_queue.mark`` would be a
-        # second).
-        request.status = RequestStatus.TRIAGED
-        rematch_queue.mark_loaded(request)
-        session.flush()
+        # second). The mark's values are ``mark_loaded``'s, taken from a stand-in that is
+        # never added to the session: the request itself stays clean, so nothing is left
+        # for a unit-of-work flush.
+        marked = HelpRequest()
+        rematch_queue.mark_loaded(marked)
+        _write_request(
+            session,
+            request,
+            status=RequestStatus.TRIAGED,
+            rematch_requested_at=marked.rematch_requested_at,
+            rematch_failures=marked.rematch_failures,
+        )
     else:
         rematch_queue.mark(session, [assignment.request_id])
     return assignment

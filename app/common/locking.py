@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.models import Assignment, Enterprise, HelpRequest, Plan, Provider
@@ -58,6 +58,17 @@ def lock_in_order(
         lock_rows(session, model, by_model[model])
 
 
+# Built once (bind ``request_id``): building it and its cache key on each answer cost more
+# CPU than running it.
+_ASSIGNMENT_PATH = (
+    select(HelpRequest, Enterprise.region_code)
+    .outerjoin(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
+    .where(HelpRequest.id == bindparam("request_id"))
+    .with_for_update(of=HelpRequest)
+    .execution_options(populate_existing=True)
+)
+
+
 def lock_assignment_path(
     session: Session, assignment: Assignment
 ) -> tuple[HelpRequest | None, str]:
@@ -72,13 +83,7 @@ def lock_assignment_path(
     request (the identity map holds it only while someone does) and the region code (""
     if the enterprise is gone).
     """
-    row = session.execute(
-        select(HelpRequest, Enterprise.region_code)
-        .outerjoin(Enterprise, Enterprise.id == HelpRequest.enterprise_id)
-        .where(HelpRequest.id == assignment.request_id)
-        .with_for_update(of=HelpRequest)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    row = session.execute(_ASSIGNMENT_PATH, {"request_id": assignment.request_id}).one_or_none()
     if row is None:
         return None, ""
     return row[0], row[1] or ""
