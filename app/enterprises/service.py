@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.common.pagination import PageParams, paginate, schema_columns
@@ -30,15 +30,24 @@ def get(session: Session, *, principal: Principal, enterprise_id: int) -> Enterp
     return enterprise
 
 
+_REGION_OF = select(Enterprise.region_code).where(Enterprise.id == bindparam("enterprise_id"))
+
+
 def region_of_visible(session: Session, *, principal: Principal, enterprise_id: int) -> str:
     """The region of an enterprise the caller may see (404 as ``get`` otherwise), without
     loading the row: filing a request needs nothing else of it, and the whole row was ~28 %
     of a create's CPU."""
-    region = session.scalar(
-        repository.visible_to(principal)
-        .with_only_columns(Enterprise.region_code)
-        .where(Enterprise.id == enterprise_id)
-    )
+    if principal.is_enterprise:
+        # its own row is all an enterprise sees (``visible_to``): one statement built once,
+        # since building it and its cache key cost more CPU than running it
+        own = enterprise_id == principal.enterprise_id
+        region = session.scalar(_REGION_OF, {"enterprise_id": enterprise_id}) if own else None
+    else:
+        region = session.scalar(
+            repository.visible_to(principal)
+            .with_only_columns(Enterprise.region_code)
+            .where(Enterprise.id == enterprise_id)
+        )
     if region is None:
         raise NotFound(f"enterprise {enterprise_id} not found")
     return region
