@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -77,11 +77,17 @@ def mark(session: Session, request_ids: Iterable[int]) -> None:
     rematch_marks.set_marks(session, ids, utc_now())
 
 
+def new_mark() -> dict[str, Any]:
+    """The columns of a fresh mark (a new one starts the failure count again), for a caller
+    that writes the request with a statement of its own and lets the mark ride on it."""
+    return {"rematch_requested_at": utc_now(), "rematch_failures": 0}
+
+
 def mark_loaded(request: HelpRequest) -> None:
-    """``mark`` for a request the caller loaded and flushes anyway: the mark (a new one starts
-    the failure count again) rides on that UPDATE instead of a statement of its own."""
-    request.rematch_requested_at = utc_now()
-    request.rematch_failures = 0
+    """``mark`` for a request the caller loaded and flushes anyway: the mark rides on that
+    UPDATE instead of a statement of its own."""
+    for name, value in new_mark().items():
+        setattr(request, name, value)
 
 
 def pending(session: Session) -> int:

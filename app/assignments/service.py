@@ -178,18 +178,9 @@ def decline(
     )
     if request is not None and request.status != RequestStatus.TRIAGED:
         # The status and the re-match mark in one UPDATE (``rematch_queue.mark`` would be a
-        # second). The mark's values are ``mark_loaded``'s, taken from a stand-in that is
-        # never added to the session: the request itself stays clean, so nothing is left
-        # for a unit-of-work flush.
-        marked = HelpRequest()
-        rematch_queue.mark_loaded(marked)
-        _write_request(
-            session,
-            request,
-            status=RequestStatus.TRIAGED,
-            rematch_requested_at=marked.rematch_requested_at,
-            rematch_failures=marked.rematch_failures,
-        )
+        # second), written by a statement: the loaded request stays clean, so nothing is
+        # left for a unit-of-work flush.
+        _write_request(session, request, status=RequestStatus.TRIAGED, **rematch_queue.new_mark())
     else:
         rematch_queue.mark(session, [assignment.request_id])
     return assignment
