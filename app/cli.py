@@ -291,6 +291,7 @@ def worker_command(
         lease=timedelta(seconds=get_settings().lease_seconds),
         senders=senders_for(get_settings()),
         webhooks=partial(deliver_due, settings=get_settings()),
+        rematch_gather=timedelta(seconds=get_settings().rematch_gather_seconds),
     )
     if once:  # a run fits on every provider anyway: no warm-up competing with it
         done = worker.drain()

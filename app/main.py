@@ -153,6 +153,7 @@ def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
         lease=timedelta(seconds=settings.lease_seconds),
         senders=senders_for(settings),
         webhooks=partial(deliver_due, settings=settings),
+        rematch_gather=timedelta(seconds=settings.rematch_gather_seconds),
     )
     worker.start()
     return worker, engine

@@ -114,6 +114,16 @@ class Settings(BaseSettings):
         description="A publish touching more plans leaves their milestones, policies and "
         "summaries to the worker (in batches after the commit)",
     )
+    rematch_gather_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description=(
+            "After a re-match of declined requests, how long a worker lets further declines "
+            "gather into one batch (their re-match waits up to this long; the first decline "
+            "after a quiet spell is re-matched on the next poll; 0: every poll)"
+        ),
+    )
     lease_seconds: int = Field(
         default=60, ge=5, le=3600, description="How long a worker's claim on a match run lasts"
     )

@@ -10,10 +10,18 @@ as ``Worker.rematch_declined`` runs it): CPU seconds of this process, wall secon
 statements. A mixed round takes its requests from a few categories (a different few each
 round, as the declines of a poll come), a single round from one.
 
+With ``--stream N``, then N polls of the worker's own loop call (``Worker.rematch_declined``,
+one a second, as ``zhuqi worker`` polls) while ``--per-poll`` declines of random categories
+arrive before each: the load bench's trickle of declines, without its HTTP load. It reports
+the worker's CPU per declined request and the requests per drain under ``--gather`` seconds
+(``ZHUQI_REMATCH_GATHER_SECONDS``; 0: a drain on every poll that finds marks).
+
 Usage::
 
     .venv/bin/python bench/rematch_mix.py --database postgresql --enterprises 10k --providers 10k
     .venv/bin/python bench/rematch_mix.py --database sqlite --enterprises 2k --providers 1k  # quick
+    .venv/bin/python bench/rematch_mix.py --database postgresql --enterprises 2k --providers 2k \
+        --rounds 1 --stream 40 --gather 0,5          # the worker's poll under a trickle
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +54,7 @@ from app.assignments.schemas import Decline
 from app.assignments.warmup import warm_text_memo
 from app.common.principal import Principal
 from app.db import make_engine, make_session_factory
+from app.match_runs.claims import Sessions
 from app.models import (
     Assignment,
     AssignmentOrigin,
@@ -58,6 +68,7 @@ from app.models import (
 )
 from app.settings import Settings
 from app.supervision import batches
+from app.worker.loop import Worker
 
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP_PROVIDERS = Settings.model_fields["text_warmup_providers"].default
@@ -72,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=4, help="rounds of each kind")
     parser.add_argument("--mix", type=int, default=4, help="categories of a mixed round")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stream", type=int, default=0, help="worker polls of the trickle")
+    parser.add_argument("--per-poll", type=int, default=2, help="declines before each poll")
+    parser.add_argument(
+        "--gather",
+        default=str(Settings.model_fields["rematch_gather_seconds"].default),
+        help="the worker's gather window(s), seconds, e.g. 0,5 (a trickle each)",
+    )
     return parser
 
 
@@ -209,14 +227,79 @@ def _measured(out: dict[str, float], statements: Statements) -> Iterator[None]:
     out["statements"] = statements.seen - seen
 
 
+def _trickles(
+    pools: dict[str, list[int]], args: argparse.Namespace, rng: random.Random
+) -> list[list[list[int]]]:
+    """For each gather window, the declines before each poll: ``per_poll`` requests of
+    random categories (weighted by how many each has), none used by the rounds."""
+    used = args.batch * (2 * args.rounds + 1)  # at most, per category, by ``_rounds``
+    left = {c: ids[used:] for c, ids in pools.items()}
+    trickles = []
+    for _ in _windows(args):
+        polls = []
+        for _ in range(args.stream):
+            weights = [len(v) for v in left.values()]
+            categories = rng.choices(list(left), weights=weights, k=args.per_poll)
+            polls.append([left[c].pop() for c in categories if left[c]])
+        trickles.append(polls)
+    return trickles
+
+
+def _windows(args: argparse.Namespace) -> list[float]:
+    return [float(g) for g in str(args.gather).split(",")] if args.stream else []
+
+
+def stream(
+    factory: sessionmaker[Session],
+    read: sessionmaker[Session],
+    gather: float,
+    polls: list[dict[int, int]],
+) -> dict[str, float]:
+    """The worker's poll, once a second, with each poll's declines made just before it;
+    CPU of this process in the worker's calls only, and the requests each drain took."""
+    worker = Worker(
+        Sessions(write=factory, read=read),
+        worker_id="bench",
+        sweep_every=None,
+        rematch_gather=timedelta(seconds=gather),
+    )
+    out = {"cpu": 0.0, "drains": 0.0, "taken": 0.0, "declined": 0.0}
+
+    def poll() -> None:
+        before = time.process_time()
+        taken = worker.rematch_declined()
+        out["cpu"] += time.process_time() - before
+        out["drains"] += taken > 0
+        out["taken"] += taken
+
+    for offers in polls:
+        started = time.monotonic()
+        _decline_all(factory, list(offers.values()))
+        out["declined"] += len(offers)
+        poll()
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+    while True:  # the last window's declines
+        with read() as session:
+            if not rematch_queue.pending(session):
+                return out
+        time.sleep(1.0)
+        poll()
+
+
 def run(url: str, args: argparse.Namespace) -> list[tuple[str, dict[str, float]]]:
     engine = make_engine(url)
     statements = Statements(engine)
     factory = make_session_factory(engine)
+    read = make_session_factory(engine, read_only=True)
     with factory() as session, session.begin():
-        rounds = _rounds(_pools(session), args, random.Random(args.seed))
+        pools = _pools(session)
+        rounds = _rounds(pools, args, random.Random(args.seed))
         offers = [_offer_by_hand(session, ids) for _, ids in rounds]
-    warm_text_memo(make_session_factory(engine, read_only=True), limit=WARMUP_PROVIDERS)
+        trickles = [
+            [_offer_by_hand(session, ids) if ids else {} for ids in polls]
+            for polls in _trickles(pools, args, random.Random(args.seed + 1))
+        ]
+    warm_text_memo(read, limit=WARMUP_PROVIDERS)
     results: list[tuple[str, dict[str, float]]] = []
     for (kind, _), offered in zip(rounds, offers, strict=True):
         _decline_all(factory, list(offered.values()))
@@ -228,6 +311,16 @@ def run(url: str, args: argparse.Namespace) -> list[tuple[str, dict[str, float]]
         print(
             f"  {kind:<7} {len(offered):3d} declines: cpu {out['cpu']:6.3f} s, "
             f"wall {out['wall']:6.3f} s, {out['statements']:4.0f} statements, taken {taken}",
+            flush=True,
+        )
+    for gather, polls in zip(_windows(args), trickles, strict=True):
+        out = stream(factory, read, gather, polls)
+        results.append((f"stream {gather:g}", out))
+        print(
+            f"  stream, gather {gather:g} s: {out['declined']:.0f} declines, "
+            f"{out['drains']:.0f} drains ({out['taken'] / max(out['drains'], 1):.1f} a drain), "
+            f"worker cpu {out['cpu']:.3f} s, "
+            f"{out['cpu'] / max(out['taken'], 1) * 1000:.1f} ms per declined request",
             flush=True,
         )
     engine.dispose()

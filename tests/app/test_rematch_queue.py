@@ -4,6 +4,7 @@ declined offer. The drain is the worker's own call (``tests.factories.rematch_de
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -20,8 +21,10 @@ from app.assignments.schemas import Decline, ManualAssign
 from app.common.clock import as_utc, utc_now
 from app.common.principal import Principal
 from app.db import make_engine, make_session_factory
+from app.match_runs.claims import Sessions
 from app.models import Assignment, AssignmentStatus, Event, HelpRequest, Provider, Role, User
 from app.supervision.batches import begin_each
+from app.worker.loop import Worker
 from tests.app.conftest import Cast
 from tests.app.test_match_runs_api import URL as RUNS
 from tests.app.test_match_runs_api import drafted_run, proposals
@@ -157,6 +160,60 @@ class TestDeclineLeavesTheRematchToTheWorker:
 def _each(db: Session) -> Any:
     """The worker's transactions, as savepoints of the test's own."""
     return begin_each(sessions_of_test(db))
+
+
+class TestABusyWorkerGathersDeclines:
+    """Within ``rematch_gather`` of a drain that took requests, the worker leaves new declines
+    marked, so that the next drain takes them in one batch; a quiet worker drains at once."""
+
+    @staticmethod
+    def _worker(db: Session, gather: timedelta) -> Worker:
+        factory = sessions_of_test(db)
+        return Worker(
+            Sessions(factory, factory), worker_id="test", sweep_every=None, rematch_gather=gather
+        )
+
+    def _declined(self, client: TestClient, db: Session, cast: Cast) -> int:
+        request = make_request(db, cast.ent)
+        db.commit()
+        offer = _offer_by_hand(client, cast, request.id, cast.expert.id)
+        _decline(client, cast, offer, cast.expert_user)
+        return request.id
+
+    def test_declines_soon_after_a_drain_wait_for_the_window(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        worker = self._worker(db, timedelta(hours=1))
+        first = self._declined(client, db, cast)
+        assert worker.rematch_declined() == 1  # the first after a quiet spell: at once
+        assert len(_offers(db, first)) == 1
+        second = self._declined(client, db, cast)
+        assert worker.rematch_declined() == 0  # gathering
+        assert rematch_queue.pending(db) == 1
+        assert _offers(db, second) == []
+        assert worker.rematch_declined(gather=False) == 1  # ``zhuqi worker --once``
+        assert len(_offers(db, second)) == 1
+
+    def test_the_window_over_the_gathered_declines_are_drained(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        gather = timedelta(seconds=0.5)
+        worker = self._worker(db, gather)
+        self._declined(client, db, cast)
+        assert worker.rematch_declined() == 1
+        later = [self._declined(client, db, cast) for _ in range(2)]
+        time.sleep(gather.total_seconds())
+        assert worker.rematch_declined() == 2
+        assert [len(_offers(db, r)) for r in later] == [1, 1]
+        assert worker.rematch_declined() == 0  # nothing marked: a poll finds nothing
+
+    def test_polls_that_find_nothing_do_not_start_a_window(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        worker = self._worker(db, timedelta(hours=1))
+        assert worker.rematch_declined() == 0
+        self._declined(client, db, cast)
+        assert worker.rematch_declined() == 1
 
 
 class TestRematchPendingIsShown:
