@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.common.clock import today
 from app.common.workdays import calendar_outlook
 from app.db import SQLITE_BEGIN_OPTION
-from app.worker.backlog import Backlog, backlog
+from app.observability.backlog import Backlog, backlog
 
 router = APIRouter(tags=["health"])
 

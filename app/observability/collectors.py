@@ -18,7 +18,7 @@ from app.common.clock import today
 from app.common.workdays import calendar_outlook
 from app.models import MatchRunStatus, NotificationStatus, WebhookDeliveryStatus
 from app.observability import repository
-from app.worker.backlog import backlog
+from app.observability.backlog import backlog
 
 
 def _family(

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from app.common.clock import utc_now
 from app.models import MatchRun, MatchRunStatus, Plan, PlanStatus
+from app.observability.backlog import backlog
 from app.settings import Settings
-from app.worker.backlog import backlog
 from tests.app.conftest import Cast
 from tests.app.test_observability_metrics import METRICS_TOKEN, scrape
 from tests.conftest import TEST_SECRET
