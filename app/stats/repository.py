@@ -211,14 +211,28 @@ def _in_scope(
 def _conditions(scope: Scope, f: StatsFilter) -> list[ColumnElement[bool]]:
     """WHERE terms; they name ``Enterprise`` only when _needs_enterprise says so."""
     terms = [] if scope.everywhere else [scope.clause()]
+    return terms + _filter_terms(
+        f, category=HelpRequest.category, tier=Enterprise.tier, created=HelpRequest.created_at
+    )
+
+
+def _filter_terms(
+    f: StatsFilter,
+    *,
+    category: SQLColumnExpression[Any],
+    tier: SQLColumnExpression[Any],
+    created: SQLColumnExpression[Any],
+) -> list[ColumnElement[bool]]:
+    """The filters' terms over whichever table holds the request's category, tier and time."""
+    terms: list[ColumnElement[bool]] = []
     if f.category:
-        terms.append(HelpRequest.category == f.category)
+        terms.append(category == f.category)
     if f.tier:
-        terms.append(Enterprise.tier == f.tier)
+        terms.append(tier == f.tier)
     if f.since:
-        terms.append(HelpRequest.created_at >= f.since)
+        terms.append(created >= f.since)
     if f.until:
-        terms.append(HelpRequest.created_at < f.until)
+        terms.append(created < f.until)
     return terms
 
 
@@ -616,15 +630,9 @@ def _facts_conditions(scope: Scope, f: StatsFilter) -> list[ColumnElement[bool]]
     terms = []
     if scope.prefixes is not None:
         terms.append(region_clause(RequestFacts.region_code, scope.prefixes))
-    if f.category:
-        terms.append(RequestFacts.category == f.category)
-    if f.tier:
-        terms.append(RequestFacts.tier == f.tier)
-    if f.since:
-        terms.append(RequestFacts.created_at >= f.since)
-    if f.until:
-        terms.append(RequestFacts.created_at < f.until)
-    return terms
+    return terms + _filter_terms(
+        f, category=RequestFacts.category, tier=RequestFacts.tier, created=RequestFacts.created_at
+    )
 
 
 ADDITIVE = (
