@@ -117,11 +117,18 @@ def main() -> None:
     counts = {lbl: args.requests // 4 if lbl in HEAVY else args.requests for lbl in labels}
     offer_labels = [lbl for lbl in labels if lbl.startswith("offers")]
     # each accept or decline consumes a prepared offer (made through the hand-offer use case)
-    offers = sum(counts[lbl] + 2 * args.clients for lbl in offer_labels) * len(apps) * args.rounds
-    offers = offers + 20 if offer_labels else 5
+    needed = sum(counts[lbl] + 2 * args.clients for lbl in offer_labels) * len(apps) * args.rounds
+    offers = needed + 20 if offer_labels else 5
     figures: dict[tuple[str, str], list[float]] = {}
     with scratch_database(args.database, "cpu") as url:
         world = load.build_world(url, size=args.size, offers=offers)
+        if len(world.offers) < needed:
+            # Past the last offer an accept or decline is a /users/me read: its figure would
+            # silently be the wrong endpoint's.
+            sys.exit(
+                f"only {len(world.offers)} offers could be made at --size {args.size}, "
+                f"{needed} are needed: raise --size, or lower --requests or --rounds"
+            )
         with ExitStack() as stack:
             servers = {
                 name: stack.enter_context(serving(ZHUQI, url, root, pin=args.pin))

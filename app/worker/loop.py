@@ -28,6 +28,7 @@ from app.common.clock import today
 from app.common.workdays import calendar_outlook, calendar_source
 from app.match_runs.claims import DEFAULT_LEASE, Claim, Sessions, claim, release
 from app.match_runs.runner import Processed, ProgressFn, run_claimed
+from app.settings import Settings
 from app.supervision import batches
 from app.supervision import service as supervision_service
 from app.supervision.senders import DEFAULT_SENDERS, Sender
@@ -36,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
 SWEEP_EVERY = timedelta(minutes=5)
-REMATCH_GATHER = timedelta(seconds=5)
+# The setting's own default, for a Worker built without settings (tests, tools).
+REMATCH_GATHER = timedelta(seconds=Settings.model_fields["rematch_gather_seconds"].default)
 
 
 def default_worker_id(kind: str = "worker") -> str:
