@@ -238,14 +238,35 @@ def _filter_terms(
 
 def _group_key(group_by: GroupBy | None) -> SQLColumnExpression[Any]:
     """The group key as SQL; ``provider`` needs ``Assignment`` in the FROM clause."""
+    return _key_over(
+        group_by,
+        region=Enterprise.region_code,
+        category=HelpRequest.category,
+        tier=Enterprise.tier,
+        provider=Assignment.provider_id,
+    )
+
+
+def _key_over(
+    group_by: GroupBy | None,
+    *,
+    region: SQLColumnExpression[Any],
+    category: SQLColumnExpression[Any],
+    tier: SQLColumnExpression[Any],
+    provider: SQLColumnExpression[Any] | None,
+) -> SQLColumnExpression[Any]:
+    """The group key over whichever table holds the request's region, category and tier
+    (``provider=None``: a table with one row per request, which has no single provider)."""
     if group_by is GroupBy.REGION:  # literal bounds: the same text in SELECT and GROUP BY
-        return func.substr(Enterprise.region_code, literal_column("1"), literal_column("4"))
+        return func.substr(region, literal_column("1"), literal_column("4"))
     if group_by is GroupBy.CATEGORY:
-        return HelpRequest.category
+        return category
     if group_by is GroupBy.TIER:
-        return Enterprise.tier
+        return tier
     if group_by is GroupBy.PROVIDER:
-        return Assignment.provider_id
+        if provider is None:
+            raise ValueError("a request has no single provider")
+        return provider
     return null()
 
 
@@ -614,15 +635,13 @@ def _facts_units(scope: Scope, filters: StatsFilter, group_by: GroupBy | None) -
 
 def _facts_key(group_by: GroupBy | None) -> SQLColumnExpression[Any]:
     """:func:`_group_key` over ``request_facts``."""
-    if group_by is GroupBy.REGION:
-        return func.substr(RequestFacts.region_code, literal_column("1"), literal_column("4"))
-    if group_by is GroupBy.CATEGORY:
-        return RequestFacts.category
-    if group_by is GroupBy.TIER:
-        return RequestFacts.tier
-    if group_by is GroupBy.PROVIDER:
-        raise ValueError("a request has no single provider")
-    return null()
+    return _key_over(
+        group_by,
+        region=RequestFacts.region_code,
+        category=RequestFacts.category,
+        tier=RequestFacts.tier,
+        provider=None,
+    )
 
 
 def _facts_conditions(scope: Scope, f: StatsFilter) -> list[ColumnElement[bool]]:
