@@ -1,0 +1,411 @@
+"""CPU per request, endpoint by endpoint, with the app called in process: no sockets, no HTTP.
+
+Why beside ``bench/endpoint_cpu.py``: that one measures real servers, where the HTTP parsing,
+the kernel's loopback and the driver's process all share the cores with what is measured,
+and one figure moves by 20-40% from run to run. Here a child process imports the app of a
+checkout, runs its lifespan, and calls it as an ASGI application on uvloop (as uvicorn runs
+it), the endpoints' worker threads and the database round trips included; ``process_time``
+counts every thread of the child. What is left out is the same constant for every app: the
+HTTP parsing and the socket writes (about 0.2 ms a request here). The peer
+(``bench/bare_app.py``: one indexed query per request) is measured the same way.
+
+Children run in turn, round by round (``--compare DIR`` alternates this checkout with
+another), so a change is judged before → after under the same machine load; each figure is
+a child's best of three passes, and the report gives the median over rounds.
+
+Usage::
+
+    .venv/bin/python bench/inprocess_cpu.py                       # every MIX label
+    .venv/bin/python bench/inprocess_cpu.py --labels users.me --compare /work/main --rounds 5
+    .venv/bin/python bench/inprocess_cpu.py --keep-world zhuqi_cpu_world   # reuse a database
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pickle
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+HERE = Path(__file__).resolve().parents[1]
+PEER = "peer"
+# Each accept or decline consumes one prepared offer.
+OFFER_LABELS = ("offers.accept", "offers.decline")
+PASSES = 3  # each child's figure is its best pass of this many
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+# ---------------------------------------------------------------- the child: one app, measured
+
+
+class _Reply:
+    """What ``load._record`` and ``load._zhuqi_call``'s callers read of a response."""
+
+    __slots__ = ("content", "path", "status_code")
+
+    def __init__(self, status_code: int, content: bytes, path: str) -> None:
+        self.status_code = status_code
+        self.content = content
+        self.path = path
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class AsgiClient:
+    """``LeanClient``'s two verbs, as direct calls of an ASGI app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> _Reply:
+        content = json.dumps(body).encode() if body is not None else b""
+        raw_headers = [(b"host", b"bench"), (b"content-length", str(len(content)).encode())]
+        if content:
+            raw_headers.append((b"content-type", b"application/json"))
+        raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": urlencode(params or {}).encode(),
+            "headers": raw_headers,
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8000),
+            "state": {},
+        }
+        delivered = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": content, "more_body": False}
+            await asyncio.Event().wait()  # the client never hangs up
+            raise AssertionError("unreachable")
+
+        status, chunks = 0, []
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return _Reply(status, b"".join(chunks), path)
+
+    async def get(
+        self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> _Reply:
+        return await self.request("GET", path, params=params, headers=headers)
+
+    async def post(
+        self, path: str, json: Any = None, headers: dict[str, str] | None = None
+    ) -> _Reply:
+        return await self.request("POST", path, headers=headers, body=json)
+
+
+async def _measure(
+    app: ASGIApp, world: Any, labels: list[str], n: int, clients: int, offer_n: int
+) -> dict[str, float]:
+    import load  # the child's own checkout's bench/load.py (sys.path)
+
+    client = AsgiClient(app)
+    result = load.Result()
+    figures: dict[str, float] = {}
+    for label in labels:
+
+        async def one_client(seed: int, count: int, label: str = label) -> None:
+            rng = random.Random(seed)
+            for _ in range(count):
+                reply: Any = (
+                    await client.get(f"/items/{rng.randint(1, 2000)}")
+                    if label == "bare.get"
+                    else await load._zhuqi_call(client, world, label, rng, result)  # type: ignore[arg-type]
+                )
+                if reply.status_code >= 400:
+                    raise RuntimeError(f"{label}: HTTP {reply.status_code} {reply.content[:300]!r}")
+
+        count = offer_n if label in OFFER_LABELS else n
+        warm = 2 if label in OFFER_LABELS else 20
+        await asyncio.gather(*(one_client(i, warm) for i in range(clients)))
+        passes = []
+        for p in range(PASSES):
+            started = time.process_time()
+            per_client = max(1, count // clients)
+            await asyncio.gather(
+                *(one_client(100 * (p + 1) + i, per_client) for i in range(clients))
+            )
+            passes.append(1000 * (time.process_time() - started) / (per_client * clients))
+        figures[label] = min(passes)
+    return figures
+
+
+def child(args: argparse.Namespace) -> None:
+    """Runs inside the checkout ``args.root``: its ``app`` package and its bench helpers."""
+    root = Path(args.root).resolve()
+    sys.path[:0] = [str(root), str(root / "bench")]
+    os.environ.update(
+        DATABASE_URL=args.url,
+        ZHUQI_SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789",
+        ZHUQI_ENVIRONMENT="test",
+        ZHUQI_EMBEDDED_WORKER="false",
+        ZHUQI_LOG_LEVEL="WARNING",
+    )
+    world = pickle.loads(Path(args.world_file).read_bytes())
+    world.offers = world.offers[args.offers_from : args.offers_to]
+    labels = args.labels.split(",")
+    if args.peer:
+        from bench.bare_app import app_factory as peer_factory
+
+        app: Any = peer_factory()
+        labels = ["bare.get"]
+    else:
+        from app.main import app_factory
+
+        app = app_factory()
+
+    async def run() -> dict[str, float]:
+        if args.peer:
+            return await _measure(
+                app, world, labels, args.requests, args.clients, args.offer_requests
+            )
+        async with app.router.lifespan_context(app):
+            return await _measure(
+                app, world, labels, args.requests, args.clients, args.offer_requests
+            )
+
+    import uvloop
+
+    print("RESULT " + json.dumps(uvloop.run(run())), flush=True)
+
+
+# ---------------------------------------------------------------- the parent: worlds and rounds
+
+
+@contextmanager
+def _world_database(args: argparse.Namespace) -> Iterator[str]:
+    sys.path.insert(0, str(HERE / "bench"))
+    from scratch import PG_SERVER, scratch_database
+
+    if args.keep_world:
+        if args.database != "postgresql":
+            sys.exit("--keep-world is for PostgreSQL")
+        yield f"{PG_SERVER}/{args.keep_world}"
+        return
+    with scratch_database(args.database, "inproc") as url:
+        yield url
+
+
+def _world(url: str, args: argparse.Namespace, offers: int) -> Any:
+    """The world of ``bench/load.py``, built once; with ``--keep-world`` kept (with its ids
+    and tokens) in the database's own pickle beside this machine's temp files."""
+    sys.path.insert(0, str(HERE / "bench"))
+    import load
+    from sqlalchemy import create_engine, text
+
+    saved = (
+        Path(tempfile.gettempdir()) / f"{args.keep_world}.world.pkl" if args.keep_world else None
+    )
+    if saved is not None and saved.exists():
+        world = pickle.loads(saved.read_bytes())
+        if len(world.offers) >= offers:
+            return world
+    if args.keep_world:
+        admin = create_engine(url.rsplit("/", 1)[0] + "/test", isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{args.keep_world}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{args.keep_world}"'))
+        admin.dispose()
+    world = load.build_world(url, size=args.size, offers=offers)
+    if saved is not None:
+        saved.write_bytes(pickle.dumps(world))
+    return world
+
+
+def _run_child(
+    root: Path,
+    url: str,
+    world_file: str,
+    args: argparse.Namespace,
+    *,
+    peer: bool,
+    offers: tuple[int, int],
+) -> dict[str, float]:
+    command = [
+        sys.executable,
+        str(HERE / "bench" / "inprocess_cpu.py"),
+        "--child",
+        "--root",
+        str(root),
+        "--url",
+        url,
+        "--world-file",
+        world_file,
+        "--labels",
+        args.labels,
+        "--requests",
+        str(args.requests),
+        "--clients",
+        str(args.clients),
+        "--offer-requests",
+        str(args.offer_requests),
+        "--offers-from",
+        str(offers[0]),
+        "--offers-to",
+        str(offers[1]),
+    ] + (["--peer"] if peer else [])
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            figures: dict[str, float] = json.loads(line[len("RESULT ") :])
+            return figures
+    sys.exit(f"the child for {root} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--labels", default=None, help="comma-separated MIX labels (all)")
+    parser.add_argument("--requests", type=int, default=1000, help="per label and pass")
+    parser.add_argument(
+        "--offer-requests",
+        type=int,
+        default=40,
+        help="per offer label and pass (each uses an offer)",
+    )
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--size", type=int, default=2000, help="enterprises and providers")
+    parser.add_argument("--rounds", type=int, default=3, help="median of this many children")
+    parser.add_argument("--compare", type=Path, help="another checkout, measured in turn")
+    parser.add_argument("--keep-world", metavar="DBNAME", help="build once into this database")
+    parser.add_argument("--no-peer", action="store_true", help="skip the bare peer")
+    # the child's own arguments
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--world-file", help=argparse.SUPPRESS)
+    parser.add_argument("--offers-from", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--offers-to", type=int, default=0, help=argparse.SUPPRESS)
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    if args.child:
+        child(args)
+        return
+    sys.path.insert(0, str(HERE / "bench"))
+    import load
+
+    args.labels = args.labels or ",".join(label for label, _ in load.MIX)
+    labels = args.labels.split(",")
+    apps = {"zhuqi": HERE} | ({"compare": args.compare.resolve()} if args.compare else {})
+    per_child = sum(
+        PASSES * args.offer_requests + 2 * args.clients + PASSES * args.clients
+        for label in labels
+        if label in OFFER_LABELS
+    )
+    children = len(apps) * args.rounds
+    figures: dict[tuple[str, str], list[float]] = {}
+    with _world_database(args) as url:
+        world = _world(url, args, per_child * children + 1)
+        if per_child and len(world.offers) < per_child * children:
+            sys.exit(
+                f"only {len(world.offers)} offers at --size {args.size}; {per_child * children} "
+                "are needed: raise --size, or lower --requests or --rounds"
+            )
+        with tempfile.NamedTemporaryFile(suffix=".world.pkl") as world_file:
+            world_file.write(pickle.dumps(world))
+            world_file.flush()
+            used = 0
+            for _ in range(args.rounds):
+                for name, root in apps.items():
+                    slice_ = (used, used + per_child)
+                    used += per_child
+                    got = _run_child(root, url, world_file.name, args, peer=False, offers=slice_)
+                    for label, ms in got.items():
+                        figures.setdefault((name, label), []).append(ms)
+                if not args.no_peer:
+                    got = _run_child(HERE, url, world_file.name, args, peer=True, offers=(0, 0))
+                    figures.setdefault(("peer", "bare.get"), []).append(got["bare.get"])
+            if args.keep_world and used:
+                # consumed offers are gone from the kept database: so from its pickle
+                world.offers = world.offers[used:]
+                saved = Path(tempfile.gettempdir()) / f"{args.keep_world}.world.pkl"
+                saved.write_bytes(pickle.dumps(world))
+    report(labels, list(apps), figures, args)
+
+
+def report(
+    labels: list[str],
+    apps: list[str],
+    figures: dict[tuple[str, str], list[float]],
+    args: argparse.Namespace,
+) -> None:
+    peer = statistics.median(figures[("peer", "bare.get")]) if not args.no_peer else None
+    print(
+        f"\nin-process CPU ms/request, {args.database}, {args.clients} clients, median of "
+        f"{args.rounds} round(s)" + (f"; peer (bare.get) {peer:.3f} ms" if peer else "")
+    )
+    head = "".join(f"{name:>10}" for name in apps)
+    print(
+        f"{'label':<20}{head}"
+        + (f"{'peer÷':>8}" if peer else "")
+        + ("   zhuqi÷compare" if len(apps) > 1 else "")
+    )
+    for label in labels:
+        mine = {name: statistics.median(figures[(name, label)]) for name in apps}
+        line = f"{label:<20}" + "".join(f"{mine[name]:10.3f}" for name in apps)
+        if peer:
+            line += f"{peer / mine['zhuqi']:8.2f}"
+        if "compare" in mine:
+            line += f"   {mine['zhuqi'] / mine['compare']:.3f}"
+        print(line, flush=True)
+    weights = dict(_mix())
+    if set(labels) >= set(weights):
+        total = sum(weights.values())
+        for name in apps:
+            mean = sum(w * statistics.median(figures[(name, lbl)]) for lbl, w in weights.items())
+            print(
+                f"MIX-weighted mean, {name}: {mean / total:.3f} ms"
+                + (f" (peer ÷ {peer / (mean / total):.2f})" if peer else "")
+            )
+
+
+def _mix() -> list[tuple[str, int]]:
+    import load
+
+    return list(load.MIX)
+
+
+if __name__ == "__main__":
+    main()
