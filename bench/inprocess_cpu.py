@@ -33,8 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -210,46 +209,6 @@ def child(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- the parent: worlds and rounds
 
 
-@contextmanager
-def _world_database(args: argparse.Namespace) -> Iterator[str]:
-    sys.path.insert(0, str(HERE / "bench"))
-    from scratch import PG_SERVER, scratch_database
-
-    if args.keep_world:
-        if args.database != "postgresql":
-            sys.exit("--keep-world is for PostgreSQL")
-        yield f"{PG_SERVER}/{args.keep_world}"
-        return
-    with scratch_database(args.database, "inproc") as url:
-        yield url
-
-
-def _world(url: str, args: argparse.Namespace, offers: int) -> Any:
-    """The world of ``bench/load.py``, built once; with ``--keep-world`` kept (with its ids
-    and tokens) in the database's own pickle beside this machine's temp files."""
-    sys.path.insert(0, str(HERE / "bench"))
-    import load
-    from sqlalchemy import create_engine, text
-
-    saved = (
-        Path(tempfile.gettempdir()) / f"{args.keep_world}.world.pkl" if args.keep_world else None
-    )
-    if saved is not None and saved.exists():
-        world = pickle.loads(saved.read_bytes())
-        if len(world.offers) >= offers:
-            return world
-    if args.keep_world:
-        admin = create_engine(url.rsplit("/", 1)[0] + "/test", isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{args.keep_world}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{args.keep_world}"'))
-        admin.dispose()
-    world = load.build_world(url, size=args.size, offers=offers)
-    if saved is not None:
-        saved.write_bytes(pickle.dumps(world))
-    return world
-
-
 def _run_child(
     root: Path,
     url: str,
@@ -336,8 +295,8 @@ def main() -> None:
     )
     children = len(apps) * args.rounds
     figures: dict[tuple[str, str], list[float]] = {}
-    with _world_database(args) as url:
-        world = _world(url, args, per_child * children + 1)
+    with load.world_database(args.database, args.keep_world, "inproc") as url:
+        world = load.obtain_world(url, args.keep_world, size=args.size, offers=per_child * children)
         if per_child and len(world.offers) < per_child * children:
             sys.exit(
                 f"only {len(world.offers)} offers at --size {args.size}; {per_child * children} "
@@ -357,11 +316,8 @@ def main() -> None:
                 if not args.no_peer:
                     got = _run_child(HERE, url, world_file.name, args, peer=True, offers=(0, 0))
                     figures.setdefault(("peer", "bare.get"), []).append(got["bare.get"])
-            if args.keep_world and used:
-                # consumed offers are gone from the kept database: so from its pickle
-                world.offers = world.offers[used:]
-                saved = Path(tempfile.gettempdir()) / f"{args.keep_world}.world.pkl"
-                saved.write_bytes(pickle.dumps(world))
+            world.offers = world.offers[used:]  # the children's are used up in the database
+            load.keep_world(world, args.keep_world)
     report(labels, list(apps), figures, args)
 
 

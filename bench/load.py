@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pickle
 import random
 import signal
 import socket
@@ -60,7 +61,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import func, select, union
+from sqlalchemy import create_engine, func, select, text, union
 from sqlalchemy.orm import Session
 
 from app.assignments import service as assignment_service
@@ -87,7 +88,7 @@ from seed.load import DEMO_ADMIN, load_demo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lean_http import LeanClient, LeanError, LeanResponse
-from scratch import scratch_database
+from scratch import PG_SERVER, scratch_database
 
 Client = httpx.AsyncClient | LeanClient
 Reply = httpx.Response | LeanResponse
@@ -126,6 +127,7 @@ class World:
     request_ids: list[int]
     enterprise_ids: list[int]
     offers: list[tuple[int, dict[str, str]]]
+    size: int = 0  # enterprises and providers seeded
 
 
 @dataclass
@@ -165,8 +167,55 @@ def build_world(url: str, *, size: int, offers: int) -> World:
     with Session(engine, expire_on_commit=False) as session:  # commits as it goes
         world = _prepare(session, url, offers=offers)
         session.commit()
+    world.size = size
     engine.dispose()
     return world
+
+
+@contextmanager
+def world_database(kind: str, keep: str | None, label: str) -> Iterator[str]:
+    """A scratch database of ``kind``, or with ``keep`` the PostgreSQL database of that name,
+    which outlives the bench so that :func:`obtain_world` need not build its world again."""
+    if keep is None:
+        with scratch_database(kind, label) as url:
+            yield url
+        return
+    if kind != "postgresql":
+        sys.exit("a kept world is a PostgreSQL database")
+    yield f"{PG_SERVER}/{keep}"
+
+
+def _kept_world_file(keep: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{keep}.world.pkl"
+
+
+def obtain_world(url: str, keep: str | None, *, size: int, offers: int) -> World:
+    """``build_world``, or with ``keep`` the world kept in that database by an earlier run,
+    if it has the size and the unused offers asked for (building one takes minutes: the
+    offers are made through the product's own use case). Save it again with
+    :func:`keep_world` when the run is over: accepts and declines use its offers up."""
+    if keep is None:
+        return build_world(url, size=size, offers=offers)
+    saved = _kept_world_file(keep)
+    if saved.exists():
+        world: World = pickle.loads(saved.read_bytes())
+        if world.size == size and len(world.offers) >= offers:
+            print(f"  reusing the world kept in {keep} ({len(world.offers)} offers)", flush=True)
+            return world
+    admin = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{keep}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{keep}"'))
+    admin.dispose()
+    world = build_world(url, size=size, offers=offers)
+    keep_world(world, keep)
+    return world
+
+
+def keep_world(world: World, keep: str | None) -> None:
+    """Save a kept world with the offers it has left (no-op without ``keep``)."""
+    if keep is not None:
+        _kept_world_file(keep).write_bytes(pickle.dumps(world))
 
 
 def _prepare(session: Session, url: str, *, offers: int) -> World:
@@ -724,6 +773,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pin", action="store_true", help="run P server processes on cores 0..P-1 (taskset)"
     )
+    parser.add_argument(
+        "--keep-world",
+        metavar="DBNAME",
+        help="PostgreSQL only: build the world once into this database and reuse it in later "
+        "runs while it has enough unused offers (each run's writes stay in it)",
+    )
     return parser
 
 
@@ -733,14 +788,14 @@ def main() -> None:
     process_counts = [int(p) for p in args.processes.split(",")]
     for kind in args.databases.split(","):
         print(f"\n== {kind}", flush=True)
-        with scratch_database(kind, "load") as url:
+        with world_database(kind, args.keep_world, "load") as url:
             modes = [("closed loop", 0.0)] + (
                 [(f"users, think {args.think:g} s", args.think)] if args.think else []
             )
             offers_needed = args.offers or (
                 int(args.requests * 0.09 * len(levels) * len(process_counts) * len(modes)) + 50
             )
-            world = build_world(url, size=args.size, offers=offers_needed)
+            world = obtain_world(url, args.keep_world, size=args.size, offers=offers_needed)
             for processes in process_counts if kind == "postgresql" else [1]:
                 for clients in levels:
                     with server("app.main:app_factory", url, processes, pin=args.pin) as served:
@@ -752,6 +807,7 @@ def main() -> None:
                     for (mode, think), mine, theirs in zip(modes, ours, peer, strict=True):
                         report(kind, clients, processes, mine, theirs, mode, think)
                         print("    " + check_writes(url, mine), flush=True)
+            keep_world(world, args.keep_world)
 
 
 if __name__ == "__main__":
