@@ -28,6 +28,7 @@ from app.common.idempotency import Idempotency
 from app.common.key_usage import ApiKeyUsage
 from app.common.principal import Principal
 from app.common.principal_cache import PrincipalCache, credential_digest, credential_epoch
+from app.common.threads import request_threads
 from app.common.throttle import LogInThrottle
 from app.db import SessionScopes, session_scope
 from app.errors import Forbidden, Unauthorized
@@ -278,10 +279,10 @@ async def get_principal(
         if cached.api_key_id is not None:
             _note_key_use(usage, cached.api_key_id)
             if usage.due():
-                await to_thread.run_sync(usage.flush_soon, request_scopes(request).write)
+                await request_threads.run(usage.flush_soon, request_scopes(request).write)
         return cached.principal
     epoch = credential_epoch()
-    principal, key, expires_at = await to_thread.run_sync(
+    principal, key, expires_at = await request_threads.run(
         partial(
             _caller_noting_key_use,
             session,
@@ -450,7 +451,7 @@ def _in_one_hop(endpoint: Callable[..., Any]) -> Callable[..., Coroutine[Any, An
 
     @wraps(endpoint)
     async def hop(**arguments: Any) -> Any:
-        return await to_thread.run_sync(run_and_commit, arguments)
+        return await request_threads.run(run_and_commit, arguments)
 
     return hop
 

@@ -24,6 +24,7 @@ from app.common.key_usage import ApiKeyUsage
 from app.common.principal_cache import PrincipalCache, watch_credentials
 from app.common.retry import RetryTransientMiddleware
 from app.common.schemas import ProblemDetail
+from app.common.threads import request_threads
 from app.common.throttle import LogInThrottle
 from app.db import (
     guard_read_only_sessions,
@@ -57,7 +58,9 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         worker: Worker | None = None
         worker_engine: Engine | None = None
         warmup: TextMemoWarmup | None = None
-        # One thread per admitted request, plus a few for exempt and background hops.
+        # One thread per admitted request, plus a few for exempt and background hops, in both
+        # pools: the request path's own (app/common/threads.py) and anyio's (other sync work).
+        request_threads.resize(settings.request_threads)
         to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         if manage_engine:
             engine = make_engine(
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
                 worker.stop(timeout=settings.shutdown_grace_seconds)
             if worker_engine is not None:
                 worker_engine.dispose()
+            request_threads.close()
             if manage_engine:
                 app.state.api_key_usage.flush(
                     lambda: session_scope(app.state.session_factories["write"])

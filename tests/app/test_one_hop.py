@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from app.common.threads import request_threads
 from app.db import make_session_factory
 from app.deps import DbSession, OneHopRoute, get_db
 from app.main import create_app
@@ -90,15 +91,21 @@ def count(engine: Engine) -> int:
 
 @pytest.fixture
 def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the functions run in worker threads, in order."""
+    """Names of the functions run in worker threads (anyio's or the request threads), in order."""
     seen: list[str] = []
     real = anyio.to_thread.run_sync
+    real_request_run = request_threads.run
 
     async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append(getattr(func, "__name__", repr(func)))
         return await real(func, *args, **kwargs)
 
+    async def counted_request_run(func: Any, *args: Any) -> Any:
+        seen.append(getattr(func, "__name__", repr(func)))
+        return await real_request_run(func, *args)
+
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    monkeypatch.setattr(request_threads, "run", counted_request_run)
     return seen
 
 
