@@ -116,9 +116,9 @@ def read_request(
     """The request, and why the latest run and re-match left it unmatched (if they did)."""
     # Loaded here, not through ``CurrentRequest``: a synchronous dependency is a worker-thread
     # hop of its own, and a read needs only the endpoint's (``OneHopRoute``).
-    request = request_service.get(session, principal=principal, request_id=request_id)
-    set_etag(response, request.version)
-    return request_service.detail(session, principal=principal, request=request)
+    found = request_service.detail(session, principal=principal, request_id=request_id)
+    set_etag(response, found.version)
+    return found
 
 
 @router.patch(
