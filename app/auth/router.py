@@ -96,8 +96,8 @@ def register_provider(
 
 
 @router.get("/users/me", response_model=UserRead, responses=problem_responses(401))
-def read_me(session: DbSession, principal: CurrentPrincipal) -> User:
-    return auth_service.get_user(session, principal.user_id)
+def read_me(session: DbSession, principal: CurrentPrincipal) -> UserRead:
+    return auth_service.read_user(session, principal.user_id)
 
 
 @router.post(

@@ -104,6 +104,17 @@ def schema_columns(schema: type[BaseModel], entity: type[Any]) -> tuple[Any, ...
     return (table, *extra)
 
 
+def field_columns(schema: type[BaseModel], entity: type[Any]) -> tuple[Any, ...]:
+    """``schema``'s fields as ``entity``'s columns, each under the field's name (a hybrid
+    labelled): for a statement built once, whose cache key is worked out once, so a row
+    carries (and the driver decodes) only what the response holds, not the whole table."""
+    table = entity.__table__
+    return tuple(
+        table.c[name] if name in table.c else getattr(entity, name).label(name)
+        for name in schema.model_fields
+    )
+
+
 def paginate(
     session: Session,
     statement: Select[Any],
