@@ -182,7 +182,7 @@ def child(args: argparse.Namespace) -> None:
     world.offers = world.offers[args.offers_from : args.offers_to]
     labels = args.labels.split(",")
     if args.peer:
-        from bench.bare_app import app_factory as peer_factory
+        from bare_app import app_factory as peer_factory  # the checkout's bench/ is on the path
 
         app: Any = peer_factory()
         labels = ["bare.get"]
