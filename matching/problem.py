@@ -17,12 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeAlias
+from operator import itemgetter
+from typing import Any, TypeAlias, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from matching.scoring.lexicon import Lexicon
+
+_T = TypeVar("_T")
 
 __all__ = [
     "CATEGORIES",
@@ -150,6 +153,14 @@ def _objects(values: Iterable[object]) -> NDArray[np.object_]:
     return out
 
 
+def _pick(column: tuple[_T, ...], positions: list[int]) -> tuple[_T, ...]:
+    """``column``'s items at ``positions``, in that order: a re-match cuts a table for each
+    of its parts, and a generator over numpy integers cost 3x this for each ragged column."""
+    if len(positions) == 1:  # itemgetter of one position returns the item, not a tuple
+        return (column[positions[0]],)
+    return itemgetter(*positions)(column) if positions else ()
+
+
 def _column(values: list[Any], empty: type[np.generic]) -> NDArray[Any]:
     """Values as an array of their own dtype (so validation sees a float capacity as
     such, instead of a silent cast); ``empty``'s dtype when there are none."""
@@ -224,7 +235,7 @@ class RequestTable:
             for name in self.__dataclass_fields__
             if name != "extra"
         }
-        return RequestTable(**values, extra=tuple(self.extra[i] for i in index))
+        return RequestTable(**values, extra=_pick(self.extra, index.tolist()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,30 +283,67 @@ class ProviderTable:
     def from_rows(cls, rows: Iterable[ProviderIn]) -> ProviderTable:
         """Columns of the given rows, in the given order."""
         items = list(rows)
+        return cls.from_columns(
+            id=[p.id for p in items],
+            kind=[p.kind for p in items],
+            skills=[dict(p.skills) for p in items],
+            expertise=[p.expertise for p in items],
+            industries=[p.industries for p in items],
+            regions=[p.regions for p in items],
+            remote=[p.remote for p in items],
+            capacity=[p.capacity for p in items],
+            load=[p.load for p in items],
+            paused=[p.paused for p in items],
+            active=[p.active for p in items],
+            rating=[p.rating for p in items],
+            conflicts=[p.conflicts for p in items],
+        )
+
+    @classmethod
+    def from_columns(
+        cls,
+        *,
+        id: Sequence[Id],
+        kind: Sequence[Kind | str],
+        skills: Sequence[Mapping[str, int]],
+        expertise: Sequence[str],
+        industries: Sequence[Sequence[str]],
+        regions: Sequence[Sequence[str]],
+        remote: Sequence[bool],
+        capacity: Sequence[int],
+        load: Sequence[int],
+        paused: Sequence[bool],
+        active: Sequence[bool],
+        rating: Sequence[float | None],
+        conflicts: Sequence[Iterable[Id]],
+    ) -> ProviderTable:
+        """A table of plain columns, one entry per provider (the fields of
+        :class:`ProviderIn`, same meaning and defaults' types): a database read builds these
+        straight from its rows, without a row object per provider, which cost a re-match's
+        snapshot of thousands of providers as much as reading them."""
         return cls(
-            id=_objects(p.id for p in items),
-            kind=_objects(str(p.kind) for p in items),
-            skills=tuple(dict(p.skills) for p in items),
-            expertise=_objects(p.expertise for p in items),
-            industries=tuple(tuple(p.industries) for p in items),
-            regions=tuple(tuple(p.regions) for p in items),
-            remote=_column([p.remote for p in items], np.bool_),
-            capacity=_column([p.capacity for p in items], np.int64),
-            load=_column([p.load for p in items], np.int64),
-            paused=_column([p.paused for p in items], np.bool_),
-            active=_column([p.active for p in items], np.bool_),
-            rating=np.array([p.rating for p in items], dtype=object),  # typed in __post_init__
-            conflicts=tuple(frozenset(p.conflicts) for p in items),
+            id=_objects(id),
+            kind=_objects(map(str, kind)),
+            skills=tuple(skills),
+            expertise=_objects(expertise),
+            industries=tuple(map(tuple, industries)),
+            regions=tuple(map(tuple, regions)),
+            remote=_column(list(remote), np.bool_),
+            capacity=_column(list(capacity), np.int64),
+            load=_column(list(load), np.int64),
+            paused=_column(list(paused), np.bool_),
+            active=_column(list(active), np.bool_),
+            rating=np.array(list(rating), dtype=object),  # typed in __post_init__
+            conflicts=tuple(map(frozenset, conflicts)),
         )
 
     def take(self, index: NDArray[np.intp]) -> ProviderTable:
         """Rows ``index`` (shape ``(m,)``) as a new table."""
         values: dict[str, Any] = {}  # one entry per field, each of its own column type
+        positions = index.tolist()
         for name in self.__dataclass_fields__:
             column = getattr(self, name)
-            values[name] = (
-                tuple(column[i] for i in index) if isinstance(column, tuple) else column[index]
-            )
+            values[name] = _pick(column, positions) if isinstance(column, tuple) else column[index]
         return ProviderTable(**values)
 
 

@@ -10,8 +10,9 @@ later, in the pipeline, because capacity is a business constraint, not a shape e
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
+from typing import Any, cast
 
 import numpy as np
 
@@ -101,7 +102,25 @@ def _check_requests(table: RequestTable) -> None:
             raise _fail("requests.extra", i, ids, f"{extra!r} must hold non-empty strs")
 
 
+def _skills_plainly_valid(column: tuple[Mapping[str, int], ...]) -> bool:
+    """Whether every skill map is a dict of non-empty str → int level 1–3, judged on the
+    distinct keys, value types and values (C-level passes over a re-match part's thousands
+    of maps). ``False`` is no verdict: the row-by-row check then finds and names the fault."""
+    if not set(map(type, column)) <= {dict}:
+        return False
+    maps = cast("tuple[dict[object, object], ...]", column)  # every one a dict: checked
+    keys = set(chain.from_iterable(maps))
+    levels = list(chain.from_iterable(map(dict.values, maps)))
+    return (
+        all(type(key) is str and key for key in keys)
+        and set(map(type, levels)) <= {int}
+        and set(levels) <= {1, 2, 3}
+    )
+
+
 def _check_skills(table: ProviderTable) -> None:
+    if _skills_plainly_valid(table.skills):
+        return
     for i, skills in enumerate(table.skills):
         if not isinstance(skills, Mapping):
             raise _fail("providers.skills", i, table.id, "must map category -> level")
@@ -112,9 +131,22 @@ def _check_skills(table: ProviderTable) -> None:
                 raise _fail("providers.skills", i, table.id, f"{cat}: level {level!r} not 1–3")
 
 
+def _distinct_match(values: Iterable[object], pattern: re.Pattern[str]) -> bool:
+    """Whether every value is a str matching ``pattern``, each distinct value checked once
+    (a province's providers serve a few hundred prefixes between them). ``False`` is no
+    verdict (an unhashable value included): the caller's row-by-row check names the fault."""
+    try:
+        distinct = set(values)
+    except TypeError:
+        return False
+    return all(isinstance(value, str) and pattern.fullmatch(value) for value in distinct)
+
+
 def _check_prefixes(
-    field: str, column: Iterable[tuple[str, ...]], ids: Any, pattern: re.Pattern[str]
+    field: str, column: Sequence[tuple[str, ...]], ids: Any, pattern: re.Pattern[str]
 ) -> None:
+    if _distinct_match(chain.from_iterable(column), pattern):
+        return
     for i, prefixes in enumerate(column):
         for prefix in prefixes:
             if not (isinstance(prefix, str) and pattern.fullmatch(prefix)):

@@ -22,6 +22,7 @@ region as a level 0–5, so the blocked and the per-pair paths give bit-identica
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import TypeAlias
 
 import numpy as np
@@ -113,18 +114,25 @@ def _slots(
     ``len(prefixes) + 1`` for "helps remotely", so that empty lists and the remote flag
     need no special pass: the table is a max over columns, sentinels included.
     """
-    flat = sorted({prefix for prefixes in served for prefix in prefixes})
+    everyone = list(chain.from_iterable(served))  # every provider's prefixes, in order
+    flat = sorted(set(everyone))
     index = {prefix: i for i, prefix in enumerate(flat)}
     any_col, remote_col = len(flat), len(flat) + 1
-    columns = [[index[p] for p in prefixes] or [any_col] for prefixes in served]
-    if remote is not None:
-        for i in np.flatnonzero(remote).tolist():
-            columns[i].append(remote_col)
-    counts = np.array([len(c) for c in columns], dtype=np.intp)
+    # each provider's own columns sit at ``start[i]:start[i] + own[i]`` of ``codes``; the
+    # sentinel columns follow them: "any" for a provider with none, then "remote"
+    own = np.fromiter(map(len, served), dtype=np.intp, count=len(served))
+    start = np.cumsum(own) - own
+    codes = np.fromiter(map(index.__getitem__, everyone), dtype=np.intp, count=len(everyone))
+    codes = np.append(codes, any_col)  # a valid index for rows whose column is a sentinel
+    with_any = np.maximum(own, 1)
+    counts = with_any + (np.zeros_like(own) if remote is None else np.asarray(remote, np.intp))
     slots = []
     for j in range(int(counts.max(initial=0))):
         who = np.flatnonzero(counts > j)
-        slots.append((who, np.array([columns[i][j] for i in who.tolist()], dtype=np.intp)))
+        mine = own[who] > j
+        sentinel = np.where(with_any[who] > j, any_col, remote_col)
+        taken = codes[np.where(mine, start[who] + j, len(everyone))]
+        slots.append((who, np.where(mine, taken, sentinel).astype(np.intp)))
     return flat, slots
 
 
