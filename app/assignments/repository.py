@@ -24,6 +24,7 @@ from app.assignments.transitions import OPEN
 from app.common.idsets import in_ids
 from app.common.principal import Principal
 from app.common.regions import region_clause
+from app.common.shapes import Param, literal
 from app.models import (
     Assignment,
     AssignmentStatus,
@@ -38,7 +39,9 @@ from app.models import (
 )
 
 
-def visible_to(principal: Principal) -> Select[Assignment]:
+def visible_to(principal: Principal, param: Param = literal) -> Select[Assignment]:
+    """The assignments ``principal`` may see; its values go in through ``param``
+    (``app.common.shapes``)."""
     statement = (
         select(Assignment)
         .join(HelpRequest, HelpRequest.id == Assignment.request_id)
@@ -47,21 +50,22 @@ def visible_to(principal: Principal) -> Select[Assignment]:
     if principal.is_admin:
         return statement
     if principal.is_coordinator:
-        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))
+        prefixes = principal.region_prefixes
+        return statement.where(region_clause(Enterprise.region_code, prefixes, param))
     if principal.is_provider:
-        return statement.where(*_provider_scope(principal))
+        return statement.where(*_provider_scope(principal, param))
     if principal.is_enterprise:
         return statement.where(
-            HelpRequest.enterprise_id == principal.enterprise_id,
+            HelpRequest.enterprise_id == param("scope_enterprise_id", principal.enterprise_id),
             Assignment.status != AssignmentStatus.PROPOSED,
         )
     return statement.where(false())
 
 
-def _provider_scope(principal: Principal) -> tuple[ColumnElement[bool], ...]:
+def _provider_scope(principal: Principal, param: Param) -> tuple[ColumnElement[bool], ...]:
     # Drafts are the coordinators' business until published.
     return (
-        Assignment.provider_id == principal.provider_id,
+        Assignment.provider_id == param("scope_provider_id", principal.provider_id),
         Assignment.status != AssignmentStatus.PROPOSED,
     )
 
@@ -90,16 +94,30 @@ class AssignmentFilter:
     request_id: int | None = None
     match_run_id: int | None = None
 
+    def shape(self) -> tuple[bool, ...]:
+        """Which filters :func:`filtered` applies."""
+        return (
+            bool(self.status),
+            bool(self.provider_id),
+            bool(self.request_id),
+            bool(self.match_run_id),
+        )
 
-def filtered(statement: Select[Assignment], f: AssignmentFilter) -> Select[Assignment]:
+
+def filtered(
+    statement: Select[Assignment], f: AssignmentFilter, param: Param = literal
+) -> Select[Assignment]:
+    """``statement`` narrowed by the filters given; each value is ``param`` of the filter's
+    name (``vars(f)`` holds them all)."""
     if f.status:
-        statement = statement.where(Assignment.status == f.status)
+        statement = statement.where(Assignment.status == param("status", f.status))
     if f.provider_id:
-        statement = statement.where(Assignment.provider_id == f.provider_id)
+        statement = statement.where(Assignment.provider_id == param("provider_id", f.provider_id))
     if f.request_id:
-        statement = statement.where(Assignment.request_id == f.request_id)
+        statement = statement.where(Assignment.request_id == param("request_id", f.request_id))
     if f.match_run_id:
-        statement = statement.where(Assignment.match_run_id == f.match_run_id)
+        run = param("match_run_id", f.match_run_id)
+        statement = statement.where(Assignment.match_run_id == run)
     return statement
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Update, bindparam, select
+from sqlalchemy import Select, Update, bindparam, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -29,9 +29,10 @@ from app.assignments.views import AssignmentView, assignment_view_model
 from app.bundling import service as bundling
 from app.common.clock import as_utc, utc_now
 from app.common.locking import lock_assignment_path
-from app.common.pagination import PageParams, paginate, schema_columns
+from app.common.pagination import PageParams, paginate_shaped, schema_columns
 from app.common.principal import Principal
 from app.common.schemas import Page
+from app.common.shapes import Param
 from app.enterprises.repository import region_of
 from app.errors import Conflict, Forbidden, NotFound
 from app.events import service as event_service
@@ -66,10 +67,15 @@ def list_(
     filters: repository.AssignmentFilter,
     page: PageParams,
 ) -> Page[AssignmentView]:
-    statement = repository.filtered(repository.visible_to(principal), filters)
+    def build(param: Param) -> Select[Any]:
+        return repository.filtered(repository.visible_to(principal, param), filters, param)
+
     view = assignment_view_model(principal)
     columns = schema_columns(view, Assignment)
-    return paginate(session, statement, Assignment.id, page, view.model_validate, columns=columns)
+    convert = view.model_validate
+    return paginate_shaped(
+        session, principal, filters, build, Assignment.id, page, convert, columns=columns
+    )
 
 
 def _ensure_own(principal: Principal, assignment: Assignment) -> None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, func, select
+from sqlalchemy import BindParameter, Select, bindparam, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from app.common.principal import Principal
 from app.common.schemas import Page
+from app.common.shapes import Param, ShapedFilter, bound, literal
 from app.errors import InvalidInput
 
 T = TypeVar("T")
@@ -136,19 +138,97 @@ def paginate(
     of any of the four main lists cost 0.05-0.08 ms less (of ~0.8 ms) read as rows.
     """
     total = _count(session, statement) if count else None
-    if params.after_id is not None:
-        after = id_column < params.after_id if newest_first else id_column > params.after_id
-        statement = statement.where(after)
-    order = id_column.desc() if newest_first else id_column
-    statement = statement.order_by(order).limit(params.limit + 1)
+    after = params.after_id
+    statement = _page_statement(statement, id_column, after, params.limit + 1, newest_first)
     rows: Sequence[Any]
     if columns is None:
         rows = session.scalars(statement).all()
     else:
-        rows = [row._asdict() for row in session.execute(statement.with_only_columns(*columns))]
+        rows = _column_rows(session, statement.with_only_columns(*columns), None)
+    return _page_of(rows, id_column.key, params, convert, total)
+
+
+#: List statements by shape (:func:`paginate_shaped`); a shape's statement is built once.
+_SHAPED: dict[Hashable, Select[Any]] = {}
+_SHAPED_MAX = 1024  # shapes are few (roles x prefix counts x filters); a bound, not a budget
+
+
+def paginate_shaped(
+    session: Session,
+    principal: Principal,
+    filters: ShapedFilter,
+    build: Callable[[Param], Select[Any]],
+    id_column: InstrumentedAttribute[int],
+    params: PageParams,
+    convert: Callable[[Any], T],
+    *,
+    columns: Sequence[Any],
+) -> Page[T]:
+    """:func:`paginate` of ``columns`` over ``build(param)``: ``principal``'s scope narrowed
+    by ``filters``, built once per shape with bound parameters (``app.common.shapes``) and
+    run with the principal's and the filters' values; a filter without a shape (a text
+    search) builds the statement for this request alone.
+
+    A shape is what ``build``'s branches test: ``Principal.scope_shape`` and
+    ``filters.shape()``, with ``build``'s own code telling one list from another.
+    """
+    filter_shape = filters.shape()
+    if filter_shape is None:
+        return paginate(session, build(literal), id_column, params, convert, columns=columns)
+    after = params.after_id is not None
+    shape = (build.__code__, principal.scope_shape, filter_shape, after, tuple(columns))
+    statement = _SHAPED.get(shape)
+    if statement is None:
+        scoped = build(bound).with_only_columns(*columns)
+        after_id: BindParameter[int] | None = bindparam("page_after_id") if after else None
+        statement = _page_statement(scoped, id_column, after_id, bindparam("page_limit"), False)
+        if len(_SHAPED) >= _SHAPED_MAX:
+            _SHAPED.clear()
+        _SHAPED[shape] = statement
+    values = {
+        **principal.scope_params(),
+        **vars(filters),
+        "page_after_id": params.after_id,
+        "page_limit": params.limit + 1,
+    }
+    rows = _column_rows(session, statement, values)
+    return _page_of(rows, id_column.key, params, convert, None)
+
+
+def _page_statement(
+    statement: Select[Any],
+    id_column: InstrumentedAttribute[int],
+    after_id: Any,
+    limit: Any,
+    newest_first: bool,
+) -> Select[Any]:
+    """``statement`` past ``after_id`` (if not None), in id order, ``limit`` rows."""
+    if after_id is not None:
+        after = id_column < after_id if newest_first else id_column > after_id
+        statement = statement.where(after)
+    order = id_column.desc() if newest_first else id_column
+    return statement.order_by(order).limit(limit)
+
+
+def _column_rows(
+    session: Session, statement: Select[Any], values: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Each row as a dict keyed by its columns' labels, fetched at once (``all``: one driver
+    call, where iterating fetched row by row)."""
+    return [row._asdict() for row in session.execute(statement, values).all()]
+
+
+def _page_of(
+    rows: Sequence[Any],
+    key: str,
+    params: PageParams,
+    convert: Callable[[Any], T],
+    total: int | None,
+) -> Page[T]:
+    """The page of ``rows`` (at most one more than asked: the sign of a next page)."""
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
-    last = _key_of(rows[-1], id_column.key) if rows else None  # (a, b) keys page on b
+    last = _key_of(rows[-1], key) if rows else None  # (a, b) keys page on b
     next_cursor = encode_cursor(last) if has_more and last is not None else None
     return Page(items=[convert(r) for r in rows], next_cursor=next_cursor, total=total)
 

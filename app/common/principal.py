@@ -6,6 +6,7 @@ auth itself depends on several of them (its service records events, reads enterp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from app.models import Role, User
 
@@ -53,3 +54,26 @@ class Principal:
         if self.is_admin:
             return True
         return self.is_coordinator and any(region_code.startswith(p) for p in self.region_prefixes)
+
+    @property
+    def scope_shape(self) -> tuple[Role, int, bool, bool]:
+        """What every ``visible_to`` branches on (role, how many region prefixes, which ids
+        are set): two callers of one shape are scoped by the same statement with
+        different values (``app.common.shapes``), given by :meth:`scope_params`."""
+        return (
+            self.role,
+            len(self.region_prefixes),
+            self.enterprise_id is None,
+            self.provider_id is None,
+        )
+
+    def scope_params(self) -> dict[str, Any]:
+        """The values of a scope built with bound parameters, under the names the
+        ``visible_to`` functions give them."""
+        params: dict[str, Any] = {
+            "scope_enterprise_id": self.enterprise_id,
+            "scope_provider_id": self.provider_id,
+        }
+        for i, prefix in enumerate(self.region_prefixes):
+            params[f"scope_region_{i}"] = prefix
+        return params

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.common.principal import Principal
 from app.common.regions import region_clause
+from app.common.shapes import Param, literal
 from app.models import Assignment, AssignmentStatus, Enterprise, HelpRequest, Plan
 
 # An assignment in one of these states lets its provider see the enterprise it serves.
@@ -41,27 +42,33 @@ def region_of(session: Session, row: Enterprise | HelpRequest | Assignment | Pla
     return enterprise.region_code if enterprise else ""
 
 
-def served_enterprise_ids(provider_id: int) -> Select[int]:
+def served_enterprise_ids(provider_id: int, param: Param = literal) -> Select[int]:
     return (
         select(HelpRequest.enterprise_id)
         .join(Assignment, Assignment.request_id == HelpRequest.id)
         .where(
-            Assignment.provider_id == provider_id,
+            Assignment.provider_id == param("scope_provider_id", provider_id),
             Assignment.status.in_(PROVIDER_VISIBLE_STATUSES),
         )
     )
 
 
-def visible_to(principal: Principal) -> Select[Enterprise]:
+def visible_to(principal: Principal, param: Param = literal) -> Select[Enterprise]:
+    """The enterprises ``principal`` may see; its values go in through ``param``
+    (``app.common.shapes``)."""
     statement = select(Enterprise)
     if principal.is_admin:
         return statement
     if principal.is_coordinator:
-        return statement.where(region_clause(Enterprise.region_code, principal.region_prefixes))
+        prefixes = principal.region_prefixes
+        return statement.where(region_clause(Enterprise.region_code, prefixes, param))
     if principal.is_enterprise:
-        return statement.where(Enterprise.id == principal.enterprise_id)
+        return statement.where(
+            Enterprise.id == param("scope_enterprise_id", principal.enterprise_id)
+        )
     if principal.is_provider and principal.provider_id is not None:
-        return statement.where(Enterprise.id.in_(served_enterprise_ids(principal.provider_id)))
+        served = served_enterprise_ids(principal.provider_id, param)
+        return statement.where(Enterprise.id.in_(served))
     return statement.where(false())
 
 
@@ -73,27 +80,47 @@ class EnterpriseFilter:
     size: str | None = None
     q: str | None = None
 
+    def shape(self) -> tuple[bool, ...] | None:
+        """Which filters :func:`filtered` applies; None with a text search, whose value is
+        escaped into the statement (built per request)."""
+        if self.q:
+            return None
+        return (bool(self.region), bool(self.industry), bool(self.tier), bool(self.size))
+
 
 S = TypeVar("S", bound=Select[Any])
 
 
 def where_enterprise(
-    statement: S, *, region: str | None, industry: str | None, tier: str | None
+    statement: S,
+    *,
+    region: str | None,
+    industry: str | None,
+    tier: str | None,
+    param: Param = literal,
 ) -> S:
-    """Narrow any statement joined to ``Enterprise`` by region and industry prefix and tier."""
+    """Narrow any statement joined to ``Enterprise`` by region and industry prefix and tier
+    (``param`` ``region``, ``industry``, ``tier``)."""
     if region:
-        statement = statement.where(Enterprise.region_code.startswith(region))
+        statement = statement.where(Enterprise.region_code.startswith(param("region", region)))
     if industry:
-        statement = statement.where(Enterprise.industry_code.startswith(industry))
+        prefix = param("industry", industry)
+        statement = statement.where(Enterprise.industry_code.startswith(prefix))
     if tier:
-        statement = statement.where(Enterprise.tier == tier)
+        statement = statement.where(Enterprise.tier == param("tier", tier))
     return statement
 
 
-def filtered(statement: Select[Enterprise], f: EnterpriseFilter) -> Select[Enterprise]:
-    statement = where_enterprise(statement, region=f.region, industry=f.industry, tier=f.tier)
+def filtered(
+    statement: Select[Enterprise], f: EnterpriseFilter, param: Param = literal
+) -> Select[Enterprise]:
+    """``statement`` narrowed by the filters given; each value is ``param`` of the filter's
+    name (``vars(f)`` holds them all)."""
+    statement = where_enterprise(
+        statement, region=f.region, industry=f.industry, tier=f.tier, param=param
+    )
     if f.size:
-        statement = statement.where(Enterprise.size == f.size)
+        statement = statement.where(Enterprise.size == param("size", f.size))
     if f.q:
         statement = statement.where(
             or_(Enterprise.name.icontains(f.q, autoescape=True), Enterprise.uscc == f.q.upper())

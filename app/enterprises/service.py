@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from typing import Any
+
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from app.common.pagination import PageParams, paginate, schema_columns
+from app.common.pagination import PageParams, paginate_shaped, schema_columns
 from app.common.principal import Principal
 from app.common.schemas import Page
+from app.common.shapes import Param
 from app.enterprises import repository
 from app.enterprises import tier as tier_service
 from app.enterprises.schemas import (
@@ -60,10 +63,21 @@ def list_(
     filters: repository.EnterpriseFilter,
     page: PageParams,
 ) -> Page[EnterpriseView]:
-    statement = repository.filtered(repository.visible_to(principal), filters)
+    def build(param: Param) -> Select[Any]:
+        return repository.filtered(repository.visible_to(principal, param), filters, param)
+
     view = enterprise_view_model(principal)
     columns = schema_columns(view, Enterprise)
-    return paginate(session, statement, Enterprise.id, page, view.model_validate, columns=columns)
+    return paginate_shaped(
+        session,
+        principal,
+        filters,
+        build,
+        Enterprise.id,
+        page,
+        view.model_validate,
+        columns=columns,
+    )
 
 
 def _ensure_unique_uscc(session: Session, uscc: str) -> None:

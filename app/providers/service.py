@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from app.assignments import offers, rematch_queue
 from app.common.clock import today, utc_now
-from app.common.pagination import PageParams, paginate, schema_columns
+from app.common.pagination import PageParams, paginate, paginate_shaped, schema_columns
 from app.common.principal import Principal
 from app.common.schemas import Page
+from app.common.shapes import Param
 from app.errors import Conflict, Forbidden, NotFound
 from app.events import service as event_service
 from app.models import Enterprise, Provider, ProviderConflict, Vetting
@@ -38,10 +39,14 @@ def get(session: Session, *, principal: Principal, provider_id: int) -> Provider
 def list_(
     session: Session, *, principal: Principal, filters: repository.ProviderFilter, page: PageParams
 ) -> Page[ProviderView]:
-    statement = repository.filtered(repository.visible_to(principal), filters)
+    def build(param: Param) -> Select[Any]:
+        return repository.filtered(repository.visible_to(principal, param), filters, param)
+
     view = provider_view_model(principal)
     columns = schema_columns(view, Provider)
-    return paginate(session, statement, Provider.id, page, view.model_validate, columns=columns)
+    return paginate_shaped(
+        session, principal, filters, build, Provider.id, page, view.model_validate, columns=columns
+    )
 
 
 def _ensure_capacity_allowed(capacity: int, ceiling: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
@@ -14,9 +14,10 @@ from app.assignments.transitions import OPEN
 from app.bundling import service as bundling
 from app.common.clock import today, utc_now
 from app.common.locking import lock_request_path
-from app.common.pagination import PageParams, paginate, schema_columns
+from app.common.pagination import PageParams, paginate_shaped, schema_columns
 from app.common.principal import Principal
 from app.common.schemas import Page
+from app.common.shapes import Param
 from app.enterprises import service as enterprise_service
 from app.enterprises.repository import region_of
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -78,10 +79,13 @@ def detail(session: Session, *, principal: Principal, request_id: int) -> HelpRe
 def list_(
     session: Session, *, principal: Principal, filters: repository.RequestFilter, page: PageParams
 ) -> Page[HelpRequestRead]:
-    statement = repository.filtered(repository.visible_to(principal), filters)
+    def build(param: Param) -> Select[Any]:
+        return repository.filtered(repository.visible_to(principal, param), filters, param)
+
     columns = schema_columns(HelpRequestRead, HelpRequest)
-    return paginate(
-        session, statement, HelpRequest.id, page, HelpRequestRead.model_validate, columns=columns
+    convert = HelpRequestRead.model_validate
+    return paginate_shaped(
+        session, principal, filters, build, HelpRequest.id, page, convert, columns=columns
     )
 
 
