@@ -214,8 +214,12 @@ def _column_rows(
     session: Session, statement: Select[Any], values: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
     """Each row as a dict keyed by its columns' labels, fetched at once (``all``: one driver
-    call, where iterating fetched row by row)."""
-    return [row._asdict() for row in session.execute(statement, values).all()]
+    call, where iterating fetched row by row).
+
+    Run on the session's connection (its transaction): rows of plain columns need nothing of
+    the ORM's execution, which cost ~0.1 ms more CPU per page; our sessions never autoflush
+    (``app.db``) and its execute events watch DML only."""
+    return [row._asdict() for row in session.connection().execute(statement, values).all()]
 
 
 def _page_of(
