@@ -143,3 +143,23 @@ def test_closed_threads_leave_and_a_later_call_starts_new_ones() -> None:
     assert mine() == []
     assert asyncio.run(pool.run(lambda: "again")) == "again"
     pool.close()
+
+
+def test_calls_waiting_for_a_thread_are_served_after_a_close() -> None:
+    pool = RequestThreads(1, name="test-backlog")
+    release, started = threading.Event(), threading.Event()
+
+    def first() -> str:
+        started.set()
+        release.wait(5)
+        return "first"
+
+    async def scenario() -> list[str]:
+        calls = asyncio.gather(pool.run(first), pool.run(lambda: "second"))
+        await asyncio.to_thread(started.wait, 5)
+        pool.close()  # the busy thread would leave after its call; the second still waits
+        release.set()
+        return list(await asyncio.wait_for(calls, 5))
+
+    assert asyncio.run(scenario()) == ["first", "second"]
+    pool.close()
