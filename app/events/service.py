@@ -5,7 +5,7 @@ Callers pass the session of the change itself, so the event commits or rolls bac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
@@ -53,6 +53,11 @@ def snapshot(obj: Base) -> dict[str, Any]:
     return {c.key: jsonable(getattr(obj, c.key)) for c in mapper.column_attrs}
 
 
+def snapshot_of(model: type[Base], values: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`snapshot` of a row written without an ORM object: its column values by key."""
+    return {c.key: jsonable(values[c.key]) for c in inspect(model).column_attrs}
+
+
 # One event's INSERT, built once (its statement and cache key cost more CPU than running it);
 # the second also returns how many webhook subscriptions there are.
 _INSERT = insert(table_of(Event)).returning(table_of(Event).c.id)
@@ -80,8 +85,22 @@ def record(
     the change's session, and its unit-of-work flush was ~30 % of answering an offer.
     """
     session.flush()
-    changed_after = after if after is not None else snapshot(entity)
-    if before is not None and after == {}:
+    change = Change(
+        action=action,
+        entity_type=type(entity).__tablename__,
+        entity_id=getattr(entity, "id", None),
+        region_code=region_code,
+        before=before,
+        after=after if after is not None else snapshot(entity),
+    )
+    return record_change(session, actor=actor, change=change)
+
+
+def record_change(session: Session, *, actor: Principal | None, change: Change) -> int | None:
+    """:func:`record` of a change written by a statement rather than through an ORM object
+    (``change.after`` is then required: there is no object to snapshot)."""
+    before, changed_after = change.before, change.after or {}
+    if before is not None and change.after == {}:
         pass  # a removal: what was there is the whole record
     elif before is not None:
         changed_after = {k: v for k, v in changed_after.items() if before.get(k) != v}
@@ -91,10 +110,10 @@ def record(
     row = {
         "actor_id": actor.user_id if actor else None,
         "actor_label": actor.email if actor else "system",
-        "action": action,
-        "entity_type": type(entity).__tablename__,
-        "entity_id": getattr(entity, "id", None),
-        "region_code": region_code,
+        "action": change.action,
+        "entity_type": change.entity_type,
+        "entity_id": change.entity_id,
+        "region_code": change.region_code,
         "before": before,
         "after": changed_after,
         "created_at": utc_now(),
@@ -107,7 +126,7 @@ def record(
         webhook_service.note_count(session, count)
     else:
         event_id = session.execute(_INSERT, row).scalar_one()
-    if webhook_service.subscribed_to_any(session, (action,)):
+    if webhook_service.subscribed_to_any(session, (change.action,)):
         webhook_service.enqueue_many(session, [{**row, "id": event_id}])
     return event_id
 
@@ -118,7 +137,7 @@ class Change:
 
     action: str
     entity_type: str
-    entity_id: int
+    entity_id: int | None
     region_code: str = ""
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None

@@ -93,7 +93,7 @@ def submit_request(
     if (replayed := idem.replay(data)) is not None:
         return replayed
     created = request_service.create(session, principal=principal, data=data)
-    return idem.store(data, HelpRequestRead.model_validate(created))
+    return idem.store(data, created)
 
 
 @router.post(

@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Assignment, AssignmentOrigin, AssignmentStatus, HelpRequest
+from app.events.service import snapshot
+from app.models import Assignment, AssignmentOrigin, AssignmentStatus, Event, HelpRequest
 from tests.app.conftest import Cast
 from tests.factories import make_request
 
@@ -45,6 +46,27 @@ class TestSubmit:
         assert r.json()["enterprise_id"] == cast.ent.id
         assert r.json()["status"] == "submitted"
         assert r.json()["severity"] == "major"  # the category's default
+
+    def test_the_answer_and_the_event_are_the_stored_row(
+        self, client: TestClient, cast: Cast, db: Session
+    ) -> None:
+        """Filed by a statement, not an ORM flush: the 201 body is what a read of the request
+        answers, and the event's snapshot is the stored row (defaults, version, timestamps)."""
+        ent = cast.headers(cast.ent_user)
+        wanted = (date.today() + timedelta(days=30)).isoformat()
+        r = client.post(URL, json=body(description="详情", wanted_by_date=wanted), headers=ent)
+        assert r.status_code == 201, r.text
+        read = client.get(f"{URL}/{r.json()['id']}", headers=ent).json()
+        assert r.json() == {k: v for k, v in read.items() if k != "unmatched"}
+        assert r.json()["version"] == 1
+        stored = db.get(HelpRequest, r.json()["id"])
+        assert stored is not None
+        event = db.scalars(
+            select(Event).where(Event.action == "request.submitted", Event.entity_id == stored.id)
+        ).one()
+        assert (event.entity_type, event.region_code) == ("help_requests", cast.ent.region_code)
+        assert event.after == snapshot(stored)
+        assert list(event.after) == list(snapshot(stored))
 
     def test_enterprise_cannot_file_for_another(self, client: TestClient, cast: Cast) -> None:
         r = client.post(
