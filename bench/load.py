@@ -56,7 +56,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
@@ -198,7 +198,7 @@ def obtain_world(url: str, keep: str | None, *, size: int, offers: int) -> World
         return build_world(url, size=size, offers=offers)
     saved = _kept_world_file(keep)
     if saved.exists():
-        world: World = pickle.loads(saved.read_bytes())
+        world = World(**pickle.loads(saved.read_bytes()))
         if world.size == size and len(world.offers) >= offers:
             print(f"  reusing the world kept in {keep} ({len(world.offers)} offers)", flush=True)
             return world
@@ -214,8 +214,8 @@ def obtain_world(url: str, keep: str | None, *, size: int, offers: int) -> World
 
 def keep_world(world: World, keep: str | None) -> None:
     """Save a kept world with the offers it has left (no-op without ``keep``)."""
-    if keep is not None:
-        _kept_world_file(keep).write_bytes(pickle.dumps(world))
+    if keep is not None:  # plain data: this module is ``__main__`` or ``load`` by who runs it
+        _kept_world_file(keep).write_bytes(pickle.dumps(asdict(world)))
 
 
 def _prepare(session: Session, url: str, *, offers: int) -> World:
