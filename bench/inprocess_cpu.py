@@ -38,6 +38,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lean_http import LeanResponse  # bench/'s own module, found through the line above
+
 HERE = Path(__file__).resolve().parents[1]
 PEER = "peer"
 # Each accept or decline consumes one prepared offer.
@@ -47,20 +51,6 @@ ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
 # ---------------------------------------------------------------- the child: one app, measured
-
-
-class _Reply:
-    """What ``load._record`` and ``load._zhuqi_call``'s callers read of a response."""
-
-    __slots__ = ("content", "path", "status_code")
-
-    def __init__(self, status_code: int, content: bytes, path: str) -> None:
-        self.status_code = status_code
-        self.content = content
-        self.path = path
-
-    def json(self) -> Any:
-        return json.loads(self.content)
 
 
 class AsgiClient:
@@ -77,7 +67,7 @@ class AsgiClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         body: Any = None,
-    ) -> _Reply:
+    ) -> LeanResponse:
         content = json.dumps(body).encode() if body is not None else b""
         raw_headers = [(b"host", b"bench"), (b"content-length", str(len(content)).encode())]
         if content:
@@ -118,16 +108,16 @@ class AsgiClient:
                 chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, send)
-        return _Reply(status, b"".join(chunks), path)
+        return LeanResponse(status, b"".join(chunks), path)
 
     async def get(
         self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
-    ) -> _Reply:
+    ) -> LeanResponse:
         return await self.request("GET", path, params=params, headers=headers)
 
     async def post(
         self, path: str, json: Any = None, headers: dict[str, str] | None = None
-    ) -> _Reply:
+    ) -> LeanResponse:
         return await self.request("POST", path, headers=headers, body=json)
 
 
