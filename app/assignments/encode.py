@@ -251,10 +251,21 @@ def _provider_table(
     on = today()
     rows = session.connection().execute(statement).all()
     columns = list(zip(*rows, strict=True)) or [()] * len(_PROVIDER_COLUMNS)
-    ids, kinds, skills, expertise, industries, regions, remote, capacity, starts, ends = columns[
-        :10
-    ]
-    active, vetting, rating = columns[10:]
+    (
+        ids,
+        kinds,
+        skills,
+        expertise,
+        industries,
+        regions,
+        remote,
+        capacity,
+        starts,
+        ends,
+        active,
+        vetting,
+        rating,
+    ) = columns
     return matching.ProviderTable.from_columns(
         id=ids,
         kind=kinds,

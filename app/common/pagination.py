@@ -95,9 +95,10 @@ def schema_columns(schema: type[BaseModel], entity: type[Any]) -> tuple[Any, ...
     built once: the entity's whole table, whose rows carry each column under its own name,
     plus each field no column of that name holds (a hybrid: a SQL expression), labelled.
 
-    The table as one selectable, not each column: a statement is built anew per request,
-    and its cache key, worked out on each execution, grows with every column listed (twenty
-    cost ~45 µs more than the table); fields the schema lacks are ignored by it.
+    The table as one selectable, not each column: a statement built anew per request (all
+    but :func:`paginate_shaped`'s) has its cache key worked out on each execution, and that
+    grows with every column listed (twenty cost ~45 µs more than the table); fields the
+    schema lacks are ignored by it.
     """
     table = entity.__table__
     extra = [
