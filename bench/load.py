@@ -141,6 +141,7 @@ class Result:
     driver_cpu: float = 0.0  # CPU seconds this process spent driving the level
     server_cpu: float = 0.0  # CPU seconds of the server's processes during the level
     worker_cpu: float = 0.0  # of which the re-match worker's (part of ``server_cpu``)
+    loop_cpu: float = 0.0  # of which the server processes' main threads (the event loops)
 
     @property
     def done(self) -> int:
@@ -336,6 +337,24 @@ class Served:
     def worker_cpu_seconds(self) -> float:
         """The re-match worker's CPU alone (0 for the peer, which has none)."""
         return tree_cpu_seconds(self.worker_pid) if self.worker_pid is not None else 0.0
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the main threads of a process and its live descendants: for a uvicorn
+    server, its event loops (HTTP, middleware, routing, dependencies, serialisation), apart
+    from the worker threads that run endpoints and talk to the database."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            fields = Path(f"/proc/{current}/task/{current}/stat").read_text().rsplit(")", 1)[1]
+            total += (int(fields.split()[11]) + int(fields.split()[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -584,6 +603,7 @@ def measure(
     """One level against a running server, with the server's CPU over the same interval (and
     its worker's, until the re-matches the level's declines left are done)."""
     before, worker_before = served.cpu_seconds(), served.worker_cpu_seconds()
+    loop_before = main_thread_cpu_seconds(served.pid)
     result = asyncio.run(
         drive(
             served.base,
@@ -599,6 +619,7 @@ def measure(
     if served.worker_pid is not None:
         _wait_for_rematches(served.url, timeout=60)
     result.server_cpu = served.cpu_seconds() - before
+    result.loop_cpu = main_thread_cpu_seconds(served.pid) - loop_before
     result.worker_cpu = served.worker_cpu_seconds() - worker_before
     return result
 
@@ -709,10 +730,12 @@ def _cpu(result: Result) -> str:
         if result.worker_cpu
         else ""
     )
+    per_request = 1000 / max(result.done, 1)
     return (
         f"driver {result.driver_cpu / result.seconds:.0%} of a core, "
         f"server {result.server_cpu / result.seconds:.0%} "
-        f"({result.server_cpu / max(result.done, 1) * 1000:.1f} ms CPU/request){worker}"
+        f"({result.server_cpu * per_request:.1f} ms CPU/request, of which event loop "
+        f"{result.loop_cpu * per_request:.1f}){worker}"
     )
 
 
