@@ -1,4 +1,5 @@
-"""The README's benchmark commands run as written: their arguments parse (issue 13.5).
+"""The benchmark commands of the README and of the measurement journal run as written: their
+arguments parse (issue 13.5).
 
 Running the benchmarks themselves takes minutes; parsing each README line with the script's
 own parser is what failed before (``--sizes 10k 50k`` against a comma-only option).
@@ -33,7 +34,12 @@ def _module(script: str) -> ModuleType:
 
 
 def _commands() -> list[tuple[str, list[str]]]:
-    found = COMMAND.findall((ROOT / "README.md").read_text(encoding="utf-8"))
+    """The README's commands and the measurement journal's (docs/benchmarks.md)."""
+    found = [
+        command
+        for document in ("README.md", "docs/benchmarks.md")
+        for command in COMMAND.findall((ROOT / document).read_text(encoding="utf-8"))
+    ]
     return [(script, shlex.split(rest)) for script, rest in found]
 
 
