@@ -202,7 +202,7 @@ class RequestTable:
         for name in ("id", "category", "text", "industry", "region", "tier", "enterprise"):
             _coerce(self, name, _objects)
         _coerce(self, "urgency", np.asarray)
-        extra = tuple(tuple(x) for x in self.extra)
+        extra = tuple(map(tuple, self.extra))
         object.__setattr__(self, "extra", extra or ((),) * len(self.id))
         _coerce(self, "wanted", np.asarray)
         if len(self.wanted) == 0 and len(self.id):
@@ -272,9 +272,9 @@ class ProviderTable:
         except (TypeError, ValueError):  # left for validate() to name the field
             _coerce(self, "rating", _objects)
         object.__setattr__(self, "skills", tuple(self.skills))
-        object.__setattr__(self, "industries", tuple(tuple(x) for x in self.industries))
-        object.__setattr__(self, "regions", tuple(tuple(x) for x in self.regions))
-        object.__setattr__(self, "conflicts", tuple(frozenset(x) for x in self.conflicts))
+        object.__setattr__(self, "industries", tuple(map(tuple, self.industries)))
+        object.__setattr__(self, "regions", tuple(map(tuple, self.regions)))
+        object.__setattr__(self, "conflicts", tuple(map(frozenset, self.conflicts)))
 
     def __len__(self) -> int:
         return len(self.id)

@@ -22,8 +22,8 @@ import sys
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -31,6 +31,7 @@ import rjieba
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from matching.scoring.glossary import Glossary, default_glossary
 
@@ -134,6 +135,31 @@ def words(text: str, glossary: Glossary | None = None) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class _Parts:
+    """What a fitted vectorizer's transform and :func:`shared_terms` read, taken out once per
+    model instead of on every call (the feature names are a sort of the whole vocabulary)."""
+
+    vocabulary: dict[str, int]
+    analyze: Callable[[str], Sequence[str]]
+    idf: NDArray[np.float64]
+    names: NDArray[np.object_]
+    wide: NDArray[np.bool_]  # names longer than one character
+
+    @classmethod
+    def of(cls, vectorizer: TfidfVectorizer) -> _Parts:
+        if (vectorizer.sublinear_tf, vectorizer.norm, vectorizer.use_idf) != (True, "l2", True):
+            raise ValueError("TextModel.transform follows sublinear tf, L2 norm and IDF only")
+        names = vectorizer.get_feature_names_out()
+        return cls(
+            vocabulary=vectorizer.vocabulary_,
+            analyze=vectorizer.build_analyzer(),
+            idf=vectorizer.idf_,
+            names=names,
+            wide=np.char.str_len(names.astype(str)) > 1,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TextModel:
     """A fitted TF-IDF model with the providers' L2-normalised vectors.
 
@@ -147,13 +173,55 @@ class TextModel:
 
     vectorizer: TfidfVectorizer
     providers: sp.csr_array
+    # what transform and shared_terms read of the vectorizer, taken out once (_Parts)
+    _parts: _Parts | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _taken(self) -> _Parts:
+        parts = self._parts
+        if parts is None:  # two threads may both build it: the same values either way
+            parts = _Parts.of(self.vectorizer)
+            object.__setattr__(self, "_parts", parts)
+        return parts
 
     def transform(self, texts: Sequence[str]) -> sp.csr_array:
-        """L2-normalised TF-IDF rows, shape ``(len(texts), n_terms)``."""
+        """L2-normalised TF-IDF rows, shape ``(len(texts), n_terms)``.
+
+        The vectorizer's own ``transform``, step for step (counts of the vocabulary's
+        tokens, indices sorted, ``1 + log`` tf, times IDF, rows scaled by scikit-learn's
+        own L2 routine), without its input validation: a re-match part transforms a few
+        texts, and the validation cost five times the arithmetic."""
         if not self.vectorizer.vocabulary_ or len(texts) == 0:
             shape = (len(texts), len(self.vectorizer.vocabulary_))
             return sp.csr_array(shape, dtype=np.float64)
-        return sp.csr_array(self.vectorizer.transform(texts))
+        parts = self._taken()
+        vocabulary, analyze = parts.vocabulary, parts.analyze
+        indices: list[int] = []
+        counts: list[int] = []
+        indptr = [0]
+        for text in texts:
+            counter: dict[int, int] = {}
+            for token in analyze(text):
+                column = vocabulary.get(token)
+                if column is not None:
+                    counter[column] = counter.get(column, 0) + 1
+            indices.extend(counter)
+            counts.extend(counter.values())
+            indptr.append(len(indices))
+        matrix = sp.csr_array(
+            (
+                np.asarray(counts, dtype=np.float64),
+                np.asarray(indices, dtype=np.int32),
+                np.asarray(indptr, dtype=np.int32),
+            ),
+            shape=(len(texts), len(vocabulary)),
+        )
+        matrix.sort_indices()
+        data = matrix.data
+        np.log(data, data)
+        data += 1.0
+        data *= parts.idf[matrix.indices]
+        inplace_csr_row_normalize_l2(matrix)
+        return matrix
 
     def pair_similarity(
         self, requests: sp.csr_array, req: NDArray[np.intp], prov: NDArray[np.intp]
@@ -200,8 +268,8 @@ def shared_terms(
         return [() for _ in range(len(req))]
     product = sp.csr_array(requests[req].multiply(model.providers[prov]))
     product.eliminate_zeros()
-    names = model.vectorizer.get_feature_names_out()
-    wide = np.char.str_len(names.astype(str)) > 1
+    parts = model._taken()
+    names, wide = parts.names, parts.wide
     out: list[tuple[str, ...]] = []
     for i in range(len(req)):
         lo, hi = product.indptr[i], product.indptr[i + 1]
@@ -403,6 +471,8 @@ def vectorise(
     )
     fresh = np.flatnonzero(~reuse)
     new_rows = cache.model.transform([req_text[i] for i in fresh])
+    if len(fresh) == len(req_ids):  # nothing reused (a re-match's next part): rows as they are
+        return TextCache(cache.model, prov_text, req_ids, req_text, new_rows, glossary)
     index = np.where(reuse, old, 0)
     index[fresh] = len(cache.req_ids) + np.arange(len(fresh))
     requests = sp.csr_array(sp.vstack([cache.requests, new_rows], format="csr")[index])

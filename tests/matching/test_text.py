@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from matching.scoring.glossary import CONCEPT_PREFIX, Glossary, default_glossary
@@ -123,6 +124,33 @@ class TestSimilarity:
         model = fit_text_model([])
         assert model.transform(["anything"]).shape == (1, 0)
 
+    def test_transform_is_the_vectorizers_own_bit_for_bit(self) -> None:
+        """TextModel.transform skips scikit-learn's validation, not a step of its arithmetic:
+        counts, sorted indices, 1 + log tf, IDF and the L2 scaling give the very same bits."""
+        providers = [
+            "商业银行普惠金融部，专做小微企业流动资金贷款、无还本续贷、授信",
+            "ERP 系统实施 database design 数据治理 数据 数据",
+            "专利申请 patent trademark 商标注册 商标",
+            "出口报关 customs export 跨境电商 export export",
+            "",
+        ]
+        texts = [
+            "银行说明年不给续贷了，贷款下个月到期 贷款 贷款",
+            "We need ERP and database help, database!",
+            "",
+            "zzzz 无关",
+            "专利 patent 出口 customs 贷款 ERP 数据",
+        ]
+        model = fit_text_model(providers)
+        for chosen in (texts, texts[:1], texts[2:4], texts[::-1]):
+            ours = model.transform(chosen)
+            theirs = sp.csr_array(model.vectorizer.transform(chosen))
+            assert ours.shape == theirs.shape
+            assert ours.indices.dtype == theirs.indices.dtype
+            assert np.array_equal(ours.indptr, theirs.indptr)
+            assert np.array_equal(ours.indices, theirs.indices)
+            assert np.array_equal(ours.data.view(np.uint64), theirs.data.view(np.uint64))
+
 
 class TestCache:
     providers = ("数据库 database", "专利 patent", "出口 export")
@@ -135,6 +163,15 @@ class TestCache:
         assert again.model is first.model
         assert np.array_equal(again.requests.toarray(), fresh.requests.toarray())
         assert again.requests.shape == fresh.requests.shape
+
+    def test_nothing_reused_gives_the_fresh_vectors(self) -> None:
+        first = vectorise(self.providers, ("a",), ("数据库",))
+        ids, texts = ("x", "y"), ("patent law 专利", "出口报关 customs")
+        again = vectorise(self.providers, ids, texts, first)
+        fresh = vectorise(self.providers, ids, texts)
+        assert again.model is first.model
+        assert again.requests.shape == fresh.requests.shape
+        assert np.array_equal(again.requests.toarray(), fresh.requests.toarray())
 
     def test_changed_provider_texts_refit(self) -> None:
         first = vectorise(self.providers, ("a",), ("数据库",))
