@@ -110,6 +110,25 @@ class TestValidation:
         with pytest.raises(InvalidProblem, match=field.replace(".", r"\.")):
             matching.validate(problem)
 
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"kind": "robot"}, r"providers\.kind\[1\]"),
+            ({"expertise": 7}, r"providers\.expertise\[1\]"),
+            ({"conflicts": [True]}, r"providers\.conflicts\[1\]"),  # beside 1: equal in a set
+            ({"conflicts": [""]}, r"providers\.conflicts\[1\]"),
+        ],
+    )
+    def test_provider_columns_checked_at_once_still_name_the_row(
+        self, change: dict[str, object], field: str
+    ) -> None:
+        """Kinds, texts and conflicts are judged on their distinct values first; a fault
+        among valid rows is still found and named by its row."""
+        good = _provider(id="p0", conflicts=[1, "e2"])
+        problem = Problem.build(requests=[_request()], providers=[good, _provider(**change)])
+        with pytest.raises(InvalidProblem, match=field):
+            matching.validate(problem)
+
     def test_message_names_the_row(self) -> None:
         problem = Problem.build(requests=[_request(), _request(id="bad", region="x")], providers=[])
         with pytest.raises(InvalidProblem, match=r"requests\.region\[1\] \(id 'bad'\)"):
