@@ -22,7 +22,7 @@ import sys
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -266,19 +266,44 @@ def shared_terms(
     """
     if len(req) == 0 or requests.shape[1] == 0:
         return [() for _ in range(len(req))]
-    product = sp.csr_array(requests[req].multiply(model.providers[prov]))
-    product.eliminate_zeros()
     parts = model._taken()
     names, wide = parts.names, parts.wide
     out: list[tuple[str, ...]] = []
-    for i in range(len(req)):
-        lo, hi = product.indptr[i], product.indptr[i + 1]
-        cols, vals = product.indices[lo:hi], product.data[lo:hi]
+    for cols, vals in _pair_products(requests, model.providers, req, prov):
         keep = wide[cols]
         cols, vals = cols[keep], vals[keep]
         top = cols[np.lexsort((cols, -vals))[:limit]]
         out.append(tuple(str(t) for t in names[top]))
     return out
+
+
+def _pair_products(
+    requests: sp.csr_array,
+    providers: sp.csr_array,
+    req: NDArray[np.intp],
+    prov: NDArray[np.intp],
+) -> Iterator[tuple[NDArray[np.int32], NDArray[np.float64]]]:
+    """Per pair, the terms both rows hold (ascending) and their products, zeros left out:
+    the rows of ``requests[req].multiply(providers[prov])`` after ``eliminate_zeros``. Read
+    off the two rows directly when both matrices are canonical (sorted, no duplicates): a
+    re-match part explains a few pairs, and building the sparse product cost more than it."""
+    if not (requests.has_canonical_format and providers.has_canonical_format):
+        product = sp.csr_array(requests[req].multiply(providers[prov]))
+        product.eliminate_zeros()
+        for i in range(len(req)):
+            lo, hi = product.indptr[i], product.indptr[i + 1]
+            yield product.indices[lo:hi], product.data[lo:hi]
+        return
+    r_ptr, r_idx, r_val = requests.indptr, requests.indices, requests.data
+    p_ptr, p_idx, p_val = providers.indptr, providers.indices, providers.data
+    for r, p in zip(req.tolist(), prov.tolist(), strict=True):
+        r_lo, r_hi, p_lo, p_hi = r_ptr[r], r_ptr[r + 1], p_ptr[p], p_ptr[p + 1]
+        cols, mine, theirs = np.intersect1d(
+            r_idx[r_lo:r_hi], p_idx[p_lo:p_hi], assume_unique=True, return_indices=True
+        )
+        vals = r_val[r_lo:r_hi][mine] * p_val[p_lo:p_hi][theirs]
+        nonzero = vals != 0
+        yield cols[nonzero], vals[nonzero]
 
 
 @dataclass(frozen=True, slots=True)

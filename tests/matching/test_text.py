@@ -13,6 +13,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from matching.scoring.glossary import CONCEPT_PREFIX, Glossary, default_glossary
 from matching.scoring.text import (
+    _pair_products,
     _TokenMemo,
     analyze,
     clear_token_memo,
@@ -119,6 +120,21 @@ class TestSimilarity:
         req, prov = np.array([0, 1, 2, 0]), np.array([0, 1, 2, 2])
         full = (queries @ model.providers.T).toarray()
         assert np.allclose(model.pair_similarity(queries, req, prov), full[req, prov])
+
+    def test_pair_products_read_off_the_rows_equal_the_sparse_product(self) -> None:
+        """shared_terms reads each pair's common terms off the two rows; the same columns
+        and the same products, bit for bit, as the sparse product it replaced."""
+        model = fit_text_model(
+            ["融资 贷款 银行 授信", "patent 专利 商标", "export customs 出口", ""]
+        )
+        queries = model.transform(["bank loan 贷款 授信", "专利侵权 patent", "出口", "无关"])
+        req, prov = np.array([0, 1, 2, 3, 0, 1]), np.array([0, 1, 2, 0, 3, 0])
+        product = sp.csr_array(queries[req].multiply(model.providers[prov]))
+        product.eliminate_zeros()
+        for i, (cols, vals) in enumerate(_pair_products(queries, model.providers, req, prov)):
+            lo, hi = product.indptr[i], product.indptr[i + 1]
+            assert np.array_equal(cols, product.indices[lo:hi])
+            assert np.array_equal(vals.view(np.uint64), product.data[lo:hi].view(np.uint64))
 
     def test_empty_corpus(self) -> None:
         model = fit_text_model([])
