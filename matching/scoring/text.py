@@ -144,9 +144,12 @@ class _Parts:
     idf: NDArray[np.float64]
     names: NDArray[np.object_]
     wide: NDArray[np.bool_]  # names longer than one character
+    # the providers' vectors with each row's terms ascending (scikit-learn's fit leaves them
+    # in first-seen order), for :func:`_pair_products`
+    providers: sp.csr_array
 
     @classmethod
-    def of(cls, vectorizer: TfidfVectorizer) -> _Parts:
+    def of(cls, vectorizer: TfidfVectorizer, providers: sp.csr_array) -> _Parts:
         if (vectorizer.sublinear_tf, vectorizer.norm, vectorizer.use_idf) != (True, "l2", True):
             raise ValueError("TextModel.transform follows sublinear tf, L2 norm and IDF only")
         names = vectorizer.get_feature_names_out()
@@ -156,7 +159,17 @@ class _Parts:
             idf=vectorizer.idf_,
             names=names,
             wide=np.char.str_len(names.astype(str)) > 1,
+            providers=_canonical(providers),
         )
+
+
+def _canonical(matrix: sp.csr_array) -> sp.csr_array:
+    """A copy with each row's columns ascending and no duplicates (the same values)."""
+    if matrix.has_canonical_format:
+        return matrix
+    ordered = matrix.copy()
+    ordered.sum_duplicates()
+    return ordered
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +192,7 @@ class TextModel:
     def _taken(self) -> _Parts:
         parts = self._parts
         if parts is None:  # two threads may both build it: the same values either way
-            parts = _Parts.of(self.vectorizer)
+            parts = _Parts.of(self.vectorizer, self.providers)
             object.__setattr__(self, "_parts", parts)
         return parts
 
@@ -269,7 +282,7 @@ def shared_terms(
     parts = model._taken()
     names, wide = parts.names, parts.wide
     out: list[tuple[str, ...]] = []
-    for cols, vals in _pair_products(requests, model.providers, req, prov):
+    for cols, vals in _pair_products(requests, parts.providers, req, prov):
         keep = wide[cols]
         cols, vals = cols[keep], vals[keep]
         top = cols[np.lexsort((cols, -vals))[:limit]]

@@ -131,10 +131,14 @@ class TestSimilarity:
         req, prov = np.array([0, 1, 2, 3, 0, 1]), np.array([0, 1, 2, 0, 3, 0])
         product = sp.csr_array(queries[req].multiply(model.providers[prov]))
         product.eliminate_zeros()
-        for i, (cols, vals) in enumerate(_pair_products(queries, model.providers, req, prov)):
+        ordered = model._taken().providers  # rows' terms ascending: what shared_terms reads
+        assert ordered.has_canonical_format
+        assert queries.has_canonical_format
+        for i, (cols, vals) in enumerate(_pair_products(queries, ordered, req, prov)):
             lo, hi = product.indptr[i], product.indptr[i + 1]
-            assert np.array_equal(cols, product.indices[lo:hi])
-            assert np.array_equal(vals.view(np.uint64), product.data[lo:hi].view(np.uint64))
+            order = np.argsort(product.indices[lo:hi])
+            assert np.array_equal(cols, product.indices[lo:hi][order])
+            assert np.array_equal(vals.view(np.uint64), product.data[lo:hi][order].view(np.uint64))
 
     def test_empty_corpus(self) -> None:
         model = fit_text_model([])
