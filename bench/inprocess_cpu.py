@@ -18,6 +18,13 @@ Usage::
     .venv/bin/python bench/inprocess_cpu.py                       # every MIX label
     .venv/bin/python bench/inprocess_cpu.py --labels users.me --compare /work/main --rounds 5
     .venv/bin/python bench/inprocess_cpu.py --keep-world zhuqi_cpu_world   # reuse a database
+    .venv/bin/python bench/inprocess_cpu.py --count --keep-world zhuqi_cpu_world  # statements
+
+``--count`` measures no CPU: one child per checkout sends each label's requests one at a
+time (after the same warm-up) and reports, per request, the SQL statements and the round
+trips to PostgreSQL they cost (statements, plus the BEGIN and COMMIT or ROLLBACK psycopg
+sends around a transaction; autocommit reads send neither), the statements SQLAlchemy had
+to compile (a compiled-cache miss), and the principal look-ups the principal cache missed.
 """
 
 from __future__ import annotations
@@ -157,6 +164,89 @@ async def _measure(
     return figures
 
 
+class StatementCount:
+    """Engine events of the child's app, totalled while one request at a time runs."""
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.round_trips = 0
+        self.compiled = 0
+        self.texts: dict[str, int] = {}
+
+    def listen(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._ending)
+        event.listen(engine, "rollback", self._ending)
+
+    @staticmethod
+    def _in_transaction(dbapi_connection: Any) -> bool:
+        from psycopg import pq
+
+        return bool(dbapi_connection.info.transaction_status != pq.TransactionStatus.IDLE)
+
+    def _statement(
+        self, conn: Any, cursor: Any, statement: str, _p: Any, context: Any, _many: bool
+    ) -> None:
+        dbapi = conn.connection.dbapi_connection
+        if not dbapi.autocommit and not self._in_transaction(dbapi):
+            self.round_trips += 1  # psycopg sends BEGIN before this statement
+        self.statements += 1
+        self.round_trips += 1
+        stats = context._get_cache_stats() if context is not None else ""
+        if "generated" in stats:
+            self.compiled += 1
+        first = " ".join(statement.split())[:110]
+        self.texts[first] = self.texts.get(first, 0) + 1
+
+    def _ending(self, conn: Any) -> None:
+        if self._in_transaction(conn.connection.dbapi_connection):
+            self.round_trips += 1  # COMMIT or ROLLBACK
+
+
+async def _count(
+    app: Any, world: Any, labels: list[str], n: int, offer_n: int
+) -> dict[str, Any]:
+    """Per label, the mean per request of what ``StatementCount`` totals (see the docstring)."""
+    import load
+
+    from app.common import principal_cache
+
+    counter = StatementCount()
+    counter.listen(app.state.engine)
+    looked_up = [0]
+    original_put = principal_cache.PrincipalCache.put
+
+    def put(self: Any, *a: Any, **kw: Any) -> None:
+        looked_up[0] += 1
+        original_put(self, *a, **kw)
+
+    principal_cache.PrincipalCache.put = put  # type: ignore[method-assign]
+    client = AsgiClient(app)
+    result = load.Result()
+    figures: dict[str, Any] = {}
+    for label in labels:
+        rng = random.Random(7)
+        count = offer_n if label in OFFER_LABELS else n
+        for _ in range(2 if label in OFFER_LABELS else 20):
+            await load._zhuqi_call(client, world, label, rng, result)  # type: ignore[arg-type]
+        counter.__init__()  # type: ignore[misc]
+        looked_up[0] = 0
+        for _ in range(count):
+            reply = await load._zhuqi_call(client, world, label, rng, result)  # type: ignore[arg-type]
+            if reply.status_code >= 400:
+                raise RuntimeError(f"{label}: HTTP {reply.status_code} {reply.content[:300]!r}")
+        figures[label] = {
+            "statements": counter.statements / count,
+            "round_trips": counter.round_trips / count,
+            "compiled": counter.compiled / count,
+            "principal_lookups": looked_up[0] / count,
+            "texts": {text: times / count for text, times in counter.texts.items()},
+        }
+    return figures
+
+
 def child(args: argparse.Namespace) -> None:
     """Runs inside the checkout ``args.root``: its ``app`` package and its bench helpers."""
     root = Path(args.root).resolve()
@@ -187,6 +277,8 @@ def child(args: argparse.Namespace) -> None:
                 app, world, labels, args.requests, args.clients, args.offer_requests
             )
         async with app.router.lifespan_context(app):
+            if args.count:
+                return await _count(app, world, labels, args.requests, args.offer_requests)
             return await _measure(
                 app, world, labels, args.requests, args.clients, args.offer_requests
             )
@@ -230,7 +322,7 @@ def _run_child(
         str(offers[0]),
         "--offers-to",
         str(offers[1]),
-    ] + (["--peer"] if peer else [])
+    ] + (["--peer"] if peer else []) + (["--count"] if args.count else [])
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -256,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare", type=Path, help="another checkout, measured in turn")
     parser.add_argument("--keep-world", metavar="DBNAME", help="build once into this database")
     parser.add_argument("--no-peer", action="store_true", help="skip the bare peer")
+    parser.add_argument(
+        "--count",
+        action="store_true",
+        help="statements and round trips per request instead of CPU (one round, no peer)",
+    )
     # the child's own arguments
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
@@ -277,6 +374,8 @@ def main() -> None:
 
     args.labels = args.labels or ",".join(label for label, _ in load.MIX)
     labels = args.labels.split(",")
+    if args.count:
+        args.rounds, args.no_peer = 1, True
     apps = {"zhuqi": HERE} | ({"compare": args.compare.resolve()} if args.compare else {})
     per_child = sum(
         PASSES * args.offer_requests + 2 * args.clients + PASSES * args.clients
@@ -285,6 +384,7 @@ def main() -> None:
     )
     children = len(apps) * args.rounds
     figures: dict[tuple[str, str], list[float]] = {}
+    counts: dict[str, Any] = {}
     with load.world_database(args.database, args.keep_world, "inproc") as url:
         world = load.obtain_world(url, args.keep_world, size=args.size, offers=per_child * children)
         if per_child and len(world.offers) < per_child * children:
@@ -301,6 +401,9 @@ def main() -> None:
                     slice_ = (used, used + per_child)
                     used += per_child
                     got = _run_child(root, url, world_file.name, args, peer=False, offers=slice_)
+                    if args.count:
+                        counts[name] = got
+                        continue
                     for label, ms in got.items():
                         figures.setdefault((name, label), []).append(ms)
                 if not args.no_peer:
@@ -308,7 +411,25 @@ def main() -> None:
                     figures.setdefault(("peer", "bare.get"), []).append(got["bare.get"])
             world.offers = world.offers[used:]  # the children's are used up in the database
             load.keep_world(world, args.keep_world)
-    report(labels, list(apps), figures, args)
+    if args.count:
+        report_counts(labels, counts)
+    else:
+        report(labels, list(apps), figures, args)
+
+
+def report_counts(labels: list[str], counts: dict[str, Any]) -> None:
+    """One table of the means per request, then each label's statements (zhuqi's checkout)."""
+    keys = ("statements", "round_trips", "compiled", "principal_lookups")
+    print("\nper request (mean):", "  ".join(f"{k}" for k in keys))
+    print(f"{'label':<20}" + "".join(f"{name + ' ' + k[:5]:>18}" for k in keys for name in counts))
+    for label in labels:
+        cells = "".join(f"{counts[name][label][k]:18.2f}" for k in keys for name in counts)
+        print(f"{label:<20}{cells}")
+    for name, by_label in counts.items():
+        for label in labels:
+            print(f"\n{name} {label}:")
+            for text, times in by_label[label]["texts"].items():
+                print(f"  {times:5.2f} × {text}")
 
 
 def report(
