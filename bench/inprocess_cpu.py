@@ -54,6 +54,9 @@ PEER = "peer"
 # Each accept or decline consumes one prepared offer.
 OFFER_LABELS = ("offers.accept", "offers.decline")
 PASSES = 3  # each child's figure is its best pass of this many
+# a label's figure with this suffix: the CPU of every thread but the event loop's (the main
+# thread), i.e. the request threads' (endpoints, SQLAlchemy, psycopg, commits)
+THREADS = "@threads"
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
@@ -154,13 +157,16 @@ async def _measure(
         await asyncio.gather(*(one_client(i, warm) for i in range(clients)))
         passes = []
         for p in range(PASSES):
-            started = time.process_time()
+            started, loop_started = time.process_time(), time.thread_time()
             per_client = max(1, count // clients)
             await asyncio.gather(
                 *(one_client(100 * (p + 1) + i, per_client) for i in range(clients))
             )
-            passes.append(1000 * (time.process_time() - started) / (per_client * clients))
-        figures[label] = min(passes)
+            done = per_client * clients
+            total = 1000 * (time.process_time() - started) / done
+            passes.append((total, total - 1000 * (time.thread_time() - loop_started) / done))
+        best = min(passes)
+        figures[label], figures[label + THREADS] = best
     return figures
 
 
@@ -205,9 +211,7 @@ class StatementCount:
             self.round_trips += 1  # COMMIT or ROLLBACK
 
 
-async def _count(
-    app: Any, world: Any, labels: list[str], n: int, offer_n: int
-) -> dict[str, Any]:
+async def _count(app: Any, world: Any, labels: list[str], n: int, offer_n: int) -> dict[str, Any]:
     """Per label, the mean per request of what ``StatementCount`` totals (see the docstring)."""
     import load
 
@@ -300,29 +304,33 @@ def _run_child(
     peer: bool,
     offers: tuple[int, int],
 ) -> dict[str, float]:
-    command = [
-        sys.executable,
-        str(HERE / "bench" / "inprocess_cpu.py"),
-        "--child",
-        "--root",
-        str(root),
-        "--url",
-        url,
-        "--world-file",
-        world_file,
-        "--labels",
-        args.labels,
-        "--requests",
-        str(args.requests),
-        "--clients",
-        str(args.clients),
-        "--offer-requests",
-        str(args.offer_requests),
-        "--offers-from",
-        str(offers[0]),
-        "--offers-to",
-        str(offers[1]),
-    ] + (["--peer"] if peer else []) + (["--count"] if args.count else [])
+    command = (
+        [
+            sys.executable,
+            str(HERE / "bench" / "inprocess_cpu.py"),
+            "--child",
+            "--root",
+            str(root),
+            "--url",
+            url,
+            "--world-file",
+            world_file,
+            "--labels",
+            args.labels,
+            "--requests",
+            str(args.requests),
+            "--clients",
+            str(args.clients),
+            "--offer-requests",
+            str(args.offer_requests),
+            "--offers-from",
+            str(offers[0]),
+            "--offers-to",
+            str(offers[1]),
+        ]
+        + (["--peer"] if peer else [])
+        + (["--count"] if args.count else [])
+    )
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -408,7 +416,8 @@ def main() -> None:
                         figures.setdefault((name, label), []).append(ms)
                 if not args.no_peer:
                     got = _run_child(HERE, url, world_file.name, args, peer=True, offers=(0, 0))
-                    figures.setdefault(("peer", "bare.get"), []).append(got["bare.get"])
+                    for key in ("bare.get", "bare.get" + THREADS):
+                        figures.setdefault(("peer", key), []).append(got[key])
             world.offers = world.offers[used:]  # the children's are used up in the database
             load.keep_world(world, args.keep_world)
     if args.count:
@@ -441,7 +450,14 @@ def report(
     peer = statistics.median(figures[("peer", "bare.get")]) if not args.no_peer else None
     print(
         f"\nin-process CPU ms/request, {args.database}, {args.clients} clients, median of "
-        f"{args.rounds} round(s)" + (f"; peer (bare.get) {peer:.3f} ms" if peer else "")
+        f"{args.rounds} round(s)"
+        + (f"; peer (bare.get) {peer:.3f} ms" if peer else "")
+        + (
+            f", of which its request threads {statistics.median(figures[('peer', 'bare.get' + THREADS)]):.3f} ms"
+            if peer
+            else ""
+        )
+        + f"\n(label{THREADS}: the part of the label's CPU spent outside the event loop's thread)"
     )
     head = "".join(f"{name:>10}" for name in apps)
     print(
@@ -449,11 +465,14 @@ def report(
         + (f"{'peer÷':>8}" if peer else "")
         + ("   zhuqi÷compare" if len(apps) > 1 else "")
     )
-    for label in labels:
+    for label in [x for name in labels for x in (name, name + THREADS)]:
+        if (apps[0], label) not in figures:
+            continue
         mine = {name: statistics.median(figures[(name, label)]) for name in apps}
         line = f"{label:<20}" + "".join(f"{mine[name]:10.3f}" for name in apps)
         if peer:
-            line += f"{peer / mine['zhuqi']:8.2f}"
+            peers = statistics.median(figures[("peer", "bare.get" + THREADS)])
+            line += f"{(peers if label.endswith(THREADS) else peer) / mine['zhuqi']:8.2f}"
         if "compare" in mine:
             line += f"   {mine['zhuqi'] / mine['compare']:.3f}"
         print(line, flush=True)
