@@ -6,9 +6,26 @@ auth itself depends on several of them (its service records events, reads enterp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from app.models import Role, User
+from app.models import Role
+
+
+class Account(Protocol):
+    """What a principal is made of: a ``User``, or a row of its columns of these names."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def enterprise_id(self) -> int | None: ...
+    @property
+    def provider_id(self) -> int | None: ...
+    @property
+    def region_prefixes(self) -> list[str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -22,7 +39,7 @@ class Principal:
     via_api_key: bool = False  # integrations act as their user, but cannot mint more keys
 
     @classmethod
-    def of(cls, user: User, *, via_api_key: bool = False) -> Principal:
+    def of(cls, user: Account, *, via_api_key: bool = False) -> Principal:
         return cls(
             user_id=user.id,
             email=user.email,
