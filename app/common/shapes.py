@@ -13,12 +13,13 @@ request, as before), :func:`bound` a parameter of that name whose value is given
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import BindParameter, bindparam
 
 Param = Callable[[str, Any], Any]
+T = TypeVar("T")
 
 
 def literal(name: str, value: Any) -> Any:
@@ -38,3 +39,25 @@ class ShapedFilter(Protocol):
         """What the list's filter function tests of them (which are given), never a value it
         binds; None for filters it builds into the statement itself (a text search)."""
         ...
+
+
+class BuiltOnce(Generic[T]):
+    """Statements built once per shape: ``get(shape, build)`` builds on a shape's first use.
+
+    Bounded (``most`` shapes; past that it starts again), since a shape may carry a count
+    (a coordinator's number of region prefixes) that no code bounds. Thread-safe enough: two
+    threads that build one shape at once build equal statements, and either is kept.
+    """
+
+    def __init__(self, most: int = 256) -> None:
+        self._built: dict[Hashable, T] = {}
+        self._most = most
+
+    def get(self, shape: Hashable, build: Callable[[], T]) -> T:
+        built = self._built.get(shape)
+        if built is None:
+            built = build()
+            if len(self._built) >= self._most:
+                self._built.clear()
+            self._built[shape] = built
+        return built
