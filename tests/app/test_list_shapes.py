@@ -81,3 +81,31 @@ def test_a_shape_is_built_once(client: TestClient, cast: Cast, db: Session) -> N
         r = client.get("/api/v1/requests", params={"category": category}, headers=headers)
         assert r.status_code == 200
     assert built == pagination._SHAPED
+
+
+def test_a_request_read_by_callers_of_one_shape(
+    client: TestClient, cast: Cast, db: Session
+) -> None:
+    """GET /requests/{id} is built once per scope shape too: each caller of a shape still
+    reads what it may and gets 404 for the rest, whoever of that shape read first."""
+    fujian = make_request(db, cast.ent, status="submitted")
+    henan = make_request(db, cast.other_ent, status="submitted")
+    _offer(db, fujian.id, cast.expert.id)
+    db.commit()
+    seen = {
+        cast.coordinator: {fujian.id},
+        cast.other_coordinator: {henan.id},
+        cast.ent_user: {fujian.id},
+        cast.other_ent_user: {henan.id},
+        cast.expert_user: {fujian.id},
+        cast.platform_user: set(),
+        cast.admin: {fujian.id, henan.id},
+    }
+    for _ in range(2):
+        for user, visible in seen.items():
+            for request in (fujian, henan):
+                r = client.get(f"/api/v1/requests/{request.id}", headers=cast.headers(user))
+                expected = 200 if request.id in visible else 404
+                assert r.status_code == expected, (user.email, request.id, r.text)
+                if expected == 200:
+                    assert r.json()["id"] == request.id
