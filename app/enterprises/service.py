@@ -42,9 +42,11 @@ def region_of_visible(session: Session, *, principal: Principal, enterprise_id: 
     of a create's CPU."""
     if principal.is_enterprise:
         # its own row is all an enterprise sees (``visible_to``): one statement built once,
-        # since building it and its cache key cost more CPU than running it
+        # since building it and its cache key cost more CPU than running it, and run on the
+        # session's connection, since a plain column needs nothing of the ORM's execution
         own = enterprise_id == principal.enterprise_id
-        region = session.scalar(_REGION_OF, {"enterprise_id": enterprise_id}) if own else None
+        values = {"enterprise_id": enterprise_id}
+        region = session.connection().scalar(_REGION_OF, values) if own else None
     else:
         region = session.scalar(
             repository.visible_to(principal)

@@ -153,7 +153,7 @@ def create(session: Session, *, principal: Principal, data: HelpRequestCreate) -
     else:
         primary, suggested = data.category, []
     # the one column of the category it needs (read anyway), its absence the given one's 422
-    default_severity = session.scalar(_DEFAULT_SEVERITY, {"key": primary})
+    default_severity = session.connection().scalar(_DEFAULT_SEVERITY, {"key": primary})
     if default_severity is None:
         taxonomy_service.ensure_known(session, [primary], field="category")  # 422
     extra = _extras(
