@@ -109,3 +109,30 @@ def test_a_request_read_by_callers_of_one_shape(
                 assert r.status_code == expected, (user.email, request.id, r.text)
                 if expected == 200:
                     assert r.json()["id"] == request.id
+
+
+def test_an_enterprise_read_by_callers_of_one_shape(
+    client: TestClient, cast: Cast, db: Session
+) -> None:
+    """GET /enterprises/{id} is built once per scope shape: each caller of a shape still
+    reads what it may and gets 404 for the rest, whoever of that shape read first."""
+    _offer(db, make_request(db, cast.ent, status="submitted").id, cast.expert.id)
+    db.commit()
+    fujian, henan = cast.ent, cast.other_ent
+    seen = {
+        cast.coordinator: {fujian.id},
+        cast.other_coordinator: {henan.id},
+        cast.ent_user: {fujian.id},
+        cast.other_ent_user: {henan.id},
+        cast.expert_user: {fujian.id},
+        cast.platform_user: set(),
+        cast.admin: {fujian.id, henan.id},
+    }
+    for _ in range(2):
+        for user, visible in seen.items():
+            for enterprise in (fujian, henan):
+                r = client.get(f"/api/v1/enterprises/{enterprise.id}", headers=cast.headers(user))
+                expected = 200 if enterprise.id in visible else 404
+                assert r.status_code == expected, (user.email, enterprise.id, r.text)
+                if expected == 200:
+                    assert r.json()["id"] == enterprise.id
