@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from anyio import CancelScope, CapacityLimiter, to_thread
 from fastapi import Depends, Header, Request, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, _effective_route_context_var
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from app.common.idempotency import Idempotency
 from app.common.key_usage import ApiKeyUsage
 from app.common.principal import Account, Principal
 from app.common.principal_cache import PrincipalCache, credential_digest, credential_epoch
+from app.common.route_plan import RoutePlan, compile_plan, planned_handler
 from app.common.threads import request_threads
 from app.common.throttle import LogInThrottle
 from app.db import SessionScopes, session_scope
@@ -505,9 +506,16 @@ class OneHopRoute(APIRoute):
         super().__init__(path, _in_one_hop(endpoint) if plain else endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """FastAPI's handler, then the end of ``get_db``'s transaction: before the response is
-        sent, as a function-scoped ``yield`` dependency would end it."""
+        """FastAPI's handler (through the route's plan where it has one:
+        app/common/route_plan.py), then the end of ``get_db``'s transaction: before the
+        response is sent, as a function-scoped ``yield`` dependency would end it."""
         handler = super().get_route_handler()
+        # What FastAPI builds the handler from: an included route's effective context.
+        context = _effective_route_context_var.get()
+        route = context if context is not None and context.original_route is self else self
+        plan = compile_plan(route)
+        if isinstance(plan, RoutePlan):
+            handler = planned_handler(plan, route.dependant, handler)
 
         async def ending_transaction(request: Request) -> Response:
             try:
