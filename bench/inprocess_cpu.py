@@ -260,7 +260,7 @@ def child(args: argparse.Namespace) -> None:
         ZHUQI_SECRET_KEY="bench-secret-key-that-is-long-enough-0123456789",
         ZHUQI_ENVIRONMENT="test",
         ZHUQI_EMBEDDED_WORKER="false",
-        ZHUQI_LOG_LEVEL="WARNING",
+        ZHUQI_LOG_LEVEL=args.log_level,
     )
     world = pickle.loads(Path(args.world_file).read_bytes())
     world.offers = world.offers[args.offers_from : args.offers_to]
@@ -327,16 +327,24 @@ def _run_child(
             str(offers[0]),
             "--offers-to",
             str(offers[1]),
+            "--log-level",
+            args.log_level,
         ]
         + (["--peer"] if peer else [])
         + (["--count"] if args.count else [])
     )
-    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
-    for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            figures: dict[str, float] = json.loads(line[len("RESULT ") :])
-            return figures
-    sys.exit(f"the child for {root} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    # The logs go to a file, as a served process's do (a pipe read at the end would differ).
+    with tempfile.TemporaryFile(mode="w+") as logs:
+        done = subprocess.run(
+            command, cwd=root, stdout=subprocess.PIPE, stderr=logs, text=True, check=False
+        )
+        for line in done.stdout.splitlines():
+            if line.startswith("RESULT "):
+                figures: dict[str, float] = json.loads(line[len("RESULT ") :])
+                return figures
+        logs.seek(0)
+        stderr = logs.read()
+    sys.exit(f"the child for {root} failed:\n{done.stdout[-2000:]}\n{stderr[-4000:]}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -360,6 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--count",
         action="store_true",
         help="statements and round trips per request instead of CPU (one round, no peer)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=("WARNING", "INFO"),
+        help="the app's ZHUQI_LOG_LEVEL: INFO writes the access line of every request (to a "
+        "temporary file, as the served bench's logs go to one)",
     )
     # the child's own arguments
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
