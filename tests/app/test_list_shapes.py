@@ -83,56 +83,46 @@ def test_a_shape_is_built_once(client: TestClient, cast: Cast, db: Session) -> N
     assert built == pagination._SHAPED
 
 
+def _read_by_callers_of_one_shape(
+    client: TestClient, cast: Cast, path: str, fujian: int, henan: int
+) -> None:
+    """Each caller of a scope shape reads what it may of ``fujian`` (visible to the Fujian
+    side and to the expert offered there) and ``henan``, and gets 404 for the rest, whoever
+    of that shape read first; twice, so the second round runs on statements built once."""
+    seen = {
+        cast.coordinator: {fujian},
+        cast.other_coordinator: {henan},
+        cast.ent_user: {fujian},
+        cast.other_ent_user: {henan},
+        cast.expert_user: {fujian},
+        cast.platform_user: set(),
+        cast.admin: {fujian, henan},
+    }
+    for _ in range(2):
+        for user, visible in seen.items():
+            for resource in (fujian, henan):
+                r = client.get(f"/api/v1/{path}/{resource}", headers=cast.headers(user))
+                expected = 200 if resource in visible else 404
+                assert r.status_code == expected, (user.email, path, resource, r.text)
+                if expected == 200:
+                    assert r.json()["id"] == resource
+
+
 def test_a_request_read_by_callers_of_one_shape(
     client: TestClient, cast: Cast, db: Session
 ) -> None:
-    """GET /requests/{id} is built once per scope shape too: each caller of a shape still
-    reads what it may and gets 404 for the rest, whoever of that shape read first."""
+    """GET /requests/{id} is built once per scope shape too."""
     fujian = make_request(db, cast.ent, status="submitted")
     henan = make_request(db, cast.other_ent, status="submitted")
     _offer(db, fujian.id, cast.expert.id)
     db.commit()
-    seen = {
-        cast.coordinator: {fujian.id},
-        cast.other_coordinator: {henan.id},
-        cast.ent_user: {fujian.id},
-        cast.other_ent_user: {henan.id},
-        cast.expert_user: {fujian.id},
-        cast.platform_user: set(),
-        cast.admin: {fujian.id, henan.id},
-    }
-    for _ in range(2):
-        for user, visible in seen.items():
-            for request in (fujian, henan):
-                r = client.get(f"/api/v1/requests/{request.id}", headers=cast.headers(user))
-                expected = 200 if request.id in visible else 404
-                assert r.status_code == expected, (user.email, request.id, r.text)
-                if expected == 200:
-                    assert r.json()["id"] == request.id
+    _read_by_callers_of_one_shape(client, cast, "requests", fujian.id, henan.id)
 
 
 def test_an_enterprise_read_by_callers_of_one_shape(
     client: TestClient, cast: Cast, db: Session
 ) -> None:
-    """GET /enterprises/{id} is built once per scope shape: each caller of a shape still
-    reads what it may and gets 404 for the rest, whoever of that shape read first."""
+    """GET /enterprises/{id} is built once per scope shape too."""
     _offer(db, make_request(db, cast.ent, status="submitted").id, cast.expert.id)
     db.commit()
-    fujian, henan = cast.ent, cast.other_ent
-    seen = {
-        cast.coordinator: {fujian.id},
-        cast.other_coordinator: {henan.id},
-        cast.ent_user: {fujian.id},
-        cast.other_ent_user: {henan.id},
-        cast.expert_user: {fujian.id},
-        cast.platform_user: set(),
-        cast.admin: {fujian.id, henan.id},
-    }
-    for _ in range(2):
-        for user, visible in seen.items():
-            for enterprise in (fujian, henan):
-                r = client.get(f"/api/v1/enterprises/{enterprise.id}", headers=cast.headers(user))
-                expected = 200 if enterprise.id in visible else 404
-                assert r.status_code == expected, (user.email, enterprise.id, r.text)
-                if expected == 200:
-                    assert r.json()["id"] == enterprise.id
+    _read_by_callers_of_one_shape(client, cast, "enterprises", cast.ent.id, cast.other_ent.id)
