@@ -343,29 +343,21 @@ def main_thread_cpu_seconds(pid: int) -> float:
     """CPU seconds of the main threads of a process and its live descendants: for a uvicorn
     server, its event loops (HTTP, middleware, routing, dependencies, serialisation), apart
     from the worker threads that run endpoints and talk to the database."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            fields = Path(f"/proc/{current}/task/{current}/stat").read_text().rsplit(")", 1)[1]
-            total += (int(fields.split()[11]) + int(fields.split()[12])) / ticks
-            for task in Path(f"/proc/{current}/task").iterdir():
-                stack += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
+    return tree_cpu_seconds(pid, main_threads_only=True)
 
 
-def tree_cpu_seconds(pid: int) -> float:
+def tree_cpu_seconds(pid: int, *, main_threads_only: bool = False) -> float:
     """CPU seconds (user + system) of a process and every live descendant (uvicorn's workers),
-    from /proc; 0 where there is no /proc."""
+    from /proc, all their threads or only each one's main thread; 0 where there is no /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
     total, stack = 0.0, [pid]
     while stack:
         current = stack.pop()
+        stat = (
+            f"/proc/{current}/task/{current}/stat" if main_threads_only else f"/proc/{current}/stat"
+        )
         try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / ticks
             for task in Path(f"/proc/{current}/task").iterdir():
                 stack += [int(c) for c in (task / "children").read_text().split()]
