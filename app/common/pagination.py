@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, TypeVar
@@ -16,7 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.common.principal import Principal
 from app.common.schemas import Page
-from app.common.shapes import Param, ShapedFilter, bound, literal
+from app.common.shapes import BuiltOnce, Param, ShapedFilter, bound, literal
 from app.errors import InvalidInput
 
 T = TypeVar("T")
@@ -150,8 +150,8 @@ def paginate(
 
 
 #: List statements by shape (:func:`paginate_shaped`); a shape's statement is built once.
-_SHAPED: dict[Hashable, Select[Any]] = {}
-_SHAPED_MAX = 1024  # shapes are few (roles x prefix counts x filters); a bound, not a budget
+#: Shapes are few (roles x prefix counts x filters): the bound is a bound, not a budget.
+_SHAPED: BuiltOnce[Select[Any]] = BuiltOnce(most=1024)
 
 
 def paginate_shaped(
@@ -178,14 +178,13 @@ def paginate_shaped(
         return paginate(session, build(literal), id_column, params, convert, columns=columns)
     after = params.after_id is not None
     shape = (build.__code__, principal.scope_shape, filter_shape, after, tuple(columns))
-    statement = _SHAPED.get(shape)
-    if statement is None:
+
+    def page_statement() -> Select[Any]:
         scoped = build(bound).with_only_columns(*columns)
         after_id: BindParameter[int] | None = bindparam("page_after_id") if after else None
-        statement = _page_statement(scoped, id_column, after_id, bindparam("page_limit"), False)
-        if len(_SHAPED) >= _SHAPED_MAX:
-            _SHAPED.clear()
-        _SHAPED[shape] = statement
+        return _page_statement(scoped, id_column, after_id, bindparam("page_limit"), False)
+
+    statement = _SHAPED.get(shape, page_statement)
     values = {
         **principal.scope_params(),
         **vars(filters),

@@ -61,3 +61,7 @@ class BuiltOnce(Generic[T]):
                 self._built.clear()
             self._built[shape] = built
         return built
+
+    def snapshot(self) -> dict[Hashable, T]:
+        """What is built now, by shape (a copy)."""
+        return dict(self._built)

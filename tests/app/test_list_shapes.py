@@ -76,11 +76,11 @@ def test_enterprises_see_the_providers_serving_them_alone(
 def test_a_shape_is_built_once(client: TestClient, cast: Cast, db: Session) -> None:
     headers = cast.headers(cast.coordinator)
     client.get("/api/v1/requests", params={"category": "legal_ip"}, headers=headers)
-    built = dict(pagination._SHAPED)
+    built = pagination._SHAPED.snapshot()
     for category in ("financing", "legal_ip"):
         r = client.get("/api/v1/requests", params={"category": category}, headers=headers)
         assert r.status_code == 200
-    assert built == pagination._SHAPED
+    assert built == pagination._SHAPED.snapshot()
 
 
 def _read_by_callers_of_one_shape(
