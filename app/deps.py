@@ -245,7 +245,6 @@ def _resolve_caller(
 ) -> tuple[Principal, ApiKey | None, float | None]:
     """``principal_from``, plus when the credential itself ends (a token's expiry)."""
     user: Account | None = None
-    active = False
     key: ApiKey | None = None
     expires_at: float | None = None
     if token:
@@ -253,16 +252,14 @@ def _resolve_caller(
         row = _caller_row(session, claims.user_id) if claims is not None else None
         # a token issued before a password change or a deactivation speaks for nobody
         if row is not None and claims is not None and row.token_version == claims.token_version:
-            user, active = row, row.is_active
+            user = row
         expires_at = claims.expires_at if claims is not None else None
     elif api_key:
         key = _api_key_of(session, api_key, settings)
-        row = _caller_row(session, key.user_id) if key is not None else None
-        user, active = row, row is not None and row.is_active
+        user = _caller_row(session, key.user_id) if key is not None else None
     elif request is not None:
-        console_user = _console_user(request, session)
-        user, active = console_user, console_user is not None and console_user.is_active
-    if user is None or not active:
+        user = _console_user(request, session)
+    if user is None or not user.is_active:
         raise Unauthorized("a valid bearer token or X-API-Key is required")
     return Principal.of(user, via_api_key=key is not None), key, expires_at
 

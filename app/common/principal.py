@@ -12,7 +12,8 @@ from app.models import Role
 
 
 class Account(Protocol):
-    """What a principal is made of: a ``User``, or a row of its columns of these names."""
+    """What a principal is made of, and whether the account may still act: a ``User``, or a
+    row of its columns of these names."""
 
     @property
     def id(self) -> int: ...
@@ -26,6 +27,8 @@ class Account(Protocol):
     def provider_id(self) -> int | None: ...
     @property
     def region_prefixes(self) -> list[str] | None: ...
+    @property
+    def is_active(self) -> bool: ...
 
 
 @dataclass(frozen=True)
