@@ -7,16 +7,24 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, ClassVar
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from app.match_runs import runner
 from app.models import MatchRun
-from app.observability.logs import HANDLER_NAME, configure_logging, get_logger
+from app.observability.logs import (
+    HANDLER_NAME,
+    configure_logging,
+    direct_line,
+    get_logger,
+    log_info,
+)
 from tests.app.conftest import Cast
 from tests.factories import PASSWORD, sessions_of_test
 
@@ -144,3 +152,85 @@ class TestNoSecrets:
         first = log_lines()[0]
         assert first["password"] == "[redacted]"
         assert first["headers"]["Accept"] == "json"
+
+
+@contextmanager
+def ours_alone() -> Iterator[None]:
+    """The root logger with our handler only, as a served process has it (pytest adds its
+    capture handlers to the root for every test); restored afterwards."""
+    root = logging.getLogger()
+    others = [h for h in root.handlers if h.get_name() != HANDLER_NAME]
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in others:
+            root.addHandler(handler)
+
+
+class TestDirectAccessLine:
+    """``log_info`` writes straight to our handler when nothing else would see the line."""
+
+    FIELDS: ClassVar[dict[str, Any]] = {
+        "method": "GET",
+        "route": "/api/v1/requests/{request_id}",
+        "status": 200,
+        "duration_ms": 1.25,
+        "client": "127.0.0.1",
+        "note": "connecting to postgresql://app:hunter2@db/zhuqi",
+    }
+
+    def test_the_same_line_as_through_stdlib(self, log_lines: Lines) -> None:
+        logger = logging.getLogger("zhuqi.access.test")
+        bind_contextvars(request_id="direct-1")
+        try:
+            with ours_alone():
+                direct = direct_line()
+                assert direct is not None
+                assert direct.serves(logger)
+                log_info(logger, "request", **self.FIELDS)
+                logging.getLogger().addHandler(extra := logging.NullHandler())
+                try:
+                    assert not direct.serves(logger)
+                    log_info(logger, "request", **self.FIELDS)  # the stdlib way
+                finally:
+                    logging.getLogger().removeHandler(extra)
+        finally:
+            reset_contextvars()
+        first, second = log_lines()
+        assert first.pop("timestamp") <= second.pop("timestamp")
+        assert list(first.items()) == list(second.items())  # same keys, same order
+        assert first["request_id"] == "direct-1"
+        assert "hunter2" not in first["note"]
+
+    def test_pytest_capture_still_gets_the_line(
+        self, log_lines: Lines, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.INFO):
+            log_info(logging.getLogger("zhuqi.access.test"), "request", **self.FIELDS)
+        assert [r.name for r in caplog.records] == ["zhuqi.access.test"]
+        assert [line["event"] for line in log_lines()] == ["request"]
+
+    def test_a_filter_on_our_handler_is_honoured(self, log_lines: Lines) -> None:
+        [ours] = [h for h in logging.getLogger().handlers if h.get_name() == HANDLER_NAME]
+        refuse = logging.Filter("somewhere.else")  # passes only that logger's records
+        ours.addFilter(refuse)
+        try:
+            with ours_alone():
+                log_info(logging.getLogger("zhuqi.access.test"), "request", **self.FIELDS)
+        finally:
+            ours.removeFilter(refuse)
+        assert log_lines() == []
+
+    def test_a_logger_that_does_not_propagate_writes_nothing_of_ours(
+        self, log_lines: Lines
+    ) -> None:
+        logger = logging.getLogger("zhuqi.access.quiet")
+        logger.propagate = False
+        try:
+            with ours_alone():
+                log_info(logger, "request", **self.FIELDS)
+        finally:
+            logger.propagate = True
+        assert log_lines() == []
