@@ -62,6 +62,10 @@ def make_engine(
         _install_sqlite_recipe(engine, busy_timeout_ms=busy_ms)
         return engine
     connect_args: dict[str, Any] = {"connect_timeout": 10}
+    if make_url(url).get_driver_name() == "psycopg":
+        from app.common.pg_cursor import DescribedCursor  # psycopg is the postgres extra's
+
+        connect_args["cursor_factory"] = DescribedCursor
     if statement_timeout_ms is not None:
         connect_args["options"] = f"-c statement_timeout={statement_timeout_ms}"
     engine = create_engine(
