@@ -79,3 +79,40 @@ class TestPrefixGate:
             assert client.get("/api/things").json() == []
             assert client.get("/api/stuff/3").json() == 3
             assert client.get("/api/nothing").status_code == 404
+
+    def test_routes_added_after_the_first_request_are_reached(self) -> None:
+        """The gate has worked out its literal parts by then: adding a route, or including a
+        router of new paths, must make it work them out again."""
+        router = APIRouter()
+
+        @router.get("/things")
+        async def things() -> list[int]:
+            return []
+
+        app = FastAPI()
+        app.include_router(router, prefix="/api")
+        gate_included_routers(app.router.routes)
+        with TestClient(app) as client:
+            assert client.get("/api/things").json() == []
+            assert client.get("/api/stuff/3").status_code == 404
+
+            @router.get("/stuff/{n}")
+            async def stuff(n: int) -> int:
+                return n
+
+            assert client.get("/api/stuff/3").json() == 3
+            nested = APIRouter()
+
+            @nested.get("/deep")
+            async def deep() -> str:
+                return "deep"
+
+            router.include_router(nested, prefix="/more")
+            assert client.get("/api/more/deep").json() == "deep"
+
+            @nested.get("/deeper")  # only the nested router's own counter moves
+            async def deeper() -> str:
+                return "deeper"
+
+            assert client.get("/api/more/deeper").json() == "deeper"
+            assert client.get("/api/nothing").status_code == 404
