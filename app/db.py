@@ -63,7 +63,7 @@ def make_engine(
         return engine
     connect_args: dict[str, Any] = {"connect_timeout": 10}
     if make_url(url).get_driver_name() == "psycopg":
-        from app.common.pg_cursor import DescribedCursor  # psycopg is the postgres extra's
+        from app.pg_cursor import DescribedCursor  # psycopg is the postgres extra's
 
         connect_args["cursor_factory"] = DescribedCursor
     if statement_timeout_ms is not None:

@@ -12,7 +12,7 @@ from app.db import make_engine
 from tests.conftest import PG_SERVER, require_postgres
 
 psycopg = pytest.importorskip("psycopg")
-from app.common.pg_cursor import DescribedCursor  # noqa: E402 - needs psycopg
+from app.pg_cursor import DescribedCursor  # noqa: E402 - needs psycopg
 
 QUERIES = [
     "SELECT 1 AS one, 'a'::text AS letter, now() AS at, NULL::jsonb AS doc, 2.5::numeric",
