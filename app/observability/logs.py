@@ -181,21 +181,24 @@ class DirectLine:
         return True
 
     def write(self, logger: logging.Logger, event_dict: EventDict) -> bool:
-        """Write the line; ``False`` (nothing written) if it could not be rendered or
-        written, for the caller to log it the stdlib way, which reports the error."""
+        """Write the line; ``False`` (nothing written) if it could not be rendered, for the
+        caller to log it the stdlib way. A stream that fails is reported as
+        ``StreamHandler.emit`` reports it (``handleError``), and the line is not retried."""
         handler = self.handler
         try:
             line = self.render(logger, "info", event_dict)
-            if not isinstance(line, str):
-                return False
-            handler.acquire()
-            try:
-                handler.stream.write(f"{line}{handler.terminator}")
-                handler.flush()
-            finally:
-                handler.release()
         except Exception:
             return False
+        if not isinstance(line, str):
+            return False
+        handler.acquire()
+        try:
+            handler.stream.write(f"{line}{handler.terminator}")
+            handler.flush()
+        except Exception:
+            handler.handleError(_record(logger, event_dict))
+        finally:
+            handler.release()
         return True
 
 
@@ -219,10 +222,16 @@ def log_info(logger: logging.Logger, event: str, /, **fields: Any) -> None:
     direct = _DIRECT
     if direct is not None and direct.serves(logger) and direct.write(logger, event_dict):
         return
+    logger.handle(_record(logger, event_dict))
+
+
+def _record(logger: logging.Logger, event_dict: EventDict) -> logging.LogRecord:
+    """The INFO record of a structlog event dict, carrying what ``wrap_for_formatter``
+    attaches, for our ``ProcessorFormatter``."""
     record = logging.LogRecord(logger.name, logging.INFO, __file__, 0, event_dict, (), None)
-    record._logger = logger  # as wrap_for_formatter does
+    record._logger = logger
     record._name = "info"
-    logger.handle(record)
+    return record
 
 
 def direct_line() -> DirectLine | None:

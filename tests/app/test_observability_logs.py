@@ -234,3 +234,18 @@ class TestDirectAccessLine:
         finally:
             logger.propagate = True
         assert log_lines() == []
+
+    def test_a_failing_stream_is_reported_not_raised(
+        self, log_lines: Lines, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        class Broken(io.StringIO):
+            def write(self, text: str) -> int:
+                raise OSError("disk full")
+
+        configure_logging("DEBUG", json=True, stream=Broken())
+        with ours_alone():
+            log_info(logging.getLogger("zhuqi.access.test"), "request", **self.FIELDS)
+        reported = capsys.readouterr().err
+        assert "--- Logging error ---" in reported
+        assert "disk full" in reported
+        assert reported.count("--- Logging error ---") == 1  # written once, not retried

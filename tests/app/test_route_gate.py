@@ -41,6 +41,19 @@ def _gates(app: FastAPI) -> list[_PrefixGate]:
     ]
 
 
+def _app_of_one_router() -> tuple[FastAPI, APIRouter]:
+    """An app with one router included under ``/api``, holding ``GET /things``."""
+    router = APIRouter()
+
+    @router.get("/things")
+    async def things() -> list[int]:
+        return []
+
+    app = FastAPI()
+    app.include_router(router, prefix="/api")
+    return app, router
+
+
 class TestPrefixGate:
     def test_every_api_and_console_router_is_gated(self, settings: Settings) -> None:
         app = create_app(settings, manage_engine=False)
@@ -60,14 +73,7 @@ class TestPrefixGate:
         assert refused > 0
 
     def test_a_route_added_after_gating_is_reached(self) -> None:
-        router = APIRouter()
-
-        @router.get("/things")
-        async def things() -> list[int]:
-            return []
-
-        app = FastAPI()
-        app.include_router(router, prefix="/api")
+        app, router = _app_of_one_router()
         assert gate_included_routers(app.router.routes) == 1
         assert gate_included_routers(app.router.routes) == 0  # one gate per router
 
@@ -83,14 +89,7 @@ class TestPrefixGate:
     def test_routes_added_after_the_first_request_are_reached(self) -> None:
         """The gate has worked out its literal parts by then: adding a route, or including a
         router of new paths, must make it work them out again."""
-        router = APIRouter()
-
-        @router.get("/things")
-        async def things() -> list[int]:
-            return []
-
-        app = FastAPI()
-        app.include_router(router, prefix="/api")
+        app, router = _app_of_one_router()
         gate_included_routers(app.router.routes)
         with TestClient(app) as client:
             assert client.get("/api/things").json() == []
