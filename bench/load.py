@@ -67,7 +67,7 @@ from sqlalchemy.orm import Session
 from app.assignments import service as assignment_service
 from app.assignments.schemas import ManualAssign
 from app.assignments.unmatched import REMATCH
-from app.common.bulk import refresh_planner_statistics
+from app.common.bulk import our_tables, refresh_planner_statistics
 from app.common.credentials import create_access_token, hash_secret
 from app.common.principal import Principal
 from app.db import make_engine
@@ -191,10 +191,7 @@ def upkeep(url: str) -> None:
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         if connection.execute(text("SHOW autovacuum")).scalar_one() == "off":
-            tables = connection.execute(  # ours only: never the catalogs the cluster shares
-                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-            ).scalars()
-            names = ", ".join(f'"{name}"' for name in tables)
+            names = ", ".join(f'"{name}"' for name in our_tables(connection))
             connection.execute(text(f"VACUUM (ANALYZE) {names}"))
     engine.dispose()
 

@@ -97,11 +97,7 @@ def refresh_planner_statistics(
         # Never a bare ``ANALYZE``: it also analyses the catalogs every database of the cluster
         # shares (``pg_authid``, ...), and waits for any other session analysing them inside an
         # open transaction: another database's seed or bulk load on the same server.
-        names = list(tables) or list(
-            bind.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-            ).scalars()
-        )
+        names = list(tables) or our_tables(bind)
         for name in names:
             bind.execute(text(f'ANALYZE "{name}"{_column_list(name, columns)}'))
     elif dialect == "sqlite":
@@ -113,6 +109,16 @@ def refresh_planner_statistics(
             bind.execute(text("ANALYZE"))
         bind.execute(text("PRAGMA optimize"))
     logger.info("planner statistics refreshed (%s)", dialect)
+
+
+def our_tables(bind: Connection | Session) -> list[str]:
+    """The PostgreSQL tables of the current schema: ours, never the catalogs the cluster
+    shares (what a statistics refresh or a ``VACUUM`` names instead of running bare)."""
+    return list(
+        bind.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        ).scalars()
+    )
 
 
 def _column_list(table: str, columns: Mapping[str, Sequence[str]] | None) -> str:
