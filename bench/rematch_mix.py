@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import cProfile
 import random
 import statistics
 import subprocess
@@ -89,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--gather",
         default=str(Settings.model_fields["rematch_gather_seconds"].default),
         help="the worker's gather window(s), seconds, e.g. 0,5 (a trickle each)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="write cProfile stats of the measured drains (not the first) to this file",
     )
     return parser
 
@@ -219,9 +225,15 @@ def _decline_all(factory: sessionmaker[Session], offers: list[int]) -> None:
 
 
 @contextmanager
-def _measured(out: dict[str, float], statements: Statements) -> Iterator[None]:
+def _measured(
+    out: dict[str, float], statements: Statements, profile: cProfile.Profile | None = None
+) -> Iterator[None]:
     cpu, wall, seen = time.process_time(), time.perf_counter(), statements.seen
+    if profile is not None:
+        profile.enable()
     yield
+    if profile is not None:
+        profile.disable()
     out["cpu"] = time.process_time() - cpu
     out["wall"] = time.perf_counter() - wall
     out["statements"] = statements.seen - seen
@@ -301,10 +313,11 @@ def run(url: str, args: argparse.Namespace) -> list[tuple[str, dict[str, float]]
         ]
     warm_text_memo(read, limit=WARMUP_PROVIDERS)
     results: list[tuple[str, dict[str, float]]] = []
+    profile = cProfile.Profile() if args.profile else None
     for (kind, _), offered in zip(rounds, offers, strict=True):
         _decline_all(factory, list(offered.values()))
         out: dict[str, float] = {}
-        with _measured(out, statements):
+        with _measured(out, statements, profile if kind != "first" else None):
             taken = rematch_queue.drain(batches.begin_each(factory), batches.begin_each(factory))
         out["taken"] = taken
         results.append((kind, out))
@@ -323,6 +336,8 @@ def run(url: str, args: argparse.Namespace) -> list[tuple[str, dict[str, float]]
             f"{out['cpu'] / max(out['taken'], 1) * 1000:.1f} ms per declined request",
             flush=True,
         )
+    if profile is not None:
+        profile.dump_stats(args.profile)  # read with python -m pstats, or snakeviz
     engine.dispose()
     return results
 

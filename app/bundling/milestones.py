@@ -36,7 +36,6 @@ from sqlalchemy import (
     literal,
     null,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -175,7 +174,13 @@ def _step_table(
     """The step rows as a table in the statement. PostgreSQL ``unnest``s seven arrays: the
     ``UNION ALL`` of literal rows it replaced was a statement of a few hundred arms that
     PostgreSQL planned and psycopg parsed anew each time, ~0.1 s per call, paid once per
-    batch when the worker prepares a deferred publish. SQLite keeps the ``UNION ALL``."""
+    batch when the worker prepares a deferred publish.
+
+    SQLite reads one JSON list with ``json_each``, as a ``MATERIALIZED`` common table
+    expression: the same statement text whatever the steps (the ``UNION ALL`` was compiled
+    anew for each set of categories, ~40 ms of every re-match drain's CPU), and a table
+    SQLite indexes on the fly for the join (left inline, the join re-extracted each step's
+    JSON once per request: 1.9 s instead of 0.06 s for 10k requests × 360 steps)."""
     rows = _step_rows(categories, steps, due)
     if session.get_bind().dialect.name == "postgresql":
         types = (String(), String(), Integer(), String(), String(), String(), Date())
@@ -190,19 +195,22 @@ def _step_table(
             .render_derived(name="steps")
         )
         return unnested
-    selects = [
+    document = json.dumps(
+        [(*row[:-1], row[-1].isoformat() if row[-1] else None) for row in rows],
+        ensure_ascii=False,
+    )  # dates as SQLAlchemy's SQLite ``Date`` stores them: ISO text
+    listed = func.json_each(bindparam(None, document, type_=String())).table_valued("value")
+    return (
         select(
-            literal(category, String).label("category"),
-            literal(severity, String).label("severity"),
-            literal(position, Integer).label("position"),
-            literal(title, String).label("title"),
-            literal(title_en, String).label("title_en"),
-            literal(owner, String).label("owner_role"),
-            literal(due_date, Date).label("due_date"),
+            *(
+                func.json_extract(listed.c.value, f"$[{i}]").label(name)
+                for i, name in enumerate(STEP_COLUMNS)
+            )
         )
-        for category, severity, position, title, title_en, owner, due_date in rows
-    ]
-    return union_all(*selects).subquery("steps")
+        .select_from(listed)
+        .cte("steps")
+        .prefix_with("MATERIALIZED")  # SQLite 3.35+, as RETURNING (used throughout) is
+    )
 
 
 COLUMNS = (
