@@ -492,7 +492,10 @@ def server(target: str, url: str, processes: int, *, pin: bool = False) -> Itera
             except subprocess.TimeoutExpired:
                 running.kill()
         log.close()
-        os.unlink(log.name)
+        if os.environ.get("ZHUQI_BENCH_KEEP_LOGS"):
+            print(f"  server and worker log kept: {log.name}", flush=True)
+        else:
+            os.unlink(log.name)
 
 
 # ---------------------------------------------------------------- the drivers

@@ -33,7 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -100,14 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Statements:
-    """SQL statements the engine ran while counting."""
+    """SQL statements the engine ran while counting, and those SQLAlchemy had to compile (a
+    compiled-cache miss: a statement whose shape differs from every one seen before)."""
 
     def __init__(self, engine: Engine) -> None:
         self.seen = 0
+        self.compiled = 0
+        self.compiled_texts: list[str] = []
         event.listen(engine, "before_cursor_execute", self._one)
 
-    def _one(self, *_: Any) -> None:
+    def _one(
+        self, _conn: Any, _cursor: Any, statement: str, _p: Any, context: Any, _m: Any
+    ) -> None:
         self.seen += 1
+        if context is not None and "generated" in context._get_cache_stats():
+            self.compiled += 1
+            self.compiled_texts.append(" ".join(statement.split())[:160])
 
 
 def _pools(session: Session) -> dict[str, list[int]]:
@@ -229,6 +237,7 @@ def _measured(
     out: dict[str, float], statements: Statements, profile: cProfile.Profile | None = None
 ) -> Iterator[None]:
     cpu, wall, seen = time.process_time(), time.perf_counter(), statements.seen
+    compiled = statements.compiled
     if profile is not None:
         profile.enable()
     yield
@@ -237,6 +246,7 @@ def _measured(
     out["cpu"] = time.process_time() - cpu
     out["wall"] = time.perf_counter() - wall
     out["statements"] = statements.seen - seen
+    out["compiled"] = statements.compiled - compiled
 
 
 def _trickles(
@@ -323,7 +333,8 @@ def run(url: str, args: argparse.Namespace) -> list[tuple[str, dict[str, float]]
         results.append((kind, out))
         print(
             f"  {kind:<7} {len(offered):3d} declines: cpu {out['cpu']:6.3f} s, "
-            f"wall {out['wall']:6.3f} s, {out['statements']:4.0f} statements, taken {taken}",
+            f"wall {out['wall']:6.3f} s, {out['statements']:4.0f} statements "
+            f"({out['compiled']:.0f} compiled), taken {taken}",
             flush=True,
         )
     for gather, polls in zip(_windows(args), trickles, strict=True):
@@ -338,6 +349,9 @@ def run(url: str, args: argparse.Namespace) -> list[tuple[str, dict[str, float]]
         )
     if profile is not None:
         profile.dump_stats(args.profile)  # read with python -m pstats, or snakeviz
+        print("  statements compiled (cache misses), every round:", flush=True)
+        for text_of, times in Counter(statements.compiled_texts).most_common():
+            print(f"    {times:3d} × {text_of}", flush=True)
     engine.dispose()
     return results
 

@@ -118,12 +118,19 @@ class Worker:
         started = time.monotonic()
         if gather and started - self._last_rematch < self.rematch_gather.total_seconds():
             return 0
+        cpu = time.thread_time()
         taken = rematch_queue.drain(
             batches.begin_each(self.sessions.read), batches.begin_each(self.sessions.write)
         )
         if taken:
             self._last_rematch = started
-            logger.info("worker %s re-matched %d request(s)", self.worker_id, taken)
+            logger.info(
+                "worker %s re-matched %d request(s) in %.2f s (%.2f s of CPU)",
+                self.worker_id,
+                taken,
+                time.monotonic() - started,
+                time.thread_time() - cpu,
+            )
         return taken
 
     def prepare_plans(self) -> int:

@@ -5,7 +5,9 @@ declined offer. The drain is the worker's own call (``tests.factories.rematch_de
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -399,3 +401,37 @@ def _open(session: Session, request_id: int) -> list[Assignment]:
             )
         )
     )
+
+
+class TestADrainTakesTheMarksMadeBeforeItBegan:
+    def test_a_decline_made_while_a_drain_runs_waits_for_the_next_drain(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        """Under a steady stream of declines, a drain that also took the marks made while it
+        ran re-planned a few requests per batch, each batch paying the whole fixed cost; the
+        marks made meanwhile now wait for the next (gathered) drain, and are not lost."""
+        first, later = make_request(db, cast.ent), make_request(db, cast.ent)
+        db.commit()
+        first_offer = _offer_by_hand(client, cast, first.id, cast.expert.id)
+        _decline(client, cast, first_offer, cast.expert_user)
+        later_offer = _offer_by_hand(client, cast, later.id, cast.expert.id)
+        writes = 0
+
+        @contextmanager
+        def write() -> Iterator[Session]:
+            nonlocal writes
+            writes += 1
+            if writes == 1:  # a provider declines while the drain's first batch is planned
+                _decline(client, cast, later_offer, cast.expert_user)
+            with _each(db)() as session:
+                yield session
+
+        assert rematch_queue.drain(_each(db), write) == 1
+        assert writes == 1
+        db.expire_all()
+        assert db.get_one(HelpRequest, first.id).rematch_requested_at is None
+        assert db.get_one(HelpRequest, later.id).rematch_requested_at is not None  # kept
+        assert rematch_queue.drain(_each(db), _each(db)) == 1
+        db.expire_all()
+        assert db.get_one(HelpRequest, later.id).rematch_requested_at is None
+        assert rematch_queue.pending(db) == 0
