@@ -421,7 +421,7 @@ class TestADrainTakesTheMarksMadeBeforeItBegan:
         def write() -> Iterator[Session]:
             nonlocal writes
             writes += 1
-            if writes == 1:  # a provider declines while the drain's first batch is planned
+            if writes == 1:  # a provider declines as the drain's first batch is written
                 _decline(client, cast, later_offer, cast.expert_user)
             with _each(db)() as session:
                 yield session
