@@ -776,7 +776,8 @@ def _cpu(result: Result) -> str:
     return (
         f"driver {result.driver_cpu / result.seconds:.0%} of a core, "
         f"server {result.server_cpu / result.seconds:.0%} "
-        f"({result.server_cpu * per_request:.1f} ms CPU/request, of which event loop "
+        f"({result.server_cpu * per_request:.1f} ms CPU/request with the worker's, the server "
+        f"alone {(result.server_cpu - result.worker_cpu) * per_request:.1f}, of which event loop "
         f"{result.loop_cpu * per_request:.1f}){worker}"
     )
 
