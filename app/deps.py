@@ -11,11 +11,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from functools import partial, wraps
 from typing import Annotated, Any
 
 from anyio import CancelScope, CapacityLimiter, to_thread
 from fastapi import Depends, Header, Request, Response
+from fastapi._compat import ModelField
+from fastapi.exceptions import ResponseValidationError
 from fastapi.routing import APIRoute, _effective_route_context_var
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import Row, bindparam, select
@@ -465,14 +468,42 @@ def _request_session(arguments: dict[str, Any]) -> Session | None:
     return None
 
 
-def _in_one_hop(endpoint: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """The synchronous ``endpoint`` as a coroutine that runs it, and commits the request's
-    session, in one worker-thread hop."""
+@dataclass
+class _ResponseCheck:
+    """The route's response field, known only once ``APIRoute.__init__`` has built it from the
+    endpoint it was given (the hop below): filled in right after."""
+
+    field: ModelField | None = None
+
+
+def _checked_response(check: _ResponseCheck, result: Any) -> Any:
+    """``result`` validated against the route's response model, or ``ResponseValidationError``.
+
+    Why here, before the commit: FastAPI validates the response after the endpoint's hop, by
+    which time the request's transaction would be committed, so a response that fails its
+    model answered 500 for a write that had happened. Validated first, a failure rolls the
+    write back with the 500. FastAPI's own validation afterwards receives the model instance
+    built here and passes it through (pydantic does not revalidate an instance of the
+    model), so the response is still validated once."""
+    if check.field is None or isinstance(result, Response):
+        return result
+    value, errors = check.field.validate(result, {}, loc=("response",))
+    if errors:
+        raise ResponseValidationError(errors=errors, body=result)
+    return value
+
+
+def _in_one_hop(
+    endpoint: Callable[..., Any], check: _ResponseCheck
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """The synchronous ``endpoint`` as a coroutine that runs it, validates its response and
+    commits the request's session, in one worker-thread hop."""
 
     def run_and_commit(arguments: dict[str, Any]) -> Any:
         result = endpoint(**arguments)
         session = _request_session(arguments)
         if session is not None:  # get_db would commit it now anyway (function scope)
+            result = _checked_response(check, result)
             commit_in_endpoint_thread(session)
         return result
 
@@ -500,7 +531,9 @@ class OneHopRoute(APIRoute):
             or inspect.isgeneratorfunction(endpoint)
             or inspect.isasyncgenfunction(endpoint)
         )
-        super().__init__(path, _in_one_hop(endpoint) if plain else endpoint, **kwargs)
+        check = _ResponseCheck()
+        super().__init__(path, _in_one_hop(endpoint, check) if plain else endpoint, **kwargs)
+        check.field = self.response_field
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """FastAPI's handler (through the route's plan where it has one:

@@ -57,6 +57,11 @@ def note_app(engine: Engine) -> FastAPI:
         session.execute(text(f"INSERT INTO {TABLE} (id, note) VALUES (:id, 'n')"), {"id": note_id})
         raise RuntimeError("after the write")
 
+    @router.post("/misfit/{note_id}")
+    def add_then_misfit(note_id: int, session: DbSession) -> dict[str, int]:
+        session.execute(text(f"INSERT INTO {TABLE} (id, note) VALUES (:id, 'n')"), {"id": note_id})
+        return {"id": "not a number"}  # type: ignore[dict-item]  # what the model refuses
+
     @router.post("/refused/{note_id}")
     def refused(
         note_id: int, session: DbSession, _: Annotated[None, Depends(write_then_refuse)]
@@ -123,6 +128,14 @@ class TestOneHop:
         with TestClient(note_app(notes), raise_server_exceptions=False) as client:
             assert client.post("/broken/2").status_code == 500
         assert count(notes) == 0
+        assert notes.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+    def test_a_response_its_model_refuses_leaves_nothing(self, notes: Engine) -> None:
+        """The 500 of a response that fails validation is not a write that happened."""
+        with TestClient(note_app(notes), raise_server_exceptions=False) as client:
+            assert client.post("/misfit/5").status_code == 500
+            assert client.post("/notes/6").json() == {"id": 6}  # a fitting one still commits
+        assert count(notes) == 1
         assert notes.pool.checkedout() == 0  # type: ignore[attr-defined]
 
     def test_the_endpoint_keeps_its_name_docs_and_parameters(self, notes: Engine) -> None:
