@@ -13,13 +13,14 @@ class Event(IdMixin, Base):
     """Append-only audit log: written in the same transaction as the change it records.
 
     ``region_code`` is copied from the entity so coordinators' region scoping needs no joins.
+    ``actor_id`` is the acting user's id as recorded, with no foreign key: nothing rewrites an
+    audit row, and checking the user on every event cost each audited write a row lock
+    (migration ``audit_actor_without_fk``).
     """
 
     __tablename__ = "events"
 
-    actor_id: Mapped[int | None] = mapped_column(
-        IdType, ForeignKey("users.id", ondelete="SET NULL")
-    )
+    actor_id: Mapped[int | None] = mapped_column(IdType)
     actor_label: Mapped[str] = mapped_column(String(254), default="")
     action: Mapped[str] = mapped_column(String(60), index=True)
     entity_type: Mapped[str] = mapped_column(String(40))

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.models import Event
+from app.models import Event, User
 from tests.app.conftest import Cast
 from tests.factories import PASSWORD
 
@@ -101,3 +101,20 @@ class TestUsersAndKeys:
         assert registered.after is not None
         assert registered.after["email"] == "solo@example.cn"
         no_secrets(registered)
+
+
+class TestAppendOnly:
+    def test_an_event_keeps_its_actor_when_the_user_row_is_gone(
+        self, client: TestClient, db: Session, cast: Cast
+    ) -> None:
+        """Nothing rewrites an audit row: removing a user (by hand, in the database: the
+        product only deactivates) leaves the id and label its events recorded."""
+        admin = cast.headers(cast.admin)
+        body = {"key": "energy_saving", "name_zh": "节能降耗", "name_en": "Energy saving"}
+        assert client.post(f"{API}/categories", json=body, headers=admin).status_code == 201
+        actor_id, label = cast.admin.id, cast.admin.email
+        db.execute(delete(User).where(User.id == actor_id))
+        db.commit()
+        (created,) = events(db, "category.created")
+        db.refresh(created)
+        assert (created.actor_id, created.actor_label) == (actor_id, label)
