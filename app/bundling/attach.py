@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, case, false, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from app.bundling import milestones, summaries
+from app.bundling import milestones, repository, summaries
 from app.common.bulk import refresh_planner_statistics
 from app.common.clock import today, utc_now
 from app.common.idsets import in_ids
@@ -224,7 +224,7 @@ def _categories(session: Session, plan_ids: Sequence[int]) -> dict[int, set[str]
     found: dict[int, set[str]] = defaultdict(set)
     rows = session.execute(
         select(HelpRequest.plan_id, HelpRequest.category)
-        .where(in_ids(HelpRequest.plan_id, plan_ids))
+        .where(repository.request_of_plans(plan_ids))
         .distinct()
     )
     for plan_id, category in rows:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.bundling import attach
+from app.bundling import attach, repository
 from app.common.clock import utc_now
 from app.common.principal import Principal
 from app.enterprises.repository import region_of
@@ -47,7 +47,7 @@ def unsettled(session: Session, plan: Plan) -> list[int]:
     return list(
         session.scalars(
             select(HelpRequest.id).where(
-                HelpRequest.plan_id == plan.id, HelpRequest.status.not_in(REQUEST_CLOSED)
+                repository.of_plan(plan), HelpRequest.status.not_in(REQUEST_CLOSED)
             )
         )
     )

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from app.models.plan import Plan
 
 
+FILLFACTOR = 80  # percent of each PostgreSQL page filled by inserts
+
+
 class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
     """A problem an enterprise needs help with (诉求)."""
 
@@ -38,6 +41,10 @@ class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
             sqlite_where=text("rematch_requested_at IS NOT NULL"),
             postgresql_where=text("rematch_requested_at IS NOT NULL"),
         ),
+        # Room on each page for a row's next version: a status move or a plan link is then a
+        # heap-only update, no index touched (status and plan_id are deliberately unindexed:
+        # app.bundling.repository.request_of_plans).
+        {"postgresql_with": {"fillfactor": FILLFACTOR}},
     )
 
     enterprise_id: Mapped[int] = mapped_column(
@@ -59,11 +66,9 @@ class HelpRequest(IdMixin, TimestampMixin, VersionMixin, Base):
     severity: Mapped[Severity] = mapped_column(str_enum(Severity, 10), default=Severity.ORDINARY)
     wanted_by_date: Mapped[date | None] = mapped_column()
     status: Mapped[RequestStatus] = mapped_column(
-        str_enum(RequestStatus, 20), default=RequestStatus.SUBMITTED, index=True
+        str_enum(RequestStatus, 20), default=RequestStatus.SUBMITTED
     )
-    plan_id: Mapped[int | None] = mapped_column(
-        IdType, ForeignKey("plans.id", ondelete="SET NULL"), index=True
-    )
+    plan_id: Mapped[int | None] = mapped_column(IdType, ForeignKey("plans.id", ondelete="SET NULL"))
     resolved_at: Mapped[datetime | None] = mapped_column()
     # Set when a decline (or another reopening) leaves the request to be re-matched by the
     # worker (app.assignments.rematch_queue), which clears it in the transaction that writes

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import Select, false, select
 
 from app.assignments.transitions import LIVE
-from app.bundling.repository import open_assignment
+from app.bundling.repository import of_plan, open_assignment
 from app.common.principal import Principal
 from app.common.regions import region_clause
 from app.models import Assignment, Enterprise, FollowUp, HelpRequest, Milestone, Plan
@@ -31,9 +31,9 @@ def visible_to(principal: Principal) -> Select[Plan]:
     return statement.where(false())
 
 
-def plan_requests(plan_id: int, provider_id: int | None) -> Select[HelpRequest]:
+def plan_requests(plan: Plan, provider_id: int | None) -> Select[HelpRequest]:
     """A plan's requests; for a provider only those it holds a live assignment on."""
-    statement = select(HelpRequest).where(HelpRequest.plan_id == plan_id)
+    statement = select(HelpRequest).where(of_plan(plan))
     if provider_id is None:
         return statement
     serving = select(Assignment.request_id).where(

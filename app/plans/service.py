@@ -92,7 +92,7 @@ def detail(session: Session, plan: Plan, *, provider_id: int | None = None) -> P
     """The plan's parts; for a provider (``provider_id``) only those of its own assignments:
     the requests it serves, its assignments and the follow-ups logged on them."""
     requests = session.scalars(
-        repository.plan_requests(plan.id, provider_id).order_by(HelpRequest.id)
+        repository.plan_requests(plan, provider_id).order_by(HelpRequest.id)
     ).all()
     statement = select(Assignment).where(
         Assignment.request_id.in_([r.id for r in requests]),
