@@ -224,7 +224,7 @@ def _categories(session: Session, plan_ids: Sequence[int]) -> dict[int, set[str]
     found: dict[int, set[str]] = defaultdict(set)
     rows = session.execute(
         select(HelpRequest.plan_id, HelpRequest.category)
-        .where(repository.request_of_plans(plan_ids))
+        .where(repository.request_of_plans(session, plan_ids))
         .distinct()
     )
     for plan_id, category in rows:

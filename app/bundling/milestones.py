@@ -93,7 +93,7 @@ def helpers(session: Session, plan_ids: Sequence[int]) -> dict[int, Helper]:
         .join(Assignment, Assignment.request_id == HelpRequest.id)
         .join(Provider, Provider.id == Assignment.provider_id)
         .where(
-            repository.request_of_plans(plan_ids),
+            repository.request_of_plans(session, plan_ids),
             HelpRequest.status.not_in(REQUEST_CLOSED),
             repository.open_assignment(),
         )

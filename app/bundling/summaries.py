@@ -42,9 +42,10 @@ def _labels(session: Session) -> dict[str, tuple[str, str]]:
 def _facts(session: Session, plan_ids: Sequence[int]) -> dict[int, _Facts]:
     labels = _labels(session)
     facts: dict[int, _Facts] = defaultdict(_Facts)
+    of_plans = repository.request_of_plans(session, plan_ids)
     requests = session.execute(
         select(HelpRequest.plan_id, HelpRequest.title, HelpRequest.category)
-        .where(repository.request_of_plans(plan_ids), HelpRequest.status != RequestStatus.WITHDRAWN)
+        .where(of_plans, HelpRequest.status != RequestStatus.WITHDRAWN)
         .order_by(HelpRequest.id)
     )
     for plan_id, title, category in requests:
@@ -56,7 +57,7 @@ def _facts(session: Session, plan_ids: Sequence[int]) -> dict[int, _Facts]:
         select(HelpRequest.plan_id, Provider.name, HelpRequest.category)
         .join(Assignment, Assignment.request_id == HelpRequest.id)
         .join(Provider, Provider.id == Assignment.provider_id)
-        .where(repository.request_of_plans(plan_ids), repository.live_assignment())
+        .where(of_plans, repository.live_assignment())
         .order_by(Assignment.id)
     )
     for plan_id, name, category in helpers:
