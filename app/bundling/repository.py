@@ -45,8 +45,16 @@ def request_of_plans(session: Session, plan_ids: Sequence[int]) -> ColumnElement
     each of the table's indexes instead of a heap-only update on its own page (the table's
     fillfactor leaves that room). Bound enterprise ids keep the planner's estimate right
     whatever a bulk change did to the statistics since the last ``ANALYZE``: as a subquery on
-    ``plans`` (just created, never analysed) the join started from every open assignment."""
+    ``plans`` (just created, never analysed) the join started from every open assignment.
+
+    SQLite gets the same rows as a set of request ids: with the condition itself in a
+    statement joined to assignments it scans every assignment and looks each request up (its
+    sampled statistics, ``PRAGMA analysis_limit``, cannot see how few ids ``json_each``
+    carries)."""
     enterprises = session.scalars(
         select(Plan.enterprise_id).where(in_ids(Plan.id, plan_ids)).distinct()
     ).all()
-    return in_ids(HelpRequest.enterprise_id, enterprises) & in_ids(HelpRequest.plan_id, plan_ids)
+    mine = in_ids(HelpRequest.enterprise_id, enterprises) & in_ids(HelpRequest.plan_id, plan_ids)
+    if session.get_bind().dialect.name == "sqlite":
+        return HelpRequest.id.in_(select(HelpRequest.id).where(mine))
+    return mine
