@@ -11,7 +11,7 @@ one correlated ``UPDATE``, the catalogue read once, changed plans updated in bat
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,11 +220,13 @@ def _link_requests(session: Session, ids: Sequence[int], move: StatusMove | None
     return sorted(r for r in rows if r is not None and r in wanted)
 
 
-def _categories(session: Session, plan_ids: Sequence[int]) -> dict[int, set[str]]:
+def _categories(session: Session, owners: Mapping[int, int]) -> dict[int, set[str]]:
+    """plan id → the categories of its requests, for the plans ``owners`` maps (plan id →
+    its enterprise's id)."""
     found: dict[int, set[str]] = defaultdict(set)
     rows = session.execute(
         select(HelpRequest.plan_id, HelpRequest.category)
-        .where(repository.request_of_plans(session, plan_ids))
+        .where(repository.request_of_plans(session, owners))
         .distinct()
     )
     for plan_id, category in rows:
@@ -370,13 +372,13 @@ def prepare(
     computed from the current state, written in bulk with one audit event per plan."""
     if not ids:
         return
-    plan_ids = [plans[e]["id"] for e in ids]
-    helpers = milestones.helpers(session, plan_ids)
+    owners = {plans[e]["id"]: e for e in ids}  # plan id → enterprise id
+    helpers = milestones.helpers(session, owners)
     # Hand over first: the steps generated next already belong to the current provider, so
     # only the older ones need reading.
     milestones.hand_over(session, helpers)
     added = milestones.generate(session, helpers)
-    categories = _categories(session, plan_ids)
+    categories = _categories(session, owners)
     catalogue = Catalogue(
         session.scalars(select(Policy).order_by(Policy.id)),
         today(),
@@ -389,6 +391,7 @@ def prepare(
     texts = summaries.generate(
         session,
         {plans[e]["id"]: wanted[plans[e]["id"]] for e in ids if not plans[e]["summary_edited"]},
+        owners,
     )
     changes: list[event_service.Change] = []
     updates: list[dict[str, Any]] = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -79,8 +79,9 @@ def _table() -> Table:
     return table
 
 
-def helpers(session: Session, plan_ids: Sequence[int]) -> dict[int, Helper]:
-    """request id → who holds its open assignment, for every unsettled request of the plans."""
+def helpers(session: Session, owners: Mapping[int, int]) -> dict[int, Helper]:
+    """request id → who holds its open assignment, for every unsettled request of the plans
+    ``owners`` maps (plan id → its enterprise's id)."""
     rows = session.execute(
         select(
             HelpRequest.id,
@@ -93,7 +94,7 @@ def helpers(session: Session, plan_ids: Sequence[int]) -> dict[int, Helper]:
         .join(Assignment, Assignment.request_id == HelpRequest.id)
         .join(Provider, Provider.id == Assignment.provider_id)
         .where(
-            repository.request_of_plans(session, plan_ids),
+            repository.request_of_plans(session, owners),
             HelpRequest.status.not_in(REQUEST_CLOSED),
             repository.open_assignment(),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -35,9 +35,10 @@ def of_plan(plan: Plan) -> ColumnElement[bool]:
     return (HelpRequest.enterprise_id == plan.enterprise_id) & (HelpRequest.plan_id == plan.id)
 
 
-def request_of_plans(session: Session, plan_ids: Sequence[int]) -> ColumnElement[bool]:
-    """A request of one of ``plan_ids``, found through the plans' enterprises, whose ids are
-    read first and bound as values.
+def request_of_plans(session: Session, owners: Mapping[int, int]) -> ColumnElement[bool]:
+    """A request of one of the plans ``owners`` maps (plan id → its enterprise's id), found
+    through the plans' enterprises, whose ids are bound as values: every caller holds the
+    plans' rows already.
 
     ``help_requests`` keeps no index on ``plan_id`` nor on ``status``: a publish links
     thousands of requests to their plans and moves them to ``matched`` in one ``UPDATE``,
@@ -51,10 +52,10 @@ def request_of_plans(session: Session, plan_ids: Sequence[int]) -> ColumnElement
     statement joined to assignments it scans every assignment and looks each request up (its
     sampled statistics, ``PRAGMA analysis_limit``, cannot see how few ids ``json_each``
     carries)."""
-    enterprises = session.scalars(
-        select(Plan.enterprise_id).where(in_ids(Plan.id, plan_ids)).distinct()
-    ).all()
-    mine = in_ids(HelpRequest.enterprise_id, enterprises) & in_ids(HelpRequest.plan_id, plan_ids)
+    enterprises = sorted(set(owners.values()))
+    mine = in_ids(HelpRequest.enterprise_id, enterprises) & in_ids(
+        HelpRequest.plan_id, list(owners)
+    )
     if session.get_bind().dialect.name == "sqlite":
         return HelpRequest.id.in_(select(HelpRequest.id).where(mine))
     return mine

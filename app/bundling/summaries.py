@@ -8,7 +8,7 @@ whose summary a coordinator edited (``summary_edited``) keeps their words.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -39,10 +39,13 @@ def _labels(session: Session) -> dict[str, tuple[str, str]]:
     }
 
 
-def _facts(session: Session, plan_ids: Sequence[int]) -> dict[int, _Facts]:
+def _facts(session: Session, owners: Mapping[int, int]) -> dict[int, _Facts]:
+    """plan id → what its summary says, for the plans ``owners`` maps (plan id → its
+    enterprise's id)."""
     labels = _labels(session)
     facts: dict[int, _Facts] = defaultdict(_Facts)
-    of_plans = repository.request_of_plans(session, plan_ids)
+    plan_ids = list(owners)
+    of_plans = repository.request_of_plans(session, owners)
     requests = session.execute(
         select(HelpRequest.plan_id, HelpRequest.title, HelpRequest.category)
         .where(of_plans, HelpRequest.status != RequestStatus.WITHDRAWN)
@@ -136,10 +139,11 @@ def compose(facts: _Facts, policies: list[dict[str, Any]]) -> tuple[str, str]:
 
 
 def generate(
-    session: Session, policies: dict[int, list[dict[str, Any]]]
+    session: Session, policies: dict[int, list[dict[str, Any]]], owners: Mapping[int, int]
 ) -> dict[int, tuple[str, str]]:
-    """plan id → (zh, en) for the plans in ``policies`` (plan id → its recommended policies)."""
-    facts = _facts(session, list(policies))
+    """plan id → (zh, en) for the plans in ``policies`` (plan id → its recommended policies);
+    ``owners`` maps each of them (and maybe more) to its enterprise's id."""
+    facts = _facts(session, {p: owners[p] for p in policies})
     return {plan_id: compose(facts[plan_id], wanted) for plan_id, wanted in policies.items()}
 
 
@@ -147,12 +151,14 @@ def refresh(session: Session, plan_ids: Sequence[int]) -> None:
     """Regenerate the summaries of those plans nobody edited by hand, bumping the version of
     each one that changed (a concurrent editor's If-Match goes stale)."""
     rows = session.execute(
-        select(Plan.id, Plan.recommended_policies, Plan.summary, Plan.summary_en).where(
-            in_ids(Plan.id, plan_ids), Plan.summary_edited.is_(False)
-        )
+        select(
+            Plan.id, Plan.recommended_policies, Plan.summary, Plan.summary_en, Plan.enterprise_id
+        ).where(in_ids(Plan.id, plan_ids), Plan.summary_edited.is_(False))
     ).all()
-    current = {p: (zh, en) for p, _, zh, en in rows}
-    fresh = generate(session, {p: list(r or []) for p, r, _, _ in rows})
+    current = {p: (zh, en) for p, _, zh, en, _ in rows}
+    fresh = generate(
+        session, {p: list(r or []) for p, r, _, _, _ in rows}, {p: e for p, *_, e in rows}
+    )
     changed = [
         {"b_id": p, "b_zh": zh, "b_en": en}
         for p, (zh, en) in fresh.items()

@@ -66,6 +66,8 @@ def test_a_plans_requests_are_found_through_its_enterprise(
         plan = fetch(db, Plan, plan_id)
         linked = set(db.scalars(select(HelpRequest.id).where(HelpRequest.plan_id == plan_id)))
         assert set(db.scalars(select(HelpRequest.id).where(repository.of_plan(plan)))) == linked
-        found = select(HelpRequest.id).where(repository.request_of_plans(db, [plan_id]))
+        found = select(HelpRequest.id).where(
+            repository.request_of_plans(db, {plan_id: plan.enterprise_id})
+        )
         assert set(db.scalars(found)) == linked
         assert linked
