@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, IdType
@@ -19,6 +19,9 @@ class Event(IdMixin, Base):
     """
 
     __tablename__ = "events"
+    # One entity's history (``/events?entity_type=…&entity_id=…``) is a look-up, not a scan
+    # of the whole log (migration ``events_entity_index``).
+    __table_args__ = (Index("ix_events_entity", "entity_type", "entity_id"),)
 
     actor_id: Mapped[int | None] = mapped_column(IdType)
     actor_label: Mapped[str] = mapped_column(String(254), default="")
