@@ -41,17 +41,20 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from app.bundling import repository
+from app.bundling import repository, summaries
 from app.common import clock
 from app.common.idsets import in_ids
 from app.common.workdays import due_date_if_known
 from app.errors import CalendarUnavailable
+from app.events import service as event_service
 from app.models import (
     REQUEST_CLOSED,
     Assignment,
     Category,
+    Enterprise,
     HelpRequest,
     Milestone,
+    Plan,
     Provider,
     Severity,
 )
@@ -137,12 +140,15 @@ def _clock_days(category: Category, which: str, severity: Severity) -> int:
     return category.resolve_days_ordinary
 
 
-STEP_COLUMNS = ("category", "severity", "position", "title", "title_en", "owner_role", "due_date")
+STEP_COLUMNS = (
+    "category", "severity", "position", "title", "title_en", "owner_role", "due_workdays",
+    "due_date",
+)  # fmt: skip
 
 
 def _step_rows(
     categories: dict[str, Category], steps: dict[str, list[dict[str, Any]]], due: DueDates
-) -> list[tuple[str, str, int, str, str, str, date | None]]:
+) -> list[tuple[str, str, int, str, str, str, int, date | None]]:
     """Every (category, severity) → its steps with their due dates: a few dozen rows however
     many requests the publish has."""
     rows = []
@@ -160,6 +166,7 @@ def _step_rows(
                         step["title_zh"],
                         step["title_en"],
                         step["owner"],
+                        floor,
                         due.after(floor),
                     )
                 )
@@ -184,7 +191,7 @@ def _step_table(
     JSON once per request: 1.9 s instead of 0.06 s for 10k requests × 360 steps)."""
     rows = _step_rows(categories, steps, due)
     if session.get_bind().dialect.name == "postgresql":
-        types = (String(), String(), Integer(), String(), String(), String(), Date())
+        types = (String(), String(), Integer(), String(), String(), String(), Integer(), Date())
         unnested = (
             func.unnest(
                 *(
@@ -216,7 +223,8 @@ def _step_table(
 
 COLUMNS = (
     "plan_id", "request_id", "position", "title", "title_en", "owner_role",
-    "owner_provider_id", "owner", "due_date", "done", "version", "created_at", "updated_at",
+    "owner_provider_id", "owner", "due_date", "due_from", "due_workdays", "done", "version",
+    "created_at", "updated_at",
 )  # fmt: skip
 
 
@@ -259,7 +267,7 @@ def _helpers_table(session: Session, todo: list[Helper]) -> tuple[Any, dict[str,
     }
 
 
-def _insert_steps(session: Session, todo: list[Helper], steps: Any) -> None:
+def _insert_steps(session: Session, todo: list[Helper], steps: Any, start: date) -> None:
     """One ``INSERT ... SELECT``: each request × its category's steps, owned by the provider
     of its first open assignment (the coordinator for coordination steps), in request then
     step order (a plan summary's next step breaks ties by milestone id).
@@ -283,6 +291,8 @@ def _insert_steps(session: Session, todo: list[Helper], steps: Any) -> None:
             case((by_provider, c["provider_id"]), else_=null()),
             case((by_provider, c["owner"]), else_=COORDINATOR_LABEL),
             steps.c.due_date,
+            literal(start, Date()),
+            steps.c.due_workdays,
             false(),
             literal(1, Integer),
             now,
@@ -313,7 +323,7 @@ def generate(session: Session, found: dict[int, Helper]) -> dict[int, int]:
         return {}
     categories = {c.key: c for c in session.scalars(select(Category).where(Category.key.in_(keys)))}
     due = DueDates(clock.today(), clock.utc_now())
-    _insert_steps(session, todo, _step_table(session, categories, steps, due))
+    _insert_steps(session, todo, _step_table(session, categories, steps, due), due.start)
     added: dict[int, int] = defaultdict(int)
     for helper in todo:
         added[helper.plan_id] += len(steps[helper.category])
@@ -368,3 +378,86 @@ def is_serving(session: Session, provider_id: int, request_id: int | None) -> bo
             )
         )
     )
+
+
+def undated_clocks(session: Session) -> list[tuple[date, int]]:
+    """The distinct clocks (start day, working days) of generated steps still without a
+    date: a few dozen however many steps wait, read from the partial index of those steps."""
+    rows = session.execute(UNDATED_CLOCKS)
+    return [(start, days) for start, days in rows if start is not None and days is not None]
+
+
+UNDATED_CLOCKS = (
+    select(Milestone.due_from, Milestone.due_workdays)
+    .where(Milestone.due_date.is_(None), Milestone.due_workdays.is_not(None))
+    .group_by(Milestone.due_from, Milestone.due_workdays)
+    .order_by(Milestone.due_from, Milestone.due_workdays)
+)  # its WHERE is ``ix_milestones_undated``'s: the index answers it alone
+
+
+def datable(clocks: list[tuple[date, int]], now: datetime) -> dict[tuple[date, int], date]:
+    """Those clocks whose day the holiday calendar can now tell, with that day."""
+    found: dict[tuple[date, int], date] = {}
+    for start, days in clocks:
+        try:
+            day = due_date_if_known(start, days, now)
+        except CalendarUnavailable:
+            continue  # still a year nobody has told us the holidays of
+        if day is not None:
+            found[(start, days)] = day
+    return found
+
+
+def date_undated(
+    session: Session, clock_key: tuple[date, int], day: date, *, limit: int
+) -> dict[int, list[int]]:
+    """Give up to ``limit`` undated steps of one clock their due date ``day``: plan id → the
+    steps dated. Each is dated only if still undated with that clock when written (a
+    coordinator who set a date meanwhile keeps theirs), and each plan's audit trail says
+    which steps got which date."""
+    start, days = clock_key
+    table = _table()
+    of_clock = (
+        table.c.due_date.is_(None),
+        table.c.due_workdays == days,
+        table.c.due_from == start,
+    )
+    rows = session.execute(
+        select(table.c.id, table.c.plan_id, Enterprise.region_code)
+        .join(Plan, Plan.id == table.c.plan_id)
+        .join(Enterprise, Enterprise.id == Plan.enterprise_id)
+        .where(*of_clock)
+        .order_by(table.c.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return {}
+    dated = session.execute(
+        update(table)
+        .where(in_ids(table.c.id, [row.id for row in rows]), *of_clock)
+        .values(due_date=day, version=table.c.version + 1, updated_at=clock.utc_now())
+        .returning(table.c.id)
+    )
+    done = set(dated.scalars())
+    by_plan: dict[int, list[int]] = defaultdict(list)
+    regions: dict[int, str] = {}
+    for milestone_id, plan_id, region in rows:
+        if milestone_id in done:
+            by_plan[plan_id].append(milestone_id)
+            regions[plan_id] = region
+    event_service.record_many(
+        session,
+        actor=None,
+        changes=(
+            event_service.Change(
+                action="plan.milestones_scheduled",
+                entity_type="plans",
+                entity_id=plan_id,
+                region_code=regions[plan_id],
+                after={"milestones": ids, "due_date": day.isoformat()},
+            )
+            for plan_id, ids in sorted(by_plan.items())
+        ),
+    )
+    summaries.refresh(session, sorted(by_plan))  # "date to be set" becomes the date
+    return dict(by_plan)

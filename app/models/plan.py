@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.models.base import Base, IdMixin, IdType, TimestampMixin, VersionMixin, str_enum
 from app.models.enums import FollowUpKind, PlanStatus
 
+UNDATED = "due_date IS NULL AND due_workdays IS NOT NULL"  # a generated step awaiting its date
+
 
 class Plan(IdMixin, TimestampMixin, VersionMixin, Base):
     """One company, one policy (一企一策): at most one open plan per enterprise."""
@@ -59,6 +61,17 @@ class Milestone(IdMixin, TimestampMixin, VersionMixin, Base):
     also add free ones (no request, no owner role)."""
 
     __tablename__ = "milestones"
+    # The generated steps still waiting for a date, for the sweep that dates them
+    # (``app.bundling.milestones.schedule_pending``).
+    __table_args__ = (
+        Index(
+            "ix_milestones_undated",
+            "due_from",
+            "due_workdays",
+            postgresql_where=text(UNDATED),
+            sqlite_where=text(UNDATED),
+        ),
+    )
 
     plan_id: Mapped[int] = mapped_column(
         IdType, ForeignKey("plans.id", ondelete="CASCADE"), index=True
@@ -75,6 +88,12 @@ class Milestone(IdMixin, TimestampMixin, VersionMixin, Base):
     )
     owner: Mapped[str] = mapped_column(String(100), default="")
     due_date: Mapped[date | None] = mapped_column()
+    # A generated step's clock: due ``due_workdays`` working days after ``due_from`` (the
+    # local day its plan got the offer). Kept so a step dated "to be scheduled" (its day in a
+    # year the holiday calendar did not know yet) is dated once the calendar knows it; None
+    # for a coordinator's own steps and dates.
+    due_from: Mapped[date | None] = mapped_column()
+    due_workdays: Mapped[int | None] = mapped_column(Integer)
     done: Mapped[bool] = mapped_column(default=False)
     done_at: Mapped[datetime | None] = mapped_column()
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.assignments import rematch as rematch_service
+from app.bundling import milestones
 from app.common import idempotency
 from app.common.clock import utc_now
 from app.common.pagination import PageParams
@@ -166,6 +167,29 @@ def _announced(
         after = found.items[-1].key
 
 
+def _scheduled(
+    transaction: Transaction,
+    now: datetime,
+    batch: int,
+    report: Progress,
+    out: supervision_service.SweepReport,
+) -> None:
+    """Generated steps left "to be scheduled" (their day fell in a year the holiday calendar
+    did not know) dated once it does: the clocks still waiting are read first (a few dozen),
+    and only those now datable are written, ``batch`` steps per transaction."""
+    with transaction() as session:
+        waiting = milestones.datable(milestones.undated_clocks(session), now)
+    for clock_key, day in waiting.items():
+        while True:
+            with transaction() as session:
+                dated = milestones.date_undated(session, clock_key, day, limit=batch)
+            count = sum(len(ids) for ids in dated.values())
+            out.scheduled_milestones += count
+            report("milestones", out.scheduled_milestones)
+            if count < batch:
+                break
+
+
 def sweep_in(
     transaction: Transaction,
     *,
@@ -174,8 +198,9 @@ def sweep_in(
     batch: int = BATCH,
     progress: Progress | None = None,
 ) -> supervision_service.SweepReport:
-    """The whole deadline sweep, as :func:`app.supervision.service.sweep` does it, but in
-    bounded transactions, each opened by ``transaction()`` (``read()`` for the engine's
+    """The whole deadline sweep, as :func:`app.supervision.service.sweep` does it (and the
+    dating of steps left "to be scheduled", which only this one does), but in bounded
+    transactions, each opened by ``transaction()`` (``read()`` for the engine's
     snapshots, when given); the report counts them and gives the longest."""
     now = now or utc_now()
     started = time.perf_counter()
@@ -190,6 +215,7 @@ def sweep_in(
     _released(scopes, now, small, report, out)
     _announced(timed, clocks.follow_ups_page, now, batch, report, out)
     _announced(timed, clocks.requests_page, now, batch, report, out)
+    _scheduled(timed, now, batch, report, out)
     with timed() as session:
         idempotency.purge_expired(session, now=now)  # one set-based DELETE of keys past 24 h
     out.seconds = round(time.perf_counter() - started, 3)

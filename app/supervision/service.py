@@ -44,6 +44,7 @@ class SweepReport:
     rematched_offers: int = 0
     overdue: dict[str, int] = field(default_factory=dict)
     notifications: int = 0
+    scheduled_milestones: int = 0  # "to be scheduled" steps dated (the batched sweep)
     transactions: int = 0  # committed batches (the batched sweep); 0 for the one-transaction one
     longest_transaction_seconds: float = 0.0
     seconds: float = 0.0

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import chinese_calendar
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from app.bundling import attach
+from app.bundling import attach, milestones
 from app.common import clock
 from app.common.workdays import add_working_days
 from app.models import (
@@ -26,8 +28,17 @@ from app.models import (
     Milestone,
     Severity,
 )
+from app.settings import get_settings
+from app.supervision import batches
 from tests.app.conftest import Cast
-from tests.factories import make_enterprise, make_policy, make_request, statements
+from tests.factories import (
+    fetch,
+    make_enterprise,
+    make_policy,
+    make_request,
+    sessions_of_test,
+    statements,
+)
 
 API = "/api/v1"
 MONDAY = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)  # 10:00 in Beijing, an ordinary working day
@@ -238,6 +249,109 @@ class TestGeneratedMilestones:
         offer(client, cast, later.id, cast.platform.id)
         plan = plan_of(client, cast, later.id, db)
         assert {m["due_date"] for m in plan["milestones"] if m["request_id"] == later.id} == {None}
+
+
+class TestDatedOnceTheCalendarKnows:
+    """A step left "to be scheduled" (its day in a year the calendar did not know) is dated
+    by the deadline sweep once an operator gives that year's schedule, counted from the day
+    its plan got the offer; a date a coordinator set stays theirs."""
+
+    @pytest.mark.usefixtures("packaged_calendar_only")  # 2026 known to the package, 2027 not
+    def test_the_sweep_dates_the_waiting_steps(
+        self,
+        client: TestClient,
+        cast: Cast,
+        db: Session,
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+    ) -> None:
+        monkeypatch.setattr(clock, "utc_now", lambda: datetime(2026, 12, 21, 2, tzinfo=UTC))
+        major = make_request(db, cast.ent, severity=Severity.MAJOR)
+        db.commit()
+        offer(client, cast, major.id, cast.expert.id)
+        plan = plan_of(client, cast, major.id, db)
+        waiting = [m["id"] for m in plan["milestones"] if m["due_date"] is None]
+        assert len(waiting) == 3
+        by_hand = waiting[0]
+        r = client.patch(
+            f"{API}/plans/{plan['id']}/milestones/{by_hand}",
+            json={"due_date": "2027-03-01"},
+            headers=cast.headers(cast.coordinator) | {"If-Match": f'"{plan["version"]}"'},
+        )
+        assert r.status_code == 200, r.text
+        assert batches.sweep(sessions_of_test(db)).scheduled_milestones == 0  # 2027 unknown
+
+        holidays = tmp_path / "holidays.toml"
+        holidays.write_text(HOLIDAYS_2027, encoding="utf-8")
+        monkeypatch.setenv("ZHUQI_HOLIDAY_FILE", str(holidays))
+        get_settings.cache_clear()
+        report = batches.sweep(sessions_of_test(db), batch=1)
+        assert report.scheduled_milestones == 2
+
+        db.expire_all()
+        rows = {m.id: m for m in db.scalars(select(Milestone).where(Milestone.id.in_(waiting)))}
+        assert rows[by_hand].due_date == date(2027, 3, 1)
+        for milestone_id in waiting[1:]:
+            step = rows[milestone_id]
+            assert step.due_from == date(2026, 12, 21)
+            assert step.due_workdays is not None
+            # counted by hand from the file: New Year and the Spring Festival week are off
+            assert step.due_date == count_working_days(
+                date(2026, 12, 21), step.due_workdays, off=OFF_2027
+            )
+            assert step.due_date.year == 2027
+        told = db.scalars(select(Event).where(Event.action == "plan.milestones_scheduled")).all()
+        assert {(e.entity_type, e.entity_id) for e in told} == {("plans", plan["id"])}
+        assert sorted(i for e in told for i in (e.after or {})["milestones"]) == waiting[1:]
+        assert batches.sweep(sessions_of_test(db)).scheduled_milestones == 0  # nothing left
+
+    def test_a_coordinator_who_clears_a_date_keeps_it_clear(
+        self, client: TestClient, cast: Cast, db: Session, offered: dict[str, Any]
+    ) -> None:
+        first = offered["milestones"][0]
+        url = f"{API}/plans/{offered['id']}/milestones/{first['id']}"
+        headers = cast.headers(cast.coordinator) | {"If-Match": f'"{offered["version"]}"'}
+        r = client.patch(url, json={"due_date": None}, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["due_date"] is None
+        assert batches.sweep(sessions_of_test(db)).scheduled_milestones == 0
+        db.expire_all()
+        assert fetch(db, Milestone, first["id"]).due_date is None
+
+    def test_the_waiting_clocks_are_read_from_their_partial_index(self, db: Session) -> None:
+        sql = str(milestones.UNDATED_CLOCKS.compile(db.get_bind()))
+        if db.get_bind().dialect.name == "postgresql":
+            # the table is small here: forbid the scan that a small table would rightly get
+            db.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join(db.scalars(text(f"EXPLAIN {sql}")))
+        else:
+            plan = "\n".join(row[-1] for row in db.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+        assert "ix_milestones_undated" in plan, plan
+
+
+HOLIDAYS_2027 = """
+[2027]
+holidays = ["2027-01-01..2027-01-03", "2027-02-06..2027-02-13"]
+workdays = ["2027-02-14"]
+"""
+OFF_2027 = {date(2027, 1, 1) + timedelta(days=n) for n in range(3)} | {
+    date(2027, 2, 6) + timedelta(days=n) for n in range(8)
+}
+ON_2027 = {date(2027, 2, 14)}  # an adjusted Sunday (调休)
+
+
+def count_working_days(start: date, days: int, *, off: set[date]) -> date:
+    """The ``days``-th working day after ``start``: Monday to Friday, less ``off``, plus the
+    adjusted weekend days; 2026's days from the packaged calendar."""
+    day = start
+    while days:
+        day += timedelta(days=1)
+        if day.year == 2026:
+            working = bool(chinese_calendar.is_workday(day))
+        else:
+            working = (day.weekday() < 5 and day not in off) or day in ON_2027
+        days -= working
+    return day
 
 
 class TestTicking:
