@@ -36,6 +36,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -408,43 +409,62 @@ def datable(clocks: list[tuple[date, int]], now: datetime) -> dict[tuple[date, i
     return found
 
 
-def date_undated(
-    session: Session, clock_key: tuple[date, int], day: date, *, limit: int
-) -> dict[int, list[int]]:
-    """Give up to ``limit`` undated steps of one clock their due date ``day``: plan id → the
-    steps dated. Each is dated only if still undated with that clock when written (a
-    coordinator who set a date meanwhile keeps theirs), and each plan's audit trail says
-    which steps got which date."""
-    start, days = clock_key
+def date_waiting(
+    session: Session,
+    days_by_clock: Mapping[tuple[date, int], date],
+    *,
+    after: int | None,
+    limit: int,
+) -> tuple[int, int | None]:
+    """Date up to ``limit`` undated steps with one of those clocks, past step id ``after``:
+    returns how many were dated and the last id read, or None when no more can be left.
+
+    A step is dated only if it is still undated with that clock when written (a coordinator
+    who set a date meanwhile keeps theirs). Each plan's audit trail says which of its steps
+    got which date, and its summary is refreshed ("date to be set" becomes the date)."""
     table = _table()
-    of_clock = (
-        table.c.due_date.is_(None),
-        table.c.due_workdays == days,
-        table.c.due_from == start,
+    clock_of = tuple_(table.c.due_from, table.c.due_workdays)
+    undated = (table.c.due_date.is_(None), table.c.due_workdays.is_not(None))
+    page = select(
+        table.c.id, table.c.plan_id, table.c.due_from, table.c.due_workdays, Enterprise.region_code
+    ).join(Plan, Plan.id == table.c.plan_id)
+    page = page.join(Enterprise, Enterprise.id == Plan.enterprise_id).where(
+        *undated, clock_of.in_(list(days_by_clock))
     )
-    rows = session.execute(
-        select(table.c.id, table.c.plan_id, Enterprise.region_code)
-        .join(Plan, Plan.id == table.c.plan_id)
-        .join(Enterprise, Enterprise.id == Plan.enterprise_id)
-        .where(*of_clock)
-        .order_by(table.c.id)
-        .limit(limit)
-    ).all()
+    if after is not None:
+        page = page.where(table.c.id > after)
+    rows = session.execute(page.order_by(table.c.id).limit(limit)).all()
     if not rows:
-        return {}
-    dated = session.execute(
-        update(table)
-        .where(in_ids(table.c.id, [row.id for row in rows]), *of_clock)
-        .values(due_date=day, version=table.c.version + 1, updated_at=clock.utc_now())
-        .returning(table.c.id)
-    )
-    done = set(dated.scalars())
-    by_plan: dict[int, list[int]] = defaultdict(list)
+        return 0, None
+    by_clock: dict[tuple[date, int], list[int]] = defaultdict(list)
+    for row in rows:
+        by_clock[(row.due_from, row.due_workdays)].append(row.id)
+    dated: set[int] = set()
+    now = clock.utc_now()
+    for (start, days), ids in by_clock.items():  # few: ids run in the order steps were made
+        moved = session.execute(
+            update(table)
+            .where(
+                in_ids(table.c.id, ids),
+                *undated,
+                table.c.due_from == start,
+                table.c.due_workdays == days,
+            )
+            .values(
+                due_date=days_by_clock[(start, days)],
+                version=table.c.version + 1,
+                updated_at=now,
+            )
+            .returning(table.c.id)
+        )
+        dated.update(moved.scalars())
+    by_plan: dict[int, dict[str, str]] = defaultdict(dict)
     regions: dict[int, str] = {}
-    for milestone_id, plan_id, region in rows:
-        if milestone_id in done:
-            by_plan[plan_id].append(milestone_id)
-            regions[plan_id] = region
+    for row in rows:
+        if row.id in dated:
+            day = days_by_clock[(row.due_from, row.due_workdays)]
+            by_plan[row.plan_id][str(row.id)] = day.isoformat()
+            regions[row.plan_id] = row.region_code
     event_service.record_many(
         session,
         actor=None,
@@ -454,10 +474,10 @@ def date_undated(
                 entity_type="plans",
                 entity_id=plan_id,
                 region_code=regions[plan_id],
-                after={"milestones": ids, "due_date": day.isoformat()},
+                after={"due_dates": due_dates},
             )
-            for plan_id, ids in sorted(by_plan.items())
+            for plan_id, due_dates in sorted(by_plan.items())
         ),
     )
-    summaries.refresh(session, sorted(by_plan))  # "date to be set" becomes the date
-    return dict(by_plan)
+    summaries.refresh(session, sorted(by_plan))
+    return len(dated), rows[-1].id if len(rows) == limit else None

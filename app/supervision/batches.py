@@ -178,16 +178,15 @@ def _scheduled(
     did not know) dated once it does: the clocks still waiting are read first (a few dozen),
     and only those now datable are written, ``batch`` steps per transaction."""
     with transaction() as session:
-        waiting = milestones.datable(milestones.undated_clocks(session), now)
-    for clock_key, day in waiting.items():
-        while True:
-            with transaction() as session:
-                dated = milestones.date_undated(session, clock_key, day, limit=batch)
-            count = sum(len(ids) for ids in dated.values())
-            out.scheduled_milestones += count
-            report("milestones", out.scheduled_milestones)
-            if count < batch:
-                break
+        days_by_clock = milestones.datable(milestones.undated_clocks(session), now)
+    after: int | None = None
+    while days_by_clock:
+        with transaction() as session:
+            count, after = milestones.date_waiting(session, days_by_clock, after=after, limit=batch)
+        out.scheduled_milestones += count
+        report("milestones", out.scheduled_milestones)
+        if after is None:
+            return
 
 
 def sweep_in(

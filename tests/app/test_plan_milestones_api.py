@@ -302,7 +302,8 @@ class TestDatedOnceTheCalendarKnows:
             assert step.due_date.year == 2027
         told = db.scalars(select(Event).where(Event.action == "plan.milestones_scheduled")).all()
         assert {(e.entity_type, e.entity_id) for e in told} == {("plans", plan["id"])}
-        assert sorted(i for e in told for i in (e.after or {})["milestones"]) == waiting[1:]
+        dated = {int(i): day for e in told for i, day in (e.after or {})["due_dates"].items()}
+        assert dated == {i: rows[i].due_date.isoformat() for i in waiting[1:]}  # type: ignore[union-attr]
         assert batches.sweep(sessions_of_test(db)).scheduled_milestones == 0  # nothing left
 
     def test_a_coordinator_who_clears_a_date_keeps_it_clear(
