@@ -23,6 +23,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from app.sqlfuncs import register_sqlite_functions
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+NETWORK_TIMEOUT_MS = 10_000  # a PostgreSQL server that stops answering, noticed within this
 SQLITE_BEGIN_OPTION = "zhuqi_sqlite_begin"
 # session.info key of sessions that must not write (``make_session_factory(read_only=True)``).
 READ_ONLY = "zhuqi_read_only"
@@ -35,6 +36,7 @@ def make_engine(
     pool_size: int = 10,
     pool_timeout: float = 30.0,
     statement_timeout_ms: int | None = None,
+    network_timeout_ms: int = NETWORK_TIMEOUT_MS,
 ) -> Engine:
     """An engine for either database.
 
@@ -44,6 +46,10 @@ def make_engine(
     ``statement_timeout_ms`` bounds a statement on PostgreSQL and a lock wait on SQLite; the
     request path sets it so a held lock gives a quick 503 instead of a hung pool. Background
     work (runs, sweeps, seed) leaves it unset.
+
+    ``network_timeout_ms`` bounds how long a PostgreSQL server that vanished without a word
+    (a host powered off, a network cut: no FIN, no RST) can hold a connection: see
+    :func:`_network_args`.
     """
     if url.startswith("sqlite"):
         busy_ms = statement_timeout_ms or SQLITE_BUSY_TIMEOUT_MS
@@ -61,7 +67,7 @@ def make_engine(
         )
         _install_sqlite_recipe(engine, busy_timeout_ms=busy_ms)
         return engine
-    connect_args: dict[str, Any] = {"connect_timeout": 10}
+    connect_args: dict[str, Any] = {"connect_timeout": 10} | _network_args(network_timeout_ms)
     if make_url(url).get_driver_name() == "psycopg":
         from app.pg_cursor import DescribedCursor  # psycopg is the postgres extra's
 
@@ -80,6 +86,28 @@ def make_engine(
     return engine
 
 
+def _network_args(timeout_ms: int) -> dict[str, Any]:
+    """libpq's TCP settings that turn a silent server into an error within ``timeout_ms``.
+
+    Without them a statement sent to a server that vanished waited for the kernel to give up
+    retransmitting, about 15 minutes on Linux: every request thread that touched the database
+    hung, and ``statement_timeout`` could not help (the server enforces it). With
+    ``tcp_user_timeout`` the kernel drops a connection whose sent data stays unacknowledged
+    that long, so the statement fails with ``OperationalError`` (answered 503); keepalive
+    probes do the same for a connection waiting on a long statement, or idle in the pool,
+    whose server has gone (the socket then reports an error, and the checkout check below
+    discards it). A live server acknowledges at once, however long its statements run.
+    """
+    seconds = max(1, timeout_ms // 1000)
+    return {
+        "keepalives": 1,
+        "keepalives_idle": seconds,
+        "keepalives_interval": max(1, seconds // 3),
+        "keepalives_count": 3,
+        "tcp_user_timeout": timeout_ms,
+    }
+
+
 def _refuse_a_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """Pessimistic disconnect handling without ``pool_pre_ping``'s ``SELECT 1`` round trip.
 
@@ -89,7 +117,8 @@ def _refuse_a_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any
     microseconds where the ping cost a round trip on every request (~7 % of a cheap request's
     active samples). Raising ``DisconnectionError`` here is SQLAlchemy's documented way to have
     the pool discard the connection and check out a fresh one. A peer that vanished without a
-    word (no FIN) is not caught, but a ping would only have hung on it too.
+    word (no FIN) is caught once the keepalive probes fail (:func:`_network_args`); before
+    that, its first statement fails within the network timeout instead of hanging.
     """
     if dbapi_connection.closed or dbapi_connection.broken:
         raise DisconnectionError("the pooled connection is closed")

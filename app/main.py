@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
                 pool_size=settings.db_pool_size,
                 pool_timeout=settings.db_pool_timeout,
                 statement_timeout_ms=settings.db_statement_timeout_ms,
+                network_timeout_ms=settings.db_network_timeout_ms,
             )
             app.state.engine = engine
             app.state.session_factories = {
@@ -147,7 +148,12 @@ def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
     The worker has an engine of its own: its long transactions must never take a connection
     the admission limit counted on, and it needs no request statement timeout.
     """
-    engine = make_engine(settings.database_url, echo=settings.sql_echo, pool_size=2)
+    engine = make_engine(
+        settings.database_url,
+        echo=settings.sql_echo,
+        pool_size=2,
+        network_timeout_ms=settings.db_network_timeout_ms,
+    )
     worker = Worker(
         Sessions(
             write=make_session_factory(engine),

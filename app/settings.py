@@ -143,6 +143,13 @@ class Settings(BaseSettings):
         le=3_600_000,
         description="Longest statement (PostgreSQL) or lock wait (SQLite) of a request (then 503)",
     )
+    db_network_timeout_ms: int = Field(
+        default=10_000,
+        ge=1_000,
+        le=600_000,
+        description="How soon a PostgreSQL server that stopped answering (a host or network "
+        "gone without closing its connections) fails the statements waiting on it (then 503)",
+    )
     request_threads: int = Field(
         default=40, ge=2, le=1000, description="Worker threads that run the synchronous endpoints"
     )

@@ -220,11 +220,12 @@ def sweep_in(
     out.seconds = round(time.perf_counter() - started, 3)
     logger.info(
         "sweep: %d offers expired, %d released, %d re-matched, %d notifications, "
-        "%d transactions (longest %.3f s)",
+        "%d milestones dated, %d transactions (longest %.3f s)",
         out.expired_offers,
         out.released_offers,
         out.rematched_offers,
         out.notifications,
+        out.scheduled_milestones,
         out.transactions,
         out.longest_transaction_seconds,
     )
