@@ -1,4 +1,5 @@
-"""The administrator's pages: coordinators, categories with their clocks, the policy catalogue."""
+"""The administrator's pages: coordinators, categories with their clocks, the policy catalogue,
+the glossary's additions."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from fastapi import APIRouter, Response
 
 from app.auth import service as auth_service
 from app.auth.schemas import StaffCreate, UserUpdate
+from app.common.concurrency import check_if_match
 from app.common.types import PathId
 from app.console import i18n
 from app.console.coordinator_pages import page_params
 from app.console.forms import Invalid, attempt, clean, parse
 from app.console.web import Ctx, FormData, PageCtx, redirect
+from app.glossary import service as glossary_service
+from app.glossary.schemas import GlossaryEntryCreate, GlossaryEntryUpdate
 from app.models import EnterpriseSize, Role, Tier
 from app.policies import service as policy_service
 from app.policies.schemas import PolicyCreate
@@ -29,6 +33,18 @@ POLICY_LISTS = ("tiers", "sizes", "industry_prefixes", "region_prefixes", "categ
 def _split(value: str) -> list[str]:
     """Comma- or space-separated codes, as people type them (35, 4101 / C17 C18)."""
     return [part for part in value.replace(",", " ").replace(",", " ").split() if part]
+
+
+_TERM_SEPARATORS = str.maketrans(dict.fromkeys(",，、;；", "\n"))
+
+
+def split_terms(value: str) -> list[str]:
+    """Glossary terms as people type them: separated by commas (either width), 、, semicolons
+    or lines, never by spaces (``late payment`` is one English term)."""
+    return [term.strip() for term in value.translate(_TERM_SEPARATORS).splitlines() if term.strip()]
+
+
+GLOSSARY_SHOWN = 200  # the page lists this many entries; the API pages through them all
 
 
 STEP_FIELDS = ("title_zh", "title_en", "owner", "clock", "after_days")
@@ -59,12 +75,14 @@ def _admin(ctx: Ctx, errors: dict[str, str] | None = None, **values: dict[str, s
     policies = policy_service.list_(
         ctx.session, filters=policy_service.PolicyFilter(), page=page_params(None, 200)
     )
+    glossary = glossary_service.list_(ctx.session, page=page_params(None, GLOSSARY_SHOWN))
     return ctx.render(
         "admin/index.html",
         staff=coordinators,
         categories=categories,
         template_lines={k: step_lines(v) for k, v in templates.items()},
         policies=policies,
+        glossary=glossary,
         clocks=CLOCKS,
         tiers=[(t.value, ctx._(i18n.LABELS["tier"][t.value])) for t in Tier if t != Tier.NONE],
         sizes=[(s.value, ctx._(i18n.LABELS["size"][s.value])) for s in EnterpriseSize],
@@ -72,6 +90,7 @@ def _admin(ctx: Ctx, errors: dict[str, str] | None = None, **values: dict[str, s
         staff_values=values.get("staff", {"role": "coordinator"}),
         policy_values=values.get("policy", {}),
         category_values=values.get("category", {}),
+        glossary_values=values.get("glossary", {}),
     )
 
 
@@ -177,3 +196,66 @@ def create_policy(ctx: PageCtx, values: FormData) -> Response:
         return _admin(ctx, {f"policy.{k}": v for k, v in exc.errors.items()}, policy=values)
     ctx.flash(ctx._("Policy added: {title}").format(title=data.title))
     return redirect("/admin#policies")
+
+
+@router.post("/admin/glossary")
+def create_glossary_entry(ctx: PageCtx, values: FormData) -> Response:
+    """Terms for a concept, through the API's schema and service: the next match run uses
+    them."""
+    principal = ctx.need(Role.ADMIN)
+    body = {
+        "concept": values.get("concept", "").strip(),
+        "zh": split_terms(values.get("zh", "")),
+        "en": split_terms(values.get("en", "")),
+    }
+    try:
+        data = parse(GlossaryEntryCreate, body)
+        attempt(
+            ctx.session,
+            lambda: glossary_service.create(ctx.session, principal=principal, **data.model_dump()),
+        )
+    except Invalid as exc:
+        errors = {f"glossary.{k}": v for k, v in exc.errors.items()}
+        return _admin(ctx, errors, glossary=values)
+    ctx.flash(ctx._("Glossary entry added: {concept}").format(concept=data.concept))
+    return redirect("/admin#glossary")
+
+
+@router.post("/admin/glossary/{entry_id}")
+def update_glossary_entry(ctx: PageCtx, entry_id: PathId, values: FormData) -> Response:
+    """New term lists for an entry, against the version the admin read (a concurrent edit is
+    refused, not overwritten)."""
+    principal = ctx.need(Role.ADMIN)
+    body = {"zh": split_terms(values.get("zh", "")), "en": split_terms(values.get("en", ""))}
+
+    def update() -> object:
+        entry = glossary_service.get(ctx.session, entry_id)
+        check_if_match(f'"{values.get("version", "")}"', entry.version)
+        return glossary_service.update(
+            ctx.session, principal=principal, entry=entry, changes=data.model_dump()
+        )
+
+    try:
+        data = parse(GlossaryEntryUpdate, body)
+        attempt(ctx.session, update)
+    except Invalid as exc:
+        return _admin(ctx, {f"entry{entry_id}.{k}": v for k, v in exc.errors.items()})
+    ctx.flash(ctx._("Saved."))
+    return redirect(f"/admin#entry-{entry_id}")
+
+
+@router.post("/admin/glossary/{entry_id}/delete")
+def delete_glossary_entry(ctx: PageCtx, entry_id: PathId, values: FormData) -> Response:
+    principal = ctx.need(Role.ADMIN)
+
+    def delete() -> None:
+        entry = glossary_service.get(ctx.session, entry_id)
+        check_if_match(f'"{values.get("version", "")}"', entry.version)
+        glossary_service.delete(ctx.session, principal=principal, entry=entry)
+
+    try:
+        attempt(ctx.session, delete)
+    except Invalid as exc:
+        return _admin(ctx, {f"entry{entry_id}.{k}": v for k, v in exc.errors.items()})
+    ctx.flash(ctx._("Glossary entry withdrawn."))
+    return redirect("/admin#glossary")

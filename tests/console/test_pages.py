@@ -20,12 +20,15 @@ from sqlalchemy.orm import Session
 from app.common.clock import utc_now
 from app.common.codes import make_uscc
 from app.console import SESSION_COOKIE
+from app.console.admin_pages import split_terms
 from app.models import (
     Assignment,
     AssignmentOrigin,
     AssignmentStatus,
     Category,
+    Event,
     FollowUp,
+    GlossaryEntry,
     HelpRequest,
     MatchRun,
     Plan,
@@ -348,6 +351,68 @@ class TestAdministration:
         assert response.status_code == 303
         db.expire_all()
         assert fetch(db, Category, "financing").route_days == 2
+
+
+class TestGlossaryPage:
+    """The glossary's additions, edited on the admin page through the API's schema and
+    service: the same refusals, the same audit trail, a stale copy refused."""
+
+    def test_an_entry_is_added_edited_and_withdrawn(
+        self, web: TestClient, cast: Cast, db: Session
+    ) -> None:
+        token = sign_in(web, cast.admin)
+        assert "尚无补充" in web.get("/admin").text  # "No additions yet"
+        body = {"csrf_token": token, "concept": "bank_loan", "zh": "过桥贷，转贷", "en": ""}
+        assert web.post("/admin/glossary", data=body).status_code == 303
+        entry = db.scalar(select(GlossaryEntry).where(GlossaryEntry.concept == "bank_loan"))
+        assert entry is not None
+        assert (entry.zh, entry.en) == (["过桥贷", "转贷"], [])
+        page = web.get("/admin").text
+        assert "过桥贷、转贷" in page
+        assert "补充内置概念" in page  # "adds to a shipped concept"
+
+        edit = {"csrf_token": token, "version": "1", "zh": "过桥贷", "en": "bridge loan"}
+        assert web.post(f"/admin/glossary/{entry.id}", data=edit).status_code == 303
+        db.expire_all()
+        saved = fetch(db, GlossaryEntry, entry.id)
+        assert (saved.zh, saved.en, saved.version) == (["过桥贷"], ["bridge loan"], 2)
+        stale = web.post(f"/admin/glossary/{entry.id}", data=edit | {"zh": "转贷"})
+        assert f'id="entry{entry.id}.If-Match-error"' in stale.text
+        db.expire_all()
+        assert fetch(db, GlossaryEntry, entry.id).zh == ["过桥贷"]
+
+        gone = {"csrf_token": token, "version": "2"}
+        assert web.post(f"/admin/glossary/{entry.id}/delete", data=gone).status_code == 303
+        assert db.scalar(select(GlossaryEntry)) is None
+        actions = db.scalars(
+            select(Event.action).where(Event.action.like("glossary.%")).order_by(Event.id)
+        )
+        assert list(actions) == ["glossary.created", "glossary.updated", "glossary.deleted"]
+
+    @pytest.mark.parametrize(
+        ("concept", "zh", "field"),
+        [("Late Payment", "压款", "glossary.concept"), ("late_payment", "", "glossary.")],
+    )
+    def test_a_refused_entry_is_shown_at_its_field_and_nothing_is_stored(
+        self, web: TestClient, cast: Cast, db: Session, concept: str, zh: str, field: str
+    ) -> None:
+        token = sign_in(web, cast.admin)
+        body = {"csrf_token": token, "concept": concept, "zh": zh, "en": ""}
+        refused = web.post("/admin/glossary", data=body)
+        assert refused.status_code == 200
+        assert f'id="{field}-error"' in refused.text
+        assert db.scalar(select(func.count()).select_from(GlossaryEntry)) == 0
+
+    def test_only_admins_post_it(self, web: TestClient, cast: Cast, db: Session) -> None:
+        token = sign_in(web, cast.coordinator)
+        body = {"csrf_token": token, "concept": "late_payment", "zh": "压款", "en": ""}
+        assert web.post("/admin/glossary", data=body).status_code == 403
+        assert db.scalar(select(func.count()).select_from(GlossaryEntry)) == 0
+
+
+def test_glossary_terms_split_on_commas_and_lines_not_spaces() -> None:
+    typed = "late payment, 压款、押款；拖款\n money held back ,"
+    assert split_terms(typed) == ["late payment", "压款", "押款", "拖款", "money held back"]
 
 
 def test_the_dashboard_draws_svg_charts_with_names(
