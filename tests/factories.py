@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.orm import Session
 
 from app.common.codes import make_uscc
@@ -178,3 +178,14 @@ def rematch_declined(db: Session) -> int:
     factory = sessions_of_test(db)
     worker = Worker(Sessions(factory, factory), worker_id="test", sweep_every=None)
     return worker.rematch_declined()
+
+
+def query_plan(db: Session, statement: Any) -> str:
+    """The database's plan for ``statement`` (EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN on
+    SQLite), with sequential scans ruled out on PostgreSQL: a test's tables are small, and a
+    small table rightly gets a scan where the index under test is what a large one needs."""
+    sql = str(statement.compile(db.get_bind(), compile_kwargs={"literal_binds": True}))
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SET LOCAL enable_seqscan = off"))
+        return "\n".join(db.scalars(text(f"EXPLAIN {sql}")))
+    return "\n".join(row[-1] for row in db.execute(text(f"EXPLAIN QUERY PLAN {sql}")))

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.common.principal import Principal
 from app.events import repository
 from app.models import Event, User
 from tests.app.conftest import Cast
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, query_plan
 
 API = "/api/v1"
 
@@ -148,12 +148,5 @@ class TestEntityHistory:
     def test_the_filter_reads_the_entity_index(self, db: Session, cast: Cast) -> None:
         filters = repository.EventFilter(entity_type="help_requests", entity_id=1)
         scoped = repository.filtered(repository.visible_to(Principal.of(cast.admin)), filters)
-        page = scoped.order_by(Event.id).limit(51)
-        sql = str(page.compile(db.get_bind(), compile_kwargs={"literal_binds": True}))
-        if db.get_bind().dialect.name == "postgresql":
-            # the table is small here: forbid the scan that a small table would rightly get
-            db.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = "\n".join(db.scalars(text(f"EXPLAIN {sql}")))
-        else:
-            plan = "\n".join(row[-1] for row in db.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+        plan = query_plan(db, scoped.order_by(Event.id).limit(51))
         assert "ix_events_entity" in plan, plan

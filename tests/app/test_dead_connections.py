@@ -80,7 +80,8 @@ def test_the_pool_replaces_a_connection_the_server_ended(pg_url: str) -> None:
     assert after != before
 
 
-def test_a_request_after_the_server_ended_every_session_succeeds(pg_url: str) -> None:
+def _an_enterprise_and_its_coordinator(pg_url: str) -> tuple[str, dict[str, str]]:
+    """An enterprise's API path and the headers of a coordinator who may read it."""
     engine = make_engine(pg_url)
     with Session(engine) as session, session.begin():
         enterprise = make_enterprise(session)
@@ -88,6 +89,11 @@ def test_a_request_after_the_server_ended_every_session_succeeds(pg_url: str) ->
         headers = auth_headers(coordinator, TEST_SECRET)
         path = f"/api/v1/enterprises/{enterprise.id}"
     engine.dispose()
+    return path, headers
+
+
+def test_a_request_after_the_server_ended_every_session_succeeds(pg_url: str) -> None:
+    path, headers = _an_enterprise_and_its_coordinator(pg_url)
     app = create_app(settings_for(pg_url, principal_cache_seconds=0))
     with serve(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
         assert client.get(path, headers=headers).status_code == 200
@@ -207,13 +213,7 @@ def test_a_statement_to_a_silent_server_fails_instead_of_hanging(
 def test_requests_get_503_while_the_server_is_silent_and_healthz_answers(
     pg_url: str, silent_link: SilentLink
 ) -> None:
-    engine = make_engine(pg_url)
-    with Session(engine) as session, session.begin():
-        enterprise = make_enterprise(session)
-        coordinator = make_user(session, Role.COORDINATOR, region_prefixes=["35"])
-        headers = auth_headers(coordinator, TEST_SECRET)
-        path = f"/api/v1/enterprises/{enterprise.id}"
-    engine.dispose()
+    path, headers = _an_enterprise_and_its_coordinator(pg_url)
     settings = settings_for(silent_link.url, principal_cache_seconds=0, db_network_timeout_ms=1_000)
     with serve(create_app(settings)) as base_url, httpx.Client(base_url=base_url) as client:
         assert client.get(path, headers=headers, timeout=30).status_code == 200

@@ -13,7 +13,7 @@ from typing import Any
 import chinese_calendar
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.bundling import attach, milestones
@@ -36,6 +36,7 @@ from tests.factories import (
     make_enterprise,
     make_policy,
     make_request,
+    query_plan,
     sessions_of_test,
     statements,
 )
@@ -320,13 +321,7 @@ class TestDatedOnceTheCalendarKnows:
         assert fetch(db, Milestone, first["id"]).due_date is None
 
     def test_the_waiting_clocks_are_read_from_their_partial_index(self, db: Session) -> None:
-        sql = str(milestones.UNDATED_CLOCKS.compile(db.get_bind()))
-        if db.get_bind().dialect.name == "postgresql":
-            # the table is small here: forbid the scan that a small table would rightly get
-            db.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = "\n".join(db.scalars(text(f"EXPLAIN {sql}")))
-        else:
-            plan = "\n".join(row[-1] for row in db.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+        plan = query_plan(db, milestones.UNDATED_CLOCKS)
         assert "ix_milestones_undated" in plan, plan
 
 
