@@ -19,7 +19,7 @@ import matching
 from app.common.pagination import PageParams, paginate
 from app.common.principal import Principal
 from app.common.schemas import Page
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.events import service as event_service
 from app.glossary.schemas import GlossaryEntryRead
 from app.models import GlossaryEntry
@@ -68,9 +68,13 @@ def update(
     session: Session, *, principal: Principal, entry: GlossaryEntry, changes: dict[str, Any]
 ) -> GlossaryEntry:
     before = event_service.snapshot(entry)
-    for name in ("zh", "en"):
-        if changes.get(name) is not None:
-            setattr(entry, name, _unique(changes[name]))
+    terms = {name: changes.get(name) for name in ("zh", "en")}
+    kept = {name: getattr(entry, name) if given is None else given for name, given in terms.items()}
+    if not kept["zh"] and not kept["en"]:  # as at creation; an empty entry is withdrawn instead
+        raise InvalidInput("give at least one Chinese or English term", field="zh")
+    for name, given in terms.items():
+        if given is not None:
+            setattr(entry, name, _unique(given))
     session.flush()
     event_service.record(
         session, actor=principal, action="glossary.updated", entity=entry, before=before

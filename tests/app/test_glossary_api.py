@@ -81,6 +81,19 @@ class TestListAndEdit:
         stale = client.patch(url, json={"zh": ["x"]}, headers=admin | {"If-Match": '"1"'})
         assert stale.status_code == 412
 
+    def test_a_patch_leaving_no_term_is_422_and_changes_nothing(
+        self, client: TestClient, cast: Cast
+    ) -> None:
+        made = _create(client, cast)  # Chinese terms only
+        url, admin = f"{URL}/{made['id']}", cast.headers(cast.admin) | {"If-Match": '"1"'}
+        r = client.patch(url, json={"zh": []}, headers=admin)
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == "zh"
+        assert client.get(url, headers=admin).json()["zh"] == ["压款"]
+        moved = client.patch(url, json={"zh": [], "en": ["late payment"]}, headers=admin)
+        assert moved.status_code == 200, moved.text
+        assert (moved.json()["zh"], moved.json()["en"]) == ([], ["late payment"])
+
     def test_coordinators_read_but_cannot_edit(self, client: TestClient, cast: Cast) -> None:
         made = _create(client, cast)
         staff = cast.headers(cast.coordinator)

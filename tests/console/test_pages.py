@@ -376,18 +376,30 @@ class TestGlossaryPage:
         db.expire_all()
         saved = fetch(db, GlossaryEntry, entry.id)
         assert (saved.zh, saved.en, saved.version) == (["过桥贷"], ["bridge loan"], 2)
-        stale = web.post(f"/admin/glossary/{entry.id}", data=edit | {"zh": "转贷"})
+        emptied = web.post(f"/admin/glossary/{entry.id}", data=edit | {"version": "2", "zh": ""})
+        assert f'id="entry{entry.id}.en-error"' not in emptied.text  # English terms remain
+        assert emptied.status_code == 303
+        db.expire_all()
+        assert fetch(db, GlossaryEntry, entry.id).zh == []
+        edit = edit | {"version": "3"}
+        refused = web.post(f"/admin/glossary/{entry.id}", data=edit | {"zh": "", "en": ""})
+        assert f'id="entry{entry.id}.zh-error"' in refused.text
+        assert web.post(f"/admin/glossary/{entry.id}", data=edit).status_code == 303
+        edit = edit | {"version": "4"}  # back to 过桥贷 / bridge loan
+        stale = web.post(f"/admin/glossary/{entry.id}", data=edit | {"version": "3", "zh": "转贷"})
         assert f'id="entry{entry.id}.If-Match-error"' in stale.text
         db.expire_all()
         assert fetch(db, GlossaryEntry, entry.id).zh == ["过桥贷"]
 
-        gone = {"csrf_token": token, "version": "2"}
+        gone = {"csrf_token": token, "version": "4"}
         assert web.post(f"/admin/glossary/{entry.id}/delete", data=gone).status_code == 303
         assert db.scalar(select(GlossaryEntry)) is None
         actions = db.scalars(
             select(Event.action).where(Event.action.like("glossary.%")).order_by(Event.id)
         )
-        assert list(actions) == ["glossary.created", "glossary.updated", "glossary.deleted"]
+        assert list(actions) == ["glossary.created"] + ["glossary.updated"] * 3 + [
+            "glossary.deleted"
+        ]
 
     @pytest.mark.parametrize(
         ("concept", "zh", "field"),
