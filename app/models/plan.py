@@ -62,7 +62,7 @@ class Milestone(IdMixin, TimestampMixin, VersionMixin, Base):
 
     __tablename__ = "milestones"
     # The generated steps still waiting for a date, for the sweep that dates them
-    # (``app.bundling.milestones.schedule_pending``).
+    # (``app.bundling.milestones.undated_clocks`` and ``date_waiting``).
     __table_args__ = (
         Index(
             "ix_milestones_undated",

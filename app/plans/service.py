@@ -184,7 +184,8 @@ def update_milestone(
     for key, value in data.model_dump(exclude_unset=True).items():
         if value is not None or key == "due_date":
             setattr(milestone, key, value)
-    if "due_date" in data.model_fields_set and milestone.due_date != before["due_date"]:
+    new_date = event_service.jsonable(milestone.due_date)
+    if "due_date" in data.model_fields_set and new_date != before["due_date"]:
         # the coordinator's date (or their "no date") stands: the sweep no longer dates it
         milestone.due_from = milestone.due_workdays = None
     if data.done is not None and data.done != before["done"]:

@@ -6,7 +6,7 @@ year, until the State Council's schedule is packaged or typed into ``ZHUQI_HOLID
 the step was stored with no date ("to be scheduled") and kept none for good: nothing said
 from which day, or how many working days, to count once the year became known. Each
 generated step now records both (``due_from``, ``due_workdays``); the deadline sweep dates
-the undated ones as soon as the calendar can (``app.bundling.milestones.schedule_pending``),
+the undated ones as soon as the calendar can (``app.bundling.milestones.date_waiting``),
 found through a partial index of exactly those rows. Steps generated before this migration
 have no clock and stay as they are; a coordinator who sets a step's date takes its clock away.
 

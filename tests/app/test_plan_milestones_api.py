@@ -320,6 +320,20 @@ class TestDatedOnceTheCalendarKnows:
         db.expire_all()
         assert fetch(db, Milestone, first["id"]).due_date is None
 
+    def test_the_same_date_again_is_no_change(
+        self, client: TestClient, cast: Cast, db: Session, offered: dict[str, Any]
+    ) -> None:
+        first = offered["milestones"][0]
+        url = f"{API}/plans/{offered['id']}/milestones/{first['id']}"
+        headers = cast.headers(cast.coordinator) | {"If-Match": f'"{offered["version"]}"'}
+        r = client.patch(url, json={"due_date": first["due_date"]}, headers=headers)
+        assert r.status_code == 200, r.text
+        db.expire_all()
+        step = fetch(db, Milestone, first["id"])
+        assert (step.version, step.due_workdays) == (first["version"], 3)  # clock kept
+        updated = select(Event).where(Event.action == "plan.milestone_updated")
+        assert db.scalars(updated).all() == []
+
     def test_the_waiting_clocks_are_read_from_their_partial_index(self, db: Session) -> None:
         plan = query_plan(db, milestones.UNDATED_CLOCKS)
         assert "ix_milestones_undated" in plan, plan
