@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import holiday_file
+from app.db import NETWORK_TIMEOUT_MS
 
 PLACEHOLDER_SECRET = "changethis-local-only-secret-key-0123456789"
 
@@ -144,7 +145,7 @@ class Settings(BaseSettings):
         description="Longest statement (PostgreSQL) or lock wait (SQLite) of a request (then 503)",
     )
     db_network_timeout_ms: int = Field(
-        default=10_000,
+        default=NETWORK_TIMEOUT_MS,
         ge=1_000,
         le=600_000,
         description="How soon a PostgreSQL server that stopped answering (a host or network "

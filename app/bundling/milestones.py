@@ -388,9 +388,12 @@ def undated_clocks(session: Session) -> list[tuple[date, int]]:
     return [(start, days) for start, days in rows if start is not None and days is not None]
 
 
+# A generated step still waiting for its date: ``ix_milestones_undated``'s own condition.
+UNDATED = (Milestone.due_date.is_(None), Milestone.due_workdays.is_not(None))
+
 UNDATED_CLOCKS = (
     select(Milestone.due_from, Milestone.due_workdays)
-    .where(Milestone.due_date.is_(None), Milestone.due_workdays.is_not(None))
+    .where(*UNDATED)
     .group_by(Milestone.due_from, Milestone.due_workdays)
     .order_by(Milestone.due_from, Milestone.due_workdays)
 )  # its WHERE is ``ix_milestones_undated``'s: the index answers it alone
@@ -424,12 +427,11 @@ def date_waiting(
     got which date, and its summary is refreshed ("date to be set" becomes the date)."""
     table = _table()
     clock_of = tuple_(table.c.due_from, table.c.due_workdays)
-    undated = (table.c.due_date.is_(None), table.c.due_workdays.is_not(None))
     page = select(
         table.c.id, table.c.plan_id, table.c.due_from, table.c.due_workdays, Enterprise.region_code
     ).join(Plan, Plan.id == table.c.plan_id)
     page = page.join(Enterprise, Enterprise.id == Plan.enterprise_id).where(
-        *undated, clock_of.in_(list(days_by_clock))
+        *UNDATED, clock_of.in_(list(days_by_clock))
     )
     if after is not None:
         page = page.where(table.c.id > after)
@@ -446,7 +448,7 @@ def date_waiting(
             update(table)
             .where(
                 in_ids(table.c.id, ids),
-                *undated,
+                *UNDATED,
                 table.c.due_from == start,
                 table.c.due_workdays == days,
             )

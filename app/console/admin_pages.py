@@ -13,11 +13,11 @@ from app.common.concurrency import check_if_match
 from app.common.types import PathId
 from app.console import i18n
 from app.console.coordinator_pages import page_params
-from app.console.forms import Invalid, attempt, clean, parse
+from app.console.forms import Invalid, attempt, clean, parse, version_read
 from app.console.web import Ctx, FormData, PageCtx, redirect
 from app.glossary import service as glossary_service
 from app.glossary.schemas import GlossaryEntryCreate, GlossaryEntryUpdate
-from app.models import EnterpriseSize, Role, Tier
+from app.models import EnterpriseSize, GlossaryEntry, Role, Tier
 from app.policies import service as policy_service
 from app.policies.schemas import PolicyCreate
 from app.taxonomy import service as taxonomy_service
@@ -221,6 +221,13 @@ def create_glossary_entry(ctx: PageCtx, values: FormData) -> Response:
     return redirect("/admin#glossary")
 
 
+def _entry_as_read(ctx: Ctx, entry_id: int, values: FormData) -> GlossaryEntry:
+    """The entry, if it is still at the version the page showed (else 412 at the form)."""
+    entry = glossary_service.get(ctx.session, entry_id)
+    check_if_match(version_read(values), entry.version)
+    return entry
+
+
 @router.post("/admin/glossary/{entry_id}")
 def update_glossary_entry(ctx: PageCtx, entry_id: PathId, values: FormData) -> Response:
     """New term lists for an entry, against the version the admin read (a concurrent edit is
@@ -229,8 +236,7 @@ def update_glossary_entry(ctx: PageCtx, entry_id: PathId, values: FormData) -> R
     body = {"zh": split_terms(values.get("zh", "")), "en": split_terms(values.get("en", ""))}
 
     def update() -> object:
-        entry = glossary_service.get(ctx.session, entry_id)
-        check_if_match(f'"{values.get("version", "")}"', entry.version)
+        entry = _entry_as_read(ctx, entry_id, values)
         return glossary_service.update(
             ctx.session, principal=principal, entry=entry, changes=data.model_dump()
         )
@@ -249,8 +255,7 @@ def delete_glossary_entry(ctx: PageCtx, entry_id: PathId, values: FormData) -> R
     principal = ctx.need(Role.ADMIN)
 
     def delete() -> None:
-        entry = glossary_service.get(ctx.session, entry_id)
-        check_if_match(f'"{values.get("version", "")}"', entry.version)
+        entry = _entry_as_read(ctx, entry_id, values)
         glossary_service.delete(ctx.session, principal=principal, entry=entry)
 
     try:

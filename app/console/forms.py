@@ -53,6 +53,12 @@ def parse(schema: type[M], data: Mapping[str, Any], *, rename: Mapping[str, str]
         raise Invalid(errors) from exc
 
 
+def version_read(values: Mapping[str, str]) -> str:
+    """The version the page showed (its hidden ``version`` field), as the If-Match value the
+    use case checks: an edit of a copy someone changed since is refused, not applied."""
+    return f'"{values.get("version", "")}"'
+
+
 def attempt(
     session: Session,
     action: Callable[[], T],

@@ -13,7 +13,7 @@ from app.common.principal import Principal
 from app.common.types import PathId
 from app.console import i18n
 from app.console import repository as console_repository
-from app.console.forms import Invalid, attempt, clean, parse
+from app.console.forms import Invalid, attempt, clean, parse, version_read
 from app.console.web import Ctx, FormData, PageCtx, redirect
 from app.models import Assignment, AssignmentStatus, FollowUpKind, Role
 from app.plans import service as plan_service
@@ -234,7 +234,7 @@ def save_profile(ctx: PageCtx, values: FormData) -> Response:
         )
 
         def save() -> None:
-            check_if_match(f'"{values.get("version", "")}"', provider.version)
+            check_if_match(version_read(values), provider.version)
             provider_service.update(
                 ctx.session,
                 principal=principal,
