@@ -82,6 +82,17 @@ def offered(client: TestClient, cast: Cast, db: Session, frozen: None) -> dict[s
     return plan_of(client, cast, request.id, db)
 
 
+def set_due_date(
+    client: TestClient, cast: Cast, plan: dict[str, Any], milestone_id: int, due: str | None
+) -> Any:
+    """A coordinator's date for a step (None: no date), against the plan version read."""
+    return client.patch(
+        f"{API}/plans/{plan['id']}/milestones/{milestone_id}",
+        json={"due_date": due},
+        headers=cast.headers(cast.coordinator) | {"If-Match": f'"{plan["version"]}"'},
+    )
+
+
 def tick(
     client: TestClient,
     cast: Cast,
@@ -274,11 +285,7 @@ class TestDatedOnceTheCalendarKnows:
         waiting = [m["id"] for m in plan["milestones"] if m["due_date"] is None]
         assert len(waiting) == 3
         by_hand = waiting[0]
-        r = client.patch(
-            f"{API}/plans/{plan['id']}/milestones/{by_hand}",
-            json={"due_date": "2027-03-01"},
-            headers=cast.headers(cast.coordinator) | {"If-Match": f'"{plan["version"]}"'},
-        )
+        r = set_due_date(client, cast, plan, by_hand, "2027-03-01")
         assert r.status_code == 200, r.text
         assert batches.sweep(sessions_of_test(db)).scheduled_milestones == 0  # 2027 unknown
 
@@ -311,9 +318,7 @@ class TestDatedOnceTheCalendarKnows:
         self, client: TestClient, cast: Cast, db: Session, offered: dict[str, Any]
     ) -> None:
         first = offered["milestones"][0]
-        url = f"{API}/plans/{offered['id']}/milestones/{first['id']}"
-        headers = cast.headers(cast.coordinator) | {"If-Match": f'"{offered["version"]}"'}
-        r = client.patch(url, json={"due_date": None}, headers=headers)
+        r = set_due_date(client, cast, offered, first["id"], None)
         assert r.status_code == 200, r.text
         assert r.json()["due_date"] is None
         assert batches.sweep(sessions_of_test(db)).scheduled_milestones == 0
@@ -324,9 +329,7 @@ class TestDatedOnceTheCalendarKnows:
         self, client: TestClient, cast: Cast, db: Session, offered: dict[str, Any]
     ) -> None:
         first = offered["milestones"][0]
-        url = f"{API}/plans/{offered['id']}/milestones/{first['id']}"
-        headers = cast.headers(cast.coordinator) | {"If-Match": f'"{offered["version"]}"'}
-        r = client.patch(url, json={"due_date": first["due_date"]}, headers=headers)
+        r = set_due_date(client, cast, offered, first["id"], first["due_date"])
         assert r.status_code == 200, r.text
         db.expire_all()
         step = fetch(db, Milestone, first["id"])
