@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     secret_key: str = PLACEHOLDER_SECRET
     access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
     page_limit_max: int = Field(default=200, ge=1)
+    list_count_cap: int = Field(
+        default=10_000,
+        ge=1,
+        description="A list's total counts this far and then says 'at least' (total_capped)",
+    )
     transaction_attempts: int = Field(
         default=4, ge=1, le=10, description="Tries of a request whose transaction deadlocks"
     )

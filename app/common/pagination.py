@@ -29,8 +29,18 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class PageParams:
+    """A page asked for; ``count_cap`` bounds a counted list's total (None: exact).
+
+    A list's total is a ``count(*)`` of everything its filters select, on every page: the
+    audit log grows without end (3.6M events counted in 136 ms unfiltered and 300-430 ms
+    for one coordinator's regions on PostgreSQL), so a client paging it would pay that per
+    page. Counting stops one past the cap, and the page says the total is a lower bound
+    (``Page.total_capped``), as a search engine's "10,000+ results" does.
+    """
+
     limit: int
     after_id: int | None
+    count_cap: int | None = None
 
 
 def encode_cursor(last_id: int) -> str:
@@ -63,8 +73,9 @@ async def page_params(
     limit: Annotated[int, Query(ge=1, description="Page size; capped by the server.")] = 50,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> PageParams:
-    cap: int = request.app.state.settings.page_limit_max
-    return PageParams(limit=min(limit, cap), after_id=decode_cursor(cursor) if cursor else None)
+    settings = request.app.state.settings
+    after = decode_cursor(cursor) if cursor else None
+    return PageParams(min(limit, settings.page_limit_max), after, settings.list_count_cap)
 
 
 class PageQuery(BaseModel):
@@ -78,9 +89,9 @@ class PageQuery(BaseModel):
 
     def page(self, request: Request) -> PageParams:
         """The page asked for, capped as ``page_params`` caps it; a made-up cursor is 422."""
-        cap: int = request.app.state.settings.page_limit_max
+        settings = request.app.state.settings
         after = decode_cursor(self.cursor) if self.cursor else None
-        return PageParams(limit=min(self.limit, cap), after_id=after)
+        return PageParams(min(self.limit, settings.page_limit_max), after, settings.list_count_cap)
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
@@ -129,7 +140,8 @@ def paginate(
     count: bool = False,
     columns: Sequence[Any] | None = None,
 ) -> Page[T]:
-    """One page in id order (``newest_first``: descending); ``count`` adds the total.
+    """One page in id order (``newest_first``: descending); ``count`` adds the total, up to
+    ``params.count_cap``.
 
     With ``columns`` (:func:`schema_columns`) the page reads those columns instead of the
     statement's entities, and ``convert`` gets each row as a dict keyed by their labels: a
@@ -138,7 +150,7 @@ def paginate(
     more CPU than the rows they are made of: measured in process on PostgreSQL, a page of 20
     of any of the four main lists cost 0.05-0.08 ms less (of ~0.8 ms) read as rows.
     """
-    total = _count(session, statement) if count else None
+    total = _count(session, statement, params.count_cap) if count else None
     after = params.after_id
     statement = _page_statement(statement, id_column, after, params.limit + 1, newest_first)
     rows: Sequence[Any]
@@ -146,7 +158,10 @@ def paginate(
         rows = session.scalars(statement).all()
     else:
         rows = _column_rows(session, statement.with_only_columns(*columns), None)
-    return _page_of(rows, id_column.key, params, convert, total)
+    page = _page_of(rows, id_column.key, params, convert, total)
+    if params.count_cap is not None and total is not None and total > params.count_cap:
+        page.total, page.total_capped = params.count_cap, True
+    return page
 
 
 #: List statements by shape (:func:`paginate_shaped`); a shape's statement is built once.
@@ -290,8 +305,13 @@ def paginate_by_key(
     return Page(items=[convert(r) for r in rows], next_cursor=next_cursor, total=total)
 
 
-def _count(session: Session, statement: Select[Any]) -> int:
-    counted = select(func.count()).select_from(statement.order_by(None).subquery())
+def _count(session: Session, statement: Select[Any], cap: int | None = None) -> int:
+    """How many rows ``statement`` selects; with ``cap``, at most ``cap + 1`` (the scan stops
+    there: one more than the cap says there are more)."""
+    inner = statement.order_by(None)
+    if cap is not None:
+        inner = inner.limit(cap + 1)
+    counted = select(func.count()).select_from(inner.subquery())
     return int(session.scalar(counted) or 0)
 
 

@@ -52,6 +52,13 @@ class Page(BaseModel, Generic[T]):
     total: int | None = Field(
         default=None, description="How many items match over all pages, where the list counts"
     )
+    total_capped: bool = Field(
+        default=False,
+        description=(
+            "True when counting stopped at the server's cap (`ZHUQI_LIST_COUNT_CAP`): "
+            "`total` is then a lower bound, at least that many match"
+        ),
+    )
 
 
 class FieldError(BaseModel):

@@ -239,6 +239,71 @@ def test_the_page_size_is_capped(client: TestClient, cast: Cast, db: Session) ->
     assert page["total"] == cap + 5 + len(cast.by_role())
 
 
+class TestCountedTotalsAreCapped:
+    """A list's total counts up to ``list_count_cap`` and then says it is a lower bound: the
+    audit log grows without end, and its total is counted on every page."""
+
+    @pytest.fixture
+    def cap(self, client: TestClient) -> int:
+        state = app_of(client).state
+        state.settings = state.settings.model_copy(update={"list_count_cap": 4})
+        return 4
+
+    def _events(self, client: TestClient, cast: Cast, **params: Any) -> dict[str, Any]:
+        url = f"{API}/events"
+        query = {"action": "test.paged", **params}
+        response = client.get(url, params=query, headers=cast.headers(cast.admin))
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def test_past_the_cap_the_total_is_a_lower_bound(
+        self, client: TestClient, cast: Cast, db: Session, cap: int
+    ) -> None:
+        ids = _events(db, cast)
+        db.commit()
+        page = self._events(client, cast, limit=2)
+        assert (page["total"], page["total_capped"]) == (cap, True)
+        # Every page says the same, and the pages still hold every event once.
+        seen, params = [], {"limit": 2}
+        while True:
+            page = self._events(client, cast, **params)
+            assert (page["total"], page["total_capped"]) == (cap, True)
+            seen += [item["id"] for item in page["items"]]
+            if page["next_cursor"] is None:
+                break
+            params["cursor"] = page["next_cursor"]
+        assert sorted(seen) == sorted(ids)
+
+    def test_up_to_the_cap_the_total_is_exact(
+        self, client: TestClient, cast: Cast, db: Session, cap: int
+    ) -> None:
+        for event in db.scalars(select(Event).where(Event.id.in_(_events(db, cast)[cap:]))):
+            db.delete(event)
+        db.commit()
+        page = self._events(client, cast, limit=2)
+        assert (page["total"], page["total_capped"]) == (cap, False)
+
+    def test_a_filter_counts_its_own_rows(
+        self, client: TestClient, cast: Cast, db: Session, cap: int
+    ) -> None:
+        ids = _events(db, cast)
+        for event in db.scalars(select(Event).where(Event.id.in_(ids[:2]))):
+            event.entity_id = 42
+        db.commit()
+        page = self._events(client, cast, entity_type="test", entity_id=42)
+        assert (page["total"], page["total_capped"]) == (2, False)
+
+    def test_other_counted_lists_are_capped_alike(
+        self, client: TestClient, cast: Cast, db: Session, cap: int
+    ) -> None:
+        for _ in range(N):
+            make_user(db, Role.ADMIN)
+        db.commit()
+        page = client.get(f"{API}/users", headers=cast.headers(cast.admin)).json()
+        assert (page["total"], page["total_capped"]) == (cap, True)
+        assert len(page["items"]) == N + len(cast.by_role())
+
+
 class TestListsThatWereWhole:
     """Lists that answered every row in one body: now keyset pages with totals."""
 
