@@ -12,7 +12,7 @@ from fastapi import APIRouter, Response
 from app.common.types import PathId
 from app.console import repository as console_repository
 from app.console.coordinator_pages import STAFF, page_params
-from app.console.forms import Invalid, attempt, parse
+from app.console.forms import Invalid, attempt, parse, version_read
 from app.console.web import Ctx, FormData, PageCtx, redirect
 from app.models import AssignmentStatus, PlanStatus
 from app.plans import service as plan_service
@@ -99,7 +99,6 @@ def tick_milestone(
     principal = ctx.need(*STAFF)
     if action not in ("done", "reopen"):
         return redirect(f"/coordinator/plans/{plan_id}")
-    version = values.get("version", "")
     try:
         plan = plan_service.get(ctx.session, principal=principal, plan_id=plan_id)
         attempt(
@@ -110,7 +109,7 @@ def tick_milestone(
                 plan=plan,
                 milestone_id=milestone_id,
                 done=action == "done",
-                if_match=f'"{version}"' if version.isdigit() else None,
+                if_match=version_read(values),
             ),
         )
     except Invalid as exc:
