@@ -38,6 +38,7 @@ from app.match_runs.claims import Sessions
 from app.observability import install_observability
 from app.observability.logs import configure_logging
 from app.settings import Settings, get_settings
+from app.sqlite_checkpoints import Checkpointer, start_checkpointer
 from app.stats.service import StatsCache
 from app.supervision.pages import board_pages
 from app.supervision.senders import senders_for
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         worker: Worker | None = None
         worker_engine: Engine | None = None
         warmup: TextMemoWarmup | None = None
+        checkpointer: Checkpointer | None = None
         # One thread per admitted request, plus a few for exempt and background hops, in both
         # pools: the request path's own (app/common/threads.py) and anyio's (other sync work).
         request_threads.resize(settings.request_threads)
@@ -72,12 +74,14 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
                 network_timeout_ms=settings.db_network_timeout_ms,
             )
             app.state.engine = engine
+            checkpointer = start_checkpointer(engine, interval=settings.sqlite_checkpoint_seconds)
+            app.state.sqlite_checkpointer = checkpointer
             app.state.session_factories = {
                 "write": make_session_factory(engine),
                 "read": make_session_factory(engine, read_only=True, statement_reads=True),
             }
             if settings.embedded_worker:
-                worker, worker_engine = _embedded_worker(settings)
+                worker, worker_engine = _embedded_worker(settings, checkpointer)
                 app.state.match_worker = worker
             warmup = start_text_memo_warmup(
                 app.state.session_factories["read"], limit=settings.text_warmup_providers
@@ -93,6 +97,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
             if worker_engine is not None:
                 worker_engine.dispose()
             request_threads.close()
+            if checkpointer is not None:
+                checkpointer.stop()
             if manage_engine:
                 app.state.api_key_usage.flush(
                     lambda: session_scope(app.state.session_factories["write"])
@@ -142,7 +148,9 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
     return app
 
 
-def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
+def _embedded_worker(
+    settings: Settings, checkpointer: Checkpointer | None
+) -> tuple[Worker, Engine]:
     """Match runs execute in a thread of the service, so SQLite needs no second process.
 
     The worker has an engine of its own: its long transactions must never take a connection
@@ -154,6 +162,8 @@ def _embedded_worker(settings: Settings) -> tuple[Worker, Engine]:
         pool_size=2,
         network_timeout_ms=settings.db_network_timeout_ms,
     )
+    if checkpointer is not None:
+        checkpointer.watch(engine)
     worker = Worker(
         Sessions(
             write=make_session_factory(engine),

@@ -156,6 +156,14 @@ class Settings(BaseSettings):
         description="How soon a PostgreSQL server that stopped answering (a host or network "
         "gone without closing its connections) fails the statements waiting on it (then 503)",
     )
+    sqlite_checkpoint_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="SQLite: the service checkpoints its write-ahead log from a thread of its "
+        "own, at most this often after a commit, instead of inside the commit that grows the "
+        "log past 1,000 pages (0: SQLite's own checkpoints, in the commit)",
+    )
     request_threads: int = Field(
         default=40, ge=2, le=1000, description="Worker threads that run the synchronous endpoints"
     )

@@ -20,9 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -40,7 +42,7 @@ TABLES = ("help_requests", "assignments", "plans", "enterprises", "providers", "
 
 # Run in a fresh process of the checkout under test (its own ``app`` first on sys.path).
 TRIAL = """
-import gc, json, os, sys, time
+import cProfile, gc, json, os, pstats, sys, time
 from sqlalchemy import select, text
 import app
 from app.common.principal import Principal
@@ -50,35 +52,66 @@ from app.models import MatchRun, MatchRunStatus, Role, User
 from app.settings import Settings
 
 def backend_ns(pid):
+    if pid is None:  # SQLite: the database is this process
+        return 0
     with open(f"/proc/{pid}/schedstat") as f:
         return int(f.read().split()[0])
 
 engine = make_engine(os.environ["DATABASE_URL"])
+if os.environ.get("PROFILE"):  # each statement's time, after the profile
+    from sqlalchemy import event
+    timings = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _started(conn, cursor, statement, parameters, context, executemany):
+        conn.info["started"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _done(conn, cursor, statement, parameters, context, executemany):
+        timings.append((time.perf_counter() - conn.info["started"], " ".join(statement.split())))
+postgresql = engine.dialect.name == "postgresql"
+try:  # the service's background WAL checkpoints, where the checkout under test has them
+    from app.sqlite_checkpoints import start_checkpointer
+except ImportError:
+    start_checkpointer = None
+checkpointer = start_checkpointer(engine, interval=1.0) if start_checkpointer else None
 inline_max = Settings.model_fields["plan_preparation_inline_max"].default
 with make_session_factory(engine)() as session:
-    for table in json.loads(os.environ["PREWARM"]):
+    for table in json.loads(os.environ["PREWARM"]) if postgresql else ():
         session.execute(text("SELECT pg_prewarm(:t)"), {"t": table})
     run = session.scalar(select(MatchRun).where(MatchRun.status == MatchRunStatus.SUCCEEDED))
     admin = session.scalar(select(User).where(User.role == Role.ADMIN).order_by(User.id))
     principal = Principal.of(admin)
     write = run.stats["seconds"]["write"]
-    pid = session.scalar(text("SELECT pg_backend_pid()"))
+    pid = session.scalar(text("SELECT pg_backend_pid()")) if postgresql else None
     session.commit()
     gc.collect()
+    profile = cProfile.Profile() if os.environ.get("PROFILE") else None
     wall, cpu, backend = time.perf_counter(), time.process_time(), backend_ns(pid)
+    if profile:
+        profile.enable()
     done = publishing.publish(session, principal=principal, run=run, inline_max=inline_max)
     session.commit()
+    if profile:
+        profile.disable()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if profile:
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+        for seconds, sql in timings[-40:]:
+            print(f"{seconds * 1000:8.1f} ms  {sql[:1500]}", file=sys.stderr)
     backend = (backend_ns(pid) - backend) / 1e9
     print(json.dumps({"wall": wall, "cpu": cpu, "backend": backend, "write": write,
                       "offered": len(done.offered), "plans": len(done.plan_ids),
                       "app": app.__file__}))
+if checkpointer is not None:
+    checkpointer.stop()
 engine.dispose()
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--enterprises", type=count, default=count("10k"))
     parser.add_argument("--providers", type=count, default=count("10k"))
     parser.add_argument("--repeats", type=int, default=3)
@@ -86,7 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--code", action="append", help="checkout to publish with (repeatable; default: this one)"
     )
     parser.add_argument(
-        "--template", help="template database to keep and reuse (made when missing; not dropped)"
+        "--template",
+        help="template database (PostgreSQL: a name; SQLite: a file) to keep and reuse "
+        "(made when missing; not dropped)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print each trial's cProfile (cumulative)"
     )
     return parser
 
@@ -95,21 +133,76 @@ def _admin() -> Any:
     return create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
 
 
-def _env(url: str, code: Path) -> dict[str, str]:
+class Store:
+    """Where the template and its copies live: PostgreSQL databases made from a template, or
+    SQLite files copied with the backup API (the WAL included)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def url(self, name: str) -> str:
+        return f"sqlite:///{name}" if self.kind == "sqlite" else f"{PG_SERVER}/{name}"
+
+    def new_name(self, label: str) -> str:
+        name = f"zhuqi_{label}_{uuid.uuid4().hex[:10]}"
+        return str(Path(tempfile.gettempdir()) / f"{name}.db") if self.kind == "sqlite" else name
+
+    def exists(self, name: str) -> bool:
+        if self.kind == "sqlite":
+            return Path(name).exists()
+        with _admin().connect() as connection:
+            found = connection.scalar(
+                text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name}
+            )
+        return bool(found)
+
+    def create(self, name: str) -> None:
+        if self.kind == "postgresql":
+            with _admin().connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def copy(self, template: str) -> str:
+        name = self.new_name("pubcopy")
+        if self.kind == "sqlite":
+            with sqlite3.connect(template) as source, sqlite3.connect(name) as target:
+                source.backup(target)
+            return name
+        with _admin().connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            connection.execute(text("CHECKPOINT"))
+        return name
+
+    def drop(self, name: str) -> None:
+        if self.kind == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(name + suffix).unlink(missing_ok=True)
+            return
+        with _admin().connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def prepare(self, template: str) -> None:
+        if self.kind == "postgresql":
+            engine = create_engine(self.url(template), isolation_level="AUTOCOMMIT")
+            with engine.connect() as connection:  # the copies inherit it
+                connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
+            engine.dispose()
+
+
+def _env(url: str, code: Path, profile: bool = False) -> dict[str, str]:
     return os.environ | {
         "DATABASE_URL": url,
         "PYTHONPATH": str(code),
         "ZHUQI_SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
         "ZHUQI_EMBEDDED_WORKER": "false",
         "PREWARM": json.dumps(TABLES),
+        "PROFILE": "1" if profile else "",
     }
 
 
-def make_template(args: argparse.Namespace, name: str) -> None:
+def make_template(args: argparse.Namespace, store: Store, name: str) -> None:
     """Seed, queue a run for the largest province and let a worker write its draft."""
-    with _admin().connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = f"{PG_SERVER}/{name}"
+    store.create(name)
+    url = store.url(name)
     command = [PYTHON, "-m", "seed", "--database-url", url, "--enterprises", str(args.enterprises)]
     command += ["--providers", str(args.providers)]
     subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -138,52 +231,40 @@ engine.dispose()
     subprocess.run(worker, cwd=ROOT, env=_env(url, ROOT), check=True, stdout=subprocess.DEVNULL)
 
 
-def trial(template: str, code: Path) -> dict[str, Any]:
+def trial(store: Store, template: str, code: Path, profile: bool) -> dict[str, Any]:
     """One publish on a fresh copy of the template, by ``code``'s publish."""
-    name = f"zhuqi_pubcopy_{uuid.uuid4().hex[:10]}"
-    admin = _admin()
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-        connection.execute(text("CHECKPOINT"))
+    name = store.copy(template)
     try:
-        out = subprocess.run(
+        done = subprocess.run(
             [PYTHON, "-c", TRIAL],
             cwd=code,
-            env=_env(f"{PG_SERVER}/{name}", code),
+            env=_env(store.url(name), code, profile),
             check=True,
             capture_output=True,
             text=True,
-        ).stdout
-        return dict(json.loads(out.strip().splitlines()[-1]))
+        )
+        if profile:
+            print(done.stderr)
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        store.drop(name)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     codes = [Path(c).resolve() for c in (args.code or [str(ROOT)])]
-    template = args.template or f"zhuqi_pubtmpl_{uuid.uuid4().hex[:10]}"
-    admin = _admin()
-    with admin.connect() as connection:
-        exists = connection.scalar(
-            text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": template}
-        )
-    admin.dispose()
-    if not exists:
+    store = Store(args.database)
+    template = args.template or store.new_name("pubtmpl")
+    if not store.exists(template):
         started = time.perf_counter()
-        make_template(args, template)
+        make_template(args, store, template)
         print(f"template {template}: {time.perf_counter() - started:.0f} s", flush=True)
-    engine = create_engine(f"{PG_SERVER}/{template}", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:  # the copies inherit it
-        connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
-    engine.dispose()
+    store.prepare(template)
     try:
         results: dict[Path, list[dict[str, Any]]] = {code: [] for code in codes}
         for repeat in range(args.repeats):
             for code in codes:
-                result = trial(template, code)
+                result = trial(store, template, code, args.profile)
                 results[code].append(result)
                 print(
                     f"  {repeat + 1} {code}: wall {result['wall']:.3f} s, cpu {result['cpu']:.3f}"
@@ -200,8 +281,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     finally:
         if not args.template:
-            with _admin().connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
+            store.drop(template)
 
 
 if __name__ == "__main__":
