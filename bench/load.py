@@ -49,6 +49,7 @@ import pickle
 import random
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -816,6 +817,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", default="1", help="e.g. 1,2 (PostgreSQL only above 1)")
     parser.add_argument("--requests", type=int, default=3000, help="request budget per level")
     parser.add_argument("--deadline", type=float, default=60, help="seconds per level")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure zhuqi and the peer alternately this many times per level and print the "
+        "median of the rounds' ratios (the machine's noise moves a single ratio by +-0.1)",
+    )
     parser.add_argument("--size", type=int, default=10_000, help="enterprises and providers")
     parser.add_argument(
         "--think",
@@ -849,6 +857,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_round(
+    url: str,
+    kind: str,
+    clients: int,
+    processes: int,
+    args: argparse.Namespace,
+    world: World,
+    modes: list[tuple[str, float]],
+) -> float:
+    """zhuqi, then the peer, at one level; reported; the closed loop's throughput ratio."""
+    upkeep(url)
+    with server("app.main:app_factory", url, processes, pin=args.pin) as served:
+        ours = [measure(served, clients, args, world, t) for _, t in modes]
+    upkeep(url)
+    with server("bench.bare_app:app_factory", url, processes, pin=args.pin) as served:
+        peer = [measure(served, clients, args, None, t) for _, t in modes]
+    for (mode, think), mine, theirs in zip(modes, ours, peer, strict=True):
+        report(kind, clients, processes, mine, theirs, mode, think)
+        print("    " + check_writes(url, mine), flush=True)
+    return (ours[0].done / ours[0].seconds) / (peer[0].done / peer[0].seconds)
+
+
 def main() -> None:
     args = build_parser().parse_args()
     levels = [int(c) for c in args.clients.split(",")]
@@ -860,22 +890,30 @@ def main() -> None:
                 [(f"users, think {args.think:g} s", args.think)] if args.think else []
             )
             offers_needed = args.offers or (
-                int(args.requests * 0.09 * len(levels) * len(process_counts) * len(modes)) + 50
+                int(
+                    args.requests
+                    * 0.09
+                    * len(levels)
+                    * len(process_counts)
+                    * len(modes)
+                    * args.rounds
+                )
+                + 50
             )
             world = obtain_world(url, args.keep_world, size=args.size, offers=offers_needed)
             for processes in process_counts if kind == "postgresql" else [1]:
                 for clients in levels:
-                    upkeep(url)
-                    with server("app.main:app_factory", url, processes, pin=args.pin) as served:
-                        ours = [measure(served, clients, args, world, t) for _, t in modes]
-                    upkeep(url)
-                    with server(
-                        "bench.bare_app:app_factory", url, processes, pin=args.pin
-                    ) as served:
-                        peer = [measure(served, clients, args, None, t) for _, t in modes]
-                    for (mode, think), mine, theirs in zip(modes, ours, peer, strict=True):
-                        report(kind, clients, processes, mine, theirs, mode, think)
-                        print("    " + check_writes(url, mine), flush=True)
+                    ratios = [
+                        one_round(url, kind, clients, processes, args, world, modes)
+                        for _ in range(args.rounds)
+                    ]
+                    if args.rounds > 1:
+                        print(
+                            f"\n  {kind}: {clients} clients, {processes} process(es): ratio "
+                            f"median {statistics.median(ratios):.2f} of {args.rounds} rounds "
+                            f"({', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.5)",
+                            flush=True,
+                        )
             keep_world(world, args.keep_world)
 
 

@@ -8,6 +8,7 @@ and a declined member against a re-match that keeps the rest of the team.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from numpy.typing import NDArray
 
 import matching
 from matching import ProviderIn, RequestIn, Weights
+from matching.solving import team
 from matching.solving.team import solve_team, team_bound
 from tests.matching.strategies import assigned, problems, violations
 from tests.matching.test_advice import instances, transport
@@ -36,7 +38,9 @@ def test_team_lp_is_optimal_integral_and_certified(
     gains.sort_indices()
     if gains.nnz == 0:
         return
-    chosen, prices, objective, bound = solve_team(gains, capacity, demand, _groups(gains))
+    chosen, prices, objective, bound = solve_team(
+        gains, capacity, demand, _groups(gains), lp_only=True
+    )
     best, _ = transport(gains, capacity, demand)
     assert objective == pytest.approx(best, rel=1e-9, abs=1e-9)
     rows = np.repeat(np.arange(gains.shape[0]), np.diff(gains.indptr))
@@ -44,6 +48,60 @@ def test_team_lp_is_optimal_integral_and_certified(
     assert (np.bincount(gains.indices[chosen], minlength=len(capacity)) <= capacity).all()
     assert bound == pytest.approx(team_bound(gains, capacity, demand, _groups(gains), prices))
     assert bound >= objective - 1e-9
+    assert bound - objective <= 1e-7 * max(1.0, best)
+
+
+@settings(max_examples=200, deadline=None)
+@given(instances(), st.sampled_from([0, 4]))
+def test_the_restricted_lp_is_optimal_and_certified_over_every_entry(
+    case: tuple[sp.csr_array, NDArray[np.int64], NDArray[np.int64]], extra: int
+) -> None:
+    """The fallback when the assignment's certificate leaves a gap, forced here by an
+    assignment that picks nothing at zero prices: a few entries per row (with ``extra`` 0,
+    only as many as the row's demand, so the certificate usually fails at first and entries
+    are added), certified against every entry and checked against milp."""
+    gains, capacity, demand = case
+    gains.sort_indices()
+    if gains.nnz == 0:
+        return
+
+    def uncertified(csr: sp.csr_array, *_: object) -> tuple[NDArray[np.bool_], NDArray[Any]]:
+        return np.zeros(csr.nnz, dtype=bool), np.zeros(csr.shape[1])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(team, "_EXTRA", extra)
+        patch.setattr(team, "_gadget", uncertified)
+        chosen, prices, objective, bound = solve_team(gains, capacity, demand, _groups(gains))
+    best, _ = transport(gains, capacity, demand)
+    assert objective == pytest.approx(best, rel=1e-9, abs=1e-9)
+    assert objective == pytest.approx(float(gains.data[chosen].sum()))
+    rows = np.repeat(np.arange(gains.shape[0]), np.diff(gains.indptr))
+    assert (np.bincount(rows[chosen], minlength=len(demand)) <= demand).all()
+    assert (np.bincount(gains.indices[chosen], minlength=len(capacity)) <= capacity).all()
+    assert bound == pytest.approx(team_bound(gains, capacity, demand, _groups(gains), prices))
+    assert bound - objective <= 1e-7 * max(1.0, best)
+
+
+@settings(max_examples=300, deadline=None)
+@given(instances())
+def test_the_assignment_rewrite_is_optimal_and_its_prices_certify_it(
+    case: tuple[sp.csr_array, NDArray[np.int64], NDArray[np.int64]],
+) -> None:
+    """The team problem rewritten as an assignment (seat rows, one row and one unit column
+    per team pair) and solved by the fast solver: feasible, optimal against milp, and its
+    prices prove it through the team certificate."""
+    gains, capacity, demand = case
+    gains.sort_indices()
+    if gains.nnz == 0:
+        return
+    picked, prices = team._gadget(gains, capacity, demand, _groups(gains))
+    best, _ = transport(gains, capacity, demand)
+    rows = np.repeat(np.arange(gains.shape[0]), np.diff(gains.indptr))
+    assert (np.bincount(rows[picked], minlength=len(demand)) <= demand).all()
+    assert (np.bincount(gains.indices[picked], minlength=len(capacity)) <= capacity).all()
+    objective = float(gains.data[picked].sum())
+    assert objective == pytest.approx(best, rel=1e-9, abs=1e-9)
+    bound = team_bound(gains, capacity, demand, _groups(gains), prices)
     assert bound - objective <= 1e-7 * max(1.0, best)
 
 
