@@ -335,6 +335,13 @@ def _make_offers(
                 session.commit()
             break
     print(f"  {len(made)} offers made through the hand-offer use case", flush=True)
+    if len(made) < wanted:
+        print(
+            f"  only {len(made)} of the {wanted} offers wanted: once they run out, accepts and "
+            "declines become reads of /users/me, so later levels or rounds carry fewer writes "
+            "(a larger --size has more triaged requests to offer)",
+            flush=True,
+        )
     return made
 
 
