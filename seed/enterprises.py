@@ -74,6 +74,9 @@ AMOUNTS_WAN = {  # loan sizes etc. in 万元, by enterprise size
     EnterpriseSize.MEDIUM: (500, 800, 1000, 1500, 2000, 3000),
 }
 ENGLISH_SHARE = 0.2
+# Open requests of a major category (technology, digital transformation, supply chain) that
+# want a team of two providers, e.g. a process engineer and an automation integrator.
+TEAM_SHARE = 0.05
 REQUEST_SLOTS = frozenset(
     [
         "product",
@@ -112,6 +115,9 @@ class EnterpriseGenerator:
         self.catalog = catalog
         self.pools = pools
         self.rng = rng
+        # Team sizes draw from a stream of their own, seeded from the main one's state
+        # without drawing from it, so every other generated value stays as it was.
+        self.teams = random.Random(hash(rng.getstate()))
         self.now = now
         self.counties = Weighted.of(catalog.counties, [c.weight for c in catalog.counties])
         industries = list(catalog.industries.values())
@@ -249,6 +255,12 @@ class EnterpriseGenerator:
         wanted = (
             (created + timedelta(days=rng.randint(7, 60))).date() if rng.random() < 0.7 else None
         )
+        status = STATUS.pick(rng)
+        team = (
+            severity == Severity.MAJOR
+            and status != RequestStatus.WITHDRAWN
+            and self.teams.random() < TEAM_SHARE
+        )
         return {
             "category": category,
             "title": template.title.format_map(slots)[:200],
@@ -256,7 +268,8 @@ class EnterpriseGenerator:
             "urgency": URGENCY.pick(rng),
             "severity": severity,
             "wanted_by_date": wanted,
-            "status": STATUS.pick(rng),
+            "status": status,
+            "providers_wanted": 2 if team else 1,
             "created_at": created,
             "updated_at": created,
             "version": 1,

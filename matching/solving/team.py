@@ -155,12 +155,12 @@ def _restricted(
        entries the new prices rank best join the set (``extra`` doubles when none do), at
        most ``_ROUNDS`` times; then None, and the caller solves the whole LP.
     """
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
     picked, prices = _gadget(csr, capacity, demand, group)
     objective = float(csr.data[picked].sum())
     bound = team_bound(csr, capacity, demand, group, prices)
-    if bound - objective <= tolerance:
+    if bound - objective <= tolerance and _feasible(csr, rows, picked, (capacity, demand, group)):
         return picked, prices, objective, bound
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
     keep = np.zeros(csr.nnz, dtype=bool)
     extra = _EXTRA
     for _ in range(_ROUNDS):
@@ -232,6 +232,26 @@ def _gadget(
     entries = np.flatnonzero(team)
     picked[entries[took[f0 + pair] == csr.indices[team]]] = True
     return picked, solved.prices[:n_cols]
+
+
+def _feasible(
+    csr: sp.csr_array,
+    rows: NDArray[np.intp],
+    picked: NDArray[np.bool_],
+    limits: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
+) -> bool:
+    """Whether ``picked`` keeps every constraint: the certificate bounds the objective, it
+    says nothing of a choice that breaks one (a rewritten solution is read back, not
+    trusted)."""
+    capacity, demand, group = limits
+    per_row = np.bincount(rows[picked], minlength=csr.shape[0])
+    per_column = np.bincount(csr.indices[picked], minlength=csr.shape[1])
+    chosen_groups = group[picked]
+    return bool(
+        (per_row <= demand).all()
+        and (per_column <= capacity).all()
+        and np.unique(chosen_groups).size == chosen_groups.size
+    )
 
 
 def _seat_pairs(

@@ -279,6 +279,14 @@ def test_generated_mix_looks_like_a_provincial_programme() -> None:
     english = sum(r["title"].isascii() for _, r in data.requests) / len(data.requests)
     assert 0.1 < english < 0.3
     assert 0.8 < data.experts / (data.experts + data.platforms) < 0.9
+    # A few open requests of a major category want a team of two; no other does.
+    severities = _severities()
+    teams = [r for _, r in data.requests if r["providers_wanted"] == 2]
+    major = [r for _, r in data.requests if severities[r["category"]] == Severity.MAJOR]
+    assert 0.02 < len(teams) / len(major) < 0.1
+    assert {r["providers_wanted"] for _, r in data.requests} == {1, 2}
+    assert all(severities[r["category"]] == Severity.MAJOR for r in teams)
+    assert all(r["status"] != RequestStatus.WITHDRAWN for r in teams)
 
 
 def test_data_files_hold_real_looking_codes() -> None:
