@@ -116,8 +116,10 @@ class EnterpriseGenerator:
         self.pools = pools
         self.rng = rng
         # Team sizes draw from a stream of their own, seeded from the main one's state
-        # without drawing from it, so every other generated value stays as it was.
-        self.teams = random.Random(hash(rng.getstate()))
+        # without drawing from it, so every other generated value stays as it was. From the
+        # state's words as text: ``hash`` of the state tuple would vary between processes
+        # (its ``None`` hashes by address on Python 3.11).
+        self.teams = random.Random(str(rng.getstate()[1]))
         self.now = now
         self.counties = Weighted.of(catalog.counties, [c.weight for c in catalog.counties])
         industries = list(catalog.industries.values())
@@ -255,7 +257,7 @@ class EnterpriseGenerator:
         wanted = (
             (created + timedelta(days=rng.randint(7, 60))).date() if rng.random() < 0.7 else None
         )
-        status = STATUS.pick(rng)
+        urgency, status = URGENCY.pick(rng), STATUS.pick(rng)  # in the stream's old order
         team = (
             severity == Severity.MAJOR
             and status != RequestStatus.WITHDRAWN
@@ -265,7 +267,7 @@ class EnterpriseGenerator:
             "category": category,
             "title": template.title.format_map(slots)[:200],
             "description": template.description.format_map(slots),
-            "urgency": URGENCY.pick(rng),
+            "urgency": urgency,
             "severity": severity,
             "wanted_by_date": wanted,
             "status": status,

@@ -7,12 +7,17 @@ module stays fast; the 10,000 + 10,000 timing is measured with ``python -m seed`
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import string
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -261,6 +266,29 @@ def test_generator_is_a_pure_function_of_its_arguments() -> None:
     assert _generate(seed=8).enterprises != _generate().enterprises
     # Separate streams: more providers do not change the enterprises.
     assert _generate(providers=50).enterprises == _generate().enterprises
+
+
+_DIGEST = """
+import hashlib, json, sys
+from tests.app.test_seed import _generate
+data = _generate(enterprises=200)
+print(hashlib.sha256(json.dumps([data.enterprises, data.requests], default=str).encode()).hexdigest())
+"""
+
+
+def test_the_same_seed_gives_the_same_data_in_another_process() -> None:
+    """Not only twice in one process: a stream seeded from anything hashed by address (as
+    ``None`` is on Python 3.11) would differ between processes, and the demo with it."""
+    data = _generate(enterprises=200)
+    digest = hashlib.sha256(
+        json.dumps([data.enterprises, data.requests], default=str).encode()
+    ).hexdigest()
+    root = Path(__file__).resolve().parents[2]
+    for _ in range(2):
+        other = subprocess.run(
+            [sys.executable, "-c", _DIGEST], cwd=root, capture_output=True, text=True, check=True
+        )
+        assert other.stdout.strip() == digest
 
 
 def test_generated_mix_looks_like_a_provincial_programme() -> None:
