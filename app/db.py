@@ -16,7 +16,16 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, Delete, Engine, Update, create_engine, event, make_url
+from sqlalchemy import (
+    URL,
+    CursorResult,
+    Delete,
+    Engine,
+    Update,
+    create_engine,
+    event,
+    make_url,
+)
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
@@ -53,7 +62,7 @@ def make_engine(
     """
     if url.startswith("sqlite"):
         busy_ms = statement_timeout_ms or SQLITE_BUSY_TIMEOUT_MS
-        in_memory = make_url(url).database in (None, "", ":memory:")
+        in_memory = sqlite_file(make_url(url)) is None
         pool_args: dict[str, Any] = (
             {}
             if in_memory
@@ -160,9 +169,17 @@ def _release_writer_gate(info: dict[Any, Any], gate: threading.Lock) -> None:
         gate.release()
 
 
+def sqlite_file(url: URL) -> str | None:
+    """The database file of a SQLite URL; None for an in-memory database or another backend
+    (no file: no WAL, no writer gate, no checkpoints)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return url.database
+
+
 def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
-    database = engine.url.database
-    gate = writer_gate(database) if database not in (None, "", ":memory:") else None
+    database = sqlite_file(engine.url)
+    gate = writer_gate(database) if database is not None else None
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -170,7 +187,7 @@ def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        if engine.url.database not in (None, "", ":memory:"):
+        if database is not None:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

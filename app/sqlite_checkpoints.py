@@ -25,6 +25,8 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from app.db import sqlite_file
+
 log = logging.getLogger(__name__)
 
 
@@ -33,7 +35,6 @@ class Checkpointer:
     the process on it before its first connection."""
 
     def __init__(self, database: str, *, interval: float) -> None:
-        self.database = database
         self.interval = interval
         self.completed = 0  # checkpoints run (tests wait on it through ``wait_for``)
         self._connection = sqlite3.connect(database, check_same_thread=False, timeout=0)
@@ -108,12 +109,10 @@ def start_checkpointer(engine: Engine, *, interval: float) -> Checkpointer | Non
     PostgreSQL, an in-memory database, or ``interval`` 0 (SQLite's own checkpoints, in the
     commit). Other engines of the process on the same file are :meth:`Checkpointer.watch`ed
     before their first connection."""
-    url = engine.url
-    if interval <= 0 or url.get_backend_name() != "sqlite":
+    database = sqlite_file(engine.url)
+    if interval <= 0 or database is None:
         return None
-    if url.database in (None, "", ":memory:"):
-        return None
-    checkpointer = Checkpointer(url.database, interval=interval)
+    checkpointer = Checkpointer(database, interval=interval)
     checkpointer.watch(engine)
     checkpointer.start()
     return checkpointer
