@@ -29,6 +29,8 @@ is :func:`matching.solving.certificate.dual_bound`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
@@ -111,16 +113,63 @@ def solve_team(
     if csr.nnz == 0:
         return np.zeros(0, dtype=bool), np.zeros(csr.shape[1]), 0.0, 0.0
     tolerance = GAP_TOL * max(1.0, _top(csr) * float(demand.max()))
+    problem = _Problem.of(csr, capacity, demand, group)
     if not lp_only:
-        found = _restricted(csr, capacity, demand, group, tolerance)
+        picked, prices = _gadget(problem)
+        solution, proven = problem.certified(picked, prices, tolerance)
+        if proven:
+            return solution
+        found = _restricted(problem, prices, tolerance)
         if found is not None:
             return found
-    chosen, prices = _solve_lp(csr, capacity, demand, group)
-    objective = float(csr.data[chosen].sum())
-    bound = team_bound(csr, capacity, demand, group, prices)
-    if bound - objective > tolerance:
-        raise MatchingError(f"team solve not certified: bound {bound} > objective {objective}")
-    return chosen, prices, objective, bound
+    solution, proven = problem.certified(*_solve_lp(csr, capacity, demand, group), tolerance)
+    if not proven:
+        _, _, objective, bound = solution
+        raise MatchingError(f"team solve not certified: bound {bound}, objective {objective}")
+    return solution
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """The team problem as :func:`solve_team` takes it, with each entry's row (``rows``)."""
+
+    csr: sp.csr_array
+    rows: NDArray[np.intp]
+    capacity: NDArray[np.int64]
+    demand: NDArray[np.int64]
+    group: NDArray[np.int64]
+
+    @classmethod
+    def of(
+        cls,
+        csr: sp.csr_array,
+        capacity: NDArray[np.int64],
+        demand: NDArray[np.int64],
+        group: NDArray[np.int64],
+    ) -> _Problem:
+        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+        return cls(csr, rows, capacity, demand, group)
+
+    def certified(
+        self, chosen: NDArray[np.bool_], prices: NDArray[np.float64], tolerance: float
+    ) -> tuple[TeamSolution, bool]:
+        """The solution ``chosen`` with its bound from ``prices``, and whether it is proven:
+        it keeps every constraint (the bound says nothing of a choice that breaks one, and a
+        rewritten or restricted solution is read back, not trusted) and the bound is within
+        ``tolerance`` of its objective."""
+        csr = self.csr
+        objective = float(csr.data[chosen].sum())
+        bound = team_bound(csr, self.capacity, self.demand, self.group, prices)
+        per_row = np.bincount(self.rows[chosen], minlength=csr.shape[0])
+        per_column = np.bincount(csr.indices[chosen], minlength=csr.shape[1])
+        groups = self.group[chosen]
+        proven = bool(
+            bound - objective <= tolerance
+            and (per_row <= self.demand).all()
+            and (per_column <= self.capacity).all()
+            and np.unique(groups).size == groups.size
+        )
+        return (chosen, prices, objective, bound), proven
 
 
 def _top(csr: sp.csr_array) -> float:
@@ -130,63 +179,43 @@ def _top(csr: sp.csr_array) -> float:
 
 
 def _restricted(
-    csr: sp.csr_array,
-    capacity: NDArray[np.int64],
-    demand: NDArray[np.int64],
-    group: NDArray[np.int64],
-    tolerance: float,
+    problem: _Problem, prices: NDArray[np.float64], tolerance: float
 ) -> TeamSolution | None:
-    """The team problem solved as an assignment, or else the LP over a restricted set of
-    entries, certified over all of them; None when neither is (the caller solves the LP).
+    """The LP over a restricted set of entries, certified over all of them; None when it is
+    not within ``_ROUNDS`` rounds (the caller solves the whole LP).
 
-    Why a restricted LP: HiGHS' time and memory grow with the entries, and a province's
-    candidate lists hold ~50 per request while an optimum uses about one.
+    Why: HiGHS' time and memory grow with the entries, and a province's candidate lists hold
+    ~50 per request while an optimum uses about one. Used when the assignment rewrite
+    (:func:`_gadget`) is not proven, whose ``prices`` start it near the LP's own.
 
-    Steps:
-
-    1. The fast exact solver on the problem rewritten as an assignment (:func:`_gadget`).
-       Its solution and prices are usually certified at once; when the solver's own
-       tolerance (on the larger rewritten problem) leaves a gap here, its prices still
-       start the restricted LP near the LP's own.
-    2. Keep each row's ``demand + extra`` entries of best reduced gain ``g - p``, and
-       solve the LP on them. Its solution is feasible for the whole problem.
-    3. :func:`team_bound` of the restricted LP's prices over *all* entries bounds the
-       whole optimum, so bound = objective proves the solution optimal. Otherwise the
-       entries the new prices rank best join the set (``extra`` doubles when none do), at
-       most ``_ROUNDS`` times; then None, and the caller solves the whole LP.
+    Each round keeps each row's ``demand + extra`` entries of best reduced gain ``g - p`` and
+    solves the LP on them: its solution is feasible for the whole problem, and
+    :func:`team_bound` of its prices over *all* entries bounds the whole optimum, so
+    bound = objective proves it optimal. Otherwise the entries the new prices rank best join
+    the set (``extra`` doubles when none do).
     """
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-    picked, prices = _gadget(csr, capacity, demand, group)
-    objective = float(csr.data[picked].sum())
-    bound = team_bound(csr, capacity, demand, group, prices)
-    if bound - objective <= tolerance and _feasible(csr, rows, picked, (capacity, demand, group)):
-        return picked, prices, objective, bound
+    csr, rows, demand = problem.csr, problem.rows, problem.demand
     keep = np.zeros(csr.nnz, dtype=bool)
     extra = _EXTRA
     for _ in range(_ROUNDS):
         before = int(keep.sum())
-        keep |= _best_per_row(csr.data - prices[csr.indices], rows, demand + extra)
+        reduced = csr.data - prices[csr.indices]
+        keep |= _best_per_row(reduced, rows, demand + extra)
         if int(keep.sum()) == before:
             extra *= 2
-            keep |= _best_per_row(csr.data - prices[csr.indices], rows, demand + extra)
+            keep |= _best_per_row(reduced, rows, demand + extra)
+        _, sub_group = np.unique(problem.group[keep], return_inverse=True)
         sub = _entries(csr, rows, keep)
-        _, sub_group = np.unique(group[keep], return_inverse=True)
-        chosen_sub, prices = _solve_lp(sub, capacity, demand, sub_group.astype(np.int64))
+        chosen_sub, prices = _solve_lp(sub, problem.capacity, demand, sub_group.astype(np.int64))
         chosen = np.zeros(csr.nnz, dtype=bool)
         chosen[np.flatnonzero(keep)[chosen_sub]] = True
-        objective = float(csr.data[chosen].sum())
-        bound = team_bound(csr, capacity, demand, group, prices)
-        if bound - objective <= tolerance:
-            return chosen, prices, objective, bound
+        solution, proven = problem.certified(chosen, prices, tolerance)
+        if proven:
+            return solution
     return None
 
 
-def _gadget(
-    csr: sp.csr_array,
-    capacity: NDArray[np.int64],
-    demand: NDArray[np.int64],
-    group: NDArray[np.int64],
-) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+def _gadget(problem: _Problem) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
     """The team problem as a capacitated assignment, solved by the fast exact solver:
     (chosen entries, prices of the original columns).
 
@@ -205,10 +234,10 @@ def _gadget(
     two nodes per team pair only (a team row's ~50 candidates), where the LP grows with
     every candidate of every row.
     """
+    csr, rows, capacity, demand = problem.csr, problem.rows, problem.capacity, problem.demand
     n_rows, n_cols = csr.shape
-    rows = np.repeat(np.arange(n_rows), np.diff(csr.indptr))
     team = demand[rows] > 1
-    _, pair = np.unique(group[team], return_inverse=True)  # team entry -> its pair q
+    _, pair = np.unique(problem.group[team], return_inverse=True)  # team entry -> its pair q
     n_pairs = int(pair.max()) + 1 if pair.size else 0
     pair_row = np.zeros(n_pairs, dtype=np.int64)
     pair_row[pair] = rows[team]
@@ -232,26 +261,6 @@ def _gadget(
     entries = np.flatnonzero(team)
     picked[entries[took[f0 + pair] == csr.indices[team]]] = True
     return picked, solved.prices[:n_cols]
-
-
-def _feasible(
-    csr: sp.csr_array,
-    rows: NDArray[np.intp],
-    picked: NDArray[np.bool_],
-    limits: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]],
-) -> bool:
-    """Whether ``picked`` keeps every constraint: the certificate bounds the objective, it
-    says nothing of a choice that breaks one (a rewritten solution is read back, not
-    trusted)."""
-    capacity, demand, group = limits
-    per_row = np.bincount(rows[picked], minlength=csr.shape[0])
-    per_column = np.bincount(csr.indices[picked], minlength=csr.shape[1])
-    chosen_groups = group[picked]
-    return bool(
-        (per_row <= demand).all()
-        and (per_column <= capacity).all()
-        and np.unique(chosen_groups).size == chosen_groups.size
-    )
 
 
 def _seat_pairs(

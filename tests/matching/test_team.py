@@ -65,8 +65,8 @@ def test_the_restricted_lp_is_optimal_and_certified_over_every_entry(
     if gains.nnz == 0:
         return
 
-    def uncertified(csr: sp.csr_array, *_: object) -> tuple[NDArray[np.bool_], NDArray[Any]]:
-        return np.zeros(csr.nnz, dtype=bool), np.zeros(csr.shape[1])
+    def uncertified(problem: team._Problem) -> tuple[NDArray[np.bool_], NDArray[Any]]:
+        return np.zeros(problem.csr.nnz, dtype=bool), np.zeros(problem.csr.shape[1])
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(team, "_EXTRA", extra)
@@ -94,7 +94,7 @@ def test_the_assignment_rewrite_is_optimal_and_its_prices_certify_it(
     gains.sort_indices()
     if gains.nnz == 0:
         return
-    picked, prices = team._gadget(gains, capacity, demand, _groups(gains))
+    picked, prices = team._gadget(team._Problem.of(gains, capacity, demand, _groups(gains)))
     best, _ = transport(gains, capacity, demand)
     rows = np.repeat(np.arange(gains.shape[0]), np.diff(gains.indptr))
     assert (np.bincount(rows[picked], minlength=len(demand)) <= demand).all()
