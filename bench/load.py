@@ -4,7 +4,7 @@ For each database (SQLite file, PostgreSQL on 127.0.0.1), this script
 
 1. builds a fresh database, migrates it and seeds the demo data (10k enterprises × 10k
    providers by default), then prepares what the mix needs: offers to accept and decline
-   (made through the product's own hand-offer use case), provider and enterprise users;
+   (one match run over every region, published), provider and enterprise users;
 2. starts ``zhuqi`` with uvicorn (``--workers P``) and drives it from this process with
    ``C`` concurrent loopback clients: filtered lists, single objects, creates, offers accepted
    and declined (each decline marks its request; a ``zhuqi worker`` process beside the server
@@ -62,17 +62,18 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import create_engine, func, select, text, union
+from sqlalchemy import Engine, create_engine, func, select, text, union
 from sqlalchemy.orm import Session
 
-from app.assignments import service as assignment_service
-from app.assignments.schemas import ManualAssign
 from app.assignments.unmatched import REMATCH
+from app.bundling import preparation
 from app.common.bulk import our_tables, refresh_planner_statistics
 from app.common.credentials import create_access_token, hash_secret
 from app.common.principal import Principal
-from app.db import make_engine
-from app.errors import AppError
+from app.db import make_engine, make_session_factory
+from app.match_runs import publishing, runner
+from app.match_runs import service as match_run_service
+from app.match_runs.schemas import MatchRunCreate
 from app.migrate import upgrade
 from app.models import (
     Assignment,
@@ -80,12 +81,13 @@ from app.models import (
     AssignmentStatus,
     Enterprise,
     HelpRequest,
+    MatchRun,
     Provider,
-    RequestStatus,
     Role,
     UnmatchedReason,
     User,
 )
+from app.supervision import batches
 from seed.load import DEMO_ADMIN, load_demo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -168,6 +170,7 @@ def build_world(url: str, *, size: int, offers: int) -> World:
     with Session(engine) as session, session.begin():
         load_demo(session, enterprises=size, providers=size)
     print(f"  seeded {size} × {size} in {time.perf_counter() - started:.1f} s", flush=True)
+    refresh_planner_statistics(engine)  # the match run reads what was just loaded
     with Session(engine, expire_on_commit=False) as session:  # commits as it goes
         world = _prepare(session, url, offers=offers)
         session.commit()
@@ -270,7 +273,7 @@ def _prepare(session: Session, url: str, *, offers: int) -> World:
         for e in enterprise_ids[:300]
     ]
     session.add_all(ent_users)
-    made = _make_offers(session, Principal.of(admin), [r for r, _ in rows], offers, password)
+    made = _make_offers(session, Principal.of(admin), offers, password)
     session.flush()
     return World(
         database_url=url,
@@ -282,59 +285,54 @@ def _prepare(session: Session, url: str, *, offers: int) -> World:
     )
 
 
-# Each offer's savepoint holds a transaction-id lock until its transaction ends: 500 offers in
-# one transaction, with other benches preparing on the same server, ran PostgreSQL out of
-# shared memory for locks ("max_locks_per_transaction").
-OFFERS_PER_COMMIT = 50
-
-
 def _make_offers(
-    session: Session, admin: Principal, request_ids: list[int], wanted: int, password: str
+    session: Session, admin: Principal, wanted: int, password: str
 ) -> list[tuple[int, dict[str, str]]]:
-    """Hand offers through the product's own use case, one provider each, with its user."""
-    triaged = session.scalars(
-        select(HelpRequest).where(
-            HelpRequest.id.in_(request_ids), HelpRequest.status == RequestStatus.TRIAGED
-        )
+    """Offers as a deployment makes them: one match run over every region, published (its
+    plans prepared here, so the worker beside the server starts with nothing owed), each
+    offer with a user of its provider. Set-based, so a 10k world takes seconds, where
+    offering by hand one request at a time took over 20 minutes at 5k."""
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    started = time.perf_counter()
+    run_id = match_run_service.create(session, principal=admin, data=MatchRunCreate()).id
+    session.commit()
+    processed = runner.process_next(engine, "bench-load", run_id=run_id)
+    assert processed is not None, "the run was not claimable"
+    assert processed.outcome == "succeeded", processed
+    run = session.get_one(MatchRun, run_id, populate_existing=True)
+    publishing.publish(session, principal=admin, run=run)
+    session.commit()
+    preparation.prepare_pending(batches.begin_each(make_session_factory(engine)))
+    offers = session.execute(
+        select(Assignment.id, Assignment.provider_id)
+        .where(Assignment.match_run_id == run_id, Assignment.status == AssignmentStatus.OFFERED)
+        .order_by(Assignment.id)
+        .limit(wanted)
     ).all()
-    providers = session.scalars(select(Provider).where(Provider.active.is_(True))).all()
-    by_category: dict[str, list[Provider]] = defaultdict(list)
-    for p in providers:
-        for category in p.skills or {}:
-            by_category[category].append(p)
-    used: set[int] = set()
-    made: list[tuple[int, dict[str, str]]] = []
-    for request in triaged:
-        if len(made) >= wanted:
-            break
-        for provider in by_category.get(request.category, []):
-            if provider.id in used:
-                continue
-            try:
-                with session.begin_nested():
-                    offer = assignment_service.assign_by_hand(
-                        session,
-                        principal=admin,
-                        data=ManualAssign(request_id=request.id, provider_id=provider.id),
-                    )
-            except AppError:
-                continue
-            used.add(provider.id)
-            user = User(
-                email=f"p{provider.id}@bench.cn",
-                password_hash=password,
-                full_name=provider.name,
-                role=Role(provider.kind.value),
-                provider_id=provider.id,
-                region_prefixes=[],
-            )
-            session.add(user)
-            session.flush()
-            made.append((offer.id, _token(user)))
-            if len(made) % OFFERS_PER_COMMIT == 0:
-                session.commit()
-            break
-    print(f"  {len(made)} offers made through the hand-offer use case", flush=True)
+    providers = session.scalars(
+        select(Provider).where(Provider.id.in_({p for _, p in offers})).order_by(Provider.id)
+    ).all()
+    users = {
+        p.id: User(
+            email=f"p{p.id}@bench.cn",
+            password_hash=password,
+            full_name=p.name,
+            role=Role(p.kind.value),
+            provider_id=p.id,
+            region_prefixes=[],
+        )
+        for p in providers
+    }
+    session.add_all(users.values())
+    session.flush()
+    tokens = {provider_id: _token(user) for provider_id, user in users.items()}
+    made = [(offer_id, tokens[provider_id]) for offer_id, provider_id in offers]
+    print(
+        f"  {len(made)} offers to {len(users)} providers from match run {run_id}, published, "
+        f"in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     if len(made) < wanted:
         print(
             f"  only {len(made)} of the {wanted} offers wanted: once they run out, accepts and "
@@ -842,9 +840,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--offers",
         type=int,
         default=0,
-        help="offers to prepare (each made through the hand-offer use case, which fits a text "
-        "model: slow on a loaded machine); default: enough for every accept and decline; when "
-        "they run out, accepts and declines become reads of /users/me",
+        help="offers to keep for the mix, out of what one published match run over every "
+        "region makes; default: enough for every accept and decline; when they run out, "
+        "accepts and declines become reads of /users/me",
     )
     parser.add_argument(
         "--driver",

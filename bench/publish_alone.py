@@ -20,21 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scratch import PG_SERVER, count
+from scratch import Store, count
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -127,65 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", action="store_true", help="print each trial's cProfile (cumulative)"
     )
     return parser
-
-
-def _admin() -> Any:
-    return create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
-
-
-class Store:
-    """Where the template and its copies live: PostgreSQL databases made from a template, or
-    SQLite files copied with the backup API (the WAL included)."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-    def url(self, name: str) -> str:
-        return f"sqlite:///{name}" if self.kind == "sqlite" else f"{PG_SERVER}/{name}"
-
-    def new_name(self, label: str) -> str:
-        name = f"zhuqi_{label}_{uuid.uuid4().hex[:10]}"
-        return str(Path(tempfile.gettempdir()) / f"{name}.db") if self.kind == "sqlite" else name
-
-    def exists(self, name: str) -> bool:
-        if self.kind == "sqlite":
-            return Path(name).exists()
-        with _admin().connect() as connection:
-            found = connection.scalar(
-                text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name}
-            )
-        return bool(found)
-
-    def create(self, name: str) -> None:
-        if self.kind == "postgresql":
-            with _admin().connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def copy(self, template: str) -> str:
-        name = self.new_name("pubcopy")
-        if self.kind == "sqlite":
-            with sqlite3.connect(template) as source, sqlite3.connect(name) as target:
-                source.backup(target)
-            return name
-        with _admin().connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-            connection.execute(text("CHECKPOINT"))
-        return name
-
-    def drop(self, name: str) -> None:
-        if self.kind == "sqlite":
-            for suffix in ("", "-wal", "-shm"):
-                Path(name + suffix).unlink(missing_ok=True)
-            return
-        with _admin().connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-    def prepare(self, template: str) -> None:
-        if self.kind == "postgresql":
-            engine = create_engine(self.url(template), isolation_level="AUTOCOMMIT")
-            with engine.connect() as connection:  # the copies inherit it
-                connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
-            engine.dispose()
 
 
 def _env(url: str, code: Path, profile: bool = False) -> dict[str, str]:

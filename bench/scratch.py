@@ -1,15 +1,18 @@
 """Throw-away databases for the benchmarks: an SQLite file in a temporary folder, or a fresh
-PostgreSQL database on the test server, dropped afterwards even when the bench fails."""
+PostgreSQL database on the test server, dropped afterwards even when the bench fails; and
+kept templates (a seeded database made once) with throw-away copies of them."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 PG_SERVER = os.environ.get("ZHUQI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
@@ -31,6 +34,84 @@ def scratch_database(kind: str, label: str = "bench") -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _admin() -> Engine:
+    return create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
+
+
+class Store:
+    """Where the template and its copies live: PostgreSQL databases made from a template, or
+    SQLite files copied with the backup API (the WAL included)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def url(self, name: str) -> str:
+        return f"sqlite:///{name}" if self.kind == "sqlite" else f"{PG_SERVER}/{name}"
+
+    def new_name(self, label: str) -> str:
+        name = f"zhuqi_{label}_{uuid.uuid4().hex[:10]}"
+        return str(Path(tempfile.gettempdir()) / f"{name}.db") if self.kind == "sqlite" else name
+
+    def exists(self, name: str) -> bool:
+        if self.kind == "sqlite":
+            return Path(name).exists()
+        with _admin().connect() as connection:
+            found = connection.scalar(
+                text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name}
+            )
+        return bool(found)
+
+    def create(self, name: str) -> None:
+        if self.kind == "postgresql":
+            with _admin().connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def copy(self, template: str) -> str:
+        name = self.new_name("pubcopy")
+        if self.kind == "sqlite":
+            with sqlite3.connect(template) as source, sqlite3.connect(name) as target:
+                source.backup(target)
+            return name
+        with _admin().connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            connection.execute(text("CHECKPOINT"))
+        return name
+
+    def drop(self, name: str) -> None:
+        if self.kind == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(name + suffix).unlink(missing_ok=True)
+            return
+        with _admin().connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def prepare(self, template: str) -> None:
+        if self.kind == "postgresql":
+            engine = create_engine(self.url(template), isolation_level="AUTOCOMMIT")
+            with engine.connect() as connection:  # the copies inherit it
+                connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_prewarm"))
+            engine.dispose()
+
+
+@contextmanager
+def template_copy(kind: str, template: str, fill: Callable[[str], None]) -> Iterator[str]:
+    """The URL of a throw-away copy of ``template``, which is kept: made (and filled by
+    ``fill(url)``) only when missing, so a repeated bench skips its seeding."""
+    store = Store(kind)
+    if not store.exists(template):
+        store.create(template)
+        try:
+            fill(store.url(template))
+        except BaseException:
+            store.drop(template)  # a half-filled template would be reused as if whole
+            raise
+    name = store.copy(template)
+    try:
+        yield store.url(name)
+    finally:
+        store.drop(name)
 
 
 def count(text_value: str) -> int:

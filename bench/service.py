@@ -26,6 +26,7 @@ Usage::
     .venv/bin/python bench/service.py --database postgresql --enterprises 100000 --providers 50000
     .venv/bin/python bench/service.py --database sqlite --enterprises 10000 --providers 10000
     .venv/bin/python bench/service.py --database sqlite --enterprises 2k --providers 1k   # quick
+    .venv/bin/python bench/service.py --database postgresql --template zhuqi_service_10k  # kept seed
 
 PostgreSQL is reached at ``ZHUQI_TEST_PG`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432``);
 a scratch database is created and dropped.
@@ -40,6 +41,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,7 +54,7 @@ from sqlalchemy.orm import Session, sessionmaker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scratch import count, scratch_database
+from scratch import count, scratch_database, template_copy
 
 import matching
 from app.assignments import rematch, rematch_queue
@@ -87,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--enterprises", type=count, default=count("10k"))
     parser.add_argument("--providers", type=count, default=count("10k"))
     parser.add_argument("--sweep-offers", type=int, default=2000, help="offers backdated to expire")
+    parser.add_argument(
+        "--template",
+        help="seeded database to keep and reuse (PostgreSQL: a name; SQLite: a file): seeded "
+        "when missing, then every run works on a throw-away copy of it, and its seed row is "
+        "the copy's time; the template keeps the sizes it was seeded with",
+    )
     return parser
 
 
@@ -131,12 +140,25 @@ def _timed(times: dict[str, float], name: str, started: float) -> None:
     print(f"  {name:<22} {times[name]:9.2f} s", flush=True)
 
 
-def seed(url: str, args: argparse.Namespace, times: dict[str, float]) -> None:
-    started = time.perf_counter()
+def seed(url: str, args: argparse.Namespace) -> None:
     command = [PYTHON, "-m", "seed", "--database-url", url, "--enterprises", str(args.enterprises)]
     command += ["--providers", str(args.providers)]
     subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    _timed(times, "seed (+ANALYZE)", started)
+
+
+@contextmanager
+def seeded(args: argparse.Namespace, times: dict[str, float]) -> Iterator[str]:
+    """A freshly seeded scratch database, or a copy of the kept template."""
+    started = time.perf_counter()
+    if args.template:
+        with template_copy(args.database, args.template, lambda url: seed(url, args)) as url:
+            _timed(times, "seed (template copy)", started)
+            yield url
+        return
+    with scratch_database(args.database, "bench") as url:
+        seed(url, args)
+        _timed(times, "seed (+ANALYZE)", started)
+        yield url
 
 
 def largest_province(url: str) -> str:
@@ -176,8 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.providers} providers"
     )
     times: dict[str, float] = {}
-    with scratch_database(args.database, "bench") as url:
-        seed(url, args, times)
+    with seeded(args, times) as url:
         region = largest_province(url)
         port = _free_port()
         api = subprocess.Popen(
