@@ -11,7 +11,10 @@ same category), a deadline sweep of
 expired offers (bounded batches), ``/stats`` and ``/supervision``. Prints each time, the peak RSS of the worker and API processes, and the
 ratios against peers measured in the same run:
 
-- run ÷ bare ``matching.match`` on the same snapshot (target <= 1.5);
+- run ÷ bare ``matching.match`` on the same snapshot (target <= 1.5), the peer's first call
+  in a fresh process as the worker's is, with the cyclic collector paused as the worker
+  pauses it (so the ratio is the service's own cost); and apart from it
+  ``run_vs_bare_plain`` against the peer with the collector on;
 - publish ÷ the run's own write stage (target <= 2): the HTTP publish only; the deferred
   plan preparation is its own row;
 - re-match ÷ full run (target <= 0.05): the decline that is the process's first re-match
@@ -35,6 +38,7 @@ a scratch database is created and dropped.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -54,12 +58,11 @@ from sqlalchemy.orm import Session, sessionmaker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from load import tree_cpu_seconds
 from scratch import count, scratch_database, template_copy
 
-import matching
 from app.assignments import rematch, rematch_queue
 from app.assignments import service as assignment_service
-from app.assignments.encode import Scope, locked_pairs, snapshot
 from app.assignments.schemas import Decline
 from app.assignments.warmup import warm_text_memo
 from app.bundling import preparation
@@ -78,6 +81,7 @@ SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 WARMUP_PROVIDERS = Settings.model_fields["text_warmup_providers"].default
 TARGETS = {
     "run_vs_bare": 1.5,
+    "run_vs_bare_plain": 1.5,  # the peer with the collector on, as a plain caller runs it
     "publish_vs_write": 2.0,
     "rematch_vs_run": 0.05,
     "rematch_warm_vs_run": 0.05,
@@ -178,17 +182,46 @@ def largest_province(url: str) -> str:
     return str(row[0])
 
 
-def bare_match(url: str, region: str, weights: dict[str, Any]) -> float:
-    """The peer: ``matching.match`` alone on the snapshot the run reads."""
-    engine = make_engine(url)
-    with make_session_factory(engine)() as session:
-        scope = Scope(region)
-        ids = list(session.scalars(scope.statement().with_only_columns(HelpRequest.id)))
-        problem = snapshot(session, scope, pinned=locked_pairs(session, ids)).problem
-    engine.dispose()
-    started = time.perf_counter()
+# The peer's child: a fresh process, as ``zhuqi worker --once`` is, reads the run's snapshot
+# and times one ``matching.match`` on it (its first, like the worker's).
+BARE = """
+import json, os, sys, time
+from contextlib import nullcontext
+import matching
+from app.assignments.encode import Scope, locked_pairs, snapshot
+from app.common.collector import paused
+from app.db import make_engine, make_session_factory
+from app.models import HelpRequest
+region, weights, way = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+engine = make_engine(os.environ["DATABASE_URL"])
+with make_session_factory(engine)() as session:
+    scope = Scope(region)
+    ids = list(session.scalars(scope.statement().with_only_columns(HelpRequest.id)))
+    problem = snapshot(session, scope, pinned=locked_pairs(session, ids)).problem
+engine.dispose()
+started = time.perf_counter()
+with paused() if way == "paused" else nullcontext():
     matching.match(problem, matching.Weights(**weights))
-    return time.perf_counter() - started
+print(time.perf_counter() - started)
+"""
+
+
+def bare_match(url: str, region: str, weights: dict[str, Any]) -> dict[str, float]:
+    """The peer: ``matching.match`` alone on the snapshot the run reads, each in a fresh
+    process as the worker's is: called with the collector paused, as the worker calls it,
+    and plainly."""
+    seconds = {}
+    for way in ("paused", "plain"):
+        done = subprocess.run(
+            [PYTHON, "-c", BARE, region, json.dumps(weights), way],
+            cwd=ROOT,
+            env=_env(url),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        seconds[way] = float(done.stdout.split()[-1])
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         api_rss = PeakRss(api)
         try:
-            results = _through_the_api(url, args, region, port, times)
+            results = _through_the_api(url, args, region, (port, api.pid), times)
         finally:
             api.terminate()
             api.wait(10)
@@ -230,9 +263,15 @@ def _wait_up(client: httpx.Client) -> None:
 
 
 def _through_the_api(
-    url: str, args: argparse.Namespace, region: str, port: int, times: dict[str, float]
+    url: str,
+    args: argparse.Namespace,
+    region: str,
+    api: tuple[int, int],
+    times: dict[str, float],
 ) -> dict[str, Any]:
+    """``api``: the API's port and process id."""
     results: dict[str, Any] = {}
+    port, api_pid = api
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
         _wait_up(client)
         token = client.post(
@@ -243,7 +282,7 @@ def _through_the_api(
         run = client.post("/api/v1/match-runs", json={"scope_region": region}, headers=auth)
         assert run.status_code == 202, run.text
         run_id = run.json()["id"]
-        started = time.perf_counter()
+        started, api_cpu = time.perf_counter(), tree_cpu_seconds(api_pid)
         worker = subprocess.Popen(
             [PYTHON, "-c", "from app.cli import main; main()", "worker", "--once"],
             cwd=ROOT,
@@ -255,14 +294,18 @@ def _through_the_api(
         worker.wait()
         worker_rss.thread.join()
         _timed(times, f"match run (scope {region})", started)
+        # Its start-up warm-up (text memo and models, in the background) may overlap the run.
+        print(f"    API's CPU meanwhile {tree_cpu_seconds(api_pid) - api_cpu:6.2f} s")
         done = client.get(f"/api/v1/match-runs/{run_id}", headers=auth).json()
         assert done["status"] == "succeeded", done
         stats = done["stats"]
         results.update(stats=stats, worker_rss_mb=worker_rss.peak)
         for stage in ("snapshot", "supply", "engine", "write"):
             print(f"    {stage:<20} {stats['seconds'].get(stage, 0.0):9.2f} s")
-        times["bare match"] = bare_match(url, region, done["weights"])
-        print(f"  {'bare matching.match':<22} {times['bare match']:9.2f} s")
+        bare = bare_match(url, region, done["weights"])
+        times["bare match"], times["bare match plain"] = bare["paused"], bare["plain"]
+        print(f"  {'bare matching.match':<22} {times['bare match']:9.2f} s  (collector paused)")
+        print(f"  {'  collector on':<22} {times['bare match plain']:9.2f} s")
         started = time.perf_counter()
         published = client.post(f"/api/v1/match-runs/{run_id}/publish", headers=auth)
         assert published.status_code == 200, published.text
@@ -438,6 +481,7 @@ def _report(
     run_seconds = stats["seconds"]["total"]
     ratios = {
         "run_vs_bare": run_seconds / max(times["bare match"], 1e-9),
+        "run_vs_bare_plain": run_seconds / max(times["bare match plain"], 1e-9),
         "publish_vs_write": times["publish"] / max(stats["seconds"].get("write", 0.0), 1e-9),
         "rematch_vs_run": times["re-match"] / max(run_seconds, 1e-9),
         "rematch_warm_vs_run": times["re-match warm"] / max(run_seconds, 1e-9),

@@ -142,8 +142,13 @@ def compute(
     claimed: Claim,
     stage: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Computed:
-    """Supply check and the exact solve, outside any transaction, the lease kept alive."""
-    with heartbeat(sessions, claimed) as lost:
+    """Supply check and the exact solve, outside any transaction, the lease kept alive.
+
+    The cyclic collector is paused here too, as for the snapshot and the write: the engine
+    allocates some 300,000 short-lived objects at 10k x 10k (text tokens, candidate lists)
+    and leaves no cycles worth collecting; its collector passes were 10-20 % of the solve's
+    CPU in a fresh worker process (``bench/service.py`` prints the bare solve both ways)."""
+    with paused(), heartbeat(sessions, claimed) as lost:
         start = time.perf_counter()
         shortages = tuple(matching.check_supply(inputs.snapshot.problem))
         supply_seconds = time.perf_counter() - start
