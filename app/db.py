@@ -58,7 +58,7 @@ def make_engine(
 
     ``network_timeout_ms`` bounds how long a PostgreSQL server that vanished without a word
     (a host powered off, a network cut: no FIN, no RST) can hold a connection: see
-    :func:`_network_args`.
+    :func:`network_args`.
     """
     if url.startswith("sqlite"):
         busy_ms = statement_timeout_ms or SQLITE_BUSY_TIMEOUT_MS
@@ -76,7 +76,7 @@ def make_engine(
         )
         _install_sqlite_recipe(engine, busy_timeout_ms=busy_ms)
         return engine
-    connect_args: dict[str, Any] = {"connect_timeout": 10} | _network_args(network_timeout_ms)
+    connect_args: dict[str, Any] = {"connect_timeout": 10} | network_args(network_timeout_ms)
     if make_url(url).get_driver_name() == "psycopg":
         from app.pg_cursor import DescribedCursor  # psycopg is the postgres extra's
 
@@ -95,7 +95,7 @@ def make_engine(
     return engine
 
 
-def _network_args(timeout_ms: int) -> dict[str, Any]:
+def network_args(timeout_ms: int) -> dict[str, Any]:
     """libpq's TCP settings that turn a silent server into an error within ``timeout_ms``.
 
     Without them a statement sent to a server that vanished waited for the kernel to give up
@@ -126,7 +126,7 @@ def _refuse_a_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any
     microseconds where the ping cost a round trip on every request (~7 % of a cheap request's
     active samples). Raising ``DisconnectionError`` here is SQLAlchemy's documented way to have
     the pool discard the connection and check out a fresh one. A peer that vanished without a
-    word (no FIN) is caught once the keepalive probes fail (:func:`_network_args`); before
+    word (no FIN) is caught once the keepalive probes fail (:func:`network_args`); before
     that, its first statement fails within the network timeout instead of hanging.
     """
     if dbapi_connection.closed or dbapi_connection.broken:

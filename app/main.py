@@ -19,9 +19,10 @@ from app.admission import AdmissionControl, AdmissionStats
 from app.api import API_PREFIX, API_ROUTERS, gate_included_routers
 from app.assignments.warmup import TextMemoWarmup, start_text_memo_warmup
 from app.common.cache import TTLCache
+from app.common.credential_notices import CredentialListener
 from app.common.edges import InputEdgesMiddleware
 from app.common.key_usage import ApiKeyUsage
-from app.common.principal_cache import PrincipalCache, watch_credentials
+from app.common.principal_cache import PrincipalCache, move_epoch, watch_credentials
 from app.common.retry import RetryTransientMiddleware
 from app.common.schemas import ProblemDetail
 from app.common.threads import request_threads
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         worker_engine: Engine | None = None
         warmup: TextMemoWarmup | None = None
         checkpointer: Checkpointer | None = None
+        notices: CredentialListener | None = None
         # One thread per admitted request, plus a few for exempt and background hops, in both
         # pools: the request path's own (app/common/threads.py) and anyio's (other sync work).
         request_threads.resize(settings.request_threads)
@@ -74,6 +76,11 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
                 network_timeout_ms=settings.db_network_timeout_ms,
             )
             app.state.engine = engine
+            if engine.dialect.name == "postgresql" and settings.principal_cache_seconds > 0:
+                notices = CredentialListener(
+                    engine, move_epoch, network_timeout_ms=settings.db_network_timeout_ms
+                ).start()
+            app.state.credential_listener = notices
             checkpointer = start_checkpointer(engine, interval=settings.sqlite_checkpoint_seconds)
             app.state.sqlite_checkpointer = checkpointer
             app.state.session_factories = {
@@ -90,6 +97,8 @@ def create_app(settings: Settings | None = None, *, manage_engine: bool = True) 
         try:
             yield
         finally:
+            if notices is not None:
+                notices.stop()
             if warmup is not None:
                 warmup.stop()
             if worker is not None:

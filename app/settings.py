@@ -179,8 +179,8 @@ class Settings(BaseSettings):
         le=300,
         description=(
             "How long a resolved bearer token or API key is reused without a database look-up; "
-            "changes made in this process take effect at once, in other processes within this "
-            "time (0: looked up on every request)"
+            "changes made in this process, or on PostgreSQL in any process, take effect at "
+            "once, others within this time (0: looked up on every request)"
         ),
     )
     stats_cache_seconds: float = Field(

@@ -14,8 +14,10 @@ What still takes effect, and when:
   Password changes, deactivations, role or region edits and key revocations are all such
   changes. Bumping at the commit too closes the race of a reader that loaded the old row
   just before the writer committed.
-* **In other processes, within ``ttl`` seconds.** Several API processes (or a change made by
-  the CLI) cannot see each other's epoch, so an entry lives at most ``ttl`` seconds
+* **In other processes, at the commit on PostgreSQL.** The same changes send a notice that
+  every API process hears and moves its epoch for (:mod:`app.common.credential_notices`).
+* **At the latest within ``ttl`` seconds.** Where no notice can come (SQLite, whose CLI is
+  another process; a listener reconnecting), an entry lives at most ``ttl`` seconds
   (``ZHUQI_PRINCIPAL_CACHE_SECONDS``, 0 turns the cache off) — and never past the token's own
   expiry.
 
@@ -34,9 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
+from app.common.credential_notices import notify
 from app.common.principal import Principal
 from app.models import ApiKey, User
 
@@ -56,8 +59,15 @@ def _bump() -> None:
     _epoch = next(_epochs)  # next() on a count is atomic under the GIL
 
 
-def _row_changed(_mapper: Mapper[Any], connection: Any, _target: Any) -> None:
+def move_epoch() -> None:
+    """Forget every cached caller of this process (another process changed a credential:
+    :mod:`app.common.credential_notices`)."""
     _bump()
+
+
+def _row_changed(_mapper: Mapper[Any], connection: Connection, _target: Any) -> None:
+    _bump()
+    notify(connection)
     session = Session.object_session(_target)
     if session is not None:
         session.info[_TOUCHED] = True
@@ -68,6 +78,7 @@ def _bulk_statement(state: ORMExecuteState) -> None:
         m.class_ in _CREDENTIAL_TABLES for m in state.all_mappers
     ):
         _bump()
+        notify(state.session.connection())
         state.session.info[_TOUCHED] = True
 
 
