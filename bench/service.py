@@ -185,7 +185,7 @@ def largest_province(url: str) -> str:
 # The peer's child: a fresh process, as ``zhuqi worker --once`` is, reads the run's snapshot
 # and times one ``matching.match`` on it (its first, like the worker's).
 BARE = """
-import json, os, sys, time
+import json, os, resource, sys, time
 from contextlib import nullcontext
 import matching
 from app.assignments.encode import Scope, locked_pairs, snapshot
@@ -202,7 +202,8 @@ engine.dispose()
 started = time.perf_counter()
 with paused() if way == "paused" else nullcontext():
     matching.match(problem, matching.Weights(**weights))
-print(time.perf_counter() - started)
+seconds = time.perf_counter() - started
+print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
@@ -220,7 +221,9 @@ def bare_match(url: str, region: str, weights: dict[str, Any]) -> dict[str, floa
             capture_output=True,
             text=True,
         )
-        seconds[way] = float(done.stdout.split()[-1])
+        took, peak_mb = done.stdout.split()[-2:]
+        seconds[way] = float(took)
+        print(f"    peer, collector {way}: peak RSS {float(peak_mb):.0f} MB")
     return seconds
 
 
