@@ -116,7 +116,7 @@ def main() -> None:
     apps = {"zhuqi": HERE} | ({"compare": args.compare.resolve()} if args.compare else {})
     counts = {lbl: args.requests // 4 if lbl in HEAVY else args.requests for lbl in labels}
     offer_labels = [lbl for lbl in labels if lbl.startswith("offers")]
-    # each accept or decline consumes a prepared offer (made through the hand-offer use case)
+    # each accept or decline consumes a prepared offer (one of the published match run's)
     needed = sum(counts[lbl] + 2 * args.clients for lbl in offer_labels) * len(apps) * args.rounds
     offers = needed + 20 if offer_labels else 5
     figures: dict[tuple[str, str], list[float]] = {}

@@ -17,6 +17,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import create_engine, text
 
 from app.migrate import upgrade
 from app.settings import Settings
@@ -48,6 +49,25 @@ def own_database(backend: str, directory: Path, *, migrate: bool = True) -> Iter
         yield url
     finally:
         drop()
+
+
+def end_sessions(url: str, condition: str = "pid <> pg_backend_pid()", **params: Any) -> int:
+    """``pg_terminate_backend`` on the sessions of ``url``'s PostgreSQL database that meet
+    ``condition`` (by default every one but the caller's), as a restart or an administrator
+    would; waits (server side) until each has ended. How many were ended."""
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            ended = connection.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) "
+                    f"FROM pg_stat_activity WHERE datname = current_database() AND {condition}"
+                ),
+                params,
+            ).scalar_one()
+    finally:
+        admin.dispose()
+    return int(ended)
 
 
 def settings_for(url: str, *, embedded_worker: bool = False, **overrides: Any) -> Settings:

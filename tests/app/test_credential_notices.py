@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.common.credential_notices import CHANNEL, CredentialListener
@@ -23,7 +23,7 @@ from app.main import create_app
 from app.models import Role, User
 from tests.conftest import TEST_SECRET
 from tests.factories import auth_headers, make_user
-from tests.live import own_database, settings_for
+from tests.live import end_sessions, own_database, settings_for
 
 ME = "/api/v1/users/me"
 # Another API process's change: the ORM with the credential hooks an app registers.
@@ -127,18 +127,6 @@ class TestListener:
     ) -> None:
         listener, notices = heard
         before = len(notices)
-        admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                ended = connection.execute(
-                    text(
-                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) "
-                        "FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND query = :listen"
-                    ),
-                    {"listen": f"LISTEN {CHANNEL}"},
-                ).scalar_one()
-        finally:
-            admin.dispose()
+        ended = end_sessions(pg_url, "query = :listen", listen=f"LISTEN {CHANNEL}")
         assert ended == 1
         assert wait_until(lambda: len(notices) > before and listener.listening.is_set())

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -37,31 +37,13 @@ from app.main import create_app
 from app.models import Role
 from tests.conftest import TEST_SECRET
 from tests.factories import auth_headers, make_enterprise, make_user
-from tests.live import free_port, own_database, serve, settings_for
+from tests.live import end_sessions, free_port, own_database, serve, settings_for
 
 
 @pytest.fixture(scope="module")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with own_database("postgresql", tmp_path_factory.mktemp("dead")) as url:
         yield url
-
-
-def _end_every_other_session(url: str) -> int:
-    """``pg_terminate_backend`` on every session of the database but the caller's; waits
-    (server side) until each has ended. How many were ended."""
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            ended = connection.execute(
-                text(
-                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) "
-                    "FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-    finally:
-        admin.dispose()
-    return int(ended)
 
 
 def _backend_pid(engine: Engine) -> int:
@@ -73,7 +55,7 @@ def test_the_pool_replaces_a_connection_the_server_ended(pg_url: str) -> None:
     engine = make_engine(pg_url, pool_size=1)
     try:
         before = _backend_pid(engine)
-        assert _end_every_other_session(pg_url) >= 1
+        assert end_sessions(pg_url) >= 1
         after = _backend_pid(engine)
     finally:
         engine.dispose()
@@ -97,7 +79,7 @@ def test_a_request_after_the_server_ended_every_session_succeeds(pg_url: str) ->
     app = create_app(settings_for(pg_url, principal_cache_seconds=0))
     with serve(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
         assert client.get(path, headers=headers).status_code == 200
-        assert _end_every_other_session(pg_url) >= 1
+        assert end_sessions(pg_url) >= 1
         responses = [client.get(path, headers=headers) for _ in range(3)]
     assert [response.status_code for response in responses] == [200, 200, 200]
 
