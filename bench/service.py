@@ -97,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--template",
         help="seeded database to keep and reuse (PostgreSQL: a name; SQLite: a file): seeded "
-        "when missing, then every run works on a throw-away copy of it, and its seed row is "
-        "the copy's time; the template keeps the sizes it was seeded with",
+        "when missing, then every run works on a throw-away copy of it; the seed row is the "
+        "copy's time (and the seeding's when the template was missing); the template keeps "
+        "the sizes it was seeded with",
     )
     return parser
 
