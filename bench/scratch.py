@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import create_engine, text
 
 PG_SERVER = os.environ.get("ZHUQI_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
@@ -24,20 +24,26 @@ def scratch_database(kind: str, label: str = "bench") -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix=f"zhuqi-{label}-") as folder:
             yield f"sqlite:///{folder}/{label}.db"
         return
-    name = f"zhuqi_{label}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    store = Store(kind)
+    name = store.new_name(label)
+    store.create(name)
     try:
-        yield f"{PG_SERVER}/{name}"
+        yield store.url(name)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        store.drop(name)
 
 
-def _admin() -> Engine:
-    return create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
+def _admin(statement: str, **params: object) -> object:
+    """One statement on the server's ``test`` database, outside a transaction (``CREATE`` /
+    ``DROP DATABASE``); its scalar result. The engine goes with it: no connection is left
+    open to keep a later ``DROP DATABASE`` or a template copy waiting."""
+    engine = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            result = connection.execute(text(statement), params)
+            return result.scalar() if result.returns_rows else None
+    finally:
+        engine.dispose()
 
 
 class Store:
@@ -57,16 +63,11 @@ class Store:
     def exists(self, name: str) -> bool:
         if self.kind == "sqlite":
             return Path(name).exists()
-        with _admin().connect() as connection:
-            found = connection.scalar(
-                text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name}
-            )
-        return bool(found)
+        return bool(_admin("SELECT count(*) FROM pg_database WHERE datname = :n", n=name))
 
     def create(self, name: str) -> None:
         if self.kind == "postgresql":
-            with _admin().connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            _admin(f'CREATE DATABASE "{name}"')
 
     def copy(self, template: str) -> str:
         name = self.new_name("pubcopy")
@@ -74,9 +75,8 @@ class Store:
             with sqlite3.connect(template) as source, sqlite3.connect(name) as target:
                 source.backup(target)
             return name
-        with _admin().connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-            connection.execute(text("CHECKPOINT"))
+        _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        _admin("CHECKPOINT")
         return name
 
     def drop(self, name: str) -> None:
@@ -84,8 +84,7 @@ class Store:
             for suffix in ("", "-wal", "-shm"):
                 Path(name + suffix).unlink(missing_ok=True)
             return
-        with _admin().connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def prepare(self, template: str) -> None:
         if self.kind == "postgresql":
