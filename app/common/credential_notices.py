@@ -28,7 +28,7 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy import Connection, Engine
 
-from app.db import network_args
+from app.db import NETWORK_TIMEOUT_MS, network_args
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class CredentialListener:
         *,
         retry_seconds: float = 1.0,
         poll_seconds: float = 1.0,
-        network_timeout_ms: int = 10_000,
+        network_timeout_ms: int = NETWORK_TIMEOUT_MS,
     ) -> None:
         self.engine = engine
         self.on_notice = on_notice
