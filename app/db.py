@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -27,14 +28,13 @@ from sqlalchemy import (
     event,
     make_url,
 )
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from app.sqlfuncs import register_sqlite_functions
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 NETWORK_TIMEOUT_MS = 10_000  # a PostgreSQL server that stops answering, noticed within this
-SQLITE_BEGIN_OPTION = "zhuqi_sqlite_begin"
 # session.info key of sessions that must not write (``make_session_factory(read_only=True)``).
 READ_ONLY = "zhuqi_read_only"
 
@@ -94,15 +94,16 @@ def make_engine(
         isolation_level="AUTOCOMMIT",
     )
     event.listen(engine, "checkout", _refuse_a_closed_connection)
-    # Set on this engine's dialect alone; the statement readers' engine keeps its own.
+    # Set on this engine's dialect alone; its reader (same pool) keeps its own, which sends nothing.
     engine.dialect.do_begin = _begin_explicitly  # type: ignore[method-assign]
-    _STATEMENT_READERS[engine] = create_engine(url, echo=echo, pool=engine.pool)
+    _READERS[engine] = create_engine(url, echo=echo, pool=engine.pool)
     return engine
 
 
 _PGRES_COMMAND_OK = 1  # libpq's ExecStatusType of a command that returned no rows
-# A PostgreSQL engine of ``make_engine`` → the engine its statement reads run on (same pool).
-_STATEMENT_READERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+# An engine of ``make_engine`` → the engine its read-only sessions run on: the same pool,
+# another dialect, whose ``do_begin`` begins as a reader does (``reader_of``).
+_READERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def _begin_explicitly(dbapi_connection: Any) -> None:
@@ -138,10 +139,13 @@ def _begin_explicitly(dbapi_connection: Any) -> None:
         raise psycopg.OperationalError(f"BEGIN failed: {message}".strip())
 
 
-def statement_reader(engine: Engine) -> Engine:
-    """The engine the statement reads of ``engine``'s sessions run on: ``engine`` itself but
-    for a PostgreSQL engine of ``make_engine`` (see ``_begin_explicitly``)."""
-    return _STATEMENT_READERS.get(engine, engine)
+def reader_of(engine: Engine) -> Engine:
+    """The engine of ``engine``'s read-only sessions (``make_session_factory``): on
+    PostgreSQL its transactions send no BEGIN, so a statement read runs each statement on
+    its own; on SQLite they begin DEFERRED, beside a writer instead of behind it. The same
+    pool as ``engine``: no connection more. ``engine`` itself when it is not one of
+    ``make_engine``'s."""
+    return _READERS.get(engine, engine)
 
 
 def network_args(timeout_ms: int) -> dict[str, Any]:
@@ -227,6 +231,14 @@ def sqlite_file(url: URL) -> str | None:
 
 
 def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
+    """SQLAlchemy's pysqlite recipe: the driver's own transaction handling off, BEGIN sent here.
+
+    A writer begins IMMEDIATE (after this process's writer gate) and a reader DEFERRED, each
+    by its own engine's dialect (``do_begin``; the reader's engine shares the pool,
+    ``reader_of``), not by ``begin``/``commit`` connection events: any such event makes
+    SQLAlchemy dispatch its connection events around every statement of the engine, about
+    35 µs each.
+    """
     database = sqlite_file(engine.url)
     gate = writer_gate(database) if database is not None else None
 
@@ -242,33 +254,14 @@ def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
         cursor.close()
         register_sqlite_functions(dbapi_connection)
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
-        if mode != "IMMEDIATE" or gate is None:
-            connection.exec_driver_sql(f"BEGIN {mode}")
-            return
-        if not gate.acquire(timeout=busy_timeout_ms / 1000):
-            raise OperationalError(
-                "BEGIN IMMEDIATE",
-                None,
-                sqlite3.OperationalError("database is locked (this process's writers queue)"),
-            )
-        info = connection.connection.info
-        info[HOLDS_WRITER_GATE] = True
-        try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        except BaseException:
-            _release_writer_gate(info, gate)
-            raise
-
-    if gate is not None:
-
-        @event.listens_for(engine, "commit")
-        @event.listens_for(engine, "rollback")
-        def _on_end(connection: Any) -> None:
-            if not connection.invalidated:  # else the pool's ``invalidate`` released it
-                _release_writer_gate(connection.connection.info, gate)
+    dialect = engine.dialect
+    if gate is None:
+        dialect.do_begin = _begin_immediate  # type: ignore[method-assign]
+    else:
+        timeout = busy_timeout_ms / 1000
+        dialect.do_begin = partial(_begin_behind_gate, gate, timeout)  # type: ignore[method-assign]
+        dialect.do_commit = partial(_then_open_gate, dialect.do_commit, gate)  # type: ignore[method-assign]
+        dialect.do_rollback = partial(_then_open_gate, dialect.do_rollback, gate)  # type: ignore[method-assign]
 
         @event.listens_for(engine.pool, "checkin")
         @event.listens_for(engine.pool, "invalidate")
@@ -276,17 +269,59 @@ def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
             if record is not None:
                 _release_writer_gate(record.info, gate)
 
+    reader = create_engine(engine.url, echo=engine.echo, pool=engine.pool)
+    reader.dialect.do_begin = _begin_deferred  # type: ignore[method-assign]
+    _READERS[engine] = reader
+
+
+def _begin_deferred(dbapi_connection: Any) -> None:
+    dbapi_connection.execute("BEGIN DEFERRED")
+
+
+def _begin_immediate(dbapi_connection: Any) -> None:
+    dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+def _begin_behind_gate(gate: threading.Lock, timeout: float, dbapi_connection: Any) -> None:
+    """BEGIN IMMEDIATE once this process's writers' gate is ours (``writer_gate``)."""
+    if not gate.acquire(timeout=timeout):
+        raise sqlite3.OperationalError("database is locked (this process's writers queue)")
+    info = dbapi_connection.info
+    info[HOLDS_WRITER_GATE] = True
+    try:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        _release_writer_gate(info, gate)
+        raise
+
+
+def _then_open_gate(
+    end: Callable[[Any], None], gate: threading.Lock, dbapi_connection: Any
+) -> None:
+    """COMMIT or ROLLBACK, then the gate for the next writer, whatever the end said."""
+    try:
+        end(dbapi_connection)
+    finally:
+        try:
+            info = dbapi_connection.info
+        except NotImplementedError:  # the dialect's first-connect reset: no pooled connection yet
+            info = None
+        if info is not None:
+            _release_writer_gate(info, gate)
+
 
 def make_session_factory(
     engine: Engine, *, read_only: bool = False, statement_reads: bool = False
 ) -> sessionmaker[Session]:
     """``expire_on_commit=False``: responses are serialised from objects after the commit.
 
-    ``read_only`` sessions start SQLite transactions DEFERRED, so reads under WAL run beside a
-    writer instead of queueing behind it; PostgreSQL ignores the option.
+    ``read_only`` sessions run on the engine's reader (``reader_of``): on SQLite their
+    transactions begin DEFERRED, so reads under WAL run beside a writer instead of queueing
+    behind it; on PostgreSQL ``read_only`` alone changes nothing.
 
     ``statement_reads`` (with ``read_only``; the request path's reads): on PostgreSQL the
-    session runs each statement on its own, in autocommit, instead of inside BEGIN ... COMMIT.
+    session runs each statement on its own, in autocommit (the reader sends no BEGIN), instead
+    of inside BEGIN ... COMMIT.
     Those were two of a GET's four round trips (ping, BEGIN, SELECT, COMMIT), each costing
     the server about as much client-side work as the query itself. Nothing is lost: at READ
     COMMITTED, PostgreSQL's level here, every statement of a transaction takes its own
@@ -297,14 +332,11 @@ def make_session_factory(
     there would commit statement by statement. SQLite keeps its deferred transaction, which
     costs no round trip and gives the read one WAL snapshot.
     """
-    bind = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}) if read_only else engine
-    if read_only and statement_reads and engine.dialect.name == "postgresql":
-        reader = statement_reader(engine)
-        bind = (
-            reader
-            if reader is not engine
-            else engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
+    bind = engine
+    if read_only and (statement_reads or engine.dialect.name == "sqlite"):
+        bind = reader_of(engine)
+        if bind is engine and statement_reads and engine.dialect.name == "postgresql":
+            bind = engine.execution_options(isolation_level="AUTOCOMMIT")  # not make_engine's
     return sessionmaker(
         bind=bind,
         expire_on_commit=False,

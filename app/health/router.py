@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.common.clock import today
 from app.common.workdays import calendar_outlook
-from app.db import SQLITE_BEGIN_OPTION
+from app.db import reader_of
 from app.observability.backlog import Backlog, backlog
 
 router = APIRouter(tags=["health"])
@@ -36,8 +36,7 @@ async def healthz() -> dict[str, str]:
 def _readiness(engine: Engine, stall_seconds: float) -> tuple[str | None, Backlog | None]:
     """The schema revision and, once migrated, the worker's backlog (three indexed reads)."""
     # A reader never queues behind a writer's lock on SQLite.
-    reader = engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
-    with reader.connect() as connection:
+    with reader_of(engine).connect() as connection:
         revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
         if revision is None:
             return None, None
