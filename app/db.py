@@ -96,7 +96,7 @@ def make_engine(
     event.listen(engine, "checkout", _refuse_a_closed_connection)
     # Set on this engine's dialect alone; its reader (same pool) keeps its own, which sends nothing.
     engine.dialect.do_begin = _begin_explicitly  # type: ignore[method-assign]
-    _READERS[engine] = create_engine(url, echo=echo, pool=engine.pool)
+    _add_reader(engine, None)
     return engine
 
 
@@ -117,9 +117,10 @@ def _begin_explicitly(dbapi_connection: Any) -> None:
     the option's connect hook made SQLAlchemy dispatch its connection events around every
     statement of the read (about 35 µs each). Now the readers' engine (the same pool,
     another dialect, whose ``do_begin`` sends nothing) simply never begins, and this engine
-    begins on its own; measured in process, a GET cost 7-16% less CPU. psycopg commits or
-    rolls back whatever the connection is in (``COMMIT``/``ROLLBACK`` when a transaction is
-    open), so the end of a transaction is unchanged.
+    begins on its own; measured in process (``bench/inprocess_cpu.py``), lists cost 14-19%
+    less CPU, single reads 0-4% and writes 9-21% (docs/benchmarks.md, session 19). psycopg
+    commits or rolls back whatever the connection is in (``COMMIT``/``ROLLBACK`` when a
+    transaction is open), so the end of a transaction is unchanged.
 
     A connection whose isolation was asked for by an execution option gets no BEGIN here:
     at another level the driver is out of autocommit and begins implicitly, as before, and
@@ -137,6 +138,16 @@ def _begin_explicitly(dbapi_connection: Any) -> None:
 
         message = (result.error_message or b"").decode(errors="replace")
         raise psycopg.OperationalError(f"BEGIN failed: {message}".strip())
+
+
+def _add_reader(engine: Engine, begin: Callable[[Any], None] | None) -> None:
+    """Make ``engine``'s reader (``reader_of``): an engine over the same pool whose dialect, a
+    separate instance, begins with ``begin`` (None: the dialect's own, which sends nothing).
+    Made before ``engine``'s first connection, so the reader's dialect is initialised by it."""
+    reader = create_engine(engine.url, echo=engine.echo, pool=engine.pool)
+    if begin is not None:
+        reader.dialect.do_begin = begin  # type: ignore[method-assign,assignment]
+    _READERS[engine] = reader
 
 
 def reader_of(engine: Engine) -> Engine:
@@ -269,9 +280,7 @@ def _install_sqlite_recipe(engine: Engine, *, busy_timeout_ms: int) -> None:
             if record is not None:
                 _release_writer_gate(record.info, gate)
 
-    reader = create_engine(engine.url, echo=engine.echo, pool=engine.pool)
-    reader.dialect.do_begin = _begin_deferred  # type: ignore[method-assign]
-    _READERS[engine] = reader
+    _add_reader(engine, _begin_deferred)
 
 
 def _begin_deferred(dbapi_connection: Any) -> None:
@@ -289,7 +298,7 @@ def _begin_behind_gate(gate: threading.Lock, timeout: float, dbapi_connection: A
     info = dbapi_connection.info
     info[HOLDS_WRITER_GATE] = True
     try:
-        dbapi_connection.execute("BEGIN IMMEDIATE")
+        _begin_immediate(dbapi_connection)
     except BaseException:
         _release_writer_gate(info, gate)
         raise
